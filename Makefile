@@ -1,0 +1,31 @@
+# Two commands do everything; each sets up .venv on first use.
+#   make run   [ARGS="image.dcm ..."]   start the app (demo image when given none)
+#   make test                           lint + the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamp-installed
+
+.PHONY: run test lint benchmark dist clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m thyroid_desktop $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/bench_predict.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""Speed of one analysis on this machine: cold model load, warm predict + Grad-CAM, peak RSS.
+
+Usage: python benchmarks/bench_predict.py [--repeats 50] [IMAGE]
+Prints figures; targets (issue 2): warm predict + Grad-CAM <= 50 ms on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def cold_import_and_load() -> tuple[float, float]:
+    """Seconds to import TensorFlow and load + warm the model, in a fresh process."""
+    code = (
+        "import time; t0=time.perf_counter(); import tensorflow; t1=time.perf_counter();"
+        "from thyroid_desktop.core.models import load_classifier; load_classifier();"
+        "print(t1-t0, time.perf_counter()-t1)"
+    )
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    tf_s, load_s = (float(v) for v in out.stdout.split()[-2:])
+    return tf_s, load_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("image", nargs="?", type=Path)
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from thyroid_desktop.core.images import from_array, open_image
+    from thyroid_desktop.core.inference import predict
+    from thyroid_desktop.core.models import load_classifier
+    from thyroid_desktop.core.phantom import make_phantom
+
+    tf_s, load_s = cold_import_and_load()
+    print(f"cold: import tensorflow {tf_s:.2f} s, load + verify + warm model {load_s:.2f} s")
+    clf = load_classifier()
+    if args.image:
+        image, roi = open_image(args.image), None
+    else:
+        phantom = make_phantom()
+        image, roi = from_array(phantom.pixels), phantom.nodule
+    predict(image, clf, roi)
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        predict(image, clf, roi)
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    p90 = times[int(0.9 * (len(times) - 1))]
+    print(
+        f"warm predict + Grad-CAM ({'TTA x2' if clf.card.tta else 'single'} crop, {clf.card.input_size} px, "
+        f"{clf.device}, {os.cpu_count()} cores): median {statistics.median(times):.1f} ms, "
+        f"p90 {p90:.1f} ms over {args.repeats} runs (target <= 50 ms)"
+    )
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {rss_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""``python -m thyroid_desktop [FILES...]`` starts the app; ``python -m thyroid_desktop predict
+...`` (and other subcommands) runs the same core headless."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+CLI_COMMANDS = {"predict", "-h", "--help"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in CLI_COMMANDS:
+        from thyroid_desktop.cli import main as cli_main
+
+        return cli_main(argv)
+    from thyroid_desktop.ui.app import run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

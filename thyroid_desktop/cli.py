@@ -1,0 +1,82 @@
+"""Headless use of the same core: ``python -m thyroid_desktop predict IMG ... --json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from thyroid_desktop.core.images import ImageLoadError, open_image
+from thyroid_desktop.core.models import ModelError
+from thyroid_desktop.core.roi import ROI
+
+
+def _roi(text: str) -> ROI:
+    try:
+        return ROI.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thyroid-review", description="Thyroid Review")
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("predict", help="malignancy estimate for one or more images")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument(
+        "--roi", type=_roi, help="nodule box x,y,w,h in image pixels (default: whole image)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")
+    return parser
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Prints a result (or an error) per image; non-zero exit if any image failed."""
+    from thyroid_desktop.core.inference import predict
+    from thyroid_desktop.core.models import load_classifier
+
+    try:
+        classifier = load_classifier(args.models)
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    failed = 0
+    for path in args.images:
+        record: dict = {"file": str(path)}
+        try:
+            image = open_image(path)
+            finding = predict(image, classifier, args.roi, "manual" if args.roi else "full")
+            record.update(
+                probability=round(finding.probability, 6),
+                label=finding.label,
+                threshold=finding.threshold,
+                roi=finding.roi.as_list(),
+                roi_source=finding.roi_source,
+                model=finding.model_id,
+                ms=round(finding.timings_ms["total"], 1),
+            )
+        except (ImageLoadError, ValueError) as err:
+            failed += 1
+            record["error"] = str(err)
+        if args.json:
+            print(json.dumps(record), flush=True)
+        elif "error" in record:
+            print(f"{path}: ERROR {record['error']}", flush=True)
+        else:
+            print(
+                f"{path}: p(malignant)={record['probability']:.3f} -> {record['label']} "
+                f"(threshold {record['threshold']:.3f}, roi {record['roi']} {record['roi_source']})",
+                flush=True,
+            )
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "predict":
+        return predict_command(args)
+    build_parser().print_help()
+    return 2

@@ -1,0 +1,200 @@
+"""Finding, verifying and loading the bundled models.
+
+The model card (``model_card.json``) is the single source of truth for what the app says
+about the model. TensorFlow is imported only when a model is loaded, never at import time,
+so the window can appear before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_FILE = "classifier.keras"
+CARD_FILE = "model_card.json"
+
+
+class ModelError(Exception):
+    """The bundled model is missing, damaged or unusable; the message says which and why."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resources_dir() -> Path:
+    """``resources/`` next to the package, or inside a PyInstaller bundle."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def models_dir() -> Path:
+    """Where the models are; ``THYROID_MODELS_DIR`` overrides it."""
+    return Path(os.environ.get("THYROID_MODELS_DIR") or resources_dir() / "models")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the card states; ``raw`` keeps every field for the report."""
+
+    raw: dict[str, Any]
+    directory: Path
+
+    @property
+    def id(self) -> str:
+        return str(self.raw["id"])
+
+    @property
+    def version(self) -> str:
+        return str(self.raw.get("version", ""))
+
+    @property
+    def threshold(self) -> float:
+        return float(self.raw["threshold"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.raw["input_size"])
+
+    @property
+    def crop_margin(self) -> float:
+        return float(self.raw["crop"]["margin"])
+
+    @property
+    def last_conv_layer(self) -> str:
+        return str(self.raw["last_conv_layer"])
+
+    @property
+    def logit_layer(self) -> str:
+        return str(self.raw["logit_layer"])
+
+    @property
+    def weights_path(self) -> Path:
+        return self.directory / str(self.raw["file"])
+
+    @property
+    def tta(self) -> bool:
+        return bool(self.raw.get("training", {}).get("tta", False))
+
+
+def load_card(directory: Path | None = None) -> ModelCard:
+    """Reads and checks the model card.
+
+    Raises:
+        ModelError: the card is missing, unreadable or lacks a required field.
+    """
+    directory = Path(directory or models_dir())
+    path = directory / CARD_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ModelError(f"The model card {path} is missing; reinstall the application.") from err
+    except (OSError, ValueError) as err:
+        raise ModelError(f"The model card {path} cannot be read ({err}).") from err
+    required = (
+        "id",
+        "file",
+        "sha256",
+        "input_size",
+        "threshold",
+        "last_conv_layer",
+        "logit_layer",
+        "crop",
+    )
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise ModelError(f"The model card {path} lacks {', '.join(missing)}.")
+    return ModelCard(raw, directory)
+
+
+def verify(card: ModelCard) -> None:
+    """Checks the weight file exists and matches the card's sha256.
+
+    Raises:
+        ModelError: missing or corrupted (checksum mismatch) weight file.
+    """
+    path = card.weights_path
+    if not path.is_file():
+        raise ModelError(f"The model file {path} is missing; reinstall the application.")
+    digest = sha256_file(path)
+    if digest != card.raw["sha256"]:
+        raise ModelError(
+            f"The model file {path} is corrupted (sha256 {digest[:12]}... does not match the "
+            f"card's {str(card.raw['sha256'])[:12]}...); reinstall the application."
+        )
+
+
+def device_description() -> str:
+    """``GPU: <name>`` when TensorFlow sees a GPU, else ``CPU``."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    except (RuntimeError, ValueError):
+        name = gpus[0].name
+    return f"GPU: {name}"
+
+
+@dataclass(eq=False)
+class Classifier:
+    """A loaded, verified classifier with a compiled function giving probability, logit and
+    the Grad-CAM map in one pass."""
+
+    card: ModelCard
+    model: Any
+    device: str
+    load_seconds: float
+
+    @cached_property
+    def gradcam(self):
+        from thyroid_desktop.core.gradcam import GradCAM
+
+        return GradCAM(self.model, self.card.last_conv_layer, self.card.logit_layer)
+
+
+def load_classifier(directory: Path | None = None) -> Classifier:
+    """Loads the verified classifier (imports TensorFlow: seconds, call it off the GUI thread).
+
+    Raises:
+        ModelError: missing/corrupted files, or a file Keras cannot load.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    card = load_card(directory)
+    verify(card)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        model = keras.saving.load_model(card.weights_path, compile=False)
+    except Exception as err:  # Keras raises many types for a bad file
+        raise ModelError(f"The model file {card.weights_path} cannot be loaded: {err}") from err
+    for name in (card.last_conv_layer, card.logit_layer):
+        try:
+            model.get_layer(name)
+        except ValueError as err:
+            raise ModelError(f"The model has no layer {name!r} named in its card.") from err
+    clf = Classifier(card, model, device_description(), 0.0)
+    clf.gradcam.warm_up(card.input_size)
+    clf.load_seconds = time.perf_counter() - t0
+    log.info("loaded %s on %s in %.2f s", card.id, clf.device, clf.load_seconds)
+    return clf

@@ -1,0 +1,48 @@
+"""A synthetic B-mode thyroid phantom: speckle, a sector-free linear-probe field of view and
+one hypoechoic nodule. Used as the app's demo image, for the self-test and in tests, so no
+patient image ships with the application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from thyroid_desktop.core.roi import ROI
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """The image (H x W x 3 uint8 RGB) and the true nodule box."""
+
+    pixels: np.ndarray
+    nodule: ROI
+
+
+def make_phantom(width: int = 560, height: int = 360, seed: int = 0) -> Phantom:
+    """Builds a deterministic phantom with an elliptical hypoechoic nodule and a dark margin
+    of 'UI' around the scan area, as scanners draw it."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    # Tissue: depth-attenuated echo level with Rayleigh speckle, smoothed to grain size.
+    tissue = 0.55 * np.exp(-y / (1.6 * height)) + 0.08 * np.sin(x / 37.0) * np.exp(-y / height)
+    cx, cy = width * (0.45 + 0.1 * rng.random()), height * (0.42 + 0.1 * rng.random())
+    ax, ay = width * 0.12, height * 0.16
+    r = ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2
+    tissue = np.where(r < 1.0, tissue * 0.35, tissue)
+    tissue = np.where(np.abs(r - 1.0) < 0.08, tissue * 1.8, tissue)  # echogenic rim
+    below = (np.abs(x - cx) < ax * 0.8) & (y > cy + ay)
+    tissue = np.where(below, tissue * 1.25, tissue)  # posterior enhancement
+    speckle = rng.rayleigh(1.0, size=(height, width)).astype(np.float32)
+    speckle = cv2.GaussianBlur(speckle, (0, 0), sigmaX=1.6, sigmaY=0.8)
+    img = np.clip(tissue * speckle * 255.0 / 1.25, 0, 255).astype(np.uint8)
+    # Field of view: black border with a depth scale, like a scanner's screen.
+    mask = np.zeros_like(img)
+    mask[20 : height - 30, 40 : width - 60] = 1
+    img = img * mask
+    for d in range(20, height - 30, 40):
+        cv2.line(img, (width - 52, d), (width - 46, d), 200, 1)
+    cv2.putText(img, "PHANTOM", (44, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 180, 1)
+    nodule = ROI(int(cx - ax), int(cy - ay), int(2 * ax), int(2 * ay))
+    return Phantom(np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2)), nodule)

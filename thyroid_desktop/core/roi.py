@@ -1,0 +1,110 @@
+"""Regions of interest and the one crop used by both training and the app.
+
+The classifier always sees a square crop centred on the nodule box, enlarged by a fixed
+margin so the nodule's border and what lies just beneath it (posterior shadowing or
+enhancement) are in view. Training and inference call :func:`crop_square`, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Fraction of the box's longer side added on every side before cropping.
+CROP_MARGIN = 0.15
+
+
+@dataclass(frozen=True)
+class ROI:
+    """An axis-aligned box in original image pixels: top-left corner, width and height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def __post_init__(self) -> None:
+        if self.w <= 0 or self.h <= 0:
+            raise ValueError(f"ROI must have positive size, got {self.w}x{self.h}")
+
+    @classmethod
+    def parse(cls, text: str) -> ROI:
+        """Parses ``"x,y,w,h"`` (as typed on the command line)."""
+        try:
+            x, y, w, h = (int(round(float(v))) for v in text.split(","))
+        except ValueError as err:
+            raise ValueError(f"ROI must be four numbers x,y,w,h, got {text!r}") from err
+        return cls(x, y, w, h)
+
+    @classmethod
+    def full(cls, width: int, height: int) -> ROI:
+        """The whole image."""
+        return cls(0, 0, width, height)
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    def clipped(self, width: int, height: int) -> ROI:
+        """This box limited to an image of the given size.
+
+        Raises:
+            ValueError: the box lies entirely outside the image.
+        """
+        x0, y0 = max(self.x, 0), max(self.y, 0)
+        x1, y1 = min(self.x + self.w, width), min(self.y + self.h, height)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"ROI {self.as_list()} lies outside the {width}x{height} image")
+        return ROI(x0, y0, x1 - x0, y1 - y0)
+
+    def square_window(self, margin: float = CROP_MARGIN) -> ROI:
+        """The square, margin-enlarged window the classifier sees (may extend past the image)."""
+        side = int(round(max(self.w, self.h) * (1.0 + 2.0 * margin)))
+        cx, cy = self.x + self.w / 2.0, self.y + self.h / 2.0
+        return ROI(int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side, side)
+
+
+def roi_from_mask(mask: np.ndarray) -> ROI | None:
+    """Bounding box of the largest connected component of a binary mask, or None if empty.
+
+    A two-part mask in these data is usually one nodule shown in two panels side by side,
+    so the largest part is the nodule and boxes never span both panels.
+    """
+    binary = (np.asarray(mask) > 0).astype(np.uint8)
+    if binary.ndim == 3:
+        binary = binary.max(axis=2)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[largest, :4])
+    return ROI(x, y, w, h)
+
+
+def crop_square(
+    pixels: np.ndarray, roi: ROI, size: int, margin: float = CROP_MARGIN
+) -> tuple[np.ndarray, ROI]:
+    """Cuts the classifier's input from an RGB image.
+
+    Args:
+        pixels: H x W x 3 uint8 image.
+        roi: nodule box in image pixels.
+        size: output side in pixels.
+        margin: fraction of the box's longer side added on every side.
+
+    Returns:
+        The ``size x size x 3`` uint8 crop (parts outside the image are black, as the
+        background of an ultrasound frame is) and the square window it was cut from, in
+        image pixels, so a heat map can be mapped back.
+    """
+    height, width = pixels.shape[:2]
+    roi = roi.clipped(width, height)
+    win = roi.square_window(margin)
+    canvas = np.zeros((win.h, win.w, 3), dtype=np.uint8)
+    sx0, sy0 = max(win.x, 0), max(win.y, 0)
+    sx1, sy1 = min(win.x + win.w, width), min(win.y + win.h, height)
+    canvas[sy0 - win.y : sy1 - win.y, sx0 - win.x : sx1 - win.x] = pixels[sy0:sy1, sx0:sx1]
+    interp = cv2.INTER_AREA if win.w > size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (size, size), interpolation=interp), win

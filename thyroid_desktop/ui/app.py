@@ -1,0 +1,30 @@
+"""Starting the GUI: the window first, the model in the background."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def run(argv: Sequence[str]) -> int:
+    """Shows the window with the given files (or the demo phantom) and runs the event loop."""
+    from PySide6.QtWidgets import QApplication
+
+    from thyroid_desktop.core.images import from_array
+    from thyroid_desktop.core.phantom import make_phantom
+    from thyroid_desktop.ui.main_window import MainWindow
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setApplicationName("Thyroid Review")
+    app.setOrganizationName("ThyroidReview")
+    window = MainWindow()
+    window.show()
+    opened = any(window.open_path(Path(a)) for a in argv if not a.startswith("-"))
+    if not opened:
+        phantom = make_phantom()
+        window.show_image(from_array(phantom.pixels), phantom.nodule)
+    window.start_model_loading()
+    return app.exec()

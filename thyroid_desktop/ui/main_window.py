@@ -1,0 +1,206 @@
+"""The main window: open an image, draw the nodule box, see the model's estimate."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
+
+from thyroid_desktop.core.gradcam import heatmap_rgba
+from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
+from thyroid_desktop.core.inference import Finding, predict
+from thyroid_desktop.core.models import Classifier, ModelError, load_classifier
+from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.ui.image_view import ImageView
+from thyroid_desktop.ui.result_panel import ResultPanel
+from thyroid_desktop.ui.workers import Task
+
+log = logging.getLogger(__name__)
+
+FILE_FILTER = (
+    "Ultrasound images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom);;All files (*)"
+)
+
+
+class MainWindow(QMainWindow):
+    """Holds the current image, box and finding; all analysis runs in a one-thread pool so
+    the GUI never blocks and the model is never called twice at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("Thyroid Review")
+        self.setAcceptDrops(True)
+        self.resize(1200, 760)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._tasks: set[Task] = set()
+        self.classifier: Classifier | None = None
+        self.image: UltrasoundImage | None = None
+        self.roi: ROI | None = None
+        self.finding: Finding | None = None
+        self._pending = False
+
+        self.view = ImageView()
+        self.panel = ResultPanel()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.view)
+        split.addWidget(self.panel)
+        split.setStretchFactor(0, 4)
+        self.setCentralWidget(split)
+        self.device_label = QLabel("Device: –")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.view.roiDrawn.connect(self.set_roi)
+        self.panel.overlayToggled.connect(self.view.set_overlay_visible)
+        self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
+        self.view.set_overlay_opacity(0.7)
+        self._build_menus()
+
+    # -- menus -----------------------------------------------------------------------------
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view_menu = self.menuBar().addMenu("&View")
+        self._action(view_menu, "&Fit to window", self.view.fit, "F")
+        self._action(view_menu, "Actual size (&1:1)", self.view.actual_size, "1")
+        self._action(
+            view_menu, "Zoom &in", lambda: self.view.zoom(1.25), QKeySequence.StandardKey.ZoomIn
+        )
+        self._action(
+            view_menu, "Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
+        )
+        self._action(view_menu, "Toggle &Grad-CAM", self.panel.overlay.toggle, "G")
+        analysis = self.menuBar().addMenu("&Analysis")
+        self._action(analysis, "Analyse &whole image", self.analyse_whole_image, "W")
+
+    # -- model -----------------------------------------------------------------------------
+    def start_model_loading(self, directory: Path | None = None) -> None:
+        self.panel.show_state("Loading model…")
+        self._run(lambda: load_classifier(directory), self._model_loaded, self._model_failed)
+
+    def _model_loaded(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+        card = classifier.card
+        test = card.raw.get("metrics", {}).get("test", {}).get("ddti", {})
+        summary = f"ddti test AUROC {test['auroc']:.2f}" if "auroc" in test else ""
+        self.panel.show_model(card.id, card.version, summary)
+        self.panel.show_state("Model ready. Draw a box around the nodule.")
+        self.device_label.setText(f"Device: {classifier.device}")
+        if self._pending:
+            self.analyse()
+
+    def _model_failed(self, err: Exception) -> None:
+        message = (
+            str(err) if isinstance(err, ModelError) else f"The model could not be loaded: {err}"
+        )
+        self.panel.show_state(message)
+        QMessageBox.critical(self, "Thyroid Review — model", message)
+
+    # -- images ----------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open ultrasound image", "", FILE_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path) -> bool:
+        try:
+            image = open_image(path)
+        except ImageLoadError as err:
+            QMessageBox.warning(self, "Thyroid Review — cannot open", str(err))
+            self.statusBar().showMessage(str(err), 10000)
+            return False
+        self.show_image(image)
+        return True
+
+    def show_image(self, image: UltrasoundImage, roi: ROI | None = None) -> None:
+        self.image, self.finding = image, None
+        self.view.set_image(image.pixels)
+        self.panel.clear()
+        name = image.source.name if image.source else "demo phantom (synthetic)"
+        self.setWindowTitle(f"Thyroid Review — {name}")
+        if roi is not None:
+            self.set_roi(roi)
+        else:
+            self.roi = None
+
+    def set_roi(self, roi: ROI) -> None:
+        self.roi = roi
+        self.view.set_roi(roi)
+        self.analyse()
+
+    def analyse_whole_image(self) -> None:
+        if self.image is not None:
+            self.roi = None
+            self.view.set_roi(None)
+            self.analyse()
+
+    def analyse(self) -> None:
+        if self.image is None:
+            return
+        if self.classifier is None:
+            self._pending = True
+            return
+        self._pending = False
+        image, roi, clf = self.image, self.roi, self.classifier
+        source = "manual" if roi is not None else "full"
+        self.panel.show_state("Analysing…")
+        self._run(
+            lambda: predict(image, clf, roi, source),
+            lambda f: self._show_finding(image, f),
+            self._analysis_failed,
+        )
+
+    def _show_finding(self, image: UltrasoundImage, finding: Finding) -> None:
+        if image is not self.image:
+            return  # the user moved on; a newer analysis follows
+        self.finding = finding
+        self.panel.show_finding(finding)
+        self.view.set_overlay(heatmap_rgba(finding.heatmap))
+        self.panel.show_state("Done.")
+        self.statusBar().showMessage(f"Analysed in {finding.timings_ms['total']:.0f} ms", 5000)
+        self.device_label.setText(
+            f"Device: {finding.device} · {finding.timings_ms['total']:.0f} ms"
+        )
+
+    def _analysis_failed(self, err: Exception) -> None:
+        self.panel.show_state(f"Analysis failed: {err}")
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _run(self, fn, on_done, on_error) -> None:
+        task = Task(fn)
+
+        def finish(handler):
+            def slot(value):
+                self._tasks.discard(task)
+                handler(value)
+
+            return slot
+
+        task.signals.finished.connect(finish(on_done))
+        task.signals.failed.connect(finish(on_error))
+        self._tasks.add(task)
+        self.pool.start(task)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            if url.isLocalFile() and self.open_path(Path(url.toLocalFile())):
+                break
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.pool.waitForDone(5000)
+        super().closeEvent(event)

@@ -1,0 +1,103 @@
+"""The result beside the image: calibrated probability against the shipped threshold."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from thyroid_desktop.core.inference import Finding
+
+
+class ProbabilityBar(QWidget):
+    """A 0..1 bar filled to the probability, with a tick at the threshold."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.probability: float | None = None
+        self.threshold: float | None = None
+        self.setMinimumHeight(26)
+
+    def set_values(self, probability: float | None, threshold: float | None) -> None:
+        self.probability, self.threshold = probability, threshold
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        p = QPainter(self)
+        r = QRectF(self.rect()).adjusted(1, 4, -1, -4)
+        p.setPen(QPen(self.palette().mid().color()))
+        p.drawRect(r)
+        if self.probability is not None:
+            above = self.threshold is not None and self.probability >= self.threshold
+            fill = QColor(200, 70, 60) if above else QColor(70, 150, 90)
+            p.fillRect(QRectF(r.x(), r.y(), r.width() * self.probability, r.height()), fill)
+        if self.threshold is not None:
+            x = r.x() + r.width() * self.threshold
+            p.setPen(QPen(self.palette().text().color(), 2))
+            p.drawLine(int(x), int(r.top()) - 3, int(x), int(r.bottom()) + 3)
+        p.end()
+
+
+class ResultPanel(QWidget):
+    """Probability, wording, overlay controls and the model's identity."""
+
+    overlayToggled = Signal(bool)
+    opacityChanged = Signal(float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.state = QLabel("Loading model…")
+        self.state.setWordWrap(True)
+        self.probability = QLabel("–")
+        font = self.probability.font()
+        font.setPointSize(font.pointSize() * 2)
+        font.setBold(True)
+        self.probability.setFont(font)
+        self.bar = ProbabilityBar()
+        self.wording = QLabel("")
+        self.wording.setWordWrap(True)
+        self.overlay = QCheckBox("Grad-CAM overlay (&G)")
+        self.overlay.setChecked(True)
+        self.overlay.toggled.connect(self.overlayToggled)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(70)
+        self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
+        self.model = QLabel("")
+        self.model.setWordWrap(True)
+        self.model.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form = QFormLayout()
+        form.addRow("Overlay opacity", self.opacity)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.state)
+        layout.addWidget(QLabel("Malignancy probability (calibrated)"))
+        layout.addWidget(self.probability)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.wording)
+        layout.addWidget(self.overlay)
+        layout.addLayout(form)
+        layout.addStretch(1)
+        layout.addWidget(self.model)
+        self.setMinimumWidth(260)
+
+    def show_model(self, model_id: str, version: str, card_metrics: str) -> None:
+        self.model.setText(f"Model {model_id} v{version}\n{card_metrics}")
+
+    def show_state(self, text: str) -> None:
+        self.state.setText(text)
+
+    def clear(self) -> None:
+        self.probability.setText("–")
+        self.bar.set_values(None, None)
+        self.wording.setText("")
+
+    def show_finding(self, finding: Finding) -> None:
+        self.probability.setText(f"{finding.probability:.2f}")
+        self.bar.set_values(finding.probability, finding.threshold)
+        side = "at or above" if finding.label == "malignant" else "below"
+        self.wording.setText(
+            f"Model estimate: {side} the shipped threshold ({finding.threshold:.2f}) → "
+            f"<b>{'suspicious for malignancy' if finding.label == 'malignant' else 'likely benign'}</b>. "
+            "This is a model estimate, not a diagnosis; the labels it learned are TI-RADS "
+            "scores, not pathology."
+        )

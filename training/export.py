@@ -1,0 +1,89 @@
+"""Writes the shipped classifier and its model card into ``resources/models``.
+
+The exported graph takes a raw RGB crop (0..255) and returns the calibrated probability;
+the Platt calibration is a frozen ``Dense(1, sigmoid)`` on the malignancy logit, so the app
+cannot forget to apply it. Files are written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from thyroid_desktop.core.models import CARD_FILE, CLASSIFIER_FILE, sha256_file
+from thyroid_desktop.core.roi import CROP_MARGIN
+
+LABEL_DEFINITION = (
+    "ddti: benign = radiologist ACR TI-RADS 2-3, malignant = TI-RADS 4a/4b/4c/5 (from the DDTI "
+    "XML; NOT pathology). chaouchi: benign/malignant folder labels of a second collection whose "
+    "provenance is undocumented (weak labels). The model therefore estimates how likely an "
+    "expert would score the nodule as suspicious (TI-RADS >= 4), not a biopsy result."
+)
+
+
+def calibrated_model(model, a: float, b: float):
+    """The inference graph: image -> calibrated probability (no auxiliary heads)."""
+    import keras
+    import numpy as np
+
+    logit = model.get_layer("malignancy_logit").output
+    calib = keras.layers.Dense(1, activation="sigmoid", name="calibrated_probability")
+    prob = calib(logit)
+    calib.set_weights([np.array([[a]], dtype="float32"), np.array([b], dtype="float32")])
+    calib.trainable = False
+    return keras.Model(model.input, prob, name=model.name)
+
+
+def write_atomically(path: Path, write) -> None:
+    """Calls ``write(tmp_path)`` then renames over ``path``, so no half file is ever left."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def export(
+    model,
+    last_conv: str,
+    calibration: tuple[float, float],
+    threshold: float,
+    card_fields: dict,
+    out_dir: Path,
+) -> Path:
+    """Saves ``classifier.keras`` and ``model_card.json``; returns the card path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = calibrated_model(model, *calibration)
+    weights_path = out_dir / CLASSIFIER_FILE
+    write_atomically(weights_path, lambda p: final.save(p))
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    card = {
+        "name": "Thyroid nodule malignancy classifier",
+        "id": f"thyroid-{card_fields['backbone']}-{created:%Y%m%d}",
+        "version": card_fields.get("version", "1.0.0"),
+        "created": created.isoformat(),
+        "file": CLASSIFIER_FILE,
+        "sha256": sha256_file(weights_path),
+        "backbone": card_fields["backbone"],
+        "input_size": int(final.input_shape[1]),
+        "crop": {"margin": CROP_MARGIN, "shape": "square around the nodule box, black outside"},
+        "input": "RGB crop 0..255 float; scaling is inside the model",
+        "last_conv_layer": last_conv,
+        "logit_layer": "malignancy_logit",
+        "calibration": {
+            "method": "Platt (sigmoid(a*logit+b)) on ddti validation",
+            "a": calibration[0],
+            "b": calibration[1],
+        },
+        "threshold": threshold,
+        "label_definition": LABEL_DEFINITION,
+        "intended_use": "For research use only. Not for use in diagnostic procedures.",
+        **{k: v for k, v in card_fields.items() if k not in {"backbone", "version"}},
+    }
+    card_path = out_dir / CARD_FILE
+    write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
+    return card_path
