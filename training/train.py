@@ -8,7 +8,6 @@ where they are known (they are what the ddti TI-RADS label is scored from).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 
