@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["ddti", "chaouchi"])
     parser.add_argument("--out", type=Path, default=Path("runs/latest"))
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="repeated CV with seeds seed..seed+N-1"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("baseline", help="frozen ImageNet features + logistic regression, grouped CV")
     for name, text in (
@@ -65,13 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         _config_args(p)
         if name == "fit":
             p.add_argument("--export", type=Path, default=Path("resources/models"))
+            p.add_argument("--cv", type=Path, help="cv.json of this recipe, quoted in the card")
+            p.add_argument("--baseline", type=Path, help="baseline.json, quoted in the card")
             p.add_argument(
-                "--extra-card", type=Path, help="JSON with CV/baseline results to put in the card"
+                "--cross-site", dest="cross_site_json", type=Path, help="cross_site.json, quoted"
             )
     base = sub.choices["baseline"]
     base.add_argument("--backbone", default="efficientnet_lite0")
     base.add_argument("--input-size", type=int, default=224)
     base.add_argument("--seed", type=int, default=0)
+    base.add_argument("--crop-margin", type=float, default=0.15)
     ns = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -83,16 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no labels.csv in {', '.join(missing)}", file=sys.stderr)
         return 2
     ns.out.mkdir(parents=True, exist_ok=True)
-    corpus = E.load_corpus(roots, ns.input_size)
+    corpus = E.load_corpus(roots, ns.input_size, ns.crop_margin)
     dev_idx, _ = E.dev_test_split(corpus)
     dev = corpus.subset(dev_idx)
 
     if ns.command == "baseline":
-        result = E.run_baseline(dev, ns.backbone, ns.input_size, ns.folds, ns.seed)
+        result = E.run_baseline(dev, ns.backbone, ns.input_size, ns.folds, ns.seed, ns.repeats)
         result["backbone"] = ns.backbone
         (ns.out / "baseline.json").write_text(json.dumps(result, indent=2))
     elif ns.command == "cv":
-        result = E.run_cv(dev, _config(ns), ns.folds, ns.out)
+        result = E.run_cv(dev, _config(ns), ns.folds, ns.out, ns.repeats)
     elif ns.command == "cross-site":
         result = E.run_cross_site(dev, _config(ns), ns.out)
     else:
@@ -100,14 +106,29 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = _config(ns)
         model, last_conv, cal, thr, metrics, split = E.fit_final(corpus, cfg, ns.out)
-        extra = json.loads(ns.extra_card.read_text()) if ns.extra_card else {}
+
+        def quoted(path: Path | None) -> dict:
+            return json.loads(path.read_text()) if path else {}
+
+        cv, base = quoted(ns.cv), quoted(ns.baseline)
+        if cv:
+            metrics["cv"] = {**cv["auroc"], "protocol": cv["protocol"]}
+        if ns.cross_site_json:
+            metrics["cross_site"] = quoted(ns.cross_site_json)
         card_fields = {
             "backbone": cfg.backbone,
             "training": asdict(cfg),
             "data": {"datasets": cfg.datasets, "split": split},
             "metrics": metrics,
-            **extra,
         }
+        if base:
+            card_fields["baseline"] = {
+                "description": f"frozen {base['backbone']} ImageNet features + logistic "
+                "regression (best of per-site/pooled and 4 L2 strengths, in hindsight)",
+                "cv": {
+                    k.removeprefix("best_"): v for k, v in base.items() if k.startswith("best_")
+                },
+            }
         card = export(model, last_conv, cal, thr, card_fields, ns.export)
         result = {"card": str(card), "metrics": metrics}
     print(json.dumps(result, indent=2, default=str))

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.roi import ROI, crop_square, roi_from_mask
+from thyroid_desktop.core.roi import CROP_MARGIN, ROI, crop_square, roi_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,12 @@ def sample_roi(sample: Sample, width: int, height: int) -> ROI:
     return ROI.full(width, height)
 
 
-def load_crops(samples: Sequence[Sample], size: int) -> np.ndarray:
+def load_crops(samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN) -> np.ndarray:
     """The classifier crops of all samples as an ``N x size x size x 3`` uint8 array."""
     out = np.empty((len(samples), size, size, 3), dtype=np.uint8)
     for i, s in enumerate(samples):
         img = open_image(s.path)
-        out[i], _ = crop_square(img.pixels, sample_roi(s, img.width, img.height), size)
+        out[i], _ = crop_square(img.pixels, sample_roi(s, img.width, img.height), size, margin)
     return out
 
 

@@ -52,13 +52,13 @@ class Corpus:
         return Corpus([self.samples[i] for i in idx], self.crops[idx])
 
 
-def load_corpus(roots: Sequence[Path], size: int) -> Corpus:
+def load_corpus(roots: Sequence[Path], size: int, margin: float = D.CROP_MARGIN) -> Corpus:
     """Reads every labelled folder and cuts the classifier crops."""
     samples: list[D.Sample] = []
     for root in roots:
         samples += D.load_dataset(root)
     t0 = time.perf_counter()
-    crops = D.load_crops(samples, size)
+    crops = D.load_crops(samples, size, margin)
     log.info("%d crops of %d px in %.1f s", len(samples), size, time.perf_counter() - t0)
     return Corpus(samples, crops)
 
@@ -101,7 +101,9 @@ def feature_extractor(backbone: str, size: int):
     return keras.Model(features.input, pooled)
 
 
-def run_baseline(corpus: Corpus, backbone: str, size: int, n_folds: int, seed: int) -> dict:
+def run_baseline(
+    corpus: Corpus, backbone: str, size: int, n_folds: int, seed: int, repeats: int = 1
+) -> dict:
     """Frozen ImageNet features + logistic regression, the data README's baseline, scored
     per site with the same grouped folds as the fine-tuned model, trained per site or pooled,
     over a small grid of L2 strengths."""
@@ -114,7 +116,10 @@ def run_baseline(corpus: Corpus, backbone: str, size: int, n_folds: int, seed: i
     results = {}
     for mode, c in ((m, c) for m in ("per_site", "pooled") for c in (0.003, 0.01, 0.05, 0.3)):
         folds = []
-        for tr, va in D.grouped_folds(corpus.samples, n_folds, seed):
+        splits = [
+            f for r in range(repeats) for f in D.grouped_folds(corpus.samples, n_folds, seed + r)
+        ]
+        for tr, va in splits:
             scores = np.zeros(len(va))
             sites_tr, sites_va = corpus.sites[tr], corpus.sites[va]
             for site in sorted(set(sites_va)) if mode == "per_site" else [None]:
@@ -132,51 +137,57 @@ def run_baseline(corpus: Corpus, backbone: str, size: int, n_folds: int, seed: i
     return results
 
 
-def run_cv(corpus: Corpus, cfg: TrainConfig, n_folds: int, out_dir: Path) -> dict:
-    """Grouped k-fold CV of the fine-tuned classifier; saves out-of-fold logits."""
+def run_cv(corpus: Corpus, cfg: TrainConfig, n_folds: int, out_dir: Path, repeats: int = 1) -> dict:
+    """Repeated grouped k-fold CV of a training recipe; saves out-of-fold logits per repeat.
+
+    Fold AUROCs are computed per site, and the mean +- SD is over all folds of all repeats.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    oof = np.full(len(corpus.samples), np.nan)
-    oof_plain = np.full(len(corpus.samples), np.nan)
     folds = []
-    for k, (tr, va) in enumerate(D.grouped_folds(corpus.samples, n_folds, cfg.seed)):
-        t0 = time.perf_counter()
-        train = corpus.subset(tr)
-        model, _ = train_classifier(cfg, train.crops, train.labels, train.aux, train.sites)
-        oof[va] = predict_logits(model, corpus.crops[va], tta=True)
-        oof_plain[va] = predict_logits(model, corpus.crops[va], tta=False)
-        folds.append(per_site_auroc(corpus.subset(va), oof[va]))
-        log.info("fold %d: %s (%.0f s)", k, folds[-1], time.perf_counter() - t0)
-        np.savez(out_dir / "oof.npz", logits=oof, logits_no_tta=oof_plain, labels=corpus.labels)
-        del model
+    for rep in range(repeats):
+        oof = np.full(len(corpus.samples), np.nan)
+        for k, (tr, va) in enumerate(D.grouped_folds(corpus.samples, n_folds, cfg.seed + rep)):
+            t0 = time.perf_counter()
+            train = corpus.subset(tr)
+            model, _ = train_classifier(cfg, train.crops, train.labels, train.aux, train.sites)
+            oof[va] = predict_logits(model, corpus.crops[va], tta=cfg.tta)
+            folds.append(per_site_auroc(corpus.subset(va), oof[va]))
+            log.info("repeat %d fold %d: %s (%.0f s)", rep, k, folds[-1], time.perf_counter() - t0)
+            del model
+        np.savez(out_dir / f"oof_{rep}.npz", logits=oof, labels=corpus.labels, sites=corpus.sites)
     result = {
         "config": asdict(cfg),
-        "tta": summarise_folds(folds),
-        "no_tta_pooled_oof": per_site_auroc(corpus, oof_plain),
-        "tta_pooled_oof": per_site_auroc(corpus, oof),
+        "protocol": f"{repeats} x {n_folds}-fold CV grouped by case, development split only",
+        "auroc": summarise_folds(folds),
     }
     (out_dir / "cv.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 def fit_final(corpus: Corpus, cfg: TrainConfig, out_dir: Path, calib_site: str = "ddti"):
-    """Trains the shipped model on the development data less one grouped validation fold,
-    calibrates it and picks the threshold on that fold, then scores the test split once."""
+    """Trains the shipped model on all development data and scores the test split once.
+
+    Calibration and threshold come from out-of-fold logits of a grouped 5-fold CV on the
+    development data (as scikit-learn's ``CalibratedClassifierCV(ensemble=False)`` does):
+    Platt scaling fitted on the ``calib_site`` images, whose label definition (TI-RADS) the
+    card states, and the highest threshold keeping sensitivity >= TARGET_SENSITIVITY there.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     dev_idx, test_idx = dev_test_split(corpus)
     dev, test = corpus.subset(dev_idx), corpus.subset(test_idx)
-    tr, va = D.grouped_folds(dev.samples, 5, cfg.seed)[0]
-    train, val = dev.subset(tr), dev.subset(va)
-    model, last_conv = train_classifier(
-        cfg, train.crops, train.labels, train.aux, train.sites, out_dir
-    )
-    val_logits = predict_logits(model, val.crops, tta=cfg.tta)
-    cal = val.sites == calib_site
-    a, b = fit_platt(val_logits[cal], val.labels[cal])
-    val_p = sigmoid(a * val_logits + b)
-    threshold = threshold_for_sensitivity(val.labels[cal], val_p[cal], TARGET_SENSITIVITY)
+    oof = np.full(len(dev.samples), np.nan)
+    for tr, va in D.grouped_folds(dev.samples, 5, cfg.seed):
+        part = dev.subset(tr)
+        model, _ = train_classifier(cfg, part.crops, part.labels, part.aux, part.sites)
+        oof[va] = predict_logits(model, dev.crops[va], tta=cfg.tta)
+    cal = dev.sites == calib_site
+    a, b = fit_platt(oof[cal], dev.labels[cal])
+    oof_p = sigmoid(a * oof + b)
+    threshold = threshold_for_sensitivity(dev.labels[cal], oof_p[cal], TARGET_SENSITIVITY)
+    model, cam_layer = train_classifier(cfg, dev.crops, dev.labels, dev.aux, dev.sites, out_dir)
     test_p = sigmoid(a * predict_logits(model, test.crops, tta=cfg.tta) + b)
-    metrics = {"validation": {}, "test": {}}
-    for name, part, p in (("validation", val, val_p), ("test", test, test_p)):
+    metrics: dict[str, dict] = {"development_oof": {}, "test": {}}
+    for name, part, p in (("development_oof", dev, oof_p), ("test", test, test_p)):
         for site in sorted(set(part.sites)):
             sel = part.sites == site
             metrics[name][site] = evaluate(
@@ -191,18 +202,25 @@ def fit_final(corpus: Corpus, cfg: TrainConfig, out_dir: Path, calib_site: str =
         files=np.array([str(s.path) for s in test.samples]),
     )
     split = {
-        "rule": "grouped by case (ddti) / neighbouring file ids (chaouchi); stratified by site and label",
+        "rule": "grouped by case (ddti) / runs of neighbouring file ids (chaouchi); "
+        "stratified by site and label",
         "seed": SPLIT_SEED,
         "test_fraction": TEST_FRACTION,
         "counts": {
-            name: {site: int((part.sites == site).sum()) for site in sorted(set(part.sites))}
-            for name, part in (("train", train), ("validation", val), ("test", test))
+            name: {
+                site: {
+                    "images": int((part.sites == site).sum()),
+                    "malignant": int(part.labels[part.sites == site].sum()),
+                }
+                for site in sorted(set(part.sites))
+            }
+            for name, part in (("development", dev), ("test", test))
         },
         "test_files": sorted(
             f"{s.dataset}/{s.path.parent.name}/{s.path.name}" for s in test.samples
         ),
     }
-    return model, last_conv, (a, b), threshold, metrics, split
+    return model, cam_layer, (a, b), threshold, metrics, split
 
 
 def run_cross_site(corpus: Corpus, cfg: TrainConfig, out_dir: Path) -> dict:

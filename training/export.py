@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from thyroid_desktop.core.models import CARD_FILE, CLASSIFIER_FILE, sha256_file
-from thyroid_desktop.core.roi import CROP_MARGIN
 
 LABEL_DEFINITION = (
     "ddti: benign = radiologist ACR TI-RADS 2-3, malignant = TI-RADS 4a/4b/4c/5 (from the DDTI "
@@ -70,12 +69,15 @@ def export(
         "sha256": sha256_file(weights_path),
         "backbone": card_fields["backbone"],
         "input_size": int(final.input_shape[1]),
-        "crop": {"margin": CROP_MARGIN, "shape": "square around the nodule box, black outside"},
+        "crop": {
+            "margin": card_fields["training"]["crop_margin"],
+            "shape": "square around the nodule box, black outside",
+        },
         "input": "RGB crop 0..255 float; scaling is inside the model",
         "last_conv_layer": last_conv,
         "logit_layer": "malignancy_logit",
         "calibration": {
-            "method": "Platt (sigmoid(a*logit+b)) on ddti validation",
+            "method": "Platt scaling, sigmoid(a*logit + b), fitted on out-of-fold logits of the ddti development images (grouped 5-fold CV)",
             "a": calibration[0],
             "b": calibration[1],
         },

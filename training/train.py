@@ -20,17 +20,22 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Hyper-parameters of one training run (all recorded in the model card)."""
 
+    head: str = "finetune"
     backbone: str = "efficientnet_lite0"
     input_size: int = 224
+    crop_margin: float = 0.15
     epochs: int = 14
-    warmup_epochs: int = 2
+    warmup_epochs: int = 5
     batch_size: int = 16
-    lr: float = 3e-4
+    head_lr: float = 3e-3
+    lr: float = 1e-4
     weight_decay: float = 1e-4
     dropout: float = 0.3
     aux_weight: float = 0.3
-    trainable_from: str = "block4"
+    trainable_from: str = "block5"
     tta: bool = True
+    augment: bool = True
+    c: float = 0.03
     seed: int = 0
     strategy: str = "default"
     weights: str | None = "imagenet"
@@ -65,6 +70,8 @@ def build_classifier(cfg: TrainConfig, n_aux: int, n_aux_classes: int):
 
     features, last_conv = build_backbone(cfg.backbone, cfg.input_size, weights=cfg.weights)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(features.output)
+    # Standardises the sparse ReLU6 features, as the linear baseline's scaler does.
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     outputs = {"malignancy": keras.layers.Dense(1, name="malignancy_logit")(x)}
     for i in range(n_aux):
@@ -80,13 +87,13 @@ def set_trainable(model, trainable_from: str | None) -> None:
     """
     import keras
 
-    head = {"pool", "head_dropout", "malignancy_logit"}
+    head = {"pool", "head_bn", "head_dropout", "malignancy_logit"}
     reached = False
     for layer in model.layers:
         if trainable_from is not None and layer.name.startswith(trainable_from):
             reached = True
         is_head = layer.name in head or layer.name.startswith("aux")
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization) and not is_head:
             layer.trainable = False
         else:
             layer.trainable = is_head or reached
@@ -137,7 +144,9 @@ def augmenter(seed: int):
     return augment
 
 
-def make_dataset(crops, labels, aux, weights, batch_size: int, training: bool, seed: int):
+def make_dataset(
+    crops, labels, aux, weights, batch_size: int, training: bool, seed: int, augment: bool = True
+):
     """A cached ``tf.data`` pipeline of (image, targets, sample weight) batches."""
     import tensorflow as tf
 
@@ -149,7 +158,7 @@ def make_dataset(crops, labels, aux, weights, batch_size: int, training: bool, s
         ds = ds.shuffle(len(crops), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=training)
     ds = ds.map(lambda x, y, w: (tf.cast(x, tf.float32), y, w), num_parallel_calls=2)
-    if training:
+    if training and augment:
         aug = augmenter(seed)
         ds = ds.map(lambda x, y, w: (aug(x), y, w), num_parallel_calls=1)
     return ds.prefetch(2)
@@ -170,13 +179,23 @@ def balanced_weights(labels: np.ndarray, sites: np.ndarray) -> np.ndarray:
 
 
 def train_classifier(cfg: TrainConfig, crops, labels, aux, sites, log_dir=None):
-    """Trains one classifier; returns the model and the name of its last conv layer."""
+    """Trains one classifier; returns the model and the name of its Grad-CAM layer.
+
+    ``cfg.head`` picks the recipe: ``finetune`` (backbone top blocks + heads, augmented) or
+    ``linear`` (frozen backbone, multi-scale features, logistic regression).
+    """
     import keras
 
     set_determinism(cfg.seed)
+    if cfg.head == "linear":
+        from training.linear_head import train_linear
+
+        return train_linear(cfg, crops, labels, sites)
+    if cfg.head != "finetune":
+        raise ValueError(f"unknown head {cfg.head!r} (finetune|linear)")
     strategy = get_strategy(cfg.strategy)
     weights = balanced_weights(labels, sites)
-    ds = make_dataset(crops, labels, aux, weights, cfg.batch_size, True, cfg.seed)
+    ds = make_dataset(crops, labels, aux, weights, cfg.batch_size, True, cfg.seed, cfg.augment)
     steps = len(crops) // cfg.batch_size
     losses = {"malignancy": keras.losses.BinaryCrossentropy(from_logits=True)}
     loss_weights = {"malignancy": 1.0}
@@ -188,7 +207,7 @@ def train_classifier(cfg: TrainConfig, crops, labels, aux, sites, log_dir=None):
         callbacks.append(keras.callbacks.CSVLogger(str(log_dir / "history.csv"), append=True))
     with strategy.scope():
         model, last_conv = build_classifier(cfg, aux.shape[1], int(aux.max(initial=0)) + 1 or 1)
-        phases = [(None, cfg.warmup_epochs, cfg.lr * 3), (cfg.trainable_from, cfg.epochs, cfg.lr)]
+        phases = [(None, cfg.warmup_epochs, cfg.head_lr), (cfg.trainable_from, cfg.epochs, cfg.lr)]
         for trainable_from, epochs, lr in phases:
             if epochs <= 0:
                 continue
@@ -231,4 +250,3 @@ def predict_logits(model, crops: np.ndarray, tta: bool, batch_size: int = 32) ->
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
-

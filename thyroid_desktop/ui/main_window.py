@@ -42,6 +42,7 @@ class MainWindow(QMainWindow):
         self.roi: ROI | None = None
         self.finding: Finding | None = None
         self._pending = False
+        self.last_message: QMessageBox | None = None
 
         self.view = ImageView()
         self.panel = ResultPanel()
@@ -104,8 +105,7 @@ class MainWindow(QMainWindow):
         message = (
             str(err) if isinstance(err, ModelError) else f"The model could not be loaded: {err}"
         )
-        self.panel.show_state(message)
-        QMessageBox.critical(self, "Thyroid Review — model", message)
+        self.show_message("Model unavailable", message, QMessageBox.Icon.Critical)
 
     # -- images ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -117,8 +117,7 @@ class MainWindow(QMainWindow):
         try:
             image = open_image(path)
         except ImageLoadError as err:
-            QMessageBox.warning(self, "Thyroid Review — cannot open", str(err))
-            self.statusBar().showMessage(str(err), 10000)
+            self.show_message("Cannot open", str(err))
             return False
         self.show_image(image)
         return True
@@ -177,6 +176,17 @@ class MainWindow(QMainWindow):
         self.panel.show_state(f"Analysis failed: {err}")
 
     # -- plumbing --------------------------------------------------------------------------
+    def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> None:
+        """Says what went wrong without blocking: panel, status bar and a window-modal box."""
+        self.panel.show_state(text)
+        self.statusBar().showMessage(text, 15000)
+        box = QMessageBox(
+            icon, f"Thyroid Review — {title}", text, QMessageBox.StandardButton.Ok, self
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.last_message = box
+
     def _run(self, fn, on_done, on_error) -> None:
         task = Task(fn)
 

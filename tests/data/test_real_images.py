@@ -1,0 +1,41 @@
+"""The shipped model on real ultrasound images (../shared/data; skipped when absent)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from thyroid_desktop.core.images import open_image
+from thyroid_desktop.core.inference import predict
+from training.data import load_dataset, sample_roi
+
+
+def test_real_images_of_every_set_open(shared_data):
+    for folder in ("ddti", "chaouchi", "arcegor"):
+        files = sorted((shared_data / folder / "images").iterdir())[::25]
+        for path in files:
+            img = open_image(path)
+            assert img.pixels.ndim == 3 and img.spacing_mm is None
+
+
+@pytest.mark.slow
+def test_card_test_metrics_reproduce_through_the_app_path(shared_data, classifier):
+    """Re-scores the held-out test split with core.predict (the app's code path): the AUROC
+    must equal what the card states, so the card cannot drift from the shipped weights."""
+    card = classifier.card.raw
+    test_files = set(card["data"]["split"]["test_files"])
+    for site in ("ddti", "chaouchi"):
+        samples = [
+            s
+            for s in load_dataset(shared_data / site)
+            if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
+        ]
+        assert len(samples) == card["data"]["split"]["counts"]["test"][site]["images"]
+        probs, labels = [], []
+        for s in samples:
+            image = open_image(s.path)
+            f = predict(image, classifier, sample_roi(s, image.width, image.height), "manual")
+            probs.append(f.probability)
+            labels.append(s.label)
+        auroc = roc_auc_score(labels, probs)
+        assert auroc == pytest.approx(card["metrics"]["test"][site]["auroc"], abs=2e-3)
+        assert np.all((np.array(probs) > 0) & (np.array(probs) < 1))

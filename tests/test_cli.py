@@ -1,0 +1,51 @@
+"""``python -m thyroid_desktop predict`` as a user runs it, with the real bundled model."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+
+from thyroid_desktop.core.phantom import make_phantom
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "thyroid_desktop", "predict", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_predict_json_lines_with_a_bad_file_among_good_ones(tmp_path):
+    phantom = make_phantom()
+    good = tmp_path / "phantom.png"
+    cv2.imwrite(str(good), phantom.pixels)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    roi = ",".join(map(str, phantom.nodule.as_list()))
+    result = run_cli(good, bad, good, "--roi", roi, "--json")
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in lines] == [str(good), str(bad), str(good)]
+    ok, err = lines[0], lines[1]
+    assert set(ok) >= {"file", "probability", "label", "roi", "roi_source", "model"}
+    assert 0 <= ok["probability"] <= 1 and ok["label"] in ("benign", "malignant")
+    assert ok["roi"] == phantom.nodule.as_list() and ok["roi_source"] == "manual"
+    assert lines[2]["probability"] == ok["probability"]
+    assert "broken.jpg" in err["error"] and "probability" not in err
+
+
+def test_predict_without_roi_uses_whole_image(tmp_path):
+    path = tmp_path / "p.png"
+    cv2.imwrite(str(path), make_phantom().pixels)
+    result = run_cli(path, "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["roi_source"] == "full" and record["roi"] == [0, 0, 560, 360]
+
+
+def test_bad_roi_argument_is_a_usage_error(tmp_path):
+    result = run_cli(tmp_path / "x.png", "--roi", "1,2,3")
+    assert result.returncode == 2 and "four numbers" in result.stderr

@@ -1,0 +1,86 @@
+"""The real window with the real bundled model, driven as a user would."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from thyroid_desktop.core.images import from_array, open_image
+from thyroid_desktop.core.inference import predict
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.start_model_loading()
+    yield w
+    w.pool.waitForDone(30000)
+
+
+def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classifier):
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    window.show_image(image, phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    expected = predict(image, classifier, phantom.nodule, "manual")
+    assert window.finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert window.panel.probability.text() == f"{expected.probability:.2f}"
+    assert "model estimate" in window.panel.wording.text().lower()
+    assert (
+        window.device_label.text().startswith("Device: CPU") or "GPU" in window.device_label.text()
+    )
+
+
+def test_drawing_a_box_reruns_the_analysis(window, qtbot):
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels))
+    window.resize(900, 600)
+    view = window.view
+    view.actual_size()
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    start = view.mapFromScene(100, 80)
+    end = view.mapFromScene(300, 250)
+    vp = view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(vp, pos=QPoint((start.x() + end.x()) // 2, (start.y() + end.y()) // 2))
+    qtbot.mouseMove(vp, pos=end)
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=end)
+    qtbot.waitUntil(
+        lambda: window.finding is not None and window.finding.roi_source == "manual", timeout=60000
+    )
+    roi = window.finding.roi
+    assert abs(roi.x - 100) <= 2 and abs(roi.y - 80) <= 2
+    assert abs(roi.w - 200) <= 3 and abs(roi.h - 170) <= 3
+
+
+def test_overlay_toggle(window, qtbot):
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels), phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert window.view._overlay.isVisible()
+    window.panel.overlay.setChecked(False)
+    assert not window.view._overlay.isVisible()
+
+
+def test_corrupt_file_gives_a_message_and_keeps_the_current_image(window, qtbot, tmp_path):
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    window.show_image(image, phantom.nodule)
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    assert window.open_path(bad) is False
+    assert window.image is image
+    assert "scan.png" in window.last_message.text()
+    ok = tmp_path / "ok.png"
+    import cv2
+
+    cv2.imwrite(str(ok), np.asarray(phantom.pixels))
+    assert window.open_path(ok) is True
+    assert window.image.source == ok
+    assert np.array_equal(window.image.pixels, open_image(ok).pixels)
+    window.set_roi(ROI(10, 10, 50, 50))
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)

@@ -1,0 +1,98 @@
+"""Grad-CAM review of the shipped model on held-out images.
+
+Writes a contact sheet (heat map over each test crop, with the expert's nodule outline)
+for a person to look at, and measures where the attention goes: the share of Grad-CAM
+mass inside the nodule mask against the share of the window the mask covers (what
+attention spread evenly would give). The sheet shows patient images: it stays out of the
+repository (``runs/`` is ignored).
+
+Usage: python -m training.review_gradcam [--data ../shared/data] [--n 24] [--out runs/gradcam]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from thyroid_desktop.core.gradcam import heatmap_rgba
+from thyroid_desktop.core.images import open_image
+from thyroid_desktop.core.inference import predict
+from thyroid_desktop.core.models import load_classifier
+from training.__main__ import DEFAULT_DATA
+from training.data import load_dataset, sample_roi
+
+log = logging.getLogger(__name__)
+
+
+def overlay(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    rgba = heatmap_rgba(heat).astype(np.float32)
+    a = rgba[..., 3:4] / 255.0
+    return (pixels * (1 - a) + rgba[..., :3] * a).astype(np.uint8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--n", type=int, default=24, help="images on the contact sheet")
+    parser.add_argument("--out", type=Path, default=Path("runs/gradcam"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    clf = load_classifier()
+    test_files = set(clf.card.raw["data"]["split"]["test_files"])
+    samples = [
+        s
+        for s in load_dataset(args.data / "ddti")
+        if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
+    ]
+    inside_share, area_share, tiles = [], [], []
+    for i, s in enumerate(samples):
+        image = open_image(s.path)
+        roi = sample_roi(s, image.width, image.height)
+        f = predict(image, clf, roi, "manual")
+        mask = cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.resize(mask, (image.width, image.height), interpolation=cv2.INTER_NEAREST) > 0
+        w = f.window
+        x0, y0 = max(w.x, 0), max(w.y, 0)
+        x1, y1 = min(w.x + w.w, image.width), min(w.y + w.h, image.height)
+        heat, m = f.heatmap[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+        if heat.sum() > 0:
+            inside_share.append(float(heat[m].sum() / heat.sum()))
+            area_share.append(float(m.mean()))
+        if i < args.n:
+            tile = overlay(np.asarray(image.pixels), f.heatmap)[y0:y1, x0:x1].copy()
+            contours, _ = cv2.findContours(
+                m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            )
+            cv2.drawContours(tile, contours, -1, (255, 255, 255), 1)
+            tile = cv2.resize(tile, (200, 200))
+            text = f"p={f.probability:.2f} {'M' if s.label else 'B'}"
+            cv2.putText(tile, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
+            tiles.append(tile)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if tiles:
+        while len(tiles) % 6:
+            tiles.append(np.zeros_like(tiles[0]))
+        rows = [np.hstack(tiles[r : r + 6]) for r in range(0, len(tiles), 6)]
+        cv2.imwrite(
+            str(args.out / "contact_sheet.png"), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)
+        )
+    summary = {
+        "images": len(inside_share),
+        "median_heat_share_inside_nodule": float(np.median(inside_share)),
+        "median_nodule_share_of_window": float(np.median(area_share)),
+        "images_with_more_heat_inside_than_area": int(
+            np.sum(np.array(inside_share) > np.array(area_share))
+        ),
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
