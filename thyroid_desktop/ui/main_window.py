@@ -93,8 +93,14 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, classifier: Classifier) -> None:
         self.classifier = classifier
         card = classifier.card
-        test = card.raw.get("metrics", {}).get("test", {}).get("ddti", {})
-        summary = f"ddti test AUROC {test['auroc']:.2f}" if "auroc" in test else ""
+        metrics = card.raw.get("metrics", {})
+        cv, test = metrics.get("cv", {}).get("ddti", {}), metrics.get("test", {}).get("ddti", {})
+        summary = ""
+        if cv:
+            summary += f"ddti CV AUROC {cv['mean']:.2f} ± {cv['sd']:.2f}\n"
+        if test:
+            lo, hi = test["auroc_ci95"]
+            summary += f"ddti test AUROC {test['auroc']:.2f} (95% CI {lo:.2f}–{hi:.2f})"
         self.panel.show_model(card.id, card.version, summary)
         self.panel.show_state("Model ready. Draw a box around the nodule.")
         self.device_label.setText(f"Device: {classifier.device}")
