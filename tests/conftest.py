@@ -22,6 +22,16 @@ def classifier():
 
 
 @pytest.fixture(scope="session")
+def segmenter():
+    """The real bundled nodule segmenter."""
+    from thyroid_desktop.core.models import load_segmenter
+
+    seg = load_segmenter()
+    assert seg is not None, "the model card names no segmenter"
+    return seg
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "ddti" / "labels.csv").exists():
         pytest.skip(f"real images not available: {SHARED_DATA} is absent (CI has it)")

@@ -35,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def predict_command(args: argparse.Namespace) -> int:
     """Prints a result (or an error) per image; non-zero exit if any image failed."""
-    from thyroid_desktop.core.inference import predict
-    from thyroid_desktop.core.models import load_classifier
+    from thyroid_desktop.core.inference import auto_predict, predict
+    from thyroid_desktop.core.models import load_classifier, load_segmenter
 
     try:
         classifier = load_classifier(args.models)
+        segmenter = None if args.roi else load_segmenter(args.models)
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
@@ -48,7 +49,13 @@ def predict_command(args: argparse.Namespace) -> int:
         record: dict = {"file": str(path)}
         try:
             image = open_image(path)
-            finding = predict(image, classifier, args.roi, "manual" if args.roi else "full")
+            detection = None
+            if args.roi is not None:
+                finding = predict(image, classifier, args.roi, "manual")
+            elif segmenter is not None:
+                finding, detection = auto_predict(image, classifier, segmenter)
+            else:
+                finding = predict(image, classifier, None, "full")
             record.update(
                 probability=round(finding.probability, 6),
                 label=finding.label,
@@ -58,6 +65,17 @@ def predict_command(args: argparse.Namespace) -> int:
                 model=finding.model_id,
                 ms=round(finding.timings_ms["total"], 1),
             )
+            if args.candidates and detection is not None:
+                record["candidates"] = [
+                    {
+                        "roi": c.roi.as_list(),
+                        "score": round(c.score, 4),
+                        "probability": round(
+                            predict(image, classifier, c.roi, "auto", detection.fov).probability, 6
+                        ),
+                    }
+                    for c in detection.candidates
+                ]
         except (ImageLoadError, ValueError) as err:
             failed += 1
             record["error"] = str(err)

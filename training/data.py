@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.roi import CROP_MARGIN, ROI, crop_square, roi_from_mask
+from thyroid_desktop.core.roi import CROP_MARGIN, ROI, roi_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,9 @@ def load_dataset(root: str | Path, name: str | None = None) -> list[Sample]:
     return samples
 
 
-def sample_roi(sample: Sample, width: int, height: int) -> ROI:
-    """The nodule box from the sample's mask (largest component), else the whole image."""
+def sample_roi(sample: Sample, width: int, height: int, fallback: ROI | None = None) -> ROI:
+    """The nodule box from the sample's mask (largest component); without one, ``fallback``
+    (the scan area's box, as the app uses when nothing is found) or the whole image."""
     if sample.mask_path is not None and sample.mask_path.exists():
         mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
         if mask is not None:
@@ -161,15 +162,20 @@ def sample_roi(sample: Sample, width: int, height: int) -> ROI:
             roi = roi_from_mask(mask)
             if roi is not None:
                 return roi
-    return ROI.full(width, height)
+    return fallback or ROI.full(width, height)
 
 
 def load_crops(samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN) -> np.ndarray:
     """The classifier crops of all samples as an ``N x size x size x 3`` uint8 array."""
+    from thyroid_desktop.core.fov import detect_fov
+    from thyroid_desktop.core.inference import classifier_crop
+
     out = np.empty((len(samples), size, size, 3), dtype=np.uint8)
     for i, s in enumerate(samples):
         img = open_image(s.path)
-        out[i], _ = crop_square(img.pixels, sample_roi(s, img.width, img.height), size, margin)
+        fov = detect_fov(img.gray)
+        roi = sample_roi(s, img.width, img.height, fov.box)
+        out[i], _ = classifier_crop(img, roi, size, margin, fov)
     return out
 
 

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from thyroid_desktop.core.models import CARD_FILE, CLASSIFIER_FILE, sha256_file
+from thyroid_desktop.core.models import CARD_FILE, CLASSIFIER_FILE, SEGMENTER_CARD_KEY, sha256_file
 
 LABEL_DEFINITION = (
     "ddti: benign = radiologist ACR TI-RADS 2-3, malignant = TI-RADS 4a/4b/4c/5 (from the DDTI "
@@ -87,5 +87,9 @@ def export(
         **{k: v for k, v in card_fields.items() if k not in {"backbone", "version"}},
     }
     card_path = out_dir / CARD_FILE
+    if card_path.exists():  # keep the segmenter's section, trained separately
+        previous = json.loads(card_path.read_text())
+        if SEGMENTER_CARD_KEY in previous:
+            card[SEGMENTER_CARD_KEY] = previous[SEGMENTER_CARD_KEY]
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     return card_path

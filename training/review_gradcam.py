@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import predict
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     inside_share, area_share, tiles = [], [], []
     for i, s in enumerate(samples):
         image = open_image(s.path)
-        roi = sample_roi(s, image.width, image.height)
-        f = predict(image, clf, roi, "manual")
+        fov = detect_fov(image.gray)
+        f = predict(image, clf, sample_roi(s, image.width, image.height, fov.box), "manual", fov)
         mask = cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE)
         mask = cv2.resize(mask, (image.width, image.height), interpolation=cv2.INTER_NEAREST) > 0
         w = f.window

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import predict
 from training.data import load_dataset, sample_roi
@@ -33,7 +34,10 @@ def test_card_test_metrics_reproduce_through_the_app_path(shared_data, classifie
         probs, labels = [], []
         for s in samples:
             image = open_image(s.path)
-            f = predict(image, classifier, sample_roi(s, image.width, image.height), "manual")
+            fov = detect_fov(image.gray)
+            f = predict(
+                image, classifier, sample_roi(s, image.width, image.height, fov.box), fov=fov
+            )
             probs.append(f.probability)
             labels.append(s.label)
         auroc = roc_auc_score(labels, probs)

@@ -9,8 +9,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from thyroid_desktop.core.detect import Detection, detect
+from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
 from thyroid_desktop.core.images import UltrasoundImage
-from thyroid_desktop.core.models import Classifier
+from thyroid_desktop.core.models import Classifier, Segmenter
 from thyroid_desktop.core.roi import ROI, crop_square
 
 RoiSource = Literal["manual", "auto", "full"]
@@ -48,22 +50,33 @@ def heatmap_to_image(cam: np.ndarray, window: ROI, width: int, height: int) -> n
     return np.clip(full, 0.0, 1.0)
 
 
+def classifier_crop(
+    image: UltrasoundImage, roi: ROI, size: int, margin: float, fov: FieldOfView | None = None
+) -> tuple[np.ndarray, ROI]:
+    """The classifier's input, shared by training and the app: the scan area only (burned-in
+    text, scale bars and glyphs outside the field of view are black), cut square around the
+    box. Returns the crop and its window in image pixels."""
+    fov = fov or detect_fov(image.gray)
+    return crop_square(mask_outside(image.pixels, fov), roi, size, margin)
+
+
 def predict(
     image: UltrasoundImage,
     classifier: Classifier,
     roi: ROI | None = None,
     roi_source: RoiSource | None = None,
+    fov: FieldOfView | None = None,
 ) -> Finding:
-    """Calibrated malignancy probability and Grad-CAM for the box ``roi`` (whole image if None).
-
-    Deterministic: the same image and box give the same numbers.
+    """Calibrated malignancy probability and Grad-CAM for the box ``roi`` (the whole scan
+    area if None). Deterministic: the same image and box give the same numbers.
     """
     t0 = time.perf_counter()
     card = classifier.card
+    fov = fov or detect_fov(image.gray)
     if roi is None:
-        roi, roi_source = ROI.full(image.width, image.height), roi_source or "full"
+        roi, roi_source = fov.box, roi_source or "full"
     roi = roi.clipped(image.width, image.height)
-    crop, window = crop_square(image.pixels, roi, card.input_size, card.crop_margin)
+    crop, window = classifier_crop(image, roi, card.input_size, card.crop_margin, fov)
     t1 = time.perf_counter()
     prob, _, cam = classifier.gradcam(crop[None], mirror=card.tta)
     t2 = time.perf_counter()
@@ -86,3 +99,21 @@ def predict(
             "total": 1000 * (t3 - t0),
         },
     )
+
+
+def detect_nodules(image: UltrasoundImage, segmenter: Segmenter) -> Detection:
+    """Candidate nodule boxes, best first (possibly none)."""
+    return detect(np.asarray(image.pixels), image.gray, segmenter, segmenter.size)
+
+
+def auto_predict(
+    image: UltrasoundImage, classifier: Classifier, segmenter: Segmenter
+) -> tuple[Finding, Detection]:
+    """Finds the nodule and analyses the best candidate (``roi_source`` "auto"); with no
+    candidate, analyses the whole scan area (``roi_source`` "full")."""
+    det = detect_nodules(image, segmenter)
+    if det.best is not None:
+        finding = predict(image, classifier, det.best.roi, "auto", fov=det.fov)
+    else:
+        finding = predict(image, classifier, None, "full", fov=det.fov)
+    return finding, det

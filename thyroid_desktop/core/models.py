@@ -20,7 +20,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CLASSIFIER_FILE = "classifier.keras"
+SEGMENTER_FILE = "segmenter.keras"
 CARD_FILE = "model_card.json"
+#: The segmenter's section in the model card.
+SEGMENTER_CARD_KEY = "segmenter"
 
 
 class ModelError(Exception):
@@ -123,20 +126,33 @@ def load_card(directory: Path | None = None) -> ModelCard:
 
 
 def verify(card: ModelCard) -> None:
-    """Checks the weight file exists and matches the card's sha256.
+    """Checks the classifier's weight file exists and matches the card's sha256.
 
     Raises:
         ModelError: missing or corrupted (checksum mismatch) weight file.
     """
-    path = card.weights_path
+    _verify_file(card.weights_path, str(card.raw["sha256"]))
+
+
+def _verify_file(path: Path, expected: str) -> None:
     if not path.is_file():
         raise ModelError(f"The model file {path} is missing; reinstall the application.")
     digest = sha256_file(path)
-    if digest != card.raw["sha256"]:
+    if digest != expected:
         raise ModelError(
             f"The model file {path} is corrupted (sha256 {digest[:12]}... does not match the "
-            f"card's {str(card.raw['sha256'])[:12]}...); reinstall the application."
+            f"card's {expected[:12]}...); reinstall the application."
         )
+
+
+def _load_keras(path: Path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many types for a bad file
+        raise ModelError(f"The model file {path} cannot be loaded: {err}") from err
 
 
 def device_description() -> str:
@@ -181,13 +197,7 @@ def load_classifier(directory: Path | None = None) -> Classifier:
     t0 = time.perf_counter()
     card = load_card(directory)
     verify(card)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    try:
-        model = keras.saving.load_model(card.weights_path, compile=False)
-    except Exception as err:  # Keras raises many types for a bad file
-        raise ModelError(f"The model file {card.weights_path} cannot be loaded: {err}") from err
+    model = _load_keras(card.weights_path)
     for name in (card.last_conv_layer, card.logit_layer):
         try:
             model.get_layer(name)
@@ -198,3 +208,42 @@ def load_classifier(directory: Path | None = None) -> Classifier:
     clf.load_seconds = time.perf_counter() - t0
     log.info("loaded %s on %s in %.2f s", card.id, clf.device, clf.load_seconds)
     return clf
+
+
+@dataclass(eq=False)
+class Segmenter:
+    """The loaded nodule segmenter: a uint8 batch of square inputs -> probability maps."""
+
+    info: dict[str, Any]
+    model: Any
+    size: int
+
+    @cached_property
+    def _fn(self):
+        import tensorflow as tf
+
+        return tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, batch) -> Any:
+        import numpy as np
+
+        return self._fn(np.asarray(batch, dtype=np.float32)).numpy()[..., 0]
+
+
+def load_segmenter(directory: Path | None = None) -> Segmenter | None:
+    """Loads the verified segmenter named in the card, or None if the card names none.
+
+    Raises:
+        ModelError: the card names a segmenter whose file is missing, damaged or unloadable.
+    """
+    import numpy as np
+
+    card = load_card(directory)
+    info = card.raw.get(SEGMENTER_CARD_KEY)
+    if not info:
+        return None
+    path = card.directory / str(info["file"])
+    _verify_file(path, str(info["sha256"]))
+    seg = Segmenter(info, _load_keras(path), int(info["input_size"]))
+    seg(np.zeros((1, seg.size, seg.size, 3), np.uint8))  # trace once
+    return seg

@@ -11,8 +11,14 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSp
 
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
-from thyroid_desktop.core.inference import Finding, predict
-from thyroid_desktop.core.models import Classifier, ModelError, load_classifier
+from thyroid_desktop.core.inference import Finding, auto_predict, predict
+from thyroid_desktop.core.models import (
+    Classifier,
+    ModelError,
+    Segmenter,
+    load_classifier,
+    load_segmenter,
+)
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.ui.image_view import ImageView
 from thyroid_desktop.ui.result_panel import ResultPanel
@@ -38,6 +44,7 @@ class MainWindow(QMainWindow):
         self.pool.setMaxThreadCount(1)
         self._tasks: set[Task] = set()
         self.classifier: Classifier | None = None
+        self.segmenter: Segmenter | None = None
         self.image: UltrasoundImage | None = None
         self.roi: ROI | None = None
         self.finding: Finding | None = None
@@ -83,14 +90,20 @@ class MainWindow(QMainWindow):
         )
         self._action(view_menu, "Toggle &Grad-CAM", self.panel.overlay.toggle, "G")
         analysis = self.menuBar().addMenu("&Analysis")
-        self._action(analysis, "Analyse &whole image", self.analyse_whole_image, "W")
+        self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
+        self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
 
     # -- model -----------------------------------------------------------------------------
     def start_model_loading(self, directory: Path | None = None) -> None:
         self.panel.show_state("Loading model…")
-        self._run(lambda: load_classifier(directory), self._model_loaded, self._model_failed)
+        self._run(
+            lambda: (load_classifier(directory), load_segmenter(directory)),
+            self._model_loaded,
+            self._model_failed,
+        )
 
-    def _model_loaded(self, classifier: Classifier) -> None:
+    def _model_loaded(self, models: tuple[Classifier, Segmenter | None]) -> None:
+        classifier, self.segmenter = models
         self.classifier = classifier
         card = classifier.card
         metrics = card.raw.get("metrics", {})
@@ -105,7 +118,7 @@ class MainWindow(QMainWindow):
         self.panel.show_state("Model ready. Draw a box around the nodule.")
         self.device_label.setText(f"Device: {classifier.device}")
         if self._pending:
-            self.analyse()
+            self.analyse() if self.roi is not None else self.auto_detect()
 
     def _model_failed(self, err: Exception) -> None:
         message = (
@@ -138,11 +151,44 @@ class MainWindow(QMainWindow):
             self.set_roi(roi)
         else:
             self.roi = None
+            self.auto_detect()
 
     def set_roi(self, roi: ROI) -> None:
         self.roi = roi
         self.view.set_roi(roi)
         self.analyse()
+
+    def auto_detect(self) -> None:
+        """Lets the segmenter propose the box (best candidate) and analyses it."""
+        if self.image is None:
+            return
+        if self.classifier is None:
+            self._pending = True
+            return
+        if self.segmenter is None:
+            self.analyse_whole_image()
+            return
+        image, clf, seg = self.image, self.classifier, self.segmenter
+        self.panel.show_state("Looking for the nodule…")
+        self._run(
+            lambda: auto_predict(image, clf, seg),
+            lambda r: self._auto_done(image, *r),
+            self._analysis_failed,
+        )
+
+    def _auto_done(self, image: UltrasoundImage, finding: Finding, detection) -> None:
+        if image is not self.image:
+            return
+        n = len(detection.candidates)
+        self.roi = finding.roi if finding.roi_source == "auto" else None
+        self.view.set_roi(finding.roi)
+        self._show_finding(image, finding)
+        self.panel.show_state(
+            f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed. "
+            "Drag a new box to change it."
+            if n
+            else "No nodule found: the whole scan area was analysed. Draw a box around the nodule."
+        )
 
     def analyse_whole_image(self) -> None:
         if self.image is not None:

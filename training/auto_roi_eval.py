@@ -1,0 +1,81 @@
+"""How much the classifier loses when the segmenter, not the expert, draws the box.
+
+Scores the held-out test split (images neither model was trained on) three ways: with the
+box from the expert's mask, with the app's auto-ROI (best candidate, else the scan area),
+and with the whole scan area. Writes the result into the model card's ``auto_roi`` entry.
+
+Usage: python -m training.auto_roi_eval [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from thyroid_desktop.core.fov import detect_fov
+from thyroid_desktop.core.images import open_image
+from thyroid_desktop.core.inference import auto_predict, predict
+from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter, models_dir
+from training.__main__ import DEFAULT_DATA
+from training.data import load_dataset, sample_roi
+from training.evaluate import grouped_bootstrap_auroc
+from training.export import write_atomically
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    clf, seg = load_classifier(), load_segmenter()
+    if seg is None:
+        raise SystemExit("the model card names no segmenter")
+    test_files = set(clf.card.raw["data"]["split"]["test_files"])
+    result = {}
+    for site in ("ddti", "chaouchi"):
+        samples = [
+            s
+            for s in load_dataset(args.data / site)
+            if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
+        ]
+        scores: dict[str, list[float]] = {"expert_box": [], "auto_roi": [], "scan_area": []}
+        sources: list[str] = []
+        for s in samples:
+            image = open_image(s.path)
+            fov = detect_fov(image.gray)
+            box = sample_roi(s, image.width, image.height, fov.box)
+            scores["expert_box"].append(predict(image, clf, box, "manual", fov).probability)
+            finding, _ = auto_predict(image, clf, seg)
+            scores["auto_roi"].append(finding.probability)
+            sources.append(finding.roi_source)
+            scores["scan_area"].append(predict(image, clf, None, "full", fov).probability)
+        y = np.array([s.label for s in samples])
+        groups = [s.group for s in samples]
+        result[site] = {
+            "n": len(samples),
+            "auto_roi_found_share": float(np.mean([src == "auto" for src in sources])),
+            **{
+                name: {
+                    "auroc": float(roc_auc_score(y, p)),
+                    "auroc_ci95": list(grouped_bootstrap_auroc(y, np.array(p), groups)),
+                }
+                for name, p in scores.items()
+            },
+        }
+        print(site, json.dumps(result[site]), flush=True)
+    card_path = models_dir() / CARD_FILE
+    card = json.loads(card_path.read_text())
+    card["metrics"]["auto_roi"] = {
+        "description": "test split: classifier AUROC with the expert's box vs the app's auto-ROI "
+        "(best candidate, else the scan area) vs the whole scan area",
+        **result,
+    }
+    write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""The nodule segmenter: a U-Net-style decoder on the frozen ImageNet EfficientNet-Lite0
+encoder, trained on nodule masks of arcegor (sequences) and ddti (cases).
+
+The encoder is frozen, so its skip features are computed once per image (and its mirror
+image) and the decoder trains on those: minutes on a CPU instead of hours. The exported
+model is one flat graph: image -> encoder -> decoder -> nodule probability map.
+
+Usage: python -m training.segmenter [--data ../shared/data] [--epochs 30] [--export resources/models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from thyroid_desktop.core.detect import (
+    candidates_from_map,
+    map_to_image,
+    segmenter_input,
+)
+from thyroid_desktop.core.fov import detect_fov
+from thyroid_desktop.core.images import open_image
+from thyroid_desktop.core.models import SEGMENTER_CARD_KEY, SEGMENTER_FILE, sha256_file
+
+log = logging.getLogger(__name__)
+
+SIZE = 256
+BACKBONE = "efficientnet_lite0"
+#: Encoder stages the decoder takes skips from (64, 32, 16 and 8 px at 256 px input).
+SKIP_STAGES = (2, 3, 5, 6)
+DECODER_WIDTHS = (64, 48, 32, 16)
+TEST_FRACTION = 0.2
+SPLIT_SEED = 2026
+
+
+@dataclass(frozen=True)
+class MaskSample:
+    path: Path
+    mask_path: Path | None  # None: a frame known to show no nodule
+    group: str
+    dataset: str
+
+
+def load_mask_samples(data: Path) -> list[MaskSample]:
+    """arcegor frames (grouped by sequence) and ddti images with a mask (grouped by case)."""
+    out = []
+    with open(data / "arcegor" / "masks.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            mask = data / "arcegor" / r["mask"] if r["has_nodule"] == "1" else None
+            out.append(
+                MaskSample(data / "arcegor" / r["file"], mask, f"arcegor:{r['group']}", "arcegor")
+            )
+    with open(data / "ddti" / "metadata.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["mask"]:
+                out.append(
+                    MaskSample(
+                        data / "ddti" / r["file"],
+                        data / "ddti" / r["mask"],
+                        f"ddti:{r['case']}",
+                        "ddti",
+                    )
+                )
+    return out
+
+
+def split(
+    samples: list[MaskSample], classifier_test_groups: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out groups: the classifier's ddti test cases (so auto-ROI can be scored on images
+    neither model saw) plus a random 20 % of arcegor sequences."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    arcegor = sorted({s.group for s in samples if s.dataset == "arcegor"})
+    test_arcegor = set(rng.choice(arcegor, int(round(TEST_FRACTION * len(arcegor))), replace=False))
+    is_test = np.array(
+        [s.group in test_arcegor or s.group in classifier_test_groups for s in samples]
+    )
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def load_pair(s: MaskSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image pixels, full-resolution bool mask, and the segmenter input (FOV-cut square)."""
+    img = open_image(s.path)
+    mask = np.zeros((img.height, img.width), bool)
+    if s.mask_path is not None:
+        m = cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE)
+        if m.shape != mask.shape:
+            m = cv2.resize(m, (img.width, img.height), interpolation=cv2.INTER_NEAREST)
+        mask = m > 0
+    return np.asarray(img.pixels), mask, img.gray
+
+
+def build(weights: str | None = "imagenet"):
+    """Returns (full segmenter, encoder-skips model, decoder inputs, decoder logits output).
+
+    Decoder layers are created once and applied both to the encoder's skips (the exported
+    model) and to cached-feature inputs (training), so weights are shared.
+    """
+    import keras
+
+    from training.backbones import build_backbone
+    from training.linear_head import stage_outputs
+
+    encoder, _ = build_backbone(BACKBONE, SIZE, weights=weights)
+    skips = [encoder.get_layer(n).output for n in stage_outputs(encoder, SKIP_STAGES)]
+    skip_model = keras.Model(encoder.input, skips, name="encoder_skips")
+    widths = DECODER_WIDTHS
+    layers = {
+        "in": keras.layers.Conv2D(widths[0], 1, activation="relu", name="dec_in"),
+        "convs": [
+            (
+                keras.layers.Conv2D(w, 3, padding="same", activation="relu", name=f"dec{i}_a"),
+                keras.layers.Conv2D(w, 3, padding="same", activation="relu", name=f"dec{i}_b"),
+            )
+            for i, w in enumerate(widths[1:], start=1)
+        ],
+        "out": keras.layers.Conv2D(1, 1, name="dec_logits"),
+    }
+
+    def decode(feats, prefix: str):
+        x = layers["in"](feats[-1])
+        for i, (ca, cb) in enumerate(layers["convs"], start=1):
+            x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{prefix}up{i}")(x)
+            x = keras.layers.Concatenate(name=f"{prefix}cat{i}")([x, feats[-1 - i]])
+            x = cb(ca(x))
+        return layers["out"](x)
+
+    logits = decode(skips, "")
+    up = keras.layers.UpSampling2D(4, interpolation="bilinear", name="upsample_full")(logits)
+    prob = keras.layers.Activation("sigmoid", name="nodule_probability")(up)
+    full = keras.Model(encoder.input, prob, name="thyroid_nodule_segmenter")
+    cache_inputs = [keras.Input(t.shape[1:], name=f"skip{i}") for i, t in enumerate(skips)]
+    decoder = keras.Model(cache_inputs, decode(cache_inputs, "c_"), name="decoder_train")
+    return full, skip_model, decoder
+
+
+def _batches_class():
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        """Shuffled float32 batches cut from float16 feature arrays (keeps memory low)."""
+
+        def __init__(self, feats: list[np.ndarray], targets: np.ndarray, batch_size: int):
+            super().__init__()
+            self.feats, self.targets, self.batch_size = feats, targets, batch_size
+            self.order = np.random.default_rng(0).permutation(len(targets))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(self.targets) / self.batch_size))
+
+        def __getitem__(self, i: int):
+            idx = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+            return tuple(f[idx].astype(np.float32) for f in self.feats), self.targets[idx]
+
+        def on_epoch_end(self) -> None:
+            self.order = np.random.default_rng(len(self.order) + int(self.order[0])).permutation(
+                len(self.targets)
+            )
+
+    return Batches
+
+
+def _Batches(feats, targets, batch_size):  # noqa: N802 (reads as the class it builds)
+    return _batches_class()(feats, targets, batch_size)
+
+
+def dice_bce(y_true, y_pred):
+    """BCE + soft Dice on logits (coarse grid)."""
+    import keras
+    from keras import ops
+
+    p = ops.sigmoid(y_pred)
+    inter = ops.sum(p * y_true, axis=(1, 2, 3))
+    denom = ops.sum(p, axis=(1, 2, 3)) + ops.sum(y_true, axis=(1, 2, 3))
+    dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
+    bce = keras.losses.binary_crossentropy(y_true, y_pred, from_logits=True)
+    return ops.mean(bce, axis=(1, 2)) + dice
+
+
+def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    inter = np.logical_and(pred, truth).sum()
+    total = pred.sum() + truth.sum()
+    union = np.logical_or(pred, truth).sum()
+    return (2 * inter / total if total else 1.0), (inter / union if union else 1.0)
+
+
+def bootstrap_ci(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000) -> tuple[float, float]:
+    """95 % CI of the mean, resampling whole groups."""
+    rng = np.random.default_rng(0)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
+    means = [
+        values[np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])].mean()
+        for _ in range(n_boot)
+    ]
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import keras
+    import tensorflow as tf
+
+    from training.__main__ import DEFAULT_DATA
+    from training.export import write_atomically
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--export", type=Path, default=Path("resources/models"))
+    parser.add_argument("--out", type=Path, default=Path("runs/segmenter"))
+    parser.add_argument("--limit", type=int, default=0, help="use only N images (smoke runs)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    keras.utils.set_random_seed(0)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    card_path = args.export / "model_card.json"
+    card = json.loads(card_path.read_text())
+    clf_test = {"ddti:" + f for f in _classifier_test_cases(card, args.data)}
+    samples = load_mask_samples(args.data)
+    if args.limit:
+        samples = samples[:: max(1, len(samples) // args.limit)]
+    train_idx, test_idx = split(samples, clf_test)
+    log.info("%d train / %d test images", len(train_idx), len(test_idx))
+
+    full, skip_model, decoder = build()
+    skip_fn = tf.function(lambda x: skip_model(x, training=False))
+    t0 = time.perf_counter()
+    inputs = np.empty((len(samples), SIZE, SIZE, 3), np.uint8)
+    coarse = np.empty((len(samples), SIZE // 4, SIZE // 4, 1), np.float32)
+    for i, s in enumerate(samples):
+        pixels, mask, gray = load_pair(s)
+        fov = detect_fov(gray)
+        inputs[i] = segmenter_input(pixels, fov, SIZE)
+        m = segmenter_input(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, 2), fov, SIZE)[
+            ..., 0
+        ]
+        coarse[i, ..., 0] = cv2.resize(
+            m.astype(np.float32) / 255.0, (SIZE // 4, SIZE // 4), interpolation=cv2.INTER_AREA
+        )
+    log.info("inputs in %.0f s", time.perf_counter() - t0)
+
+    def features(idx: np.ndarray, mirror: bool) -> list[np.ndarray]:
+        outs = []
+        for i in range(0, len(idx), 32):
+            x = tf.cast(inputs[idx[i : i + 32]], tf.float32)
+            outs.append(
+                [o.numpy().astype(np.float16) for o in skip_fn(x[:, :, ::-1] if mirror else x)]
+            )
+        return [np.concatenate([o[k] for o in outs]) for k in range(len(SKIP_STAGES))]
+
+    t0 = time.perf_counter()
+    f_plain, f_mirror = features(train_idx, False), features(train_idx, True)
+    feats = [np.concatenate([a, b]) for a, b in zip(f_plain, f_mirror, strict=True)]
+    targets = np.concatenate([coarse[train_idx], coarse[train_idx][:, :, ::-1]])
+    log.info("encoder features in %.0f s", time.perf_counter() - t0)
+    decoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce)
+    t0 = time.perf_counter()
+    decoder.fit(_Batches(feats, targets, 32), epochs=args.epochs, verbose=2)
+    log.info("decoder trained in %.0f s", time.perf_counter() - t0)
+
+    seg_fn = tf.function(lambda x: full(x, training=False))
+    dices, ious, groups, false_det, neg_groups = [], [], [], [], []
+    per_dataset: dict[str, list[float]] = {}
+    for i in test_idx:
+        s = samples[i]
+        pixels, mask, gray = load_pair(s)
+        fov = detect_fov(gray)
+        prob = seg_fn(tf.cast(inputs[i : i + 1], tf.float32)).numpy()[0, ..., 0]
+        full_prob = map_to_image(prob, fov, pixels.shape[1], pixels.shape[0])
+        cands = candidates_from_map(full_prob, fov)
+        pred = full_prob >= 0.5
+        if mask.any():
+            d, j = dice_iou(pred, mask)
+            dices.append(d)
+            ious.append(j)
+            groups.append(s.group)
+            per_dataset.setdefault(s.dataset, []).append(d)
+        else:
+            false_det.append(1.0 if cands else 0.0)
+            neg_groups.append(s.group)
+    dices_a, ious_a = np.array(dices), np.array(ious)
+    metrics = {
+        "test_images_with_nodule": len(dices),
+        "dice_mean": float(dices_a.mean()),
+        "dice_ci95": bootstrap_ci(dices_a, np.array(groups)),
+        "dice_median": float(np.median(dices_a)),
+        "iou_mean": float(ious_a.mean()),
+        "iou_ci95": bootstrap_ci(ious_a, np.array(groups)),
+        "dice_by_dataset": {k: float(np.mean(v)) for k, v in per_dataset.items()},
+        "test_frames_without_nodule": len(false_det),
+        "false_detection_rate": float(np.mean(false_det)) if false_det else None,
+        "false_detection_ci95": bootstrap_ci(np.array(false_det), np.array(neg_groups))
+        if false_det
+        else None,
+        "split": "held-out groups: 20 % of arcegor sequences + the classifier's ddti test cases",
+    }
+    log.info("segmenter test: %s", metrics)
+    args.export.mkdir(parents=True, exist_ok=True)
+    weights = args.export / SEGMENTER_FILE
+    write_atomically(weights, lambda p: full.save(p))
+    card[SEGMENTER_CARD_KEY] = {
+        "name": "Thyroid nodule segmenter",
+        "file": SEGMENTER_FILE,
+        "sha256": sha256_file(weights),
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "architecture": f"U-Net-style decoder {DECODER_WIDTHS} on frozen ImageNet {BACKBONE}, skips from stages {SKIP_STAGES}",
+        "input_size": SIZE,
+        "input": "field-of-view box, outside the scan area black, resized to a square; RGB 0..255",
+        "training": {
+            "images": int(len(train_idx)),
+            "datasets": ["arcegor", "ddti"],
+            "epochs": args.epochs,
+            "augmentation": "horizontal mirror",
+            "loss": "BCE + soft Dice on the 1/4-resolution grid",
+        },
+        "threshold": 0.5,
+        "metrics": metrics,
+    }
+    write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _classifier_test_cases(card: dict, data: Path) -> set[str]:
+    """ddti case ids of the classifier's test images."""
+    files = {
+        f.split("/", 1)[1] for f in card["data"]["split"]["test_files"] if f.startswith("ddti/")
+    }
+    with open(data / "ddti" / "metadata.csv", newline="") as fh:
+        return {r["case"] for r in csv.DictReader(fh) if r["file"] in files}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
