@@ -37,13 +37,23 @@ def test_predict_json_lines_with_a_bad_file_among_good_ones(tmp_path):
     assert "broken.jpg" in err["error"] and "probability" not in err
 
 
-def test_predict_without_roi_uses_whole_image(tmp_path):
+def test_predict_without_roi_finds_the_nodule_and_lists_candidates(tmp_path):
+    phantom = make_phantom(seed=1)
     path = tmp_path / "p.png"
-    cv2.imwrite(str(path), make_phantom().pixels)
-    result = run_cli(path, "--json")
+    cv2.imwrite(str(path), phantom.pixels)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), phantom.pixels * 0)
+    result = run_cli(path, blank, "--json", "--candidates")
     assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout)
-    assert record["roi_source"] == "full" and record["roi"] == [0, 0, 560, 360]
+    found, empty = (json.loads(line) for line in result.stdout.splitlines())
+    assert found["roi_source"] == "auto"
+    assert found["candidates"][0]["roi"] == found["roi"]
+    assert found["candidates"][0]["probability"] == found["probability"]
+    x, y, w, h = found["roi"]
+    n = phantom.nodule
+    assert abs(x + w / 2 - (n.x + n.w / 2)) < n.w / 4 and abs(y + h / 2 - (n.y + n.h / 2)) < n.h / 4
+    assert empty["roi_source"] == "full" and empty["candidates"] == []
+    assert empty["roi"] == [0, 0, 560, 360]  # a black frame: no scan area found, whole image
 
 
 def test_bad_roi_argument_is_a_usage_error(tmp_path):

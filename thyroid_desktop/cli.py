@@ -26,7 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="malignancy estimate for one or more images")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument(
-        "--roi", type=_roi, help="nodule box x,y,w,h in image pixels (default: whole image)"
+        "--roi",
+        type=_roi,
+        help="nodule box x,y,w,h in image pixels (default: found automatically, else the scan area)",
+    )
+    p.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also list every detected nodule with its estimate",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")

@@ -30,6 +30,7 @@ from thyroid_desktop.core.detect import (
 from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.models import SEGMENTER_CARD_KEY, SEGMENTER_FILE, sha256_file
+from thyroid_desktop.core.roi import roi_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,13 @@ def dice_bce(y_true, y_pred):
     return ops.mean(bce, axis=(1, 2)) + dice
 
 
+def box_iou(a, b) -> float:
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / float(a.w * a.h + b.w * b.h - inter)
+
+
 def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     inter = np.logical_and(pred, truth).sum()
     total = pred.sum() + truth.sum()
@@ -271,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seg_fn = tf.function(lambda x: full(x, training=False))
     dices, ious, groups, false_det, neg_groups = [], [], [], [], []
+    box_hits: dict[str, list[bool]] = {}
     per_dataset: dict[str, list[float]] = {}
     for i in test_idx:
         s = samples[i]
@@ -281,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         cands = candidates_from_map(full_prob, fov)
         pred = full_prob >= 0.5
         if mask.any():
+            truth_box = roi_from_mask(mask.astype(np.uint8))
+            hit = bool(cands) and box_iou(cands[0].roi, truth_box) >= 0.5
+            box_hits.setdefault(s.dataset, []).append(hit)
             d, j = dice_iou(pred, mask)
             dices.append(d)
             ious.append(j)
@@ -298,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "iou_mean": float(ious_a.mean()),
         "iou_ci95": bootstrap_ci(ious_a, np.array(groups)),
         "dice_by_dataset": {k: float(np.mean(v)) for k, v in per_dataset.items()},
+        "best_box_iou_ge_0.5_rate_by_dataset": {k: float(np.mean(v)) for k, v in box_hits.items()},
         "test_frames_without_nodule": len(false_det),
         "false_detection_rate": float(np.mean(false_det)) if false_det else None,
         "false_detection_ci95": bootstrap_ci(np.array(false_det), np.array(neg_groups))

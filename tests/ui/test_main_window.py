@@ -84,3 +84,12 @@ def test_corrupt_file_gives_a_message_and_keeps_the_current_image(window, qtbot,
     assert np.array_equal(window.image.pixels, open_image(ok).pixels)
     window.set_roi(ROI(10, 10, 50, 50))
     qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+
+
+def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
+    phantom = make_phantom(seed=1)
+    window.show_image(from_array(phantom.pixels))
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert window.finding.roi_source == "auto"
+    assert window.roi == window.finding.roi
+    assert "candidate" in window.panel.state.text()
