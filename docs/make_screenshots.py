@@ -28,7 +28,7 @@ def main() -> int:
     window.show()
     window.grab().save(str(OUT / "screenshot_loading.png"))
     phantom = make_phantom()
-    window.show_image(from_array(phantom.pixels), phantom.nodule)
+    window.show_image(from_array(phantom.pixels))  # no box: the app finds the nodule
     window.start_model_loading()
 
     def check() -> None:
