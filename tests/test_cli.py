@@ -43,9 +43,12 @@ def test_predict_without_roi_finds_the_nodule_and_lists_candidates(tmp_path):
     cv2.imwrite(str(path), phantom.pixels)
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), phantom.pixels * 0)
-    result = run_cli(path, blank, "--json", "--candidates")
-    assert result.returncode == 0, result.stderr
-    found, empty = (json.loads(line) for line in result.stdout.splitlines())
+    empty_file = tmp_path / "empty.dcm"
+    empty_file.write_bytes(b"")
+    result = run_cli(path, blank, empty_file, "--json", "--candidates")
+    assert result.returncode == 1, result.stderr
+    found, empty, failed = (json.loads(line) for line in result.stdout.splitlines())
+    assert "empty.dcm" in failed["error"] and "empty" in failed["error"].lower()
     assert found["roi_source"] == "auto"
     assert found["candidates"][0]["roi"] == found["roi"]
     assert found["candidates"][0]["probability"] == found["probability"]
