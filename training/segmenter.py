@@ -174,6 +174,32 @@ def _Batches(feats, targets, batch_size):  # noqa: N802 (reads as the class it b
     return _batches_class()(feats, targets, batch_size)
 
 
+def _coarse(square_mask: np.ndarray) -> np.ndarray:
+    """A SIZE x SIZE uint8 mask as the decoder's 1/4-resolution soft target."""
+    return cv2.resize(
+        square_mask.astype(np.float32) / 255.0, (SIZE // 4, SIZE // 4), interpolation=cv2.INTER_AREA
+    )
+
+
+def _zoom_view(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
+    """Each image zoomed in by a random 1-1.8x around a random point (small nodules become
+    larger), with its mask; returns the images and coarse targets."""
+    out_i, out_t = (
+        np.empty_like(images),
+        np.empty((len(images), SIZE // 4, SIZE // 4, 1), np.float32),
+    )
+    for k in range(len(images)):
+        z = rng.uniform(1.0, 1.8)
+        side = SIZE / z
+        x0, y0 = rng.uniform(0, SIZE - side, size=2)
+        m = np.array([[z, 0, -x0 * z], [0, z, -y0 * z]], np.float32)
+        out_i[k] = cv2.warpAffine(images[k], m, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+        out_t[k, ..., 0] = _coarse(
+            cv2.warpAffine(masks[k], m, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+        )
+    return out_i, out_t
+
+
 def dice_bce(y_true, y_pred):
     """BCE + soft Dice on logits (coarse grid)."""
     import keras
@@ -227,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, default=Path("resources/models"))
     parser.add_argument("--out", type=Path, default=Path("runs/segmenter"))
     parser.add_argument("--limit", type=int, default=0, help="use only N images (smoke runs)")
+    parser.add_argument(
+        "--zoom-views", type=int, default=0, help="extra training views zoomed in 1-1.8x"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(0)
@@ -246,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     inputs = np.empty((len(samples), SIZE, SIZE, 3), np.uint8)
     coarse = np.empty((len(samples), SIZE // 4, SIZE // 4, 1), np.float32)
+    square_masks = np.empty((len(samples), SIZE, SIZE), np.uint8)
     for i, s in enumerate(samples):
         pixels, mask, gray = load_pair(s)
         fov = detect_fov(gray)
@@ -253,15 +283,17 @@ def main(argv: list[str] | None = None) -> int:
         m = segmenter_input(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, 2), fov, SIZE)[
             ..., 0
         ]
-        coarse[i, ..., 0] = cv2.resize(
-            m.astype(np.float32) / 255.0, (SIZE // 4, SIZE // 4), interpolation=cv2.INTER_AREA
-        )
+        square_masks[i] = m
+        coarse[i, ..., 0] = _coarse(m)
     log.info("inputs in %.0f s", time.perf_counter() - t0)
 
-    def features(idx: np.ndarray, mirror: bool) -> list[np.ndarray]:
+    def features(
+        idx: np.ndarray, mirror: bool, images: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        images = inputs[idx] if images is None else images
         outs = []
         for i in range(0, len(idx), 32):
-            x = tf.cast(inputs[idx[i : i + 32]], tf.float32)
+            x = tf.cast(images[i : i + 32], tf.float32)
             outs.append(
                 [o.numpy().astype(np.float16) for o in skip_fn(x[:, :, ::-1] if mirror else x)]
             )
@@ -271,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     f_plain, f_mirror = features(train_idx, False), features(train_idx, True)
     feats = [np.concatenate([a, b]) for a, b in zip(f_plain, f_mirror, strict=True)]
     targets = np.concatenate([coarse[train_idx], coarse[train_idx][:, :, ::-1]])
+    rng = np.random.default_rng(1)
+    for _ in range(args.zoom_views):
+        zoomed, zoom_targets = _zoom_view(inputs[train_idx], square_masks[train_idx], rng)
+        extra = features(train_idx, False, zoomed)
+        feats = [np.concatenate([a, b]) for a, b in zip(feats, extra, strict=True)]
+        targets = np.concatenate([targets, zoom_targets])
     log.info("encoder features in %.0f s", time.perf_counter() - t0)
     decoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce)
     t0 = time.perf_counter()
@@ -334,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             "images": int(len(train_idx)),
             "datasets": ["arcegor", "ddti"],
             "epochs": args.epochs,
-            "augmentation": "horizontal mirror",
+            "augmentation": f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s)",
             "loss": "BCE + soft Dice on the 1/4-resolution grid",
         },
         "threshold": 0.5,

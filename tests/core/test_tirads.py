@@ -1,0 +1,61 @@
+"""ACR TI-RADS scoring against the white paper's chart (Tessler et al. 2017)."""
+
+import pytest
+
+from thyroid_desktop.core.tirads import (
+    Composition as C,
+    EchogenicFoci as F,
+    Echogenicity as E,
+    Margin as M,
+    Shape as S,
+    TiradsDescriptors,
+    label,
+    recommend,
+)
+
+
+def nodule(c=C.SOLID, e=E.HYPO, s=S.WIDER, m=M.SMOOTH, foci=(F.NONE,)):
+    return TiradsDescriptors(c, e, s, m, frozenset(foci))
+
+
+@pytest.mark.parametrize(
+    ("desc", "points", "tr"),
+    [
+        (nodule(C.CYSTIC, E.ANECHOIC), 0, 1),
+        (nodule(C.SPONGIFORM, E.VERY_HYPO, S.TALLER, M.EXTRATHYROIDAL), 0, 1),  # no more points
+        (nodule(C.MIXED, E.HYPER_ISO), 2, 2),
+        (nodule(C.SOLID, E.HYPER_ISO), 3, 3),
+        (nodule(C.SOLID, E.HYPO), 4, 4),
+        (nodule(C.SOLID, E.HYPO, foci=(F.MACRO,)), 5, 4),
+        (nodule(C.SOLID, E.HYPO, m=M.LOBULATED, foci=(F.NONE,)), 6, 4),
+        (nodule(C.SOLID, E.HYPO, foci=(F.PUNCTATE,)), 7, 5),
+        (nodule(C.SOLID, E.VERY_HYPO, S.TALLER, M.EXTRATHYROIDAL, (F.MACRO, F.PUNCTATE)), 15, 5),
+    ],
+)
+def test_points_and_level(desc, points, tr):
+    assert desc.points == points
+    assert desc.level.tr == tr
+
+
+@pytest.mark.parametrize(
+    ("tr_desc", "size_mm", "action"),
+    [
+        (nodule(C.SOLID, E.HYPER_ISO), 25.0, "FNA"),  # TR3 FNA >= 2.5 cm
+        (nodule(C.SOLID, E.HYPER_ISO), 15.0, "follow-up"),
+        (nodule(C.SOLID, E.HYPER_ISO), 14.9, "no FNA"),
+        (nodule(C.SOLID, E.HYPO), 15.0, "FNA"),  # TR4 FNA >= 1.5 cm
+        (nodule(C.SOLID, E.HYPO), 10.0, "follow-up"),
+        (nodule(C.SOLID, E.HYPO, foci=(F.PUNCTATE,)), 10.0, "FNA"),  # TR5 FNA >= 1 cm
+        (nodule(C.SOLID, E.HYPO, foci=(F.PUNCTATE,)), 5.0, "follow-up"),
+        (nodule(C.SOLID, E.HYPO, foci=(F.PUNCTATE,)), 4.0, "no FNA"),
+        (nodule(C.MIXED, E.HYPER_ISO), 40.0, "no FNA"),  # TR2 never
+    ],
+)
+def test_size_based_recommendation(tr_desc, size_mm, action):
+    assert recommend(tr_desc.level, size_mm).action == action
+
+
+def test_uncalibrated_size_is_never_guessed():
+    rec = recommend(nodule().level, None)
+    assert rec.action == "size needed" and "not calibrated" in rec.text
+    assert label(C.SPONGIFORM) == "spongiform"

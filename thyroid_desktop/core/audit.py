@@ -1,0 +1,67 @@
+"""Append-only audit log of every analysis: one JSON object per line.
+
+Each record is written with a single ``write`` on a file opened for appending, then flushed
+and synced, so a crash never leaves half a line and earlier lines are never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from thyroid_desktop.core.roi import ROI
+
+
+def default_log_path() -> Path:
+    """``audit.jsonl`` in the user data folder (``THYROID_AUDIT_LOG`` overrides it)."""
+    if os.environ.get("THYROID_AUDIT_LOG"):
+        return Path(os.environ["THYROID_AUDIT_LOG"])
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("ThyroidReview", appauthor=False)) / "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What was analysed, with which model, with what result, and what the user did."""
+
+    action: str  # e.g. "analyse", "auto-detect", "export-report"
+    image_sha256: str
+    roi: list[int] | None
+    roi_source: str | None
+    model_id: str
+    probability: float | None
+    file: str | None = None
+    time: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    )
+
+
+def record_for(action: str, sha256: str, roi: ROI | None, **kwargs) -> AuditRecord:
+    return AuditRecord(action, sha256, roi.as_list() if roi else None, **kwargs)
+
+
+class AuditLog:
+    """Appends records to a JSON-lines file, creating its folder on first use."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path or default_log_path())
+
+    def append(self, record: AuditRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(asdict(record), sort_keys=True) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]

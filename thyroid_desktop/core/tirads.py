@@ -1,0 +1,139 @@
+"""ACR TI-RADS: points, level and the size-based FNA / follow-up recommendation.
+
+Tessler F.N. et al., "ACR Thyroid Imaging, Reporting and Data System (TI-RADS): White Paper
+of the ACR TI-RADS Committee", J Am Coll Radiol 2017;14:587-595. Points per descriptor group
+are summed (echogenic foci: every kind that applies); spongiform nodules get no further
+points. The recommendation uses the nodule's maximum diameter in cm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Composition(Enum):
+    CYSTIC = ("cystic or almost completely cystic", 0)
+    SPONGIFORM = ("spongiform", 0)
+    MIXED = ("mixed cystic and solid", 1)
+    SOLID = ("solid or almost completely solid", 2)
+
+
+class Echogenicity(Enum):
+    ANECHOIC = ("anechoic", 0)
+    HYPER_ISO = ("hyperechoic or isoechoic", 1)
+    HYPO = ("hypoechoic", 2)
+    VERY_HYPO = ("very hypoechoic", 3)
+
+
+class Shape(Enum):
+    WIDER = ("wider-than-tall", 0)
+    TALLER = ("taller-than-wide", 3)
+
+
+class Margin(Enum):
+    SMOOTH = ("smooth", 0)
+    ILL_DEFINED = ("ill-defined", 0)
+    LOBULATED = ("lobulated or irregular", 2)
+    EXTRATHYROIDAL = ("extra-thyroidal extension", 3)
+
+
+class EchogenicFoci(Enum):
+    NONE = ("none or large comet-tail artifacts", 0)
+    MACRO = ("macrocalcifications", 1)
+    PERIPHERAL = ("peripheral (rim) calcifications", 2)
+    PUNCTATE = ("punctate echogenic foci", 3)
+
+
+def label(choice: Enum) -> str:
+    """The lexicon wording of a choice."""
+    return choice.value[0]
+
+
+def points_of(choice: Enum) -> int:
+    return int(choice.value[1])
+
+
+@dataclass(frozen=True)
+class Level:
+    """A TR level with its name and size thresholds (cm) for FNA and follow-up."""
+
+    tr: int
+    name: str
+    fna_cm: float | None
+    follow_cm: float | None
+    follow_schedule: str
+
+
+LEVELS = {
+    1: Level(1, "benign", None, None, ""),
+    2: Level(2, "not suspicious", None, None, ""),
+    3: Level(3, "mildly suspicious", 2.5, 1.5, "ultrasound at 1, 3 and 5 years"),
+    4: Level(4, "moderately suspicious", 1.5, 1.0, "ultrasound at 1, 2, 3 and 5 years"),
+    5: Level(5, "highly suspicious", 1.0, 0.5, "ultrasound every year for up to 5 years"),
+}
+
+
+@dataclass(frozen=True)
+class TiradsDescriptors:
+    """The five ACR descriptor groups for one nodule (echogenic foci: all that apply)."""
+
+    composition: Composition
+    echogenicity: Echogenicity
+    shape: Shape
+    margin: Margin
+    foci: frozenset[EchogenicFoci] = field(default_factory=lambda: frozenset({EchogenicFoci.NONE}))
+
+    @property
+    def points(self) -> int:
+        """Total points; a spongiform nodule gets none beyond its composition."""
+        if self.composition is Composition.SPONGIFORM:
+            return 0
+        foci = sum(points_of(f) for f in self.foci)
+        return (
+            sum(
+                points_of(c) for c in (self.composition, self.echogenicity, self.shape, self.margin)
+            )
+            + foci
+        )
+
+    @property
+    def level(self) -> Level:
+        p = self.points
+        if p == 0:
+            return LEVELS[1]
+        if p <= 2:
+            return LEVELS[2]
+        if p == 3:
+            return LEVELS[3]
+        return LEVELS[4] if p <= 6 else LEVELS[5]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What ACR TI-RADS advises for this level and size."""
+
+    action: str  # "FNA", "follow-up", "no FNA", or "size needed"
+    text: str
+
+
+def recommend(level: Level, max_diameter_mm: float | None) -> Recommendation:
+    """FNA / follow-up advice; without a calibrated size, says what the thresholds are."""
+    if level.fna_cm is None:
+        return Recommendation("no FNA", f"TR{level.tr} ({level.name}): no FNA.")
+    thresholds = (
+        f"FNA if >= {level.fna_cm:g} cm; follow-up if >= {level.follow_cm:g} cm "
+        f"({level.follow_schedule})"
+    )
+    if max_diameter_mm is None:
+        return Recommendation(
+            "size needed", f"TR{level.tr} ({level.name}): {thresholds}. Size not calibrated."
+        )
+    cm = max_diameter_mm / 10.0
+    if cm >= level.fna_cm:
+        return Recommendation("FNA", f"TR{level.tr}, {cm:.1f} cm: FNA recommended ({thresholds}).")
+    if level.follow_cm is not None and cm >= level.follow_cm:
+        return Recommendation(
+            "follow-up", f"TR{level.tr}, {cm:.1f} cm: follow-up, {level.follow_schedule}."
+        )
+    return Recommendation("no FNA", f"TR{level.tr}, {cm:.1f} cm: below the follow-up size; no FNA.")
