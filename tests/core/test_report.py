@@ -1,0 +1,81 @@
+"""The PDF report with the real model: written atomically, text read back with pypdf."""
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from thyroid_desktop.core.images import from_array
+from thyroid_desktop.core.inference import predict
+from thyroid_desktop.core.measure import measure
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.report import NOTICE, StudyInfo, write_report
+from thyroid_desktop.core.tirads import (
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsDescriptors,
+)
+
+
+def test_report_holds_every_field(tmp_path, classifier):
+    phantom = make_phantom()
+    image = from_array(phantom.pixels, spacing_mm=(0.1, 0.1))
+    finding = predict(image, classifier, phantom.nodule, "manual")
+    tirads = TiradsDescriptors(
+        Composition.SOLID,
+        Echogenicity.HYPO,
+        Shape.WIDER,
+        Margin.SMOOTH,
+        frozenset({EchogenicFoci.PUNCTATE}),
+    )
+    study = StudyInfo.from_metadata(
+        {"PatientName": "Test^Phantom", "PatientID": "P-001", "StudyDate": "20261127"},
+        operator="Dr Example",
+        impression="Solid hypoechoic nodule with punctate foci.",
+    )
+    out = write_report(
+        tmp_path / "report.pdf",
+        image,
+        finding,
+        classifier.card,
+        study,
+        tirads,
+        measure(finding.roi, image.spacing_mm),
+    )
+    assert out.exists() and not list(tmp_path.glob(".*tmp*"))
+    text = " ".join(PdfReader(out).pages[0].extract_text().split())
+    for expected in (
+        NOTICE,
+        "Test^Phantom",
+        "P-001",
+        "20261127",
+        "Dr Example",
+        f"{finding.probability:.2f}",
+        f"threshold {finding.threshold:.2f}",
+        "TR5",
+        "FNA recommended",
+        "13.4 x 11.5 mm",
+        classifier.card.id,
+        "Solid hypoechoic nodule",
+        "not pathology",
+    ):
+        assert expected in text, expected
+
+
+def test_failed_write_leaves_no_file(tmp_path, classifier, monkeypatch):
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    finding = predict(image, classifier, phantom.nodule, "manual")
+    import matplotlib.figure
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", boom)
+    target = tmp_path / "r.pdf"
+    with pytest.raises(OSError, match="disk full"):
+        write_report(target, image, finding, classifier.card, StudyInfo())
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    assert np.isfinite(finding.probability)
