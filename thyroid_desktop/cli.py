@@ -72,6 +72,8 @@ def predict_command(args: argparse.Namespace) -> int:
                 model=finding.model_id,
                 ms=round(finding.timings_ms["total"], 1),
             )
+            if finding.warnings:
+                record["warning"] = "; ".join(finding.warnings)
             if args.candidates and detection is not None:
                 record["candidates"] = [
                     {

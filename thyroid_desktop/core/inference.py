@@ -14,6 +14,7 @@ from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
 from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.models import Classifier, Segmenter
 from thyroid_desktop.core.roi import ROI, crop_square
+from thyroid_desktop.core.scope import check_scope
 
 RoiSource = Literal["manual", "auto", "full"]
 
@@ -32,6 +33,8 @@ class Finding:
     model_version: str = ""
     device: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Why the frame does not look like grey-scale thyroid ultrasound (empty when it does).
+    warnings: tuple[str, ...] = ()
 
     @property
     def label(self) -> Literal["benign", "malignant"]:
@@ -81,6 +84,7 @@ def predict(
     prob, _, cam = classifier.gradcam(crop[None], mirror=card.tta)
     t2 = time.perf_counter()
     heat = heatmap_to_image(cam, window, image.width, image.height)
+    warnings = tuple(check_scope(image, fov).reasons)
     t3 = time.perf_counter()
     return Finding(
         probability=prob,
@@ -98,6 +102,7 @@ def predict(
             "heatmap": 1000 * (t3 - t2),
             "total": 1000 * (t3 - t0),
         },
+        warnings=warnings,
     )
 
 

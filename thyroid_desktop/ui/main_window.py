@@ -218,7 +218,11 @@ class MainWindow(QMainWindow):
         self.finding = finding
         self.panel.show_finding(finding)
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
-        self.panel.show_state("Done.")
+        self.panel.show_state(
+            "WARNING: " + "; ".join(finding.warnings) + ". Treat the estimate as meaningless."
+            if finding.warnings
+            else "Done."
+        )
         self.statusBar().showMessage(f"Analysed in {finding.timings_ms['total']:.0f} ms", 5000)
         self.device_label.setText(
             f"Device: {finding.device} · {finding.timings_ms['total']:.0f} ms"

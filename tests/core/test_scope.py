@@ -1,0 +1,50 @@
+"""Out-of-scope frames get a warning; ultrasound-like frames do not."""
+
+import numpy as np
+import pytest
+import skimage.data
+
+from thyroid_desktop.core.fov import detect_fov
+from thyroid_desktop.core.images import from_array
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.scope import check_scope
+
+
+def check(pixels):
+    image = from_array(pixels)
+    return check_scope(image, detect_fov(image.gray))
+
+
+def test_phantom_is_in_scope():
+    assert check(make_phantom().pixels).in_scope
+
+
+def test_colour_doppler_box_is_flagged():
+    px = make_phantom().pixels.copy()
+    px[120:220, 200:330] = (200, 30, 30)  # a red/blue flow box
+    px[150:180, 220:300] = (30, 60, 220)
+    result = check(px)
+    assert not result.in_scope and "colour" in result.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("pixels", "phrase"),
+    [
+        (np.full((300, 400), 90, np.uint8), "blank"),
+        (np.random.default_rng(0).integers(0, 255, (300, 400), dtype=np.uint8), "speckle"),
+        (skimage.data.coffee(), "colour"),
+        (skimage.data.grass(), "speckle"),
+    ],
+)
+def test_not_ultrasound_is_flagged(pixels, phrase):
+    result = check(pixels)
+    assert not result.in_scope and phrase in " ".join(result.reasons)
+
+
+def test_finding_carries_the_warning(classifier):
+    from thyroid_desktop.core.inference import predict
+
+    rng = np.random.default_rng(1)
+    finding = predict(from_array(rng.integers(0, 255, (200, 300), dtype=np.uint8)), classifier)
+    assert finding.warnings and "speckle" in finding.warnings[0]
+    assert predict(from_array(make_phantom().pixels), classifier).warnings == ()
