@@ -93,3 +93,23 @@ def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
     assert window.finding.roi_source == "auto"
     assert window.roi == window.finding.roi
     assert "candidate" in window.panel.state.text()
+
+
+def test_export_report_and_audit_log(window, qtbot, tmp_path):
+    from pypdf import PdfReader
+
+    from thyroid_desktop.core.audit import AuditLog
+
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels), phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    out = tmp_path / "report.pdf"
+    window.export_report(out)
+    qtbot.waitUntil(lambda: out.exists(), timeout=60000)
+    text = PdfReader(out).pages[0].extract_text()
+    assert f"{window.finding.probability:.2f}" in text and "research use only" in text
+    assert "uncalibrated" in window.panel.size.text()
+    log = AuditLog()
+    records = log.read()
+    assert records[0]["action"] == "analyse" and records[0]["roi"] == phantom.nodule.as_list()
+    qtbot.waitUntil(lambda: any(r["action"] == "export-report" for r in log.read()), timeout=10000)

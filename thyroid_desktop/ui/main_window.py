@@ -9,9 +9,11 @@ from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
 
+from thyroid_desktop.core.audit import AuditLog, record_for
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
 from thyroid_desktop.core.inference import Finding, auto_predict, predict
+from thyroid_desktop.core.measure import measure
 from thyroid_desktop.core.models import (
     Classifier,
     ModelError,
@@ -19,6 +21,7 @@ from thyroid_desktop.core.models import (
     load_classifier,
     load_segmenter,
 )
+from thyroid_desktop.core.report import StudyInfo, write_report
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.ui.image_view import ImageView
 from thyroid_desktop.ui.result_panel import ResultPanel
@@ -50,6 +53,7 @@ class MainWindow(QMainWindow):
         self.finding: Finding | None = None
         self._pending = False
         self.last_message: QMessageBox | None = None
+        self.audit = AuditLog()
 
         self.view = ImageView()
         self.panel = ResultPanel()
@@ -78,6 +82,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Export PDF report…", self.export_dialog, "Ctrl+E")
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
         self._action(view_menu, "&Fit to window", self.view.fit, "F")
@@ -217,6 +222,8 @@ class MainWindow(QMainWindow):
             return  # the user moved on; a newer analysis follows
         self.finding = finding
         self.panel.show_finding(finding)
+        self.panel.show_measurement(measure(finding.roi, image.spacing_mm).text())
+        self._audit("analyse", finding)
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
         self.panel.show_state(
             "WARNING: " + "; ".join(finding.warnings) + ". Treat the estimate as meaningless."
@@ -230,6 +237,51 @@ class MainWindow(QMainWindow):
 
     def _analysis_failed(self, err: Exception) -> None:
         self.panel.show_state(f"Analysis failed: {err}")
+
+    # -- report and records ----------------------------------------------------------------
+    def _audit(self, action: str, finding: Finding) -> None:
+        image = self.image
+        try:
+            self.audit.append(
+                record_for(
+                    action,
+                    image.sha256,
+                    finding.roi,
+                    roi_source=finding.roi_source,
+                    model_id=finding.model_id,
+                    probability=finding.probability,
+                    file=str(image.source) if image.source else None,
+                )
+            )
+        except OSError as err:  # the analysis stands; say the log could not be written
+            self.statusBar().showMessage(f"Audit log not written: {err}", 15000)
+
+    def export_dialog(self) -> None:
+        if self.finding is None:
+            self.show_message("Nothing to report", "Analyse an image before exporting a report.")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export PDF report", "report.pdf", "PDF (*.pdf)"
+        )
+        if path:
+            self.export_report(Path(path))
+
+    def export_report(self, path: Path) -> None:
+        """Writes the PDF in the worker (atomically); reports success or failure."""
+        image, finding, card = self.image, self.finding, self.classifier.card
+        study = StudyInfo.from_metadata(image.metadata)
+        size = measure(finding.roi, image.spacing_mm)
+
+        def done(out: Path) -> None:
+            self._audit("export-report", finding)
+            self.statusBar().showMessage(f"Report written to {out}", 10000)
+            self.last_report = out
+
+        self._run(
+            lambda: write_report(path, image, finding, card, study, measurement=size),
+            done,
+            lambda err: self.show_message("Report not written", f"{path}: {err}"),
+        )
 
     # -- plumbing --------------------------------------------------------------------------
     def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> None:

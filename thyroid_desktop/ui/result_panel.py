@@ -63,6 +63,7 @@ class ResultPanel(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(70)
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
+        self.size = QLabel("")
         self.model = QLabel("")
         self.model.setWordWrap(True)
         self.model.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -74,6 +75,7 @@ class ResultPanel(QWidget):
         layout.addWidget(self.probability)
         layout.addWidget(self.bar)
         layout.addWidget(self.wording)
+        layout.addWidget(self.size)
         layout.addWidget(self.overlay)
         layout.addLayout(form)
         layout.addStretch(1)
@@ -82,6 +84,9 @@ class ResultPanel(QWidget):
 
     def show_model(self, model_id: str, version: str, card_metrics: str) -> None:
         self.model.setText(f"Model {model_id} v{version}\n{card_metrics}")
+
+    def show_measurement(self, text: str) -> None:
+        self.size.setText(f"Box size: {text}")
 
     def show_state(self, text: str) -> None:
         self.state.setText(text)
