@@ -21,7 +21,7 @@ from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import auto_predict, predict
 from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter, models_dir
 from training.__main__ import DEFAULT_DATA
-from training.data import load_dataset, sample_roi
+from training.data import sample_roi, samples_in
 from training.evaluate import grouped_bootstrap_auroc
 from training.export import write_atomically
 
@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     test_files = set(clf.card.raw["data"]["split"]["test_files"])
     result = {}
     for site in ("ddti", "chaouchi"):
-        samples = [
-            s
-            for s in load_dataset(args.data / site)
-            if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
-        ]
+        samples = samples_in(args.data, site, test_files)
         scores: dict[str, list[float]] = {"expert_box": [], "auto_roi": [], "scan_area": []}
         sources: list[str] = []
         for s in samples:

@@ -86,6 +86,16 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def sample_key(sample: Sample) -> str:
+    """``dataset/images/name``: how the model card lists split files."""
+    return f"{sample.dataset}/{sample.path.parent.name}/{sample.path.name}"
+
+
+def samples_in(data: str | Path, dataset: str, keys: set[str]) -> list[Sample]:
+    """The samples of one dataset whose :func:`sample_key` is in ``keys``."""
+    return [s for s in load_dataset(Path(data) / dataset) if sample_key(s) in keys]
+
+
 def neighbour_groups(files: Sequence[str], max_gap: int = 1) -> list[str]:
     """Groups file names that share a stem and have ids at most ``max_gap`` apart."""
     parsed = []

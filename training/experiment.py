@@ -216,9 +216,7 @@ def fit_final(corpus: Corpus, cfg: TrainConfig, out_dir: Path, calib_site: str =
             }
             for name, part in (("development", dev), ("test", test))
         },
-        "test_files": sorted(
-            f"{s.dataset}/{s.path.parent.name}/{s.path.name}" for s in test.samples
-        ),
+        "test_files": sorted(D.sample_key(s) for s in test.samples),
     }
     return model, cam_layer, (a, b), threshold, metrics, split
 

@@ -20,20 +20,14 @@ import cv2
 import numpy as np
 
 from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import predict
 from thyroid_desktop.core.models import load_classifier
+from thyroid_desktop.core.report import overlay
 from training.__main__ import DEFAULT_DATA
-from training.data import load_dataset, sample_roi
+from training.data import sample_roi, samples_in
 
 log = logging.getLogger(__name__)
-
-
-def overlay(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    rgba = heatmap_rgba(heat).astype(np.float32)
-    a = rgba[..., 3:4] / 255.0
-    return (pixels * (1 - a) + rgba[..., :3] * a).astype(np.uint8)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,11 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     clf = load_classifier()
     test_files = set(clf.card.raw["data"]["split"]["test_files"])
-    samples = [
-        s
-        for s in load_dataset(args.data / "ddti")
-        if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
-    ]
+    samples = samples_in(args.data, "ddti", test_files)
     inside_share, area_share, tiles = [], [], []
     for i, s in enumerate(samples):
         image = open_image(s.path)

@@ -213,13 +213,6 @@ def dice_bce(y_true, y_pred):
     return ops.mean(bce, axis=(1, 2)) + dice
 
 
-def box_iou(a, b) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    return inter / float(a.w * a.h + b.w * b.h - inter)
-
-
 def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     inter = np.logical_and(pred, truth).sum()
     total = pred.sum() + truth.sum()
@@ -329,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         pred = full_prob >= 0.5
         if mask.any():
             truth_box = roi_from_mask(mask.astype(np.uint8))
-            hit = bool(cands) and box_iou(cands[0].roi, truth_box) >= 0.5
+            hit = bool(cands) and cands[0].roi.iou(truth_box) >= 0.5
             box_hits.setdefault(s.dataset, []).append(hit)
             d, j = dice_iou(pred, mask)
             dices.append(d)

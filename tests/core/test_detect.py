@@ -15,13 +15,6 @@ from thyroid_desktop.core.phantom import make_phantom
 from thyroid_desktop.core.roi import ROI
 
 
-def iou(a: ROI, b: ROI) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    return inter / (a.w * a.h + b.w * b.h - inter)
-
-
 def test_two_parts_give_two_candidates_best_first_and_specks_are_dropped():
     fov = FieldOfView.whole(200, 100)
     prob = np.zeros((100, 200), np.float32)
@@ -51,7 +44,7 @@ def test_real_segmenter_finds_phantom_nodules(classifier, segmenter):
     for seed in range(4):
         phantom = make_phantom(seed=seed)
         det = detect_nodules(from_array(phantom.pixels), segmenter)
-        if det.best is not None and iou(det.best.roi, phantom.nodule) > 0.5:
+        if det.best is not None and det.best.roi.iou(phantom.nodule) > 0.5:
             found += 1
     assert found >= 3
 

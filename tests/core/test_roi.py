@@ -41,3 +41,10 @@ def test_crop_of_same_input_is_identical():
     a, _ = crop_square(img, ROI(30, 30, 50, 40), 64)
     b, _ = crop_square(img, ROI(30, 30, 50, 40), 64)
     assert np.array_equal(a, b)
+
+
+def test_iou():
+    a = ROI(0, 0, 10, 10)
+    assert a.iou(a) == 1.0
+    assert a.iou(ROI(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert a.iou(ROI(20, 20, 5, 5)) == 0.0

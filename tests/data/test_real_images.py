@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import predict
-from training.data import load_dataset, sample_roi
+from training.data import sample_roi, samples_in
 
 
 def test_real_images_of_every_set_open(shared_data):
@@ -25,11 +25,7 @@ def test_card_test_metrics_reproduce_through_the_app_path(shared_data, classifie
     card = classifier.card.raw
     test_files = set(card["data"]["split"]["test_files"])
     for site in ("ddti", "chaouchi"):
-        samples = [
-            s
-            for s in load_dataset(shared_data / site)
-            if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
-        ]
+        samples = samples_in(shared_data, site, test_files)
         assert len(samples) == card["data"]["split"]["counts"]["test"][site]["images"]
         probs, labels = [], []
         for s in samples:
@@ -49,26 +45,15 @@ def test_auto_roi_finds_expert_nodules_on_held_out_images(shared_data, classifie
     """On ddti test images (neither model trained on them) the best candidate box mostly
     overlaps the expert's nodule box; the card's measured share is 77 %."""
     from thyroid_desktop.core.inference import detect_nodules
-    from thyroid_desktop.core.roi import ROI
-
-    def iou(a: ROI, b: ROI) -> float:
-        x0, y0 = max(a.x, b.x), max(a.y, b.y)
-        x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-        inter = max(0, x1 - x0) * max(0, y1 - y0)
-        return inter / (a.w * a.h + b.w * b.h - inter)
 
     test_files = set(classifier.card.raw["data"]["split"]["test_files"])
-    samples = [
-        s
-        for s in load_dataset(shared_data / "ddti")
-        if f"{s.dataset}/{s.path.parent.name}/{s.path.name}" in test_files
-    ][:30]
+    samples = samples_in(shared_data, "ddti", test_files)[:30]
     hits = 0
     for s in samples:
         image = open_image(s.path)
         det = detect_nodules(image, segmenter)
         truth = sample_roi(s, image.width, image.height)
-        hits += det.best is not None and iou(det.best.roi, truth) >= 0.5
+        hits += det.best is not None and det.best.roi.iou(truth) >= 0.5
     assert hits / len(samples) >= 0.6
 
 

@@ -59,6 +59,14 @@ class ROI:
             raise ValueError(f"ROI {self.as_list()} lies outside the {width}x{height} image")
         return ROI(x0, y0, x1 - x0, y1 - y0)
 
+    def iou(self, other: ROI) -> float:
+        """Intersection over union of two boxes."""
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1 = min(self.x + self.w, other.x + other.w)
+        y1 = min(self.y + self.h, other.y + other.h)
+        inter = max(0, x1 - x0) * max(0, y1 - y0)
+        return inter / float(self.w * self.h + other.w * other.h - inter)
+
     def square_window(self, margin: float = CROP_MARGIN) -> ROI:
         """The square, margin-enlarged window the classifier sees (may extend past the image)."""
         side = int(round(max(self.w, self.h) * (1.0 + 2.0 * margin)))
