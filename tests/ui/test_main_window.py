@@ -113,3 +113,19 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
     records = log.read()
     assert records[0]["action"] == "analyse" and records[0]["roi"] == phantom.nodule.as_list()
     qtbot.waitUntil(lambda: any(r["action"] == "export-report" for r in log.read()), timeout=10000)
+
+
+def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
+    from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Echogenicity
+
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels, spacing_mm=(0.1, 0.1)), phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    panel = window.tirads
+    panel.select(Composition.SOLID)
+    panel.select(Echogenicity.HYPO)
+    assert "TR4" in panel.result.text()
+    panel.set_focus(EchogenicFoci.PUNCTATE, True)
+    assert "TR5" in panel.result.text() and "7 points" in panel.result.text()
+    assert "13.4 cm" not in panel.advice.text() and "1.3 cm: FNA recommended" in panel.advice.text()
+    assert "13.4 x 11.5 mm" in window.panel.size.text()

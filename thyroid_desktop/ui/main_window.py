@@ -25,6 +25,7 @@ from thyroid_desktop.core.report import StudyInfo, write_report
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.ui.image_view import ImageView
 from thyroid_desktop.ui.result_panel import ResultPanel
+from thyroid_desktop.ui.tirads_panel import TiradsPanel
 from thyroid_desktop.ui.workers import Task
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,13 @@ class MainWindow(QMainWindow):
 
         self.view = ImageView()
         self.panel = ResultPanel()
+        self.tirads = TiradsPanel()
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(self.panel)
+        side.addWidget(self.tirads)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.view)
-        split.addWidget(self.panel)
+        split.addWidget(side)
         split.setStretchFactor(0, 4)
         self.setCentralWidget(split)
         self.device_label = QLabel("Device: –")
@@ -222,7 +227,9 @@ class MainWindow(QMainWindow):
             return  # the user moved on; a newer analysis follows
         self.finding = finding
         self.panel.show_finding(finding)
-        self.panel.show_measurement(measure(finding.roi, image.spacing_mm).text())
+        size = measure(finding.roi, image.spacing_mm)
+        self.panel.show_measurement(size.text())
+        self.tirads.set_size(size.max_diameter_mm)
         self._audit("analyse", finding)
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
         self.panel.show_state(
@@ -271,6 +278,7 @@ class MainWindow(QMainWindow):
         image, finding, card = self.image, self.finding, self.classifier.card
         study = StudyInfo.from_metadata(image.metadata)
         size = measure(finding.roi, image.spacing_mm)
+        tirads = self.tirads.descriptors()
 
         def done(out: Path) -> None:
             self._audit("export-report", finding)
@@ -278,7 +286,7 @@ class MainWindow(QMainWindow):
             self.last_report = out
 
         self._run(
-            lambda: write_report(path, image, finding, card, study, measurement=size),
+            lambda: write_report(path, image, finding, card, study, tirads, size),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),
         )
