@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parent
 def main() -> int:
     app = QApplication([])
     window = MainWindow()
-    window.resize(1200, 720)
+    window.resize(1280, 900)
     window.show()
     window.grab().save(str(OUT / "screenshot_loading.png"))
     phantom = make_phantom()

@@ -7,7 +7,16 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from thyroid_desktop.core.audit import AuditLog, record_for
 from thyroid_desktop.core.gradcam import heatmap_rgba
@@ -43,7 +52,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Thyroid Review")
         self.setAcceptDrops(True)
-        self.resize(1200, 760)
+        self.resize(1280, 900)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._tasks: set[Task] = set()
@@ -59,9 +68,15 @@ class MainWindow(QMainWindow):
         self.view = ImageView()
         self.panel = ResultPanel()
         self.tirads = TiradsPanel()
-        side = QSplitter(Qt.Orientation.Vertical)
-        side.addWidget(self.panel)
-        side.addWidget(self.tirads)
+        column = QWidget()
+        column_layout = QVBoxLayout(column)
+        column_layout.addWidget(self.panel)
+        column_layout.addWidget(self.tirads)
+        column_layout.addStretch(1)
+        side = QScrollArea()
+        side.setWidgetResizable(True)
+        side.setWidget(column)
+        side.setMinimumWidth(380)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.view)
         split.addWidget(side)

@@ -78,7 +78,6 @@ class ResultPanel(QWidget):
         layout.addWidget(self.size)
         layout.addWidget(self.overlay)
         layout.addLayout(form)
-        layout.addStretch(1)
         layout.addWidget(self.model)
         self.setMinimumWidth(260)
 
