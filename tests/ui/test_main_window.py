@@ -129,3 +129,19 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
     assert "TR5" in panel.result.text() and "7 points" in panel.result.text()
     assert "13.4 cm" not in panel.advice.text() and "1.3 cm: FNA recommended" in panel.advice.text()
     assert "13.4 x 11.5 mm" in window.panel.size.text()
+
+
+def test_recent_files_layout_and_shortcut_help(window, qtbot, tmp_path):
+    import cv2
+
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), np.asarray(make_phantom().pixels))
+    assert window.open_path(path)
+    assert window.recent_files()[0] == str(path)
+    assert window.settings.value("files/last_folder") == str(tmp_path)
+    assert window.recent_menu.actions()[0].text().endswith(str(path))
+    help_text = window.shortcuts_text()
+    for key in ("Ctrl+O", "Ctrl+E", "F1", "A\t", "G\t", "W\t"):
+        assert key in help_text
+    window.close()
+    assert window.settings.value("window/geometry") is not None

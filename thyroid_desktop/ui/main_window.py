@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThreadPool
+from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -44,12 +44,23 @@ FILE_FILTER = (
 )
 
 
+MAX_RECENT = 10
+
+
 class MainWindow(QMainWindow):
     """Holds the current image, box and finding; all analysis runs in a one-thread pool so
-    the GUI never blocks and the model is never called twice at once."""
+    the GUI never blocks and the model is never called twice at once.
+
+    Signals:
+        findingShown(Finding): a result is on screen (used by the launch benchmark).
+    """
+
+    findingShown = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
+        self.settings = QSettings("ThyroidReview", "ThyroidReview")
+        self._actions: list[QAction] = []
         self.setWindowTitle("Thyroid Review")
         self.setAcceptDrops(True)
         self.resize(1280, 900)
@@ -88,7 +99,9 @@ class MainWindow(QMainWindow):
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
         self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
         self.view.set_overlay_opacity(0.7)
+        self._split = split
         self._build_menus()
+        self._restore_layout()
 
     # -- menus -----------------------------------------------------------------------------
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
@@ -97,11 +110,14 @@ class MainWindow(QMainWindow):
             act.setShortcut(QKeySequence(shortcut))
         act.triggered.connect(slot)
         menu.addAction(act)
+        self._actions.append(act)
         return act
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._rebuild_recent()
         self._action(file_menu, "&Export PDF report…", self.export_dialog, "Ctrl+E")
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
@@ -117,6 +133,54 @@ class MainWindow(QMainWindow):
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+
+    # -- settings, recent files, help ------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        split = self.settings.value("window/split")
+        if split is not None:
+            self._split.restoreState(split)
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("files/recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _remember(self, path: Path) -> None:
+        recent = [str(path)] + [p for p in self.recent_files() if p != str(path)]
+        self.settings.setValue("files/recent", recent[:MAX_RECENT])
+        self.settings.setValue("files/last_folder", str(path.parent))
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        for i, name in enumerate(self.recent_files()):
+            act = self.recent_menu.addAction(f"&{(i + 1) % 10} {name}")
+            act.triggered.connect(lambda _=False, p=name: self.open_path(Path(p)))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    def shortcuts_text(self) -> str:
+        """Every action with a shortcut, from the menus themselves (one source of truth)."""
+        rows = [
+            f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}\t{a.text().replace('&', '')}"
+            for a in self._actions
+            if not a.shortcut().isEmpty()
+        ]
+        return "\n".join(rows + ["Drag on the image\tdraw the nodule box", "Wheel\tzoom"])
+
+    def show_shortcuts(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Keyboard shortcuts",
+            self.shortcuts_text(),
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     # -- model -----------------------------------------------------------------------------
     def start_model_loading(self, directory: Path | None = None) -> None:
@@ -153,7 +217,8 @@ class MainWindow(QMainWindow):
 
     # -- images ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open ultrasound image", "", FILE_FILTER)
+        folder = str(self.settings.value("files/last_folder", ""))
+        path, _ = QFileDialog.getOpenFileName(self, "Open ultrasound image", folder, FILE_FILTER)
         if path:
             self.open_path(Path(path))
 
@@ -164,6 +229,7 @@ class MainWindow(QMainWindow):
             self.show_message("Cannot open", str(err))
             return False
         self.show_image(image)
+        self._remember(path)
         return True
 
     def show_image(self, image: UltrasoundImage, roi: ROI | None = None) -> None:
@@ -343,5 +409,7 @@ class MainWindow(QMainWindow):
                 break
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/split", self._split.saveState())
         self.pool.waitForDone(5000)
         super().closeEvent(event)
