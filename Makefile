@@ -26,6 +26,7 @@ test: lint
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_predict.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_launch.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -322,6 +322,7 @@ class MainWindow(QMainWindow):
         self.device_label.setText(
             f"Device: {finding.device} · {finding.timings_ms['total']:.0f} ms"
         )
+        self.findingShown.emit(finding)
 
     def _analysis_failed(self, err: Exception) -> None:
         self.panel.show_state(f"Analysis failed: {err}")
