@@ -145,3 +145,17 @@ def test_recent_files_layout_and_shortcut_help(window, qtbot, tmp_path):
         assert key in help_text
     window.close()
     assert window.settings.value("window/geometry") is not None
+
+
+def test_window_level_changes_the_display_not_the_analysis(window, qtbot):
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    window.show_image(image, phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    before = window.view._image.pixmap().toImage().pixelColor(300, 150).red()
+    window.view.set_window_level(60, 80)
+    after = window.view._image.pixmap().toImage().pixelColor(300, 150).red()
+    assert after != before
+    assert np.array_equal(window.image.pixels, image.pixels)
+    window.view.reset_window_level()
+    assert window.view._image.pixmap().toImage().pixelColor(300, 150).red() == before

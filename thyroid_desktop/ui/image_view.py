@@ -19,7 +19,8 @@ def to_qimage(pixels: np.ndarray) -> QImage:
 
 
 class ImageView(QGraphicsView):
-    """Shows one image; dragging with the left button draws the nodule box.
+    """Shows one image; dragging with the left button draws the nodule box, with the right
+    button changes window/level (up/down: brightness, left/right: contrast).
 
     Signals:
         roiDrawn(ROI): the user finished drawing a box (image pixels).
@@ -45,16 +46,33 @@ class ImageView(QGraphicsView):
         for item in (self._image, self._overlay, self._box):
             self.scene().addItem(item)
         self._drag_start: QPointF | None = None
+        self._wl_start: tuple[QPointF, float, float] | None = None
         self._size = (0, 0)
+        self._pixels: np.ndarray | None = None
+        self.level, self.width = 127.5, 255.0
 
     # -- content ---------------------------------------------------------------------------
     def set_image(self, pixels: np.ndarray) -> None:
+        self._pixels = pixels
+        self.level, self.width = 127.5, 255.0
         self._image.setPixmap(QPixmap.fromImage(to_qimage(pixels)))
         self._size = (pixels.shape[1], pixels.shape[0])
         self.scene().setSceneRect(QRectF(0, 0, *self._size))
         self.set_overlay(None)
         self.set_roi(None)
         self.fit()
+
+    def set_window_level(self, level: float, width: float) -> None:
+        """Display brightness (level) and contrast (width); the analysed pixels never change."""
+        if self._pixels is None:
+            return
+        self.level, self.width = float(level), max(float(width), 1.0)
+        lut = np.clip((np.arange(256) - (self.level - self.width / 2)) * 255.0 / self.width, 0, 255)
+        shown = lut.astype(np.uint8)[self._pixels]
+        self._image.setPixmap(QPixmap.fromImage(to_qimage(shown)))
+
+    def reset_window_level(self) -> None:
+        self.set_window_level(127.5, 255.0)
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
         if rgba is None:
@@ -90,6 +108,10 @@ class ImageView(QGraphicsView):
         self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.RightButton and self._size[0]:
+            self._wl_start = (event.position(), self.level, self.width)
+            event.accept()
+            return
         if event.button() == Qt.MouseButton.LeftButton and self._size[0]:
             self._drag_start = self.mapToScene(event.position().toPoint())
             self._box.setRect(QRectF(self._drag_start, self._drag_start))
@@ -99,6 +121,11 @@ class ImageView(QGraphicsView):
             super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._wl_start is not None:
+            start, level, width = self._wl_start
+            d = event.position() - start
+            self.set_window_level(level - d.y(), width + d.x())
+            return
         if self._drag_start is not None:
             end = self.mapToScene(event.position().toPoint())
             self._box.setRect(QRectF(self._drag_start, end).normalized())
@@ -106,6 +133,9 @@ class ImageView(QGraphicsView):
             super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._wl_start is not None and event.button() == Qt.MouseButton.RightButton:
+            self._wl_start = None
+            return
         if self._drag_start is None:
             super().mouseReleaseEvent(event)
             return

@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
             view_menu, "Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
         )
         self._action(view_menu, "Toggle &Grad-CAM", self.panel.overlay.toggle, "G")
+        self._action(view_menu, "&Reset window/level", self.view.reset_window_level, "R")
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
@@ -169,7 +170,12 @@ class MainWindow(QMainWindow):
             for a in self._actions
             if not a.shortcut().isEmpty()
         ]
-        return "\n".join(rows + ["Drag on the image\tdraw the nodule box", "Wheel\tzoom"])
+        extra = [
+            "Left-drag on the image\tdraw the nodule box",
+            "Right-drag\twindow/level (brightness, contrast)",
+            "Wheel\tzoom",
+        ]
+        return "\n".join(rows + extra)
 
     def show_shortcuts(self) -> None:
         box = QMessageBox(
