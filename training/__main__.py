@@ -13,7 +13,7 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from training.data import DEFAULT_DATA
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:

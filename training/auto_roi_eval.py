@@ -20,8 +20,7 @@ from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import auto_predict, predict
 from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter, models_dir
-from training.__main__ import DEFAULT_DATA
-from training.data import sample_roi, samples_in
+from training.data import DEFAULT_DATA, sample_roi, samples_in
 from training.evaluate import grouped_bootstrap_auroc
 from training.export import write_atomically
 

@@ -26,6 +26,9 @@ from thyroid_desktop.core.roi import CROP_MARGIN, ROI, roi_from_mask
 
 log = logging.getLogger(__name__)
 
+#: ../shared/data beside the repository: where the real images live (absent on a fresh clone).
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
 LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
 
 #: Auxiliary heads: ACR descriptor groups folded into a few classes each. The ddti label is
@@ -161,18 +164,24 @@ def load_dataset(root: str | Path, name: str | None = None) -> list[Sample]:
     return samples
 
 
+def read_mask(path: Path | None, width: int, height: int) -> np.ndarray | None:
+    """A nodule mask as ``height x width`` bool (resized to the image if needed), or None."""
+    if path is None or not path.exists():
+        return None
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        return None
+    if mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return mask > 0
+
+
 def sample_roi(sample: Sample, width: int, height: int, fallback: ROI | None = None) -> ROI:
     """The nodule box from the sample's mask (largest component); without one, ``fallback``
     (the scan area's box, as the app uses when nothing is found) or the whole image."""
-    if sample.mask_path is not None and sample.mask_path.exists():
-        mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
-        if mask is not None:
-            if mask.shape != (height, width):
-                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-            roi = roi_from_mask(mask)
-            if roi is not None:
-                return roi
-    return fallback or ROI.full(width, height)
+    mask = read_mask(sample.mask_path, width, height)
+    roi = roi_from_mask(mask) if mask is not None else None
+    return roi or fallback or ROI.full(width, height)
 
 
 def load_crops(samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN) -> np.ndarray:

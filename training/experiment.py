@@ -14,6 +14,7 @@ import numpy as np
 
 from training import data as D
 from training.evaluate import evaluate, fit_platt, save_plots, threshold_for_sensitivity
+from training.linear_head import extract
 from training.train import TrainConfig, predict_logits, sigmoid, train_classifier
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def run_baseline(
     from sklearn.preprocessing import StandardScaler
 
     model = feature_extractor(backbone, size)
-    feats = model.predict(corpus.crops.astype("float32"), batch_size=32, verbose=0)
+    feats = extract(model, corpus.crops)
     results = {}
     for mode, c in ((m, c) for m in ("per_site", "pooled") for c in (0.003, 0.01, 0.05, 0.3)):
         folds = []

@@ -24,8 +24,7 @@ from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import predict
 from thyroid_desktop.core.models import load_classifier
 from thyroid_desktop.core.report import overlay
-from training.__main__ import DEFAULT_DATA
-from training.data import sample_roi, samples_in
+from training.data import DEFAULT_DATA, read_mask, sample_roi, samples_in
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         image = open_image(s.path)
         fov = detect_fov(image.gray)
         f = predict(image, clf, sample_roi(s, image.width, image.height, fov.box), "manual", fov)
-        mask = cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE)
-        mask = cv2.resize(mask, (image.width, image.height), interpolation=cv2.INTER_NEAREST) > 0
+        mask = read_mask(s.mask_path, image.width, image.height)
         w = f.window
         x0, y0 = max(w.x, 0), max(w.y, 0)
         x1, y1 = min(w.x + w.w, image.width), min(w.y + w.h, image.height)

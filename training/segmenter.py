@@ -31,6 +31,7 @@ from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.models import SEGMENTER_CARD_KEY, SEGMENTER_FILE, sha256_file
 from thyroid_desktop.core.roi import roi_from_mask
+from training.data import DEFAULT_DATA, read_mask
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,9 @@ def split(
 def load_pair(s: MaskSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image pixels, full-resolution bool mask, and the segmenter input (FOV-cut square)."""
     img = open_image(s.path)
-    mask = np.zeros((img.height, img.width), bool)
-    if s.mask_path is not None:
-        m = cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE)
-        if m.shape != mask.shape:
-            m = cv2.resize(m, (img.width, img.height), interpolation=cv2.INTER_NEAREST)
-        mask = m > 0
+    mask = read_mask(s.mask_path, img.width, img.height)
+    if mask is None:
+        mask = np.zeros((img.height, img.width), bool)
     return np.asarray(img.pixels), mask, img.gray
 
 
@@ -237,7 +235,6 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from training.__main__ import DEFAULT_DATA
     from training.export import write_atomically
 
     parser = argparse.ArgumentParser(description=__doc__)

@@ -257,10 +257,7 @@ class MainWindow(QMainWindow):
 
     def auto_detect(self) -> None:
         """Lets the segmenter propose the box (best candidate) and analyses it."""
-        if self.image is None:
-            return
-        if self.classifier is None:
-            self._pending = True
+        if not self._ready():
             return
         if self.segmenter is None:
             self.analyse_whole_image()
@@ -293,13 +290,16 @@ class MainWindow(QMainWindow):
             self.view.set_roi(None)
             self.analyse()
 
-    def analyse(self) -> None:
+    def _ready(self) -> bool:
+        """True when there is an image and a model; else remembers to analyse once loaded."""
         if self.image is None:
+            return False
+        self._pending = self.classifier is None
+        return not self._pending
+
+    def analyse(self) -> None:
+        if not self._ready():
             return
-        if self.classifier is None:
-            self._pending = True
-            return
-        self._pending = False
         image, roi, clf = self.image, self.roi, self.classifier
         source = "manual" if roi is not None else "full"
         self.panel.show_state("Analysing…")

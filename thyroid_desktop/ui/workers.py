@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Signal
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,3 @@ class Task(QRunnable):
             self.signals.failed.emit(err)
         else:
             self.signals.finished.emit(result)
-
-
-def submit(
-    fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[Exception], None]
-) -> Task:
-    task = Task(fn)
-    task.signals.finished.connect(on_done)
-    task.signals.failed.connect(on_error)
-    QThreadPool.globalInstance().start(task)
-    return task
