@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.inference import auto_predict, predict
 from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter, models_dir
 from training.data import DEFAULT_DATA, sample_roi, samples_in
 from training.evaluate import grouped_bootstrap_auroc
-from training.export import write_atomically
 
 
 def main(argv: list[str] | None = None) -> int:

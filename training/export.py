@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
+from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.models import CARD_FILE, CLASSIFIER_FILE, SEGMENTER_CARD_KEY, sha256_file
 
 LABEL_DEFINITION = (
@@ -33,17 +33,6 @@ def calibrated_model(model, a: float, b: float):
     calib.set_weights([np.array([[a]], dtype="float32"), np.array([b], dtype="float32")])
     calib.trainable = False
     return keras.Model(model.input, prob, name=model.name)
-
-
-def write_atomically(path: Path, write) -> None:
-    """Calls ``write(tmp_path)`` then renames over ``path``, so no half file is ever left."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def export(

@@ -98,11 +98,14 @@ def load_pair(s: MaskSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(img.pixels), mask, img.gray
 
 
-def build(weights: str | None = "imagenet"):
-    """Returns (full segmenter, encoder-skips model, decoder inputs, decoder logits output).
+def build(weights: str | None = "imagenet", tune_from: int = 0):
+    """Returns (full segmenter, cache model, training model).
 
-    Decoder layers are created once and applied both to the encoder's skips (the exported
-    model) and to cached-feature inputs (training), so weights are shared.
+    The cache model maps an image to the frozen features the training model starts from:
+    the encoder's skips when ``tune_from`` is 0, else the skips of stages up to
+    ``tune_from`` (whose output is the last of them); the training model then runs the
+    encoder's later stages (trainable, batch norm kept in inference mode) and the decoder.
+    Layers are created once, so the exported full model carries the trained weights.
     """
     import keras
 
@@ -111,7 +114,13 @@ def build(weights: str | None = "imagenet"):
 
     encoder, _ = build_backbone(BACKBONE, SIZE, weights=weights)
     skips = [encoder.get_layer(n).output for n in stage_outputs(encoder, SKIP_STAGES)]
-    skip_model = keras.Model(encoder.input, skips, name="encoder_skips")
+    cached_stages = (
+        SKIP_STAGES if not tune_from else tuple(s for s in SKIP_STAGES if s <= tune_from)
+    )
+    if tune_from and cached_stages[-1] != tune_from:
+        raise ValueError(f"tune_from must be one of the skip stages {SKIP_STAGES}")
+    cached = skips[: len(cached_stages)]
+    cache_model = keras.Model(encoder.input, cached, name="encoder_cache")
     widths = DECODER_WIDTHS
     layers = {
         "in": keras.layers.Conv2D(widths[0], 1, activation="relu", name="dec_in"),
@@ -137,9 +146,15 @@ def build(weights: str | None = "imagenet"):
     up = keras.layers.UpSampling2D(4, interpolation="bilinear", name="upsample_full")(logits)
     prob = keras.layers.Activation("sigmoid", name="nodule_probability")(up)
     full = keras.Model(encoder.input, prob, name="thyroid_nodule_segmenter")
-    cache_inputs = [keras.Input(t.shape[1:], name=f"skip{i}") for i, t in enumerate(skips)]
-    decoder = keras.Model(cache_inputs, decode(cache_inputs, "c_"), name="decoder_train")
-    return full, skip_model, decoder
+    cache_inputs = [keras.Input(t.shape[1:], name=f"skip{i}") for i, t in enumerate(cached)]
+    train_feats = list(cache_inputs)
+    if tune_from:
+        upper = keras.Model(cached[-1], skips[len(cached) :], name="encoder_upper")
+        for layer in upper.layers:
+            layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        train_feats += list(upper(cache_inputs[-1], training=False))
+    trainer = keras.Model(cache_inputs, decode(train_feats, "c_"), name="segmenter_train")
+    return full, cache_model, trainer
 
 
 def _batches_class():
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from training.export import write_atomically
+    from thyroid_desktop.core.files import write_atomically
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -246,6 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--zoom-views", type=int, default=0, help="extra training views zoomed in 1-1.8x"
     )
+    parser.add_argument(
+        "--tune-from",
+        type=int,
+        default=0,
+        choices=(0, *SKIP_STAGES),
+        help="fine-tune the encoder stages after this one (0: encoder frozen)",
+    )
+    parser.add_argument("--tune-epochs", type=int, default=10)
+    parser.add_argument("--tune-lr", type=float, default=1e-4)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(0)
@@ -260,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     train_idx, test_idx = split(samples, clf_test)
     log.info("%d train / %d test images", len(train_idx), len(test_idx))
 
-    full, skip_model, decoder = build()
-    skip_fn = tf.function(lambda x: skip_model(x, training=False))
+    full, cache_model, trainer = build(tune_from=args.tune_from)
+    skip_fn = tf.function(lambda x: cache_model(x, training=False))
     t0 = time.perf_counter()
     inputs = np.empty((len(samples), SIZE, SIZE, 3), np.uint8)
     coarse = np.empty((len(samples), SIZE // 4, SIZE // 4, 1), np.float32)
@@ -287,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             outs.append(
                 [o.numpy().astype(np.float16) for o in skip_fn(x[:, :, ::-1] if mirror else x)]
             )
-        return [np.concatenate([o[k] for o in outs]) for k in range(len(SKIP_STAGES))]
+        return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
     t0 = time.perf_counter()
     f_plain, f_mirror = features(train_idx, False), features(train_idx, True)
@@ -300,10 +324,25 @@ def main(argv: list[str] | None = None) -> int:
         feats = [np.concatenate([a, b]) for a, b in zip(feats, extra, strict=True)]
         targets = np.concatenate([targets, zoom_targets])
     log.info("encoder features in %.0f s", time.perf_counter() - t0)
-    decoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce)
+    batches = _Batches(feats, targets, 32)
+    upper = trainer.get_layer("encoder_upper") if args.tune_from else None
     t0 = time.perf_counter()
-    decoder.fit(_Batches(feats, targets, 32), epochs=args.epochs, verbose=2)
+    if upper is not None:
+        upper.trainable = False
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce)
+    trainer.fit(batches, epochs=args.epochs, verbose=2)
     log.info("decoder trained in %.0f s", time.perf_counter() - t0)
+    if upper is not None and args.tune_epochs:
+        upper.trainable = True
+        for layer in upper.layers:  # batch norm stays in inference mode
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+        trainer.compile(optimizer=keras.optimizers.Adam(args.tune_lr), loss=dice_bce)
+        t0 = time.perf_counter()
+        trainer.fit(batches, epochs=args.tune_epochs, verbose=2)
+        log.info(
+            "encoder stages > %d fine-tuned in %.0f s", args.tune_from, time.perf_counter() - t0
+        )
 
     seg_fn = tf.function(lambda x: full(x, training=False))
     dices, ious, groups, false_det, neg_groups = [], [], [], [], []
@@ -355,13 +394,19 @@ def main(argv: list[str] | None = None) -> int:
         "file": SEGMENTER_FILE,
         "sha256": sha256_file(weights),
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "architecture": f"U-Net-style decoder {DECODER_WIDTHS} on frozen ImageNet {BACKBONE}, skips from stages {SKIP_STAGES}",
+        "architecture": f"U-Net-style decoder {DECODER_WIDTHS} on ImageNet {BACKBONE}, skips from stages {SKIP_STAGES}; "
+        + (
+            f"encoder stages after {args.tune_from} fine-tuned"
+            if args.tune_from and args.tune_epochs
+            else "encoder frozen"
+        ),
         "input_size": SIZE,
         "input": "field-of-view box, outside the scan area black, resized to a square; RGB 0..255",
         "training": {
             "images": int(len(train_idx)),
             "datasets": ["arcegor", "ddti"],
             "epochs": args.epochs,
+            "fine_tune_epochs": args.tune_epochs if args.tune_from else 0,
             "augmentation": f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s)",
             "loss": "BCE + soft Dice on the 1/4-resolution grid",
         },

@@ -8,17 +8,6 @@ from thyroid_desktop.core.images import from_array, open_image
 from thyroid_desktop.core.inference import predict
 from thyroid_desktop.core.phantom import make_phantom
 from thyroid_desktop.core.roi import ROI
-from thyroid_desktop.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    w.start_model_loading()
-    yield w
-    w.pool.waitForDone(30000)
 
 
 def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classifier):

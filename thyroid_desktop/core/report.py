@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.inference import Finding
@@ -150,13 +151,9 @@ def write_report(
         y -= 0.02 + 0.0145 * (len(wrapped) - 1)
     fig.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
     fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with matplotlib.rc_context({"pdf.fonttype": 42}):
-            fig.savefig(tmp, format="pdf")
-        os.replace(tmp, path)
+            write_atomically(path, lambda tmp: fig.savefig(tmp, format="pdf"))
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -15,14 +15,17 @@ def run(argv: Sequence[str]) -> int:
     from thyroid_desktop.core.images import from_array
     from thyroid_desktop.core.phantom import make_phantom
     from thyroid_desktop.ui.main_window import MainWindow
+    from thyroid_desktop.ui.theme import apply_theme
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     app.setApplicationName("Thyroid Review")
     app.setOrganizationName("ThyroidReview")
+    apply_theme(app)
     window = MainWindow()
     window.show()
-    opened = any(window.open_path(Path(a)) for a in argv if not a.startswith("-"))
+    paths = [Path(a) for a in argv if not a.startswith("-")]
+    opened = bool(paths) and window.open_paths(paths)
     if not opened:
         phantom = make_phantom()
         window.show_image(from_array(phantom.pixels), phantom.nodule)

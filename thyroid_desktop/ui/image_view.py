@@ -1,13 +1,42 @@
-"""The image viewer: zoom, pan, the nodule box drawn with the mouse, Grad-CAM overlay."""
+"""The image viewer: zoom, pan, window/level, the nodule box drawn, moved and resized with
+the mouse, a measuring line for calibration, and the Grad-CAM overlay (on the image or in
+a second copy beside it)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import (
+    QGraphicsLineItem,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+)
 
 from thyroid_desktop.core.roi import ROI
+
+#: How close (in screen pixels) the mouse must be to a box edge to grab it.
+HANDLE_PX = 7
+#: Gap between the image and its Grad-CAM copy in side-by-side view (image pixels).
+SIDE_GAP = 12
+#: Smallest box the mouse can make (image pixels).
+MIN_BOX = 4
+
+_CURSORS = {
+    "move": Qt.CursorShape.SizeAllCursor,
+    "l": Qt.CursorShape.SizeHorCursor,
+    "r": Qt.CursorShape.SizeHorCursor,
+    "t": Qt.CursorShape.SizeVerCursor,
+    "b": Qt.CursorShape.SizeVerCursor,
+    "lt": Qt.CursorShape.SizeFDiagCursor,
+    "rb": Qt.CursorShape.SizeFDiagCursor,
+    "rt": Qt.CursorShape.SizeBDiagCursor,
+    "lb": Qt.CursorShape.SizeBDiagCursor,
+}
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -18,15 +47,28 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return QImage(data.data, w, h, c * w, fmt).copy()
 
 
+def _pen(color: QColor, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
+    pen = QPen(color, width, style)
+    pen.setCosmetic(True)
+    return pen
+
+
 class ImageView(QGraphicsView):
-    """Shows one image; dragging with the left button draws the nodule box, with the right
-    button changes window/level (up/down: brightness, left/right: contrast).
+    """Shows one image.
+
+    Left-drag on empty image draws the nodule box; dragging inside the box moves it and
+    dragging its edges or corners resizes it. Right-drag changes window/level (up/down:
+    brightness, left/right: contrast). In measuring mode the next left-drag draws a line.
 
     Signals:
-        roiDrawn(ROI): the user finished drawing a box (image pixels).
+        roiDrawn(ROI): the user drew, moved or resized the box (image pixels).
+        lineDrawn(float): the user drew a measuring line of this length (image pixels).
+        stepRequested(int): Up/Down arrow: previous (-1) or next (+1) image of the study.
     """
 
     roiDrawn = Signal(object)
+    lineDrawn = Signal(float)
+    stepRequested = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -34,32 +76,87 @@ class ImageView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setBackgroundBrush(QColor(20, 20, 20))
+        self.viewport().setMouseTracking(True)
         self._image = QGraphicsPixmapItem()
         self._overlay = QGraphicsPixmapItem()
-        self._overlay.setZValue(1)
+        self._twin_image = QGraphicsPixmapItem()
+        self._twin_overlay = QGraphicsPixmapItem()
         self._box = QGraphicsRectItem()
-        self._box.setZValue(2)
-        pen = QPen(QColor(255, 220, 0), 2)
-        pen.setCosmetic(True)
-        self._box.setPen(pen)
-        self._box.hide()
-        for item in (self._image, self._overlay, self._box):
+        self._twin_box = QGraphicsRectItem()
+        self._line = QGraphicsLineItem()
+        self._box.setPen(_pen(QColor(255, 220, 0), 2))
+        self._twin_box.setPen(_pen(QColor(255, 220, 0), 1.5, Qt.PenStyle.DashLine))
+        self._line.setPen(_pen(QColor(0, 220, 255), 2))
+        for z, item in enumerate(
+            (
+                self._image,
+                self._overlay,
+                self._twin_image,
+                self._twin_overlay,
+                self._box,
+                self._twin_box,
+                self._line,
+            )
+        ):
+            item.setZValue(z)
             self.scene().addItem(item)
-        self._drag_start: QPointF | None = None
+        for item in (self._box, self._twin_box, self._line, self._twin_image):
+            item.hide()
+        self._drag: tuple[str, QPointF, QRectF] | None = None
         self._wl_start: tuple[QPointF, float, float] | None = None
         self._size = (0, 0)
         self._pixels: np.ndarray | None = None
+        self._overlay_on = True
+        self.side_by_side = False
+        self.measuring = False
         self.level, self.width = 127.5, 255.0
 
     # -- content ---------------------------------------------------------------------------
     def set_image(self, pixels: np.ndarray) -> None:
         self._pixels = pixels
         self.level, self.width = 127.5, 255.0
-        self._image.setPixmap(QPixmap.fromImage(to_qimage(pixels)))
         self._size = (pixels.shape[1], pixels.shape[0])
-        self.scene().setSceneRect(QRectF(0, 0, *self._size))
+        self._show_pixels(pixels)
+        self._layout()
         self.set_overlay(None)
         self.set_roi(None)
+        self.fit()
+
+    def clear(self) -> None:
+        """No image (e.g. the selected file could not be read)."""
+        self._pixels, self._size = None, (0, 0)
+        self._image.setPixmap(QPixmap())
+        self._twin_image.setPixmap(QPixmap())
+        self.set_overlay(None)
+        self.set_roi(None)
+        self._line.hide()
+        self.scene().setSceneRect(QRectF())
+
+    def _show_pixels(self, pixels: np.ndarray) -> None:
+        pixmap = QPixmap.fromImage(to_qimage(pixels))
+        self._image.setPixmap(pixmap)
+        self._twin_image.setPixmap(pixmap)
+
+    def image_rect(self) -> QRectF:
+        return QRectF(0, 0, *self._size)
+
+    def _layout(self) -> None:
+        w, h = self._size
+        offset = w + SIDE_GAP
+        self._twin_image.setPos(offset, 0)
+        self._twin_overlay.setPos(offset, 0)
+        self._twin_box.setPos(offset, 0)
+        width = 2 * w + SIDE_GAP if self.side_by_side else w
+        self.scene().setSceneRect(QRectF(0, 0, width, h))
+        self._twin_image.setVisible(self.side_by_side)
+        self._twin_box.setVisible(self.side_by_side and self._box.isVisible())
+        self._overlay.setVisible(self._overlay_on and not self.side_by_side)
+        self._twin_overlay.setVisible(self._overlay_on and self.side_by_side)
+
+    def set_side_by_side(self, on: bool) -> None:
+        """Grad-CAM over the image (off) or on a copy beside the plain image (on)."""
+        self.side_by_side = bool(on)
+        self._layout()
         self.fit()
 
     def set_window_level(self, level: float, width: float) -> None:
@@ -68,30 +165,48 @@ class ImageView(QGraphicsView):
             return
         self.level, self.width = float(level), max(float(width), 1.0)
         lut = np.clip((np.arange(256) - (self.level - self.width / 2)) * 255.0 / self.width, 0, 255)
-        shown = lut.astype(np.uint8)[self._pixels]
-        self._image.setPixmap(QPixmap.fromImage(to_qimage(shown)))
+        self._show_pixels(lut.astype(np.uint8)[self._pixels])
 
     def reset_window_level(self) -> None:
         self.set_window_level(127.5, 255.0)
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
-        if rgba is None:
-            self._overlay.setPixmap(QPixmap())
-        else:
-            self._overlay.setPixmap(QPixmap.fromImage(to_qimage(rgba)))
+        pixmap = QPixmap() if rgba is None else QPixmap.fromImage(to_qimage(rgba))
+        self._overlay.setPixmap(pixmap)
+        self._twin_overlay.setPixmap(pixmap)
 
     def set_overlay_opacity(self, value: float) -> None:
         self._overlay.setOpacity(value)
+        self._twin_overlay.setOpacity(value)
 
     def set_overlay_visible(self, visible: bool) -> None:
-        self._overlay.setVisible(visible)
+        self._overlay_on = bool(visible)
+        self._layout()
 
     def set_roi(self, roi: ROI | None) -> None:
         if roi is None:
             self._box.hide()
+            self._twin_box.hide()
             return
-        self._box.setRect(QRectF(roi.x, roi.y, roi.w, roi.h))
+        rect = QRectF(roi.x, roi.y, roi.w, roi.h)
+        self._box.setRect(rect)
+        self._twin_box.setRect(rect)
         self._box.show()
+        self._twin_box.setVisible(self.side_by_side)
+
+    def roi(self) -> ROI | None:
+        """The box on screen, clipped to the image, or None."""
+        if not self._box.isVisible():
+            return None
+        r = self._box.rect().intersected(self.image_rect())
+        if r.width() < MIN_BOX or r.height() < MIN_BOX:
+            return None
+        return ROI(round(r.x()), round(r.y()), round(r.width()), round(r.height()))
+
+    def start_measuring(self) -> None:
+        """The next left-drag draws a measuring line (for scale calibration); Esc cancels."""
+        self.measuring = True
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
 
     def fit(self) -> None:
         if self._size[0]:
@@ -103,22 +218,63 @@ class ImageView(QGraphicsView):
     def actual_size(self) -> None:
         self.resetTransform()
 
-    # -- mouse -----------------------------------------------------------------------------
+    # -- mouse and keys --------------------------------------------------------------------
+    def _hit(self, p: QPointF) -> str | None:
+        """What a left press at scene point ``p`` grabs: edges ("l", "rb", ...), "move" or
+        None (draw a new box)."""
+        if not self._box.isVisible():
+            return None
+        r = self._box.rect()
+        tol = HANDLE_PX / max(self.transform().m11(), 1e-6)
+        in_x = r.left() - tol <= p.x() <= r.right() + tol
+        in_y = r.top() - tol <= p.y() <= r.bottom() + tol
+        edges = ""
+        if in_y and abs(p.x() - r.left()) <= tol:
+            edges += "l"
+        elif in_y and abs(p.x() - r.right()) <= tol:
+            edges += "r"
+        if in_x and abs(p.y() - r.top()) <= tol:
+            edges += "t"
+        elif in_x and abs(p.y() - r.bottom()) <= tol:
+            edges += "b"
+        if edges:
+            return edges
+        return "move" if r.contains(p) else None
+
     def wheelEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
 
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.stepRequested.emit(-1 if event.key() == Qt.Key.Key_Up else 1)
+        elif event.key() == Qt.Key.Key_Escape and self.measuring:
+            self.measuring = False
+            self._line.hide()
+            self.viewport().unsetCursor()
+        else:
+            super().keyPressEvent(event)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802
-        if event.button() == Qt.MouseButton.RightButton and self._size[0]:
-            self._wl_start = (event.position(), self.level, self.width)
-            event.accept()
+        if not self._size[0]:
+            super().mousePressEvent(event)
             return
-        if event.button() == Qt.MouseButton.LeftButton and self._size[0]:
-            self._drag_start = self.mapToScene(event.position().toPoint())
-            self._box.setRect(QRectF(self._drag_start, self._drag_start))
-            self._box.show()
-            event.accept()
+        p = self.mapToScene(event.position().toPoint())
+        if event.button() == Qt.MouseButton.RightButton:
+            self._wl_start = (event.position(), self.level, self.width)
+        elif event.button() == Qt.MouseButton.LeftButton and self.measuring:
+            self._drag = ("line", p, QRectF())
+            self._line.setLine(QLineF(p, p))
+            self._line.show()
+        elif event.button() == Qt.MouseButton.LeftButton and self.image_rect().contains(p):
+            mode = self._hit(p) or "new"
+            if mode == "new":
+                self._box.setRect(QRectF(p, p))
+                self._box.show()
+            self._drag = (mode, p, self._box.rect())
         else:
             super().mousePressEvent(event)
+            return
+        event.accept()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         if self._wl_start is not None:
@@ -126,24 +282,67 @@ class ImageView(QGraphicsView):
             d = event.position() - start
             self.set_window_level(level - d.y(), width + d.x())
             return
-        if self._drag_start is not None:
-            end = self.mapToScene(event.position().toPoint())
-            self._box.setRect(QRectF(self._drag_start, end).normalized())
-        else:
+        p = self.mapToScene(event.position().toPoint())
+        if self._drag is None:
+            if not self.measuring:
+                hit = self._hit(p)
+                self.viewport().setCursor(_CURSORS.get(hit, Qt.CursorShape.CrossCursor))
             super().mouseMoveEvent(event)
+            return
+        mode, start, rect = self._drag
+        if mode == "line":
+            self._line.setLine(QLineF(start, p))
+            return
+        if mode == "new":
+            rect = QRectF(start, p).normalized()
+        elif mode == "move":
+            rect = rect.translated(p - start)
+            bounds = self.image_rect()
+            dx = min(max(rect.left(), 0.0), bounds.width() - rect.width()) - rect.left()
+            dy = min(max(rect.top(), 0.0), bounds.height() - rect.height()) - rect.top()
+            rect = rect.translated(dx, dy)
+        else:
+            rect = QRectF(rect)
+            if "l" in mode:
+                rect.setLeft(p.x())
+            if "r" in mode:
+                rect.setRight(p.x())
+            if "t" in mode:
+                rect.setTop(p.y())
+            if "b" in mode:
+                rect.setBottom(p.y())
+            rect = rect.normalized()
+        self._box.setRect(rect)
+        self._twin_box.setRect(rect)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         if self._wl_start is not None and event.button() == Qt.MouseButton.RightButton:
             self._wl_start = None
             return
-        if self._drag_start is None:
+        if self._drag is None or event.button() != Qt.MouseButton.LeftButton:
             super().mouseReleaseEvent(event)
             return
-        self._drag_start = None
-        r = self._box.rect().intersected(self.scene().sceneRect())
-        if r.width() >= 4 and r.height() >= 4:
-            roi = ROI(int(r.x()), int(r.y()), int(r.width()), int(r.height()))
-            self.set_roi(roi)
+        mode, _start, before = self._drag
+        self._drag = None
+        if mode == "line":
+            self.measuring = False
+            self.viewport().unsetCursor()
+            line = self._line.line()
+            if line.length() >= MIN_BOX:
+                self.lineDrawn.emit(math.hypot(line.dx(), line.dy()))
+            else:
+                self._line.hide()
+            return
+        roi = self.roi()
+        if roi is None:  # too small: undo
+            if mode == "new":
+                self._box.hide()
+            else:
+                self._box.setRect(before)
+            return
+        self.set_roi(roi)
+        if mode == "new" or self._box.rect() != before:
             self.roiDrawn.emit(roi)
-        else:
-            self._box.hide()
+
+    def hide_line(self) -> None:
+        self._line.hide()

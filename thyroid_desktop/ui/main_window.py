@@ -8,10 +8,14 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
+    QPushButton,
     QScrollArea,
     QSplitter,
     QVBoxLayout,
@@ -32,8 +36,11 @@ from thyroid_desktop.core.models import (
 )
 from thyroid_desktop.core.report import StudyInfo, write_report
 from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.study import StudyEntry, expand_paths, write_csv
 from thyroid_desktop.ui.image_view import ImageView
+from thyroid_desktop.ui.report_dialog import ReportDialog
 from thyroid_desktop.ui.result_panel import ResultPanel
+from thyroid_desktop.ui.study_list import StudyList, make_thumbnail
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
 from thyroid_desktop.ui.workers import Task
 
@@ -47,15 +54,27 @@ FILE_FILTER = (
 MAX_RECENT = 10
 
 
+def _analyse_file(path: Path, clf: Classifier, seg: Segmenter | None):
+    """One batch step, in the worker: read the file and analyse it as opening it would."""
+    image = open_image(path)
+    if seg is None:
+        finding = predict(image, clf, None, "full")
+    else:
+        finding, _ = auto_predict(image, clf, seg)
+    return image.sha256, image.spacing_mm, make_thumbnail(image.pixels), finding
+
+
 class MainWindow(QMainWindow):
-    """Holds the current image, box and finding; all analysis runs in a one-thread pool so
-    the GUI never blocks and the model is never called twice at once.
+    """Holds the study list, the current image, box and finding; all analysis runs in a
+    one-thread pool so the GUI never blocks and the model is never called twice at once.
 
     Signals:
         findingShown(Finding): a result is on screen (used by the launch benchmark).
+        batchFinished(int): a batch ended after analysing this many images.
     """
 
     findingShown = Signal(object)
+    batchFinished = Signal(int)
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,19 +82,26 @@ class MainWindow(QMainWindow):
         self._actions: list[QAction] = []
         self.setWindowTitle("Thyroid Review")
         self.setAcceptDrops(True)
-        self.resize(1280, 900)
+        self.resize(1400, 900)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._tasks: set[Task] = set()
         self.classifier: Classifier | None = None
         self.segmenter: Segmenter | None = None
+        self.entries: list[StudyEntry] = []
+        self.current: int | None = None  # row of the shown image in the study list
         self.image: UltrasoundImage | None = None
         self.roi: ROI | None = None
         self.finding: Finding | None = None
+        self.user_mm_per_px: float | None = None
         self._pending = False
+        self._batch: list[int] = []
+        self._batch_cancelled = False
+        self._batch_done = 0
         self.last_message: QMessageBox | None = None
         self.audit = AuditLog()
 
+        self.study_list = StudyList()
         self.view = ImageView()
         self.panel = ResultPanel()
         self.tirads = TiradsPanel()
@@ -89,13 +115,26 @@ class MainWindow(QMainWindow):
         side.setWidget(column)
         side.setMinimumWidth(380)
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.study_list)
         split.addWidget(self.view)
         split.addWidget(side)
-        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 4)
+        split.setSizes([230, 800, 380])
         self.setCentralWidget(split)
         self.device_label = QLabel("Device: –")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("%v / %m images")
+        self.cancel_button = QPushButton("Cancel batch")
+        self.cancel_button.clicked.connect(self.cancel_batch)
+        for w in (self.progress, self.cancel_button):
+            w.hide()
+            self.statusBar().addPermanentWidget(w)
         self.statusBar().addPermanentWidget(self.device_label)
         self.view.roiDrawn.connect(self.set_roi)
+        self.view.lineDrawn.connect(self._line_drawn)
+        self.view.stepRequested.connect(self.step)
+        self.study_list.currentRowChanged.connect(self._row_changed)
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
         self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
         self.view.set_overlay_opacity(0.7)
@@ -104,10 +143,11 @@ class MainWindow(QMainWindow):
         self._restore_layout()
 
     # -- menus -----------------------------------------------------------------------------
-    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+    def _action(self, menu, text: str, slot, shortcut=None, checkable=False) -> QAction:
         act = QAction(text, self)
         if shortcut is not None:
             act.setShortcut(QKeySequence(shortcut))
+        act.setCheckable(checkable)
         act.triggered.connect(slot)
         menu.addAction(act)
         self._actions.append(act)
@@ -115,10 +155,16 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Open images…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._rebuild_recent()
+        file_menu.addSeparator()
         self._action(file_menu, "&Export PDF report…", self.export_dialog, "Ctrl+E")
+        self._action(
+            file_menu, "Export study list as &CSV…", self.export_csv_dialog, "Ctrl+Shift+E"
+        )
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
         self._action(view_menu, "&Fit to window", self.view.fit, "F")
@@ -130,10 +176,22 @@ class MainWindow(QMainWindow):
             view_menu, "Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
         )
         self._action(view_menu, "Toggle &Grad-CAM", self.panel.overlay.toggle, "G")
+        self.side_action = self._action(
+            view_menu, "Grad-CAM &side by side", self.view.set_side_by_side, "S", checkable=True
+        )
         self._action(view_menu, "&Reset window/level", self.view.reset_window_level, "R")
+        view_menu.addSeparator()
+        self._action(view_menu, "&Next image", lambda: self.step(1), "PgDown")
+        self._action(view_menu, "&Previous image", lambda: self.step(-1), "PgUp")
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
+        analysis.addSeparator()
+        self._action(analysis, "Analyse all &images in the list", self.analyse_all, "Ctrl+B")
+        self._action(analysis, "&Cancel batch", self.cancel_batch, "Ctrl+Shift+B")
+        analysis.addSeparator()
+        self._action(analysis, "Calibrate &scale (draw a known length)…", self.calibrate_scale, "K")
+        self._action(analysis, "C&lear user scale", lambda: self.set_user_scale(None))
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
 
@@ -142,7 +200,7 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        split = self.settings.value("window/split")
+        split = self.settings.value("window/split3")
         if split is not None:
             self._split.restoreState(split)
 
@@ -160,7 +218,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         for i, name in enumerate(self.recent_files()):
             act = self.recent_menu.addAction(f"&{(i + 1) % 10} {name}")
-            act.triggered.connect(lambda _=False, p=name: self.open_path(Path(p)))
+            act.triggered.connect(lambda _=False, p=name: self.open_paths([Path(p)]))
         self.recent_menu.setEnabled(bool(self.recent_files()))
 
     def shortcuts_text(self) -> str:
@@ -171,9 +229,11 @@ class MainWindow(QMainWindow):
             if not a.shortcut().isEmpty()
         ]
         extra = [
-            "Left-drag on the image\tdraw the nodule box",
+            "Left-drag on the image\tdraw a new nodule box",
+            "Drag inside / on the edge of the box\tmove / resize it",
             "Right-drag\twindow/level (brightness, contrast)",
             "Wheel\tzoom",
+            "Up / Down\tprevious / next image in the study list",
         ]
         return "\n".join(rows + extra)
 
@@ -221,30 +281,106 @@ class MainWindow(QMainWindow):
         )
         self.show_message("Model unavailable", message, QMessageBox.Icon.Critical)
 
-    # -- images ----------------------------------------------------------------------------
+    # -- study list and images -------------------------------------------------------------
     def open_dialog(self) -> None:
         folder = str(self.settings.value("files/last_folder", ""))
-        path, _ = QFileDialog.getOpenFileName(self, "Open ultrasound image", folder, FILE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open ultrasound images", folder, FILE_FILTER)
+        if paths:
+            self.open_paths([Path(p) for p in paths])
+
+    def open_folder_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images", folder)
         if path:
-            self.open_path(Path(path))
+            self.open_paths([Path(path)])
 
     def open_path(self, path: Path) -> bool:
-        try:
-            image = open_image(path)
-        except ImageLoadError as err:
-            self.show_message("Cannot open", str(err))
+        return self.open_paths([path])
+
+    def open_paths(self, paths) -> bool:
+        """Adds files and folders to the study list and shows the first new image that can
+        be read. Files that cannot are marked in the list; the current image stays."""
+        files = expand_paths(paths)
+        if not files:
+            self.show_message("Nothing to open", "No image files found there.")
             return False
-        self.show_image(image)
-        self._remember(path)
+        known = {e.path: i for i, e in enumerate(self.entries)}
+        rows = []
+        for f in files:
+            if f not in known:
+                known[f] = len(self.entries)
+                self.entries.append(StudyEntry(f))
+                self.study_list.add_entry(self.entries[-1])
+            rows.append(known[f])
+        for row in rows:
+            if self.select(row):
+                return True
+        bad = self.entries[rows[0]]
+        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+        self.show_message("Cannot open", f"{bad.error}{more}")
+        return False
+
+    def _row_changed(self, row: int) -> None:
+        """The user moved in the list (click or arrow keys)."""
+        if row < 0 or row == self.current:
+            return
+        if not self.select(row):
+            self._show_unreadable(row)
+
+    def step(self, delta: int) -> None:
+        """Previous (-1) or next (+1) image of the study list."""
+        if not self.entries:
+            return
+        row = 0 if self.current is None else self.current + delta
+        if 0 <= row < len(self.entries):
+            self.study_list.setCurrentRow(row)
+
+    def select(self, row: int) -> bool:
+        """Reads the entry's file and shows it (with its earlier finding, if any)."""
+        entry = self.entries[row]
+        try:
+            image = open_image(entry.path)
+        except ImageLoadError as err:
+            entry.status, entry.error = "error", str(err)
+            self.study_list.update_entry(row, entry)
+            return False
+        entry.sha256, entry.spacing_mm = image.sha256, image.spacing_mm
+        if entry.status == "error":
+            entry.status, entry.error = "not analysed", ""
+        self.current = row
+        self.study_list.setCurrentRow(row)
+        self.study_list.update_entry(row, entry, make_thumbnail(image.pixels))
+        self.user_mm_per_px = entry.user_mm_per_px
+        self.show_image(image, finding=entry.finding)
+        self._remember(entry.path)
         return True
 
-    def show_image(self, image: UltrasoundImage, roi: ROI | None = None) -> None:
+    def _show_unreadable(self, row: int) -> None:
+        """A list entry whose file cannot be read is selected: show no image, say why."""
+        entry = self.entries[row]
+        self.current, self.image, self.roi, self.finding = row, None, None, None
+        self.view.clear()
+        self.panel.clear()
+        self.panel.show_state(f"Cannot open {entry.name}: {entry.error}")
+        self.setWindowTitle(f"Thyroid Review — {entry.name} (unreadable)")
+
+    def show_image(
+        self, image: UltrasoundImage, roi: ROI | None = None, finding: Finding | None = None
+    ) -> None:
+        """Shows ``image``; analyses ``roi``, or shows an earlier ``finding``, or auto-detects."""
+        if image.source is None:  # the demo or an in-memory image: not in the study list
+            self.current, self.user_mm_per_px = None, None
+            self.study_list.setCurrentRow(-1)
         self.image, self.finding = image, None
         self.view.set_image(image.pixels)
         self.panel.clear()
         name = image.source.name if image.source else "demo phantom (synthetic)"
         self.setWindowTitle(f"Thyroid Review — {name}")
-        if roi is not None:
+        if finding is not None:
+            self.roi = finding.roi if finding.roi_source != "full" else None
+            self.view.set_roi(finding.roi)
+            self._show_finding(image, finding)
+        elif roi is not None:
             self.set_roi(roi)
         else:
             self.roi = None
@@ -276,10 +412,12 @@ class MainWindow(QMainWindow):
         n = len(detection.candidates)
         self.roi = finding.roi if finding.roi_source == "auto" else None
         self.view.set_roi(finding.roi)
-        self._show_finding(image, finding)
+        self._analysed(image, finding)
+        if finding.warnings:
+            return  # the out-of-scope warning stays on screen
         self.panel.show_state(
             f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed. "
-            "Drag a new box to change it."
+            "Drag the box or its edges to adjust it, or draw a new one."
             if n
             else "No nodule found: the whole scan area was analysed. Draw a box around the nodule."
         )
@@ -305,19 +443,24 @@ class MainWindow(QMainWindow):
         self.panel.show_state("Analysing…")
         self._run(
             lambda: predict(image, clf, roi, source),
-            lambda f: self._show_finding(image, f),
+            lambda f: self._analysed(image, f),
             self._analysis_failed,
         )
 
-    def _show_finding(self, image: UltrasoundImage, finding: Finding) -> None:
+    def _analysed(self, image: UltrasoundImage, finding: Finding) -> None:
         if image is not self.image:
             return  # the user moved on; a newer analysis follows
+        self._audit("analyse", finding, image.sha256, image.source)
+        if self.current is not None:
+            entry = self.entries[self.current]
+            entry.finding, entry.status = finding, "analysed"
+            self.study_list.update_entry(self.current, entry)
+        self._show_finding(image, finding)
+
+    def _show_finding(self, image: UltrasoundImage, finding: Finding) -> None:
         self.finding = finding
         self.panel.show_finding(finding)
-        size = measure(finding.roi, image.spacing_mm)
-        self.panel.show_measurement(size.text())
-        self.tirads.set_size(size.max_diameter_mm)
-        self._audit("analyse", finding)
+        self._show_size()
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
         self.panel.show_state(
             "WARNING: " + "; ".join(finding.warnings) + ". Treat the estimate as meaningless."
@@ -333,19 +476,142 @@ class MainWindow(QMainWindow):
     def _analysis_failed(self, err: Exception) -> None:
         self.panel.show_state(f"Analysis failed: {err}")
 
+    # -- scale -----------------------------------------------------------------------------
+    def measurement(self):
+        """Size of the analysed box: mm from DICOM or the user's scale, else pixels."""
+        if self.finding is None or self.image is None:
+            return None
+        return measure(self.finding.roi, self.image.spacing_mm, self.user_mm_per_px)
+
+    def _show_size(self) -> None:
+        size = self.measurement()
+        self.panel.show_measurement(size.text() if size else "")
+        self.tirads.set_size(size.max_diameter_mm if size else None)
+
+    def calibrate_scale(self) -> None:
+        """Next left-drag draws a line along a known distance; its length in mm is asked."""
+        if self.image is None:
+            return
+        if self.image.spacing_mm is not None:
+            self.show_message(
+                "Already calibrated",
+                "This DICOM image carries its own pixel spacing; sizes use it.",
+                QMessageBox.Icon.Information,
+            )
+            return
+        self.view.start_measuring()
+        self.panel.show_state(
+            "Calibrate: drag along a known distance (e.g. between two depth-scale marks). "
+            "Esc cancels."
+        )
+
+    def _line_drawn(self, length_px: float) -> None:
+        mm, ok = QInputDialog.getDouble(
+            self,
+            "Calibrate scale",
+            f"The line is {length_px:.1f} px long. Its length in mm:",
+            10.0,
+            0.01,
+            1000.0,
+            2,
+        )
+        self.view.hide_line()
+        if ok:
+            self.set_user_scale(mm / length_px)
+
+    def set_user_scale(self, mm_per_px: float | None) -> None:
+        """The user's scale for the current image (None removes it); sizes update at once."""
+        if mm_per_px is not None and not mm_per_px > 0:
+            raise ValueError(f"a scale must be positive, got {mm_per_px}")
+        self.user_mm_per_px = mm_per_px
+        if self.current is not None:
+            self.entries[self.current].user_mm_per_px = mm_per_px
+            self.study_list.update_entry(self.current, self.entries[self.current])
+        self._show_size()
+        self.statusBar().showMessage(
+            f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed",
+            8000,
+        )
+
+    # -- batch -----------------------------------------------------------------------------
+    def analyse_all(self) -> None:
+        """Analyses every image of the list not analysed yet, one after another (auto-detected
+        box); the list fills in as it goes and Cancel stops after the current image."""
+        if self._batch:
+            return
+        if self.classifier is None:
+            self.show_message("Model not ready", "The model is still loading; try again shortly.")
+            return
+        rows = [i for i, e in enumerate(self.entries) if e.finding is None]
+        if not rows:
+            self.statusBar().showMessage("Every image in the list is analysed.", 5000)
+            return
+        self._batch, self._batch_cancelled, self._batch_done = rows, False, 0
+        self.progress.setRange(0, len(rows))
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_button.show()
+        self._batch_next()
+
+    def cancel_batch(self) -> None:
+        if self._batch:
+            self._batch_cancelled = True
+            self.statusBar().showMessage("Cancelling after the current image…", 5000)
+
+    def _batch_next(self) -> None:
+        if self._batch_cancelled or not self._batch:
+            self._batch_end()
+            return
+        row = self._batch[0]
+        path, clf, seg = self.entries[row].path, self.classifier, self.segmenter
+        self._run(
+            lambda: _analyse_file(path, clf, seg),
+            lambda r: self._batch_step(row, r, None),
+            lambda err: self._batch_step(row, None, err),
+        )
+
+    def _batch_step(self, row: int, result, err: Exception | None) -> None:
+        self._batch.pop(0)
+        entry = self.entries[row]
+        thumb = None
+        if err is not None:
+            entry.status = "error"
+            entry.error = str(err) if isinstance(err, ImageLoadError) else f"Analysis failed: {err}"
+        else:
+            entry.sha256, entry.spacing_mm, thumb, finding = result
+            if entry.finding is None:  # the user may have analysed it meanwhile
+                entry.finding, entry.status, entry.error = finding, "analysed", ""
+                self._audit("batch-analyse", finding, entry.sha256, entry.path)
+                if row == self.current and self.finding is None and self.image is not None:
+                    self.view.set_roi(finding.roi)
+                    self._show_finding(self.image, finding)
+        self.study_list.update_entry(row, entry, thumb)
+        self._batch_done += 1
+        self.progress.setValue(self._batch_done)
+        self._batch_next()
+
+    def _batch_end(self) -> None:
+        done, cancelled = self._batch_done, self._batch_cancelled
+        self._batch = []
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.statusBar().showMessage(
+            f"Batch {'cancelled' if cancelled else 'finished'}: {done} image(s) analysed.", 10000
+        )
+        self.batchFinished.emit(done)
+
     # -- report and records ----------------------------------------------------------------
-    def _audit(self, action: str, finding: Finding) -> None:
-        image = self.image
+    def _audit(self, action: str, finding: Finding, sha256: str, file: Path | None) -> None:
         try:
             self.audit.append(
                 record_for(
                     action,
-                    image.sha256,
+                    sha256,
                     finding.roi,
                     roi_source=finding.roi_source,
                     model_id=finding.model_id,
                     probability=finding.probability,
-                    file=str(image.source) if image.source else None,
+                    file=str(file) if file else None,
                 )
             )
         except OSError as err:  # the analysis stands; say the log could not be written
@@ -355,21 +621,31 @@ class MainWindow(QMainWindow):
         if self.finding is None:
             self.show_message("Nothing to report", "Analyse an image before exporting a report.")
             return
+        initial = StudyInfo.from_metadata(
+            self.image.metadata, operator=str(self.settings.value("report/operator", ""))
+        )
+        dialog = ReportDialog(initial, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        study = dialog.study()
+        self.settings.setValue("report/operator", study.operator)
+        stem = self.image.source.stem if self.image.source else "demo"
+        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export PDF report", "report.pdf", "PDF (*.pdf)"
+            self, "Export PDF report", str(folder / f"report_{stem}.pdf"), "PDF (*.pdf)"
         )
         if path:
-            self.export_report(Path(path))
+            self.export_report(Path(path), study)
 
-    def export_report(self, path: Path) -> None:
+    def export_report(self, path: Path, study: StudyInfo | None = None) -> None:
         """Writes the PDF in the worker (atomically); reports success or failure."""
         image, finding, card = self.image, self.finding, self.classifier.card
-        study = StudyInfo.from_metadata(image.metadata)
-        size = measure(finding.roi, image.spacing_mm)
+        study = study or StudyInfo.from_metadata(image.metadata)
+        size = self.measurement()
         tirads = self.tirads.descriptors()
 
         def done(out: Path) -> None:
-            self._audit("export-report", finding)
+            self._audit("export-report", finding, image.sha256, image.source)
             self.statusBar().showMessage(f"Report written to {out}", 10000)
             self.last_report = out
 
@@ -378,6 +654,26 @@ class MainWindow(QMainWindow):
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),
         )
+
+    def export_csv_dialog(self) -> None:
+        if not self.entries:
+            self.show_message("Nothing to export", "Open some images first.")
+            return
+        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export study list", str(folder / "study.csv"), "CSV (*.csv)"
+        )
+        if path:
+            self.export_csv(Path(path))
+
+    def export_csv(self, path: Path) -> bool:
+        try:
+            write_csv(path, self.entries)
+        except OSError as err:
+            self.show_message("CSV not written", f"{path}: {err}")
+            return False
+        self.statusBar().showMessage(f"Study list written to {path}", 10000)
+        return True
 
     # -- plumbing --------------------------------------------------------------------------
     def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> None:
@@ -411,12 +707,13 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        for url in event.mimeData().urls():
-            if url.isLocalFile() and self.open_path(Path(url.toLocalFile())):
-                break
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/split", self._split.saveState())
+        self.settings.setValue("window/split3", self._split.saveState())
+        self._batch_cancelled = True
         self.pool.waitForDone(5000)
         super().closeEvent(event)

@@ -1,0 +1,74 @@
+"""The study list's file expansion and its CSV export."""
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from thyroid_desktop.core.images import from_array
+from thyroid_desktop.core.inference import predict
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.study import CSV_COLUMNS, StudyEntry, expand_paths, write_csv
+
+
+def _png(path):
+    cv2.imwrite(str(path), np.full((20, 20), 128, np.uint8))
+    return path
+
+
+def test_expand_paths_finds_images_in_folders_and_keeps_files_as_given(tmp_path):
+    a = _png(tmp_path / "b.png")
+    _png(tmp_path / "a.PNG")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    sub = tmp_path / "series"
+    sub.mkdir()
+    dicom_like = sub / "IM0001"
+    dicom_like.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 10)
+    (sub / "README").write_bytes(b"plain text, no DICOM preamble")
+    odd = tmp_path / "scan.dat"  # a wrongly named file given by hand is kept: opening says why
+    odd.write_bytes(b"x")
+    found = expand_paths([tmp_path, a, odd])
+    assert found == [tmp_path / "a.PNG", a, dicom_like, odd]
+
+
+def test_expand_paths_of_an_empty_folder_is_empty(tmp_path):
+    assert expand_paths([tmp_path]) == []
+
+
+def test_csv_export_has_one_row_per_entry_and_real_findings(tmp_path, classifier):
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    finding = predict(image, classifier, phantom.nodule, "manual")
+    entries = [
+        StudyEntry(tmp_path / "one.png", "analysed", finding=finding, sha256=image.sha256),
+        StudyEntry(
+            tmp_path / "two.png", "analysed", finding=finding, user_mm_per_px=0.1, sha256="x"
+        ),
+        StudyEntry(tmp_path / "bad.png", "error", error="not an image"),
+        StudyEntry(tmp_path / "later.png"),
+    ]
+    out = write_csv(tmp_path / "study.csv", entries)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 4
+    assert float(rows[0]["probability"]) == pytest.approx(finding.probability, abs=1e-4)
+    assert rows[0]["model_estimate"] == finding.label and rows[0]["roi_source"] == "manual"
+    assert rows[0]["roi_w"] == str(phantom.nodule.w) and rows[0]["image_sha256"] == image.sha256
+    assert "uncalibrated" in rows[0]["size"] and rows[0]["max_diameter_mm"] == ""
+    assert rows[1]["max_diameter_mm"] == f"{max(phantom.nodule.w, phantom.nodule.h) * 0.1:.1f}"
+    assert rows[2]["status"] == "error" and rows[2]["error"] == "not an image"
+    assert rows[3]["status"] == "not analysed" and rows[3]["probability"] == ""
+
+
+def test_csv_export_to_a_missing_folder_fails_without_leaving_a_file(tmp_path):
+    with pytest.raises(OSError):
+        write_csv(tmp_path / "missing" / "study.csv", [StudyEntry(tmp_path / "a.png")])
+    assert not (tmp_path / "missing").exists()
+
+
+def test_entry_summary_says_what_happened():
+    assert "not analysed" in StudyEntry(Path("a.png")).summary()
+    assert "broken" in StudyEntry(Path("a.png"), "error", error="broken").summary()

@@ -1,0 +1,14 @@
+import pytest
+
+from thyroid_desktop.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot):
+    """The real main window loading the real bundled models in its worker."""
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.start_model_loading()
+    yield w
+    w.pool.waitForDone(30000)

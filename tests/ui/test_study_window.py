@@ -1,0 +1,182 @@
+"""Study list, batch, box editing, calibration, side-by-side view, typed report fields
+and CSV export, driven on the real window with the real models."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from thyroid_desktop.core.images import from_array, open_image
+from thyroid_desktop.core.inference import predict
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.report import StudyInfo
+from thyroid_desktop.core.roi import ROI
+
+
+def _study_folder(tmp_path, n=3, bad=True):
+    for i in range(n):
+        cv2.imwrite(str(tmp_path / f"scan{i}.png"), np.asarray(make_phantom(seed=i).pixels))
+    if bad:
+        (tmp_path / "scan9.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    return tmp_path
+
+
+def _drag(qtbot, view, start_scene, end_scene):
+    vp = view.viewport()
+    start, end = view.mapFromScene(*start_scene), view.mapFromScene(*end_scene)
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(vp, pos=QPoint((start.x() + end.x()) // 2, (start.y() + end.y()) // 2))
+    qtbot.mouseMove(vp, pos=end)
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=end)
+
+
+def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, classifier):
+    (tmp_path / "study").mkdir()
+    folder = _study_folder(tmp_path / "study")
+    assert window.open_paths([folder])
+    assert window.study_list.count() == 4 and window.current == 0
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    with qtbot.waitSignal(window.batchFinished, timeout=120000) as done:
+        window.analyse_all()
+        assert window.progress.isVisible()
+    assert done.args == [3] and not window.progress.isVisible()
+    statuses = [e.status for e in window.entries]
+    assert statuses == ["analysed", "analysed", "analysed", "error"]
+    bad = window.study_list.item(3).text()
+    assert "scan9.png" in bad and "PNG" in bad  # the list entry says why
+    second = window.entries[1]
+    image = open_image(second.path)
+    expected = predict(image, classifier, second.finding.roi, "manual")
+    assert second.finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert f"{second.finding.probability:.2f}" in window.study_list.item(1).text()
+    out = tmp_path / "study.csv"
+    assert window.export_csv(out)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == statuses
+    assert rows[1]["probability"] == f"{second.finding.probability:.4f}"
+
+
+def test_batch_cancel_stops_after_the_current_image(window, qtbot, tmp_path):
+    folder = _study_folder(tmp_path, n=4, bad=False)
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    with qtbot.waitSignal(window.batchFinished, timeout=120000) as done:
+        window.analyse_all()
+        window.cancel_batch()
+    assert done.args == [1]
+    assert [e.status for e in window.entries] == [
+        "analysed",
+        "analysed",
+        "not analysed",
+        "not analysed",
+    ], [(e.status, e.error) for e in window.entries]
+
+
+def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
+    window, qtbot, tmp_path
+):
+    folder = _study_folder(tmp_path, n=2)
+    window.open_paths([folder])
+    window.study_list.setFocus()
+    qtbot.keyClick(window.study_list, Qt.Key.Key_Down)
+    assert window.current == 1 and window.image.source.name == "scan1.png"
+    qtbot.keyClick(window.view, Qt.Key.Key_Up)  # the viewer passes Up/Down to the list
+    assert window.current == 0 and window.image.source.name == "scan0.png"
+    window.step(2)
+    assert window.current == 2 and window.image is None
+    assert "Cannot open scan9.png" in window.panel.state.text()
+    window.step(-1)
+    assert window.image.source.name == "scan1.png"
+
+
+def test_box_is_moved_and_resized_with_the_mouse(window, qtbot):
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels), ROI(100, 80, 120, 100))
+    window.resize(900, 700)
+    window.view.actual_size()
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    _drag(qtbot, window.view, (160, 130), (190, 150))  # inside: move by (30, 20)
+    qtbot.waitUntil(lambda: window.finding.roi == ROI(130, 100, 120, 100), timeout=60000)
+    assert window.finding.roi_source == "manual"
+    _drag(qtbot, window.view, (250, 150), (280, 150))  # right edge: 30 px wider
+    qtbot.waitUntil(lambda: window.finding.roi == ROI(130, 100, 150, 100), timeout=60000)
+    assert window.roi == window.finding.roi
+
+
+def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatch):
+    from thyroid_desktop.ui import main_window
+
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels), phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert "uncalibrated" in window.panel.size.text()
+    window.set_user_scale(0.1)
+    w, h = phantom.nodule.w * 0.1, phantom.nodule.h * 0.1
+    assert f"{w:.1f} x {h:.1f} mm (user scale)" in window.panel.size.text()
+    assert window.tirads._max_diameter_mm == pytest.approx(max(w, h))
+    window.set_user_scale(None)
+    assert "uncalibrated" in window.panel.size.text()
+    # the calibration line: 200 px drawn, "10 mm" typed -> 0.05 mm per pixel
+    monkeypatch.setattr(main_window.QInputDialog, "getDouble", lambda *a, **k: (10.0, True))
+    window.resize(900, 700)
+    window.view.actual_size()
+    window.calibrate_scale()
+    _drag(qtbot, window.view, (50, 40), (250, 40))
+    assert window.user_mm_per_px == pytest.approx(10.0 / 200, rel=0.02)
+    assert "(user scale)" in window.panel.size.text()
+
+
+def test_side_by_side_shows_gradcam_beside_the_plain_image(window, qtbot):
+    phantom = make_phantom()
+    window.show_image(from_array(phantom.pixels), phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    view = window.view
+    width = phantom.pixels.shape[1]
+    window.side_action.trigger()
+    assert view.scene().sceneRect().width() > 2 * width
+    assert view._twin_overlay.isVisible() and not view._overlay.isVisible()
+    assert view._twin_box.isVisible()
+    window.side_action.trigger()
+    assert view.scene().sceneRect().width() == width and view._overlay.isVisible()
+
+
+def test_report_carries_typed_fields_and_impression(window, qtbot, tmp_path):
+    from pypdf import PdfReader
+
+    from thyroid_desktop.ui.report_dialog import ReportDialog
+
+    phantom = make_phantom()
+    meta = {"PatientName": "Doe^Jane", "PatientID": "P123"}
+    window.show_image(from_array(phantom.pixels, metadata=meta), phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    dialog = ReportDialog(StudyInfo.from_metadata(meta, operator="Dr Who"))
+    qtbot.addWidget(dialog)
+    assert dialog.edits["patient_name"].text() == "Doe^Jane"
+    dialog.edits["accession"].setText("ACC-7")
+    dialog.impression.setPlainText("Solid hypoechoic nodule, agree with FNA.")
+    study = dialog.study()
+    assert study.operator == "Dr Who" and study.patient_id == "P123"
+    out = tmp_path / "report.pdf"
+    window.export_report(out, study)
+    qtbot.waitUntil(lambda: out.exists(), timeout=60000)
+    text = PdfReader(out).pages[0].extract_text()
+    for expected in ("Doe^Jane", "P123", "ACC-7", "Dr Who", "agree with FNA"):
+        assert expected in text
+
+
+def test_dark_theme_follows_the_override(qapp, monkeypatch):
+    from thyroid_desktop.ui.theme import apply_theme
+
+    before = qapp.palette()
+    try:
+        monkeypatch.setenv("THYROID_THEME", "dark")
+        assert apply_theme(qapp) is True
+        assert qapp.palette().window().color().lightness() < 80
+        monkeypatch.setenv("THYROID_THEME", "light")
+        assert apply_theme(qapp) is False
+        assert qapp.palette().window().color().lightness() > 180
+    finally:
+        qapp.setPalette(before)

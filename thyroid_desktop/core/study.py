@@ -1,0 +1,148 @@
+"""A study: the list of images a clinician reviews in one sitting, and its CSV export."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from thyroid_desktop.core.files import write_atomically
+from thyroid_desktop.core.images import SUPPORTED_SUFFIXES
+from thyroid_desktop.core.inference import Finding
+from thyroid_desktop.core.measure import measure
+
+#: A folder dropped on the window is searched this deep for images.
+MAX_FOLDER_DEPTH = 3
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given (any name: a wrongly named file is reported when opened) and, for each
+    folder, the image files inside it (by suffix, DICOM without one too: ``IM0001``), sorted;
+    duplicates once, in order of first appearance."""
+    out: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for found in sorted(_folder_images(path, MAX_FOLDER_DEPTH)):
+                out.setdefault(found, None)
+        else:
+            out.setdefault(path, None)
+    return list(out)
+
+
+def _folder_images(folder: Path, depth: int) -> Iterable[Path]:
+    try:
+        children = list(folder.iterdir())
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            if depth > 1:
+                yield from _folder_images(child, depth - 1)
+        elif child.suffix.lower() in SUPPORTED_SUFFIXES or (
+            not child.suffix and _looks_like_dicom(child)
+        ):
+            yield child
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """DICOM files from PACS often have no suffix; they carry "DICM" at byte 128."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+@dataclass
+class StudyEntry:
+    """One image of the study: where it is, what happened to it, what the model said.
+
+    ``status`` is "not analysed", "analysed" or "error" (``error`` then says why);
+    ``spacing_mm`` and ``sha256`` are filled in when the image is read; ``user_mm_per_px``
+    is a scale the user calibrated on this image.
+    """
+
+    path: Path
+    status: str = "not analysed"
+    error: str = ""
+    finding: Finding | None = None
+    spacing_mm: tuple[float, float] | None = None
+    user_mm_per_px: float | None = None
+    sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def summary(self) -> str:
+        """One line for the study list."""
+        if self.status == "error":
+            return f"{self.name}\n{self.error}"
+        if self.finding is None:
+            return f"{self.name}\nnot analysed"
+        f = self.finding
+        warn = "  ⚠ out of scope?" if f.warnings else ""
+        return f"{self.name}\n{f.probability:.2f} · {f.label} · {f.roi_source} box{warn}"
+
+
+CSV_COLUMNS = (
+    "file",
+    "status",
+    "error",
+    "probability",
+    "threshold",
+    "model_estimate",
+    "roi_x",
+    "roi_y",
+    "roi_w",
+    "roi_h",
+    "roi_source",
+    "size",
+    "max_diameter_mm",
+    "warnings",
+    "model_id",
+    "image_sha256",
+)
+
+
+def csv_row(entry: StudyEntry) -> dict[str, str]:
+    row = dict.fromkeys(CSV_COLUMNS, "")
+    row.update(file=str(entry.path), status=entry.status, error=entry.error)
+    f = entry.finding
+    if f is not None:
+        size = measure(f.roi, entry.spacing_mm, entry.user_mm_per_px)
+        row.update(
+            probability=f"{f.probability:.4f}",
+            threshold=f"{f.threshold:.4f}",
+            model_estimate=f.label,
+            roi_x=str(f.roi.x),
+            roi_y=str(f.roi.y),
+            roi_w=str(f.roi.w),
+            roi_h=str(f.roi.h),
+            roi_source=f.roi_source,
+            size=size.text(),
+            max_diameter_mm="" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
+            warnings="; ".join(f.warnings),
+            model_id=f.model_id,
+        )
+    row["image_sha256"] = entry.sha256
+    return row
+
+
+def write_csv(path: str | os.PathLike[str], entries: Iterable[StudyEntry]) -> Path:
+    """The study list as CSV (one row per image, analysed or not), written atomically."""
+    rows = [csv_row(e) for e in entries]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return write_atomically(path, write)
