@@ -1,46 +1,161 @@
-"""Screenshots of the real app with the real bundled model, for the README.
+"""Screenshots of the main states of the real app with the real bundled models.
 
-Usage: QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py
-Uses the synthetic demo phantom only (no patient images leave ../shared/data).
+Usage: QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py [--real FOLDER]
+Writes docs/screenshot_*.png from synthetic phantoms only (no patient image is committed).
+With --real, also writes /tmp/thyroid_screens/real_*.png from a folder of real images, to
+look at (never commit those).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from thyroid_desktop.core.images import from_array  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
 from thyroid_desktop.core.phantom import make_phantom  # noqa: E402
+from thyroid_desktop.core.report import StudyInfo  # noqa: E402
+from thyroid_desktop.core.tirads import Composition, Echogenicity, Margin, Shape  # noqa: E402
 from thyroid_desktop.ui.main_window import MainWindow  # noqa: E402
+from thyroid_desktop.ui.theme import apply_theme  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 
 
+def wait_until(app, predicate, timeout=180.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not reach the expected state")
+        app.processEvents()
+        time.sleep(0.02)
+    for _ in range(5):
+        app.processEvents()
+
+
+def study_folder(root: Path) -> Path:
+    """Five phantoms, a damaged file and a pure-noise frame."""
+    for i in range(5):
+        cv2.imwrite(str(root / f"phantom_{i}.png"), np.asarray(make_phantom(seed=i).pixels))
+    (root / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
+    noise = np.random.default_rng(0).integers(0, 256, (360, 500), dtype=np.uint8)
+    cv2.imwrite(str(root / "noise.png"), noise)
+    return root
+
+
+def shoot(window, name: str, out: Path = OUT) -> None:
+    path = out / f"screenshot_{name}.png"
+    window.grab().save(str(path))
+    print(path)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--real", type=Path, help="also shoot a folder of real images to /tmp")
+    args = parser.parse_args()
     app = QApplication([])
+    apply_theme(app)
     window = MainWindow()
-    window.resize(1280, 900)
+    window.resize(1400, 900)
     window.show()
-    window.grab().save(str(OUT / "screenshot_loading.png"))
-    phantom = make_phantom()
-    window.show_image(from_array(phantom.pixels))  # no box: the app finds the nodule
+    tmp = Path(tempfile.mkdtemp(prefix="thyroid-shots-"))
+    folder = study_folder(tmp)
+    window.open_paths([folder / "phantom_0.png"])
+    app.processEvents()
+    shoot(window, "loading")
     window.start_model_loading()
+    wait_until(app, lambda: window.finding is not None)
+    shoot(window, "result")
 
-    def check() -> None:
-        if window.finding is not None:
-            window.grab().save(str(OUT / "screenshot_result.png"))
-            app.quit()
+    window.open_paths([folder])
+    wait_until(app, lambda: window.finding is not None)
+    done = []
+    window.batchFinished.connect(done.append)
+    window.analyse_all()
+    wait_until(app, lambda: done)
+    window.study_list.setCurrentRow(
+        window.entries.index(next(e for e in window.entries if e.name == "noise.png"))
+    )
+    wait_until(app, lambda: window.finding is not None)
+    shoot(window, "study_batch_warning")
 
-    timer = QTimer()
-    timer.timeout.connect(check)
-    timer.start(100)
-    QTimer.singleShot(120000, app.quit)
-    app.exec()
+    window.study_list.setCurrentRow(
+        window.entries.index(next(e for e in window.entries if e.name == "damaged.png"))
+    )
+    app.processEvents()
+    shoot(window, "unreadable")
+
+    window.study_list.setCurrentRow(0)
+    wait_until(app, lambda: window.finding is not None)
+    window.set_user_scale(0.08)
+    window.side_action.trigger()
+    app.processEvents()
+    shoot(window, "side_by_side_calibrated")
+    window.side_action.trigger()
+
+    os.environ["THYROID_THEME"] = "dark"
+    apply_theme(app)
+    window.study_list.setCurrentRow(3)
+    wait_until(app, lambda: window.finding is not None)
+    for choice in (Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.SMOOTH):
+        window.tirads.select(choice)
+    shoot(window, "dark")
+    os.environ["THYROID_THEME"] = "light"
+    apply_theme(app)
+
+    pdf = tmp / "report.pdf"
+    window.export_report(
+        pdf,
+        StudyInfo(
+            patient_name="Demo^Phantom",
+            patient_id="DEMO-0",
+            operator="Dr Demo",
+            impression="Synthetic phantom; screenshot of the report layout.",
+        ),
+    )
+    wait_until(app, pdf.exists)
+    try:
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "60",
+                "-singlefile",
+                str(pdf),
+                str(OUT / "screenshot_report"),
+            ],
+            check=True,
+        )
+        print(OUT / "screenshot_report.png")
+    except (OSError, subprocess.CalledProcessError) as err:
+        print(f"report not rendered (pdftoppm: {err})")
+
+    if args.real:
+        real_out = Path("/tmp/thyroid_screens")
+        real_out.mkdir(exist_ok=True)
+        window.open_paths([args.real])
+        wait_until(app, lambda: window.finding is not None)
+        done.clear()
+        window.analyse_all()
+        wait_until(app, lambda: done, timeout=600)
+        real_rows = [i for i, e in enumerate(window.entries) if e.path.parent == args.real]
+        for row in real_rows[:4]:
+            window.study_list.setCurrentRow(row)
+            wait_until(app, lambda: window.finding is not None or window.image is None)
+            shoot(window, f"real_{row}", real_out)
+    window.close()
     return 0
 
 

@@ -105,14 +105,18 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
 
 
 def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
-    from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Echogenicity
+    from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Echogenicity, Margin, Shape
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels, spacing_mm=(0.1, 0.1)), phantom.nodule)
     qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
     panel = window.tirads
+    assert panel.descriptors() is None and "Not scored" in panel.result.text()
     panel.select(Composition.SOLID)
     panel.select(Echogenicity.HYPO)
+    assert panel.descriptors() is None  # shape and margin not chosen yet: no level
+    panel.select(Shape.WIDER)
+    panel.select(Margin.SMOOTH)
     assert "TR4" in panel.result.text()
     panel.set_focus(EchogenicFoci.PUNCTATE, True)
     assert "TR5" in panel.result.text() and "7 points" in panel.result.text()
@@ -148,3 +152,18 @@ def test_window_level_changes_the_display_not_the_analysis(window, qtbot):
     assert np.array_equal(window.image.pixels, image.pixels)
     window.view.reset_window_level()
     assert window.view._image.pixmap().toImage().pixelColor(300, 150).red() == before
+
+
+def test_out_of_scope_frame_shows_a_warning_not_a_probability(window, qtbot, tmp_path):
+    from pypdf import PdfReader
+
+    noise = np.random.default_rng(0).integers(0, 256, (360, 500), dtype=np.uint8)
+    window.show_image(from_array(noise), ROI(100, 100, 150, 120))
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert window.finding.warnings
+    assert window.panel.probability.text() == "no estimate"
+    assert "WARNING" in window.panel.state.text()
+    out = tmp_path / "noise.pdf"
+    window.export_report(out)
+    qtbot.waitUntil(lambda: out.exists(), timeout=60000)
+    assert "NONE: the image does not look like" in PdfReader(out).pages[0].extract_text()

@@ -87,7 +87,8 @@ def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
     assert window.current == 0 and window.image.source.name == "scan0.png"
     window.step(2)
     assert window.current == 2 and window.image is None
-    assert "Cannot open scan9.png" in window.panel.state.text()
+    assert "scan9.png" in window.panel.state.text() and "PNG" in window.panel.state.text()
+    assert window.panel.size.text() == "" and window.tirads.descriptors() is None
     window.step(-1)
     assert window.image.source.name == "scan1.png"
 
@@ -180,3 +181,18 @@ def test_dark_theme_follows_the_override(qapp, monkeypatch):
         assert qapp.palette().window().color().lightness() > 180
     finally:
         qapp.setPalette(before)
+
+
+def test_tirads_choices_belong_to_their_image(window, qtbot, tmp_path):
+    from thyroid_desktop.core.tirads import Composition, Echogenicity, Margin, Shape
+
+    window.open_paths([_study_folder(tmp_path, n=2, bad=False)])
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    for choice in (Composition.SOLID, Echogenicity.VERY_HYPO, Shape.TALLER, Margin.SMOOTH):
+        window.tirads.select(choice)
+    scored = window.tirads.descriptors()
+    assert scored.level.tr == 5 and "TR5" in window.study_list.item(0).text()
+    window.step(1)
+    assert window.tirads.descriptors() is None  # a new image starts not scored
+    window.step(-1)
+    assert window.tirads.descriptors() == scored

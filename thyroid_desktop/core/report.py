@@ -68,7 +68,10 @@ def _lines(image, finding, card, study, tirads, measurement, created) -> list[tu
         ("Operator", study.operator or "-"),
         (
             "Malignancy estimate",
-            f"{finding.probability:.2f} (calibrated probability; shipped threshold "
+            f"NONE: the image does not look like thyroid ultrasound ({'; '.join(finding.warnings)}); "
+            f"the model output {finding.probability:.2f} is not meaningful"
+            if finding.warnings
+            else f"{finding.probability:.2f} (calibrated probability; shipped threshold "
             f"{finding.threshold:.2f}) -> model estimate: "
             f"{'suspicious for malignancy' if finding.label == 'malignant' else 'likely benign'}",
         ),

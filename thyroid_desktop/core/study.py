@@ -12,6 +12,7 @@ from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.images import SUPPORTED_SUFFIXES
 from thyroid_desktop.core.inference import Finding
 from thyroid_desktop.core.measure import measure
+from thyroid_desktop.core.tirads import TiradsDescriptors
 
 #: A folder dropped on the window is searched this deep for images.
 MAX_FOLDER_DEPTH = 3
@@ -65,7 +66,7 @@ class StudyEntry:
 
     ``status`` is "not analysed", "analysed" or "error" (``error`` then says why);
     ``spacing_mm`` and ``sha256`` are filled in when the image is read; ``user_mm_per_px``
-    is a scale the user calibrated on this image.
+    is a scale the user calibrated on this image and ``tirads`` the descriptors chosen.
     """
 
     path: Path
@@ -75,6 +76,7 @@ class StudyEntry:
     spacing_mm: tuple[float, float] | None = None
     user_mm_per_px: float | None = None
     sha256: str = ""
+    tirads: TiradsDescriptors | None = None
 
     @property
     def name(self) -> str:
@@ -87,8 +89,10 @@ class StudyEntry:
         if self.finding is None:
             return f"{self.name}\nnot analysed"
         f = self.finding
-        warn = "  ⚠ out of scope?" if f.warnings else ""
-        return f"{self.name}\n{f.probability:.2f} · {f.label} · {f.roi_source} box{warn}"
+        if f.warnings:
+            return f"{self.name}\n⚠ out of scope: no estimate"
+        tr = f" · TR{self.tirads.level.tr}" if self.tirads else ""
+        return f"{self.name}\n{f.probability:.2f} · {f.label} · {f.roi_source} box{tr}"
 
 
 CSV_COLUMNS = (
@@ -105,6 +109,8 @@ CSV_COLUMNS = (
     "roi_source",
     "size",
     "max_diameter_mm",
+    "tirads_level",
+    "tirads_points",
     "warnings",
     "model_id",
     "image_sha256",
@@ -130,6 +136,10 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
             max_diameter_mm="" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
             warnings="; ".join(f.warnings),
             model_id=f.model_id,
+        )
+    if entry.tirads is not None:
+        row.update(
+            tirads_level=f"TR{entry.tirads.level.tr}", tirads_points=str(entry.tirads.points)
         )
     row["image_sha256"] = entry.sha256
     return row

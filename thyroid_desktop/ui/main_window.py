@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.view.lineDrawn.connect(self._line_drawn)
         self.view.stepRequested.connect(self.step)
         self.study_list.currentRowChanged.connect(self._row_changed)
+        self.tirads.changed.connect(self._tirads_changed)
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
         self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
         self.view.set_overlay_opacity(0.7)
@@ -351,6 +352,7 @@ class MainWindow(QMainWindow):
         self.study_list.setCurrentRow(row)
         self.study_list.update_entry(row, entry, make_thumbnail(image.pixels))
         self.user_mm_per_px = entry.user_mm_per_px
+        self.tirads.set_descriptors(entry.tirads)
         self.show_image(image, finding=entry.finding)
         self._remember(entry.path)
         return True
@@ -361,7 +363,9 @@ class MainWindow(QMainWindow):
         self.current, self.image, self.roi, self.finding = row, None, None, None
         self.view.clear()
         self.panel.clear()
-        self.panel.show_state(f"Cannot open {entry.name}: {entry.error}")
+        self.tirads.set_descriptors(None)
+        self.tirads.set_size(None)
+        self.panel.show_state(entry.error)
         self.setWindowTitle(f"Thyroid Review — {entry.name} (unreadable)")
 
     def show_image(
@@ -371,6 +375,7 @@ class MainWindow(QMainWindow):
         if image.source is None:  # the demo or an in-memory image: not in the study list
             self.current, self.user_mm_per_px = None, None
             self.study_list.setCurrentRow(-1)
+            self.tirads.set_descriptors(None)
         self.image, self.finding = image, None
         self.view.set_image(image.pixels)
         self.panel.clear()
@@ -475,6 +480,12 @@ class MainWindow(QMainWindow):
 
     def _analysis_failed(self, err: Exception) -> None:
         self.panel.show_state(f"Analysis failed: {err}")
+
+    def _tirads_changed(self, descriptors) -> None:
+        if self.current is not None and self.image is not None:
+            entry = self.entries[self.current]
+            entry.tirads = descriptors
+            self.study_list.update_entry(self.current, entry)
 
     # -- scale -----------------------------------------------------------------------------
     def measurement(self):

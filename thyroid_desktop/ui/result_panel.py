@@ -94,8 +94,18 @@ class ResultPanel(QWidget):
         self.probability.setText("–")
         self.bar.set_values(None, None)
         self.wording.setText("")
+        self.size.setText("")
 
     def show_finding(self, finding: Finding) -> None:
+        if finding.warnings:  # out of scope: no confident-looking number
+            self.probability.setText("no estimate")
+            self.bar.set_values(None, finding.threshold)
+            self.wording.setText(
+                "This frame does not look like grey-scale thyroid ultrasound ("
+                + "; ".join(finding.warnings)
+                + f"). The model's output ({finding.probability:.2f}) means nothing here."
+            )
+            return
         self.probability.setText(f"{finding.probability:.2f}")
         self.bar.set_values(finding.probability, finding.threshold)
         side = "at or above" if finding.label == "malignant" else "below"

@@ -19,12 +19,16 @@ from thyroid_desktop.core.tirads import (
     recommend,
 )
 
+NOT_CHOSEN = "– choose –"
+
 
 class TiradsPanel(QGroupBox):
-    """The five descriptor groups as choices (echogenic foci: all that apply).
+    """The five descriptor groups as choices (echogenic foci: all that apply). It starts
+    "not scored": no level is shown until composition, echogenicity, shape and margin are
+    all chosen, so an untouched panel never reads as a TR1 assessment.
 
     Signals:
-        changed(TiradsDescriptors): any choice changed.
+        changed(object): the descriptors (TiradsDescriptors) or None when not scored.
     """
 
     changed = Signal(object)
@@ -40,6 +44,7 @@ class TiradsPanel(QGroupBox):
             ("margin", Margin),
         ):
             combo = QComboBox()
+            combo.addItem(NOT_CHOSEN, None)
             for choice in enum:
                 combo.addItem(f"{label(choice)} ({points_of(choice)})", choice)
             combo.currentIndexChanged.connect(self._update)
@@ -65,13 +70,29 @@ class TiradsPanel(QGroupBox):
         self._max_diameter_mm: float | None = None
         self._update()
 
-    def descriptors(self) -> TiradsDescriptors:
+    def descriptors(self) -> TiradsDescriptors | None:
+        """The chosen descriptors, or None while any of the four groups is not chosen."""
+        chosen = {name: combo.currentData() for name, combo in self._combos.items()}
+        if any(v is None for v in chosen.values()):
+            return None
         foci = frozenset(f for f, box in self._foci.items() if box.isChecked()) or frozenset(
             {EchogenicFoci.NONE}
         )
-        return TiradsDescriptors(
-            **{name: combo.currentData() for name, combo in self._combos.items()}, foci=foci
-        )
+        return TiradsDescriptors(**chosen, foci=foci)
+
+    def set_descriptors(self, d: TiradsDescriptors | None) -> None:
+        """Shows ``d`` (another image's choices), or the empty "not scored" state."""
+        widgets = [*self._combos.values(), *self._foci.values()]
+        for w in widgets:
+            w.blockSignals(True)
+        for name, combo in self._combos.items():
+            combo.setCurrentIndex(0 if d is None else combo.findData(getattr(d, name)))
+        foci = {EchogenicFoci.NONE} if d is None else d.foci
+        for focus, box in self._foci.items():
+            box.setChecked(focus in foci)
+        for w in widgets:
+            w.blockSignals(False)
+        self._update()
 
     def select(self, choice: Enum) -> None:
         """Sets one descriptor (used by tests and keyboard users)."""
@@ -89,6 +110,13 @@ class TiradsPanel(QGroupBox):
 
     def _update(self, *_args) -> None:
         d = self.descriptors()
+        if d is None:
+            self.result.setText(
+                "<b>Not scored</b>: choose composition, echogenicity, shape, margin."
+            )
+            self.advice.setText("")
+            self.changed.emit(None)
+            return
         level = d.level
         self.result.setText(f"<b>TR{level.tr}</b> ({level.name}), {d.points} points")
         self.advice.setText(recommend(level, self._max_diameter_mm).text)
