@@ -85,7 +85,7 @@ class StudyEntry:
     def summary(self) -> str:
         """One line for the study list."""
         if self.status == "error":
-            return f"{self.name}\n{self.error}"
+            return f"{self.name}\n{self.error.removeprefix(self.name + ': ')}"
         if self.finding is None:
             return f"{self.name}\nnot analysed"
         f = self.finding

@@ -60,6 +60,7 @@ class TiradsPanel(QGroupBox):
         self.result.setWordWrap(True)
         self.advice = QLabel("")
         self.advice.setWordWrap(True)
+        self.advice.setMinimumHeight(self.advice.fontMetrics().lineSpacing() * 4)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(QLabel("Echogenic foci (all that apply)"))
