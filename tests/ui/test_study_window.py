@@ -196,3 +196,24 @@ def test_tirads_choices_belong_to_their_image(window, qtbot, tmp_path):
     assert window.tirads.descriptors() is None  # a new image starts not scored
     window.step(-1)
     assert window.tirads.descriptors() == scored
+
+
+def test_dropping_files_and_a_folder_opens_them(window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = _study_folder(tmp_path, n=2)
+    single = tmp_path.parent / f"{tmp_path.name}_single.png"
+    cv2.imwrite(str(single), np.asarray(make_phantom(seed=7).pixels))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(single)), QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    assert [e.name for e in window.entries] == [single.name, "scan0.png", "scan1.png", "scan9.png"]
+    assert window.image.source == single
