@@ -1,12 +1,14 @@
 # Two commands do everything; each sets up .venv on first use.
 #   make run   [ARGS="image.dcm ..."]   start the app (demo image when given none)
-#   make test                           lint + the whole test suite
+#   make test                           lint + the whole test suite (incl. the bundle build)
+# Also: make test-fast (skips tests marked slow), make dist (PyInstaller bundle + tar.gz),
+#       make benchmark (speed figures).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-installed
 
-.PHONY: run test lint benchmark dist clean
+.PHONY: run test test-fast lint benchmark dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,15 @@ lint: $(STAMP)
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: lint
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+dist: $(STAMP)
+	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec
+	QT_QPA_PLATFORM=offscreen dist/ThyroidReview/ThyroidReview --selftest
+	sh packaging/make_archive.sh
+	du -sh dist/ThyroidReview dist/*.tar.gz
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_predict.py

@@ -1,5 +1,5 @@
 """``python -m thyroid_desktop [FILES...]`` starts the app; ``python -m thyroid_desktop predict
-...`` (and other subcommands) runs the same core headless."""
+...`` runs the same core headless; ``--selftest [FILES...]`` checks an installation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ CLI_COMMANDS = {"predict", "-h", "--help"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--selftest" in argv:
+        from thyroid_desktop.selftest import main as selftest_main
+
+        return selftest_main(argv)
     if argv and argv[0] in CLI_COMMANDS:
         from thyroid_desktop.cli import main as cli_main
 

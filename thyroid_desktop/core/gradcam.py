@@ -32,7 +32,8 @@ class GradCAM:
             [model.get_layer(conv_layer).output, model.get_layer(logit_layer).output],
         )
         self._calibrate = model.get_layer("calibrated_probability")
-        self._fn = tf.function(self._compute, reduce_retracing=True)
+        # Straight-line code: no AutoGraph needed (it also needs the source, absent in a bundle).
+        self._fn = tf.function(self._compute, reduce_retracing=True, autograph=False)
 
     def _compute(self, x):
         import tensorflow as tf

@@ -222,7 +222,9 @@ class Segmenter:
     def _fn(self):
         import tensorflow as tf
 
-        return tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        return tf.function(
+            lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False
+        )
 
     def __call__(self, batch) -> Any:
         import numpy as np

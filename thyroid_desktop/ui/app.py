@@ -10,9 +10,11 @@ from pathlib import Path
 
 def run(argv: Sequence[str]) -> int:
     """Shows the window with the given files (or the demo phantom) and runs the event loop."""
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from thyroid_desktop.core.images import from_array
+    from thyroid_desktop.core.models import resources_dir
     from thyroid_desktop.core.phantom import make_phantom
     from thyroid_desktop.ui.main_window import MainWindow
     from thyroid_desktop.ui.theme import apply_theme
@@ -22,6 +24,9 @@ def run(argv: Sequence[str]) -> int:
     app.setApplicationName("Thyroid Review")
     app.setOrganizationName("ThyroidReview")
     apply_theme(app)
+    icon = resources_dir() / "icons" / "thyroid-review.png"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow()
     window.show()
     paths = [Path(a) for a in argv if not a.startswith("-")]
