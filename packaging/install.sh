@@ -19,14 +19,21 @@ if [ "${1:-}" = "--uninstall" ]; then
     exit 0
 fi
 
+case "$DEST" in
+    *[\"\`\$\\]*) echo "Please install to a folder without \" \` \$ or \\ in its path (PREFIX=...)." >&2; exit 1 ;;
+esac
 [ -x "$HERE/ThyroidReview/ThyroidReview" ] || { echo "ThyroidReview/ not found next to install.sh" >&2; exit 1; }
 mkdir -p "$PREFIX" "$BIN_DIR" "$(dirname "$DESKTOP")" "$(dirname "$ICON")"
-rm -rf "$DEST.new"
-cp -a "$HERE/ThyroidReview" "$DEST.new"          # copy first, then swap: never half installed
-rm -rf "$DEST" && mv "$DEST.new" "$DEST"
+rm -rf "$DEST.new" "$DEST.old"
+cp -a "$HERE/ThyroidReview" "$DEST.new"   # copy in full first, then swap with two renames
+if [ -e "$DEST" ]; then mv "$DEST" "$DEST.old"; fi
+mv "$DEST.new" "$DEST"
+rm -rf "$DEST.old"
 ln -sf "$DEST/ThyroidReview" "$BIN_DIR/thyroid-review"
 cp "$HERE/thyroid-review.png" "$ICON"
-sed "s|@BIN@|$DEST/ThyroidReview|" "$HERE/thyroid-review.desktop" > "$DESKTOP"
+# Exec= takes the path in double quotes (spaces are fine); escape & and | for sed.
+EXEC=$(printf '%s' "$DEST/ThyroidReview" | sed -e 's/[&|]/\\&/g')
+sed "s|@BIN@|\"$EXEC\"|" "$HERE/thyroid-review.desktop" > "$DESKTOP"
 chmod +x "$DESKTOP"
 command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database "$DATA/applications" || true
 echo "Installed to $DEST; menu entry 'Thyroid Review'; command: thyroid-review"

@@ -39,7 +39,9 @@ def _size_mb(folder: Path) -> float:
 
 @pytest.mark.slow
 def test_bundle_builds_from_a_clean_checkout_and_passes_its_selftest(tmp_path):
-    pyinstaller = Path(sys.executable).with_name("pyinstaller")
+    pyinstaller = Path(sys.executable).with_name(
+        "pyinstaller.exe" if os.name == "nt" else "pyinstaller"
+    )
     assert pyinstaller.exists(), "pyinstaller is installed by the dev extra"
     src = _clean_checkout(tmp_path / "src")
     t0 = time.perf_counter()
@@ -78,7 +80,10 @@ def test_bundle_builds_from_a_clean_checkout_and_passes_its_selftest(tmp_path):
     assert not any("WebEngine" in n for n in names)
     assert not any(n.startswith(("libQt6Quick", "libQt6Qml", "libQt63D")) for n in names)
     assert not (bundle / "_internal" / "tensorflow" / "include").exists()
-    assert not (bundle / "_internal" / "sklearn").exists()
+    assert not (bundle / "_internal" / "sklearn").exists()  # training-only libraries
+    assert not (bundle / "_internal" / "scipy").exists()
+    assert not (bundle / "_internal" / "training").exists()
+    assert not (bundle / "_internal" / "PySide6" / "Qt" / "translations").exists()
     size = _size_mb(bundle)
     print(f"\nbundle: {size:.0f} MB, built in {build_s:.0f} s; {summary}")
     (tmp_path.parent / "bundle_figures.txt").write_text(f"{size:.0f} MB {build_s:.0f} s\n")

@@ -36,16 +36,21 @@ def _gui_check() -> str:
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if sys.platform.startswith("linux") and headless and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from thyroid_desktop.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(["ThyroidReview"])
-    window = MainWindow()
-    window.show()
-    app.processEvents()
-    shot = window.grab()
-    window.close()
+    with tempfile.TemporaryDirectory(prefix="thyroid-selftest-gui-") as tmp:
+        # Its own settings file: closing the test window must not overwrite the user's layout.
+        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings)
+        window.show()
+        app.processEvents()
+        shot = window.grab()
+        window.close()
+        settings.sync()
     _check(not shot.isNull() and shot.width() > 100, "the window could not be rendered")
     return app.platformName()
 

@@ -42,6 +42,26 @@ Name: "{group}\{cm:UninstallProgram,{#AppName}}"; Filename: "{uninstallexe}"
 Name: "{autodesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; Tasks: desktopicon
 
 [Run]
-; The self-test writes its one-line result to %TEMP%\ThyroidReview-selftest.txt (no console).
-Filename: "{app}\{#AppExe}"; Parameters: "--selftest"; StatusMsg: "Checking the installation..."; Flags: waituntilterminated runhidden
 Filename: "{app}\{#AppExe}"; Description: "{cm:LaunchProgram,{#AppName}}"; Flags: nowait postinstall skipifsilent
+
+[Code]
+// After copying the files, run the self-test; on failure show its one-line reason, which
+// it writes to %TEMP%\ThyroidReview-selftest.txt (the windowed app has no console).
+procedure CurStepChanged(CurStep: TSetupStep);
+var
+  ResultCode: Integer;
+  Summary: AnsiString;
+begin
+  if CurStep = ssPostInstall then
+  begin
+    WizardForm.StatusLabel.Caption := 'Checking the installation (self-test)...';
+    if (not Exec(ExpandConstant('{app}\{#AppExe}'), '--selftest', '', SW_HIDE,
+                 ewWaitUntilTerminated, ResultCode)) or (ResultCode <> 0) then
+    begin
+      if not LoadStringFromFile(ExpandConstant('{%TEMP}\ThyroidReview-selftest.txt'), Summary) then
+        Summary := 'the self-test could not run';
+      MsgBox('Thyroid Review was installed, but its self-test failed:' + #13#10 + String(Summary),
+             mbError, MB_OK);
+    end;
+  end;
+end;

@@ -72,3 +72,17 @@ def test_csv_export_to_a_missing_folder_fails_without_leaving_a_file(tmp_path):
 def test_entry_summary_says_what_happened():
     assert "not analysed" in StudyEntry(Path("a.png")).summary()
     assert "broken" in StudyEntry(Path("a.png"), "error", error="broken").summary()
+
+
+def test_csv_gives_no_number_for_an_out_of_scope_frame(tmp_path, classifier):
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)
+    image = from_array(noise)
+    finding = predict(image, classifier, None, "full")
+    assert finding.warnings
+    out = write_csv(
+        tmp_path / "s.csv", [StudyEntry(tmp_path / "n.png", "analysed", finding=finding)]
+    )
+    with open(out, newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["probability"] == "" and row["model_estimate"] == "none (out of scope)"
+    assert row["warnings"]

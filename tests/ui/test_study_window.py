@@ -217,3 +217,38 @@ def test_dropping_files_and_a_folder_opens_them(window, qtbot, tmp_path):
     window.dropEvent(event)
     assert [e.name for e in window.entries] == [single.name, "scan0.png", "scan1.png", "scan9.png"]
     assert window.image.source == single
+
+
+def test_a_box_drawn_while_auto_detect_runs_wins(window, qtbot):
+    phantom = make_phantom(seed=3)
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    window.show_image(from_array(phantom.pixels))  # auto-detect queued
+    manual = ROI(40, 40, 90, 80)
+    window.set_roi(manual)  # before the auto result arrives
+    window.pool.waitForDone(60000)
+    qtbot.wait(200)  # let queued results reach the GUI thread
+    assert window.finding.roi == manual and window.finding.roi_source == "manual"
+    assert window.view.roi() == manual and window.roi == manual
+
+
+def test_a_file_changed_on_disk_is_analysed_anew(window, qtbot, tmp_path):
+    folder = _study_folder(tmp_path, n=2, bad=False)
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    first = window.entries[0].finding
+    window.set_user_scale(0.1)
+    cv2.imwrite(str(folder / "scan0.png"), np.asarray(make_phantom(seed=11).pixels))
+    window.step(1)
+    window.step(-1)
+    assert window.entries[0].user_mm_per_px is None  # the scale was for the old image
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert window.entries[0].finding is not first
+    assert window.entries[0].sha256 == window.image.sha256
+
+
+def test_calibration_mode_ends_when_the_image_changes(window, qtbot):
+    window.show_image(from_array(make_phantom().pixels))
+    window.calibrate_scale()
+    assert window.view.measuring
+    window.show_image(from_array(make_phantom(seed=1).pixels))
+    assert not window.view.measuring

@@ -8,13 +8,18 @@ from pathlib import Path
 
 
 def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
-    """Calls ``write(tmp_path)`` on a temporary file beside ``path``, then renames it over
-    ``path`` (atomic on one file system). On any error the temporary file is removed and
-    the old ``path``, if any, is left untouched."""
+    """Calls ``write(tmp_path)`` on a temporary file beside ``path``, flushes it to disk, then
+    renames it over ``path`` (atomic on one file system). On any error the temporary file is
+    removed and the old ``path``, if any, is left untouched."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
         write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the name points at it
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -24,7 +24,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     duplicates once, in order of first appearance."""
     out: dict[Path, None] = {}
     for raw in paths:
-        path = Path(raw)
+        path = Path(raw).absolute()  # recent files must work from any working folder
         if path.is_dir():
             for found in sorted(_folder_images(path, MAX_FOLDER_DEPTH)):
                 out.setdefault(found, None)
@@ -123,10 +123,11 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
     f = entry.finding
     if f is not None:
         size = measure(f.roi, entry.spacing_mm, entry.user_mm_per_px)
+        out_of_scope = bool(f.warnings)  # no number, as in the app and the report
         row.update(
-            probability=f"{f.probability:.4f}",
+            probability="" if out_of_scope else f"{f.probability:.4f}",
             threshold=f"{f.threshold:.4f}",
-            model_estimate=f.label,
+            model_estimate="none (out of scope)" if out_of_scope else f.label,
             roi_x=str(f.roi.x),
             roi_y=str(f.roi.y),
             roi_w=str(f.roi.w),

@@ -113,6 +113,7 @@ class ImageView(QGraphicsView):
 
     # -- content ---------------------------------------------------------------------------
     def set_image(self, pixels: np.ndarray) -> None:
+        self._end_measuring()
         self._pixels = pixels
         self.level, self.width = 127.5, 255.0
         self._size = (pixels.shape[1], pixels.shape[0])
@@ -124,6 +125,7 @@ class ImageView(QGraphicsView):
 
     def clear(self) -> None:
         """No image (e.g. the selected file could not be read)."""
+        self._end_measuring()
         self._pixels, self._size = None, (0, 0)
         self._image.setPixmap(QPixmap())
         self._twin_image.setPixmap(QPixmap())
@@ -248,9 +250,7 @@ class ImageView(QGraphicsView):
         if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
             self.stepRequested.emit(-1 if event.key() == Qt.Key.Key_Up else 1)
         elif event.key() == Qt.Key.Key_Escape and self.measuring:
-            self.measuring = False
-            self._line.hide()
-            self.viewport().unsetCursor()
+            self._end_measuring()
         else:
             super().keyPressEvent(event)
 
@@ -346,3 +346,8 @@ class ImageView(QGraphicsView):
 
     def hide_line(self) -> None:
         self._line.hide()
+
+    def _end_measuring(self) -> None:
+        self.measuring, self._drag = False, None
+        self._line.hide()
+        self.viewport().unsetCursor()

@@ -76,9 +76,9 @@ class MainWindow(QMainWindow):
     findingShown = Signal(object)
     batchFinished = Signal(int)
 
-    def __init__(self) -> None:
+    def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
-        self.settings = QSettings("ThyroidReview", "ThyroidReview")
+        self.settings = settings or QSettings("ThyroidReview", "ThyroidReview")
         self._actions: list[QAction] = []
         self.setWindowTitle("Thyroid Review")
         self.setAcceptDrops(True)
@@ -95,6 +95,10 @@ class MainWindow(QMainWindow):
         self.finding: Finding | None = None
         self.user_mm_per_px: float | None = None
         self._pending = False
+        #: Number of the latest analysis asked for the shown image; results of older ones,
+        #: or of another image, are dropped so the box and the numbers always match.
+        self._request = 0
+        self._awaiting = False
         self._batch: list[int] = []
         self._batch_cancelled = False
         self._batch_done = 0
@@ -345,8 +349,10 @@ class MainWindow(QMainWindow):
             entry.status, entry.error = "error", str(err)
             self.study_list.update_entry(row, entry)
             return False
+        if entry.sha256 and entry.sha256 != image.sha256:  # the file changed on disk
+            entry.finding, entry.user_mm_per_px, entry.tirads = None, None, None
         entry.sha256, entry.spacing_mm = image.sha256, image.spacing_mm
-        if entry.status == "error":
+        if entry.finding is None:
             entry.status, entry.error = "not analysed", ""
         self.current = row
         self.study_list.setCurrentRow(row)
@@ -361,6 +367,8 @@ class MainWindow(QMainWindow):
         """A list entry whose file cannot be read is selected: show no image, say why."""
         entry = self.entries[row]
         self.current, self.image, self.roi, self.finding = row, None, None, None
+        self._request += 1
+        self._awaiting = False
         self.view.clear()
         self.panel.clear()
         self.tirads.set_descriptors(None)
@@ -377,8 +385,11 @@ class MainWindow(QMainWindow):
             self.study_list.setCurrentRow(-1)
             self.tirads.set_descriptors(None)
         self.image, self.finding = image, None
+        self._request += 1  # results still coming for the previous image are dropped
+        self._awaiting = False
         self.view.set_image(image.pixels)
         self.panel.clear()
+        self.tirads.set_size(None)
         name = image.source.name if image.source else "demo phantom (synthetic)"
         self.setWindowTitle(f"Thyroid Review — {name}")
         if finding is not None:
@@ -404,20 +415,30 @@ class MainWindow(QMainWindow):
             self.analyse_whole_image()
             return
         image, clf, seg = self.image, self.classifier, self.segmenter
+        req = self._new_request()
         self.panel.show_state("Looking for the nodule…")
         self._run(
-            lambda: auto_predict(image, clf, seg),
-            lambda r: self._auto_done(image, *r),
-            self._analysis_failed,
+            lambda: None if self._stale(req) else auto_predict(image, clf, seg),
+            lambda r: r is not None and self._auto_done(image, req, *r),
+            lambda err: self._analysis_failed(req, err),
         )
 
-    def _auto_done(self, image: UltrasoundImage, finding: Finding, detection) -> None:
-        if image is not self.image:
+    def _new_request(self) -> int:
+        self._request += 1
+        self._awaiting = True
+        return self._request
+
+    def _stale(self, req: int) -> bool:
+        """True when a newer analysis (or another image) superseded request ``req``; read
+        in the worker too, to skip work nobody will see (e.g. while paging through a study)."""
+        return req != self._request
+
+    def _auto_done(self, image: UltrasoundImage, req: int, finding: Finding, detection) -> None:
+        if self._stale(req) or image is not self.image:
             return
         n = len(detection.candidates)
         self.roi = finding.roi if finding.roi_source == "auto" else None
-        self.view.set_roi(finding.roi)
-        self._analysed(image, finding)
+        self._analysed(image, req, finding)
         if finding.warnings:
             return  # the out-of-scope warning stays on screen
         self.panel.show_state(
@@ -445,16 +466,19 @@ class MainWindow(QMainWindow):
             return
         image, roi, clf = self.image, self.roi, self.classifier
         source = "manual" if roi is not None else "full"
+        req = self._new_request()
         self.panel.show_state("Analysing…")
         self._run(
-            lambda: predict(image, clf, roi, source),
-            lambda f: self._analysed(image, f),
-            self._analysis_failed,
+            lambda: None if self._stale(req) else predict(image, clf, roi, source),
+            lambda f: f is not None and self._analysed(image, req, f),
+            lambda err: self._analysis_failed(req, err),
         )
 
-    def _analysed(self, image: UltrasoundImage, finding: Finding) -> None:
-        if image is not self.image:
-            return  # the user moved on; a newer analysis follows
+    def _analysed(self, image: UltrasoundImage, req: int, finding: Finding) -> None:
+        if self._stale(req) or image is not self.image:
+            return  # the user moved on or changed the box; a newer analysis follows
+        self._awaiting = False
+        self.view.set_roi(finding.roi)
         self._audit("analyse", finding, image.sha256, image.source)
         if self.current is not None:
             entry = self.entries[self.current]
@@ -478,8 +502,10 @@ class MainWindow(QMainWindow):
         )
         self.findingShown.emit(finding)
 
-    def _analysis_failed(self, err: Exception) -> None:
-        self.panel.show_state(f"Analysis failed: {err}")
+    def _analysis_failed(self, req: int, err: Exception) -> None:
+        if not self._stale(req):
+            self._awaiting = False
+            self.panel.show_state(f"Analysis failed: {err}")
 
     def _tirads_changed(self, descriptors) -> None:
         if self.current is not None and self.image is not None:
@@ -586,16 +612,28 @@ class MainWindow(QMainWindow):
         entry = self.entries[row]
         thumb = None
         if err is not None:
-            entry.status = "error"
-            entry.error = str(err) if isinstance(err, ImageLoadError) else f"Analysis failed: {err}"
+            if entry.finding is None:  # an earlier result of the user's stands
+                entry.status = "error"
+                entry.error = (
+                    str(err) if isinstance(err, ImageLoadError) else f"Analysis failed: {err}"
+                )
         else:
-            entry.sha256, entry.spacing_mm, thumb, finding = result
+            sha, spacing, thumb, finding = result
             if entry.finding is None:  # the user may have analysed it meanwhile
+                entry.sha256, entry.spacing_mm = sha, spacing
                 entry.finding, entry.status, entry.error = finding, "analysed", ""
-                self._audit("batch-analyse", finding, entry.sha256, entry.path)
-                if row == self.current and self.finding is None and self.image is not None:
+                self._audit("batch-analyse", finding, sha, entry.path)
+                shown = self.image
+                if (
+                    row == self.current
+                    and shown is not None
+                    and shown.sha256 == sha
+                    and self.finding is None
+                    and not self._awaiting  # the user's own request wins
+                ):
+                    self.roi = finding.roi if finding.roi_source == "auto" else None
                     self.view.set_roi(finding.roi)
-                    self._show_finding(self.image, finding)
+                    self._show_finding(shown, finding)
         self.study_list.update_entry(row, entry, thumb)
         self._batch_done += 1
         self.progress.setValue(self._batch_done)
