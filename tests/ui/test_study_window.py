@@ -40,8 +40,8 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
     with qtbot.waitSignal(window.batchFinished, timeout=120000) as done:
         window.analyse_all()
-        assert window.progress.isVisible()
-    assert done.args == [3] and not window.progress.isVisible()
+        assert window.batch.progress.isVisible()
+    assert done.args == [3] and not window.batch.progress.isVisible()
     statuses = [e.status for e in window.entries]
     assert statuses == ["analysed", "analysed", "analysed", "error"]
     bad = window.study_list.item(3).text()

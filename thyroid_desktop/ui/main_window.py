@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
@@ -14,8 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
     QSplitter,
     QVBoxLayout,
@@ -37,6 +36,7 @@ from thyroid_desktop.core.models import (
 from thyroid_desktop.core.report import StudyInfo, write_report
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.core.study import StudyEntry, expand_paths, write_csv
+from thyroid_desktop.ui.batch import BatchRunner, analyse_file
 from thyroid_desktop.ui.image_view import ImageView
 from thyroid_desktop.ui.report_dialog import ReportDialog
 from thyroid_desktop.ui.result_panel import ResultPanel
@@ -52,16 +52,6 @@ FILE_FILTER = (
 
 
 MAX_RECENT = 10
-
-
-def _analyse_file(path: Path, clf: Classifier, seg: Segmenter | None):
-    """One batch step, in the worker: read the file and analyse it as opening it would."""
-    image = open_image(path)
-    if seg is None:
-        finding = predict(image, clf, None, "full")
-    else:
-        finding, _ = auto_predict(image, clf, seg)
-    return image.sha256, image.spacing_mm, make_thumbnail(image.pixels), finding
 
 
 class MainWindow(QMainWindow):
@@ -99,9 +89,6 @@ class MainWindow(QMainWindow):
         #: or of another image, are dropped so the box and the numbers always match.
         self._request = 0
         self._awaiting = False
-        self._batch: list[int] = []
-        self._batch_cancelled = False
-        self._batch_done = 0
         self.last_message: QMessageBox | None = None
         self.audit = AuditLog()
 
@@ -126,14 +113,12 @@ class MainWindow(QMainWindow):
         split.setSizes([230, 800, 380])
         self.setCentralWidget(split)
         self.device_label = QLabel("Device: –")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setFormat("%v / %m images")
-        self.cancel_button = QPushButton("Cancel batch")
-        self.cancel_button.clicked.connect(self.cancel_batch)
-        for w in (self.progress, self.cancel_button):
-            w.hide()
-            self.statusBar().addPermanentWidget(w)
+        self.batch = BatchRunner(self._run, self)
+        self.batch.stepDone.connect(self._batch_step)
+        self.batch.finished.connect(self._batch_end)
+        self.batch.cancel_button.clicked.connect(self.cancel_batch)
+        self.statusBar().addPermanentWidget(self.batch.progress)
+        self.statusBar().addPermanentWidget(self.batch.cancel_button)
         self.statusBar().addPermanentWidget(self.device_label)
         self.view.roiDrawn.connect(self.set_roi)
         self.view.lineDrawn.connect(self._line_drawn)
@@ -574,7 +559,7 @@ class MainWindow(QMainWindow):
     def analyse_all(self) -> None:
         """Analyses every image of the list not analysed yet, one after another (auto-detected
         box); the list fills in as it goes and Cancel stops after the current image."""
-        if self._batch:
+        if self.batch.running:
             return
         if self.classifier is None:
             self.show_message("Model not ready", "The model is still loading; try again shortly.")
@@ -583,32 +568,15 @@ class MainWindow(QMainWindow):
         if not rows:
             self.statusBar().showMessage("Every image in the list is analysed.", 5000)
             return
-        self._batch, self._batch_cancelled, self._batch_done = rows, False, 0
-        self.progress.setRange(0, len(rows))
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
-        self._batch_next()
+        clf, seg = self.classifier, self.segmenter
+        self.batch.start(rows, lambda row: partial(analyse_file, self.entries[row].path, clf, seg))
 
     def cancel_batch(self) -> None:
-        if self._batch:
-            self._batch_cancelled = True
+        if self.batch.running:
+            self.batch.cancel()
             self.statusBar().showMessage("Cancelling after the current image…", 5000)
 
-    def _batch_next(self) -> None:
-        if self._batch_cancelled or not self._batch:
-            self._batch_end()
-            return
-        row = self._batch[0]
-        path, clf, seg = self.entries[row].path, self.classifier, self.segmenter
-        self._run(
-            lambda: _analyse_file(path, clf, seg),
-            lambda r: self._batch_step(row, r, None),
-            lambda err: self._batch_step(row, None, err),
-        )
-
     def _batch_step(self, row: int, result, err: Exception | None) -> None:
-        self._batch.pop(0)
         entry = self.entries[row]
         thumb = None
         if err is not None:
@@ -635,15 +603,8 @@ class MainWindow(QMainWindow):
                     self.view.set_roi(finding.roi)
                     self._show_finding(shown, finding)
         self.study_list.update_entry(row, entry, thumb)
-        self._batch_done += 1
-        self.progress.setValue(self._batch_done)
-        self._batch_next()
 
-    def _batch_end(self) -> None:
-        done, cancelled = self._batch_done, self._batch_cancelled
-        self._batch = []
-        self.progress.hide()
-        self.cancel_button.hide()
+    def _batch_end(self, done: int, cancelled: bool) -> None:
         self.statusBar().showMessage(
             f"Batch {'cancelled' if cancelled else 'finished'}: {done} image(s) analysed.", 10000
         )
@@ -763,6 +724,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/split3", self._split.saveState())
-        self._batch_cancelled = True
+        self.batch.cancel()
         self.pool.waitForDone(5000)
         super().closeEvent(event)
