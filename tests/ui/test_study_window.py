@@ -252,3 +252,38 @@ def test_calibration_mode_ends_when_the_image_changes(window, qtbot):
     assert window.view.measuring
     window.show_image(from_array(make_phantom(seed=1).pixels))
     assert not window.view.measuring
+
+
+def test_other_candidates_are_dashed_and_can_be_picked(window, qtbot):
+    two = np.hstack([make_phantom(seed=0).pixels, make_phantom(seed=1).pixels])
+    window.show_image(from_array(two))
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert len(window.candidates) == 2 and window.finding.roi == window.candidates[0].roi
+    dashed = window.view.candidate_rects()
+    assert len(dashed) == 1 and "N)" in window.panel.state.text()
+    window.next_candidate()  # N
+    qtbot.waitUntil(lambda: window.finding.roi == window.candidates[1].roi, timeout=60000)
+    assert window.finding.roi_source == "auto"
+    # a click (no drag) inside the dashed box of the first candidate picks it back
+    window.resize(1200, 700)
+    window.view.fit()
+    first = window.view.candidate_rects()[0].center()
+    pos = window.view.mapFromScene(first)
+    qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: window.finding.roi == window.candidates[0].roi, timeout=60000)
+    assert window.view.roi() == window.candidates[0].roi
+
+
+def test_middle_drag_pans(window, qtbot):
+    window.show_image(from_array(make_phantom().pixels))
+    window.resize(600, 400)
+    window.view.actual_size()
+    window.view.zoom(3)
+    bar = window.view.horizontalScrollBar()
+    before = bar.value()
+    vp = window.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.MiddleButton, pos=QPoint(300, 200))
+    qtbot.mouseMove(vp, pos=QPoint(250, 200))
+    qtbot.mouseMove(vp, pos=QPoint(200, 200))
+    qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=QPoint(200, 200))
+    assert bar.value() == before + 100

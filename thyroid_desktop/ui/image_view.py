@@ -57,16 +57,20 @@ class ImageView(QGraphicsView):
     """Shows one image.
 
     Left-drag on empty image draws the nodule box; dragging inside the box moves it and
-    dragging its edges or corners resizes it. Right-drag changes window/level (up/down:
-    brightness, left/right: contrast). In measuring mode the next left-drag draws a line.
+    dragging its edges or corners resizes it; a click in another detected candidate's
+    (dashed) box picks it. Right-drag changes window/level (up/down: brightness,
+    left/right: contrast); middle-drag pans. In measuring mode the next left-drag draws a
+    line.
 
     Signals:
         roiDrawn(ROI): the user drew, moved or resized the box (image pixels).
+        candidatePicked(int): the user clicked inside candidate box number ``i``.
         lineDrawn(float): the user drew a measuring line of this length (image pixels).
         stepRequested(int): Up/Down arrow: previous (-1) or next (+1) image of the study.
     """
 
     roiDrawn = Signal(object)
+    candidatePicked = Signal(int)
     lineDrawn = Signal(float)
     stepRequested = Signal(int)
 
@@ -104,6 +108,9 @@ class ImageView(QGraphicsView):
             item.hide()
         self._drag: tuple[str, QPointF, QRectF] | None = None
         self._wl_start: tuple[QPointF, float, float] | None = None
+        self._pan_start: QPointF | None = None
+        self._before: tuple[QRectF, bool] = (QRectF(), False)
+        self._candidates: list[QGraphicsRectItem] = []
         self._size = (0, 0)
         self._pixels: np.ndarray | None = None
         self._overlay_on = True
@@ -121,6 +128,7 @@ class ImageView(QGraphicsView):
         self._layout()
         self.set_overlay(None)
         self.set_roi(None)
+        self.set_candidates([])
         self.fit()
 
     def clear(self) -> None:
@@ -131,6 +139,7 @@ class ImageView(QGraphicsView):
         self._twin_image.setPixmap(QPixmap())
         self.set_overlay(None)
         self.set_roi(None)
+        self.set_candidates([])
         self._line.hide()
         self.scene().setSceneRect(QRectF())
 
@@ -195,6 +204,21 @@ class ImageView(QGraphicsView):
         self._twin_box.setRect(rect)
         self._box.show()
         self._twin_box.setVisible(self.side_by_side)
+
+    def set_candidates(self, rois: list[ROI]) -> None:
+        """Dashed boxes for the other detected candidates (the chosen one is the box)."""
+        for item in self._candidates:
+            self.scene().removeItem(item)
+        self._candidates = []
+        for r in rois:
+            item = QGraphicsRectItem(QRectF(r.x, r.y, r.w, r.h))
+            item.setPen(_pen(QColor(0, 200, 255), 1.5, Qt.PenStyle.DashLine))
+            item.setZValue(3.5)
+            self.scene().addItem(item)
+            self._candidates.append(item)
+
+    def candidate_rects(self) -> list[QRectF]:
+        return [item.rect() for item in self._candidates]
 
     def roi(self) -> ROI | None:
         """The box on screen, clipped to the image, or None."""
@@ -261,12 +285,16 @@ class ImageView(QGraphicsView):
         p = self.mapToScene(event.position().toPoint())
         if event.button() == Qt.MouseButton.RightButton:
             self._wl_start = (event.position(), self.level, self.width)
+        elif event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_start = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
         elif event.button() == Qt.MouseButton.LeftButton and self.measuring:
             self._drag = ("line", p, QRectF())
             self._line.setLine(QLineF(p, p))
             self._line.show()
         elif event.button() == Qt.MouseButton.LeftButton and self.image_rect().contains(p):
             mode = self._hit(p) or "new"
+            self._before = (self._box.rect(), self._box.isVisible())
             if mode == "new":
                 self._box.setRect(QRectF(p, p))
                 self._box.show()
@@ -281,6 +309,13 @@ class ImageView(QGraphicsView):
             start, level, width = self._wl_start
             d = event.position() - start
             self.set_window_level(level - d.y(), width + d.x())
+            return
+        if self._pan_start is not None:
+            d = event.position() - self._pan_start
+            self._pan_start = event.position()
+            h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+            h.setValue(h.value() - round(d.x()))
+            v.setValue(v.value() - round(d.y()))
             return
         p = self.mapToScene(event.position().toPoint())
         if self._drag is None:
@@ -319,10 +354,15 @@ class ImageView(QGraphicsView):
         if self._wl_start is not None and event.button() == Qt.MouseButton.RightButton:
             self._wl_start = None
             return
+        if self._pan_start is not None and event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_start = None
+            self.viewport().unsetCursor()
+            return
         if self._drag is None or event.button() != Qt.MouseButton.LeftButton:
             super().mouseReleaseEvent(event)
             return
-        mode, _start, before = self._drag
+        mode, start, _ = self._drag
+        before, was_visible = self._before
         self._drag = None
         if mode == "line":
             self.measuring = False
@@ -334,11 +374,12 @@ class ImageView(QGraphicsView):
                 self._line.hide()
             return
         roi = self.roi()
-        if roi is None:  # too small: undo
-            if mode == "new":
-                self._box.hide()
-            else:
-                self._box.setRect(before)
+        if roi is None:  # too small: a click. Undo, or pick the candidate clicked in.
+            self._box.setRect(before)
+            self._box.setVisible(was_visible)
+            picked = [i for i, r in enumerate(self.candidate_rects()) if r.contains(start)]
+            if mode == "new" and picked:
+                self.candidatePicked.emit(picked[0])
             return
         self.set_roi(roi)
         if mode == "new" or self._box.rect() != before:

@@ -83,6 +83,8 @@ class MainWindow(QMainWindow):
         self.image: UltrasoundImage | None = None
         self.roi: ROI | None = None
         self.finding: Finding | None = None
+        self.candidates: list = []  # the last auto-detection's candidates (core.detect)
+        self._roi_source = "manual"
         self.user_mm_per_px: float | None = None
         self._pending = False
         #: Number of the latest analysis asked for the shown image; results of older ones,
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.batch.cancel_button)
         self.statusBar().addPermanentWidget(self.device_label)
         self.view.roiDrawn.connect(self.set_roi)
+        self.view.candidatePicked.connect(self.pick_candidate)
         self.view.lineDrawn.connect(self._line_drawn)
         self.view.stepRequested.connect(self.step)
         self.study_list.currentRowChanged.connect(self._row_changed)
@@ -175,6 +178,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Previous image", lambda: self.step(-1), "PgUp")
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
+        self._action(analysis, "&Next candidate", self.next_candidate, "N")
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
         analysis.addSeparator()
         self._action(analysis, "Analyse all &images in the list", self.analyse_all, "Ctrl+B")
@@ -221,7 +225,9 @@ class MainWindow(QMainWindow):
         extra = [
             "Left-drag on the image\tdraw a new nodule box",
             "Drag inside / on the edge of the box\tmove / resize it",
+            "Click in a dashed box\tanalyse that detected candidate",
             "Right-drag\twindow/level (brightness, contrast)",
+            "Middle-drag\tpan",
             "Wheel\tzoom",
             "Up / Down\tprevious / next image in the study list",
         ]
@@ -369,7 +375,7 @@ class MainWindow(QMainWindow):
             self.current, self.user_mm_per_px = None, None
             self.study_list.setCurrentRow(-1)
             self.tirads.set_descriptors(None)
-        self.image, self.finding = image, None
+        self.image, self.finding, self.candidates = image, None, []
         self._request += 1  # results still coming for the previous image are dropped
         self._awaiting = False
         self.view.set_image(image.pixels)
@@ -387,10 +393,31 @@ class MainWindow(QMainWindow):
             self.roi = None
             self.auto_detect()
 
-    def set_roi(self, roi: ROI) -> None:
-        self.roi = roi
+    def set_roi(self, roi: ROI, source: str = "manual") -> None:
+        """Analyses ``roi``; ``source`` is "manual" (drawn, moved, resized) or "auto" (a
+        detected candidate the user picked)."""
+        self.roi, self._roi_source = roi, source
         self.view.set_roi(roi)
+        self._show_candidates()
         self.analyse()
+
+    def _show_candidates(self) -> None:
+        self.view.set_candidates([c.roi for c in self.candidates if c.roi != self.roi])
+
+    def pick_candidate(self, index: int) -> None:
+        """Analyses another detected candidate (a click in its dashed box)."""
+        others = [c for c in self.candidates if c.roi != self.roi]
+        if 0 <= index < len(others):
+            self.set_roi(others[index].roi, "auto")
+
+    def next_candidate(self) -> None:
+        """Moves the box to the next detected candidate, in rank order (N)."""
+        if not self.candidates:
+            self.statusBar().showMessage("No other candidate: press A to auto-detect.", 5000)
+            return
+        rois = [c.roi for c in self.candidates]
+        i = rois.index(self.roi) + 1 if self.roi in rois else 0
+        self.set_roi(rois[i % len(rois)], "auto")
 
     def auto_detect(self) -> None:
         """Lets the segmenter propose the box (best candidate) and analyses it."""
@@ -423,12 +450,15 @@ class MainWindow(QMainWindow):
             return
         n = len(detection.candidates)
         self.roi = finding.roi if finding.roi_source == "auto" else None
+        self.candidates = list(detection.candidates)
+        self._show_candidates()
         self._analysed(image, req, finding)
         if finding.warnings:
             return  # the out-of-scope warning stays on screen
         self.panel.show_state(
-            f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed. "
-            "Drag the box or its edges to adjust it, or draw a new one."
+            f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed"
+            + (", the others dashed (click one, or N)" if n > 1 else "")
+            + ". Drag the box or its edges to adjust it, or draw a new one."
             if n
             else "No nodule found: the whole scan area was analysed. Draw a box around the nodule."
         )
@@ -437,6 +467,7 @@ class MainWindow(QMainWindow):
         if self.image is not None:
             self.roi = None
             self.view.set_roi(None)
+            self._show_candidates()
             self.analyse()
 
     def _ready(self) -> bool:
@@ -450,7 +481,7 @@ class MainWindow(QMainWindow):
         if not self._ready():
             return
         image, roi, clf = self.image, self.roi, self.classifier
-        source = "manual" if roi is not None else "full"
+        source = self._roi_source if roi is not None else "full"
         req = self._new_request()
         self.panel.show_state("Analysing…")
         self._run(
