@@ -1,11 +1,13 @@
-"""The nodule segmenter: a U-Net-style decoder on the frozen ImageNet EfficientNet-Lite0
-encoder, trained on nodule masks of arcegor (sequences) and ddti (cases).
+"""The nodule segmenter: a U-Net-style decoder on the ImageNet EfficientNet-Lite0 encoder,
+trained on nodule masks of arcegor (sequences) and ddti (cases).
 
-The encoder is frozen, so its skip features are computed once per image (and its mirror
-image) and the decoder trains on those: minutes on a CPU instead of hours. The exported
-model is one flat graph: image -> encoder -> decoder -> nodule probability map.
+The encoder's early stages stay frozen, so their features are computed once per image (and
+its mirror image) and training runs from those: tens of minutes on a CPU instead of hours.
+First the decoder alone trains; then (``--tune-from 3``) the encoder's stages 4-6 are
+fine-tuned with it. The exported model is one flat graph: image -> encoder -> decoder ->
+nodule probability map. The defaults reproduce the shipped segmenter.
 
-Usage: python -m training.segmenter [--data ../shared/data] [--epochs 30] [--export resources/models]
+Usage: python -m training.segmenter [--data ../shared/data] [--export resources/models]
 """
 
 from __future__ import annotations
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=12, help="decoder-only epochs")
     parser.add_argument("--export", type=Path, default=Path("resources/models"))
     parser.add_argument("--out", type=Path, default=Path("runs/segmenter"))
     parser.add_argument("--limit", type=int, default=0, help="use only N images (smoke runs)")
@@ -264,12 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tune-from",
         type=int,
-        default=0,
+        default=3,
         choices=(0, *SKIP_STAGES),
         help="fine-tune the encoder stages after this one (0: encoder frozen)",
     )
-    parser.add_argument("--tune-epochs", type=int, default=10)
-    parser.add_argument("--tune-lr", type=float, default=1e-4)
+    parser.add_argument("--tune-epochs", type=int, default=12)
+    parser.add_argument("--tune-lr", type=float, default=3e-5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(0)
