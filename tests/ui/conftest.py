@@ -12,3 +12,4 @@ def window(qtbot):
     w.start_model_loading()
     yield w
     w.pool.waitForDone(30000)
+    qtbot.wait(50)  # deliver queued results while the window still exists

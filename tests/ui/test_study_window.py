@@ -287,3 +287,11 @@ def test_middle_drag_pans(window, qtbot):
     qtbot.mouseMove(vp, pos=QPoint(200, 200))
     qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=QPoint(200, 200))
     assert bar.value() == before + 100
+
+
+def test_results_arriving_after_close_are_dropped(window, qtbot):
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    window.show_image(from_array(make_phantom().pixels))  # auto-detect queued
+    window.close()  # waits for the worker, then ignores what it sends
+    qtbot.wait(100)
+    assert window.finding is None

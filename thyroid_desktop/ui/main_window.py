@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self._roi_source = "manual"
         self.user_mm_per_px: float | None = None
         self._pending = False
+        self._closed = False
         #: Number of the latest analysis asked for the shown image; results of older ones,
         #: or of another image, are dropped so the box and the numbers always match.
         self._request = 0
@@ -734,7 +735,8 @@ class MainWindow(QMainWindow):
         def finish(handler):
             def slot(value):
                 self._tasks.discard(task)
-                handler(value)
+                if not self._closed:  # a result arriving after close has nowhere to go
+                    handler(value)
 
             return slot
 
@@ -757,4 +759,5 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/split3", self._split.saveState())
         self.batch.cancel()
         self.pool.waitForDone(5000)
+        self._closed = True
         super().closeEvent(event)
