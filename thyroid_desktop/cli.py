@@ -59,10 +59,8 @@ def predict_command(args: argparse.Namespace) -> int:
             detection = None
             if args.roi is not None:
                 finding = predict(image, classifier, args.roi, "manual")
-            elif segmenter is not None:
-                finding, detection = auto_predict(image, classifier, segmenter)
             else:
-                finding = predict(image, classifier, None, "full")
+                finding, detection = auto_predict(image, classifier, segmenter)
             record.update(
                 probability=round(finding.probability, 6),
                 label=finding.label,

@@ -54,3 +54,9 @@ def test_blank_frame_has_no_nodule_and_falls_back_to_the_scan_area(classifier, s
     finding, det = auto_predict(image, classifier, segmenter)
     assert det.candidates == []
     assert finding.roi_source == "full"
+
+
+def test_without_a_segmenter_the_whole_scan_area_is_analysed(classifier):
+    image = from_array(make_phantom().pixels)
+    finding, detection = auto_predict(image, classifier, None)
+    assert detection is None and finding.roi_source == "full"

@@ -112,10 +112,13 @@ def detect_nodules(image: UltrasoundImage, segmenter: Segmenter) -> Detection:
 
 
 def auto_predict(
-    image: UltrasoundImage, classifier: Classifier, segmenter: Segmenter
-) -> tuple[Finding, Detection]:
+    image: UltrasoundImage, classifier: Classifier, segmenter: Segmenter | None
+) -> tuple[Finding, Detection | None]:
     """Finds the nodule and analyses the best candidate (``roi_source`` "auto"); with no
-    candidate, analyses the whole scan area (``roi_source`` "full")."""
+    candidate, or no segmenter (detection None), analyses the whole scan area
+    (``roi_source`` "full")."""
+    if segmenter is None:
+        return predict(image, classifier, None, "full"), None
     det = detect_nodules(image, segmenter)
     if det.best is not None:
         finding = predict(image, classifier, det.best.roi, "auto", fov=det.fov)

@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QProgressBar, QPushButton
 
 from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.inference import auto_predict, predict
+from thyroid_desktop.core.inference import auto_predict
 from thyroid_desktop.core.models import Classifier, Segmenter
 from thyroid_desktop.ui.study_list import make_thumbnail
 
@@ -18,10 +18,7 @@ def analyse_file(path: Path, clf: Classifier, seg: Segmenter | None):
     """One batch step, in the worker: read the file and analyse it as opening it would.
     Returns (sha256, pixel spacing, thumbnail, finding)."""
     image = open_image(path)
-    if seg is None:
-        finding = predict(image, clf, None, "full")
-    else:
-        finding, _ = auto_predict(image, clf, seg)
+    finding, _ = auto_predict(image, clf, seg)
     return image.sha256, image.spacing_mm, make_thumbnail(image.pixels), finding
 
 
