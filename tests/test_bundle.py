@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
 import pytest
 
 from thyroid_desktop.core.phantom import make_phantom
@@ -30,6 +31,49 @@ def _clean_checkout(dest: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
     return dest
+
+
+#: JPEG-LS, JPEG 2000 and RLE encoded DICOM files from pydicom's own test set.
+DICOM_CODECS = [
+    Path(pydicom.__file__).parent / "data" / "test_files" / name
+    for name in ("MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm")
+]
+
+
+def _check_xcb_libraries_carried(bundle: Path, exe: Path, image: Path, env: dict) -> None:
+    """The bundle carries the X libraries Qt's xcb plugin needs (this build machine lacks
+    some of them: they come from Debian packages), so it opens a real window where the
+    source tree cannot (see tests/ui/test_preflight.py). With Xvfb, the self-test then opens
+    the window on that X server through xcb."""
+    internal = bundle / "_internal"
+    plugin = next(internal.rglob("platforms/libqxcb.so"))
+    lib_env = {**env, "LD_LIBRARY_PATH": str(internal)}
+    ldd = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, env=lib_env)
+    assert "not found" not in ldd.stdout, ldd.stdout
+    for lib in ("libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libxcb-cursor.so.0"):
+        assert (internal / lib).is_file(), f"{lib} is not in the bundle"
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        print("Xvfb not installed: the bundle's window was not opened on an X server")
+        return
+    display = f":{90 + os.getpid() % 9}"
+    server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+    try:
+        time.sleep(2)
+        x_env = {k: v for k, v in env.items() if k != "QT_QPA_PLATFORM"}
+        x_env["DISPLAY"] = display
+        run = subprocess.run(
+            [str(exe), "--selftest", str(image)],
+            env=x_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        line = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
+        assert run.returncode == 0 and "GUI xcb" in line, line
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _size_mb(folder: Path) -> float:
@@ -63,7 +107,7 @@ def test_bundle_builds_from_a_clean_checkout_and_passes_its_selftest(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THYROID_", "PYTHON"))}
     env["QT_QPA_PLATFORM"] = "offscreen"
     run = subprocess.run(
-        [str(exe), "--selftest", str(image)],
+        [str(exe), "--selftest", str(image), *map(str, DICOM_CODECS)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -74,6 +118,11 @@ def test_bundle_builds_from_a_clean_checkout_and_passes_its_selftest(tmp_path):
     assert run.returncode == 0, summary
     assert summary.startswith("SELFTEST OK") and "phantom.png p=" in summary
     assert "GUI offscreen" in summary
+    for codec_file in DICOM_CODECS:  # the decoder plugins travel with the bundle
+        assert f"{codec_file.name} p=" in summary
+
+    if sys.platform.startswith("linux"):
+        _check_xcb_libraries_carried(bundle, exe, image, env)
 
     # What was trimmed stays out.
     names = {p.name for p in bundle.rglob("*")}

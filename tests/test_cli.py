@@ -62,3 +62,26 @@ def test_predict_without_roi_finds_the_nodule_and_lists_candidates(tmp_path):
 def test_bad_roi_argument_is_a_usage_error(tmp_path):
     result = run_cli(tmp_path / "x.png", "--roi", "1,2,3")
     assert result.returncode == 2 and "four numbers" in result.stderr
+
+
+def test_one_files_memory_error_does_not_lose_the_others(tmp_path, monkeypatch, capsys):
+    from thyroid_desktop import cli
+    from thyroid_desktop.core import inference
+
+    phantom = make_phantom()
+    files = [tmp_path / f"{name}.png" for name in ("a", "huge", "c")]
+    for f in files:
+        cv2.imwrite(str(f), phantom.pixels)
+    real = inference.auto_predict
+
+    def flaky(image, clf, seg):
+        if image.source is not None and image.source.name == "huge.png":
+            raise MemoryError
+        return real(image, clf, seg)
+
+    monkeypatch.setattr(inference, "auto_predict", flaky)
+    assert cli.main(["predict", "--json", *map(str, files)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == [str(f) for f in files]
+    assert "probability" in lines[0] and "probability" in lines[2]
+    assert "not enough memory" in lines[1]["error"] and "huge.png" in lines[1]["error"]

@@ -11,6 +11,10 @@ CLI_COMMANDS = {"predict", "-h", "--help"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--selftest-gui" in argv:
+        from thyroid_desktop.selftest import gui_child
+
+        return gui_child()
     if "--selftest" in argv:
         from thyroid_desktop.selftest import main as selftest_main
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from thyroid_desktop.core.images import ImageLoadError, open_image
 from thyroid_desktop.core.models import ModelError
 from thyroid_desktop.core.roi import ROI
+
+log = logging.getLogger(__name__)
 
 
 def _roi(text: str) -> ROI:
@@ -83,9 +86,18 @@ def predict_command(args: argparse.Namespace) -> int:
                     }
                     for c in detection.candidates
                 ]
+            if finding.notes:
+                record["notes"] = list(finding.notes)
         except (ImageLoadError, ValueError) as err:
             failed += 1
             record["error"] = str(err)
+        except MemoryError:  # this file only: the others are still analysed
+            failed += 1
+            record["error"] = f"{path.name}: there is not enough memory to analyse this image"
+        except Exception as err:  # never lose the other files to one file's failure
+            log.debug("analysis of %s failed", path, exc_info=True)
+            failed += 1
+            record["error"] = f"{path.name}: the analysis failed ({type(err).__name__}: {err})"
         if args.json:
             print(json.dumps(record), flush=True)
         elif "error" in record:

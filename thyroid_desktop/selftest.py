@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +32,23 @@ def _check(condition: bool, message: str) -> None:
         raise SelfTestError(message)
 
 
-def _gui_check() -> str:
-    """Builds the real main window (offscreen without a display) and renders it once."""
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and headless and not os.environ.get("QT_QPA_PLATFORM"):
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+#: Flag that runs only the window check, in a child process of the self-test.
+GUI_CHILD_FLAG = "--selftest-gui"
+#: The window check in the child must finish within this many seconds.
+GUI_TIMEOUT_S = 120
+
+
+def _headless_platform(env: dict[str, str]) -> None:
+    if (
+        sys.platform.startswith("linux")
+        and not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+        and not env.get("QT_QPA_PLATFORM")
+    ):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def gui_child() -> int:
+    """In the child: builds the real main window, renders it once, prints the Qt platform."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -51,8 +64,41 @@ def _gui_check() -> str:
         shot = window.grab()
         window.close()
         settings.sync()
-    _check(not shot.isNull() and shot.width() > 100, "the window could not be rendered")
-    return app.platformName()
+    if shot.isNull() or shot.width() <= 100:
+        print("the window could not be rendered", flush=True)
+        return 1
+    print(app.platformName(), flush=True)
+    return 0
+
+
+def _gui_check() -> str:
+    """Opens the real window in a child process (offscreen without a display), so that a Qt
+    abort (a missing system library, an unreachable display) becomes a failed check instead
+    of killing the self-test. Returns the Qt platform used."""
+    from thyroid_desktop.ui.preflight import check_platform
+
+    env = dict(os.environ)
+    _headless_platform(env)
+    problem = check_platform(env)
+    if problem is not None:
+        install = "; ".join(" ".join(line.split()) for line in problem.install_lines())
+        raise SelfTestError(f"GUI: {problem.reason}" + (f"; install: {install}" if install else ""))
+    if getattr(sys, "frozen", False):
+        cmd = [sys.executable, GUI_CHILD_FLAG]
+    else:
+        cmd = [sys.executable, "-m", "thyroid_desktop", GUI_CHILD_FLAG]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=GUI_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        raise SelfTestError(f"GUI: the window did not open within {GUI_TIMEOUT_S} s") from None
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        qt = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()][-3:]
+        detail = " | ".join(qt) or (lines[-1] if lines else "no output")
+        raise SelfTestError(
+            f"GUI: the window could not be opened (exit {proc.returncode}): {detail}"
+        )
+    return lines[-1]
 
 
 def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:

@@ -446,3 +446,37 @@ def test_preamble_only_is_corrupt(tmp_path):
     path.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI")
     err = expect_error(path, "dicom")
     assert err.path == path
+
+
+def test_missing_photometric_interpretation_opens_with_a_note(tmp_path):
+    ds = make_dataset(speckle((48, 64)))
+    del ds.PhotometricInterpretation
+    image = open_image(save(ds, tmp_path / "no_pi.dcm"))
+    assert len(image.notes) == 1
+    assert "PhotometricInterpretation" in image.notes[0] and "MONOCHROME2" in image.notes[0]
+
+
+def test_stated_photometric_interpretation_gives_no_note(tmp_path):
+    assert open_image(save(make_dataset(speckle((48, 64))), tmp_path / "pi.dcm")).notes == ()
+
+
+def test_tiff_magic_in_the_preamble_does_not_hide_dicom(tmp_path):
+    path = save(make_dataset(speckle((48, 64))), tmp_path / "dual.dcm")
+    data = bytearray(path.read_bytes())
+    data[:4] = b"II*\x00"  # a DICOM-TIFF dual-format preamble
+    path.write_bytes(bytes(data))
+    image = open_image(path)
+    assert image.metadata["Modality"] == "US" and image.width == 64
+
+
+def test_elongated_dicom_refused_before_decoding(tmp_path):
+    ds = make_dataset(speckle((40, 1000)))
+    with pytest.raises(ImageLoadError, match="long and narrow"):
+        open_image(save(ds, tmp_path / "strip.dcm"))
+
+
+def test_unknown_transfer_syntax_is_named(tmp_path):
+    path = save(make_dataset(speckle((48, 64))), tmp_path / "ts.dcm")
+    path.write_bytes(path.read_bytes().replace(b"1.2.840.10008.1.2.1", b"1.2.840.10008.9.9.9", 1))
+    with pytest.raises(ImageLoadError, match="unknown transfer syntax"):
+        open_image(path)

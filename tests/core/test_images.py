@@ -113,7 +113,7 @@ def test_rgba_opaque_drops_alpha(tmp_path, suffix):
 
 
 def test_rgba_transparent_pixels_become_black(tmp_path):
-    rgba = np.full((10, 12, 4), 200, np.uint8)
+    rgba = np.full((40, 48, 4), 200, np.uint8)
     rgba[..., 3] = 255
     rgba[:5, :, 3] = 0
     path = tmp_path / "half_transparent.png"
@@ -144,15 +144,15 @@ def test_jpeg_opens_close_to_original(tmp_path, mode):
 
 
 def test_palette_png(tmp_path):
-    grey = speckle((20, 30))
+    grey = speckle((40, 60))
     path = tmp_path / "palette.png"
     Image.fromarray(grey).convert("P").save(path)
 
-    assert_well_formed(open_image(path), 20, 30)
+    assert_well_formed(open_image(path), 40, 60)
 
 
 def test_sha256_is_of_file_bytes(tmp_path):
-    path = cv2_write(tmp_path / "hash.png", speckle((20, 30)))
+    path = cv2_write(tmp_path / "hash.png", speckle((40, 60)))
 
     assert open_image(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -176,13 +176,13 @@ def test_16bit_scaled_like_from_array(tmp_path, suffix, channels):
 
 
 def test_16bit_constant_image_is_black(tmp_path):
-    path = cv2_write(tmp_path / "flat16.png", np.full((8, 8), 1234, np.uint16))
+    path = cv2_write(tmp_path / "flat16.png", np.full((32, 32), 1234, np.uint16))
 
     assert (open_image(path).pixels == 0).all()
 
 
 def test_16bit_colour_multipage_tiff_frame(tmp_path):
-    pages = [speckle((10, 12, 3), seed=i, dtype=np.uint16, high=4096) for i in range(3)]
+    pages = [speckle((40, 48, 3), seed=i, dtype=np.uint16, high=4096) for i in range(3)]
     path = tmp_path / "deep_pages.tif"
     assert cv2.imwritemulti(str(path), [cv2.cvtColor(p, cv2.COLOR_RGB2BGR) for p in pages])
 
@@ -196,7 +196,7 @@ def test_16bit_colour_multipage_tiff_frame(tmp_path):
 
 
 def test_png_named_jpg_opens(tmp_path):
-    grey = speckle((20, 30))
+    grey = speckle((40, 60))
     path = tmp_path / "actually_png.jpg"
     path.write_bytes(cv2.imencode(".png", grey)[1].tobytes())
 
@@ -205,9 +205,9 @@ def test_png_named_jpg_opens(tmp_path):
 
 def test_png_without_suffix_opens(tmp_path):
     path = tmp_path / "export_0001"
-    path.write_bytes(cv2.imencode(".png", speckle((20, 30)))[1].tobytes())
+    path.write_bytes(cv2.imencode(".png", speckle((40, 60)))[1].tobytes())
 
-    assert open_image(str(path)).width == 30
+    assert open_image(str(path)).width == 60
 
 
 def test_detect_format():
@@ -227,7 +227,7 @@ def test_supported_suffixes():
 
 
 def test_multipage_tiff_frames(tmp_path):
-    pages = [Image.fromarray(np.full((10, 12), 40 * i, np.uint8)) for i in range(3)]
+    pages = [Image.fromarray(np.full((40, 48), 40 * i, np.uint8)) for i in range(3)]
     path = tmp_path / "pages.tif"
     pages[0].save(path, save_all=True, append_images=pages[1:])
 
@@ -272,7 +272,7 @@ def test_empty_file(tmp_path):
 
 
 def test_file_over_byte_limit(tmp_path, monkeypatch):
-    path = cv2_write(tmp_path / "big.png", speckle((20, 30)))
+    path = cv2_write(tmp_path / "big.png", speckle((40, 60)))
     monkeypatch.setattr(images, "MAX_FILE_BYTES", 100)
     expect_error(path, "too large")
 
@@ -286,7 +286,7 @@ def test_dimensions_over_max_pixels_refused_from_header(tmp_path, size):
 
 
 def test_max_pixels_is_read_at_call_time(tmp_path, monkeypatch):
-    path = cv2_write(tmp_path / "small.png", speckle((20, 30)))
+    path = cv2_write(tmp_path / "small.png", speckle((40, 60)))
     monkeypatch.setattr(images, "MAX_PIXELS", 500)
     expect_error(path, "too large")
 
@@ -420,11 +420,11 @@ def test_to_rgb8_rejects_bad_input(arr):
 
 
 def test_from_array_normalises_and_hashes_pixels():
-    arr = speckle((20, 30), dtype=np.uint16, high=4096)
+    arr = speckle((40, 60), dtype=np.uint16, high=4096)
 
     img = from_array(arr, spacing_mm=(0.1, 0.2), metadata={"Modality": "US"})
 
-    assert_well_formed(img, 20, 30)
+    assert_well_formed(img, 40, 60)
     np.testing.assert_array_equal(img.pixels, to_rgb8(arr))
     assert img.sha256 == hashlib.sha256(img.pixels.tobytes()).hexdigest()
     assert img.source is None
@@ -433,7 +433,7 @@ def test_from_array_normalises_and_hashes_pixels():
 
 
 def test_from_array_does_not_alias_input():
-    arr = speckle((10, 10, 3))
+    arr = speckle((40, 40, 3))
     img = from_array(arr)
     arr[:] = 0
     assert img.pixels.any()
@@ -447,11 +447,11 @@ def test_from_array_rejects_unusable_arrays():
 
 def test_from_array_rejects_bad_spacing():
     with pytest.raises(ValueError):
-        from_array(speckle((4, 4)), spacing_mm=(0.0, 0.1))
+        from_array(speckle((40, 40)), spacing_mm=(0.0, 0.1))
 
 
 def test_from_array_matches_file(tmp_path):
-    arr = speckle((20, 30), dtype=np.uint16, high=4096)
+    arr = speckle((40, 60), dtype=np.uint16, high=4096)
     path = cv2_write(tmp_path / "same.png", arr)
 
     np.testing.assert_array_equal(open_image(path).pixels, from_array(arr).pixels)
@@ -461,7 +461,7 @@ def test_from_array_matches_file(tmp_path):
 
 
 def test_pixels_are_read_only(tmp_path):
-    img = from_array(speckle((4, 5, 3)))
+    img = from_array(speckle((40, 50, 3)))
     with pytest.raises(ValueError):
         img.pixels[0, 0, 0] = 1
 
@@ -481,15 +481,37 @@ def test_direct_construction_validates_shape():
 
 
 def test_gray_matches_opencv():
-    rgb = speckle((6, 7, 3))
+    rgb = speckle((36, 37, 3))
     img = from_array(rgb)
 
     np.testing.assert_array_equal(img.gray, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    assert img.gray.shape == (6, 7) and not img.gray.flags.writeable
+    assert img.gray.shape == (36, 37) and not img.gray.flags.writeable
 
 
 def test_frozen_and_hashable():
-    img = from_array(speckle((4, 4)))
+    img = from_array(speckle((40, 40)))
     with pytest.raises(AttributeError):
         img.sha256 = "changed"
     assert img == img and {img: 1}[img] == 1
+
+
+@pytest.mark.parametrize(
+    "shape,words",
+    [
+        ((1, 100_000), "long and narrow"),
+        ((40, 900), "long and narrow"),
+        ((20, 200), "too small"),
+        ((31, 64), "too small"),
+    ],
+)
+def test_odd_geometry_refused_with_a_clear_message(tmp_path, shape, words):
+    path = tmp_path / "odd.png"
+    assert cv2.imwrite(str(path), speckle(shape))
+    with pytest.raises(ImageLoadError, match=words):
+        open_image(path)
+    with pytest.raises(ImageLoadError, match=words):
+        from_array(speckle(shape))
+
+
+def test_limits_of_geometry_are_accepted():
+    assert from_array(speckle((32, 640))).width == 640  # 20:1, 32 px

@@ -60,3 +60,18 @@ def test_heatmap_mapping_and_colouring():
     )
     rgba = heatmap_rgba(np.zeros((4, 4), np.float32))
     assert rgba.shape == (4, 4, 4) and rgba[..., 3].max() == 0
+
+
+def test_heatmap_matches_resizing_the_whole_window_and_stays_in_the_image():
+    import cv2
+
+    cam = np.random.default_rng(1).random((17, 17)).astype(np.float32)
+    for win in (ROI(10, 20, 300, 300), ROI(-50, -30, 400, 400), ROI(500, 300, 200, 200)):
+        expected = np.zeros((360, 560), np.float32)
+        up = cv2.resize(cam, (win.w, win.h), interpolation=cv2.INTER_LINEAR)
+        x0, y0 = max(win.x, 0), max(win.y, 0)
+        x1, y1 = min(win.x + win.w, 560), min(win.y + win.h, 360)
+        expected[y0:y1, x0:x1] = up[y0 - win.y : y1 - win.y, x0 - win.x : x1 - win.x]
+        np.testing.assert_allclose(heatmap_to_image(cam, win, 560, 360), expected, atol=1e-5)
+    huge = heatmap_to_image(cam, ROI(-(10**6), -(10**6), 3 * 10**6, 3 * 10**6), 64, 48)
+    assert huge.shape == (48, 64)

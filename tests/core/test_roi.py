@@ -48,3 +48,28 @@ def test_iou():
     assert a.iou(a) == 1.0
     assert a.iou(ROI(5, 0, 10, 10)) == pytest.approx(50 / 150)
     assert a.iou(ROI(20, 20, 5, 5)) == 0.0
+
+
+def test_huge_window_crop_is_bounded_and_matches_the_padded_crop(monkeypatch):
+    import thyroid_desktop.core.roi as roi_module
+
+    yy, xx = np.mgrid[0:600, 0:900]
+    smooth = np.dstack([(xx / 4) % 256, (yy / 3) % 256, (xx + yy) / 6 % 256]).astype(np.uint8)
+    box = ROI(500, 300, 390, 290)  # the window reaches past the image
+    padded, win = crop_square(smooth, box, 260)
+    monkeypatch.setattr(roi_module, "MAX_CANVAS_PIXELS", 1000)  # force the bounded path
+    bounded, win2 = crop_square(smooth, box, 260)
+    assert win == win2 and bounded.shape == padded.shape
+    assert np.abs(bounded.astype(int) - padded).mean() < 2.0
+
+
+def test_box_over_a_long_image_allocates_no_square_of_its_long_side():
+    import tracemalloc
+
+    strip = np.full((200, 4000, 3), 90, np.uint8)  # a 20:1 frame, the longest allowed
+    tracemalloc.start()
+    crop, win = crop_square(strip, ROI(0, 0, 4000, 200), 260)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert crop.shape == (260, 260, 3) and win.w > 4000
+    assert peak < 4 * strip.nbytes  # the padded square would be 4600^2 x 3 = 63 MB

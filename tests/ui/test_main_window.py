@@ -167,3 +167,27 @@ def test_out_of_scope_frame_shows_a_warning_not_a_probability(window, qtbot, tmp
     window.export_report(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=60000)
     assert "NONE: the image does not look like" in PdfReader(out).pages[0].extract_text()
+
+
+def test_a_dicom_without_photometric_interpretation_shows_what_was_assumed(window, qtbot, tmp_path):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+
+    from thyroid_desktop.core.phantom import make_phantom
+
+    grey = np.asarray(make_phantom().pixels)[..., 0].copy()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SOPClassUID, ds.Modality = UltrasoundImageStorage, "US"
+    ds.Rows, ds.Columns = grey.shape
+    ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 8, 8, 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = grey.tobytes()
+    path = tmp_path / "no_pi.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=60000)
+    assert "PhotometricInterpretation" in window.panel.notes.text()

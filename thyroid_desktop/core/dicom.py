@@ -15,7 +15,7 @@ import io
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,12 +98,20 @@ class DicomFrame:
         n_frames: Number of frames in the file.
         spacing_mm: (row_mm, col_mm) when the file states a physical calibration, else None.
         metadata: Selected header fields as strings (see `METADATA_KEYWORDS`).
+        notes: What had to be assumed because the header does not say it.
     """
 
     pixels: np.ndarray
     n_frames: int
     spacing_mm: tuple[float, float] | None
     metadata: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+
+MISSING_PHOTOMETRIC_NOTE = (
+    "the DICOM file does not say how its pixels are to be shown (no PhotometricInterpretation); "
+    "{assumed} was assumed: check that the image does not look inverted"
+)
 
 
 def has_dicom_magic(data: bytes) -> bool:
@@ -114,27 +122,35 @@ def has_dicom_magic(data: bytes) -> bool:
 def looks_like_headerless_dicom(data: bytes) -> bool:
     """Return True when `data` plausibly is a bare DICOM data set (no preamble, no "DICM").
 
-    Such files start with a little-endian tag of group 0002 or 0008, followed either by a
-    two-letter explicit VR or by an implicit 32-bit length that fits the file.
+    Such files start with a tag of group 0002 or 0008, little-endian followed either by a
+    two-letter explicit VR or by an implicit 32-bit length that fits the file, or
+    big-endian followed by an explicit VR.
     """
     if len(data) < 8:
         return False
-    group = int.from_bytes(data[0:2], "little")
-    if group not in (0x0002, 0x0008):
-        return False
     vr = data[4:6]
-    if vr.isalpha() and vr.isupper():
+    explicit = vr.isalpha() and vr.isupper()
+    if int.from_bytes(data[0:2], "big") in (0x0002, 0x0008) and explicit:
         return True
-    return int.from_bytes(data[4:8], "little") < len(data)
+    if int.from_bytes(data[0:2], "little") not in (0x0002, 0x0008):
+        return False
+    return explicit or int.from_bytes(data[4:8], "little") < len(data)
 
 
-def read_dicom(data: bytes, *, frame: int = 0, max_pixels: int | None = None) -> DicomFrame:
+def read_dicom(
+    data: bytes,
+    *,
+    frame: int = 0,
+    max_pixels: int | None = None,
+    check_size: Callable[[int, int], None] | None = None,
+) -> DicomFrame:
     """Decode one frame of a DICOM file held in memory.
 
     Args:
         data: The whole file.
         frame: Zero-based frame to decode.
         max_pixels: Refuse frames with more pixels than this, before decoding.
+        check_size: Called with (columns, rows) before decoding; raises to refuse the frame.
 
     Returns:
         The decoded frame, frame count, calibration and metadata.
@@ -146,9 +162,12 @@ def read_dicom(data: bytes, *, frame: int = 0, max_pixels: int | None = None) ->
     _ensure_transfer_syntax(ds)
     _check_has_pixels(ds)
     rows, cols = _check_dimensions(ds, max_pixels)
+    if check_size is not None:
+        check_size(cols, rows)
     n_frames = number_of_frames(ds)
     check_frame_index(frame, n_frames)
-    photometric = _check_photometric(ds)
+    notes = []
+    photometric = _check_photometric(ds, notes)
     _check_frame_complete(ds, frame, n_frames)
     arr = _decode_frame(ds, frame)
     arr = _to_display_values(arr, ds, photometric)
@@ -158,6 +177,7 @@ def read_dicom(data: bytes, *, frame: int = 0, max_pixels: int | None = None) ->
         n_frames=n_frames,
         spacing_mm=pixel_spacing_mm(ds),
         metadata=dicom_metadata(ds),
+        notes=tuple(notes),
     )
 
 
@@ -234,6 +254,11 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
     """Give a file without file meta the transfer syntax it was actually read with."""
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" in meta:
+        syntax = UID(str(meta.TransferSyntaxUID))
+        if not syntax.is_valid or not syntax.is_transfer_syntax:
+            raise DicomError(
+                f"the DICOM file states an unknown transfer syntax ({_short_text(syntax)})"
+            )
         return
     implicit, little = ds.original_encoding
     if "PixelData" in ds and ds["PixelData"].is_undefined_length:
@@ -273,13 +298,17 @@ def _check_dimensions(ds: Dataset, max_pixels: int | None) -> tuple[int, int]:
     return rows, cols
 
 
-def _check_photometric(ds: Dataset) -> str:
+def _check_photometric(ds: Dataset, notes: list[str]) -> str:
+    """The frame's photometric interpretation; when the file states none, the usual one for
+    its samples per pixel, with a note saying so (appended to ``notes``)."""
     photometric = str(_get(ds, "PhotometricInterpretation") or "").strip().upper()
     samples = _as_int(_get(ds, "SamplesPerPixel")) or 1
     if not photometric:
         photometric = "MONOCHROME2" if samples == 1 else "RGB"
+        assumed = "MONOCHROME2 (black is zero)" if samples == 1 else "RGB"
         ds.PhotometricInterpretation = photometric
-        logger.debug("No PhotometricInterpretation; assuming %s", photometric)
+        notes.append(MISSING_PHOTOMETRIC_NOTE.format(assumed=assumed))
+        logger.info("No PhotometricInterpretation; assuming %s", photometric)
     if photometric not in SUPPORTED_PHOTOMETRIC:
         raise DicomError(f"the photometric interpretation {photometric!r} is not supported")
     if samples not in (1, 3):
@@ -318,9 +347,17 @@ def _decode_failure_reason(ds: Dataset, exc: Exception) -> str:
         sizes = re.search(r"\((\d+) vs (\d+) bytes\)", text)
         detail = f" (only {sizes[1]} of {sizes[2]} bytes present)" if sizes else ""
         return f"the pixel data is truncated{detail}"
+    if "broadcast" in text or "cannot reshape" in text:
+        return "the pixel data does not match the image size and format the header states"
     syntax = UID(ds.file_meta.TransferSyntaxUID)
+    if syntax.is_compressed and "missing dependencies" in text:
+        return f"no decoder for pixels compressed as {syntax.name!r} is installed"
     if syntax.is_compressed and ("plugin" in text.lower() or "decoder" in text.lower()):
-        return f"pixels compressed as {syntax.name!r} cannot be decoded ({_short(exc)})"
+        first = next((ln.strip() for ln in text.splitlines()[1:] if ln.strip()), text)
+        return (
+            f"the pixels, compressed as {syntax.name!r}, are damaged or do not follow the "
+            f"standard: no decoder can read them ({_short(first)})"
+        )
     return f"the pixel data cannot be decoded ({_short(exc)})"
 
 
@@ -403,6 +440,10 @@ def _positive_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) and number > 0 else None
+
+
+def _short_text(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:

@@ -41,8 +41,15 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".dcm",
     ".dicom",
 )
+#: Frames with more pixels are refused before decoding; every buffer the analysis makes is
+#: bounded by a small multiple of this (see `roi.crop_square`, `inference.heatmap_to_image`).
 MAX_PIXELS = 100_000_000
 MAX_FILE_BYTES = 2 * 1024**3
+#: A side shorter than this holds no nodule the models could see (their inputs are 256-260 px).
+MIN_SIDE = 32
+#: Ultrasound frames are at most about 3:1 (two panels side by side); beyond this a file is a
+#: strip, a line profile or damaged header dimensions, never a scan.
+MAX_ASPECT = 20.0
 
 SUPPORTED_FORMATS_TEXT = "PNG, JPEG, BMP, TIFF or DICOM"
 
@@ -73,7 +80,7 @@ class ImageLoadError(Exception):
         self.reason = reason if reason is not None else message
 
 
-class _Unusable(Exception):
+class _Unusable(ValueError):
     """Internal: why data cannot be used, before the file name is known to the message."""
 
 
@@ -90,6 +97,9 @@ class UltrasoundImage:
         metadata: Header fields such as PatientName or Modality (DICOM); empty otherwise.
         frame_index: Which frame of the file this is.
         n_frames: How many frames the file has.
+        notes: What the reader had to assume about a file that does not say (e.g. a DICOM
+            file without PhotometricInterpretation), in words for a clinician; shown with
+            every result of this image.
 
     Compared by identity (``eq=False``): NumPy arrays have no single truth value.
     """
@@ -101,6 +111,7 @@ class UltrasoundImage:
     metadata: dict[str, str] = field(default_factory=dict)
     frame_index: int = 0
     n_frames: int = 1
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         px = self.pixels
@@ -145,6 +156,7 @@ class _Decoded:
     n_frames: int = 1
     spacing_mm: tuple[float, float] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def open_image(path: str | os.PathLike[str], *, frame: int = 0) -> UltrasoundImage:
@@ -181,6 +193,7 @@ def open_image(path: str | os.PathLike[str], *, frame: int = 0) -> UltrasoundIma
         metadata=decoded.metadata,
         frame_index=frame,
         n_frames=decoded.n_frames,
+        notes=decoded.notes,
     )
     logger.debug(
         "Opened %s: %dx%d, frame %d of %d, spacing %s",
@@ -215,7 +228,7 @@ def from_array(
     """
     try:
         rgb = to_rgb8(pixels)
-        _check_pixel_count(rgb.shape[1], rgb.shape[0])
+        check_geometry(rgb.shape[1], rgb.shape[0])
     except (ValueError, _Unusable) as exc:
         raise ImageLoadError(f"in-memory image: {exc}", reason=str(exc)) from None
     rgb.flags.writeable = False
@@ -261,8 +274,12 @@ def to_rgb8(arr: np.ndarray) -> np.ndarray:
 def detect_format(data: bytes) -> str | None:
     """Return 'png', 'jpeg', 'bmp', 'tiff' or 'dicom' from magic bytes, else None.
 
-    Bare DICOM data sets without the "DICM" marker are not reported here.
+    "DICM" after the 128-byte preamble wins over any magic at the start: the preamble is free
+    for applications, and DICOM-TIFF dual-format files put a TIFF header there. Bare DICOM
+    data sets without the "DICM" marker are not reported here.
     """
+    if dicom.has_dicom_magic(data):
+        return "dicom"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -271,8 +288,6 @@ def detect_format(data: bytes) -> str | None:
         return "tiff"
     if data.startswith(b"BM") and int.from_bytes(data[14:18], "little") in _BMP_INFO_HEADER_SIZES:
         return "bmp"
-    if dicom.has_dicom_magic(data):
-        return "dicom"
     return None
 
 
@@ -322,8 +337,10 @@ def _unsupported_reason(data: bytes, p: Path) -> str:
 
 
 def _decode_dicom(data: bytes, frame: int) -> _Decoded:
-    result = dicom.read_dicom(data, frame=frame, max_pixels=MAX_PIXELS)
-    return _Decoded(result.pixels, result.n_frames, result.spacing_mm, result.metadata)
+    result = dicom.read_dicom(data, frame=frame, check_size=check_geometry)
+    return _Decoded(
+        result.pixels, result.n_frames, result.spacing_mm, result.metadata, result.notes
+    )
 
 
 def _decode_raster(data: bytes, fmt: str, frame: int) -> _Decoded:
@@ -334,10 +351,12 @@ def _decode_raster(data: bytes, fmt: str, frame: int) -> _Decoded:
         dicom.check_frame_index(frame, n_frames)
         if frame:
             im.seek(frame)
-        _check_pixel_count(im.width, im.height)
+        check_geometry(im.width, im.height)
         deep_colour = _is_deep_colour(im)
         im.load()  # full decode; raises on truncated data (see module docstring)
         pixels = _decode_deep_colour(data, frame, n_frames) if deep_colour else _pillow_array(im)
+    except _Unusable:
+        raise
     except Image.DecompressionBombError:
         raise _Unusable(f"the image is too large (over {MAX_PIXELS:,} pixels)") from None
     except UnidentifiedImageError:
@@ -415,12 +434,27 @@ def _normalise(pixels: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _check_pixel_count(width: int, height: int) -> None:
+def check_geometry(width: int, height: int) -> None:
+    """Refuses frames that cannot be a scan, from their header size, before any decoding.
+
+    Raises:
+        ValueError: zero, too small, too large (`MAX_PIXELS`) or too elongated (`MAX_ASPECT`).
+    """
     if width <= 0 or height <= 0:
         raise _Unusable(f"the image has zero width or height ({width} x {height} pixels)")
     if width * height > MAX_PIXELS:
         raise _Unusable(
             f"the image is too large ({width} x {height} pixels; the limit is {MAX_PIXELS:,} pixels)"
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise _Unusable(
+            f"the image is {width} x {height} pixels: far too long and narrow for an "
+            f"ultrasound frame (more than {MAX_ASPECT:.0f}:1)"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise _Unusable(
+            f"the image is too small to analyse ({width} x {height} pixels; "
+            f"at least {MIN_SIDE} pixels are needed on each side)"
         )
 
 

@@ -35,6 +35,8 @@ class Finding:
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: Why the frame does not look like grey-scale thyroid ultrasound (empty when it does).
     warnings: tuple[str, ...] = ()
+    #: What the reader assumed about the file (`UltrasoundImage.notes`); shown with the result.
+    notes: tuple[str, ...] = ()
 
     @property
     def label(self) -> Literal["benign", "malignant"]:
@@ -46,10 +48,24 @@ def heatmap_to_image(cam: np.ndarray, window: ROI, width: int, height: int) -> n
     """Places a crop-grid Grad-CAM map back onto the image: ``H x W`` float32 in 0..1,
     zero outside the window the classifier saw."""
     full = np.zeros((height, width), dtype=np.float32)
-    up = cv2.resize(cam, (window.w, window.h), interpolation=cv2.INTER_LINEAR)
     x0, y0 = max(window.x, 0), max(window.y, 0)
     x1, y1 = min(window.x + window.w, width), min(window.y + window.h, height)
-    full[y0:y1, x0:x1] = up[y0 - window.y : y1 - window.y, x0 - window.x : x1 - window.x]
+    if x1 <= x0 or y1 <= y0:
+        return full
+    # Bilinear upsampling of the part inside the image only (as cv2.resize of the whole
+    # window would give, pixel centres aligned), so memory stays bounded by the image.
+    cam = np.asarray(cam, dtype=np.float32)
+    sx, sy = cam.shape[1] / window.w, cam.shape[0] / window.h
+    to_cam = np.array(
+        [[sx, 0.0, (x0 - window.x + 0.5) * sx - 0.5], [0.0, sy, (y0 - window.y + 0.5) * sy - 0.5]]
+    )
+    full[y0:y1, x0:x1] = cv2.warpAffine(
+        cam,
+        to_cam,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return np.clip(full, 0.0, 1.0)
 
 
@@ -103,6 +119,7 @@ def predict(
             "total": 1000 * (t3 - t0),
         },
         warnings=warnings,
+        notes=image.notes,
     )
 
 

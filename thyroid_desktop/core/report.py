@@ -75,6 +75,7 @@ def _lines(image, finding, card, study, tirads, measurement, created) -> list[tu
             f"{finding.threshold:.2f}) -> model estimate: "
             f"{'suspicious for malignancy' if finding.label == 'malignant' else 'likely benign'}",
         ),
+        *[("Image note", note) for note in finding.notes],
         ("Nodule box", f"{finding.roi.as_list()} px ({finding.roi_source})"),
         ("Size", size),
     ]

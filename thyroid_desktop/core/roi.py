@@ -15,6 +15,9 @@ import numpy as np
 
 #: Fraction of the box's longer side added on every side before cropping.
 CROP_MARGIN = 0.15
+#: Windows larger than this (pixels) are shrunk without padding them first, so a box over a
+#: huge image never allocates more than the image itself (4096^2 x 3 bytes = 48 MiB).
+MAX_CANVAS_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,24 @@ def crop_square(
     height, width = pixels.shape[:2]
     roi = roi.clipped(width, height)
     win = roi.square_window(margin)
-    canvas = np.zeros((win.h, win.w, 3), dtype=np.uint8)
     sx0, sy0 = max(win.x, 0), max(win.y, 0)
     sx1, sy1 = min(win.x + win.w, width), min(win.y + win.h, height)
+    if win.w * win.h > MAX_CANVAS_PIXELS:
+        return _crop_large_window(pixels[sy0:sy1, sx0:sx1], win, sx0, sy0, size), win
+    canvas = np.zeros((win.h, win.w, 3), dtype=np.uint8)
     canvas[sy0 - win.y : sy1 - win.y, sx0 - win.x : sx1 - win.x] = pixels[sy0:sy1, sx0:sx1]
     interp = cv2.INTER_AREA if win.w > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interp), win
+
+
+def _crop_large_window(part: np.ndarray, win: ROI, x0: int, y0: int, size: int) -> np.ndarray:
+    """The same crop for a window too large to hold padded in memory: shrink the part that lies
+    inside the image, then place it on the black square (memory bounded by the image)."""
+    scale = size / win.w
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    ox, oy = int(round((x0 - win.x) * scale)), int(round((y0 - win.y) * scale))
+    w = min(max(int(round(part.shape[1] * scale)), 1), size - ox)
+    h = min(max(int(round(part.shape[0] * scale)), 1), size - oy)
+    if w > 0 and h > 0:
+        out[oy : oy + h, ox : ox + w] = cv2.resize(part, (w, h), interpolation=cv2.INTER_AREA)
+    return out

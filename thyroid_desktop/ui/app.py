@@ -7,9 +7,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+#: Exit code when the window cannot be opened on this machine (instead of Qt's abort, 134).
+PLATFORM_EXIT_CODE = 4
+
 
 def run(argv: Sequence[str]) -> int:
-    """Shows the window with the given files (or the demo phantom) and runs the event loop."""
+    """Shows the window with the given files (or the demo phantom) and runs the event loop.
+
+    Returns 4 without starting Qt when it could not open a window here (missing system
+    libraries, no display), after printing what to install."""
+    from thyroid_desktop.ui.preflight import check_platform
+
+    problem = check_platform()
+    if problem is not None:
+        print(problem.message(), file=sys.stderr, flush=True)
+        return PLATFORM_EXIT_CODE
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 

@@ -64,6 +64,9 @@ class ResultPanel(QWidget):
         self.opacity.setValue(70)
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
         self.size = QLabel("")
+        self.notes = QLabel("")  # what the reader had to assume about the file
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #d07000;")
         self.model = QLabel("")
         self.model.setWordWrap(True)
         self.model.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -76,6 +79,7 @@ class ResultPanel(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.wording)
         layout.addWidget(self.size)
+        layout.addWidget(self.notes)
         layout.addWidget(self.overlay)
         layout.addLayout(form)
         layout.addWidget(self.model)
@@ -95,8 +99,10 @@ class ResultPanel(QWidget):
         self.bar.set_values(None, None)
         self.wording.setText("")
         self.size.setText("")
+        self.notes.setText("")
 
     def show_finding(self, finding: Finding) -> None:
+        self.notes.setText("".join(f"Note: {note}.\n" for note in finding.notes).strip())
         if finding.warnings:  # out of scope: no confident-looking number
             self.probability.setText("no estimate")
             self.bar.set_values(None, finding.threshold)
