@@ -133,7 +133,8 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
             except ImageLoadError as err:
                 raise SelfTestError(str(err)) from err
             f, _ = auto_predict(img, clf, seg)
-            results.append(f"{Path(name).name} p={f.probability:.2f} ({f.roi_source})")
+            said = f"p={f.estimate:.2f}" if f.estimate is not None else "no estimate"
+            results.append(f"{Path(name).name} {said} ({f.roi_source})")
         with tempfile.TemporaryDirectory(prefix="thyroid-selftest-") as tmp:
             pdf = write_report(
                 Path(tmp) / "selftest.pdf",

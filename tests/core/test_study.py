@@ -55,7 +55,7 @@ def test_csv_export_has_one_row_per_entry_and_real_findings(tmp_path, classifier
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 4
     assert float(rows[0]["probability"]) == pytest.approx(finding.probability, abs=1e-4)
-    assert rows[0]["model_estimate"] == finding.label and rows[0]["roi_source"] == "manual"
+    assert rows[0]["model_estimate"] == finding.call_text and rows[0]["roi_source"] == "manual"
     assert rows[0]["roi_w"] == str(phantom.nodule.w) and rows[0]["image_sha256"] == image.sha256
     assert "uncalibrated" in rows[0]["size"] and rows[0]["max_diameter_mm"] == ""
     assert rows[1]["max_diameter_mm"] == f"{max(phantom.nodule.w, phantom.nodule.h) * 0.1:.1f}"
@@ -84,5 +84,5 @@ def test_csv_gives_no_number_for_an_out_of_scope_frame(tmp_path, classifier):
     )
     with open(out, newline="") as fh:
         row = next(csv.DictReader(fh))
-    assert row["probability"] == "" and row["model_estimate"] == "none (out of scope)"
+    assert row["probability"] == "" and row["model_estimate"] == "no estimate"
     assert row["warnings"]

@@ -68,6 +68,7 @@ METADATA_KEYWORDS = (
     "StudyInstanceUID",
     "SeriesInstanceUID",
     "SOPInstanceUID",
+    "SOPClassUID",
     "Modality",
     "Manufacturer",
     "ManufacturerModelName",

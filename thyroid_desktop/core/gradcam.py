@@ -7,6 +7,7 @@ channels weighted by the spatially averaged gradient of the malignancy logit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,30 @@ import numpy as np
 _EPS = 1e-7
 
 
+#: The pooled-feature layer of the exported classifier (its novelty score is computed there).
+FEATURES_LAYER = "features"
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What one compiled pass gives for a crop and its extra views.
+
+    Attributes:
+        logits: Pre-calibration logit of every view: the crop, its mirror (with ``mirror``),
+            then each extra view.
+        cam: Grad-CAM map of the crop (averaged with its mirror's), 0..1 on the conv grid.
+        features: Pooled features of the crop (averaged with its mirror's), or None when the
+            model has no ``features`` layer.
+    """
+
+    logits: np.ndarray
+    cam: np.ndarray
+    features: np.ndarray | None
+
+
 class GradCAM:
-    """Probability, logit and Grad-CAM map in one compiled forward/backward pass.
+    """Logits, features and the Grad-CAM map in one compiled forward/backward pass, plus a
+    forward-only pass for extra views (box jitters) of the same nodule.
 
     Args:
         model: the exported classifier (image -> calibrated probability), one flat graph.
@@ -27,54 +50,76 @@ class GradCAM:
         import keras
         import tensorflow as tf
 
+        names = {layer.name for layer in model.layers}
+        self.has_features = FEATURES_LAYER in names
+        features = [model.get_layer(FEATURES_LAYER).output] if self.has_features else []
         self._graph = keras.Model(
             model.inputs,
-            [model.get_layer(conv_layer).output, model.get_layer(logit_layer).output],
+            [model.get_layer(conv_layer).output, model.get_layer(logit_layer).output, *features],
         )
+        self._logit_graph = keras.Model(model.inputs, model.get_layer(logit_layer).output)
         self._calibrate = model.get_layer("calibrated_probability")
+        a, b = (np.asarray(w, dtype=np.float64).ravel()[0] for w in self._calibrate.get_weights())
+        self._platt = (float(a), float(b))
         # Straight-line code: no AutoGraph needed (it also needs the source, absent in a bundle).
         self._fn = tf.function(self._compute, reduce_retracing=True, autograph=False)
+        self._forward = tf.function(
+            lambda x: self._logit_graph(x, training=False)[:, 0],
+            reduce_retracing=True,
+            autograph=False,
+        )
 
     def _compute(self, x):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            conv, logit = self._graph(x, training=False)
+            conv, logit, *features = self._graph(x, training=False)
             tape.watch(conv)
             target = tf.reduce_sum(logit)
         grads = tape.gradient(target, conv)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))
         cam = cam / (tf.reduce_max(cam, axis=(1, 2), keepdims=True) + _EPS)
-        return logit[:, 0], cam
+        return logit[:, 0], cam, *features
 
-    def __call__(self, crops: np.ndarray, mirror: bool = False) -> tuple[float, float, np.ndarray]:
-        """Explains one crop.
+    def calibrate(self, logit: float | np.ndarray) -> np.ndarray:
+        """The shipped calibration (Platt, as frozen in the graph) of one or more logits."""
+        a, b = self._platt
+        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logit, dtype=np.float64) + b)))
+
+    def run(
+        self, crops: np.ndarray, mirror: bool = False, views: np.ndarray | None = None
+    ) -> ModelOutput:
+        """Explains one crop, and scores extra views of it without gradients.
 
         Args:
             crops: ``1 x S x S x 3`` RGB crop, 0..255.
-            mirror: also run the horizontal mirror and average (test-time augmentation),
-                as the card's calibration was fitted that way when ``tta`` is set.
-
-        Returns:
-            (calibrated probability, logit, Grad-CAM map in 0..1 at the conv grid's size).
+            mirror: also run the crop's horizontal mirror (test-time augmentation).
+            views: ``N x S x S x 3`` more crops of the same nodule (jittered boxes), or None.
         """
         x = np.asarray(crops, dtype=np.float32)
         if mirror:
             x = np.concatenate([x, x[:, :, ::-1, :]], axis=0)
-        logits, cams = self._fn(x)
-        logits, cams = logits.numpy(), cams.numpy()
-        cam = cams[0]
-        if mirror:
-            cam = (cam + cams[1][:, ::-1]) / 2.0
-        logit = float(np.mean(logits))
-        prob = float(np.asarray(self._calibrate(np.array([[logit]], dtype=np.float32)))[0, 0])
-        return prob, logit, cam.astype(np.float32)
+        logits, cams, *features = (t.numpy() for t in self._fn(x))
+        cam = cams[0] if not mirror else (cams[0] + cams[1][:, ::-1]) / 2.0
+        feats = features[0].mean(axis=0) if features else None
+        if views is not None and len(views):
+            more = self._forward(np.asarray(views, dtype=np.float32)).numpy()
+            logits = np.concatenate([logits, more])
+        return ModelOutput(logits.astype(np.float64), cam.astype(np.float32), feats)
 
-    def warm_up(self, size: int) -> None:
-        """Traces the compiled function so the first real call is fast."""
-        self(np.zeros((1, size, size, 3), np.float32), mirror=False)
-        self(np.zeros((1, size, size, 3), np.float32), mirror=True)
+    def __call__(self, crops: np.ndarray, mirror: bool = False) -> tuple[float, float, np.ndarray]:
+        """Explains one crop: (calibrated probability of the mean logit, that logit, map)."""
+        out = self.run(crops, mirror)
+        logit = float(np.mean(out.logits))
+        prob = float(np.asarray(self._calibrate(np.array([[logit]], dtype=np.float32)))[0, 0])
+        return prob, logit, out.cam
+
+    def warm_up(self, size: int, n_views: int = 0) -> None:
+        """Traces the compiled functions so the first real call is fast."""
+        blank = np.zeros((1, size, size, 3), np.float32)
+        self(blank, mirror=False)
+        self.run(blank, mirror=True, views=np.zeros((n_views, size, size, 3), np.float32))
 
 
 def heatmap_rgba(heatmap: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:

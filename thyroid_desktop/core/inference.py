@@ -13,15 +13,21 @@ from thyroid_desktop.core.detect import Detection, detect
 from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
 from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.roi import ROI, crop_square
-from thyroid_desktop.core.scope import check_scope
+from thyroid_desktop.core.roi import JITTERS, ROI, crop_square
+from thyroid_desktop.core.scope import check_scope, modality_reason
 
 RoiSource = Literal["manual", "auto", "full"]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """The model's estimate for one nodule box, with what is needed to explain and audit it."""
+    """The model's estimate for one nodule box, with what is needed to explain and audit it.
+
+    ``probability`` is the calibrated output averaged over the box, its mirror and the box
+    jitters (`roi.JITTERS`); ``spread`` is how far those views disagree (max - min). When
+    ``no_estimate_reason`` is set (not ultrasound, not B-mode-like, unlike the training
+    images) there is no estimate: ask ``in_scope`` / ``estimate``, never re-derive the rule.
+    """
 
     probability: float
     threshold: float
@@ -33,15 +39,61 @@ class Finding:
     model_version: str = ""
     device: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
-    #: Why the frame does not look like grey-scale thyroid ultrasound (empty when it does).
+    #: Why the frame does not look like grey-scale B-mode ultrasound (empty when it does).
     warnings: tuple[str, ...] = ()
     #: What the reader assumed about the file (`UltrasoundImage.notes`); shown with the result.
     notes: tuple[str, ...] = ()
+    #: Mean pre-calibration logit over the views (site profiles recalibrate from it).
+    logit: float = 0.0
+    #: Max - min of the views' calibrated probabilities.
+    spread: float = 0.0
+    #: Spread above the card's limit: the estimate depends on where the box is.
+    unstable: bool = False
+    #: Mahalanobis distance of the crop's features to the training crops (None: not checked).
+    novelty: float | None = None
+    #: Why there is no estimate ("" when there is one).
+    no_estimate_reason: str = ""
+    #: Name of the active site calibration ("" for the shipped one).
+    profile: str = ""
+
+    @property
+    def in_scope(self) -> bool:
+        """True when the image is one the estimate is meant for (the one rule, asked here)."""
+        return not self.no_estimate_reason
+
+    @property
+    def estimate(self) -> float | None:
+        """The probability when there is an estimate, else None."""
+        return self.probability if self.in_scope else None
 
     @property
     def label(self) -> Literal["benign", "malignant"]:
-        """The model's call at the shipped threshold (a model estimate, not a diagnosis)."""
+        """The model's call at the threshold (a model estimate, not a diagnosis)."""
         return "malignant" if self.probability >= self.threshold else "benign"
+
+    @property
+    def call_text(self) -> str:
+        """The call in words: "suspicious (TI-RADS 4-5 likely)" or "not suspicious"."""
+        if not self.in_scope:
+            return "no estimate"
+        return "suspicious (TI-RADS 4-5 likely)" if self.label == "malignant" else "not suspicious"
+
+
+def no_estimate_reason(
+    modality: str, warnings: tuple[str, ...], novelty: float | None, limit: float | None
+) -> str:
+    """The one rule for "no estimate": the header says not ultrasound, or the frame does not
+    look like B-mode ultrasound, or its features are unlike every training crop."""
+    if modality:
+        return modality
+    if warnings:
+        return "the image does not look like grey-scale ultrasound: " + "; ".join(warnings)
+    if novelty is not None and limit is not None and novelty > limit:
+        return (
+            "unlike the images the model was trained on "
+            f"(novelty {novelty:.1f}, limit {limit:.1f})"
+        )
+    return ""
 
 
 def heatmap_to_image(cam: np.ndarray, window: ROI, width: int, height: int) -> np.ndarray:
@@ -79,6 +131,19 @@ def classifier_crop(
     return crop_square(mask_outside(image.pixels, fov), roi, size, margin)
 
 
+def jitter_views(
+    image: UltrasoundImage, roi: ROI, size: int, margin: float, fov: FieldOfView
+) -> np.ndarray:
+    """The crops of the box jitters (`roi.JITTERS`), mirrored where the jitter says so."""
+    masked = mask_outside(image.pixels, fov)
+    views = []
+    for dx, dy, scale, mirrored in JITTERS:
+        box = roi.jittered(dx, dy, scale, image.width, image.height)
+        crop, _ = crop_square(masked, box, size, margin)
+        views.append(crop[:, ::-1] if mirrored else crop)
+    return np.stack(views) if views else np.zeros((0, size, size, 3), np.uint8)
+
+
 def predict(
     image: UltrasoundImage,
     classifier: Classifier,
@@ -86,8 +151,9 @@ def predict(
     roi_source: RoiSource | None = None,
     fov: FieldOfView | None = None,
 ) -> Finding:
-    """Calibrated malignancy probability and Grad-CAM for the box ``roi`` (the whole scan
-    area if None). Deterministic: the same image and box give the same numbers.
+    """Calibrated estimate and Grad-CAM for the box ``roi`` (the whole scan area if None),
+    averaged over the box, its mirror and the box jitters in one batch; the heat map is the
+    box's own. Deterministic: the same image and box give the same numbers.
     """
     t0 = time.perf_counter()
     card = classifier.card
@@ -96,15 +162,33 @@ def predict(
         roi, roi_source = fov.box, roi_source or "full"
     roi = roi.clipped(image.width, image.height)
     crop, window = classifier_crop(image, roi, card.input_size, card.crop_margin, fov)
+    views = jitter_views(image, roi, card.input_size, card.crop_margin, fov)
     t1 = time.perf_counter()
-    prob, _, cam = classifier.gradcam(crop[None], mirror=card.tta)
+    out = classifier.gradcam.run(crop[None], mirror=card.tta, views=views)
     t2 = time.perf_counter()
-    heat = heatmap_to_image(cam, window, image.width, image.height)
+    logit = float(np.mean(out.logits))
+    per_view = classifier.gradcam.calibrate(out.logits)
+    if classifier.profile is not None:
+        prob, threshold = classifier.profile.probability(logit), classifier.profile.threshold
+        per_view = np.array([classifier.profile.probability(v) for v in out.logits])
+    else:
+        prob, threshold = float(classifier.gradcam.calibrate(logit)), card.threshold
+    spread = float(per_view.max() - per_view.min())
+    heat = heatmap_to_image(out.cam, window, image.width, image.height)
     warnings = tuple(check_scope(image, fov).reasons)
+    novelty_model = classifier.novelty
+    novelty = (
+        novelty_model.distance(out.features)
+        if novelty_model is not None and out.features is not None
+        else None
+    )
+    reason = no_estimate_reason(
+        modality_reason(image), warnings, novelty, novelty_model.limit if novelty_model else None
+    )
     t3 = time.perf_counter()
     return Finding(
         probability=prob,
-        threshold=card.threshold,
+        threshold=threshold,
         roi=roi,
         roi_source=roi_source or "manual",
         window=window,
@@ -120,6 +204,12 @@ def predict(
         },
         warnings=warnings,
         notes=image.notes,
+        logit=logit,
+        spread=spread,
+        unstable=spread > card.spread_limit,
+        novelty=novelty,
+        no_estimate_reason=reason,
+        profile=classifier.profile.name if classifier.profile is not None else "",
     )
 
 

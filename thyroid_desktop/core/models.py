@@ -24,6 +24,24 @@ SEGMENTER_FILE = "segmenter.keras"
 CARD_FILE = "model_card.json"
 #: The segmenter's section in the model card.
 SEGMENTER_CARD_KEY = "segmenter"
+#: The card sections of the novelty reference and of the stability (spread) limit.
+NOVELTY_CARD_KEY = "novelty"
+STABILITY_CARD_KEY = "stability"
+#: The sites whose figures the app and the report show.
+SITES = ("ddti", "chaouchi")
+#: What the output is (the labels are TI-RADS categories, not pathology).
+DEFAULT_OUTPUT_NAME = "AI estimate: likelihood of TI-RADS 4-5 (suspicious)"
+
+
+@dataclass(frozen=True)
+class SiteFigure:
+    """A held-out AUROC with its 95 % CI for one site."""
+
+    site: str
+    auroc: float
+    low: float
+    high: float
+    n: int
 
 
 class ModelError(Exception):
@@ -93,6 +111,49 @@ class ModelCard:
     @property
     def tta(self) -> bool:
         return bool(self.raw.get("training", {}).get("tta", False))
+
+    @property
+    def spread_limit(self) -> float:
+        """Estimates whose views (box jitters, mirror) disagree by more than this are marked
+        unstable; infinite when the card sets no limit."""
+        return float(self.raw.get(STABILITY_CARD_KEY, {}).get("spread_limit", float("inf")))
+
+    @property
+    def novelty(self) -> dict[str, Any] | None:
+        """The novelty reference's card section (file, sha256, limit...), if any."""
+        return self.raw.get(NOVELTY_CARD_KEY) or None
+
+    @property
+    def output_name(self) -> str:
+        """What the estimate is, in the words the app, the report, the CSV and the CLI use."""
+        return str(self.raw.get("output_name", DEFAULT_OUTPUT_NAME))
+
+    def site_auroc(self, site: str) -> SiteFigure | None:
+        """The default path's (auto-ROI) test-split AUROC with its 95 % CI for a site."""
+        entry = self.raw.get("metrics", {}).get("auto_roi", {}).get(site, {}).get("auto_roi")
+        if not entry:
+            return None
+        lo, hi = entry.get("auroc_ci95", (float("nan"), float("nan")))
+        n = int(self.raw["metrics"]["auto_roi"][site].get("n", 0))
+        return SiteFigure(site, float(entry["auroc"]), float(lo), float(hi), n)
+
+    def site_cv(self, site: str) -> tuple[float, float] | None:
+        """Grouped-CV AUROC (mean, SD) of the development split for a site."""
+        entry = self.raw.get("metrics", {}).get("cv", {}).get(site)
+        return (float(entry["mean"]), float(entry["sd"])) if entry else None
+
+    def performance_text(self) -> str:
+        """Per-site performance of the default path, with CIs, in one or two lines."""
+        parts = []
+        for site in SITES:
+            fig, cv = self.site_auroc(site), self.site_cv(site)
+            text = f"{site}: "
+            if fig is not None:
+                text += f"AUROC {fig.auroc:.2f} (95 % CI {fig.low:.2f}-{fig.high:.2f}, n={fig.n})"
+            if cv is not None:
+                text += ("; " if fig is not None else "") + f"CV {cv[0]:.2f} ± {cv[1]:.2f}"
+            parts.append(text)
+        return "Auto-detected box, held-out test split - " + " | ".join(parts)
 
 
 def load_card(directory: Path | None = None) -> ModelCard:
@@ -178,6 +239,11 @@ class Classifier:
     model: Any
     device: str
     load_seconds: float
+    #: Mahalanobis reference of the training crops' features (None: no novelty check).
+    novelty: Any = None
+    #: An active site calibration (``core.site.SiteProfile``): its own probability mapping and
+    #: threshold replace the card's. None: the shipped calibration.
+    profile: Any = None
 
     @cached_property
     def gradcam(self):
@@ -203,11 +269,28 @@ def load_classifier(directory: Path | None = None) -> Classifier:
             model.get_layer(name)
         except ValueError as err:
             raise ModelError(f"The model has no layer {name!r} named in its card.") from err
-    clf = Classifier(card, model, device_description(), 0.0)
-    clf.gradcam.warm_up(card.input_size)
+    clf = Classifier(card, model, device_description(), 0.0, _load_novelty(card))
+    from thyroid_desktop.core.roi import JITTERS
+
+    clf.gradcam.warm_up(card.input_size, len(JITTERS))
     clf.load_seconds = time.perf_counter() - t0
     log.info("loaded %s on %s in %.2f s", card.id, clf.device, clf.load_seconds)
     return clf
+
+
+def _load_novelty(card: ModelCard):
+    """The verified novelty reference named in the card, or None if it names none."""
+    info = card.novelty
+    if not info:
+        return None
+    from thyroid_desktop.core.novelty import NoveltyModel
+
+    path = card.directory / str(info["file"])
+    _verify_file(path, str(info["sha256"]))
+    try:
+        return NoveltyModel.load(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelError(f"The novelty reference {path} cannot be read ({err}).") from err
 
 
 @dataclass(eq=False)

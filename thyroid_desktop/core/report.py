@@ -54,8 +54,6 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
 
 def _lines(image, finding, card, study, tirads, measurement, created) -> list[tuple[str, str]]:
     raw = card.raw
-    test = raw.get("metrics", {}).get("test", {}).get("ddti", {})
-    cv = raw.get("metrics", {}).get("cv", {}).get("ddti", {})
     size = measurement.text() if measurement else "not measured"
     rows = [
         ("Patient", f"{study.patient_name or '-'}   ID {study.patient_id or '-'}"),
@@ -67,13 +65,14 @@ def _lines(image, finding, card, study, tirads, measurement, created) -> list[tu
         ("Report created", created.strftime("%Y-%m-%d %H:%M %Z")),
         ("Operator", study.operator or "-"),
         (
-            "Malignancy estimate",
-            f"NONE: the image does not look like thyroid ultrasound ({'; '.join(finding.warnings)}); "
-            f"the model output {finding.probability:.2f} is not meaningful"
-            if finding.warnings
-            else f"{finding.probability:.2f} (calibrated probability; shipped threshold "
-            f"{finding.threshold:.2f}) -> model estimate: "
-            f"{'suspicious for malignancy' if finding.label == 'malignant' else 'likely benign'}",
+            card.output_name.split(":")[0],
+            f"NONE: {finding.no_estimate_reason}"
+            if not finding.in_scope
+            else f"{finding.probability:.2f} (likelihood of TI-RADS 4-5; views differ by "
+            f"{finding.spread:.2f}{', UNSTABLE' if finding.unstable else ''}; threshold "
+            f"{finding.threshold:.2f}"
+            + (f", site calibration {finding.profile}" if finding.profile else "")
+            + f") -> {finding.call_text}",
         ),
         *[("Image note", note) for note in finding.notes],
         ("Nodule box", f"{finding.roi.as_list()} px ({finding.roi_source})"),
@@ -96,17 +95,7 @@ def _lines(image, finding, card, study, tirads, measurement, created) -> list[tu
     rows += [
         ("Impression", study.impression or "-"),
         ("Model", f"{card.id} v{card.version}   sha256 {str(raw.get('sha256', ''))[:16]}…"),
-        (
-            "Model performance",
-            (f"ddti CV AUROC {cv['mean']:.2f} ± {cv['sd']:.2f}; " if cv else "")
-            + (
-                f"held-out test AUROC {test['auroc']:.2f} (95% CI {test['auroc_ci95'][0]:.2f}-"
-                f"{test['auroc_ci95'][1]:.2f}), sensitivity {test['sensitivity']:.2f}, "
-                f"specificity {test['specificity']:.2f} at the threshold"
-                if test
-                else ""
-            ),
-        ),
+        ("Model performance", card.performance_text()),
         ("Labels", "trained on TI-RADS-derived labels (TR 4-5 vs 2-3), not pathology"),
     ]
     return rows

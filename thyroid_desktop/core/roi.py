@@ -15,6 +15,15 @@ import numpy as np
 
 #: Fraction of the box's longer side added on every side before cropping.
 CROP_MARGIN = 0.15
+#: Box jitters averaged into every estimate, as (shift x, shift y, scale, mirrored): shifts of
+#: 10 % of the box's width/height and scales of +-15 %, as a clinician's box might differ.
+#: With the crop and its mirror that makes 6 views; the heat map comes from the crop only.
+JITTERS: tuple[tuple[float, float, float, bool], ...] = (
+    (+0.10, +0.10, 1.15, False),
+    (-0.10, -0.10, 0.85, True),
+    (+0.10, -0.10, 0.85, False),
+    (-0.10, +0.10, 1.15, True),
+)
 #: Windows larger than this (pixels) are shrunk without padding them first, so a box over a
 #: huge image never allocates more than the image itself (4096^2 x 3 bytes = 48 MiB).
 MAX_CANVAS_PIXELS = 4096 * 4096
@@ -69,6 +78,17 @@ class ROI:
         y1 = min(self.y + self.h, other.y + other.h)
         inter = max(0, x1 - x0) * max(0, y1 - y0)
         return inter / float(self.w * self.h + other.w * other.h - inter)
+
+    def jittered(self, dx: float, dy: float, scale: float, width: int, height: int) -> ROI:
+        """This box shifted by ``dx``/``dy`` of its size and scaled about its centre, kept
+        inside a ``width`` x ``height`` image (at least 1 pixel)."""
+        w, h = max(self.w * scale, 1.0), max(self.h * scale, 1.0)
+        cx, cy = self.x + self.w / 2.0 + dx * self.w, self.y + self.h / 2.0 + dy * self.h
+        x0 = int(round(min(max(cx - w / 2.0, 0.0), width - 1)))
+        y0 = int(round(min(max(cy - h / 2.0, 0.0), height - 1)))
+        x1 = int(round(min(max(cx + w / 2.0, x0 + 1.0), width)))
+        y1 = int(round(min(max(cy + h / 2.0, y0 + 1.0), height)))
+        return ROI(x0, y0, max(x1 - x0, 1), max(y1 - y0, 1))
 
     def square_window(self, margin: float = CROP_MARGIN) -> ROI:
         """The square, margin-enlarged window the classifier sees (may extend past the image)."""

@@ -21,6 +21,42 @@ import numpy as np
 from thyroid_desktop.core.fov import FieldOfView
 from thyroid_desktop.core.images import UltrasoundImage
 
+#: DICOM storage classes that hold ultrasound (PS3.4 B.5): US image, US multi-frame, their
+#: retired predecessors, enhanced US volume; secondary capture (a scanner's screen grab) is
+#: allowed when the Modality says US.
+ULTRASOUND_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.6.1",
+        "1.2.840.10008.5.1.4.1.1.6",
+        "1.2.840.10008.5.1.4.1.1.3.1",
+        "1.2.840.10008.5.1.4.1.1.3",
+        "1.2.840.10008.5.1.4.1.1.6.2",
+    }
+)
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def modality_reason(image: UltrasoundImage) -> str:
+    """Why the file's own header says it is not ultrasound ("" when it does not say so).
+
+    A DICOM Modality other than US wins; without a Modality, a storage class that is neither
+    ultrasound nor secondary capture does. Non-DICOM files have neither and pass.
+    """
+    modality = image.metadata.get("Modality", "").strip().upper()
+    if modality and modality != "US":
+        return f"not an ultrasound image: Modality {modality}"
+    sop = image.metadata.get("SOPClassUID", "").strip()
+    if (
+        not modality
+        and sop
+        and sop not in ULTRASOUND_SOP_CLASSES
+        and not sop.startswith(SECONDARY_CAPTURE_PREFIX)
+    ):
+        from pydicom.uid import UID
+
+        return f"not an ultrasound image: stored as {UID(sop).name}"
+    return ""
+
 COLOUR_MAX = 0.01
 STD_MIN = 12.0
 CORR_MIN = 0.75

@@ -89,10 +89,11 @@ class StudyEntry:
         if self.finding is None:
             return f"{self.name}\nnot analysed"
         f = self.finding
-        if f.warnings:
-            return f"{self.name}\n⚠ out of scope: no estimate"
+        if not f.in_scope:
+            return f"{self.name}\n⚠ no estimate"
         tr = f" · TR{self.tirads.level.tr}" if self.tirads else ""
-        return f"{self.name}\n{f.probability:.2f} · {f.label} · {f.roi_source} box{tr}"
+        shaky = " · unstable" if f.unstable else ""
+        return f"{self.name}\n{f.probability:.2f} · {f.call_text} · {f.roi_source} box{tr}{shaky}"
 
 
 CSV_COLUMNS = (
@@ -102,6 +103,10 @@ CSV_COLUMNS = (
     "probability",
     "threshold",
     "model_estimate",
+    "spread",
+    "unstable",
+    "novelty",
+    "no_estimate_reason",
     "roi_x",
     "roi_y",
     "roi_w",
@@ -123,11 +128,14 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
     f = entry.finding
     if f is not None:
         size = measure(f.roi, entry.spacing_mm, entry.user_mm_per_px)
-        out_of_scope = bool(f.warnings)  # no number, as in the app and the report
         row.update(
-            probability="" if out_of_scope else f"{f.probability:.4f}",
+            probability="" if f.estimate is None else f"{f.estimate:.4f}",
             threshold=f"{f.threshold:.4f}",
-            model_estimate="none (out of scope)" if out_of_scope else f.label,
+            model_estimate=f.call_text,
+            spread=f"{f.spread:.4f}",
+            unstable="yes" if f.unstable else "no",
+            novelty="" if f.novelty is None else f"{f.novelty:.2f}",
+            no_estimate_reason=f.no_estimate_reason,
             roi_x=str(f.roi.x),
             roi_y=str(f.roi.y),
             roi_w=str(f.roi.w),

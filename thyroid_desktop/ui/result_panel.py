@@ -74,7 +74,9 @@ class ResultPanel(QWidget):
         form.addRow("Overlay opacity", self.opacity)
         layout = QVBoxLayout(self)
         layout.addWidget(self.state)
-        layout.addWidget(QLabel("Malignancy probability (calibrated)"))
+        self.output_name = QLabel("AI estimate: likelihood of TI-RADS 4-5 (suspicious)")
+        self.output_name.setWordWrap(True)
+        layout.addWidget(self.output_name)
         layout.addWidget(self.probability)
         layout.addWidget(self.bar)
         layout.addWidget(self.wording)
@@ -87,6 +89,10 @@ class ResultPanel(QWidget):
 
     def show_model(self, model_id: str, version: str, card_metrics: str) -> None:
         self.model.setText(f"Model {model_id} v{version}\n{card_metrics}")
+
+    def set_output_name(self, text: str) -> None:
+        """What the number is (from the model card)."""
+        self.output_name.setText(text)
 
     def show_measurement(self, text: str) -> None:
         self.size.setText(f"Box size: {text}")
@@ -103,21 +109,24 @@ class ResultPanel(QWidget):
 
     def show_finding(self, finding: Finding) -> None:
         self.notes.setText("".join(f"Note: {note}.\n" for note in finding.notes).strip())
-        if finding.warnings:  # out of scope: no confident-looking number
+        if not finding.in_scope:  # no confident-looking number
             self.probability.setText("no estimate")
             self.bar.set_values(None, finding.threshold)
-            self.wording.setText(
-                "This frame does not look like grey-scale thyroid ultrasound ("
-                + "; ".join(finding.warnings)
-                + f"). The model's output ({finding.probability:.2f}) means nothing here."
-            )
+            self.wording.setText(f"No estimate: {finding.no_estimate_reason}.")
             return
         self.probability.setText(f"{finding.probability:.2f}")
         self.bar.set_values(finding.probability, finding.threshold)
         side = "at or above" if finding.label == "malignant" else "below"
+        threshold = "site threshold" if finding.profile else "threshold"
+        unstable = (
+            "<br><span style='color:#d07000'><b>Unstable:</b> the estimate changes with the "
+            f"box (views differ by {finding.spread:.2f}); check the box.</span>"
+            if finding.unstable
+            else ""
+        )
         self.wording.setText(
-            f"Model estimate: {side} the shipped threshold ({finding.threshold:.2f}) → "
-            f"<b>{'suspicious for malignancy' if finding.label == 'malignant' else 'likely benign'}</b>. "
-            "This is a model estimate, not a diagnosis; the labels it learned are TI-RADS "
-            "scores, not pathology."
+            f"{side.capitalize()} the {threshold} ({finding.threshold:.2f}) → "
+            f"<b>{finding.call_text}</b>. Box, mirror and box jitters differ by "
+            f"{finding.spread:.2f}. An AI estimate, not a diagnosis: the model learned "
+            "radiologists' TI-RADS categories, not pathology." + unstable
         )

@@ -48,7 +48,7 @@ class StudyList(QListWidget):
             item.setIcon(QIcon(QPixmap.fromImage(to_qimage(thumbnail))))
         if entry.status == "error":
             item.setForeground(QBrush(QColor(220, 60, 50)))
-        elif entry.finding is not None and entry.finding.warnings:
+        elif entry.finding is not None and not entry.finding.in_scope:
             item.setForeground(QBrush(QColor(230, 150, 0)))
         else:
             item.setData(Qt.ItemDataRole.ForegroundRole, None)  # palette colour (light/dark)

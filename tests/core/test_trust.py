@@ -1,0 +1,135 @@
+"""When not to give an estimate, and how stable the estimate is: the Modality rule, the
+novelty score on the classifier's features, and averaging over box jitters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+
+from thyroid_desktop.core.images import from_array, open_image
+from thyroid_desktop.core.inference import (
+    classifier_crop,
+    heatmap_to_image,
+    no_estimate_reason,
+    predict,
+)
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.roi import JITTERS, ROI
+from thyroid_desktop.core.scope import modality_reason
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def _dicom(path: Path, modality: str | None, sop: str) -> Path:
+    grey = np.asarray(make_phantom(seed=4).pixels)[..., 0].copy()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SOPClassUID = sop
+    if modality is not None:
+        ds.Modality = modality
+    ds.Rows, ds.Columns = grey.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = grey.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_modality_rule(tmp_path):
+    us = open_image(_dicom(tmp_path / "us.dcm", "US", UltrasoundImageStorage))
+    ct = open_image(_dicom(tmp_path / "ct.dcm", "CT", CTImageStorage))
+    no_modality_ct = open_image(_dicom(tmp_path / "ct2.dcm", None, CTImageStorage))
+    assert modality_reason(us) == ""
+    assert modality_reason(ct) == "not an ultrasound image: Modality CT"
+    assert "CT Image Storage" in modality_reason(no_modality_ct)
+    assert modality_reason(from_array(np.asarray(make_phantom().pixels))) == ""
+
+
+def test_a_non_ultrasound_dicom_gets_no_estimate_but_is_shown(tmp_path, classifier):
+    image = open_image(_dicom(tmp_path / "ct.dcm", "CT", CTImageStorage))
+    finding = predict(image, classifier, ROI(100, 80, 120, 90), "manual")
+    assert not finding.in_scope and finding.estimate is None
+    assert finding.no_estimate_reason == "not an ultrasound image: Modality CT"
+    assert finding.call_text == "no estimate"
+    assert finding.heatmap.shape == image.gray.shape  # the viewer still has what it shows
+
+
+def test_cli_json_has_null_probability_and_the_reason(tmp_path):
+    nm = PYDICOM_FILES / "JPEG2000.dcm"  # a nuclear-medicine whole-body scan
+    us = _dicom(tmp_path / "us.dcm", "US", UltrasoundImageStorage)
+    run = subprocess.run(
+        [sys.executable, "-m", "thyroid_desktop", "predict", "--json", str(nm), str(us)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    nm_rec, us_rec = (json.loads(line) for line in run.stdout.splitlines())
+    assert nm_rec["probability"] is None and nm_rec["no_estimate_reason"].endswith("Modality NM")
+    assert {"spread", "novelty", "unstable", "output"} <= set(us_rec)
+    assert "TI-RADS 4-5" in us_rec["output"]
+
+
+def test_the_one_rule_for_no_estimate():
+    assert no_estimate_reason("", (), 1.0, 2.0) == ""
+    assert no_estimate_reason("", (), None, None) == ""
+    assert "unlike the images" in no_estimate_reason("", (), 3.0, 2.0)
+    assert no_estimate_reason("not an ultrasound image: Modality CT", ("x",), 3.0, 2.0).startswith(
+        "not an ultrasound"
+    )
+    assert "grey-scale" in no_estimate_reason("", ("blank",), 0.0, 2.0)
+
+
+def test_estimate_averages_views_deterministically(classifier):
+    phantom = make_phantom(seed=7)
+    image = from_array(np.asarray(phantom.pixels))
+    a = predict(image, classifier, phantom.nodule, "manual")
+    b = predict(image, classifier, phantom.nodule, "manual")
+    assert (a.probability, a.spread, a.logit) == (b.probability, b.spread, b.logit)
+    assert 0.0 <= a.spread <= 1.0
+    assert a.probability == pytest.approx(float(classifier.gradcam.calibrate(a.logit)), abs=1e-6)
+    # the heat map is the central box's own, not an average over the jitters
+    crop, window = classifier_crop(
+        image, phantom.nodule, classifier.card.input_size, classifier.card.crop_margin
+    )
+    _, _, cam = classifier.gradcam(crop[None], mirror=classifier.card.tta)
+    np.testing.assert_allclose(a.heatmap, heatmap_to_image(cam, window, image.width, image.height))
+
+
+def test_jittered_boxes_stay_inside_the_image():
+    box = ROI(5, 5, 100, 60)
+    for dx, dy, scale, _ in JITTERS:
+        j = box.jittered(dx, dy, scale, 120, 80)
+        assert j.x >= 0 and j.y >= 0 and j.x + j.w <= 120 and j.y + j.h <= 80
+    assert ROI(10, 10, 10, 10).jittered(0.0, 0.0, 1.0, 100, 100) == ROI(10, 10, 10, 10)
+
+
+@pytest.mark.parametrize("kind", ["photo", "ct"])
+def test_novelty_flags_what_is_not_thyroid_ultrasound(classifier, kind):
+    if classifier.novelty is None:
+        pytest.fail("the model card names no novelty reference (python -m training.reliability)")
+    if kind == "photo":
+        import skimage.data
+
+        image = from_array(skimage.data.astronaut())
+    else:  # the pixels of a CT slice without its header: only the novelty score can tell
+        image = from_array(open_image(PYDICOM_FILES / "CT_small.dcm").pixels)
+    finding = predict(image, classifier, None, "full")
+    assert not finding.in_scope
+    assert finding.novelty is not None and finding.novelty > classifier.novelty.limit
+
+
+def test_novelty_accepts_the_synthetic_phantom_or_says_why(classifier):
+    phantom = make_phantom(seed=1)
+    finding = predict(from_array(np.asarray(phantom.pixels)), classifier, phantom.nodule, "manual")
+    assert finding.novelty is not None and np.isfinite(finding.novelty)
