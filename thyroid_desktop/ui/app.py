@@ -32,6 +32,8 @@ def run(argv: Sequence[str]) -> int:
     from thyroid_desktop.ui.theme import apply_theme
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # pydicom logs every decoder's failure with its traceback; the app says why in one line.
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     app.setApplicationName("Thyroid Review")
     app.setOrganizationName("ThyroidReview")
