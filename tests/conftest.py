@@ -20,6 +20,12 @@ def _audit_log_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("THYROID_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
 
 
+@pytest.fixture(autouse=True)
+def _user_data_in_tmp(tmp_path, monkeypatch):
+    """Site profiles and validation reports go to a throw-away folder, never the user's."""
+    monkeypatch.setenv("THYROID_USER_DATA", str(tmp_path / "user-data"))
+
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -30,10 +30,12 @@ def test_predict_json_lines_with_a_bad_file_among_good_ones(tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["file"] for r in lines] == [str(good), str(bad), str(good)]
     ok, err = lines[0], lines[1]
-    assert set(ok) >= {"file", "probability", "label", "roi", "roi_source", "model"}
-    assert 0 <= ok["probability"] <= 1 and ok["label"] in ("benign", "malignant")
+    assert set(ok) >= {"file", "probability", "no_estimate_reason", "spread", "novelty", "roi"}
+    # The phantom is synthetic: the novelty check says so instead of giving a number.
+    assert ok["probability"] is None and ok["label"] is None
+    assert "unlike the images the model was trained on" in ok["no_estimate_reason"]
     assert ok["roi"] == phantom.nodule.as_list() and ok["roi_source"] == "manual"
-    assert lines[2]["probability"] == ok["probability"]
+    assert lines[2]["novelty"] == ok["novelty"] and lines[2]["spread"] == ok["spread"]
     assert "broken.jpg" in err["error"] and "probability" not in err
 
 
@@ -85,3 +87,17 @@ def test_one_files_memory_error_does_not_lose_the_others(tmp_path, monkeypatch, 
     assert [line["file"] for line in lines] == [str(f) for f in files]
     assert "probability" in lines[0] and "probability" in lines[2]
     assert "not enough memory" in lines[1]["error"] and "huge.png" in lines[1]["error"]
+
+
+def test_predict_on_a_real_thyroid_image_gives_a_calibrated_estimate(shared_data):
+    import csv
+
+    with open(shared_data / "ddti" / "labels.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))["file"]
+    result = run_cli(shared_data / "ddti" / first, "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout.splitlines()[0])
+    assert record["no_estimate_reason"] is None and record["roi_source"] == "auto"
+    assert 0 <= record["probability"] <= 1 and record["label"] in ("benign", "malignant")
+    assert 0 <= record["spread"] <= 1 and record["novelty"] > 0
+    assert "TI-RADS 4-5" in record["output"]

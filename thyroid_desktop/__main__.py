@@ -1,12 +1,13 @@
 """``python -m thyroid_desktop [FILES...]`` starts the app; ``python -m thyroid_desktop predict
-...`` runs the same core headless; ``--selftest [FILES...]`` checks an installation."""
+...`` (and ``validate``, ``recalibrate``, ``profile``) runs the same core headless;
+``--selftest [FILES...]`` checks an installation."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-CLI_COMMANDS = {"predict", "-h", "--help"}
+CLI_COMMANDS = {"predict", "validate", "recalibrate", "profile", "-h", "--help"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

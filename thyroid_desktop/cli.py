@@ -1,4 +1,5 @@
-"""Headless use of the same core: ``python -m thyroid_desktop predict IMG ... --json``."""
+"""Headless use of the same core: ``python -m thyroid_desktop predict IMG ... --json``;
+``validate``, ``recalibrate`` and ``profile`` are in :mod:`thyroid_desktop.cli_site`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from thyroid_desktop import cli_site
 from thyroid_desktop.core.images import ImageLoadError, open_image
-from thyroid_desktop.core.models import ModelError
+from thyroid_desktop.core.models import DEFAULT_OUTPUT_NAME as OUTPUT, ModelError
 from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.site import ProfileError, choose_calibration
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")
+    p.add_argument("--profile", metavar="NAME", help=cli_site.PROFILE_HELP)
+    cli_site.add_parsers(sub)
     return parser
+
+
+def _rounded(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def finding_record(finding) -> dict:
+    """The JSON fields of one analysis (``probability`` is null when there is no estimate)."""
+    return {
+        "output": OUTPUT,
+        "probability": _rounded(finding.estimate),
+        "no_estimate_reason": finding.no_estimate_reason or None,
+        "call": finding.call_text,
+        "label": finding.label if finding.in_scope else None,
+        "threshold": finding.threshold,
+        "spread": round(finding.spread, 6),
+        "unstable": finding.unstable,
+        "novelty": _rounded(finding.novelty, 3),
+        "profile": finding.profile or None,
+        "roi": finding.roi.as_list(),
+        "roi_source": finding.roi_source,
+        "model": finding.model_id,
+        "ms": round(finding.timings_ms["total"], 1),
+        **({"warning": "; ".join(finding.warnings)} if finding.warnings else {}),
+        **({"notes": list(finding.notes)} if finding.notes else {}),
+    }
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -54,6 +85,12 @@ def predict_command(args: argparse.Namespace) -> int:
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    try:
+        calibration = choose_calibration(classifier, args.profile)
+    except ProfileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"calibration: {calibration.message}", file=sys.stderr)
     failed = 0
     for path in args.images:
         record: dict = {"file": str(path)}
@@ -64,30 +101,18 @@ def predict_command(args: argparse.Namespace) -> int:
                 finding = predict(image, classifier, args.roi, "manual")
             else:
                 finding, detection = auto_predict(image, classifier, segmenter)
-            record.update(
-                probability=round(finding.probability, 6),
-                label=finding.label,
-                threshold=finding.threshold,
-                roi=finding.roi.as_list(),
-                roi_source=finding.roi_source,
-                model=finding.model_id,
-                ms=round(finding.timings_ms["total"], 1),
-            )
-            if finding.warnings:
-                record["warning"] = "; ".join(finding.warnings)
+            record.update(finding_record(finding))
             if args.candidates and detection is not None:
                 record["candidates"] = [
                     {
                         "roi": c.roi.as_list(),
                         "score": round(c.score, 4),
-                        "probability": round(
-                            predict(image, classifier, c.roi, "auto", detection.fov).probability, 6
+                        "probability": _rounded(
+                            predict(image, classifier, c.roi, "auto", detection.fov).estimate
                         ),
                     }
                     for c in detection.candidates
                 ]
-            if finding.notes:
-                record["notes"] = list(finding.notes)
         except (ImageLoadError, ValueError) as err:
             failed += 1
             record["error"] = str(err)
@@ -102,10 +127,15 @@ def predict_command(args: argparse.Namespace) -> int:
             print(json.dumps(record), flush=True)
         elif "error" in record:
             print(f"{path}: ERROR {record['error']}", flush=True)
+        elif record["probability"] is None:
+            print(f"{path}: no estimate ({record['no_estimate_reason']})", flush=True)
         else:
             print(
-                f"{path}: p(malignant)={record['probability']:.3f} -> {record['label']} "
-                f"(threshold {record['threshold']:.3f}, roi {record['roi']} {record['roi_source']})",
+                f"{path}: {OUTPUT} {record['probability']:.3f} ± {record['spread'] / 2:.3f} "
+                f"-> {record['call']} (threshold {record['threshold']:.3f}"
+                + (f", site calibration {record['profile']!r}" if record["profile"] else "")
+                + f", roi {record['roi']} "
+                f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''})",
                 flush=True,
             )
     return 1 if failed else 0
@@ -115,5 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "predict":
         return predict_command(args)
+    if args.command == "validate":
+        return cli_site.validate_command(args)
+    if args.command == "recalibrate":
+        return cli_site.recalibrate_command(args)
+    if args.command == "profile":
+        return cli_site.profile_command(args)
     build_parser().print_help()
     return 2

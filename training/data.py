@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.roi import CROP_MARGIN, ROI, roi_from_mask
+from thyroid_desktop.core.validation import neighbour_groups  # the one grouping rule
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +97,6 @@ def sample_key(sample: Sample) -> str:
 def samples_in(data: str | Path, dataset: str, keys: set[str]) -> list[Sample]:
     """The samples of one dataset whose :func:`sample_key` is in ``keys``."""
     return [s for s in load_dataset(Path(data) / dataset) if sample_key(s) in keys]
-
-
-def neighbour_groups(files: Sequence[str], max_gap: int = 1) -> list[str]:
-    """Groups file names that share a stem and have ids at most ``max_gap`` apart."""
-    parsed = []
-    for f in files:
-        m = re.match(r"^(.*?)(\d+)(\D*)$", Path(f).name)
-        parsed.append((m.group(1) + "#" + m.group(3), int(m.group(2))) if m else (f, 0))
-    groups = [""] * len(files)
-    by_stem: dict[str, list[int]] = {}
-    for i, (stem, _) in enumerate(parsed):
-        by_stem.setdefault(stem, []).append(i)
-    for stem, idx in by_stem.items():
-        idx.sort(key=lambda i: parsed[i][1])
-        run_start, prev = parsed[idx[0]][1], None
-        for i in idx:
-            n = parsed[i][1]
-            if prev is not None and n - prev > max_gap:
-                run_start = n
-            groups[i] = f"{stem}@{run_start}"
-            prev = n
-    return groups
 
 
 def load_dataset(root: str | Path, name: str | None = None) -> list[Sample]:

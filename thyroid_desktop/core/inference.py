@@ -90,8 +90,7 @@ def no_estimate_reason(
         return "the image does not look like grey-scale ultrasound: " + "; ".join(warnings)
     if novelty is not None and limit is not None and novelty > limit:
         return (
-            "unlike the images the model was trained on "
-            f"(novelty {novelty:.1f}, limit {limit:.1f})"
+            f"unlike the images the model was trained on (novelty {novelty:.1f}, limit {limit:.1f})"
         )
     return ""
 

@@ -57,6 +57,7 @@ def modality_reason(image: UltrasoundImage) -> str:
         return f"not an ultrasound image: stored as {UID(sop).name}"
     return ""
 
+
 COLOUR_MAX = 0.01
 STD_MIN = 12.0
 CORR_MIN = 0.75

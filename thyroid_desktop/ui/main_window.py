@@ -35,13 +35,24 @@ from thyroid_desktop.core.models import (
 )
 from thyroid_desktop.core.report import StudyInfo, write_report
 from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.site import (
+    ProfileError,
+    activate,
+    calibration_label,
+    deactivate,
+    model_sha256,
+    same_calibration,
+    use_active_profile,
+)
 from thyroid_desktop.core.study import StudyEntry, expand_paths, write_csv
 from thyroid_desktop.ui.batch import BatchRunner, analyse_file
+from thyroid_desktop.ui.calibration_menu import CalibrationMenu
 from thyroid_desktop.ui.image_view import ImageView
 from thyroid_desktop.ui.report_dialog import ReportDialog
 from thyroid_desktop.ui.result_panel import ResultPanel
 from thyroid_desktop.ui.study_list import StudyList, make_thumbnail
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
+from thyroid_desktop.ui.validation_dialog import ValidationRunner, show_summary
 from thyroid_desktop.ui.workers import Task
 
 log = logging.getLogger(__name__)
@@ -116,12 +127,20 @@ class MainWindow(QMainWindow):
         split.setSizes([230, 800, 380])
         self.setCentralWidget(split)
         self.device_label = QLabel("Device: –")
+        self.calibration_status = QLabel("Calibration: –")
+        self.validation = ValidationRunner(self._run, self)
+        self.validation.finished.connect(self._validation_done)
+        self.validation.failed.connect(
+            lambda err: self.show_message("Validation not done", str(err))
+        )
+        self.last_validation = None  # (Validation, ValidationFiles) of the last finished run
         self.batch = BatchRunner(self._run, self)
         self.batch.stepDone.connect(self._batch_step)
         self.batch.finished.connect(self._batch_end)
         self.batch.cancel_button.clicked.connect(self.cancel_batch)
         self.statusBar().addPermanentWidget(self.batch.progress)
         self.statusBar().addPermanentWidget(self.batch.cancel_button)
+        self.statusBar().addPermanentWidget(self.calibration_status)
         self.statusBar().addPermanentWidget(self.device_label)
         self.view.roiDrawn.connect(self.set_roi)
         self.view.candidatePicked.connect(self.pick_candidate)
@@ -159,6 +178,8 @@ class MainWindow(QMainWindow):
             file_menu, "Export study list as &CSV…", self.export_csv_dialog, "Ctrl+Shift+E"
         )
         file_menu.addSeparator()
+        self._action(file_menu, "&Validate on local cases…", self.validate_dialog)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
         self._action(view_menu, "&Fit to window", self.view.fit, "F")
@@ -187,6 +208,10 @@ class MainWindow(QMainWindow):
         analysis.addSeparator()
         self._action(analysis, "Calibrate &scale (draw a known length)…", self.calibrate_scale, "K")
         self._action(analysis, "C&lear user scale", lambda: self.set_user_scale(None))
+        analysis.addSeparator()
+        self.calibration_menu = CalibrationMenu("Site &calibration", self)
+        self.calibration_menu.chosen.connect(self.use_calibration)
+        analysis.addMenu(self.calibration_menu)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
 
@@ -258,15 +283,12 @@ class MainWindow(QMainWindow):
         classifier, self.segmenter = models
         self.classifier = classifier
         card = classifier.card
-        metrics = card.raw.get("metrics", {})
-        cv, test = metrics.get("cv", {}).get("ddti", {}), metrics.get("test", {}).get("ddti", {})
-        summary = ""
-        if cv:
-            summary += f"ddti CV AUROC {cv['mean']:.2f} ± {cv['sd']:.2f}\n"
-        if test:
-            lo, hi = test["auroc_ci95"]
-            summary += f"ddti test AUROC {test['auroc']:.2f} (95% CI {lo:.2f}–{hi:.2f})"
-        self.panel.show_model(card.id, card.version, summary)
+        chosen = use_active_profile(classifier)
+        if chosen.refused:
+            self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
+        self.calibration_menu.classifier = classifier
+        self._show_calibration()
+        self.panel.set_output_name(card.output_name)
         self.panel.show_state("Model ready. Draw a box around the nodule.")
         self.device_label.setText(f"Device: {classifier.device}")
         if self._pending:
@@ -344,6 +366,12 @@ class MainWindow(QMainWindow):
         if entry.sha256 and entry.sha256 != image.sha256:  # the file changed on disk
             entry.finding, entry.user_mm_per_px, entry.tirads = None, None, None
         entry.sha256, entry.spacing_mm = image.sha256, image.spacing_mm
+        stale = entry.finding is not None and (
+            self.classifier is not None and not same_calibration(entry.finding, self.classifier)
+        )
+        manual_box = entry.finding.roi if stale and entry.finding.roi_source == "manual" else None
+        if stale:  # analysed under another calibration: analyse again, same box
+            entry.finding = None
         if entry.finding is None:
             entry.status, entry.error = "not analysed", ""
         self.current = row
@@ -351,7 +379,7 @@ class MainWindow(QMainWindow):
         self.study_list.update_entry(row, entry, make_thumbnail(image.pixels))
         self.user_mm_per_px = entry.user_mm_per_px
         self.tirads.set_descriptors(entry.tirads)
-        self.show_image(image, finding=entry.finding)
+        self.show_image(image, roi=manual_box, finding=entry.finding)
         self._remember(entry.path)
         return True
 
@@ -454,8 +482,8 @@ class MainWindow(QMainWindow):
         self.candidates = list(detection.candidates)
         self._show_candidates()
         self._analysed(image, req, finding)
-        if finding.warnings:
-            return  # the out-of-scope warning stays on screen
+        if not finding.in_scope:
+            return  # the reason for "no estimate" stays on screen
         self.panel.show_state(
             f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed"
             + (", the others dashed (click one, or N)" if n > 1 else "")
@@ -509,9 +537,7 @@ class MainWindow(QMainWindow):
         self._show_size()
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
         self.panel.show_state(
-            "WARNING: " + "; ".join(finding.warnings) + ". Treat the estimate as meaningless."
-            if finding.warnings
-            else "Done."
+            f"No estimate: {finding.no_estimate_reason}." if not finding.in_scope else "Done."
         )
         self.statusBar().showMessage(f"Analysed in {finding.timings_ms['total']:.0f} ms", 5000)
         self.device_label.setText(
@@ -642,6 +668,89 @@ class MainWindow(QMainWindow):
         )
         self.batchFinished.emit(done)
 
+    # -- site calibration and validation on local cases -----------------------------------
+    def _show_calibration(self) -> None:
+        """Says which calibration is in use: status bar and the model panel."""
+        clf = self.classifier
+        if clf is None:
+            return
+        label = calibration_label(clf.profile)
+        self.calibration_status.setText(f"Calibration: {label.split(' (')[0]}")
+        self.calibration_status.setToolTip(label)
+        card = clf.card
+        summary = card.performance_text().replace(" - ", ":\n", 1).replace(" | ", "\n")
+        self.panel.show_model(card.id, card.version, f"{summary}\nIn use: {label}")
+
+    def use_calibration(self, name: str | None) -> None:
+        """Makes the site profile ``name`` (None: the shipped calibration) the active one and
+        analyses the current image again with it."""
+        clf = self.classifier
+        if clf is None:
+            self.show_message("Model not ready", "The model is still loading; try again shortly.")
+            return
+        if self.batch.running or self.validation.running:
+            self.show_message("Busy", "Wait for the batch or validation to end, then switch.")
+            self.calibration_menu.rebuild()
+            return
+        try:
+            if name is None:
+                deactivate()
+                profile = None
+            else:
+                profile = activate(name, clf.card.id, model_sha256(clf))
+        except (ProfileError, OSError) as err:
+            self.show_message("Calibration not changed", str(err))
+            self.calibration_menu.rebuild()
+            return
+
+        def switch() -> None:  # in the worker: no analysis sees half a switch
+            clf.profile = profile
+
+        self._run(
+            switch,
+            lambda _: self._calibration_changed(),
+            lambda err: self.show_message("Calibration not changed", str(err)),
+        )
+
+    def _calibration_changed(self) -> None:
+        self._show_calibration()
+        self.calibration_menu.rebuild()
+        self.statusBar().showMessage(
+            f"Now using the {calibration_label(self.classifier.profile)}", 8000
+        )
+        if self.image is None:
+            return
+        if self.roi is not None:
+            source = self.finding.roi_source if self.finding is not None else self._roi_source
+            self.set_roi(self.roi, source)
+        elif self.finding is not None:
+            self.analyse()  # the whole scan area, as before
+        else:
+            self.auto_detect()
+
+    def validate_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        path = QFileDialog.getExistingDirectory(
+            self, "Validate on a folder of labelled cases (labels.csv: file,label,case)", folder
+        )
+        if path:
+            self.validate_folder(Path(path))
+
+    def validate_folder(self, folder: Path, out_dir: Path | None = None) -> bool:
+        """Validates the model (current calibration) on a labelled folder in the worker."""
+        if self.classifier is None:
+            self.show_message("Model not ready", "The model is still loading; try again shortly.")
+            return False
+        if self.batch.running:
+            self.show_message("Busy", "Wait for the batch to end, then validate.")
+            return False
+        return self.validation.start(folder, self.classifier, self.segmenter, out_dir)
+
+    def _validation_done(self, validation, files) -> None:
+        self.last_validation = (validation, files)
+        self.statusBar().showMessage(f"Validation report written to {files.pdf}", 15000)
+        self.last_message = show_summary(self, validation, files)
+
     # -- report and records ----------------------------------------------------------------
     def _audit(self, action: str, finding: Finding, sha256: str, file: Path | None) -> None:
         try:
@@ -758,6 +867,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/split3", self._split.saveState())
         self.batch.cancel()
+        self.validation.cancel()
         self.pool.waitForDone(5000)
         self._closed = True
         super().closeEvent(event)

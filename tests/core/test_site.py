@@ -1,0 +1,225 @@
+"""Site profiles: the fit, the rules for using one, and the bundled model under a profile.
+Every test writes to a throw-away user data folder (tests/conftest.py)."""
+
+import copy
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from thyroid_desktop import cli
+from thyroid_desktop.core import site
+from thyroid_desktop.core.images import from_array, open_image
+from thyroid_desktop.core.inference import auto_predict, predict
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.site import ProfileError, SiteProfile, fit_platt, fit_profile
+from thyroid_desktop.core.validation import ImageResult, LabelledFolder, summarise
+
+
+def fresh(classifier):
+    """A copy of the session's classifier (its calibration may change here) without the
+    novelty check: phantoms may look unlike the training crops, which is not tested here."""
+    clf = copy.copy(classifier)
+    clf.novelty, clf.profile = None, None
+    return clf
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def site_run(classifier, n_cases=60, slope=1.5, seed=0, folder="/clinic/cases"):
+    """A validation run of a site where the logit ranks the labels with ``slope`` and the
+    shipped calibration overestimates (probability of logit + 2), 2 images per case."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for c in range(n_cases):
+        label = int(rng.random() < 0.4)
+        for k in range(2):
+            z = rng.normal(slope * (label - 0.5), 1.0)
+            shipped = float(sigmoid(z + 2))
+            results.append(
+                ImageResult(f"c{c}_{k}.png", label, f"case{c}", shipped, shipped, z, 0.67)
+            )
+    return summarise(LabelledFolder(Path(folder), (), (), "labels.csv case"), results, classifier)
+
+
+def make_profile(name="clinic", model_id="m", **kw):
+    values = dict(a=0.5, b=-0.2, threshold=0.3, target_sensitivity=0.9, created="2026-11-29")
+    values.update(kw)
+    return SiteProfile(name=name, model_id=model_id, n_images=40, n_cases=20, **values)
+
+
+def test_user_data_is_a_throw_away_folder(tmp_path):
+    assert site.profiles_dir().is_relative_to(tmp_path)
+
+
+def test_platt_fit_recovers_the_generating_mapping_and_stays_finite_when_separable():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=20000)
+    y = (rng.random(20000) < sigmoid(1.7 * z - 0.4)).astype(int)
+    a, b = fit_platt(z, y)
+    assert a == pytest.approx(1.7, abs=0.06) and b == pytest.approx(-0.4, abs=0.05)
+    a, b = fit_platt([-2, -1, 1, 2], [0, 0, 1, 1])
+    assert 0 < a < 5 and np.isfinite(b)
+
+
+def test_fit_profile_recalibrates_and_keeps_out_of_fold_sensitivity(classifier):
+    run = site_run(classifier)
+    profile = fit_profile(run, 0.9, "clinic-a")
+    cv = profile.card["cv"]
+    assert profile.model_id == classifier.card.id and profile.a > 0
+    assert cv["after"]["sensitivity"] >= 0.9
+    assert cv["after"]["ece"] < cv["before"]["ece"] / 2  # the shipped mapping was off by +2
+    assert cv["folds"] == 5 and profile.n_cases == 60 and profile.n_images == 120
+    assert profile.card["fitted_on"]["folder"] == "/clinic/cases"
+    # the highest threshold keeping the target: one step higher would lose it
+    z = np.array([r.logit for r in run.results])
+    assert 0 < profile.threshold < 1
+    assert profile.probability(0.0) == pytest.approx(sigmoid(profile.b))
+    assert np.all(np.diff([profile.probability(v) for v in np.sort(z)]) >= 0)
+
+
+def test_fit_profile_refuses_too_few_cases_and_an_inverted_site(classifier):
+    with pytest.raises(ProfileError, match="at least 10 benign and 10 malignant"):
+        fit_profile(site_run(classifier, n_cases=8), 0.9, "small")
+    with pytest.raises(ProfileError, match="does not rise with malignancy"):
+        fit_profile(site_run(classifier, slope=-2.0), 0.9, "inverted")
+    weak = site_run(classifier, n_cases=30, slope=0.2, seed=1)
+    with pytest.raises(ProfileError, match="reaches 0.5"):
+        fit_profile(weak, 0.9, "weak")
+    forced = fit_profile(weak, 0.9, "weak", force=True)
+    assert forced.card["forced"] and forced.card["cv"]["before"]["auroc_ci95"][0] <= 0.5
+    assert not fit_profile(site_run(classifier), 0.9, "clear").card["forced"]
+    with pytest.raises(ProfileError, match="cannot name"):
+        fit_profile(site_run(classifier), 0.9, "../escape")
+    with pytest.raises(ProfileError, match="cannot name"):
+        fit_profile(site_run(classifier), 0.9, "shipped")
+
+
+def test_profiles_are_saved_listed_activated_and_reset(classifier):
+    profile = fit_profile(site_run(classifier), 0.9, "clinic-a")
+    path = site.save_profile(profile)
+    assert path.parent == site.profiles_dir() and json.loads(path.read_text())["a"] == profile.a
+    with pytest.raises(ProfileError, match="exists already"):
+        site.save_profile(profile)
+    assert [p.name for p in site.list_profiles()] == ["clinic-a"]
+    assert site.load_profile("clinic-a") == profile
+    assert site.active_calibration(classifier.card.id).profile is None
+    site.activate("clinic-a", classifier.card.id, site.model_sha256(classifier))
+    chosen = site.active_calibration(classifier.card.id, site.model_sha256(classifier))
+    assert chosen.profile == profile and not chosen.refused and "clinic-a" in chosen.message
+    site.deactivate()
+    assert site.active_name() is None
+    assert site.active_calibration(classifier.card.id).message == "shipped calibration"
+
+
+def test_a_profile_for_another_model_is_refused_with_a_reason(classifier):
+    site.save_profile(make_profile("old-model-profile", model_id="thyroid-older-model"))
+    with pytest.raises(ProfileError, match="fitted for model thyroid-older-model"):
+        site.activate("old-model-profile", classifier.card.id)
+    site.activate("old-model-profile")  # e.g. chosen while the older model was installed
+    chosen = site.active_calibration(classifier.card.id)
+    assert chosen.profile is None and chosen.refused
+    assert "thyroid-older-model" in chosen.message and "not applied" in chosen.message
+    clf = copy.copy(classifier)
+    assert site.use_active_profile(clf).refused and clf.profile is None
+    (site.profiles_dir() / "broken.json").write_text("{not json")
+    assert [p.name for p in site.list_profiles()] == ["old-model-profile"]
+
+
+def test_predict_uses_the_active_profile_and_the_shipped_calibration_comes_back(classifier):
+    phantom = make_phantom(seed=3)
+    image = from_array(phantom.pixels)
+    shipped = predict(image, classifier, phantom.nodule, "manual")
+    profile = make_profile("clinic-b", classifier.card.id, a=0.4, b=-1.0, threshold=0.21)
+    site.save_profile(profile)
+    site.activate("clinic-b", classifier.card.id)
+    clf = copy.copy(classifier)  # the session's classifier stays on the shipped calibration
+    assert site.use_active_profile(clf).profile == profile
+    finding = predict(image, clf, phantom.nodule, "manual")
+    assert finding.profile == "clinic-b" and finding.threshold == 0.21
+    assert finding.logit == pytest.approx(shipped.logit)
+    assert finding.probability == pytest.approx(sigmoid(0.4 * shipped.logit - 1.0))
+    assert finding.probability != pytest.approx(shipped.probability)
+
+    site.deactivate()
+    assert site.use_active_profile(clf).profile is None
+    back = predict(image, clf, phantom.nodule, "manual")
+    assert back.profile == "" and back.threshold == classifier.card.threshold
+    assert back.probability == shipped.probability
+
+
+def write_ranked_folder(root, classifier, segmenter, n=8):
+    """Phantoms labelled so the bundled model ranks them mostly right (one pair swapped)."""
+    root.mkdir()
+    logits = []
+    for i in range(n):
+        path = root / f"scan{i}.png"
+        cv2.imwrite(str(path), make_phantom(seed=10 + i).pixels)
+        logits.append(auto_predict(open_image(path), classifier, segmenter)[0].logit)
+    rank = np.argsort(np.argsort(logits))
+    labels = (rank >= n // 2).astype(int)
+    swap = np.flatnonzero(rank == n // 2 - 1)[0], np.flatnonzero(rank == n // 2)[0]
+    labels[list(swap)] = labels[list(swap[::-1])]
+    rows = [f"scan{i}.png,{labels[i]},case{i}" for i in range(n)]
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    rows.append("broken.png,0,case99")
+    (root / "labels.csv").write_text("file,label,case\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_cli_validate_recalibrate_profile_and_predict(
+    tmp_path, classifier, segmenter, monkeypatch, capsys
+):
+    from thyroid_desktop.core import models
+
+    monkeypatch.setattr(models, "load_classifier", lambda directory=None: fresh(classifier))
+    monkeypatch.setattr(models, "load_segmenter", lambda directory=None: segmenter)
+    monkeypatch.setattr(site, "MIN_PER_CLASS", 3)  # a tiny folder, to test the plumbing
+    folder = write_ranked_folder(tmp_path / "clinic", fresh(classifier), segmenter)
+    out = tmp_path / "reports"
+
+    assert cli.main(["validate", str(folder), "--out", str(out), "--json"]) == 1  # broken.png
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["calibration"] == "shipped" and summary["counts"]["unreadable"] == 1
+    assert Path(summary["pdf"]).read_bytes()[:4] == b"%PDF" and summary["exit_code"] == 1
+
+    code = cli.main(["recalibrate", str(folder), "--name", "clinic", "--activate"])
+    printed = capsys.readouterr().out
+    assert code == 1, printed  # fitted and active, but one file was unreadable
+    assert "Out-of-fold check" in printed and "Active: yes" in printed
+    profile = site.load_profile("clinic")
+    assert site.active_name() == "clinic" and profile.model_id == classifier.card.id
+    assert cli.main(["recalibrate", str(folder), "--name", "clinic"]) == 2  # name taken
+    assert "exists already" in capsys.readouterr().err
+
+    assert cli.main(["profile", "list"]) == 0
+    assert "* clinic:" in capsys.readouterr().out
+
+    scan = folder / "scan0.png"
+    assert cli.main(["predict", str(scan), "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["profile"] == "clinic" and record["threshold"] == profile.threshold
+    assert "site calibration 'clinic'" in captured.err
+    assert cli.main(["predict", str(scan)]) == 0
+    assert "site calibration 'clinic'" in capsys.readouterr().out
+
+    assert cli.main(["validate", str(folder), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "site calibration 'clinic'" in printed and "fitted on this folder" in printed
+
+    assert cli.main(["profile", "reset"]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", str(scan), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["profile"] is None and record["threshold"] == classifier.card.threshold
+
+    site.save_profile(make_profile("other", model_id="thyroid-older-model"))
+    assert cli.main(["profile", "use", "other"]) == 2
+    assert "fitted for model thyroid-older-model" in capsys.readouterr().err
+    assert cli.main(["predict", str(scan), "--profile", "other"]) == 2
+    assert site.active_name() is None

@@ -1,0 +1,90 @@
+"""Analysis > Site calibration and File > Validate on local cases, in the real window."""
+
+import cv2
+import pytest
+
+from thyroid_desktop.core import site
+from thyroid_desktop.core.images import from_array
+from thyroid_desktop.core.inference import predict
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.site import SiteProfile
+
+
+def profile(name, model_id, threshold=0.25):
+    return SiteProfile(
+        name=name,
+        model_id=model_id,
+        a=0.3,
+        b=-0.5,
+        threshold=threshold,
+        target_sensitivity=0.9,
+        created="2026-11-29T10:00:00+00:00",
+        n_images=40,
+        n_cases=20,
+    )
+
+
+def menu_action(window, starts_with):
+    window.calibration_menu.rebuild()  # as opening the menu does
+    (act,) = [a for a in window.calibration_menu.actions() if a.text().startswith(starts_with)]
+    return act
+
+
+def test_switching_the_site_calibration_reanalyses_and_says_which(window, qtbot, classifier):
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    # The phantom may look unlike the training crops (no estimate); the wording under a
+    # site threshold is what is checked here, so this window skips the novelty check.
+    window.classifier.novelty = None
+    assert "shipped" in window.calibration_status.text()
+    card = window.classifier.card
+    site.save_profile(profile("clinic", card.id))
+    site.save_profile(profile("older", "thyroid-older-model"))
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    window.show_image(image, phantom.nodule)
+    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    shipped = predict(image, classifier, phantom.nodule, "manual")
+    assert menu_action(window, "Shipped calibration").isChecked()
+    assert not menu_action(window, "older").isEnabled()  # fitted for another model
+
+    menu_action(window, "clinic").trigger()
+    qtbot.waitUntil(
+        lambda: window.finding is not None and window.finding.profile == "clinic", timeout=60000
+    )
+    f = window.finding
+    assert f.threshold == 0.25 and f.roi == phantom.nodule and f.roi_source == "manual"
+    assert f.probability == pytest.approx(site.load_profile("clinic").probability(f.logit))
+    assert "clinic" in window.calibration_status.text() and "clinic" in window.panel.model.text()
+    assert "site threshold" in window.panel.wording.text()
+    assert menu_action(window, "clinic").isChecked() and site.active_name() == "clinic"
+
+    menu_action(window, "Shipped calibration").trigger()
+    qtbot.waitUntil(
+        lambda: window.finding is not None and window.finding.profile == "", timeout=60000
+    )
+    assert window.finding.probability == pytest.approx(shipped.probability, abs=1e-9)
+    assert window.finding.threshold == card.threshold
+    assert "shipped" in window.calibration_status.text() and site.active_name() is None
+
+
+def test_validate_on_local_cases_runs_in_the_worker_and_reports(window, qtbot, tmp_path):
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"p{i}.png"), make_phantom(seed=i).pixels)
+    (folder / "bad.png").write_bytes(b"not an image")
+    (folder / "labels.csv").write_text(
+        "file,label,case\np0.png,benign,a\np1.png,malignant,b\np2.png,benign,c\nbad.png,1,d\n"
+    )
+    assert window.validate_folder(folder, tmp_path / "out")
+    assert window.validation.running and window.validation.dialog is not None
+    qtbot.waitUntil(lambda: window.last_validation is not None, timeout=120000)
+    validation, files = window.last_validation
+    assert not window.validation.running and window.validation.dialog is None
+    assert files.pdf.read_bytes().startswith(b"%PDF") and files.json.exists()
+    assert [r.file for r in validation.unreadable] == ["bad.png"]
+    assert len(validation.with_estimate) + sum(validation.no_estimate.values()) == 3
+    if validation.metrics is not None:
+        assert validation.metrics.n == len(validation.with_estimate)
+    assert str(files.pdf) in window.last_message.text()

@@ -1,0 +1,794 @@
+"""Validation of the model on a site's own labelled cases: read the folder, run the app's
+default path over every image, and measure discrimination and calibration.
+
+A labelled folder is the format ``training`` reads: ``labels.csv`` with ``file,label``
+(``benign``/``malignant`` or ``0``/``1``; paths relative to the folder) and an optional
+case column (``case`` or ``group``) in ``labels.csv`` or in ``metadata.csv``. Without one,
+files whose names differ only by a neighbouring number are one case (consecutive ids are
+often the same nodule), as in training. Cases, not images, are what the bootstrap resamples.
+
+Every image goes through :func:`core.inference.auto_predict` exactly as the app analyses it
+(auto-detected box, else the whole scan area) with the classifier's active calibration.
+Images without an estimate are excluded from the figures and counted with their reasons;
+files that cannot be read are listed with theirs and the run goes on. Qt-free.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import re
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thyroid_desktop.core.files import write_atomically
+from thyroid_desktop.core.images import ImageLoadError, open_image
+from thyroid_desktop.core.inference import auto_predict
+from thyroid_desktop.core.models import Classifier, Segmenter
+
+log = logging.getLogger(__name__)
+
+LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
+#: Columns naming the case (patient/nodule) an image belongs to, in order of preference.
+CASE_COLUMNS = ("case", "group")
+#: Bootstrap resamples of cases for the AUROC's 95 % interval, and their seed (repeatable).
+N_BOOTSTRAP = 2000
+BOOTSTRAP_SEED = 0
+#: Equal-width probability bins of the expected calibration error and the reliability plot.
+N_CALIBRATION_BINS = 10
+#: Fewer images than this in either class: the report says the figures are very uncertain.
+FEW_PER_CLASS = 30
+#: Unreadable files named on the PDF page; the JSON lists all of them.
+MAX_LISTED_ERRORS = 8
+NOTICE = "For research use only. Not for use in diagnostic procedures."
+LABEL_NOTE = (
+    "The model was trained on TI-RADS-derived labels (TR 4-5 vs 2-3), not pathology; "
+    "these figures measure how well it predicts the labels in labels.csv, whatever they are."
+)
+
+#: ``progress(done, total, file)`` after each image; ``cancel()`` True stops before the next.
+Progress = Callable[[int, int, str], None]
+Cancel = Callable[[], bool]
+
+
+class LabelledFolderError(ValueError):
+    """The folder cannot be validated; the message says why and what is expected."""
+
+
+# -- the labelled folder ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelledImage:
+    """One labelled image: ``file`` as written in labels.csv, its 0/1 label and case."""
+
+    path: Path
+    file: str
+    label: int
+    case: str
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A labels.csv row that was not used (no usable label, listed twice)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LabelledFolder:
+    root: Path
+    images: tuple[LabelledImage, ...]
+    skipped: tuple[SkippedRow, ...] = ()
+    #: Where the cases came from: a column, or "neighbouring file numbers".
+    case_source: str = ""
+
+    def subset(self, files: set[str]) -> LabelledFolder:
+        """The same folder restricted to the images whose ``file`` is in ``files``."""
+        return LabelledFolder(
+            self.root, tuple(i for i in self.images if i.file in files), (), self.case_source
+        )
+
+
+def neighbour_groups(files: Sequence[str], max_gap: int = 1) -> list[str]:
+    """Groups file names that share a stem and whose numbers are at most ``max_gap`` apart
+    (``benign_41.jpg``, ``benign_42.jpg`` -> one case); the rule training uses."""
+    parsed = []
+    for f in files:
+        m = re.match(r"^(.*?)(\d+)(\D*)$", Path(f).name)
+        parsed.append((m.group(1) + "#" + m.group(3), int(m.group(2))) if m else (f, 0))
+    groups = [""] * len(files)
+    by_stem: dict[str, list[int]] = {}
+    for i, (stem, _) in enumerate(parsed):
+        by_stem.setdefault(stem, []).append(i)
+    for stem, idx in by_stem.items():
+        idx.sort(key=lambda i: parsed[i][1])
+        run_start, prev = parsed[idx[0]][1], None
+        for i in idx:
+            n = parsed[i][1]
+            if prev is not None and n - prev > max_gap:
+                run_start = n
+            groups[i] = f"{stem}@{run_start}"
+            prev = n
+    return groups
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return [
+                {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                for row in csv.DictReader(fh)
+            ]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise LabelledFolderError(f"{path} cannot be read ({err}).") from err
+
+
+def read_labelled_folder(root: str | os.PathLike[str]) -> LabelledFolder:
+    """Reads ``labels.csv`` (and ``metadata.csv`` for the cases) of a labelled folder.
+
+    Raises:
+        LabelledFolderError: no folder, no labels.csv, no file/label column, or no usable row.
+    """
+    root = Path(root)
+    labels_path = root / "labels.csv"
+    if not root.is_dir():
+        raise LabelledFolderError(f"{root} is not a folder.")
+    if not labels_path.is_file():
+        raise LabelledFolderError(
+            f"{root} has no labels.csv: it needs one with the columns file,label "
+            "(label benign/malignant or 0/1) and, ideally, case."
+        )
+    rows = _read_csv(labels_path)
+    if not rows or "file" not in rows[0] or "label" not in rows[0]:
+        raise LabelledFolderError(f"{labels_path} needs the columns file and label.")
+    meta_path = root / "metadata.csv"
+    meta = {}
+    if meta_path.is_file():
+        meta = {r.get("file", ""): r for r in _read_csv(meta_path) if r.get("file")}
+    used, skipped, seen = [], [], set()
+    for row in rows:
+        label = row.get("label", "").lower()
+        if row["file"] in seen:
+            skipped.append(SkippedRow(row["file"], "listed twice in labels.csv"))
+        elif not row["file"]:
+            skipped.append(SkippedRow("", "a row without a file name"))
+        elif label not in LABELS:
+            reason = f"label {label!r} is not benign/malignant/0/1" if label else "no label"
+            skipped.append(SkippedRow(row["file"], reason))
+        else:
+            seen.add(row["file"])
+            used.append(row)
+    if not used:
+        raise LabelledFolderError(f"{labels_path} has no row with a benign/malignant label.")
+
+    def case_of(row: dict[str, str]) -> tuple[str, str]:
+        for source, values in (("labels.csv", row), ("metadata.csv", meta.get(row["file"], {}))):
+            for col in CASE_COLUMNS:
+                if values.get(col):
+                    return values[col], f"{source} {col}"
+        return "", ""
+
+    cases = [case_of(r) for r in used]
+    fallback = neighbour_groups([r["file"] for r in used])
+    images = tuple(
+        LabelledImage(root / r["file"], r["file"], LABELS[r["label"].lower()], case or near)
+        for r, (case, _), near in zip(used, cases, fallback, strict=True)
+    )
+    sources = sorted({src for _, src in cases if src})
+    if not sources:
+        case_source = "neighbouring file numbers"
+    elif all(src for _, src in cases):
+        case_source = ", ".join(sources)
+    else:
+        case_source = ", ".join(sources) + " (else neighbouring file numbers)"
+    return LabelledFolder(root, images, tuple(skipped), case_source)
+
+
+# -- one image through the app's path --------------------------------------------------------
+@dataclass(frozen=True)
+class ImageResult:
+    """What the app's default path gave for one labelled image.
+
+    ``probability`` is under the calibration that was active (None: no estimate or not
+    readable); ``shipped_probability`` is the shipped calibration of the same ``logit``, so
+    a run under a site profile can be compared with the shipped numbers.
+    """
+
+    file: str
+    label: int
+    case: str
+    probability: float | None = None
+    shipped_probability: float | None = None
+    logit: float | None = None
+    threshold: float | None = None
+    roi_source: str = ""
+    spread: float | None = None
+    unstable: bool = False
+    no_estimate_reason: str = ""
+    error: str = ""
+
+    @property
+    def has_estimate(self) -> bool:
+        return self.probability is not None and not self.error and not self.no_estimate_reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def analyse_image(item: LabelledImage, classifier: Classifier, segmenter: Segmenter | None):
+    """One image as the app analyses it on opening; any failure is this image's error."""
+    try:
+        image = open_image(item.path)
+        finding, _ = auto_predict(image, classifier, segmenter)
+    except ImageLoadError as err:
+        return ImageResult(item.file, item.label, item.case, error=str(err))
+    except MemoryError:
+        reason = f"{item.path.name}: there is not enough memory to analyse this image"
+        return ImageResult(item.file, item.label, item.case, error=reason)
+    except Exception as err:  # one file's failure never stops the run
+        log.debug("analysis of %s failed", item.path, exc_info=True)
+        reason = f"{item.path.name}: the analysis failed ({type(err).__name__}: {err})"
+        return ImageResult(item.file, item.label, item.case, error=reason)
+    shipped = float(classifier.gradcam.calibrate(finding.logit))
+    return ImageResult(
+        file=item.file,
+        label=item.label,
+        case=item.case,
+        probability=finding.estimate,
+        shipped_probability=shipped if finding.in_scope else None,
+        logit=finding.logit,
+        threshold=finding.threshold,
+        roi_source=finding.roi_source,
+        spread=finding.spread,
+        unstable=finding.unstable,
+        no_estimate_reason=finding.no_estimate_reason,
+    )
+
+
+def analyse_folder(
+    folder: LabelledFolder,
+    classifier: Classifier,
+    segmenter: Segmenter | None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> tuple[list[ImageResult], bool]:
+    """Every image of ``folder`` in order; returns the results and whether it was cancelled
+    (then only the images analysed before the cancel are in the results)."""
+    results: list[ImageResult] = []
+    total = len(folder.images)
+    for i, item in enumerate(folder.images):
+        if cancel is not None and cancel():
+            return results, True
+        results.append(analyse_image(item, classifier, segmenter))
+        if progress is not None:
+            progress(i + 1, total, item.file)
+    return results, False
+
+
+# -- figures ---------------------------------------------------------------------------------
+def auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied scores counted half)."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUROC needs both benign and malignant images")
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    mid_rank = ends - (counts - 1) / 2.0  # 1-based average rank of each distinct score
+    rank_sum = float(mid_rank[inverse][y == 1].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def bootstrap_auroc_ci(
+    y: np.ndarray,
+    p: np.ndarray,
+    cases: Sequence[str],
+    n_boot: int = N_BOOTSTRAP,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """95 % percentile interval of the AUROC, resampling whole cases with replacement
+    (images of one case are not independent). NaN when no resample has both classes."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    _, inv = np.unique(np.asarray(cases), return_inverse=True)
+    members = [np.flatnonzero(inv == g) for g in range(inv.max() + 1)]
+    stats = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        if 0 < y[idx].sum() < len(idx):
+            stats.append(auroc(y[idx], p[idx]))
+    if not stats:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One probability bin: how many images, their mean estimate, the malignant share."""
+
+    low: float
+    high: float
+    n: int
+    mean_probability: float
+    observed: float
+
+
+def reliability_bins(
+    y: np.ndarray, p: np.ndarray, n_bins: int = N_CALIBRATION_BINS
+) -> list[ReliabilityBin]:
+    """The non-empty equal-width bins of the reliability plot."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    which = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
+    return [
+        ReliabilityBin(b / n_bins, (b + 1) / n_bins, int(sel.sum()), p[sel].mean(), y[sel].mean())
+        for b in range(n_bins)
+        if (sel := which == b).any()
+    ]
+
+
+def expected_calibration_error(
+    y: np.ndarray, p: np.ndarray, n_bins: int = N_CALIBRATION_BINS
+) -> float:
+    """ECE: the bins' |observed malignant share - mean estimate|, weighted by their size."""
+    n = len(p)
+    return float(
+        sum(b.n / n * abs(b.observed - b.mean_probability) for b in reliability_bins(y, p, n_bins))
+    )
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Discrimination and calibration of one set of estimates at one threshold."""
+
+    n: int
+    n_malignant: int
+    n_cases: int
+    prevalence: float
+    auroc: float
+    auroc_ci95: tuple[float, float]
+    threshold: float
+    sensitivity: float
+    specificity: float
+    confusion: dict[str, int]
+    ece: float
+    brier: float
+    bins: tuple[ReliabilityBin, ...] = field(repr=False, default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["auroc_ci95"] = [None if np.isnan(v) else v for v in self.auroc_ci95]  # valid JSON
+        return out
+
+
+def compute_metrics(
+    y: Sequence[int], p: Sequence[float], cases: Sequence[str], threshold: float
+) -> Metrics:
+    """All figures for estimates ``p`` of labels ``y`` (call malignant when p >= threshold).
+
+    Raises:
+        ValueError: fewer than one benign and one malignant image.
+    """
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    area = auroc(y, p)
+    call = p >= threshold
+    tp, fn = int((call & (y == 1)).sum()), int((~call & (y == 1)).sum())
+    tn, fp = int((~call & (y == 0)).sum()), int((call & (y == 0)).sum())
+    return Metrics(
+        n=len(y),
+        n_malignant=int(y.sum()),
+        n_cases=len(set(cases)),
+        prevalence=float(y.mean()),
+        auroc=area,
+        auroc_ci95=bootstrap_auroc_ci(y, p, cases),
+        threshold=float(threshold),
+        sensitivity=tp / max(tp + fn, 1),
+        specificity=tn / max(tn + fp, 1),
+        confusion={"tp": tp, "fn": fn, "tn": tn, "fp": fp},
+        ece=expected_calibration_error(y, p),
+        brier=float(np.mean((p - y) ** 2)),
+        bins=tuple(reliability_bins(y, p)),
+    )
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a no-estimate reason, without its per-image numbers (for counting)."""
+    return re.split(r":| \(", reason, maxsplit=1)[0].strip() or reason
+
+
+# -- the whole run ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Validation:
+    """A finished (or cancelled) validation run: per-image results and the figures."""
+
+    folder: Path
+    created: str
+    model_id: str
+    model_version: str
+    model_sha256: str
+    #: "shipped" or the name of the site profile that was active.
+    calibration: str
+    threshold: float
+    shipped_threshold: float
+    results: tuple[ImageResult, ...]
+    skipped: tuple[SkippedRow, ...] = ()
+    case_source: str = ""
+    cancelled: bool = False
+    #: Figures under the active calibration (None: could not be computed, see metrics_error).
+    metrics: Metrics | None = None
+    #: The same images under the shipped calibration, when a site profile was active.
+    shipped_metrics: Metrics | None = None
+    metrics_error: str = ""
+    #: What the card says about the model (shown beside these figures).
+    model_performance: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def with_estimate(self) -> list[ImageResult]:
+        return [r for r in self.results if r.has_estimate]
+
+    @property
+    def unreadable(self) -> list[ImageResult]:
+        return [r for r in self.results if r.error]
+
+    @property
+    def no_estimate(self) -> Counter[str]:
+        """How many readable images got no estimate, by kind of reason."""
+        return Counter(
+            reason_kind(r.no_estimate_reason)
+            for r in self.results
+            if not r.error and r.no_estimate_reason
+        )
+
+    def summary_lines(self) -> list[str]:
+        """The run in a few lines of plain text (CLI, GUI)."""
+        lines = [
+            f"Validation of {self.model_id} v{self.model_version} on {self.folder}",
+            f"Calibration: {calibration_text(self.calibration)}; threshold {self.threshold:.3f}",
+            f"Images: {len(self.results)} analysed"
+            + (" (CANCELLED: the figures cover these only)" if self.cancelled else "")
+            + f", {len(self.with_estimate)} with an estimate, "
+            f"{sum(self.no_estimate.values())} without, {len(self.unreadable)} unreadable"
+            + (f"; {len(self.skipped)} labels.csv rows skipped" if self.skipped else ""),
+        ]
+        m = self.metrics
+        if m is None:
+            lines.append(f"No figures: {self.metrics_error}")
+        else:
+            lines += [
+                f"n = {m.n} in {m.n_cases} cases, {m.n_malignant} malignant "
+                f"(prevalence {m.prevalence:.2f})",
+                f"AUROC {m.auroc:.3f} (95 % CI {m.auroc_ci95[0]:.3f}-{m.auroc_ci95[1]:.3f}, "
+                "bootstrap over cases)",
+                f"At threshold {m.threshold:.3f}: sensitivity {m.sensitivity:.3f}, "
+                f"specificity {m.specificity:.3f} (TP {m.confusion['tp']} FN {m.confusion['fn']} "
+                f"TN {m.confusion['tn']} FP {m.confusion['fp']})",
+                f"Calibration: ECE {m.ece:.3f} (10 bins), Brier {m.brier:.3f}",
+            ]
+            s = self.shipped_metrics
+            if s is not None:
+                lines.append(
+                    f"Shipped calibration on the same images: ECE {s.ece:.3f}, Brier {s.brier:.3f}, "
+                    f"sensitivity {s.sensitivity:.3f} / specificity {s.specificity:.3f} at "
+                    f"{s.threshold:.3f}"
+                )
+        for kind, count in self.no_estimate.most_common():
+            lines.append(f"No estimate ({count}): {kind}")
+        lines += [f"Note: {n}" for n in self.notes]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "thyroid-review validation",
+            "folder": str(self.folder),
+            "created": self.created,
+            "model": {
+                "id": self.model_id,
+                "version": self.model_version,
+                "sha256": self.model_sha256,
+                "performance": self.model_performance,
+            },
+            "calibration": self.calibration,
+            "threshold": self.threshold,
+            "shipped_threshold": self.shipped_threshold,
+            "case_source": self.case_source,
+            "cancelled": self.cancelled,
+            "metrics": self.metrics.to_dict() if self.metrics else None,
+            "shipped_metrics": self.shipped_metrics.to_dict() if self.shipped_metrics else None,
+            "metrics_error": self.metrics_error or None,
+            "counts": {
+                "images": len(self.results),
+                "with_estimate": len(self.with_estimate),
+                "no_estimate": sum(self.no_estimate.values()),
+                "unreadable": len(self.unreadable),
+                "skipped_rows": len(self.skipped),
+            },
+            "no_estimate_reasons": dict(self.no_estimate),
+            "unreadable": [{"file": r.file, "error": r.error} for r in self.unreadable],
+            "skipped_rows": [asdict(s) for s in self.skipped],
+            "notes": list(self.notes),
+            "labels_note": LABEL_NOTE,
+            "images": [r.to_dict() for r in self.results],
+        }
+
+
+def calibration_text(name: str) -> str:
+    return "shipped calibration" if name in ("", "shipped") else f"site calibration {name!r}"
+
+
+def summarise(
+    folder: LabelledFolder,
+    results: Sequence[ImageResult],
+    classifier: Classifier,
+    cancelled: bool = False,
+) -> Validation:
+    """The figures of a run; ``classifier`` is the one (and calibration) that made them."""
+    card = classifier.card
+    profile = classifier.profile
+    threshold = profile.threshold if profile is not None else card.threshold
+    usable = [r for r in results if r.has_estimate]
+    y = [r.label for r in usable]
+    cases = [r.case for r in usable]
+    metrics = shipped = None
+    error = ""
+    try:
+        metrics = compute_metrics(y, [r.probability for r in usable], cases, threshold)
+        if profile is not None:
+            shipped = compute_metrics(
+                y, [r.shipped_probability for r in usable], cases, card.threshold
+            )
+    except ValueError:
+        n_pos = sum(y)
+        error = (
+            f"the {len(usable)} images with an estimate are {n_pos} malignant and "
+            f"{len(usable) - n_pos} benign: both kinds are needed"
+        )
+    notes = []
+    if metrics is not None and min(metrics.n_malignant, metrics.n - metrics.n_malignant) < (
+        FEW_PER_CLASS
+    ):
+        notes.append(
+            f"fewer than {FEW_PER_CLASS} images in one class: the figures are very uncertain "
+            "(read the interval, not the point value)"
+        )
+    if profile is not None:
+        fitted_on = str(profile.card.get("fitted_on", {}).get("folder", ""))
+        if fitted_on and _same_folder(fitted_on, folder.root):
+            notes.append(
+                f"the active site calibration {profile.name!r} was fitted on this folder: its "
+                "calibration and threshold figures here are optimistic (not independent)"
+            )
+    if cancelled:
+        notes.append("the run was cancelled before every image was analysed")
+    return Validation(
+        folder=folder.root,
+        created=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        model_id=card.id,
+        model_version=card.version,
+        model_sha256=str(card.raw.get("sha256", "")),
+        calibration=profile.name if profile is not None else "shipped",
+        threshold=float(threshold),
+        shipped_threshold=card.threshold,
+        results=tuple(results),
+        skipped=folder.skipped,
+        case_source=folder.case_source,
+        cancelled=cancelled,
+        metrics=metrics,
+        shipped_metrics=shipped,
+        metrics_error=error,
+        model_performance=card.performance_text(),
+        notes=tuple(notes),
+    )
+
+
+def _same_folder(a: str, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def validate(
+    folder: str | os.PathLike[str] | LabelledFolder,
+    classifier: Classifier,
+    segmenter: Segmenter | None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Validation:
+    """Reads the labelled folder, analyses every image and computes the figures.
+
+    Raises:
+        LabelledFolderError: the folder or its labels.csv cannot be used.
+    """
+    if not isinstance(folder, LabelledFolder):
+        folder = read_labelled_folder(folder)
+    results, cancelled = analyse_folder(folder, classifier, segmenter, progress, cancel)
+    return summarise(folder, results, classifier, cancelled)
+
+
+# -- files -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ValidationFiles:
+    pdf: Path
+    json: Path
+
+
+def output_stem(validation: Validation) -> str:
+    """``validation_<folder>_<YYYYmmdd-HHMMSS>``: one run never overwrites another."""
+    stamp = dt.datetime.fromisoformat(validation.created).strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", validation.folder.name) or "folder"
+    return f"validation_{name}_{stamp}"
+
+
+def save_validation(validation: Validation, out_dir: str | os.PathLike[str]) -> ValidationFiles:
+    """Writes the one-page PDF and the per-image JSON into ``out_dir`` (each atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(validation)
+    json_path = write_validation_json(out_dir / f"{stem}.json", validation)
+    pdf_path = write_validation_pdf(out_dir / f"{stem}.pdf", validation)
+    return ValidationFiles(pdf_path, json_path)
+
+
+def write_validation_json(path: str | os.PathLike[str], validation: Validation) -> Path:
+    text = json.dumps(validation.to_dict(), indent=1)
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-p, kind="mergesort")
+    y, p = y[order], p[order]
+    distinct = np.r_[np.flatnonzero(np.diff(p)), len(p) - 1]
+    tps, fps = np.cumsum(y)[distinct], (distinct + 1) - np.cumsum(y)[distinct]
+    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
+    fpr = np.r_[0.0, fps / max(len(y) - y.sum(), 1)]
+    return fpr, tpr
+
+
+def write_validation_pdf(path: str | os.PathLike[str], validation: Validation) -> Path:
+    """A one-page A4 PDF: what was validated, the figures, ROC and reliability plots, what
+    was left out and why. Written to a temporary file, then renamed to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig = validation_figure(validation)
+    try:
+        with matplotlib.rc_context({"pdf.fonttype": 42}):
+            return write_atomically(path, lambda tmp: fig.savefig(tmp, format="pdf"))
+    finally:
+        plt.close(fig)
+
+
+def validation_figure(validation: Validation):
+    """The report page as a matplotlib figure (A4 portrait); the caller closes it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    v, m = validation, validation.metrics
+    fig = plt.figure(figsize=(8.27, 11.69))
+    fig.text(0.06, 0.965, "Thyroid Review — validation on local cases", fontsize=16, weight="bold")
+    fig.text(0.06, 0.945, NOTICE, fontsize=9, color="#b00020")
+    rows: list[tuple[str, str]] = [
+        ("Folder", str(v.folder)),
+        ("Date", v.created.replace("T", " ")),
+        ("Model", f"{v.model_id} v{v.model_version}   sha256 {v.model_sha256[:16]}…"),
+        ("Calibration", f"{calibration_text(v.calibration)}, threshold {v.threshold:.3f}"),
+        (
+            "Images",
+            f"{len(v.results)} analysed{' (run CANCELLED)' if v.cancelled else ''}: "
+            f"{len(v.with_estimate)} with an estimate, {sum(v.no_estimate.values())} without, "
+            f"{len(v.unreadable)} unreadable; {len(v.skipped)} labels.csv rows skipped",
+        ),
+        ("Cases from", v.case_source or "-"),
+    ]
+    if m is None:
+        rows.append(("Figures", f"none: {v.metrics_error}"))
+    else:
+        c = m.confusion
+        rows += [
+            (
+                "Used",
+                f"n = {m.n} in {m.n_cases} cases, {m.n_malignant} malignant "
+                f"(prevalence {m.prevalence:.2f})",
+            ),
+            (
+                "AUROC",
+                f"{m.auroc:.3f} (95 % CI {m.auroc_ci95[0]:.3f}–{m.auroc_ci95[1]:.3f}; "
+                f"{N_BOOTSTRAP} bootstrap resamples of cases)",
+            ),
+            (
+                "At the threshold",
+                f"sensitivity {m.sensitivity:.3f}, specificity {m.specificity:.3f} "
+                f"(TP {c['tp']}, FN {c['fn']}, TN {c['tn']}, FP {c['fp']})",
+            ),
+            ("Calibration", f"ECE {m.ece:.3f} ({N_CALIBRATION_BINS} bins), Brier {m.brier:.3f}"),
+        ]
+        if v.shipped_metrics is not None:
+            s = v.shipped_metrics
+            rows.append(
+                (
+                    "Shipped calibration",
+                    f"same images: ECE {s.ece:.3f}, Brier {s.brier:.3f}; at {s.threshold:.3f} "
+                    f"sensitivity {s.sensitivity:.3f}, specificity {s.specificity:.3f}",
+                )
+            )
+    for kind, count in v.no_estimate.most_common():
+        rows.append(("No estimate", f"{count} × {kind}"))
+    bad = v.unreadable
+    for r in bad[:MAX_LISTED_ERRORS]:
+        rows.append(("Unreadable", r.error))
+    if len(bad) > MAX_LISTED_ERRORS:
+        rows.append(("Unreadable", f"… and {len(bad) - MAX_LISTED_ERRORS} more (see the JSON)"))
+    rows += [
+        ("Model card", v.model_performance),
+        ("Labels", LABEL_NOTE),
+        *[("Note", n) for n in v.notes],
+    ]
+    y = 0.925
+    for key, value in rows:
+        wrapped = textwrap.wrap(value, 90) or ["-"]
+        fig.text(0.06, y, key, fontsize=8.5, weight="bold", va="top")
+        fig.text(0.25, y, "\n".join(wrapped), fontsize=8.5, va="top")
+        y -= 0.018 + 0.0135 * (len(wrapped) - 1)
+    if m is not None:
+        usable = v.with_estimate
+        yy = np.array([r.label for r in usable])
+        pp = np.array([r.probability for r in usable], dtype=float)
+        top = max(min(y - 0.03, 0.52), 0.37)  # the text above, the footer below
+        roc = fig.add_axes((0.08, top - 0.30, 0.38, 0.27))
+        fpr, tpr = _roc_points(yy, pp)
+        roc.plot(fpr, tpr, lw=2, label=f"AUROC {m.auroc:.3f}")
+        roc.plot([0, 1], [0, 1], "k--", lw=1)
+        roc.plot(1 - m.specificity, m.sensitivity, "o", color="#b00020", label="threshold")
+        roc.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC", xlim=(0, 1))
+        roc.legend(loc="lower right", fontsize=8)
+        rel = fig.add_axes((0.57, top - 0.30, 0.38, 0.27))
+        rel.plot([0, 1], [0, 1], "k--", lw=1)
+        if v.shipped_metrics is not None:
+            sb = v.shipped_metrics.bins
+            rel.plot(
+                [b.mean_probability for b in sb],
+                [b.observed for b in sb],
+                "s:",
+                color="grey",
+                label=f"shipped (ECE {v.shipped_metrics.ece:.3f})",
+            )
+        rel.plot(
+            [b.mean_probability for b in m.bins],
+            [b.observed for b in m.bins],
+            "o-",
+            lw=2,
+            label=f"{'site' if v.shipped_metrics is not None else 'shipped'} (ECE {m.ece:.3f})",
+        )
+        for b in m.bins:
+            rel.annotate(
+                str(b.n), (b.mean_probability, b.observed), xytext=(4, -10), fontsize=7,
+                textcoords="offset points",
+            )  # fmt: skip
+        rel.set(
+            xlabel="estimate",
+            ylabel="observed malignant share",
+            title="Reliability (numbers: images per bin)",
+            xlim=(-0.02, 1.02),
+            ylim=(-0.02, 1.02),
+        )
+        rel.legend(loc="upper left", fontsize=8)
+    fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
+    return fig
