@@ -275,10 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     clf.novelty = None  # measure without the current reference
     card_path = models_dir() / CARD_FILE
     card = json.loads(card_path.read_text())
+    sections = {}
     if not args.skip_novelty:
-        card[NOVELTY_CARD_KEY] = novelty(args, clf, seg, card)
+        sections[NOVELTY_CARD_KEY] = novelty(args, clf, seg, card)
     if not args.skip_stability:
-        card[STABILITY_CARD_KEY] = stability(args, clf, seg, card)
+        sections[STABILITY_CARD_KEY] = stability(args, clf, seg, card)
+    card = json.loads(card_path.read_text())  # what others wrote meanwhile stays
+    card.update(sections)
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     return 0
 

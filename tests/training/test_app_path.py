@@ -1,0 +1,201 @@
+"""The app-path training module on synthetic phantoms: boxes, jitters, the feature cache,
+recipe rows and grouped folds. Tiny random-weight backbone and a stand-in segmenter, so it
+runs in seconds."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.roi import ROI
+from training import app_path as A
+from training.data import load_dataset
+
+SIZE = 64
+
+
+class DarkBlobSegmenter:
+    """Stands in for the U-Net: the phantom's hypoechoic nodule is its darkest blob."""
+
+    size = 64
+
+    def __init__(self, finds: bool = True) -> None:
+        self.finds = finds
+
+    def __call__(self, batch):
+        x = np.asarray(batch, np.float32).mean(axis=-1)
+        out = np.zeros_like(x)
+        if self.finds:
+            for i, img in enumerate(x):
+                smooth = cv2.GaussianBlur(img, (0, 0), 3)
+                out[i] = (smooth < 0.5 * np.median(smooth)).astype(np.float32)
+        return out
+
+
+def _write_site(root, n, masks, seed0=0):
+    """A labelled folder of phantoms; without masks, file ids 3 apart (one group each)."""
+    (root / "images").mkdir(parents=True)
+    rows, meta = [], []
+    for i in range(n):
+        ph = make_phantom(seed=seed0 + i)
+        name = f"images/{i if masks else 3 * i}.png"
+        cv2.imwrite(str(root / name), ph.pixels)
+        label = "malignant" if i % 2 else "benign"
+        rows.append({"file": name, "label": label})
+        if masks:
+            (root / "masks").mkdir(exist_ok=True)
+            mask = np.zeros(ph.pixels.shape[:2], np.uint8)
+            r = ph.nodule
+            mask[r.y : r.y + r.h, r.x : r.x + r.w] = 255
+            cv2.imwrite(str(root / "masks" / f"{i}.png"), mask)
+            meta.append({"file": name, "case": str(i // 2), "mask": f"masks/{i}.png"})
+    tables = [("labels.csv", rows)] + ([("metadata.csv", meta)] if masks else [])
+    for name, table in tables:
+        with open(root / name, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(table[0]))
+            w.writeheader()
+            w.writerows(table)
+    return load_dataset(root)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    from training.linear_head import feature_graph
+
+    root = tmp_path_factory.mktemp("data")
+    samples = _write_site(root / "ddti", 8, masks=True)
+    samples += _write_site(root / "chaouchi", 6, masks=False, seed0=20)
+    model, _ = feature_graph("efficientnet_lite0", SIZE, weights=None)
+    seen = []
+    built = A.build_cache(samples, model, DarkBlobSegmenter(), SIZE, on_first_crops=seen.append)
+    return built, samples, seen
+
+
+def test_jitters_are_deterministic_bounded_and_seeded():
+    box = ROI(100, 80, 60, 40)
+    a = A.jitter_boxes(box, 4, (0, 7, 0), 560, 360)
+    assert a == A.jitter_boxes(box, 4, (0, 7, 0), 560, 360)
+    assert a != A.jitter_boxes(box, 4, (0, 8, 0), 560, 360)
+    assert len(set(a)) == 4
+    for j in a:
+        assert abs(j.x + j.w / 2 - 130) <= A.JITTER_SHIFT * 60 + 1
+        assert abs(j.y + j.h / 2 - 100) <= A.JITTER_SHIFT * 40 + 1
+        assert 1 - A.JITTER_SCALE - 0.05 <= j.w / 60 <= 1 + A.JITTER_SCALE + 0.05
+    edge = A.jitter_boxes(ROI(0, 0, 30, 30), 4, (1,), 40, 40)
+    assert all(b.x >= 0 and b.y >= 0 and b.x + b.w <= 40 and b.y + b.h <= 40 for b in edge)
+    assert A.image_seed("ddti/images/1.png") == A.image_seed("ddti/images/1.png")
+
+
+def test_cache_has_every_view_mirrored_and_round_trips(cache, tmp_path):
+    built, samples, seen = cache
+    n = len(samples)
+    dims = {v.shape for v in built.features.values()}
+    assert len(dims) == 1 and dims.pop()[:2] == (n, 2)
+    assert set(built.features) == set(A.VIEWS)
+    assert built.has_mask.tolist() == [True] * 8 + [False] * 6
+    assert built.found.all()  # the dark nodule is found in every phantom
+    assert seen and seen[0].shape[1:] == (SIZE, SIZE, 3)
+    # mirror features differ from the plain ones; the expert view of unmasked images is the
+    # scan area, and views that do not exist stay zero
+    f = built.features
+    assert not np.array_equal(f["auto"][:, 0], f["auto"][:, 1])
+    assert np.array_equal(f["expert"][8:], f["scan"][8:])
+    assert not f["expert_j0"][8:].any() and f["expert_j0"][:8].any()
+    assert f["auto_ctx"].any()
+    # the app's own jitter views of each scored box (as core.inference.predict averages)
+    from thyroid_desktop.core.roi import JITTERS
+
+    assert set(built.app_views) == set(A.APP_SCORED)
+    assert all(v.shape == (n, len(JITTERS), dims_d(built)) for v in built.app_views.values())
+    assert np.array_equal(built.app_views["expert"][8:], built.app_views["scan"][8:])
+    assert not np.array_equal(built.app_views["auto"][:, 0], built.app_views["auto"][:, 1])
+    # the auto box sits on the phantom's nodule (the crop the app would analyse)
+    x, y, w, h = built.boxes["expert"][0]
+    ax, ay, aw, ah = built.boxes["auto"][0]
+    assert x <= ax + aw / 2 <= x + w and y <= ay + ah / 2 <= y + h
+    built.save(tmp_path / "c.npz")
+    back = A.FeatureCache.load(tmp_path / "c.npz")
+    assert back.keys.tolist() == built.keys.tolist()
+    assert all(np.array_equal(back.features[v], built.features[v]) for v in A.VIEWS)
+    assert all(np.array_equal(back.app_views[v], built.app_views[v]) for v in A.APP_SCORED)
+
+
+def dims_d(cache):
+    return cache.features["auto"].shape[2]
+
+
+def test_app_scoring_averages_crop_mirror_and_app_jitters(cache):
+    from training.linear_head import LinearHead
+
+    built, _, _ = cache
+    d = dims_d(built)
+    rng = np.random.default_rng(0)
+    head = LinearHead(np.zeros(d), np.ones(d), rng.normal(size=d), 0.5)
+    idx = np.arange(3)
+    views = [built.features["auto"][idx, m] for m in (0, 1)]
+    views += [built.app_views["auto"][idx, j] for j in range(built.app_views["auto"].shape[1])]
+    expected = np.mean([v @ head.coef + 0.5 for v in views], axis=0)
+    assert np.allclose(A.score(head, built, idx, "auto", False, app_views=True), expected)
+    plain = np.mean([v @ head.coef + 0.5 for v in views[:2]], axis=0)
+    assert np.allclose(A.score(head, built, idx, "auto", False), plain)
+
+
+def test_no_candidate_falls_back_to_the_scan_area(tmp_path):
+    from thyroid_desktop.core.images import open_image
+
+    samples = _write_site(tmp_path / "s", 1, masks=True)
+    image = open_image(samples[0].path)
+    boxes, fov = A.find_boxes(samples[0], image, DarkBlobSegmenter(finds=False))
+    assert not boxes.found and boxes.auto == fov.box
+    again, _ = A.find_boxes(samples[0], image, DarkBlobSegmenter(finds=False))
+    assert again.auto_jitter == boxes.auto_jitter  # seeded by the file, not by the run
+
+
+def test_folds_are_grouped_and_cover_every_image_once_per_repeat(cache):
+    built, _, _ = cache
+    splits = A.cv_splits(built, n_folds=2, repeats=2)
+    assert len(splits) == 4
+    for rep in (0, 1):
+        held = np.concatenate([va for r, _, va in splits if r == rep])
+        assert sorted(held.tolist()) == list(range(len(built)))
+    for _, tr, va in splits:
+        assert not set(built.groups[tr]) & set(built.groups[va])
+
+
+def test_recipe_rows_and_weights(cache):
+    built, _, _ = cache
+    idx = np.arange(len(built))
+    masked = int(built.has_mask.sum())
+    x0, y0, w0 = A.design(built, idx, A.RECIPES["R0"])
+    assert len(x0) == 2 * len(built)
+    x2, _, w2 = A.design(built, idx, A.RECIPES["R2"])
+    assert len(x2) == 2 * (5 * len(built) + 5 * masked)
+    x2v, _, _ = A.design(built, idx, A.TWO_VIEW["R2-2v"])
+    assert x2v.shape == (len(x2), 2 * x2.shape[1])
+    assert w0.sum() == pytest.approx(len(x0)) and w2.sum() == pytest.approx(len(x2))
+
+
+def test_cv_scores_every_variant_on_held_out_auto_crops(cache):
+    built, _, _ = cache
+    splits = A.cv_splits(built, n_folds=2, repeats=1)
+    variants = [(A.RECIPES["R0"], 0.03), (A.RECIPES["R1"], 0.03), (A.TWO_VIEW["R1-2v"], 0.03)]
+    cv = A.run_cv(built, variants, splits)
+    assert ("R0", 0.03, "scan_area") in cv.folds and ("R1-2v", 0.03, "expert_box") not in cv.folds
+    assert ("R1", 0.03, "auto_roi_app") in cv.folds
+    assert np.isfinite(cv.oof[("R1", 0.03, "auto_roi")]).all()
+    assert A.choose(cv, ["R0", "R1"], [0.03])[0] in {"R0", "R1"}
+    assert A.choose(cv, ["R0", "R1"], [0.03], "auto_roi")[0] in {"R0", "R1"}
+    back = A.CvResult.from_json(cv.fold_json())
+    assert back.mean_auto_roi("R1", 0.03) == pytest.approx(cv.mean_auto_roi("R1", 0.03))
+
+
+def test_export_keeps_card_sections_it_does_not_write(tmp_path):
+    import json
+
+    card = tmp_path / "model_card.json"
+    card.write_text(json.dumps({"id": "new", "metrics": {}}))
+    A.carry_over({"id": "old", "novelty": {"limit": 1.0}, "stability": {"x": 2}}, card)
+    out = json.loads(card.read_text())
+    assert out["id"] == "new" and out["novelty"] == {"limit": 1.0} and out["stability"]["x"] == 2
