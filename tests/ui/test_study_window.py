@@ -50,13 +50,16 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     image = open_image(second.path)
     expected = predict(image, classifier, second.finding.roi, "manual")
     assert second.finding.probability == pytest.approx(expected.probability, abs=1e-6)
-    assert f"{second.finding.probability:.2f}" in window.study_list.item(1).text()
+    shown = f"{second.finding.probability:.2f}" if second.finding.in_scope else "no estimate"
+    assert shown in window.study_list.item(1).text()  # phantoms: "no estimate" (novelty)
     out = tmp_path / "study.csv"
     assert window.export_csv(out)
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["status"] for r in rows] == statuses
-    assert rows[1]["probability"] == f"{second.finding.probability:.4f}"
+    written = f"{second.finding.probability:.4f}" if second.finding.in_scope else ""
+    assert rows[1]["probability"] == written
+    assert rows[1]["no_estimate_reason"] == second.finding.no_estimate_reason
 
 
 def test_batch_cancel_stops_after_the_current_image(window, qtbot, tmp_path):

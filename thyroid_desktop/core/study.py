@@ -89,9 +89,9 @@ class StudyEntry:
         if self.finding is None:
             return f"{self.name}\nnot analysed"
         f = self.finding
+        tr = f" · TR{self.tirads.level.tr}" if self.tirads else ""  # the clinician's score
         if not f.in_scope:
-            return f"{self.name}\n⚠ no estimate"
-        tr = f" · TR{self.tirads.level.tr}" if self.tirads else ""
+            return f"{self.name}\n⚠ no estimate{tr}"
         shaky = " · unstable" if f.unstable else ""
         return f"{self.name}\n{f.probability:.2f} · {f.call_text} · {f.roi_source} box{tr}{shaky}"
 

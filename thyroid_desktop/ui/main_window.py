@@ -482,15 +482,15 @@ class MainWindow(QMainWindow):
         self.candidates = list(detection.candidates)
         self._show_candidates()
         self._analysed(image, req, finding)
-        if not finding.in_scope:
-            return  # the reason for "no estimate" stays on screen
-        self.panel.show_state(
+        found = (
             f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed"
             + (", the others dashed (click one, or N)" if n > 1 else "")
             + ". Drag the box or its edges to adjust it, or draw a new one."
             if n
             else "No nodule found: the whole scan area was analysed. Draw a box around the nodule."
         )
+        reason = "" if finding.in_scope else f"No estimate: {finding.no_estimate_reason}.\n"
+        self.panel.show_state(reason + found)
 
     def analyse_whole_image(self) -> None:
         if self.image is not None:
