@@ -38,6 +38,18 @@ def cold_import_and_load() -> tuple[float, float]:
     return tf_s, load_s
 
 
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median and 90th percentile (ms) of ``repeats`` warm calls of ``fn``."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    return statistics.median(times), times[int(0.9 * (len(times) - 1))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("image", nargs="?", type=Path)
@@ -80,17 +92,10 @@ def main() -> int:
             lambda: predict(image, clf, roi),
         ),
     ):
-        fn()
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(1000 * (time.perf_counter() - t0))
-        times.sort()
-        p90 = times[int(0.9 * (len(times) - 1))]
+        median, p90 = timed(fn, args.repeats)
         print(
             f"warm {name} ({clf.card.input_size} px, {clf.device}, {os.cpu_count()} cores): "
-            f"median {statistics.median(times):.1f} ms, p90 {p90:.1f} ms over {args.repeats} runs "
+            f"median {median:.1f} ms, p90 {p90:.1f} ms over {args.repeats} runs "
             "(target <= 150 ms)"
         )
     seg = load_segmenter()
@@ -102,17 +107,8 @@ def main() -> int:
                 lambda: auto_predict(image, clf, seg),
             ),
         ):
-            fn()
-            times = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                fn()
-                times.append(1000 * (time.perf_counter() - t0))
-            times.sort()
-            print(
-                f"{name}: median {statistics.median(times):.1f} ms, "
-                f"p90 {times[int(0.9 * (len(times) - 1))]:.1f} ms"
-            )
+            median, p90 = timed(fn, args.repeats)
+            print(f"{name}: median {median:.1f} ms, p90 {p90:.1f} ms")
         det = detect_nodules(image, seg)
         print("  split:", {k: round(v, 1) for k, v in det.timings_ms.items()}, "ms")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
