@@ -58,8 +58,8 @@ class GradCAM:
             [model.get_layer(conv_layer).output, model.get_layer(logit_layer).output, *features],
         )
         self._logit_graph = keras.Model(model.inputs, model.get_layer(logit_layer).output)
-        self._calibrate = model.get_layer("calibrated_probability")
-        a, b = (np.asarray(w, dtype=np.float64).ravel()[0] for w in self._calibrate.get_weights())
+        calibration = model.get_layer("calibrated_probability").get_weights()
+        a, b = (np.asarray(w, dtype=np.float64).ravel()[0] for w in calibration)
         self._platt = (float(a), float(b))
         # Straight-line code: no AutoGraph needed (it also needs the source, absent in a bundle).
         self._fn = tf.function(self._compute, reduce_retracing=True, autograph=False)
@@ -112,7 +112,7 @@ class GradCAM:
         """Explains one crop: (calibrated probability of the mean logit, that logit, map)."""
         out = self.run(crops, mirror)
         logit = float(np.mean(out.logits))
-        prob = float(np.asarray(self._calibrate(np.array([[logit]], dtype=np.float32)))[0, 0])
+        prob = float(self.calibrate(logit))
         return prob, logit, out.cam
 
     def warm_up(self, size: int, n_views: int = 0) -> None:
