@@ -101,3 +101,25 @@ def test_predict_on_a_real_thyroid_image_gives_a_calibrated_estimate(shared_data
     assert 0 <= record["probability"] <= 1 and record["label"] in ("benign", "malignant")
     assert 0 <= record["spread"] <= 1 and record["novelty"] > 0
     assert "TI-RADS 4-5" in record["output"]
+
+
+def test_cine_best_frame_chosen_frame_and_every_frame(cine_dicom, tmp_path):
+    """A JPEG-compressed multi-frame DICOM: the best frame by default, ``--frame N``,
+    ``--all-frames``; every analysis lands in the audit log unless ``--no-audit``."""
+    import os
+
+    audit = tmp_path / "audit.jsonl"
+    os.environ["THYROID_AUDIT_LOG"] = str(audit)  # the autouse fixture restores it
+    best = json.loads(run_cli(cine_dicom, "--json").stdout)
+    assert best["n_frames"] == 12 and best["frame"] >= 2 and best["roi_source"] == "auto"
+    assert best["frame_scores"][0] == 0.0 and len(best["frame_scores"]) == 12
+    assert best["frame"] == max(range(12), key=lambda i: best["frame_scores"][i])
+    chosen = json.loads(run_cli(cine_dicom, "--frame", 0, "--json").stdout)
+    assert chosen["frame"] == 0 and "frame_scores" not in chosen
+    out = run_cli(cine_dicom, "--all-frames", "--json", "--no-audit")
+    assert [json.loads(line)["frame"] for line in out.stdout.splitlines()] == list(range(12))
+    logged = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [r["frame"] for r in logged] == [best["frame"], 0]
+    assert {r["action"] for r in logged} == {"cli-predict"}
+    text = run_cli(cine_dicom, "--frame", 99)
+    assert text.returncode == 1 and "frame 99" in text.stdout.lower()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from thyroid_desktop import cli_site
-from thyroid_desktop.core.images import ImageLoadError, open_image
+from thyroid_desktop.core.images import ImageLoadError
 from thyroid_desktop.core.models import DEFAULT_OUTPUT_NAME as OUTPUT, ModelError
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.core.site import ProfileError, choose_calibration
@@ -41,7 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also list every detected nodule with its estimate",
     )
+    frames = p.add_mutually_exclusive_group()
+    frames.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="analyse frame N (0-based) of a cine loop (default: the frame where the detector "
+        "is most confident)",
+    )
+    frames.add_argument(
+        "--all-frames", action="store_true", help="analyse every frame of a cine loop"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.add_argument(
+        "--no-audit", action="store_true", help="do not record the analyses in the audit log"
+    )
     p.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")
     p.add_argument("--profile", metavar="NAME", help=cli_site.PROFILE_HELP)
     cli_site.add_parsers(sub)
@@ -75,10 +89,15 @@ def finding_record(finding) -> dict:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    """Prints a result (or an error) per image; non-zero exit if any image failed."""
-    from thyroid_desktop.core.inference import auto_predict, predict
+    """Prints a result (or an error) per image (per frame with ``--all-frames``); non-zero
+    exit if any image failed."""
+    from thyroid_desktop.core.analysis import Action, AnalysisService
+    from thyroid_desktop.core.audit import AuditLog
     from thyroid_desktop.core.models import load_classifier, load_segmenter
 
+    if args.frame is not None and args.frame < 0:
+        print("error: --frame must be 0 or more", file=sys.stderr)
+        return 2
     try:
         classifier = load_classifier(args.models)
         segmenter = None if args.roi else load_segmenter(args.models)
@@ -91,54 +110,80 @@ def predict_command(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"calibration: {calibration.message}", file=sys.stderr)
+    service = AnalysisService(classifier, segmenter, None if args.no_audit else AuditLog())
     failed = 0
     for path in args.images:
-        record: dict = {"file": str(path)}
         try:
-            image = open_image(path)
-            detection = None
-            if args.roi is not None:
-                finding = predict(image, classifier, args.roi, "manual")
+            if args.all_frames:
+                results = service.analyse_all_frames(path, Action.CLI)
             else:
-                finding, detection = auto_predict(image, classifier, segmenter)
-            record.update(finding_record(finding))
-            if args.candidates and detection is not None:
-                record["candidates"] = [
-                    {
-                        "roi": c.roi.as_list(),
-                        "score": round(c.score, 4),
-                        "probability": _rounded(
-                            predict(image, classifier, c.roi, "auto", detection.fov).estimate
-                        ),
-                    }
-                    for c in detection.candidates
-                ]
+                results = [service.analyse_file(path, args.frame, args.roi, Action.CLI)]
+            records = [result_record(service, path, r, args.candidates) for r in results]
         except (ImageLoadError, ValueError) as err:
-            failed += 1
-            record["error"] = str(err)
+            records = [{"file": str(path), "error": str(err)}]
         except MemoryError:  # this file only: the others are still analysed
-            failed += 1
-            record["error"] = f"{path.name}: there is not enough memory to analyse this image"
+            records = [
+                {
+                    "file": str(path),
+                    "error": f"{path.name}: there is not enough memory to analyse this image",
+                }
+            ]
         except Exception as err:  # never lose the other files to one file's failure
             log.debug("analysis of %s failed", path, exc_info=True)
-            failed += 1
-            record["error"] = f"{path.name}: the analysis failed ({type(err).__name__}: {err})"
-        if args.json:
-            print(json.dumps(record), flush=True)
-        elif "error" in record:
-            print(f"{path}: ERROR {record['error']}", flush=True)
-        elif record["probability"] is None:
-            print(f"{path}: no estimate ({record['no_estimate_reason']})", flush=True)
-        else:
-            print(
-                f"{path}: {OUTPUT} {record['probability']:.3f} ± {record['spread'] / 2:.3f} "
-                f"-> {record['call']} (threshold {record['threshold']:.3f}"
-                + (f", site calibration {record['profile']!r}" if record["profile"] else "")
-                + f", roi {record['roi']} "
-                f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''})",
-                flush=True,
-            )
+            records = [
+                {
+                    "file": str(path),
+                    "error": f"{path.name}: the analysis failed ({type(err).__name__}: {err})",
+                }
+            ]
+        for record in records:
+            failed += "error" in record
+            print(json.dumps(record) if args.json else record_text(path, record), flush=True)
     return 1 if failed else 0
+
+
+def result_record(service, path: Path, result, candidates: bool) -> dict:
+    """The JSON object of one analysed frame."""
+    from thyroid_desktop.core.analysis import Action
+
+    record: dict = {"file": str(path), "frame": result.frame, "n_frames": result.n_frames}
+    record.update(finding_record(result.finding))
+    if result.frame_scores is not None:
+        record["frame_scores"] = [
+            None if s != s else round(s, 4) for s in result.frame_scores.scores
+        ]
+    if candidates and result.detection is not None:
+        record["candidates"] = [
+            {
+                "roi": c.roi.as_list(),
+                "score": round(c.score, 4),
+                "probability": _rounded(
+                    service.analyse(
+                        result.image, c.roi, Action.CLI, result.detection
+                    ).finding.estimate
+                ),
+            }
+            for c in result.detection.candidates
+        ]
+    if result.audit_problem:
+        record["audit"] = result.audit_problem
+    return record
+
+
+def record_text(path: Path, record: dict) -> str:
+    """One human-readable line per analysed frame."""
+    if "error" in record:
+        return f"{path}: ERROR {record['error']}"
+    where = f" frame {record['frame']} of {record['n_frames']}" if record["n_frames"] > 1 else ""
+    if record["probability"] is None:
+        return f"{path}{where}: no estimate ({record['no_estimate_reason']})"
+    return (
+        f"{path}{where}: {OUTPUT} {record['probability']:.3f} ± {record['spread'] / 2:.3f} "
+        f"-> {record['call']} (threshold {record['threshold']:.3f}"
+        + (f", site calibration {record['profile']!r}" if record["profile"] else "")
+        + f", roi {record['roi']} "
+        f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

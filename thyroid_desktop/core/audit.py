@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from thyroid_desktop.core.files import user_data_dir
 from thyroid_desktop.core.roi import ROI
 
 
@@ -19,9 +20,7 @@ def default_log_path() -> Path:
     """``audit.jsonl`` in the user data folder (``THYROID_AUDIT_LOG`` overrides it)."""
     if os.environ.get("THYROID_AUDIT_LOG"):
         return Path(os.environ["THYROID_AUDIT_LOG"])
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("ThyroidReview", appauthor=False)) / "audit.jsonl"
+    return user_data_dir() / "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,9 @@ class AuditRecord:
     model_id: str
     probability: float | None
     file: str | None = None
+    frame: int | None = None  # 0-based, for a cine loop
+    no_estimate_reason: str | None = None
+    calibration: str | None = None  # "shipped" or the site profile's name
     time: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     )

@@ -6,6 +6,19 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+#: Overrides the user data folder (tests, a portable install).
+USER_DATA_ENV = "THYROID_USER_DATA"
+
+
+def user_data_dir() -> Path:
+    """The app's user data folder: site profiles, saved sessions, validation reports, the
+    audit log (``THYROID_USER_DATA`` overrides it)."""
+    if os.environ.get(USER_DATA_ENV):
+        return Path(os.environ[USER_DATA_ENV])
+    from platformdirs import user_data_dir as platform_dir
+
+    return Path(platform_dir("ThyroidReview", appauthor=False))
+
 
 def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Calls ``write(tmp_path)`` on a temporary file beside ``path``, flushes it to disk, then

@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_desktop.core.files import write_atomically
+from thyroid_desktop.core.files import user_data_dir, write_atomically
 from thyroid_desktop.core.validation import (
     ImageResult,
     Validation,
@@ -40,7 +39,6 @@ from thyroid_desktop.core.validation import (
 log = logging.getLogger(__name__)
 
 #: Overrides the user data folder (tests, portable installs).
-USER_DATA_ENV = "THYROID_USER_DATA"
 PROFILES_FOLDER = "site_profiles"
 ACTIVE_POINTER = "active"
 PROFILE_FORMAT = 1
@@ -63,14 +61,6 @@ METHOD = (
 class ProfileError(Exception):
     """A profile cannot be fitted, read, saved or used here; the message says why."""
 
-
-def user_data_dir() -> Path:
-    """The app's user data folder (``THYROID_USER_DATA`` overrides it)."""
-    if os.environ.get(USER_DATA_ENV):
-        return Path(os.environ[USER_DATA_ENV])
-    from platformdirs import user_data_dir as platform_dir
-
-    return Path(platform_dir("ThyroidReview", appauthor=False))
 
 
 def profiles_dir() -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
+from thyroid_desktop.core.files import user_data_dir
 from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.site import user_data_dir
 from thyroid_desktop.core.validation import Validation, ValidationFiles, save_validation, validate
 
 #: Where the app writes validation reports (the CLI writes where it is told).

@@ -1,0 +1,203 @@
+"""The one analysis service: file (and frame, and box) -> result, written to the audit log.
+
+The window, the CLI's ``predict``, the batch and the self-test all analyse through
+:class:`AnalysisService`, so they open files, choose a cine loop's frame, find the nodule and
+log what they did the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thyroid_desktop.core.audit import AuditLog, record_for
+from thyroid_desktop.core.detect import Detection
+from thyroid_desktop.core.images import UltrasoundImage, open_image
+from thyroid_desktop.core.inference import Finding, auto_predict, detect_nodules, predict
+from thyroid_desktop.core.models import Classifier, Segmenter
+from thyroid_desktop.core.roi import ROI
+
+log = logging.getLogger(__name__)
+
+#: A cine loop longer than this is searched for its best frame on every ``FRAME_STRIDE``-th
+#: frame only (plus the first and last), so that opening a long loop stays quick.
+MAX_SEARCHED_FRAMES = 64
+
+
+class Action(enum.StrEnum):
+    """What the user (or the program) asked for: the audit log's ``action``."""
+
+    AUTO = "auto-detect"
+    ANALYSE = "analyse"
+    BATCH = "batch-analyse"
+    CLI = "cli-predict"
+    SELFTEST = "selftest"
+    EXPORT = "export-report"
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """Detector confidence per frame of a file: the best candidate's mean segmenter
+    probability, 0 where no candidate was found, NaN for frames not searched."""
+
+    scores: tuple[float, ...]
+
+    @property
+    def best(self) -> int:
+        """The frame where the detector is most confident (the first one on ties)."""
+        values = np.nan_to_num(np.asarray(self.scores, dtype=np.float64), nan=-1.0)
+        return int(np.argmax(values)) if len(values) else 0
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """One analysed frame: the image, the finding, and the detection when the box was found
+    automatically (None for a box drawn by the user)."""
+
+    image: UltrasoundImage
+    finding: Finding
+    detection: Detection | None = None
+    frame_scores: FrameScores | None = None
+    audit_problem: str = ""  # why the audit record could not be written, if it could not
+
+    @property
+    def frame(self) -> int:
+        return self.image.frame_index
+
+    @property
+    def n_frames(self) -> int:
+        return self.image.n_frames
+
+
+def searched_frames(n_frames: int, limit: int = MAX_SEARCHED_FRAMES) -> list[int]:
+    """Every frame of a short loop; about ``limit`` evenly spaced ones (first and last
+    included) of a longer one."""
+    if n_frames <= limit:
+        return list(range(n_frames))
+    return sorted({int(round(v)) for v in np.linspace(0, n_frames - 1, limit)})
+
+
+class AnalysisService:
+    """Opens, detects, analyses and logs, with the models it was given.
+
+    Args:
+        classifier: the loaded classifier (with the site calibration in use, if any).
+        segmenter: the nodule segmenter, or None (then the scan area is analysed).
+        audit: where every analysis is recorded; None turns the log off (``--no-audit``).
+    """
+
+    def __init__(
+        self, classifier: Classifier, segmenter: Segmenter | None, audit: AuditLog | None
+    ) -> None:
+        self.classifier = classifier
+        self.segmenter = segmenter
+        self.audit = audit
+
+    # ---------------------------------------------------------------- frames
+    def frame_scores(self, path: str | os.PathLike[str], n_frames: int) -> FrameScores:
+        """The detector's confidence on each frame of a cine loop (decoded one at a time)."""
+        scores = [float("nan")] * n_frames
+        if self.segmenter is None:
+            return FrameScores(tuple(scores))
+        for i in searched_frames(n_frames):
+            det = detect_nodules(open_image(path, frame=i), self.segmenter)
+            scores[i] = det.best.score if det.best is not None else 0.0
+        return FrameScores(tuple(scores))
+
+    def open(
+        self, path: str | os.PathLike[str], frame: int | None = None
+    ) -> tuple[UltrasoundImage, FrameScores | None]:
+        """One frame of a file: ``frame``, or for a cine loop the frame where the detector
+        is most confident (with the scores of every frame)."""
+        image = open_image(path, frame=frame or 0)
+        if frame is not None or image.n_frames <= 1 or self.segmenter is None:
+            return image, None
+        scores = self.frame_scores(path, image.n_frames)
+        best = scores.best
+        return (image if best == 0 else open_image(path, frame=best)), scores
+
+    # ---------------------------------------------------------------- analysis
+    def analyse(
+        self,
+        image: UltrasoundImage,
+        roi: ROI | None = None,
+        action: Action = Action.ANALYSE,
+        detection: Detection | None = None,
+    ) -> AnalysisResult:
+        """The estimate for ``roi`` (drawn or picked by the user), or with no box for the
+        detector's best candidate (else the scan area). Recorded in the audit log."""
+        if roi is None:
+            finding, detection = auto_predict(image, self.classifier, self.segmenter)
+        else:
+            source = "manual" if detection is None else "auto"
+            fov = detection.fov if detection is not None else None
+            finding = predict(image, self.classifier, roi, source, fov)
+        problem = self.record(action, image, finding)
+        return AnalysisResult(image, finding, detection if roi is None else None, None, problem)
+
+    def analyse_file(
+        self,
+        path: str | os.PathLike[str],
+        frame: int | None = None,
+        roi: ROI | None = None,
+        action: Action = Action.ANALYSE,
+    ) -> AnalysisResult:
+        """Opens ``path`` (a cine loop at its best frame unless ``frame`` is given) and
+        analyses it as :meth:`analyse` does."""
+        image, scores = self.open(path, frame)
+        result = self.analyse(image, roi, action)
+        return dataclasses.replace(result, frame_scores=scores)
+
+    def analyse_all_frames(
+        self, path: str | os.PathLike[str], action: Action = Action.CLI
+    ) -> list[AnalysisResult]:
+        """Every frame of a file, each with its own detected box."""
+        first = open_image(path)
+        results = [self.analyse(first, None, action)]
+        for i in range(1, first.n_frames):
+            results.append(self.analyse(open_image(path, frame=i), None, action))
+        return results
+
+    # ---------------------------------------------------------------- audit
+    def record(self, action: Action | str, image: UltrasoundImage, finding: Finding) -> str:
+        """Appends one audit record. Returns "" or, when the log cannot be written, why (the
+        analysis stands; the caller says so)."""
+        if self.audit is None:
+            return ""
+        try:
+            self.audit.append(
+                record_for(
+                    str(action),
+                    image.sha256,
+                    finding.roi,
+                    roi_source=finding.roi_source,
+                    model_id=finding.model_id,
+                    probability=finding.estimate,
+                    file=str(image.source) if image.source else None,
+                    frame=image.frame_index if image.n_frames > 1 else None,
+                    no_estimate_reason=finding.no_estimate_reason or None,
+                    calibration=finding.profile or "shipped",
+                )
+            )
+        except OSError as err:
+            log.warning("audit log %s not written: %s", self.audit.path, err)
+            return f"audit log not written: {err}"
+        return ""
+
+
+def load_service(
+    models: Path | None = None, *, audit: bool = True, profile: str | None = None
+) -> AnalysisService:
+    """Loads the models (and the site calibration ``profile``, else the active one)."""
+    from thyroid_desktop.core.models import load_classifier, load_segmenter
+    from thyroid_desktop.core.site import choose_calibration
+
+    classifier = load_classifier(models)
+    choose_calibration(classifier, profile)
+    return AnalysisService(classifier, load_segmenter(models), AuditLog() if audit else None)
