@@ -8,6 +8,7 @@ points. The recommendation uses the nodule's maximum diameter in cm.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -137,3 +138,67 @@ def recommend(level: Level, max_diameter_mm: float | None) -> Recommendation:
             "follow-up", f"TR{level.tr}, {cm:.1f} cm: follow-up, {level.follow_schedule}."
         )
     return Recommendation("no FNA", f"TR{level.tr}, {cm:.1f} cm: below the follow-up size; no FNA.")
+
+
+#: The single-choice groups, in the panel's order, and the enum of each.
+GROUPS: dict[str, type[Enum]] = {
+    "composition": Composition,
+    "echogenicity": Echogenicity,
+    "shape": Shape,
+    "margin": Margin,
+}
+
+
+@dataclass(frozen=True)
+class TiradsChoices:
+    """What the clinician has chosen so far (any group may still be open). Echogenic foci
+    follow the lexicon: "none" excludes every other kind, and choosing a kind clears "none"."""
+
+    composition: Composition | None = None
+    echogenicity: Echogenicity | None = None
+    shape: Shape | None = None
+    margin: Margin | None = None
+    foci: frozenset[EchogenicFoci] = field(default_factory=lambda: frozenset({EchogenicFoci.NONE}))
+
+    def with_choice(self, group: str, choice: Enum | None) -> TiradsChoices:
+        """``choice`` (or None: not chosen) in the single-choice ``group``."""
+        if group not in GROUPS or (choice is not None and not isinstance(choice, GROUPS[group])):
+            raise ValueError(f"{choice!r} is not a {group} choice")
+        return dataclasses.replace(self, **{group: choice})
+
+    def with_focus(self, focus: EchogenicFoci, on: bool) -> TiradsChoices:
+        """Ticks or clears one kind of echogenic focus; "none" and the others exclude each
+        other, and clearing the last kind leaves "none"."""
+        if focus is EchogenicFoci.NONE:
+            foci = {EchogenicFoci.NONE} if on else set()
+        else:
+            foci = (set(self.foci) - {EchogenicFoci.NONE}) | {focus}
+            if not on:
+                foci.discard(focus)
+        return dataclasses.replace(self, foci=frozenset(foci or {EchogenicFoci.NONE}))
+
+    @property
+    def descriptors(self) -> TiradsDescriptors | None:
+        """The full descriptors, or None while a single-choice group is open."""
+        chosen = {g: getattr(self, g) for g in GROUPS}
+        if any(v is None for v in chosen.values()):
+            return None
+        return TiradsDescriptors(**chosen, foci=self.foci)
+
+    @classmethod
+    def of(cls, d: TiradsDescriptors | None) -> TiradsChoices:
+        if d is None:
+            return cls()
+        return cls(d.composition, d.echogenicity, d.shape, d.margin, d.foci)
+
+    def to_json(self) -> dict:
+        return {
+            **{g: (getattr(self, g).name if getattr(self, g) else None) for g in GROUPS},
+            "foci": sorted(f.name for f in self.foci),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> TiradsChoices:
+        groups = {g: (GROUPS[g][data[g]] if data.get(g) else None) for g in GROUPS}
+        foci = frozenset(EchogenicFoci[f] for f in data.get("foci", ["NONE"]))
+        return cls(**groups, foci=foci or frozenset({EchogenicFoci.NONE}))

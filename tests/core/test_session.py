@@ -1,0 +1,185 @@
+"""The Qt-free review session: nodules, undo/redo, stale requests, autosave and restore."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.session import (
+    BoxSource,
+    Estimate,
+    Lobe,
+    Pole,
+    Session,
+    SessionStore,
+    read_session,
+    write_session,
+)
+from thyroid_desktop.core.tirads import (
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsChoices,
+)
+
+A, B = "a" * 64, "b" * 64
+
+
+def estimate(p=0.7, box=ROI(1, 2, 30, 40)):
+    return Estimate(p, 0.6, 0.05, False, 3.2, "", "suspicious", "model-x", "", box)
+
+
+def test_nodules_are_numbered_located_and_deleted_with_undo_redo():
+    s = Session()
+    seen = []
+    s.subscribe(seen.append)
+    s.add_image(A, "/x/a.dcm", n_frames=20)
+    n1 = s.add_nodule(A, 4, ROI(10, 10, 50, 40), BoxSource.AUTO)
+    n2 = s.add_nodule(A, 9, ROI(100, 20, 30, 30))
+    assert (n1, n2) == ("N1", "N2")
+    s.set_location(n2, Lobe.LEFT, Pole.LOWER)
+    assert s.state.nodule(n2).location == "left lobe, lower"
+    s.delete_nodule(n1)
+    assert [n.id for n in s.state.nodules] == ["N2"]
+    assert s.undo_text == "delete N1" and s.undo()
+    assert [n.id for n in s.state.nodules] == ["N1", "N2"]
+    assert s.redo() and [n.id for n in s.state.nodules] == ["N2"]
+    assert s.add_nodule(A, 0, ROI(0, 0, 5, 5)) == "N3"  # ids are never reused
+    assert "add N3" in seen and seen[-1] == "add N3"
+
+
+def test_box_and_tirads_edits_undo_but_results_and_frames_do_not():
+    s = Session()
+    s.add_image(A, "a.png")
+    n = s.add_nodule(A, 0, ROI(10, 10, 50, 40), BoxSource.AUTO)
+    s.set_estimate(n, estimate())
+    s.set_frame(A, 0)
+    assert s.undo_text == "add N1"  # the result is not an undo step
+    s.set_box(n, ROI(12, 10, 50, 40))
+    assert s.state.nodule(n).estimate is None  # the old number was for the old box
+    assert s.state.nodule(n).source is BoxSource.MANUAL
+    choices = TiradsChoices().with_choice("composition", Composition.SOLID)
+    s.set_tirads(n, choices)
+    s.undo()
+    assert s.state.nodule(n).tirads == TiradsChoices()
+    s.undo()
+    assert s.state.nodule(n).box == ROI(10, 10, 50, 40)
+    assert s.state.nodule(n).source is BoxSource.AUTO
+    s.redo()
+    s.redo()
+    assert s.state.nodule(n).tirads.composition is Composition.SOLID
+    assert not s.redo()
+
+
+def test_undo_keeps_the_frame_on_screen():
+    s = Session()
+    s.add_image(A, "cine.dcm", n_frames=10)
+    n = s.add_nodule(A, 3, ROI(1, 1, 9, 9))
+    s.set_frame(A, 7)
+    s.undo()
+    assert s.state.nodule(n) is None and s.state.image(A).frame == 7
+    s.set_frame(A, 99)
+    assert s.state.image(A).frame == 9
+
+
+def test_a_stale_analysis_is_recognised():
+    s = Session()
+    s.add_image(A, "a.png")
+    n = s.add_nodule(A, 0, ROI(0, 0, 10, 10))
+    first = s.begin_request(n)
+    s.set_box(n, ROI(1, 0, 10, 10))  # moved while the model ran
+    assert not s.is_current(n, first)
+    second = s.begin_request(n)
+    assert s.is_current(n, second)
+    s.undo()
+    assert not s.is_current(n, second)
+
+
+def test_echogenic_foci_none_excludes_the_others():
+    c = TiradsChoices()
+    assert c.foci == {EchogenicFoci.NONE}
+    c = c.with_focus(EchogenicFoci.PUNCTATE, True).with_focus(EchogenicFoci.MACRO, True)
+    assert c.foci == {EchogenicFoci.PUNCTATE, EchogenicFoci.MACRO}
+    assert c.with_focus(EchogenicFoci.NONE, True).foci == {EchogenicFoci.NONE}
+    assert c.with_focus(EchogenicFoci.PUNCTATE, False).with_focus(
+        EchogenicFoci.MACRO, False
+    ).foci == {EchogenicFoci.NONE}
+    assert c.descriptors is None
+    full = (
+        c.with_choice("composition", Composition.SOLID)
+        .with_choice("echogenicity", Echogenicity.HYPO)
+        .with_choice("shape", Shape.WIDER)
+        .with_choice("margin", Margin.SMOOTH)
+    )
+    assert full.descriptors.points == 2 + 2 + 0 + 0 + 3 + 1
+    assert TiradsChoices.from_json(json.loads(json.dumps(full.to_json()))) == full
+    with pytest.raises(ValueError):
+        c.with_choice("shape", Composition.SOLID)
+
+
+def test_autosave_restores_everything_after_a_restart(tmp_path):
+    store = SessionStore(tmp_path / "sessions")
+    s = Session(store)
+    s.add_image(A, "/old/place/a.dcm", n_frames=5)
+    s.add_image(B, "b.png")
+    n1 = s.add_nodule(A, 2, ROI(10, 10, 50, 40), BoxSource.AUTO)
+    s.set_estimate(n1, estimate())
+    s.set_tirads(n1, TiradsChoices().with_choice("margin", Margin.LOBULATED))
+    s.add_caliper(n1, 120.0)
+    s.set_notes(n1, "compare with 2025")
+    n2 = s.add_nodule(B, 0, ROI(5, 5, 20, 20))
+    s.set_location(n2, Lobe.ISTHMUS, None)
+    s.set_user_scale(B, 0.08)
+    s.set_frame(A, 2)
+    saved = s.state
+
+    again = Session(store)  # a new process: nothing in memory
+    assert again.add_image(B, "b.png") and again.add_image(A, "/new/place/a.dcm")
+    assert {n.id: n for n in again.state.nodules} == {n.id: n for n in saved.nodules}
+    assert again.state.image(A).frame == 2 and again.state.image(A).path == "/new/place/a.dcm"
+    assert again.state.image(B).user_mm_per_px == 0.08
+    assert again.add_nodule(A, 0, ROI(0, 0, 9, 9)) == "N3"
+    fresh = Session(SessionStore(tmp_path / "elsewhere"))
+    assert not fresh.add_image(A, "a.dcm") and fresh.state.nodules == ()
+
+
+def test_restoring_two_sessions_that_both_had_an_n1_keeps_both(tmp_path):
+    store = SessionStore(tmp_path)
+    first = Session(store)
+    first.add_image(A, "a.png")
+    first.add_nodule(A, 0, ROI(0, 0, 10, 10))
+    second = Session(store)
+    second.add_image(B, "b.png")
+    second.add_nodule(B, 0, ROI(5, 5, 10, 10))
+    both = Session(store)
+    both.add_image(A, "a.png")
+    both.add_image(B, "b.png")
+    assert sorted((n.id, n.image) for n in both.state.nodules) == [("N1", A), ("N2", B)]
+
+
+def test_save_and_open_a_session_file_and_refuse_a_broken_one(tmp_path):
+    s = Session()
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, ROI(0, 0, 10, 10))
+    path = write_session(tmp_path / "study.json", s.state)
+    assert read_session(path) == s.state
+    other = Session()
+    other.load(read_session(path))
+    assert other.state == s.state and not other.undo()
+    bad = tmp_path / "bad.json"
+    for text in ("{", "[]", '{"format": 99}', '{"format": 1, "images": [{"x": 1}]}'):
+        bad.write_text(text)
+        with pytest.raises(ValueError):
+            read_session(bad)
+
+
+def test_a_failed_autosave_is_reported_not_raised(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    s = Session(SessionStore(blocker / "sessions"))
+    s.add_image(A, "a.png")
+    assert "could not be saved" in s.save_problem

@@ -1,0 +1,507 @@
+"""The review session, without Qt: study -> images (frames) -> nodules, with undo/redo and
+an atomic autosave.
+
+The window observes a :class:`Session` and sends it the user's actions; it keeps no review
+state of its own. Every state is an immutable :class:`SessionState`, so undo and redo are a
+stack of states, and what is saved is exactly what was on screen.
+
+What can be undone: box edits, adding and deleting nodules, TI-RADS choices, locations,
+caliper measurements, notes and a user's scale. What cannot (it is not the user's edit):
+an analysis result arriving, or moving to another frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from thyroid_desktop.core.files import user_data_dir, write_atomically
+from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.tirads import TiradsChoices
+
+log = logging.getLogger(__name__)
+
+#: Saved sessions live here, in the user data folder.
+SESSIONS_FOLDER = "sessions"
+SESSION_FORMAT = 1
+#: At most this many undo steps are kept.
+MAX_UNDO = 200
+#: At most this many caliper measurements per nodule (ACR: three orthogonal diameters).
+MAX_CALIPERS = 3
+
+
+class BoxSource(enum.StrEnum):
+    """Where a nodule's box came from."""
+
+    AUTO = "auto"  # the detector's candidate
+    MANUAL = "manual"  # drawn or moved by the user
+    FULL = "full"  # nothing found: the whole scan area
+
+
+class Lobe(enum.StrEnum):
+    RIGHT = "right lobe"
+    LEFT = "left lobe"
+    ISTHMUS = "isthmus"
+
+
+class Pole(enum.StrEnum):
+    UPPER = "upper"
+    MID = "mid"
+    LOWER = "lower"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the model said about a nodule's box (the numbers, not the heat map)."""
+
+    probability: float | None  # None: no estimate (then ``no_estimate_reason``)
+    threshold: float
+    spread: float
+    unstable: bool
+    novelty: float | None
+    no_estimate_reason: str
+    call: str
+    model_id: str
+    profile: str
+    box: ROI
+
+    @classmethod
+    def of(cls, finding) -> Estimate:
+        return cls(
+            finding.estimate,
+            finding.threshold,
+            finding.spread,
+            finding.unstable,
+            finding.novelty,
+            finding.no_estimate_reason,
+            finding.call_text,
+            finding.model_id,
+            finding.profile,
+            finding.roi,
+        )
+
+
+@dataclass(frozen=True)
+class Nodule:
+    """One nodule: where it is seen (image, frame, box), where it is in the gland, and what
+    the clinician and the model said about it."""
+
+    id: str  # "N1", "N2", ... unique in the session, never reused
+    image: str  # the image's sha256
+    frame: int
+    box: ROI
+    source: BoxSource
+    lobe: Lobe | None = None
+    pole: Pole | None = None
+    tirads: TiradsChoices = field(default_factory=TiradsChoices)
+    calipers_px: tuple[float, ...] = ()
+    notes: str = ""
+    estimate: Estimate | None = None
+
+    @property
+    def location(self) -> str:
+        """e.g. "right lobe, upper"; "" when not given."""
+        return ", ".join(str(v) for v in (self.lobe, self.pole) if v is not None)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One file of the study, by content (``key`` is its sha256), and the frame on screen."""
+
+    key: str
+    path: str
+    n_frames: int = 1
+    frame: int = 0
+    user_mm_per_px: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    images: tuple[ImageRecord, ...] = ()
+    nodules: tuple[Nodule, ...] = ()
+    next_number: int = 1
+
+    def image(self, key: str) -> ImageRecord | None:
+        return next((i for i in self.images if i.key == key), None)
+
+    def nodule(self, nodule_id: str) -> Nodule | None:
+        return next((n for n in self.nodules if n.id == nodule_id), None)
+
+    def nodules_on(self, key: str, frame: int | None = None) -> list[Nodule]:
+        return [n for n in self.nodules if n.image == key and frame in (None, n.frame)]
+
+
+class Session:
+    """The review state, its undo/redo history, and who to tell when it changes.
+
+    Args:
+        store: where it autosaves after every change (None: not saved).
+    """
+
+    def __init__(self, store: SessionStore | None = None) -> None:
+        self.state = SessionState()
+        self.store = store
+        self._undo: list[tuple[str, SessionState]] = []
+        self._redo: list[tuple[str, SessionState]] = []
+        self._observers: list[Callable[[str], None]] = []
+        self._requests: dict[str, int] = {}
+        self.save_problem = ""
+
+    # ---------------------------------------------------------------- observing
+    def subscribe(self, observer: Callable[[str], None]) -> None:
+        """``observer(what)`` after every change (``what`` says which, e.g. "box N1")."""
+        self._observers.append(observer)
+
+    def _set(self, state: SessionState, what: str, undoable: bool) -> None:
+        if state == self.state:
+            return
+        if undoable:
+            self._undo.append((what, self.state))
+            del self._undo[:-MAX_UNDO]
+            self._redo.clear()
+        self.state = state
+        self._changed(what)
+
+    def _changed(self, what: str) -> None:
+        self.autosave()
+        for observer in list(self._observers):
+            observer(what)
+
+    # ---------------------------------------------------------------- undo / redo
+    @property
+    def undo_text(self) -> str:
+        return self._undo[-1][0] if self._undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self._redo[-1][0] if self._redo else ""
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        what, previous = self._undo.pop()
+        self._redo.append((what, self.state))
+        self.state = _keep_navigation(previous, self.state)
+        self._bump_all()
+        self._changed(f"undo {what}")
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        what, following = self._redo.pop()
+        self._undo.append((what, self.state))
+        self.state = _keep_navigation(following, self.state)
+        self._bump_all()
+        self._changed(f"redo {what}")
+        return True
+
+    # ---------------------------------------------------------------- requests
+    def begin_request(self, nodule_id: str) -> int:
+        """A new analysis of this nodule starts: results of older ones are stale."""
+        self._requests[nodule_id] = self._requests.get(nodule_id, 0) + 1
+        return self._requests[nodule_id]
+
+    def is_current(self, nodule_id: str, request: int) -> bool:
+        return self._requests.get(nodule_id) == request
+
+    def _bump_all(self) -> None:
+        for key in list(self._requests):
+            self._requests[key] += 1
+
+    # ---------------------------------------------------------------- images
+    def add_image(self, key: str, path: str | os.PathLike[str], n_frames: int = 1) -> bool:
+        """Adds a file (once, by content). If it was reviewed before, what was saved for it
+        comes back (nodules, choices, frame, scale). Returns True when something came back."""
+        if self.state.image(key) is not None:
+            return False
+        restored = self.store.restore(key) if self.store is not None else None
+        if restored is not None:
+            image, nodules, number = restored
+            image = dataclasses.replace(image, path=str(path))
+            known = {n.id for n in self.state.nodules}
+            number = max(self.state.next_number, number)
+            kept = []
+            for n in nodules:  # another session's N1 here too: this one is renumbered
+                if n.id in known:
+                    n, number = dataclasses.replace(n, id=f"N{number}"), number + 1
+                kept.append(n)
+            state = dataclasses.replace(
+                self.state,
+                images=self.state.images + (image,),
+                nodules=self.state.nodules + tuple(kept),
+                next_number=number,
+            )
+        else:
+            image = ImageRecord(key, str(path), max(int(n_frames), 1))
+            state = dataclasses.replace(self.state, images=self.state.images + (image,))
+        self._set(state, f"open {Path(path).name}", undoable=False)
+        return restored is not None
+
+    def set_frame(self, key: str, frame: int) -> None:
+        image = self._image(key)
+        frame = min(max(int(frame), 0), image.n_frames - 1)
+        self._replace_image(dataclasses.replace(image, frame=frame), "frame", undoable=False)
+
+    def set_user_scale(self, key: str, mm_per_px: float | None) -> None:
+        image = self._image(key)
+        self._replace_image(
+            dataclasses.replace(image, user_mm_per_px=mm_per_px), "scale", undoable=True
+        )
+
+    # ---------------------------------------------------------------- nodules
+    def add_nodule(
+        self, key: str, frame: int, box: ROI, source: BoxSource = BoxSource.MANUAL
+    ) -> str:
+        """A new nodule (N1, N2, ...) on ``key``'s ``frame``. Returns its id."""
+        self._image(key)
+        nodule_id = f"N{self.state.next_number}"
+        nodule = Nodule(nodule_id, key, int(frame), box, BoxSource(source))
+        state = dataclasses.replace(
+            self.state,
+            nodules=self.state.nodules + (nodule,),
+            next_number=self.state.next_number + 1,
+        )
+        self._set(state, f"add {nodule_id}", undoable=True)
+        return nodule_id
+
+    def delete_nodule(self, nodule_id: str) -> None:
+        self._nodule(nodule_id)
+        nodules = tuple(n for n in self.state.nodules if n.id != nodule_id)
+        self._set(
+            dataclasses.replace(self.state, nodules=nodules), f"delete {nodule_id}", undoable=True
+        )
+
+    def set_box(self, nodule_id: str, box: ROI, source: BoxSource = BoxSource.MANUAL) -> None:
+        """A moved or redrawn box (its old estimate no longer applies)."""
+        n = self._nodule(nodule_id)
+        if n.box == box and n.source == source:
+            return
+        self.begin_request(nodule_id)
+        self._replace(
+            dataclasses.replace(n, box=box, source=BoxSource(source), estimate=None),
+            f"box {nodule_id}",
+        )
+
+    def set_tirads(self, nodule_id: str, choices: TiradsChoices) -> None:
+        n = self._nodule(nodule_id)
+        self._replace(dataclasses.replace(n, tirads=choices), f"TI-RADS {nodule_id}")
+
+    def set_location(self, nodule_id: str, lobe: Lobe | None, pole: Pole | None) -> None:
+        n = self._nodule(nodule_id)
+        self._replace(dataclasses.replace(n, lobe=lobe, pole=pole), f"location {nodule_id}")
+
+    def add_caliper(self, nodule_id: str, length_px: float) -> None:
+        """One more caliper length (the oldest goes when there are already three)."""
+        n = self._nodule(nodule_id)
+        calipers = (n.calipers_px + (float(length_px),))[-MAX_CALIPERS:]
+        self._replace(dataclasses.replace(n, calipers_px=calipers), f"caliper {nodule_id}")
+
+    def clear_calipers(self, nodule_id: str) -> None:
+        n = self._nodule(nodule_id)
+        self._replace(dataclasses.replace(n, calipers_px=()), f"calipers {nodule_id}")
+
+    def set_notes(self, nodule_id: str, notes: str) -> None:
+        n = self._nodule(nodule_id)
+        self._replace(dataclasses.replace(n, notes=notes), f"notes {nodule_id}")
+
+    def set_estimate(self, nodule_id: str, estimate: Estimate | None) -> None:
+        """The model's result for the nodule's current box (not an edit: no undo step)."""
+        n = self.state.nodule(nodule_id)
+        if n is None:
+            return
+        self._replace(dataclasses.replace(n, estimate=estimate), "estimate", undoable=False)
+
+    # ---------------------------------------------------------------- helpers
+    def _image(self, key: str) -> ImageRecord:
+        image = self.state.image(key)
+        if image is None:
+            raise KeyError(f"no image {key[:12]} in the session")
+        return image
+
+    def _nodule(self, nodule_id: str) -> Nodule:
+        n = self.state.nodule(nodule_id)
+        if n is None:
+            raise KeyError(f"no nodule {nodule_id} in the session")
+        return n
+
+    def _replace(self, nodule: Nodule, what: str, undoable: bool = True) -> None:
+        nodules = tuple(nodule if n.id == nodule.id else n for n in self.state.nodules)
+        self._set(dataclasses.replace(self.state, nodules=nodules), what, undoable)
+
+    def _replace_image(self, image: ImageRecord, what: str, undoable: bool) -> None:
+        images = tuple(image if i.key == image.key else i for i in self.state.images)
+        self._set(dataclasses.replace(self.state, images=images), what, undoable)
+
+    # ---------------------------------------------------------------- saving
+    def autosave(self) -> None:
+        """Writes the session (atomically); a failure is kept in ``save_problem``."""
+        if self.store is None or not self.state.images:
+            return
+        try:
+            self.store.save(self.state)
+            self.save_problem = ""
+        except OSError as err:
+            self.save_problem = f"the session could not be saved: {err}"
+            log.warning(self.save_problem)
+
+    def load(self, state: SessionState) -> None:
+        """Replaces everything (File > Open session); not undoable."""
+        self._undo.clear()
+        self._redo.clear()
+        self._bump_all()
+        self.state = state
+        self._changed("open session")
+
+
+def _keep_navigation(target: SessionState, current: SessionState) -> SessionState:
+    """Undo/redo restores edits, not which frame is on screen, and never forgets an image."""
+    images = []
+    for image in current.images:
+        old = target.image(image.key)
+        images.append(
+            image if old is None else dataclasses.replace(old, frame=image.frame, path=image.path)
+        )
+    return dataclasses.replace(target, images=tuple(images))
+
+
+# ------------------------------------------------------------------------- serialisation
+def _roi_json(roi: ROI) -> list[int]:
+    return roi.as_list()
+
+
+def state_to_json(state: SessionState) -> dict:
+    def nodule(n: Nodule) -> dict:
+        d = {
+            "id": n.id,
+            "image": n.image,
+            "frame": n.frame,
+            "box": _roi_json(n.box),
+            "source": str(n.source),
+            "lobe": n.lobe.name if n.lobe else None,
+            "pole": n.pole.name if n.pole else None,
+            "tirads": n.tirads.to_json(),
+            "calipers_px": list(n.calipers_px),
+            "notes": n.notes,
+            "estimate": None,
+        }
+        if n.estimate is not None:
+            d["estimate"] = {
+                **dataclasses.asdict(n.estimate),
+                "box": _roi_json(n.estimate.box),
+            }
+        return d
+
+    return {
+        "format": SESSION_FORMAT,
+        "app": "Thyroid Review",
+        "next_number": state.next_number,
+        "images": [dataclasses.asdict(i) for i in state.images],
+        "nodules": [nodule(n) for n in state.nodules],
+    }
+
+
+def state_from_json(data: dict) -> SessionState:
+    """Raises ValueError on anything that is not a session this version can read."""
+    try:
+        if data.get("format") != SESSION_FORMAT:
+            raise ValueError(f"session format {data.get('format')!r} is not {SESSION_FORMAT}")
+        images = tuple(ImageRecord(**i) for i in data["images"])
+        nodules = []
+        for d in data["nodules"]:
+            est = d.get("estimate")
+            nodules.append(
+                Nodule(
+                    id=str(d["id"]),
+                    image=str(d["image"]),
+                    frame=int(d["frame"]),
+                    box=ROI(*d["box"]),
+                    source=BoxSource(d["source"]),
+                    lobe=Lobe[d["lobe"]] if d.get("lobe") else None,
+                    pole=Pole[d["pole"]] if d.get("pole") else None,
+                    tirads=TiradsChoices.from_json(d.get("tirads") or {}),
+                    calipers_px=tuple(float(v) for v in d.get("calipers_px", ())),
+                    notes=str(d.get("notes", "")),
+                    estimate=Estimate(**{**est, "box": ROI(*est["box"])}) if est else None,
+                )
+            )
+        return SessionState(images, tuple(nodules), int(data["next_number"]))
+    except (KeyError, TypeError, IndexError) as err:
+        raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
+
+
+def read_session(path: str | os.PathLike[str]) -> SessionState:
+    """Reads a saved session (File > Open session). Raises ValueError with the reason."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{Path(path).name} could not be read as a session: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{Path(path).name} is not a Thyroid Review session")
+    return state_from_json(data)
+
+
+def write_session(path: str | os.PathLike[str], state: SessionState) -> Path:
+    """Writes ``state`` as JSON, atomically (File > Save session, and the autosave)."""
+    text = json.dumps(state_to_json(state), indent=1)
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class SessionStore:
+    """Autosaved sessions in the user data folder, found again by the images' sha256.
+
+    Each session is one file named by the sha256 of its sorted image keys; ``index.json``
+    says, for every image, which session last held it, so that reopening a file (alone or
+    with others) brings back what was done on it.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = Path(folder or user_data_dir() / SESSIONS_FOLDER)
+
+    @staticmethod
+    def session_key(keys: Iterable[str]) -> str:
+        return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
+
+    @property
+    def index_path(self) -> Path:
+        return self.folder / "index.json"
+
+    def _index(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, state: SessionState) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = self.session_key(i.key for i in state.images) + ".json"
+        path = write_session(self.folder / name, state)
+        index = self._index()
+        if any(index.get(i.key) != name for i in state.images):
+            index.update({i.key: name for i in state.images})
+            text = json.dumps(index, indent=1)
+            write_atomically(self.index_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return path
+
+    def restore(self, key: str) -> tuple[ImageRecord, list[Nodule], int] | None:
+        """What the last session holding image ``key`` saved for it, or None."""
+        name = self._index().get(key)
+        if not name:
+            return None
+        try:
+            state = read_session(self.folder / name)
+        except ValueError as err:
+            log.warning("saved session %s not restored: %s", name, err)
+            return None
+        image = state.image(key)
+        if image is None:
+            return None
+        return image, state.nodules_on(key), state.next_number
