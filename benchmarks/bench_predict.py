@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -98,6 +100,28 @@ def main() -> int:
             f"median {median:.1f} ms, p90 {p90:.1f} ms over {args.repeats} runs "
             "(target <= 150 ms)"
         )
+    # The jitters' cost on this machine, measured round-robin so that the machine's speed
+    # drifting during the run affects every variant alike.
+    crop, _ = classifier_crop(image, box, clf.card.input_size, clf.card.crop_margin)
+    extra = np.repeat(crop[None], 4, axis=0)
+    variants = {k: (lambda k=k: clf.gradcam.run(crop[None], True, extra[:k])) for k in (0, 2, 4)}
+    for fn in variants.values():
+        fn()
+    times: dict[int, list[float]] = {k: [] for k in variants}
+    for _ in range(args.repeats):
+        for k, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(1000 * (time.perf_counter() - t0))
+    base = statistics.median(times[0])
+    print(
+        "model + Grad-CAM, interleaved: "
+        + ", ".join(
+            f"box + mirror + {k} jitters {statistics.median(t):.1f} ms "
+            f"(x{statistics.median(t) / base:.2f})"
+            for k, t in times.items()
+        )
+    )
     seg = load_segmenter()
     if seg is not None:
         for name, fn in (

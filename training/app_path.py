@@ -31,7 +31,7 @@ import numpy as np
 
 from thyroid_desktop.core.fov import FieldOfView
 from thyroid_desktop.core.images import UltrasoundImage, open_image
-from thyroid_desktop.core.roi import CROP_MARGIN, ROI, roi_from_mask
+from thyroid_desktop.core.roi import CROP_MARGIN, JITTERS, ROI, roi_from_mask
 from training.data import (
     DEFAULT_DATA,
     Sample,
@@ -121,6 +121,7 @@ class FeatureCache:
         boxes: name -> ``N x 4`` int (x, y, w, h) of ``fov``, ``auto`` and ``expert``.
         app_views: ``APP_SCORED`` view -> ``N x J x D``: the app's jitter views of that box
             (``core.inference.jitter_views``, mirrored where the jitter says so).
+        app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
     """
 
     keys: np.ndarray
@@ -132,6 +133,7 @@ class FeatureCache:
     features: dict[str, np.ndarray]
     boxes: dict[str, np.ndarray] = field(default_factory=dict)
     app_views: dict[str, np.ndarray] = field(default_factory=dict)
+    app_jitters: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -149,6 +151,7 @@ class FeatureCache:
             **{f"feat_{k}": v for k, v in self.features.items()},
             **{f"box_{k}": v for k, v in self.boxes.items()},
             **{f"app_{k}": v for k, v in self.app_views.items()},
+            "app_jitters": np.asarray(self.app_jitters, np.float64),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -166,7 +169,10 @@ class FeatureCache:
                 has_mask=z["has_mask"],
                 features={k[5:]: z[k] for k in z.files if k.startswith("feat_")},
                 boxes={k[4:]: z[k] for k in z.files if k.startswith("box_")},
-                app_views={k[4:]: z[k] for k in z.files if k.startswith("app_")},
+                app_views={
+                    k[4:]: z[k] for k in z.files if k.startswith("app_") and k != "app_jitters"
+                },
+                app_jitters=z["app_jitters"] if "app_jitters" in z.files else np.zeros((0, 4)),
             )
 
     @classmethod
@@ -182,7 +188,16 @@ class FeatureCache:
             features={v: cat([p.features[v] for p in parts]) for v in parts[0].features},
             boxes={b: cat([p.boxes[b] for p in parts]) for b in parts[0].boxes},
             app_views={v: cat([p.app_views[v] for p in parts]) for v in parts[0].app_views},
+            app_jitters=parts[0].app_jitters,
         )
+
+    def jitter_columns(self) -> list[int]:
+        """Which cached app views are today's ``roi.JITTERS``, in their order."""
+        rows = [tuple(float(v) for v in row) for row in self.app_jitters]
+        missing = [j for j in JITTERS if tuple(map(float, j)) not in rows]
+        if missing:
+            raise SystemExit(f"the cache has no app views for jitters {missing}: rerun `cache`")
+        return [rows.index(tuple(map(float, j))) for j in JITTERS]
 
 
 @dataclass(frozen=True)
@@ -406,7 +421,6 @@ def add_app_views(
     ``predict`` scores a box) of the cached auto, expert and scan-area boxes."""
     from thyroid_desktop.core.fov import detect_fov
     from thyroid_desktop.core.inference import jitter_views
-    from thyroid_desktop.core.roi import JITTERS
 
     extract = make_extractor(feature_model)
     n, dim = len(cache), int(feature_model.output_shape[-1])
@@ -438,6 +452,7 @@ def add_app_views(
         )
     out["expert"][~cache.has_mask] = out["scan"][~cache.has_mask]
     cache.app_views = out
+    cache.app_jitters = np.asarray(JITTERS, np.float64)
 
 
 def feature_layout_gap(feature_model, classifier_model, crops: np.ndarray) -> float:
@@ -501,7 +516,7 @@ def score(
     logits = [head_logits(head, view_features(cache, idx, view, two_view, m)) for m in (0, 1)]
     if app_views:
         jit = cache.app_views[view][idx]
-        logits += [head_logits(head, jit[:, j]) for j in range(jit.shape[1])]
+        logits += [head_logits(head, jit[:, j]) for j in cache.jitter_columns()]
     return np.mean(logits, axis=0)
 
 
@@ -679,6 +694,14 @@ def cv_to_json(cv: CvResult, variants: Sequence[tuple[Recipe, float]]) -> dict:
 # ----------------------------------------------------------------------------- commands
 
 
+def _has_jitters(cache: FeatureCache) -> bool:
+    try:
+        cache.jitter_columns()
+    except SystemExit:
+        return False
+    return True
+
+
 def cmd_cache(args: argparse.Namespace) -> None:
     """Caches features of every development image's crops, per site."""
     from thyroid_desktop.core.models import load_classifier, load_segmenter
@@ -708,7 +731,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            if set(cache.app_views) != set(APP_SCORED):
+            if set(cache.app_views) != set(APP_SCORED) or not _has_jitters(cache):
                 add_app_views(cache, part, features)
                 cache.save(path)
             log.info("%s: cached already (%s)", site, path)
@@ -788,7 +811,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "(segmenter's best candidate, else the scan area), and for reference on the expert box "
         "(scan area where no mask) and on the scan area. auto_roi / expert_box / scan_area: "
         "mean logit of the crop and its mirror; *_app: mean logit of the crop, its mirror and "
-        "the 4 box jitters core.inference.predict averages (what the app calibrates)",
+        f"the {len(JITTERS)} box jitters core.inference.predict averages (what the app calibrates)",
         "c": c,
         "recipes": {
             r: {
@@ -859,7 +882,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     metrics.pop("test", None)  # of the previous model; `test` writes the new one
     scoring_text = (
         "auto-ROI as the app scores it: segmenter's best candidate (else the scan area), mean "
-        "logit over the crop, its mirror and the 4 box jitters of core.inference.predict"
+        f"logit over the crop, its mirror and the {len(JITTERS)} box jitters of "
+        "core.inference.predict"
     )
     metrics["cv"] = {
         **{s: cv.summary(name, c, RANK_SCORING)[s] for s in SITES},
@@ -886,7 +910,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "baseline": card.get("baseline", {}),
         "calibration": {
             "method": "Platt scaling, sigmoid(a*logit + b), fitted on out-of-fold auto-ROI "
-            "logits (mean over the crop, its mirror and the 4 box jitters, as the app scores) "
+            f"logits (mean over the crop, its mirror and the {len(JITTERS)} box jitters, as the "
+            "app scores) "
             "of the ddti and chaouchi development images (grouped 5-fold CV, seed 0)",
             "a": a,
             "b": b,
@@ -950,8 +975,8 @@ def cmd_test(args: argparse.Namespace) -> None:
     test_files = set(card["data"]["split"]["test_files"])
     result: dict = {
         "scoring": "auto_roi: the app's path, core.inference.auto_predict (segmenter's best "
-        "candidate, else the scan area; mean logit over the crop, its mirror and the 4 box "
-        "jitters); expert-box and scan-area figures are in metrics.auto_roi"
+        "candidate, else the scan area; mean logit over the crop, its mirror and the "
+        f"{len(JITTERS)} box jitters); expert-box and scan-area figures are in metrics.auto_roi"
     }
     for site in SITES:
         samples = samples_in(args.data, site, test_files)
@@ -985,7 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=N_REPEATS)
     p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
     p = sub.add_parser("fit", help="choose, fit, calibrate and export")
-    p.add_argument("--version", default="1.1.0", help="version written into the card")
+    p.add_argument("--version", default="1.1.1", help="version written into the card")
     sub.add_parser("test", help="once: the test split through auto_predict")
     args = parser.parse_args(argv)
     if args.command == "cv" and len(args.c_grid) > len(C_GRID):

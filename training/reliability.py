@@ -43,6 +43,7 @@ from thyroid_desktop.core.models import (
     sha256_file,
 )
 from thyroid_desktop.core.novelty import NoveltyModel
+from thyroid_desktop.core.roi import JITTERS
 from training.data import DEFAULT_DATA, load_dataset, sample_key
 
 log = logging.getLogger(__name__)
@@ -254,8 +255,8 @@ def stability(args, clf, seg, card: dict) -> dict:
     limit = float(np.quantile(spreads, SPREAD_QUANTILE))
     print(f"spread: median {np.median(spreads):.3f}, limit {limit:.3f}", flush=True)
     return {
-        "views": "the box, its mirror and 4 jittered boxes (shift 10 %, scale 15 %), mirrored "
-        "alternately; probability = calibration of the mean logit",
+        "views": f"the box, its mirror and {len(JITTERS)} jittered boxes (shift 10 %, scale "
+        "15 %; roi.JITTERS); probability = calibration of the mean logit",
         "spread": "max - min of the views' calibrated probabilities",
         "spread_limit": limit,
         "chosen_on": f"{SPREAD_QUANTILE:.2f} quantile of the development images' spread "
