@@ -62,8 +62,8 @@ def write_cine_dicom(path: Path, n_frames: int = 12, appears_at: int = 2) -> Pat
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
-    from thyroid_desktop.core.phantom import make_cine_phantom
     from tests.core.test_dicom import jpeg_bytes, us_region
+    from thyroid_desktop.core.phantom import make_cine_phantom
 
     frames = [p.pixels[:, :, 0] for p in make_cine_phantom(n_frames, appears_at)]
     ds = Dataset()

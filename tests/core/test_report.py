@@ -35,7 +35,13 @@ def test_report_holds_every_field(tmp_path, classifier):
         frozenset({EchogenicFoci.PUNCTATE}),
     )
     study = StudyInfo.from_metadata(
-        {"PatientName": "Test^Phantom", "PatientID": "P-001", "StudyDate": "20261127"},
+        {
+            "PatientName": "Testperson^Anna^Maria",
+            "PatientID": "P-001",
+            "StudyDate": "20261127",
+            "PatientBirthDate": "19610304",
+            "PatientSex": "F",
+        },
         operator="Dr Example",
         impression="Solid hypoechoic nodule with punctate foci.",
     )
@@ -52,9 +58,11 @@ def test_report_holds_every_field(tmp_path, classifier):
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
     for expected in (
         NOTICE,
-        "Test^Phantom",
+        "Testperson, Anna Maria",
         "P-001",
-        "20261127",
+        "27 Nov 2026",
+        "born 4 Mar 1961",
+        "sex female",
         "Dr Example",
         f"{finding.probability:.2f}",
         f"threshold {finding.threshold:.2f}",
@@ -66,6 +74,7 @@ def test_report_holds_every_field(tmp_path, classifier):
         "not pathology",
     ):
         assert expected in text, expected
+    assert "^" not in text and "none or large comet-tail" not in text
 
 
 def test_failed_write_leaves_no_file(tmp_path, classifier, monkeypatch):
@@ -83,3 +92,20 @@ def test_failed_write_leaves_no_file(tmp_path, classifier, monkeypatch):
         write_report(target, image, finding, classifier.card, StudyInfo())
     assert not target.exists() and list(tmp_path.iterdir()) == []
     assert np.isfinite(finding.probability)
+
+
+def test_names_dates_sex_and_time_for_people():
+    import datetime as dt
+
+    from thyroid_desktop.core.report import created_text, human_date, human_sex, person_name
+
+    assert person_name("Testperson^Anna^Maria") == "Testperson, Anna Maria"
+    assert person_name("Doe^John^^Dr^Jr") == "Doe, Dr John, Jr"
+    assert person_name("Plain Name") == "Plain Name"
+    assert person_name("Yamada^Tarou=山田^太郎") == "Yamada, Tarou"
+    assert human_date("20261120") == "20 Nov 2026" and human_date("unknown") == "unknown"
+    assert human_sex("F") == "female" and human_sex("") == ""
+    cet = dt.timezone(dt.timedelta(hours=1), "CET")
+    assert created_text(dt.datetime(2026, 11, 29, 20, 5, tzinfo=cet)) == (
+        "29 Nov 2026 20:05 CET (UTC+01:00)"
+    )

@@ -29,7 +29,10 @@ from thyroid_desktop.core.tirads import (
 A, B = "a" * 64, "b" * 64
 
 
-def estimate(p=0.7, box=ROI(1, 2, 30, 40)):
+BOX = ROI(1, 2, 30, 40)
+
+
+def estimate(p=0.7, box=BOX):
     return Estimate(p, 0.6, 0.05, False, 3.2, "", "suspicious", "model-x", "", box)
 
 

@@ -88,3 +88,17 @@ def test_csv_gives_no_number_for_an_out_of_scope_frame(tmp_path, classifier):
         row = next(csv.DictReader(fh))
     assert row["probability"] == "" and row["model_estimate"] == "no estimate"
     assert row["warnings"]
+
+
+def test_folders_are_listed_in_natural_order(tmp_path):
+    from thyroid_desktop.core.study import expand_paths
+
+    for name in ("179_1.png", "17_1.png", "IM10.png", "IM2.png", "2.png"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in expand_paths([tmp_path])] == [
+        "2.png",
+        "17_1.png",
+        "179_1.png",
+        "IM2.png",
+        "IM10.png",
+    ]

@@ -158,7 +158,7 @@ def test_report_carries_typed_fields_and_impression(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
     dialog = ReportDialog(StudyInfo.from_metadata(meta, operator="Dr Who"))
     qtbot.addWidget(dialog)
-    assert dialog.edits["patient_name"].text() == "Doe^Jane"
+    assert dialog.edits["patient_name"].text() == "Doe, Jane"
     dialog.edits["accession"].setText("ACC-7")
     dialog.impression.setPlainText("Solid hypoechoic nodule, agree with FNA.")
     study = dialog.study()
@@ -167,7 +167,7 @@ def test_report_carries_typed_fields_and_impression(window, qtbot, tmp_path):
     window.export_report(out, study)
     qtbot.waitUntil(lambda: out.exists(), timeout=60000)
     text = PdfReader(out).pages[0].extract_text()
-    for expected in ("Doe^Jane", "P123", "ACC-7", "Dr Who", "agree with FNA"):
+    for expected in ("Doe, Jane", "P123", "ACC-7", "Dr Who", "agree with FNA"):
         assert expected in text
 
 

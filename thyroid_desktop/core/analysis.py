@@ -141,6 +141,19 @@ class AnalysisService:
         problem = self.record(action, image, finding)
         return AnalysisResult(image, finding, detection if roi is None else None, None, problem)
 
+    def analyse_box(
+        self,
+        image: UltrasoundImage,
+        roi: ROI | None,
+        source: str,
+        action: Action = Action.ANALYSE,
+    ) -> AnalysisResult:
+        """The estimate for a given box with its ``source`` ("manual", or "auto" for a
+        detected candidate the user picked), or with no box for the whole scan area."""
+        finding = predict(image, self.classifier, roi, "full" if roi is None else source)
+        problem = self.record(action, image, finding)
+        return AnalysisResult(image, finding, None, None, problem)
+
     def analyse_file(
         self,
         path: str | os.PathLike[str],

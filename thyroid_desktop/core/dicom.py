@@ -75,6 +75,8 @@ METADATA_KEYWORDS = (
     "InstitutionName",
     "BodyPartExamined",
     "PhotometricInterpretation",
+    "FrameTime",
+    "CineRate",
 )
 
 # Compressed syntaxes whose every frame must end with an EOI/EOC marker (FF D9).

@@ -17,17 +17,48 @@ from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.inference import Finding
 from thyroid_desktop.core.measure import Measurement
 from thyroid_desktop.core.models import ModelCard
-from thyroid_desktop.core.tirads import TiradsDescriptors, label, recommend
+from thyroid_desktop.core.tirads import EchogenicFoci, TiradsDescriptors, label, recommend
 
 NOTICE = "For research use only. Not for use in diagnostic procedures."
 
 
+_SEXES = {"M": "male", "F": "female", "O": "other"}
+
+
+def person_name(value: str) -> str:
+    """A DICOM person name for people: "Testperson^Anna^Maria" -> "Testperson, Anna Maria"
+    (family name, given and middle names; prefix and suffix kept)."""
+    if "^" not in value:
+        return value.strip()
+    alphabetic = value.split("=")[0]  # ideographic / phonetic forms are not printed
+    family, given, middle, prefix, suffix = (alphabetic.split("^") + [""] * 5)[:5]
+    first = " ".join(p for p in (prefix, given, middle) if p.strip())
+    name = ", ".join(p for p in (family.strip(), first.strip()) if p)
+    return f"{name}, {suffix.strip()}" if suffix.strip() else name
+
+
+def human_date(value: str) -> str:
+    """A DICOM date for people: "20261120" -> "20 Nov 2026"; anything else as given."""
+    text = value.strip()
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").strftime("%-d %b %Y")
+    except ValueError:
+        return text
+
+
+def human_sex(value: str) -> str:
+    return _SEXES.get(value.strip().upper(), value.strip())
+
+
 @dataclass(frozen=True)
 class StudyInfo:
-    """Patient and study fields: from DICOM where present, else typed (all optional)."""
+    """Patient and study fields for people to read: from DICOM where present (names and
+    dates formatted), else typed (all optional)."""
 
     patient_name: str = ""
     patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
     study_date: str = ""
     accession: str = ""
     operator: str = ""
@@ -36,9 +67,11 @@ class StudyInfo:
     @classmethod
     def from_metadata(cls, meta: dict[str, str], **typed: str) -> StudyInfo:
         return cls(
-            patient_name=typed.get("patient_name") or meta.get("PatientName", ""),
+            patient_name=typed.get("patient_name") or person_name(meta.get("PatientName", "")),
             patient_id=typed.get("patient_id") or meta.get("PatientID", ""),
-            study_date=typed.get("study_date") or meta.get("StudyDate", ""),
+            birth_date=typed.get("birth_date") or human_date(meta.get("PatientBirthDate", "")),
+            sex=typed.get("sex") or human_sex(meta.get("PatientSex", "")),
+            study_date=typed.get("study_date") or human_date(meta.get("StudyDate", "")),
             accession=typed.get("accession") or meta.get("AccessionNumber", ""),
             operator=typed.get("operator", ""),
             impression=typed.get("impression", ""),
@@ -52,17 +85,34 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     return (pixels * (1.0 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
 
 
-def _lines(image, finding, card, study, tirads, measurement, created) -> list[tuple[str, str]]:
+def created_text(created: dt.datetime) -> str:
+    """Local time with its zone and UTC offset, e.g. "29 Nov 2026 20:15 CET (UTC+01:00)"."""
+    offset = created.strftime("%z")
+    offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC offset unknown"
+    return f"{created.strftime('%-d %b %Y %H:%M')} {created.strftime('%Z')} ({offset})".replace(
+        "  ", " "
+    )
+
+
+def _lines(
+    image, finding, card, study, tirads, measurement, created, nodule
+) -> list[tuple[str, str]]:
     raw = card.raw
     size = measurement.text() if measurement else "not measured"
+    frame = f"   frame {image.frame_index + 1} of {image.n_frames}" if image.n_frames > 1 else ""
+    patient = [study.patient_name or "-", f"ID {study.patient_id or '-'}"]
+    patient += [f"born {study.birth_date}"] if study.birth_date else []
+    patient += [f"sex {study.sex}"] if study.sex else []
     rows = [
-        ("Patient", f"{study.patient_name or '-'}   ID {study.patient_id or '-'}"),
+        ("Patient", "   ".join(patient)),
         ("Study", f"date {study.study_date or '-'}   accession {study.accession or '-'}"),
         (
             "Image",
-            f"{image.source.name if image.source else 'in-memory image'}   sha256 {image.sha256[:16]}…",
+            f"{image.source.name if image.source else 'in-memory image'}{frame}   "
+            f"sha256 {image.sha256[:16]}…",
         ),
-        ("Report created", created.strftime("%Y-%m-%d %H:%M %Z")),
+        *([("Nodule", nodule)] if nodule else []),
+        ("Report created", created_text(created)),
         ("Operator", study.operator or "-"),
         (
             card.output_name.split(":")[0],
@@ -81,7 +131,8 @@ def _lines(image, finding, card, study, tirads, measurement, created) -> list[tu
     if tirads is not None:
         level = tirads.level
         rec = recommend(level, measurement.max_diameter_mm if measurement else None)
-        foci = ", ".join(sorted(label(f) for f in tirads.foci))
+        kinds = tirads.foci - {EchogenicFoci.NONE} or tirads.foci  # "none" only when alone
+        foci = ", ".join(sorted(label(f) for f in kinds))
         rows += [
             (
                 "ACR TI-RADS",
@@ -110,8 +161,10 @@ def write_report(
     tirads: TiradsDescriptors | None = None,
     measurement: Measurement | None = None,
     created: dt.datetime | None = None,
+    nodule: str = "",
 ) -> Path:
-    """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``."""
+    """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``.
+    ``nodule`` names and locates it (e.g. "N1, right lobe, upper")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,7 +190,7 @@ def write_report(
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     y = 0.63
-    for key, value in _lines(image, finding, card, study, tirads, measurement, created):
+    for key, value in _lines(image, finding, card, study, tirads, measurement, created, nodule):
         wrapped = textwrap.wrap(value, 88) or ["-"]
         fig.text(0.06, y, key, fontsize=9, weight="bold", va="top")
         fig.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")

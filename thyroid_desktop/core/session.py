@@ -258,9 +258,16 @@ class Session:
 
     # ---------------------------------------------------------------- nodules
     def add_nodule(
-        self, key: str, frame: int, box: ROI, source: BoxSource = BoxSource.MANUAL
+        self,
+        key: str,
+        frame: int,
+        box: ROI,
+        source: BoxSource = BoxSource.MANUAL,
+        by_user: bool = True,
     ) -> str:
-        """A new nodule (N1, N2, ...) on ``key``'s ``frame``. Returns its id."""
+        """A new nodule (N1, N2, ...) on ``key``'s ``frame``. Returns its id. One the
+        detector proposed when the image was first opened (``by_user`` False) is not an
+        undo step."""
         self._image(key)
         nodule_id = f"N{self.state.next_number}"
         nodule = Nodule(nodule_id, key, int(frame), box, BoxSource(source))
@@ -269,7 +276,7 @@ class Session:
             nodules=self.state.nodules + (nodule,),
             next_number=self.state.next_number + 1,
         )
-        self._set(state, f"add {nodule_id}", undoable=True)
+        self._set(state, f"add {nodule_id}", undoable=by_user)
         return nodule_id
 
     def delete_nodule(self, nodule_id: str) -> None:
@@ -279,14 +286,22 @@ class Session:
             dataclasses.replace(self.state, nodules=nodules), f"delete {nodule_id}", undoable=True
         )
 
-    def set_box(self, nodule_id: str, box: ROI, source: BoxSource = BoxSource.MANUAL) -> None:
-        """A moved or redrawn box (its old estimate no longer applies)."""
+    def set_box(
+        self,
+        nodule_id: str,
+        box: ROI,
+        source: BoxSource = BoxSource.MANUAL,
+        frame: int | None = None,
+    ) -> None:
+        """A moved or redrawn box, on ``frame`` (default: the nodule's); its old estimate
+        no longer applies."""
         n = self._nodule(nodule_id)
-        if n.box == box and n.source == source:
+        frame = n.frame if frame is None else int(frame)
+        if n.box == box and n.source == source and n.frame == frame:
             return
         self.begin_request(nodule_id)
         self._replace(
-            dataclasses.replace(n, box=box, source=BoxSource(source), estimate=None),
+            dataclasses.replace(n, box=box, source=BoxSource(source), frame=frame, estimate=None),
             f"box {nodule_id}",
         )
 

@@ -62,7 +62,6 @@ class ProfileError(Exception):
     """A profile cannot be fitted, read, saved or used here; the message says why."""
 
 
-
 def profiles_dir() -> Path:
     return user_data_dir() / PROFILES_FOLDER
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,17 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for raw in paths:
         path = Path(raw).absolute()  # recent files must work from any working folder
         if path.is_dir():
-            for found in sorted(_folder_images(path, MAX_FOLDER_DEPTH)):
+            for found in sorted(_folder_images(path, MAX_FOLDER_DEPTH), key=natural_key):
                 out.setdefault(found, None)
         else:
             out.setdefault(path, None)
     return list(out)
+
+
+def natural_key(path: Path) -> list:
+    """Sorts as people count: ``17_1`` before ``179_1``, ``IM2`` before ``IM10``."""
+    parts = re.split(r"(\d+)", str(path).lower())
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
 
 
 def _folder_images(folder: Path, depth: int) -> Iterable[Path]:

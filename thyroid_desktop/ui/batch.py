@@ -8,18 +8,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QProgressBar, QPushButton
 
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.inference import auto_predict
-from thyroid_desktop.core.models import Classifier, Segmenter
+from thyroid_desktop.core.analysis import Action, AnalysisResult, AnalysisService
 from thyroid_desktop.ui.study_list import make_thumbnail
 
 
-def analyse_file(path: Path, clf: Classifier, seg: Segmenter | None):
-    """One batch step, in the worker: read the file and analyse it as opening it would.
-    Returns (sha256, pixel spacing, thumbnail, finding)."""
-    image = open_image(path)
-    finding, _ = auto_predict(image, clf, seg)
-    return image.sha256, image.spacing_mm, make_thumbnail(image.pixels), finding
+def analyse_file(path: Path, service: AnalysisService) -> tuple[AnalysisResult, object]:
+    """One batch step, in the worker: the file analysed as opening it would (a cine loop at
+    its best frame), and its thumbnail."""
+    result = service.analyse_file(path, action=Action.BATCH)
+    return result, make_thumbnail(result.image.pixels)
 
 
 class BatchRunner(QObject):

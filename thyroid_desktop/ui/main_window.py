@@ -21,10 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from thyroid_desktop.core.audit import AuditLog, record_for
+from thyroid_desktop.core.analysis import Action, AnalysisService
+from thyroid_desktop.core.audit import AuditLog
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
-from thyroid_desktop.core.inference import Finding, auto_predict, predict
+from thyroid_desktop.core.inference import Finding
 from thyroid_desktop.core.measure import measure
 from thyroid_desktop.core.models import (
     Classifier,
@@ -35,6 +36,14 @@ from thyroid_desktop.core.models import (
 )
 from thyroid_desktop.core.report import StudyInfo, write_report
 from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.session import (
+    BoxSource,
+    Estimate,
+    Session,
+    SessionStore,
+    read_session,
+    write_session,
+)
 from thyroid_desktop.core.site import (
     ProfileError,
     activate,
@@ -47,6 +56,7 @@ from thyroid_desktop.core.site import (
 from thyroid_desktop.core.study import StudyEntry, expand_paths, write_csv
 from thyroid_desktop.ui.batch import BatchRunner, analyse_file
 from thyroid_desktop.ui.calibration_menu import CalibrationMenu
+from thyroid_desktop.ui.frame_bar import FrameBar
 from thyroid_desktop.ui.image_view import ImageView
 from thyroid_desktop.ui.report_dialog import ReportDialog
 from thyroid_desktop.ui.result_panel import ResultPanel
@@ -63,6 +73,25 @@ FILE_FILTER = (
 
 
 MAX_RECENT = 10
+
+
+def _frame_text(image: UltrasoundImage, prefix: str) -> str:
+    """ ", frame 3 of 20" for a cine loop (1-based, for people), "" for a single frame."""
+    if image.n_frames <= 1:
+        return ""
+    return f"{prefix}frame {image.frame_index + 1} of {image.n_frames}"
+
+
+def _fps(image: UltrasoundImage) -> float | None:
+    """The loop's frame rate from DICOM (CineRate, else 1000 / FrameTime in ms), if given."""
+    try:
+        if image.metadata.get("CineRate"):
+            return float(image.metadata["CineRate"])
+        if image.metadata.get("FrameTime"):
+            return 1000.0 / float(image.metadata["FrameTime"])
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
+    return None
 
 
 class MainWindow(QMainWindow):
@@ -105,6 +134,12 @@ class MainWindow(QMainWindow):
         self._awaiting = False
         self.last_message: QMessageBox | None = None
         self.audit = AuditLog()
+        #: The review state (nodules, boxes, TI-RADS choices, scales), autosaved; the window
+        #: shows it and sends it the user's edits.
+        self.session = Session(SessionStore())
+        self.service: AnalysisService | None = None
+        self.nodule_id: str | None = None  # the session's nodule shown on this image
+        self.frame_scores: dict[str, tuple[float, ...]] = {}  # image sha256 -> per frame
 
         self.study_list = StudyList()
         self.view = ImageView()
@@ -119,9 +154,16 @@ class MainWindow(QMainWindow):
         side.setWidgetResizable(True)
         side.setWidget(column)
         side.setMinimumWidth(380)
+        self.frame_bar = FrameBar()
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.setSpacing(0)
+        centre_layout.addWidget(self.view, 1)
+        centre_layout.addWidget(self.frame_bar)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.study_list)
-        split.addWidget(self.view)
+        split.addWidget(centre)
         split.addWidget(side)
         split.setStretchFactor(1, 4)
         split.setSizes([230, 800, 380])
@@ -148,6 +190,10 @@ class MainWindow(QMainWindow):
         self.view.stepRequested.connect(self.step)
         self.study_list.currentRowChanged.connect(self._row_changed)
         self.tirads.changed.connect(self._tirads_changed)
+        self.tirads.chosen.connect(lambda: self.view.setFocus())
+        self.frame_bar.frameChanged.connect(self.show_frame)
+        self.frame_bar.playingChanged.connect(self._playing_changed)
+        self.session.subscribe(self._session_changed)
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
         self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
         self.view.set_overlay_opacity(0.7)
@@ -180,7 +226,16 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Validate on local cases…", self.validate_dialog)
         file_menu.addSeparator()
+        self._action(file_menu, "&Save session as…", self.save_session_dialog, "Ctrl+S")
+        self._action(file_menu, "Open sessio&n…", self.open_session_dialog)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action(
+            edit_menu, "&Undo", self.undo, QKeySequence.StandardKey.Undo
+        )
+        self.redo_action = self._action(edit_menu, "&Redo", self.redo, "Ctrl+Shift+Z")
+        self._update_undo_actions()
         view_menu = self.menuBar().addMenu("&View")
         self._action(view_menu, "&Fit to window", self.view.fit, "F")
         self._action(view_menu, "Actual size (&1:1)", self.view.actual_size, "1")
@@ -198,6 +253,14 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self._action(view_menu, "&Next image", lambda: self.step(1), "PgDown")
         self._action(view_menu, "&Previous image", lambda: self.step(-1), "PgUp")
+        self._action(view_menu, "Next &frame", lambda: self.frame_bar.step(1), "Right")
+        self._action(view_menu, "Previous fra&me", lambda: self.frame_bar.step(-1), "Left")
+        self._action(
+            view_menu,
+            "&Play / pause loop",
+            lambda: self.frame_bar.set_playing(not self.frame_bar.playing),
+            "Space",
+        )
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
         self._action(analysis, "&Next candidate", self.next_candidate, "N")
@@ -214,6 +277,7 @@ class MainWindow(QMainWindow):
         analysis.addMenu(self.calibration_menu)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "&About Thyroid Review", self.show_about)
 
     # -- settings, recent files, help ------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -282,6 +346,7 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, models: tuple[Classifier, Segmenter | None]) -> None:
         classifier, self.segmenter = models
         self.classifier = classifier
+        self.service = AnalysisService(classifier, self.segmenter, self.audit)
         card = classifier.card
         chosen = use_active_profile(classifier)
         if chosen.refused:
@@ -292,7 +357,11 @@ class MainWindow(QMainWindow):
         self.panel.show_state("Model ready. Draw a box around the nodule.")
         self.device_label.setText(f"Device: {classifier.device}")
         if self._pending:
-            self.analyse() if self.roi is not None else self.auto_detect()
+            self._pending = False
+            if self.image is not None and self.image.n_frames > 1 and self._needs_best_frame():
+                self._find_best_frame()
+            else:
+                self.analyse() if self.roi is not None else self.auto_detect()
 
     def _model_failed(self, err: Exception) -> None:
         message = (
@@ -355,33 +424,135 @@ class MainWindow(QMainWindow):
             self.study_list.setCurrentRow(row)
 
     def select(self, row: int) -> bool:
-        """Reads the entry's file and shows it (with its earlier finding, if any)."""
+        """Reads the entry's file and shows it with what the session holds for it (its
+        nodule's box and TI-RADS choices, the frame and scale last used), else finds the
+        nodule; a cine loop seen for the first time opens on its best frame."""
         entry = self.entries[row]
         try:
             image = open_image(entry.path)
+            if entry.sha256 and entry.sha256 != image.sha256:  # the file changed on disk
+                entry.finding, entry.user_mm_per_px, entry.tirads = None, None, None
+            self.session.add_image(image.sha256, entry.path, image.n_frames)
+            record = self.session.state.image(image.sha256)
+            if record.frame:
+                image = open_image(entry.path, frame=record.frame)
         except ImageLoadError as err:
             entry.status, entry.error = "error", str(err)
             self.study_list.update_entry(row, entry)
             return False
-        if entry.sha256 and entry.sha256 != image.sha256:  # the file changed on disk
-            entry.finding, entry.user_mm_per_px, entry.tirads = None, None, None
         entry.sha256, entry.spacing_mm = image.sha256, image.spacing_mm
-        stale = entry.finding is not None and (
-            self.classifier is not None and not same_calibration(entry.finding, self.classifier)
-        )
-        manual_box = entry.finding.roi if stale and entry.finding.roi_source == "manual" else None
-        if stale:  # analysed under another calibration: analyse again, same box
-            entry.finding = None
-        if entry.finding is None:
-            entry.status, entry.error = "not analysed", ""
+        entry.user_mm_per_px = record.user_mm_per_px
         self.current = row
         self.study_list.setCurrentRow(row)
         self.study_list.update_entry(row, entry, make_thumbnail(image.pixels))
         self.user_mm_per_px = entry.user_mm_per_px
-        self.tirads.set_descriptors(entry.tirads)
-        self.show_image(image, roi=manual_box, finding=entry.finding)
+        nodules = self.session.state.nodules_on(image.sha256)
+        self.nodule_id = nodules[0].id if nodules else None
+        self.tirads.set_choices(nodules[0].tirads if nodules else None)
+        self.frame_bar.set_loop(image.n_frames, image.frame_index, _fps(image))
+        if image.sha256 in self.frame_scores:
+            self.frame_bar.set_scores(self.frame_scores[image.sha256])
         self._remember(entry.path)
+        if image.n_frames > 1 and not nodules and self._needs_best_frame(image):
+            self.show_image(image, analyse=False)
+            self._find_best_frame()
+            return True
+        self._present(image, entry.finding)
         return True
+
+    def _present(self, image: UltrasoundImage, cached: Finding | None = None) -> None:
+        """Shows a frame of the current entry: analyses its nodule's box when the nodule is
+        on this frame, shows ``cached`` when it is still valid, else finds the nodule."""
+        nodule = self._nodule(image)
+        on_frame = nodule is not None and nodule.frame == image.frame_index
+        if cached is not None and (
+            image.n_frames > 1
+            or (self.classifier is not None and not same_calibration(cached, self.classifier))
+            or (on_frame and cached.roi != nodule.box)
+        ):
+            cached = None  # another frame, calibration or box: analyse again
+        if cached is None and self.current is not None:
+            entry = self.entries[self.current]
+            entry.finding, entry.status, entry.error = None, "not analysed", ""
+        if cached is not None:
+            self.show_image(image, finding=cached)
+        elif on_frame and nodule.source is not BoxSource.FULL:
+            self.show_image(image, analyse=False)
+            self.roi, self._roi_source = nodule.box, str(nodule.source)
+            self.view.set_roi(nodule.box)
+            self.analyse()
+        else:
+            self.show_image(image)
+
+    def _nodule(self, image: UltrasoundImage | None = None):
+        """The session's nodule shown on ``image`` (default: the current one), or None."""
+        image = image or self.image
+        n = self.session.state.nodule(self.nodule_id) if self.nodule_id else None
+        return n if n is not None and image is not None and n.image == image.sha256 else None
+
+    def _in_session(self) -> bool:
+        return (
+            self.image is not None
+            and self.image.source is not None
+            and self.session.state.image(self.image.sha256) is not None
+        )
+
+    # -- cine loops ------------------------------------------------------------------------
+    def _needs_best_frame(self, image: UltrasoundImage | None = None) -> bool:
+        image = image or self.image
+        return image is not None and image.sha256 not in self.frame_scores
+
+    def _find_best_frame(self) -> None:
+        """Scores every frame with the detector in the worker, then shows the best one
+        (unless the user moved to another frame meanwhile)."""
+        if self.service is None or self.image is None or self.image.source is None:
+            self._pending = self.image is not None
+            self.panel.show_state("Loading model…")
+            return
+        image, service = self.image, self.service
+        self.panel.show_state(f"Looking for the best of {image.n_frames} frames…")
+        req = self._new_request()
+
+        def done(scores) -> None:
+            self.frame_scores[image.sha256] = scores.scores
+            if self.image is None or self.image.sha256 != image.sha256:
+                return
+            self.frame_bar.set_scores(scores.scores)
+            if self._stale(req):
+                return  # the user moved to another frame: leave them there
+            self._awaiting = False
+            self.frame_bar.set_frame(scores.best)
+            self.show_frame(scores.best)
+
+        self._run(
+            lambda: (
+                None if self._stale(req) else service.frame_scores(image.source, image.n_frames)
+            ),
+            lambda scores: scores is not None and done(scores),
+            lambda err: self._analysis_failed(req, err),
+        )
+
+    def show_frame(self, frame: int) -> None:
+        """Shows another frame of the current cine loop (analysed unless it is playing)."""
+        if self.current is None or self.image is None or self.image.n_frames <= 1:
+            return
+        entry = self.entries[self.current]
+        try:
+            image = open_image(entry.path, frame=frame)
+        except ImageLoadError as err:
+            self.frame_bar.set_playing(False)
+            self.show_message("Frame not shown", str(err))
+            return
+        self.session.set_frame(image.sha256, frame)
+        self.frame_bar.set_frame(frame)
+        if self.frame_bar.playing:
+            self.show_image(image, analyse=False)
+            return
+        self._present(image)
+
+    def _playing_changed(self, playing: bool) -> None:
+        if not playing and self.image is not None and self.finding is None:
+            self._present(self.image)  # analyse the frame it stopped on
 
     def _show_unreadable(self, row: int) -> None:
         """A list entry whose file cannot be read is selected: show no image, say why."""
@@ -397,13 +568,19 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Thyroid Review — {entry.name} (unreadable)")
 
     def show_image(
-        self, image: UltrasoundImage, roi: ROI | None = None, finding: Finding | None = None
+        self,
+        image: UltrasoundImage,
+        roi: ROI | None = None,
+        finding: Finding | None = None,
+        analyse: bool = True,
     ) -> None:
-        """Shows ``image``; analyses ``roi``, or shows an earlier ``finding``, or auto-detects."""
+        """Shows ``image``; analyses ``roi``, or shows an earlier ``finding``, or auto-detects
+        (nothing when ``analyse`` is False: a cine loop playing, or a box to follow)."""
         if image.source is None:  # the demo or an in-memory image: not in the study list
-            self.current, self.user_mm_per_px = None, None
+            self.current, self.user_mm_per_px, self.nodule_id = None, None, None
             self.study_list.setCurrentRow(-1)
-            self.tirads.set_descriptors(None)
+            self.tirads.set_choices(None)
+            self.frame_bar.set_loop(image.n_frames)
         self.image, self.finding, self.candidates = image, None, []
         self._request += 1  # results still coming for the previous image are dropped
         self._awaiting = False
@@ -411,8 +588,12 @@ class MainWindow(QMainWindow):
         self.panel.clear()
         self.tirads.set_size(None)
         name = image.source.name if image.source else "demo phantom (synthetic)"
-        self.setWindowTitle(f"Thyroid Review — {name}")
-        if finding is not None:
+        self.setWindowTitle(f"Thyroid Review — {name}{_frame_text(image, ', ')}")
+        if not analyse:
+            self.roi = None
+            self.view.set_roi(None)
+            self.view.set_candidates([])
+        elif finding is not None:
             self.roi = finding.roi if finding.roi_source != "full" else None
             self.view.set_roi(finding.roi)
             self._show_finding(image, finding)
@@ -428,6 +609,12 @@ class MainWindow(QMainWindow):
         self.roi, self._roi_source = roi, source
         self.view.set_roi(roi)
         self._show_candidates()
+        if self._in_session():
+            key, frame = self.image.sha256, self.image.frame_index
+            if self._nodule() is None:
+                self.nodule_id = self.session.add_nodule(key, frame, roi, BoxSource(source))
+            else:
+                self.session.set_box(self.nodule_id, roi, BoxSource(source), frame)
         self.analyse()
 
     def _show_candidates(self) -> None:
@@ -455,12 +642,12 @@ class MainWindow(QMainWindow):
         if self.segmenter is None:
             self.analyse_whole_image()
             return
-        image, clf, seg = self.image, self.classifier, self.segmenter
+        image, service = self.image, self.service
         req = self._new_request()
         self.panel.show_state("Looking for the nodule…")
         self._run(
-            lambda: None if self._stale(req) else auto_predict(image, clf, seg),
-            lambda r: r is not None and self._auto_done(image, req, *r),
+            lambda: None if self._stale(req) else service.analyse(image, None, Action.AUTO),
+            lambda r: r is not None and self._auto_done(image, req, r.finding, r.detection),
             lambda err: self._analysis_failed(req, err),
         )
 
@@ -480,6 +667,14 @@ class MainWindow(QMainWindow):
         n = len(detection.candidates)
         self.roi = finding.roi if finding.roi_source == "auto" else None
         self.candidates = list(detection.candidates)
+        if (
+            self.roi is not None
+            and self._in_session()
+            and not self.session.state.nodules_on(image.sha256)
+        ):  # the first box on this file: the detector's, not an edit to undo
+            self.nodule_id = self.session.add_nodule(
+                image.sha256, image.frame_index, self.roi, BoxSource.AUTO, by_user=False
+            )
         self._show_candidates()
         self._analysed(image, req, finding)
         found = (
@@ -509,22 +704,32 @@ class MainWindow(QMainWindow):
     def analyse(self) -> None:
         if not self._ready():
             return
-        image, roi, clf = self.image, self.roi, self.classifier
+        image, roi, service = self.image, self.roi, self.service
         source = self._roi_source if roi is not None else "full"
         req = self._new_request()
         self.panel.show_state("Analysing…")
         self._run(
-            lambda: None if self._stale(req) else predict(image, clf, roi, source),
-            lambda f: f is not None and self._analysed(image, req, f),
+            lambda: (
+                None
+                if self._stale(req)
+                else service.analyse_box(image, roi, source, Action.ANALYSE)
+            ),
+            lambda r: r is not None and self._analysed(image, req, r.finding, r.audit_problem),
             lambda err: self._analysis_failed(req, err),
         )
 
-    def _analysed(self, image: UltrasoundImage, req: int, finding: Finding) -> None:
+    def _analysed(
+        self, image: UltrasoundImage, req: int, finding: Finding, audit_problem: str = ""
+    ) -> None:
         if self._stale(req) or image is not self.image:
             return  # the user moved on or changed the box; a newer analysis follows
         self._awaiting = False
         self.view.set_roi(finding.roi)
-        self._audit("analyse", finding, image.sha256, image.source)
+        if audit_problem:
+            self.statusBar().showMessage(f"Audit log not written: {audit_problem}", 15000)
+        nodule = self._nodule()
+        if nodule is not None and nodule.frame == image.frame_index and nodule.box == finding.roi:
+            self.session.set_estimate(nodule.id, Estimate.of(finding))
         if self.current is not None:
             entry = self.entries[self.current]
             entry.finding, entry.status = finding, "analysed"
@@ -539,7 +744,9 @@ class MainWindow(QMainWindow):
         self.panel.show_state(
             f"No estimate: {finding.no_estimate_reason}." if not finding.in_scope else "Done."
         )
-        self.statusBar().showMessage(f"Analysed in {finding.timings_ms['total']:.0f} ms", 5000)
+        self.statusBar().showMessage(
+            f"Analysed in {finding.timings_ms['total']:.0f} ms{_frame_text(image, ' · ')}", 5000
+        )
         self.device_label.setText(
             f"Device: {finding.device} · {finding.timings_ms['total']:.0f} ms"
         )
@@ -550,11 +757,23 @@ class MainWindow(QMainWindow):
             self._awaiting = False
             self.panel.show_state(f"Analysis failed: {err}")
 
-    def _tirads_changed(self, descriptors) -> None:
-        if self.current is not None and self.image is not None:
-            entry = self.entries[self.current]
-            entry.tirads = descriptors
-            self.study_list.update_entry(self.current, entry)
+    def _tirads_changed(self, choices) -> None:
+        """The clinician changed a TI-RADS choice: it belongs to the nodule shown (one is
+        made for the analysed area when there is none yet)."""
+        if self.current is None or not self._in_session():
+            return
+        if self._nodule() is None:
+            box = self.roi or (self.finding.roi if self.finding else None)
+            if box is None:
+                return
+            source = BoxSource(self._roi_source) if self.roi is not None else BoxSource.FULL
+            self.nodule_id = self.session.add_nodule(
+                self.image.sha256, self.image.frame_index, box, source, by_user=False
+            )
+        self.session.set_tirads(self.nodule_id, choices)
+        entry = self.entries[self.current]
+        entry.tirads = choices.descriptors
+        self.study_list.update_entry(self.current, entry)
 
     # -- scale -----------------------------------------------------------------------------
     def measurement(self):
@@ -604,6 +823,8 @@ class MainWindow(QMainWindow):
         if mm_per_px is not None and not mm_per_px > 0:
             raise ValueError(f"a scale must be positive, got {mm_per_px}")
         self.user_mm_per_px = mm_per_px
+        if self._in_session():
+            self.session.set_user_scale(self.image.sha256, mm_per_px)
         if self.current is not None:
             self.entries[self.current].user_mm_per_px = mm_per_px
             self.study_list.update_entry(self.current, self.entries[self.current])
@@ -626,8 +847,8 @@ class MainWindow(QMainWindow):
         if not rows:
             self.statusBar().showMessage("Every image in the list is analysed.", 5000)
             return
-        clf, seg = self.classifier, self.segmenter
-        self.batch.start(rows, lambda row: partial(analyse_file, self.entries[row].path, clf, seg))
+        service = self.service
+        self.batch.start(rows, lambda row: partial(analyse_file, self.entries[row].path, service))
 
     def cancel_batch(self) -> None:
         if self.batch.running:
@@ -644,11 +865,12 @@ class MainWindow(QMainWindow):
                     str(err) if isinstance(err, ImageLoadError) else f"Analysis failed: {err}"
                 )
         else:
-            sha, spacing, thumb, finding = result
+            analysed, thumb = result
+            finding, sha = analysed.finding, analysed.image.sha256
+            self._batch_into_session(entry.path, analysed)
             if entry.finding is None:  # the user may have analysed it meanwhile
-                entry.sha256, entry.spacing_mm = sha, spacing
+                entry.sha256, entry.spacing_mm = sha, analysed.image.spacing_mm
                 entry.finding, entry.status, entry.error = finding, "analysed", ""
-                self._audit("batch-analyse", finding, sha, entry.path)
                 shown = self.image
                 if (
                     row == self.current
@@ -661,6 +883,17 @@ class MainWindow(QMainWindow):
                     self.view.set_roi(finding.roi)
                     self._show_finding(shown, finding)
         self.study_list.update_entry(row, entry, thumb)
+
+    def _batch_into_session(self, path: Path, analysed) -> None:
+        """A batch result becomes the file's first nodule when nothing was done on it yet."""
+        image, finding = analysed.image, analysed.finding
+        self.session.add_image(image.sha256, path, image.n_frames)
+        if finding.roi_source == "auto" and not self.session.state.nodules_on(image.sha256):
+            self.session.set_frame(image.sha256, image.frame_index)
+            nodule_id = self.session.add_nodule(
+                image.sha256, image.frame_index, finding.roi, BoxSource.AUTO, by_user=False
+            )
+            self.session.set_estimate(nodule_id, Estimate.of(finding))
 
     def _batch_end(self, done: int, cancelled: bool) -> None:
         self.statusBar().showMessage(
@@ -752,22 +985,6 @@ class MainWindow(QMainWindow):
         self.last_message = show_summary(self, validation, files)
 
     # -- report and records ----------------------------------------------------------------
-    def _audit(self, action: str, finding: Finding, sha256: str, file: Path | None) -> None:
-        try:
-            self.audit.append(
-                record_for(
-                    action,
-                    sha256,
-                    finding.roi,
-                    roi_source=finding.roi_source,
-                    model_id=finding.model_id,
-                    probability=finding.probability,
-                    file=str(file) if file else None,
-                )
-            )
-        except OSError as err:  # the analysis stands; say the log could not be written
-            self.statusBar().showMessage(f"Audit log not written: {err}", 15000)
-
     def export_dialog(self) -> None:
         if self.finding is None:
             self.show_message("Nothing to report", "Analyse an image before exporting a report.")
@@ -781,12 +998,30 @@ class MainWindow(QMainWindow):
         study = dialog.study()
         self.settings.setValue("report/operator", study.operator)
         stem = self.image.source.stem if self.image.source else "demo"
-        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export PDF report", str(folder / f"report_{stem}.pdf"), "PDF (*.pdf)"
+            self,
+            "Export PDF report",
+            str(self.reports_folder() / f"report_{stem}.pdf"),
+            "PDF (*.pdf)",
         )
         if path:
+            self.settings.setValue("report/folder", str(Path(path).parent))
             self.export_report(Path(path), study)
+
+    def reports_folder(self) -> Path:
+        """Where the report dialog opens: the folder of the last report, else "Thyroid
+        reports" in the user's documents."""
+        remembered = str(self.settings.value("report/folder", "") or "")
+        if remembered and Path(remembered).is_dir():
+            return Path(remembered)
+        from platformdirs import user_documents_dir
+
+        folder = Path(user_documents_dir()) / "Thyroid reports"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return Path.home()
+        return folder
 
     def export_report(self, path: Path, study: StudyInfo | None = None) -> None:
         """Writes the PDF in the worker (atomically); reports success or failure."""
@@ -794,14 +1029,18 @@ class MainWindow(QMainWindow):
         study = study or StudyInfo.from_metadata(image.metadata)
         size = self.measurement()
         tirads = self.tirads.descriptors()
+        n = self._nodule()
+        nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
 
         def done(out: Path) -> None:
-            self._audit("export-report", finding, image.sha256, image.source)
+            problem = self.service.record(Action.EXPORT, image, finding) if self.service else ""
+            if problem:
+                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
             self.statusBar().showMessage(f"Report written to {out}", 10000)
             self.last_report = out
 
         self._run(
-            lambda: write_report(path, image, finding, card, study, tirads, size),
+            lambda: write_report(path, image, finding, card, study, tirads, size, nodule=nodule),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),
         )
@@ -825,6 +1064,113 @@ class MainWindow(QMainWindow):
             return False
         self.statusBar().showMessage(f"Study list written to {path}", 10000)
         return True
+
+    # -- session: undo/redo, save and open -------------------------------------------------
+    def undo(self) -> None:
+        if not self.session.undo():
+            self.statusBar().showMessage("Nothing to undo.", 3000)
+
+    def redo(self) -> None:
+        if not self.session.redo():
+            self.statusBar().showMessage("Nothing to redo.", 3000)
+
+    def _update_undo_actions(self) -> None:
+        for act, verb, what in (
+            (self.undo_action, "&Undo", self.session.undo_text),
+            (self.redo_action, "&Redo", self.session.redo_text),
+        ):
+            act.setText(f"{verb} {what}" if what else verb)
+            act.setEnabled(bool(what))
+
+    def _session_changed(self, what: str) -> None:
+        """The session changed: update the edit menu; after undo/redo or opening a session,
+        show what it now holds for the current image."""
+        self._update_undo_actions()
+        if self.session.save_problem:
+            self.statusBar().showMessage(self.session.save_problem, 15000)
+        if what.startswith(("undo ", "redo ", "open session")):
+            self._show_session_state()
+
+    def _show_session_state(self) -> None:
+        """Box, TI-RADS choices and scale of the current image, as the session holds them;
+        a box that changed is analysed again."""
+        if not self._in_session():
+            return
+        state, image = self.session.state, self.image
+        nodules = state.nodules_on(image.sha256)
+        nodule = self._nodule() or (nodules[0] if nodules else None)
+        self.nodule_id = nodule.id if nodule else None
+        self.tirads.set_choices(nodule.tirads if nodule else None)
+        record = state.image(image.sha256)
+        self.user_mm_per_px = record.user_mm_per_px
+        if self.current is not None:
+            entry = self.entries[self.current]
+            entry.user_mm_per_px = record.user_mm_per_px
+            entry.tirads = nodule.tirads.descriptors if nodule else None
+            self.study_list.update_entry(self.current, entry)
+        self._show_size()
+        if nodule is not None and nodule.frame == image.frame_index:
+            if nodule.box != self.roi or nodule.source is BoxSource.FULL:
+                self.roi, self._roi_source = nodule.box, str(nodule.source)
+                self.view.set_roi(nodule.box)
+                self._show_candidates()
+                self.analyse_whole_image() if nodule.source is BoxSource.FULL else self.analyse()
+        elif self.roi is not None and nodule is None:
+            self.analyse_whole_image()  # the box was undone: back to the scan area
+
+    def save_session_dialog(self) -> None:
+        if not self.session.state.images:
+            self.show_message("Nothing to save", "Open some images first.")
+            return
+        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save session", str(folder / "session.thyroid.json"), "Session (*.json)"
+        )
+        if path:
+            self.save_session(Path(path))
+
+    def save_session(self, path: Path) -> bool:
+        try:
+            write_session(path, self.session.state)
+        except OSError as err:
+            self.show_message("Session not saved", f"{path}: {err}")
+            return False
+        self.statusBar().showMessage(f"Session saved to {path}", 10000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", folder, "Session (*.json)")
+        if path:
+            self.open_session(Path(path))
+
+    def open_session(self, path: Path) -> bool:
+        """Replaces the session with a saved one and opens its images (those still there)."""
+        try:
+            state = read_session(path)
+        except ValueError as err:
+            self.show_message("Session not opened", str(err))
+            return False
+        self.session.load(state)
+        present = [Path(i.path) for i in state.images if Path(i.path).exists()]
+        missing = len(state.images) - len(present)
+        if missing:
+            self.statusBar().showMessage(f"{missing} image(s) of the session are not found.", 15000)
+        return self.open_paths(present) if present else False
+
+    def show_about(self) -> None:
+        from thyroid_desktop.ui.about import about_text
+
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "About Thyroid Review",
+            about_text(self.classifier, self.segmenter),
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.last_message = box
 
     # -- plumbing --------------------------------------------------------------------------
     def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> None:

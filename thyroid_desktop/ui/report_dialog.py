@@ -19,6 +19,8 @@ from thyroid_desktop.core.report import NOTICE, StudyInfo
 _FIELDS = (
     ("patient_name", "Patient name"),
     ("patient_id", "Patient ID"),
+    ("birth_date", "Date of birth"),
+    ("sex", "Sex"),
     ("study_date", "Study date"),
     ("accession", "Accession number"),
     ("operator", "Operator"),

@@ -1,0 +1,206 @@
+"""The reading session in the real window: cine loops, undo/redo, restore after a restart
+(even a killed one), and TI-RADS choices that only change on purpose."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Margin
+from thyroid_desktop.ui.main_window import MainWindow
+
+
+def _png(tmp_path, name="scan.png", seed=0):
+    path = tmp_path / name
+    cv2.imwrite(str(path), np.asarray(make_phantom(seed=seed).pixels))
+    return path
+
+
+def _analysed(window, qtbot):
+    qtbot.waitUntil(lambda: window.finding is not None and not window._awaiting, timeout=120000)
+
+
+def test_cine_opens_on_the_best_frame_and_steps_with_keys(window, qtbot, cine_dicom):
+    assert window.open_paths([cine_dicom])
+    bar = window.frame_bar
+    assert bar.isVisible() and bar.n_frames == 12
+    qtbot.waitUntil(lambda: window.image.frame_index >= 2, timeout=120000)
+    _analysed(window, qtbot)
+    scores = window.frame_scores[window.image.sha256]
+    best = window.image.frame_index
+    assert best == int(np.nanargmax(scores)) and scores[0] == 0.0
+    assert window.finding.roi_source == "auto" and bar.frame == best
+    assert f"frame {best + 1} of 12" in window.windowTitle()
+    (nodule,) = window.session.state.nodules
+    assert nodule.frame == best and nodule.box == window.finding.roi
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.image.frame_index == best + 1, timeout=10000)
+    qtbot.keyClick(window.view, Qt.Key.Key_Left)
+    qtbot.keyClick(window.view, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: window.image.frame_index == best - 1, timeout=10000)
+    assert window.session.state.image(window.image.sha256).frame == best - 1
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert bar.playing
+    qtbot.waitUntil(lambda: window.image.frame_index not in (best - 1,), timeout=10000)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert not bar.playing
+    _analysed(window, qtbot)  # the frame it stopped on is analysed
+
+
+def test_box_and_tirads_edits_undo_and_redo(window, qtbot, tmp_path):
+    window.open_paths([_png(tmp_path)])
+    _analysed(window, qtbot)
+    auto_box = window.roi
+    assert auto_box is not None and window.session.undo_text == ""  # detection: no undo step
+    moved = ROI(auto_box.x + 15, auto_box.y, auto_box.w, auto_box.h)
+    window.set_roi(moved)
+    _analysed(window, qtbot)
+    window.tirads.select(Composition.SOLID)
+    assert window.session.state.nodules[0].tirads.composition is Composition.SOLID
+    assert window.undo_action.text() == "&Undo TI-RADS N1"
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.tirads.choices().composition is None
+    window.undo()
+    qtbot.waitUntil(lambda: window.view.roi() == auto_box, timeout=10000)
+    _analysed(window, qtbot)
+    assert window.finding.roi == auto_box
+    window.redo()
+    window.redo()
+    _analysed(window, qtbot)
+    assert window.roi == moved and window.tirads.choices().composition is Composition.SOLID
+
+
+def test_reopening_the_same_file_restores_the_work(qtbot, tmp_path):
+    path = _png(tmp_path, seed=2)
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.start_model_loading()
+    first.open_paths([path])
+    _analysed(first, qtbot)
+    box = ROI(first.roi.x + 10, first.roi.y + 5, first.roi.w, first.roi.h)
+    first.set_roi(box)
+    _analysed(first, qtbot)
+    first.tirads.select(Margin.LOBULATED)
+    first.set_user_scale(0.1)
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.start_model_loading()
+    second.open_paths([path])
+    _analysed(second, qtbot)
+    assert second.roi == box and second.finding.roi == box
+    assert second.tirads.choices().margin is Margin.LOBULATED
+    assert second.user_mm_per_px == 0.1
+
+
+KILLED_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+    from thyroid_desktop.core.roi import ROI
+    from thyroid_desktop.core.tirads import Composition
+    from thyroid_desktop.ui.main_window import MainWindow
+
+    app = QApplication([])
+    w = MainWindow()
+    w.show()
+    w.start_model_loading()
+    w.open_paths([sys.argv[1]])
+    shown = []
+
+    def edit():
+        w.set_roi(ROI(200, 100, 140, 120))
+        w.tirads.select(Composition.MIXED)
+
+    def on_result(_finding):
+        shown.append(_finding)
+        if len(shown) == 1:
+            QTimer.singleShot(0, edit)
+        elif len(shown) == 2:
+            box, choice = w.view.roi().as_list(), w.tirads.choices().composition.name
+            print("on screen", box, choice, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # no closeEvent, no clean exit
+
+    w.findingShown.connect(on_result)
+    app.exec()
+    """
+)
+
+
+def test_killing_the_app_mid_session_loses_nothing_on_screen(qtbot, tmp_path):
+    path = _png(tmp_path, seed=3)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert child.returncode == -9, child.stderr[-2000:]
+    assert "on screen [200, 100, 140, 120] MIXED" in child.stdout
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.start_model_loading()
+    window.open_paths([path])
+    _analysed(window, qtbot)
+    assert window.roi == ROI(200, 100, 140, 120)
+    assert window.tirads.choices().composition is Composition.MIXED
+    saved = json.loads(
+        next((tmp_path / "user-data" / "sessions").glob("[0-9a-f]*.json")).read_text()
+    )
+    assert saved["nodules"][0]["tirads"]["composition"] == "MIXED"
+
+
+def test_wheel_and_image_keys_never_change_a_tirads_choice(window, qtbot, tmp_path):
+    a, b = _png(tmp_path, "a.png", 0), _png(tmp_path, "b.png", 1)
+    window.open_paths([a, b])
+    window.study_list.setCurrentRow(0)
+    _analysed(window, qtbot)
+    combo = window.tirads._combos["composition"]
+    before = combo.currentIndex()
+    wheel = QWheelEvent(
+        QPointF(5, 5),
+        QPointF(combo.mapToGlobal(QPoint(5, 5))),
+        QPoint(0, 0),
+        QPoint(0, -120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(combo, wheel)
+    assert combo.currentIndex() == before  # the wheel scrolls the panel, not the choice
+    combo.setCurrentIndex(combo.findData(Composition.SOLID))
+    combo.activated.emit(combo.currentIndex())  # chosen with the mouse: keys go back
+    assert window.view.hasFocus() or QApplication.focusWidget() is window.view
+    qtbot.keyClick(window.view, Qt.Key.Key_Down)
+    qtbot.waitUntil(lambda: window.current == 1, timeout=10000)
+    window.study_list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: window.current == 0, timeout=10000)
+    assert window.tirads.choices().composition is Composition.SOLID  # unchanged by the keys
+
+
+def test_none_echogenic_foci_excludes_the_others(window, qtbot, tmp_path):
+    window.open_paths([_png(tmp_path)])
+    _analysed(window, qtbot)
+    boxes = window.tirads._foci
+    boxes[EchogenicFoci.PUNCTATE].click()
+    assert not boxes[EchogenicFoci.NONE].isChecked()
+    boxes[EchogenicFoci.MACRO].click()
+    assert window.tirads.choices().foci == {EchogenicFoci.PUNCTATE, EchogenicFoci.MACRO}
+    boxes[EchogenicFoci.NONE].click()
+    assert window.tirads.choices().foci == {EchogenicFoci.NONE}
+    assert not boxes[EchogenicFoci.PUNCTATE].isChecked()
