@@ -105,8 +105,8 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
     """Runs every check; returns (passed, one-line summary)."""
     t0 = time.perf_counter()
     try:
-        from thyroid_desktop.core.images import ImageLoadError, from_array, open_image
-        from thyroid_desktop.core.inference import auto_predict
+        from thyroid_desktop.core.analysis import Action, AnalysisService
+        from thyroid_desktop.core.images import ImageLoadError, from_array
         from thyroid_desktop.core.measure import measure
         from thyroid_desktop.core.models import ModelError, load_classifier, load_segmenter
         from thyroid_desktop.core.phantom import make_phantom
@@ -118,9 +118,10 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         except ModelError as err:
             raise SelfTestError(f"model: {err}") from err
         _check(seg is not None, "the model card names no segmenter")
+        service = AnalysisService(clf, seg, None)  # a self-test is not an analysis to log
         phantom = make_phantom()
         image = from_array(phantom.pixels)
-        finding, detection = auto_predict(image, clf, seg)
+        finding = service.analyse(image, None, Action.SELFTEST).finding
         _check(finding.roi_source == "auto", "auto-detect found no nodule in the phantom")
         iou = finding.roi.iou(phantom.nodule)
         _check(iou >= MIN_PHANTOM_IOU, f"auto box on the phantom has IoU {iou:.2f}")
@@ -129,12 +130,13 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         results = []
         for name in files:
             try:
-                img = open_image(name)
+                result = service.analyse_file(name, action=Action.SELFTEST)
             except ImageLoadError as err:
                 raise SelfTestError(str(err)) from err
-            f, _ = auto_predict(img, clf, seg)
+            f = result.finding
             said = f"p={f.estimate:.2f}" if f.estimate is not None else "no estimate"
-            results.append(f"{Path(name).name} {said} ({f.roi_source})")
+            frame = f" frame {result.frame}" if result.n_frames > 1 else ""
+            results.append(f"{Path(name).name}{frame} {said} ({f.roi_source})")
         with tempfile.TemporaryDirectory(prefix="thyroid-selftest-") as tmp:
             pdf = write_report(
                 Path(tmp) / "selftest.pdf",

@@ -204,3 +204,54 @@ def test_none_echogenic_foci_excludes_the_others(window, qtbot, tmp_path):
     boxes[EchogenicFoci.NONE].click()
     assert window.tirads.choices().foci == {EchogenicFoci.NONE}
     assert not boxes[EchogenicFoci.PUNCTATE].isChecked()
+
+
+def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tmp_path):
+    from pypdf import PdfReader
+
+    from thyroid_desktop.core.session import Lobe, Pole
+    from thyroid_desktop.core.tirads import Echogenicity, Shape
+
+    a, b = _png(tmp_path, "a.png", 0), _png(tmp_path, "b.png", 1)
+    window.open_paths([a, b])
+    window.study_list.setCurrentRow(0)
+    _analysed(window, qtbot)
+    assert [n.id for n in window.session.state.nodules] == ["N1"]
+    window.start_new_nodule()
+    window.set_roi(ROI(60, 40, 80, 70))
+    _analysed(window, qtbot)
+    assert [n.id for n in window.session.state.nodules] == ["N1", "N2"]
+    assert window.nodules.choice.currentData() == "N2"
+    window.nodules.lobe.setCurrentIndex(window.nodules.lobe.findData(Lobe.RIGHT))
+    window.nodules.lobe.activated.emit(window.nodules.lobe.currentIndex())
+    window.nodules.pole.setCurrentIndex(window.nodules.pole.findData(Pole.UPPER))
+    window.nodules.pole.activated.emit(window.nodules.pole.currentIndex())
+    for choice in (Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.LOBULATED):
+        window.tirads.select(choice)
+    assert window.session.state.nodule("N2").location == "right lobe, upper"
+    window.pick_nodule("N1")
+    _analysed(window, qtbot)
+    assert window.roi == window.session.state.nodule("N1").box
+    assert window.tirads.choices().composition is None  # N1's own (empty) choices
+    window.study_list.setCurrentRow(1)
+    _analysed(window, qtbot)
+    assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
+    window.pick_nodule("N2")
+    qtbot.waitUntil(lambda: window.current == 0, timeout=10000)
+    _analysed(window, qtbot)
+    assert window.roi == ROI(60, 40, 80, 70)
+    assert window.tirads.choices().margin is Margin.LOBULATED
+    out = tmp_path / "study.pdf"
+    window.export_study_report(out)
+    qtbot.waitUntil(lambda: out.exists(), timeout=120000)
+    pages = PdfReader(out).pages
+    assert len(pages) == 4  # the summary, then one page per nodule
+    summary = " ".join(pages[0].extract_text().split())
+    for expected in ("study report", "N1", "N2", "N3", "right lobe, upper", "TR4", "not scored"):
+        assert expected in summary, expected
+    assert "a.png" in pages[2].extract_text() and "b.png" in pages[3].extract_text()
+    window.pick_nodule("N2")
+    window.delete_nodule()
+    assert [n.id for n in window.session.state.nodules] == ["N1", "N3"]
+    window.undo()
+    assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]

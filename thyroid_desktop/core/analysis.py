@@ -214,3 +214,31 @@ def load_service(
     classifier = load_classifier(models)
     choose_calibration(classifier, profile)
     return AnalysisService(classifier, load_segmenter(models), AuditLog() if audit else None)
+
+
+def nodule_reports(service: AnalysisService, state) -> list:
+    """Every nodule of a session (``core.session.SessionState``) as the study report shows
+    it: its frame opened again, its box analysed again (the same numbers: analysis is
+    deterministic) for the heat map, its size and the clinician's TI-RADS choices.
+
+    Raises:
+        ImageLoadError: a nodule's file cannot be read, or is no longer the file it was.
+    """
+    from thyroid_desktop.core.images import ImageLoadError
+    from thyroid_desktop.core.measure import measure
+    from thyroid_desktop.core.report import NoduleReport
+    from thyroid_desktop.core.session import BoxSource
+
+    items = []
+    for n in state.nodules:
+        record = state.image(n.image)
+        image = open_image(record.path, frame=n.frame)
+        if image.sha256 != n.image:
+            raise ImageLoadError(f"{Path(record.path).name} changed since {n.id} was marked")
+        box = None if n.source is BoxSource.FULL else n.box
+        finding = predict(image, service.classifier, box, str(n.source))
+        size = measure(n.box, image.spacing_mm, record.user_mm_per_px)
+        items.append(
+            NoduleReport(n.id, n.location, image, finding, size, n.tirads.descriptors, n.notes)
+        )
+    return items

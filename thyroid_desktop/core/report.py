@@ -203,3 +203,183 @@ def write_report(
     finally:
         plt.close(fig)
     return path
+
+
+# ------------------------------------------------------------------------- study report
+@dataclass(frozen=True)
+class NoduleReport:
+    """One nodule of the study as the study report shows it: the frame it is seen on, the
+    model's finding for its box (with the heat map), its size and the clinician's choices."""
+
+    nodule_id: str
+    location: str
+    image: UltrasoundImage
+    finding: Finding
+    measurement: Measurement
+    tirads: TiradsDescriptors | None
+    notes: str = ""
+
+    @property
+    def image_text(self) -> str:
+        name = self.image.source.name if self.image.source else "in-memory image"
+        if self.image.n_frames > 1:
+            return f"{name}, frame {self.image.frame_index + 1} of {self.image.n_frames}"
+        return name
+
+    @property
+    def estimate_text(self) -> str:
+        """Short, for the summary table: "0.98 suspicious", "none" (no estimate)."""
+        f = self.finding
+        if not f.in_scope:
+            return "none"
+        return f"{f.probability:.2f} {f.call_text.split(' (')[0]}" + (
+            ", unstable" if f.unstable else ""
+        )
+
+    @property
+    def level_text(self) -> str:
+        return "not scored" if self.tirads is None else f"TR{self.tirads.level.tr}"
+
+    @property
+    def recommendation(self) -> str:
+        """Short, for the summary table: FNA, follow-up, no FNA or size needed."""
+        if self.tirads is None:
+            return "-"
+        return recommend(self.tirads.level, self.measurement.max_diameter_mm).action
+
+
+def study_summary_rows(items: list[NoduleReport]) -> list[list[str]]:
+    """The summary table: one row per nodule."""
+    return [
+        [
+            it.nodule_id,
+            it.location or "-",
+            it.measurement.text().replace(" (DICOM calibration)", "").replace(" (user scale)", ""),
+            it.level_text,
+            it.recommendation,
+            it.estimate_text,
+        ]
+        for it in items
+    ]
+
+
+SUMMARY_HEADER = ["Nodule", "Location", "Size", "TI-RADS", "Recommendation", "AI estimate"]
+
+
+def write_study_report(
+    path: str | os.PathLike[str],
+    items: list[NoduleReport],
+    card: ModelCard,
+    study: StudyInfo,
+    created: dt.datetime | None = None,
+) -> Path:
+    """A study report: page 1 has the patient, a summary table with one row per nodule and
+    the model's performance; then one page per nodule with its image, Grad-CAM and details.
+    Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.patches import Rectangle
+
+    if not items:
+        raise ValueError("the study has no nodule to report")
+    path = Path(path)
+    created = created or dt.datetime.now().astimezone()
+    patient = [study.patient_name or "-", f"ID {study.patient_id or '-'}"]
+    patient += [f"born {study.birth_date}"] if study.birth_date else []
+    patient += [f"sex {study.sex}"] if study.sex else []
+    figures = []
+    first = plt.figure(figsize=(8.27, 11.69))
+    first.text(0.06, 0.965, "Thyroid Review — study report", fontsize=16, weight="bold")
+    first.text(0.06, 0.945, NOTICE, fontsize=9, color="#b00020")
+    y = 0.915
+    for key, value in (
+        ("Patient", "   ".join(patient)),
+        ("Study", f"date {study.study_date or '-'}   accession {study.accession or '-'}"),
+        ("Report created", created_text(created)),
+        ("Operator", study.operator or "-"),
+        ("Nodules", str(len(items))),
+    ):
+        first.text(0.06, y, key, fontsize=9, weight="bold", va="top")
+        first.text(0.27, y, value, fontsize=9, va="top")
+        y -= 0.02
+    ax = first.add_axes((0.06, y - 0.03 - 0.035 * (len(items) + 1), 0.88, 0.035 * (len(items) + 1)))
+    ax.axis("off")
+    rows = [[textwrap.fill(c, 22) for c in r] for r in study_summary_rows(items)]
+    table = ax.table(
+        cellText=rows,
+        colLabels=SUMMARY_HEADER,
+        colWidths=[0.09, 0.2, 0.2, 0.12, 0.17, 0.22],
+        loc="upper left",
+        cellLoc="left",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    table.scale(1.0, 2.2)
+    y = y - 0.08 - 0.035 * (len(items) + 1)
+    for key, value in (
+        ("Impression", study.impression or "-"),
+        ("Model", f"{card.id} v{card.version}"),
+        ("Model performance", card.performance_text()),
+        (
+            "Labels",
+            "AI estimate: likelihood of TI-RADS 4-5, trained on TI-RADS-derived labels, not pathology",
+        ),
+    ):
+        wrapped = textwrap.wrap(value, 88) or ["-"]
+        first.text(0.06, y, key, fontsize=9, weight="bold", va="top")
+        first.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
+        y -= 0.02 + 0.0145 * (len(wrapped) - 1)
+    first.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
+    first.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
+    figures.append(first)
+    for it in items:
+        fig = plt.figure(figsize=(8.27, 11.69))
+        title = f"{it.nodule_id}" + (f" — {it.location}" if it.location else "")
+        fig.text(0.06, 0.965, title, fontsize=15, weight="bold")
+        fig.text(0.06, 0.945, it.image_text, fontsize=9)
+        pixels = np.asarray(it.image.pixels)
+        for i, (name, shown) in enumerate(
+            (("Image and nodule box", pixels), ("Grad-CAM", overlay(pixels, it.finding.heatmap)))
+        ):
+            ax = fig.add_axes((0.06 + i * 0.46, 0.62, 0.42, 0.3))
+            ax.imshow(shown)
+            r = it.finding.roi
+            ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
+            ax.set_title(name, fontsize=9)
+            ax.axis("off")
+        y = 0.59
+        lines = _lines(it.image, it.finding, card, study, it.tirads, it.measurement, created, "")
+        skip = {
+            "Patient",
+            "Study",
+            "Report created",
+            "Operator",
+            "Impression",
+            "Model",
+            "Model performance",
+            "Labels",
+        }
+        lines = [(k, v) for k, v in lines if k not in skip]
+        lines += [("Notes", it.notes)] if it.notes else []
+        for key, value in lines:
+            wrapped = textwrap.wrap(value, 88) or ["-"]
+            fig.text(0.06, y, key, fontsize=9, weight="bold", va="top")
+            fig.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
+            y -= 0.02 + 0.0145 * (len(wrapped) - 1)
+        fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
+        figures.append(fig)
+
+    def write(tmp: Path) -> None:
+        with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(tmp) as pdf:
+            for fig in figures:
+                pdf.savefig(fig)
+
+    try:
+        write_atomically(path, write)
+    finally:
+        for fig in figures:
+            plt.close(fig)
+    return path

@@ -311,6 +311,8 @@ class Session:
 
     def set_location(self, nodule_id: str, lobe: Lobe | None, pole: Pole | None) -> None:
         n = self._nodule(nodule_id)
+        lobe = Lobe(lobe) if lobe else None  # also from a widget's plain string
+        pole = Pole(pole) if pole else None
         self._replace(dataclasses.replace(n, lobe=lobe, pole=pole), f"location {nodule_id}")
 
     def add_caliper(self, nodule_id: str, length_px: float) -> None:

@@ -58,6 +58,7 @@ from thyroid_desktop.ui.batch import BatchRunner, analyse_file
 from thyroid_desktop.ui.calibration_menu import CalibrationMenu
 from thyroid_desktop.ui.frame_bar import FrameBar
 from thyroid_desktop.ui.image_view import ImageView
+from thyroid_desktop.ui.nodule_panel import NodulePanel
 from thyroid_desktop.ui.report_dialog import ReportDialog
 from thyroid_desktop.ui.result_panel import ResultPanel
 from thyroid_desktop.ui.study_list import StudyList, make_thumbnail
@@ -145,9 +146,12 @@ class MainWindow(QMainWindow):
         self.view = ImageView()
         self.panel = ResultPanel()
         self.tirads = TiradsPanel()
+        self.nodules = NodulePanel()
+        self._adding = False  # the next box drawn is a new nodule
         column = QWidget()
         column_layout = QVBoxLayout(column)
         column_layout.addWidget(self.panel)
+        column_layout.addWidget(self.nodules)
         column_layout.addWidget(self.tirads)
         column_layout.addStretch(1)
         side = QScrollArea()
@@ -194,6 +198,10 @@ class MainWindow(QMainWindow):
         self.frame_bar.frameChanged.connect(self.show_frame)
         self.frame_bar.playingChanged.connect(self._playing_changed)
         self.session.subscribe(self._session_changed)
+        self.nodules.picked.connect(self.pick_nodule)
+        self.nodules.addRequested.connect(self.start_new_nodule)
+        self.nodules.deleteRequested.connect(self.delete_nodule)
+        self.nodules.locationChanged.connect(self._location_changed)
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
         self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
         self.view.set_overlay_opacity(0.7)
@@ -220,6 +228,9 @@ class MainWindow(QMainWindow):
         self._rebuild_recent()
         file_menu.addSeparator()
         self._action(file_menu, "&Export PDF report…", self.export_dialog, "Ctrl+E")
+        self._action(
+            file_menu, "Export s&tudy report (all nodules)…", self.export_study_dialog, "Ctrl+R"
+        )
         self._action(
             file_menu, "Export study list as &CSV…", self.export_csv_dialog, "Ctrl+Shift+E"
         )
@@ -265,6 +276,9 @@ class MainWindow(QMainWindow):
         self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
         self._action(analysis, "&Next candidate", self.next_candidate, "N")
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
+        analysis.addSeparator()
+        self._action(analysis, "A&dd nodule (draw its box)", self.start_new_nodule, "Ctrl+N")
+        self._action(analysis, "De&lete nodule", self.delete_nodule)
         analysis.addSeparator()
         self._action(analysis, "Analyse all &images in the list", self.analyse_all, "Ctrl+B")
         self._action(analysis, "&Cancel batch", self.cancel_batch, "Ctrl+Shift+B")
@@ -447,8 +461,12 @@ class MainWindow(QMainWindow):
         self.study_list.update_entry(row, entry, make_thumbnail(image.pixels))
         self.user_mm_per_px = entry.user_mm_per_px
         nodules = self.session.state.nodules_on(image.sha256)
-        self.nodule_id = nodules[0].id if nodules else None
-        self.tirads.set_choices(nodules[0].tirads if nodules else None)
+        keep = next((n for n in nodules if n.id == self.nodule_id), None)
+        shown = keep or (nodules[0] if nodules else None)
+        self.nodule_id = shown.id if shown else None
+        self.tirads.set_choices(shown.tirads if shown else None)
+        self._adding = False
+        self._refresh_nodules()
         self.frame_bar.set_loop(image.n_frames, image.frame_index, _fps(image))
         if image.sha256 in self.frame_scores:
             self.frame_bar.set_scores(self.frame_scores[image.sha256])
@@ -611,8 +629,11 @@ class MainWindow(QMainWindow):
         self._show_candidates()
         if self._in_session():
             key, frame = self.image.sha256, self.image.frame_index
-            if self._nodule() is None:
+            if self._adding or self._nodule() is None:
+                self._adding = False
                 self.nodule_id = self.session.add_nodule(key, frame, roi, BoxSource(source))
+                self.tirads.set_choices(None)
+                self._refresh_nodules()
             else:
                 self.session.set_box(self.nodule_id, roi, BoxSource(source), frame)
         self.analyse()
@@ -675,6 +696,7 @@ class MainWindow(QMainWindow):
             self.nodule_id = self.session.add_nodule(
                 image.sha256, image.frame_index, self.roi, BoxSource.AUTO, by_user=False
             )
+            self._refresh_nodules()
         self._show_candidates()
         self._analysed(image, req, finding)
         found = (
@@ -1045,6 +1067,48 @@ class MainWindow(QMainWindow):
             lambda err: self.show_message("Report not written", f"{path}: {err}"),
         )
 
+    def export_study_dialog(self) -> None:
+        if not self.session.state.nodules or self.classifier is None:
+            self.show_message("Nothing to report", "Mark at least one nodule first.")
+            return
+        first = self.image.metadata if self.image is not None else {}
+        initial = StudyInfo.from_metadata(
+            first, operator=str(self.settings.value("report/operator", ""))
+        )
+        dialog = ReportDialog(initial, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        study = dialog.study()
+        self.settings.setValue("report/operator", study.operator)
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export study report",
+            str(self.reports_folder() / "study_report.pdf"),
+            "PDF (*.pdf)",
+        )
+        if path:
+            self.settings.setValue("report/folder", str(Path(path).parent))
+            self.export_study_report(Path(path), study)
+
+    def export_study_report(self, path: Path, study: StudyInfo | None = None) -> None:
+        """Every nodule of the session in one PDF: a summary table, then a page per nodule
+        (made in the worker, written atomically)."""
+        from thyroid_desktop.core.analysis import nodule_reports
+        from thyroid_desktop.core.report import write_study_report
+
+        state, service, card = self.session.state, self.service, self.classifier.card
+        study = study or StudyInfo.from_metadata(self.image.metadata if self.image else {})
+
+        def done(out: Path) -> None:
+            self.statusBar().showMessage(f"Study report written to {out}", 10000)
+            self.last_report = out
+
+        self._run(
+            lambda: write_study_report(path, nodule_reports(service, state), card, study),
+            done,
+            lambda err: self.show_message("Study report not written", f"{path}: {err}"),
+        )
+
     def export_csv_dialog(self) -> None:
         if not self.entries:
             self.show_message("Nothing to export", "Open some images first.")
@@ -1083,9 +1147,10 @@ class MainWindow(QMainWindow):
             act.setEnabled(bool(what))
 
     def _session_changed(self, what: str) -> None:
-        """The session changed: update the edit menu; after undo/redo or opening a session,
-        show what it now holds for the current image."""
+        """The session changed: update the edit menu and the nodule list; after undo/redo or
+        opening a session, show what it now holds for the current image."""
         self._update_undo_actions()
+        self._refresh_nodules()
         if self.session.save_problem:
             self.statusBar().showMessage(self.session.save_problem, 15000)
         if what.startswith(("undo ", "redo ", "open session")):
@@ -1117,6 +1182,55 @@ class MainWindow(QMainWindow):
                 self.analyse_whole_image() if nodule.source is BoxSource.FULL else self.analyse()
         elif self.roi is not None and nodule is None:
             self.analyse_whole_image()  # the box was undone: back to the scan area
+
+    def _refresh_nodules(self) -> None:
+        state = self.session.state
+        names = {i.key: Path(i.path).name for i in state.images}
+        self.nodules.show_nodules(list(state.nodules), self.nodule_id, names)
+
+    def start_new_nodule(self) -> None:
+        """The next box drawn on an image is a new nodule (N2, N3, ...)."""
+        if not self._in_session():
+            self.show_message("No image", "Open an image first, then add a nodule on it.")
+            return
+        self._adding = True
+        self.panel.show_state("New nodule: draw its box on the image.")
+
+    def delete_nodule(self) -> None:
+        nodule = self._nodule()
+        if nodule is None:
+            return
+        self.session.delete_nodule(nodule.id)
+        left = self.session.state.nodules_on(nodule.image)
+        self.nodule_id = left[0].id if left else None
+        self._show_session_state()
+        self._refresh_nodules()
+
+    def pick_nodule(self, nodule_id: str) -> None:
+        """Shows a nodule: its image, its frame and its box (analysed)."""
+        nodule = self.session.state.nodule(nodule_id)
+        if nodule is None:
+            return
+        self.nodule_id = nodule_id
+        self._adding = False
+        row = next((i for i, e in enumerate(self.entries) if e.sha256 == nodule.image), None)
+        if row is None:
+            self.show_message("Image not open", f"The image of {nodule_id} is not in the list.")
+            return
+        self.session.set_frame(nodule.image, nodule.frame)
+        if row != self.current or self.image is None:
+            self.select(row)
+        elif self.image.frame_index != nodule.frame:
+            self.show_frame(nodule.frame)
+        else:
+            self.tirads.set_choices(nodule.tirads)
+            self._present(self.image)
+        self._refresh_nodules()
+
+    def _location_changed(self, lobe, pole) -> None:
+        nodule = self._nodule()
+        if nodule is not None:
+            self.session.set_location(nodule.id, lobe, pole)
 
     def save_session_dialog(self) -> None:
         if not self.session.state.images:

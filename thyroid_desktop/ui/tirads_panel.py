@@ -20,7 +20,7 @@ from thyroid_desktop.core.tirads import (
 NOT_CHOSEN = "– choose –"
 
 
-class _NoWheel(QObject):
+class NoWheel(QObject):
     """Wheel events over a choice never change it: they scroll the side panel instead (a
     choice changes only by a deliberate click or key press on it)."""
 
@@ -52,7 +52,7 @@ class TiradsPanel(QGroupBox):
         super().__init__("ACR TI-RADS", parent)
         self._combos: dict[str, QComboBox] = {}
         self._choices = TiradsChoices()
-        self._no_wheel = _NoWheel(self)
+        self._no_wheel = NoWheel(self)
         form = QFormLayout()
         for name, enum in GROUPS.items():
             combo = QComboBox()

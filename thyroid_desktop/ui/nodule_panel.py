@@ -1,0 +1,96 @@
+"""The study's nodules: pick one (N1, N2, ...), add or delete one, say where it is."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+)
+
+from thyroid_desktop.core.session import Lobe, Nodule, Pole
+from thyroid_desktop.ui.tirads_panel import NoWheel
+
+NOT_GIVEN = "–"
+
+
+class NodulePanel(QGroupBox):
+    """Shows the session's nodules; every change is sent to the window as a signal.
+
+    Signals:
+        picked(str): the user chose another nodule (its id).
+        addRequested(): the next box drawn is a new nodule.
+        deleteRequested(): delete the nodule shown.
+        locationChanged(object, object): lobe (Lobe or None), pole (Pole or None).
+    """
+
+    picked = Signal(str)
+    addRequested = Signal()
+    deleteRequested = Signal()
+    locationChanged = Signal(object, object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Nodules", parent)
+        self._no_wheel = NoWheel(self)
+        self.choice = QComboBox()
+        self.choice.activated.connect(lambda i: self.picked.emit(self.choice.itemData(i)))
+        self.add_button = QPushButton("Add nodule")
+        self.add_button.setToolTip("Then draw the new nodule's box on the image (Ctrl+N)")
+        self.add_button.clicked.connect(self.addRequested.emit)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(self.deleteRequested.emit)
+        self.lobe = QComboBox()
+        self.lobe.addItem(NOT_GIVEN, None)
+        for lobe in Lobe:
+            self.lobe.addItem(str(lobe), lobe)
+        self.pole = QComboBox()
+        self.pole.addItem(NOT_GIVEN, None)
+        for pole in Pole:
+            self.pole.addItem(str(pole), pole)
+        for combo in (self.choice, self.lobe, self.pole):
+            combo.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            combo.installEventFilter(self._no_wheel)
+        for combo in (self.lobe, self.pole):
+            combo.activated.connect(
+                lambda _i: self.locationChanged.emit(
+                    self.lobe.currentData(), self.pole.currentData()
+                )
+            )
+        row = QHBoxLayout()
+        row.addWidget(self.choice, 1)
+        row.addWidget(self.add_button)
+        row.addWidget(self.delete_button)
+        form = QFormLayout(self)
+        form.addRow(row)
+        form.addRow("Lobe", self.lobe)
+        form.addRow("Level", self.pole)
+        self.show_nodules([], None)
+
+    def show_nodules(self, nodules: list[Nodule], current: str | None, names=None) -> None:
+        """Lists ``nodules`` (``names``: image key -> file name) and shows ``current``."""
+        names = names or {}
+        self.choice.blockSignals(True)
+        self.choice.clear()
+        for n in nodules:
+            where = f" · {n.location}" if n.location else ""
+            image = names.get(n.image, "")
+            frame = f" frame {n.frame + 1}" if n.frame else ""
+            self.choice.addItem(f"{n.id}{where} · {image}{frame}", n.id)
+        index = self.choice.findData(current) if current else -1
+        self.choice.setCurrentIndex(index)
+        self.choice.blockSignals(False)
+        shown = next((n for n in nodules if n.id == current), None)
+        for combo, value in (
+            (self.lobe, shown.lobe if shown else None),
+            (self.pole, shown.pole if shown else None),
+        ):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(combo.findData(value), 0) if value else 0)
+            combo.blockSignals(False)
+        for w in (self.lobe, self.pole, self.delete_button):
+            w.setEnabled(shown is not None)
+        if not nodules:
+            self.choice.setPlaceholderText("no nodule yet")
