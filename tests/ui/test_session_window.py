@@ -44,6 +44,8 @@ def test_cine_opens_on_the_best_frame_and_steps_with_keys(window, qtbot, cine_di
     assert f"frame {best + 1} of 12" in window.windowTitle()
     (nodule,) = window.session.state.nodules
     assert nodule.frame == best and nodule.box == window.finding.roi
+    assert window.export_csv(cine_dicom.with_name("study.csv"))
+    assert f"{cine_dicom},{best}," in cine_dicom.with_name("study.csv").read_text()
     window.view.setFocus()
     qtbot.keyClick(window.view, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.image.frame_index == best + 1, timeout=10000)
@@ -255,3 +257,35 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert [n.id for n in window.session.state.nodules] == ["N1", "N3"]
     window.undo()
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
+
+
+def test_layout_thumbnails_resize_hint_and_about(window, qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from thyroid_desktop.ui.about import about_text
+    from thyroid_desktop.ui.main_window import FIRST_RUN_HINT
+
+    paths = [_png(tmp_path, f"s{i}.png", i) for i in range(3)]
+    window.open_paths(paths)
+    items = [window.study_list.item(i) for i in range(3)]
+    qtbot.waitUntil(lambda: all(not it.icon().isNull() for it in items), timeout=60000)
+    _analysed(window, qtbot)
+    view = window.view
+    window.resize(1400, 900)
+    qtbot.wait(50)
+    big = view.transform().m11()
+    window.resize(900, 600)
+    qtbot.waitUntil(lambda: view.transform().m11() < big * 0.95, timeout=5000)  # fitted again
+    view.zoom(2.0)
+    zoomed = view.transform().m11()
+    window.resize(1300, 850)
+    qtbot.wait(50)
+    assert view.transform().m11() == zoomed  # the user's zoom is kept
+    fresh = MainWindow(QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(fresh)
+    assert fresh.statusBar().currentMessage() == FIRST_RUN_HINT
+    again = MainWindow(QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert again.statusBar().currentMessage() == ""
+    text = about_text(window.classifier, window.segmenter)
+    assert window.classifier.card.id in text and "LGPL" in text and "segmenter" in text

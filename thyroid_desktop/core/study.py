@@ -84,6 +84,7 @@ class StudyEntry:
     user_mm_per_px: float | None = None
     sha256: str = ""
     tirads: TiradsDescriptors | None = None
+    frame: int | None = None  # 0-based frame the finding is for (cine loops)
 
     @property
     def name(self) -> str:
@@ -105,6 +106,7 @@ class StudyEntry:
 
 CSV_COLUMNS = (
     "file",
+    "frame",
     "status",
     "error",
     "probability",
@@ -132,6 +134,7 @@ CSV_COLUMNS = (
 def csv_row(entry: StudyEntry) -> dict[str, str]:
     row = dict.fromkeys(CSV_COLUMNS, "")
     row.update(file=str(entry.path), status=entry.status, error=entry.error)
+    row["frame"] = "" if entry.frame is None else str(entry.frame)
     f = entry.finding
     if f is not None:
         size = measure(f.roi, entry.spacing_mm, entry.user_mm_per_px)

@@ -112,6 +112,9 @@ class ImageView(QGraphicsView):
         self._before: tuple[QRectF, bool] = (QRectF(), False)
         self._candidates: list[QGraphicsRectItem] = []
         self._size = (0, 0)
+        #: The user zoomed (wheel, +/-, 1:1): resizing the window then keeps their zoom;
+        #: otherwise the image is fitted to the window on every resize.
+        self.user_zoomed = False
         self._pixels: np.ndarray | None = None
         self._overlay_on = True
         self.side_by_side = False
@@ -235,14 +238,22 @@ class ImageView(QGraphicsView):
         self.viewport().setCursor(Qt.CursorShape.CrossCursor)
 
     def fit(self) -> None:
+        self.user_zoomed = False
         if self._size[0]:
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
     def zoom(self, factor: float) -> None:
+        self.user_zoomed = True
         self.scale(factor, factor)
 
     def actual_size(self) -> None:
+        self.user_zoomed = True
         self.resetTransform()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        if not self.user_zoomed:
+            self.fit()
 
     # -- mouse and keys --------------------------------------------------------------------
     def _hit(self, p: QPointF) -> str | None:

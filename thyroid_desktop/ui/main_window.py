@@ -74,6 +74,10 @@ FILE_FILTER = (
 
 
 MAX_RECENT = 10
+FIRST_RUN_HINT = (
+    "To start: drop images, cine loops or a folder on the window, or File > Open (Ctrl+O). "
+    "F1 lists every shortcut."
+)
 
 
 def _frame_text(image: UltrasoundImage, prefix: str) -> str:
@@ -116,6 +120,9 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
+        #: Thumbnails of a newly opened study are made here, beside (not before) analyses.
+        self.thumb_pool = QThreadPool(self)
+        self.thumb_pool.setMaxThreadCount(1)
         self._tasks: set[Task] = set()
         self.classifier: Classifier | None = None
         self.segmenter: Segmenter | None = None
@@ -208,6 +215,9 @@ class MainWindow(QMainWindow):
         self._split = split
         self._build_menus()
         self._restore_layout()
+        if not self.settings.value("hints/first_run_shown", False, type=bool):
+            self.statusBar().showMessage(FIRST_RUN_HINT, 60000)
+            self.settings.setValue("hints/first_run_shown", True)
 
     # -- menus -----------------------------------------------------------------------------
     def _action(self, menu, text: str, slot, shortcut=None, checkable=False) -> QAction:
@@ -413,6 +423,7 @@ class MainWindow(QMainWindow):
                 known[f] = len(self.entries)
                 self.entries.append(StudyEntry(f))
                 self.study_list.add_entry(self.entries[-1])
+                self._make_thumbnail(known[f])
             rows.append(known[f])
         for row in rows:
             if self.select(row):
@@ -421,6 +432,22 @@ class MainWindow(QMainWindow):
         more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
         self.show_message("Cannot open", f"{bad.error}{more}")
         return False
+
+    def _make_thumbnail(self, row: int) -> None:
+        """Reads the file in the background and shows its thumbnail in the list (a file
+        that cannot be read says why when it is selected)."""
+        entry = self.entries[row]
+        task = Task(lambda: make_thumbnail(open_image(entry.path).pixels))
+
+        def done(thumb) -> None:
+            self._tasks.discard(task)
+            if not self._closed and row < len(self.entries) and self.entries[row] is entry:
+                self.study_list.update_entry(row, entry, thumb)
+
+        task.signals.finished.connect(done)
+        task.signals.failed.connect(lambda _err: self._tasks.discard(task))
+        self._tasks.add(task)
+        self.thumb_pool.start(task)
 
     def _row_changed(self, row: int) -> None:
         """The user moved in the list (click or arrow keys)."""
@@ -755,6 +782,7 @@ class MainWindow(QMainWindow):
         if self.current is not None:
             entry = self.entries[self.current]
             entry.finding, entry.status = finding, "analysed"
+            entry.frame = image.frame_index if image.n_frames > 1 else None
             self.study_list.update_entry(self.current, entry)
         self._show_finding(image, finding)
 
@@ -893,6 +921,7 @@ class MainWindow(QMainWindow):
             if entry.finding is None:  # the user may have analysed it meanwhile
                 entry.sha256, entry.spacing_mm = sha, analysed.image.spacing_mm
                 entry.finding, entry.status, entry.error = finding, "analysed", ""
+                entry.frame = analysed.frame if analysed.n_frames > 1 else None
                 shown = self.image
                 if (
                     row == self.current
@@ -1328,6 +1357,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/split3", self._split.saveState())
         self.batch.cancel()
         self.validation.cancel()
+        self.frame_bar.set_playing(False)
+        self.thumb_pool.clear()
         self.pool.waitForDone(5000)
+        self.thumb_pool.waitForDone(5000)
         self._closed = True
         super().closeEvent(event)
