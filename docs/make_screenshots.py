@@ -21,11 +21,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A throw-away user data folder: no saved session of the user's is restored or overwritten.
+_DATA = tempfile.mkdtemp(prefix="thyroid-shots-data-")
+os.environ["THYROID_USER_DATA"] = _DATA
+os.environ["THYROID_AUDIT_LOG"] = str(Path(_DATA) / "audit.jsonl")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from tests.conftest import write_cine_dicom  # noqa: E402
 from thyroid_desktop.core.phantom import make_phantom  # noqa: E402
 from thyroid_desktop.core.report import StudyInfo  # noqa: E402
+from thyroid_desktop.core.roi import ROI  # noqa: E402
+from thyroid_desktop.core.session import Lobe, Pole  # noqa: E402
 from thyroid_desktop.core.tirads import Composition, Echogenicity, Margin, Shape  # noqa: E402
 from thyroid_desktop.ui.main_window import MainWindow  # noqa: E402
 from thyroid_desktop.ui.theme import apply_theme  # noqa: E402
@@ -58,6 +65,26 @@ def shoot(window, name: str, out: Path = OUT) -> None:
     path = out / f"screenshot_{name}.png"
     window.grab().save(str(path))
     print(path)
+
+
+def render(pdf: Path, name: str) -> None:
+    """The PDF's first page as docs/screenshot_<name>.png (needs poppler's pdftoppm)."""
+    try:
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "60",
+                "-singlefile",
+                str(pdf),
+                str(OUT / f"screenshot_{name}"),
+            ],
+            check=True,
+        )
+        print(OUT / f"screenshot_{name}.png")
+    except (OSError, subprocess.CalledProcessError) as err:
+        print(f"{name} not rendered (pdftoppm: {err})")
 
 
 def main() -> int:
@@ -114,6 +141,32 @@ def main() -> int:
     os.environ["THYROID_THEME"] = "light"
     apply_theme(app)
 
+    cine = write_cine_dicom(tmp / "cine_loop.dcm", n_frames=20)
+    window.open_paths([cine])
+    wait_until(app, lambda: window.image.frame_index > 0 and window.finding is not None)
+    wait_until(app, lambda: not window._awaiting)
+    shoot(window, "cine")
+
+    window.study_list.setCurrentRow(
+        window.entries.index(next(e for e in window.entries if e.name == "phantom_1.png"))
+    )
+    wait_until(app, lambda: window.finding is not None and not window._awaiting)
+    window._location_changed(Lobe.RIGHT, Pole.MID)
+    window.start_new_nodule()
+    window.set_roi(ROI(70, 60, 70, 60))
+    wait_until(app, lambda: not window._awaiting)
+    window._location_changed(Lobe.RIGHT, Pole.LOWER)
+    for choice in (Composition.MIXED, Echogenicity.HYPER_ISO, Shape.WIDER, Margin.SMOOTH):
+        window.tirads.select(choice)
+    app.processEvents()
+    shoot(window, "nodules")
+    study_pdf = tmp / "study.pdf"
+    window.export_study_report(
+        study_pdf, StudyInfo(patient_name="Phantom, Demo", patient_id="DEMO-0", operator="Dr Demo")
+    )
+    wait_until(app, study_pdf.exists)
+    render(study_pdf, "study_report")
+
     pdf = tmp / "report.pdf"
     window.export_report(
         pdf,
@@ -125,22 +178,7 @@ def main() -> int:
         ),
     )
     wait_until(app, pdf.exists)
-    try:
-        subprocess.run(
-            [
-                "pdftoppm",
-                "-png",
-                "-r",
-                "60",
-                "-singlefile",
-                str(pdf),
-                str(OUT / "screenshot_report"),
-            ],
-            check=True,
-        )
-        print(OUT / "screenshot_report.png")
-    except (OSError, subprocess.CalledProcessError) as err:
-        print(f"report not rendered (pdftoppm: {err})")
+    render(pdf, "report")
 
     if args.real:
         real_out = Path("/tmp/thyroid_screens")
