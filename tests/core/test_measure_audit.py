@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -47,3 +48,17 @@ def test_audit_log_appends_whole_lines(tmp_path):
         and first["time"].endswith("+00:00")
     )
     assert log.read()[1]["action"] == "auto-detect"
+
+
+def test_calipers_in_mm_only_where_calibrated_and_per_axis():
+    from thyroid_desktop.core.measure import measure_calipers
+
+    segs = ((30.0, 40.0), (10.0, 0.0))
+    dicom = measure_calipers(segs, (0.2, 0.1))  # rows 0.2 mm, columns 0.1 mm
+    assert dicom.lengths_mm == pytest.approx((math.hypot(3.0, 8.0), 1.0))
+    assert dicom.max_diameter_mm == pytest.approx(math.hypot(3.0, 8.0))
+    assert "DICOM calibration" in dicom.text()
+    user = measure_calipers(segs, None, 0.1)
+    assert user.lengths_mm == pytest.approx((5.0, 1.0)) and "user scale" in user.text()
+    none = measure_calipers(segs, None)
+    assert none.max_diameter_mm is None and "50 x 10 px (uncalibrated" in none.text()

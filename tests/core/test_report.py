@@ -109,3 +109,30 @@ def test_names_dates_sex_and_time_for_people():
     assert created_text(dt.datetime(2026, 11, 29, 20, 5, tzinfo=cet)) == (
         "29 Nov 2026 20:05 CET (UTC+01:00)"
     )
+
+
+def test_report_sizes_by_the_longest_caliper(tmp_path, classifier):
+    from pypdf import PdfReader
+
+    from thyroid_desktop.core.measure import measure_calipers
+
+    phantom = make_phantom()
+    image = from_array(phantom.pixels, spacing_mm=(0.1, 0.1))
+    finding = replace(predict(image, classifier, phantom.nodule, "manual"), no_estimate_reason="")
+    tirads = TiradsDescriptors(
+        Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.SMOOTH, frozenset()
+    )
+    calipers = measure_calipers(((160.0, 0.0), (0.0, 90.0)), image.spacing_mm)
+    out = write_report(
+        tmp_path / "r.pdf",
+        image,
+        finding,
+        classifier.card,
+        StudyInfo(),
+        tirads,
+        measure(finding.roi, image.spacing_mm),
+        calipers=calipers,
+    )
+    text = " ".join(PdfReader(out).pages[0].extract_text().split())
+    assert "calipers 16.0 x 9.0 mm (DICOM calibration); box 13.4 x 11.5 mm" in text
+    assert "TR4, 1.6 cm: FNA recommended" in text  # 16 mm by caliper, 13.4 by the box

@@ -289,3 +289,17 @@ def test_layout_thumbnails_resize_hint_and_about(window, qtbot, tmp_path):
     assert again.statusBar().currentMessage() == ""
     text = about_text(window.classifier, window.segmenter)
     assert window.classifier.card.id in text and "LGPL" in text and "segmenter" in text
+
+
+def test_caliper_lines_size_the_nodule_and_undo(window, qtbot, tmp_path):
+    window.open_paths([_png(tmp_path)])
+    _analysed(window, qtbot)
+    window.set_user_scale(0.1)
+    window.measure_nodule()
+    assert window.view.measuring
+    window.view.lineDrawn.emit(120.0, 50.0)  # as a drag across the nodule ends
+    (nodule,) = window.session.state.nodules
+    assert nodule.calipers_px == ((120.0, 50.0),)
+    assert "calipers 13.0 mm (user scale)" in window.panel.size.text()
+    window.undo()
+    assert window.session.state.nodules[0].calipers_px == ()

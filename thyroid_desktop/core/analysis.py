@@ -225,7 +225,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
         ImageLoadError: a nodule's file cannot be read, or is no longer the file it was.
     """
     from thyroid_desktop.core.images import ImageLoadError
-    from thyroid_desktop.core.measure import measure
+    from thyroid_desktop.core.measure import measure, measure_calipers
     from thyroid_desktop.core.report import NoduleReport
     from thyroid_desktop.core.session import BoxSource
 
@@ -238,7 +238,10 @@ def nodule_reports(service: AnalysisService, state) -> list:
         box = None if n.source is BoxSource.FULL else n.box
         finding = predict(image, service.classifier, box, str(n.source))
         size = measure(n.box, image.spacing_mm, record.user_mm_per_px)
+        calipers = measure_calipers(n.calipers_px, image.spacing_mm, record.user_mm_per_px)
         items.append(
-            NoduleReport(n.id, n.location, image, finding, size, n.tirads.descriptors, n.notes)
+            NoduleReport(
+                n.id, n.location, image, finding, size, n.tirads.descriptors, n.notes, calipers
+            )
         )
     return items

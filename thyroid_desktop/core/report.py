@@ -15,7 +15,7 @@ from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.inference import Finding
-from thyroid_desktop.core.measure import Measurement
+from thyroid_desktop.core.measure import Calipers, Measurement
 from thyroid_desktop.core.models import ModelCard
 from thyroid_desktop.core.tirads import EchogenicFoci, TiradsDescriptors, label, recommend
 
@@ -64,6 +64,14 @@ class StudyInfo:
     operator: str = ""
     impression: str = ""
 
+    @property
+    def patient_text(self) -> str:
+        """Name, ID, date of birth and sex on one line (those given)."""
+        parts = [self.patient_name or "-", f"ID {self.patient_id or '-'}"]
+        parts += [f"born {self.birth_date}"] if self.birth_date else []
+        parts += [f"sex {self.sex}"] if self.sex else []
+        return "   ".join(parts)
+
     @classmethod
     def from_metadata(cls, meta: dict[str, str], **typed: str) -> StudyInfo:
         return cls(
@@ -95,16 +103,15 @@ def created_text(created: dt.datetime) -> str:
 
 
 def _lines(
-    image, finding, card, study, tirads, measurement, created, nodule
+    image, finding, card, study, tirads, measurement, created, nodule, calipers=None
 ) -> list[tuple[str, str]]:
     raw = card.raw
-    size = measurement.text() if measurement else "not measured"
+    size = ("box " + measurement.text()) if measurement else "not measured"
+    if calipers is not None and calipers.segments_px:
+        size = f"{calipers.text()}; {size}"
     frame = f"   frame {image.frame_index + 1} of {image.n_frames}" if image.n_frames > 1 else ""
-    patient = [study.patient_name or "-", f"ID {study.patient_id or '-'}"]
-    patient += [f"born {study.birth_date}"] if study.birth_date else []
-    patient += [f"sex {study.sex}"] if study.sex else []
     rows = [
-        ("Patient", "   ".join(patient)),
+        ("Patient", study.patient_text),
         ("Study", f"date {study.study_date or '-'}   accession {study.accession or '-'}"),
         (
             "Image",
@@ -130,7 +137,7 @@ def _lines(
     ]
     if tirads is not None:
         level = tirads.level
-        rec = recommend(level, measurement.max_diameter_mm if measurement else None)
+        rec = recommend(level, largest_mm(measurement, calipers))
         kinds = tirads.foci - {EchogenicFoci.NONE} or tirads.foci  # "none" only when alone
         foci = ", ".join(sorted(label(f) for f in kinds))
         rows += [
@@ -152,6 +159,23 @@ def _lines(
     return rows
 
 
+def largest_mm(measurement: Measurement | None, calipers: Calipers | None) -> float | None:
+    """The size TI-RADS advice uses: the longest caliper line, else the box's longer side."""
+    if calipers is not None and calipers.max_diameter_mm is not None:
+        return calipers.max_diameter_mm
+    return measurement.max_diameter_mm if measurement else None
+
+
+def _write_rows(fig, rows: list[tuple[str, str]], y: float) -> float:
+    """Writes ``key: value`` rows down the page from height ``y``; returns where it ended."""
+    for key, value in rows:
+        wrapped = textwrap.wrap(value, 88) or ["-"]
+        fig.text(0.06, y, key, fontsize=9, weight="bold", va="top")
+        fig.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
+        y -= 0.02 + 0.0145 * (len(wrapped) - 1)
+    return y
+
+
 def write_report(
     path: str | os.PathLike[str],
     image: UltrasoundImage,
@@ -162,6 +186,7 @@ def write_report(
     measurement: Measurement | None = None,
     created: dt.datetime | None = None,
     nodule: str = "",
+    calipers: Calipers | None = None,
 ) -> Path:
     """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``.
     ``nodule`` names and locates it (e.g. "N1, right lobe, upper")."""
@@ -189,12 +214,8 @@ def write_report(
         ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    y = 0.63
-    for key, value in _lines(image, finding, card, study, tirads, measurement, created, nodule):
-        wrapped = textwrap.wrap(value, 88) or ["-"]
-        fig.text(0.06, y, key, fontsize=9, weight="bold", va="top")
-        fig.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
-        y -= 0.02 + 0.0145 * (len(wrapped) - 1)
+    rows = _lines(image, finding, card, study, tirads, measurement, created, nodule, calipers)
+    _write_rows(fig, rows, 0.63)
     fig.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
     fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
     try:
@@ -218,6 +239,7 @@ class NoduleReport:
     measurement: Measurement
     tirads: TiradsDescriptors | None
     notes: str = ""
+    calipers: Calipers | None = None
 
     @property
     def image_text(self) -> str:
@@ -237,6 +259,15 @@ class NoduleReport:
         )
 
     @property
+    def size_text(self) -> str:
+        """Short, for the summary table: the longest caliper line, else the box."""
+        largest = largest_mm(self.measurement, self.calipers)
+        if self.calipers is not None and self.calipers.max_diameter_mm is not None:
+            return f"{largest:.1f} mm (caliper)"
+        text = self.measurement.text()
+        return text.replace(" (DICOM calibration)", "").replace(" (user scale)", "")
+
+    @property
     def level_text(self) -> str:
         return "not scored" if self.tirads is None else f"TR{self.tirads.level.tr}"
 
@@ -245,7 +276,7 @@ class NoduleReport:
         """Short, for the summary table: FNA, follow-up, no FNA or size needed."""
         if self.tirads is None:
             return "-"
-        return recommend(self.tirads.level, self.measurement.max_diameter_mm).action
+        return recommend(self.tirads.level, largest_mm(self.measurement, self.calipers)).action
 
 
 def study_summary_rows(items: list[NoduleReport]) -> list[list[str]]:
@@ -254,7 +285,7 @@ def study_summary_rows(items: list[NoduleReport]) -> list[list[str]]:
         [
             it.nodule_id,
             it.location or "-",
-            it.measurement.text().replace(" (DICOM calibration)", "").replace(" (user scale)", ""),
+            it.size_text,
             it.level_text,
             it.recommendation,
             it.estimate_text,
@@ -287,24 +318,18 @@ def write_study_report(
         raise ValueError("the study has no nodule to report")
     path = Path(path)
     created = created or dt.datetime.now().astimezone()
-    patient = [study.patient_name or "-", f"ID {study.patient_id or '-'}"]
-    patient += [f"born {study.birth_date}"] if study.birth_date else []
-    patient += [f"sex {study.sex}"] if study.sex else []
     figures = []
     first = plt.figure(figsize=(8.27, 11.69))
     first.text(0.06, 0.965, "Thyroid Review — study report", fontsize=16, weight="bold")
     first.text(0.06, 0.945, NOTICE, fontsize=9, color="#b00020")
-    y = 0.915
-    for key, value in (
-        ("Patient", "   ".join(patient)),
+    header = [
+        ("Patient", study.patient_text),
         ("Study", f"date {study.study_date or '-'}   accession {study.accession or '-'}"),
         ("Report created", created_text(created)),
         ("Operator", study.operator or "-"),
         ("Nodules", str(len(items))),
-    ):
-        first.text(0.06, y, key, fontsize=9, weight="bold", va="top")
-        first.text(0.27, y, value, fontsize=9, va="top")
-        y -= 0.02
+    ]
+    y = _write_rows(first, header, 0.915)
     ax = first.add_axes((0.06, y - 0.03 - 0.035 * (len(items) + 1), 0.88, 0.035 * (len(items) + 1)))
     ax.axis("off")
     rows = [[textwrap.fill(c, 22) for c in r] for r in study_summary_rows(items)]
@@ -318,8 +343,7 @@ def write_study_report(
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     table.scale(1.0, 2.2)
-    y = y - 0.08 - 0.035 * (len(items) + 1)
-    for key, value in (
+    footer = [
         ("Impression", study.impression or "-"),
         ("Model", f"{card.id} v{card.version}"),
         ("Model performance", card.performance_text()),
@@ -327,11 +351,8 @@ def write_study_report(
             "Labels",
             "AI estimate: likelihood of TI-RADS 4-5, trained on TI-RADS-derived labels, not pathology",
         ),
-    ):
-        wrapped = textwrap.wrap(value, 88) or ["-"]
-        first.text(0.06, y, key, fontsize=9, weight="bold", va="top")
-        first.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
-        y -= 0.02 + 0.0145 * (len(wrapped) - 1)
+    ]
+    _write_rows(first, footer, y - 0.08 - 0.035 * (len(items) + 1))
     first.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
     first.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
     figures.append(first)
@@ -350,8 +371,9 @@ def write_study_report(
             ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
             ax.set_title(name, fontsize=9)
             ax.axis("off")
-        y = 0.59
-        lines = _lines(it.image, it.finding, card, study, it.tirads, it.measurement, created, "")
+        lines = _lines(
+            it.image, it.finding, card, study, it.tirads, it.measurement, created, "", it.calipers
+        )
         skip = {
             "Patient",
             "Study",
@@ -364,11 +386,7 @@ def write_study_report(
         }
         lines = [(k, v) for k, v in lines if k not in skip]
         lines += [("Notes", it.notes)] if it.notes else []
-        for key, value in lines:
-            wrapped = textwrap.wrap(value, 88) or ["-"]
-            fig.text(0.06, y, key, fontsize=9, weight="bold", va="top")
-            fig.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
-            y -= 0.02 + 0.0145 * (len(wrapped) - 1)
+        _write_rows(fig, lines, 0.59)
         fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
         figures.append(fig)
 

@@ -101,7 +101,7 @@ class Nodule:
     lobe: Lobe | None = None
     pole: Pole | None = None
     tirads: TiradsChoices = field(default_factory=TiradsChoices)
-    calipers_px: tuple[float, ...] = ()
+    calipers_px: tuple[tuple[float, float], ...] = ()  # (dx, dy) of each caliper line
     notes: str = ""
     estimate: Estimate | None = None
 
@@ -315,10 +315,11 @@ class Session:
         pole = Pole(pole) if pole else None
         self._replace(dataclasses.replace(n, lobe=lobe, pole=pole), f"location {nodule_id}")
 
-    def add_caliper(self, nodule_id: str, length_px: float) -> None:
-        """One more caliper length (the oldest goes when there are already three)."""
+    def add_caliper(self, nodule_id: str, dx_px: float, dy_px: float) -> None:
+        """One more caliper line, as its extent (dx, dy) in image pixels (the oldest goes
+        when there are already three)."""
         n = self._nodule(nodule_id)
-        calipers = (n.calipers_px + (float(length_px),))[-MAX_CALIPERS:]
+        calipers = (n.calipers_px + ((abs(float(dx_px)), abs(float(dy_px))),))[-MAX_CALIPERS:]
         self._replace(dataclasses.replace(n, calipers_px=calipers), f"caliper {nodule_id}")
 
     def clear_calipers(self, nodule_id: str) -> None:
@@ -405,7 +406,7 @@ def state_to_json(state: SessionState) -> dict:
             "lobe": n.lobe.name if n.lobe else None,
             "pole": n.pole.name if n.pole else None,
             "tirads": n.tirads.to_json(),
-            "calipers_px": list(n.calipers_px),
+            "calipers_px": [list(c) for c in n.calipers_px],
             "notes": n.notes,
             "estimate": None,
         }
@@ -444,7 +445,9 @@ def state_from_json(data: dict) -> SessionState:
                     lobe=Lobe[d["lobe"]] if d.get("lobe") else None,
                     pole=Pole[d["pole"]] if d.get("pole") else None,
                     tirads=TiradsChoices.from_json(d.get("tirads") or {}),
-                    calipers_px=tuple(float(v) for v in d.get("calipers_px", ())),
+                    calipers_px=tuple(
+                        (float(dx), float(dy)) for dx, dy in d.get("calipers_px", ())
+                    ),
                     notes=str(d.get("notes", "")),
                     estimate=Estimate(**{**est, "box": ROI(*est["box"])}) if est else None,
                 )

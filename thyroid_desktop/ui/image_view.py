@@ -4,8 +4,6 @@ a second copy beside it)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
@@ -65,13 +63,13 @@ class ImageView(QGraphicsView):
     Signals:
         roiDrawn(ROI): the user drew, moved or resized the box (image pixels).
         candidatePicked(int): the user clicked inside candidate box number ``i``.
-        lineDrawn(float): the user drew a measuring line of this length (image pixels).
+        lineDrawn(float, float): the user drew a measuring line: its dx, dy (image pixels).
         stepRequested(int): Up/Down arrow: previous (-1) or next (+1) image of the study.
     """
 
     roiDrawn = Signal(object)
     candidatePicked = Signal(int)
-    lineDrawn = Signal(float)
+    lineDrawn = Signal(float, float)
     stepRequested = Signal(int)
 
     def __init__(self, parent=None) -> None:
@@ -380,7 +378,7 @@ class ImageView(QGraphicsView):
             self.viewport().unsetCursor()
             line = self._line.line()
             if line.length() >= MIN_BOX:
-                self.lineDrawn.emit(math.hypot(line.dx(), line.dy()))
+                self.lineDrawn.emit(abs(line.dx()), abs(line.dy()))
             else:
                 self._line.hide()
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from thyroid_desktop.core.audit import AuditLog
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
 from thyroid_desktop.core.inference import Finding
-from thyroid_desktop.core.measure import measure
+from thyroid_desktop.core.measure import measure, measure_calipers
 from thyroid_desktop.core.models import (
     Classifier,
     ModelError,
@@ -155,6 +156,7 @@ class MainWindow(QMainWindow):
         self.tirads = TiradsPanel()
         self.nodules = NodulePanel()
         self._adding = False  # the next box drawn is a new nodule
+        self._line_purpose = "scale"  # what the next measuring line is for: scale or caliper
         column = QWidget()
         column_layout = QVBoxLayout(column)
         column_layout.addWidget(self.panel)
@@ -295,6 +297,8 @@ class MainWindow(QMainWindow):
         analysis.addSeparator()
         self._action(analysis, "Calibrate &scale (draw a known length)…", self.calibrate_scale, "K")
         self._action(analysis, "C&lear user scale", lambda: self.set_user_scale(None))
+        self._action(analysis, "&Measure nodule (caliper line)…", self.measure_nodule, "M")
+        self._action(analysis, "Clear calipe&rs", self.clear_calipers)
         analysis.addSeparator()
         self.calibration_menu = CalibrationMenu("Site &calibration", self)
         self.calibration_menu.chosen.connect(self.use_calibration)
@@ -832,10 +836,39 @@ class MainWindow(QMainWindow):
             return None
         return measure(self.finding.roi, self.image.spacing_mm, self.user_mm_per_px)
 
+    def calipers(self):
+        """The shown nodule's caliper lines, measured (None when there are none)."""
+        nodule = self._nodule()
+        if nodule is None or not nodule.calipers_px or self.image is None:
+            return None
+        return measure_calipers(nodule.calipers_px, self.image.spacing_mm, self.user_mm_per_px)
+
     def _show_size(self) -> None:
-        size = self.measurement()
-        self.panel.show_measurement(size.text() if size else "")
-        self.tirads.set_size(size.max_diameter_mm if size else None)
+        size, calipers = self.measurement(), self.calipers()
+        text = size.text() if size else ""
+        if calipers is not None:
+            text = f"{text}; {calipers.text()}" if text else calipers.text()
+        self.panel.show_measurement(text)
+        largest = calipers.max_diameter_mm if calipers is not None else None
+        self.tirads.set_size(largest or (size.max_diameter_mm if size else None))
+
+    def measure_nodule(self) -> None:
+        """Next left-drag draws a caliper line across the shown nodule (up to three)."""
+        if self._nodule() is None:
+            self.show_message("No nodule", "Analyse or draw a nodule's box first.")
+            return
+        self._line_purpose = "caliper"
+        self.view.start_measuring()
+        self.panel.show_state(
+            "Measure: drag across the nodule (up to three diameters; the longest sets the "
+            "TI-RADS size). Esc cancels."
+        )
+
+    def clear_calipers(self) -> None:
+        nodule = self._nodule()
+        if nodule is not None and nodule.calipers_px:
+            self.session.clear_calipers(nodule.id)
+            self._show_size()
 
     def calibrate_scale(self) -> None:
         """Next left-drag draws a line along a known distance; its length in mm is asked."""
@@ -848,13 +881,23 @@ class MainWindow(QMainWindow):
                 QMessageBox.Icon.Information,
             )
             return
+        self._line_purpose = "scale"
         self.view.start_measuring()
         self.panel.show_state(
             "Calibrate: drag along a known distance (e.g. between two depth-scale marks). "
             "Esc cancels."
         )
 
-    def _line_drawn(self, length_px: float) -> None:
+    def _line_drawn(self, dx_px: float, dy_px: float) -> None:
+        if self._line_purpose == "caliper":
+            self._line_purpose = "scale"
+            self.view.hide_line()
+            nodule = self._nodule()
+            if nodule is not None:
+                self.session.add_caliper(nodule.id, dx_px, dy_px)
+                self._show_size()
+            return
+        length_px = math.hypot(dx_px, dy_px)
         mm, ok = QInputDialog.getDouble(
             self,
             "Calibrate scale",
@@ -1082,6 +1125,7 @@ class MainWindow(QMainWindow):
         tirads = self.tirads.descriptors()
         n = self._nodule()
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
+        calipers = self.calipers()
 
         def done(out: Path) -> None:
             problem = self.service.record(Action.EXPORT, image, finding) if self.service else ""
@@ -1091,7 +1135,9 @@ class MainWindow(QMainWindow):
             self.last_report = out
 
         self._run(
-            lambda: write_report(path, image, finding, card, study, tirads, size, nodule=nodule),
+            lambda: write_report(
+                path, image, finding, card, study, tirads, size, nodule=nodule, calipers=calipers
+            ),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),
         )
