@@ -68,7 +68,7 @@ def test_bad_roi_argument_is_a_usage_error(tmp_path):
 
 def test_one_files_memory_error_does_not_lose_the_others(tmp_path, monkeypatch, capsys):
     from thyroid_desktop import cli
-    from thyroid_desktop.core import inference
+    from thyroid_desktop.core import analysis, inference
 
     phantom = make_phantom()
     files = [tmp_path / f"{name}.png" for name in ("a", "huge", "c")]
@@ -81,7 +81,7 @@ def test_one_files_memory_error_does_not_lose_the_others(tmp_path, monkeypatch, 
             raise MemoryError
         return real(image, clf, seg)
 
-    monkeypatch.setattr(inference, "auto_predict", flaky)
+    monkeypatch.setattr(analysis, "auto_predict", flaky)  # where the service calls it
     assert cli.main(["predict", "--json", *map(str, files)]) == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
