@@ -103,7 +103,10 @@ def test_estimate_averages_views_deterministically(classifier):
         image, phantom.nodule, classifier.card.input_size, classifier.card.crop_margin
     )
     _, _, cam = classifier.gradcam(crop[None], mirror=classifier.card.tta)
-    np.testing.assert_allclose(a.heatmap, heatmap_to_image(cam, window, image.width, image.height))
+    # (equal up to float rounding: the jitters share the batch, which oneDNN may sum in
+    # another order)
+    expected = heatmap_to_image(cam, window, image.width, image.height)
+    np.testing.assert_allclose(a.heatmap, expected, atol=1e-5)
 
 
 def test_jittered_boxes_stay_inside_the_image():

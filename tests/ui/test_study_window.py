@@ -111,7 +111,7 @@ def test_box_is_moved_and_resized_with_the_mouse(window, qtbot):
 
 
 def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatch):
-    from thyroid_desktop.ui import main_window
+    from thyroid_desktop.ui import measure_actions
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
@@ -124,7 +124,7 @@ def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatc
     window.set_user_scale(None)
     assert "uncalibrated" in window.panel.size.text()
     # the calibration line: 200 px drawn, "10 mm" typed -> 0.05 mm per pixel
-    monkeypatch.setattr(main_window.QInputDialog, "getDouble", lambda *a, **k: (10.0, True))
+    monkeypatch.setattr(measure_actions.QInputDialog, "getDouble", lambda *a, **k: (10.0, True))
     window.resize(900, 700)
     window.view.actual_size()
     window.calibrate_scale()

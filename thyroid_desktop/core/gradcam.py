@@ -37,8 +37,8 @@ class ModelOutput:
 
 
 class GradCAM:
-    """Logits, features and the Grad-CAM map in one compiled forward/backward pass, plus a
-    forward-only pass for extra views (box jitters) of the same nodule.
+    """Logits, features and the Grad-CAM map in one compiled forward/backward pass over the
+    crop, its mirror and extra views (box jitters) of the same nodule, in one batch.
 
     Args:
         model: the exported classifier (image -> calibrated probability), one flat graph.
@@ -57,17 +57,11 @@ class GradCAM:
             model.inputs,
             [model.get_layer(conv_layer).output, model.get_layer(logit_layer).output, *features],
         )
-        self._logit_graph = keras.Model(model.inputs, model.get_layer(logit_layer).output)
         calibration = model.get_layer("calibrated_probability").get_weights()
         a, b = (np.asarray(w, dtype=np.float64).ravel()[0] for w in calibration)
         self._platt = (float(a), float(b))
         # Straight-line code: no AutoGraph needed (it also needs the source, absent in a bundle).
         self._fn = tf.function(self._compute, reduce_retracing=True, autograph=False)
-        self._forward = tf.function(
-            lambda x: self._logit_graph(x, training=False)[:, 0],
-            reduce_retracing=True,
-            autograph=False,
-        )
 
     def _compute(self, x):
         import tensorflow as tf
@@ -100,12 +94,15 @@ class GradCAM:
         x = np.asarray(crops, dtype=np.float32)
         if mirror:
             x = np.concatenate([x, x[:, :, ::-1, :]], axis=0)
+        own = len(x)  # the crop (and its mirror): their maps and features are used
+        if views is not None and len(views):
+            # One batch, one compiled graph: the extra views' gradients are computed too
+            # (cheap: from the logit back to the last conv layer only) and ignored, which is
+            # faster to start (one trace) than a second forward-only graph.
+            x = np.concatenate([x, np.asarray(views, dtype=np.float32)], axis=0)
         logits, cams, *features = (t.numpy() for t in self._fn(x))
         cam = cams[0] if not mirror else (cams[0] + cams[1][:, ::-1]) / 2.0
-        feats = features[0].mean(axis=0) if features else None
-        if views is not None and len(views):
-            more = self._forward(np.asarray(views, dtype=np.float32)).numpy()
-            logits = np.concatenate([logits, more])
+        feats = features[0][:own].mean(axis=0) if features else None
         return ModelOutput(logits.astype(np.float64), cam.astype(np.float32), feats)
 
     def __call__(self, crops: np.ndarray, mirror: bool = False) -> tuple[float, float, np.ndarray]:
@@ -116,9 +113,9 @@ class GradCAM:
         return prob, logit, out.cam
 
     def warm_up(self, size: int, n_views: int = 0) -> None:
-        """Traces the compiled functions so the first real call is fast."""
+        """Traces the compiled function for the app's batch (crop, mirror and ``n_views``
+        jitters) so the first real call is fast; other batch sizes trace on first use."""
         blank = np.zeros((1, size, size, 3), np.float32)
-        self(blank, mirror=False)
         self.run(blank, mirror=True, views=np.zeros((n_views, size, size, 3), np.float32))
 
 

@@ -1,0 +1,188 @@
+"""File menu actions that write or read files: the PDF reports, the study CSV and saved sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+)
+
+from thyroid_desktop.core.analysis import Action
+from thyroid_desktop.core.report import StudyInfo, write_report
+from thyroid_desktop.core.session import (
+    read_session,
+    write_session,
+)
+from thyroid_desktop.core.study import write_csv
+from thyroid_desktop.ui.report_dialog import ReportDialog
+
+
+class ExportsMixin:
+    """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
+
+    def export_dialog(self) -> None:
+        if self.finding is None:
+            self.show_message("Nothing to report", "Analyse an image before exporting a report.")
+            return
+        initial = StudyInfo.from_metadata(
+            self.image.metadata, operator=str(self.settings.value("report/operator", ""))
+        )
+        dialog = ReportDialog(initial, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        study = dialog.study()
+        self.settings.setValue("report/operator", study.operator)
+        stem = self.image.source.stem if self.image.source else "demo"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export PDF report",
+            str(self.reports_folder() / f"report_{stem}.pdf"),
+            "PDF (*.pdf)",
+        )
+        if path:
+            self.settings.setValue("report/folder", str(Path(path).parent))
+            self.export_report(Path(path), study)
+
+    def reports_folder(self) -> Path:
+        """Where the report dialog opens: the folder of the last report, else "Thyroid
+        reports" in the user's documents."""
+        remembered = str(self.settings.value("report/folder", "") or "")
+        if remembered and Path(remembered).is_dir():
+            return Path(remembered)
+        from platformdirs import user_documents_dir
+
+        folder = Path(user_documents_dir()) / "Thyroid reports"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return Path.home()
+        return folder
+
+    def export_report(self, path: Path, study: StudyInfo | None = None) -> None:
+        """Writes the PDF in the worker (atomically); reports success or failure."""
+        image, finding, card = self.image, self.finding, self.classifier.card
+        study = study or StudyInfo.from_metadata(image.metadata)
+        size = self.measurement()
+        tirads = self.tirads.descriptors()
+        n = self._nodule()
+        nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
+        calipers = self.calipers()
+
+        def done(out: Path) -> None:
+            problem = self.service.record(Action.EXPORT, image, finding) if self.service else ""
+            if problem:
+                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
+            self.statusBar().showMessage(f"Report written to {out}", 10000)
+            self.last_report = out
+
+        self._run(
+            lambda: write_report(
+                path, image, finding, card, study, tirads, size, nodule=nodule, calipers=calipers
+            ),
+            done,
+            lambda err: self.show_message("Report not written", f"{path}: {err}"),
+        )
+
+    def export_study_dialog(self) -> None:
+        if not self.session.state.nodules or self.classifier is None:
+            self.show_message("Nothing to report", "Mark at least one nodule first.")
+            return
+        first = self.image.metadata if self.image is not None else {}
+        initial = StudyInfo.from_metadata(
+            first, operator=str(self.settings.value("report/operator", ""))
+        )
+        dialog = ReportDialog(initial, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        study = dialog.study()
+        self.settings.setValue("report/operator", study.operator)
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export study report",
+            str(self.reports_folder() / "study_report.pdf"),
+            "PDF (*.pdf)",
+        )
+        if path:
+            self.settings.setValue("report/folder", str(Path(path).parent))
+            self.export_study_report(Path(path), study)
+
+    def export_study_report(self, path: Path, study: StudyInfo | None = None) -> None:
+        """Every nodule of the session in one PDF: a summary table, then a page per nodule
+        (made in the worker, written atomically)."""
+        from thyroid_desktop.core.analysis import nodule_reports
+        from thyroid_desktop.core.report import write_study_report
+
+        state, service, card = self.session.state, self.service, self.classifier.card
+        study = study or StudyInfo.from_metadata(self.image.metadata if self.image else {})
+
+        def done(out: Path) -> None:
+            self.statusBar().showMessage(f"Study report written to {out}", 10000)
+            self.last_report = out
+
+        self._run(
+            lambda: write_study_report(path, nodule_reports(service, state), card, study),
+            done,
+            lambda err: self.show_message("Study report not written", f"{path}: {err}"),
+        )
+
+    def export_csv_dialog(self) -> None:
+        if not self.entries:
+            self.show_message("Nothing to export", "Open some images first.")
+            return
+        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export study list", str(folder / "study.csv"), "CSV (*.csv)"
+        )
+        if path:
+            self.export_csv(Path(path))
+
+    def export_csv(self, path: Path) -> bool:
+        try:
+            write_csv(path, self.entries)
+        except OSError as err:
+            self.show_message("CSV not written", f"{path}: {err}")
+            return False
+        self.statusBar().showMessage(f"Study list written to {path}", 10000)
+        return True
+
+    def save_session_dialog(self) -> None:
+        if not self.session.state.images:
+            self.show_message("Nothing to save", "Open some images first.")
+            return
+        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save session", str(folder / "session.thyroid.json"), "Session (*.json)"
+        )
+        if path:
+            self.save_session(Path(path))
+
+    def save_session(self, path: Path) -> bool:
+        try:
+            write_session(path, self.session.state)
+        except OSError as err:
+            self.show_message("Session not saved", f"{path}: {err}")
+            return False
+        self.statusBar().showMessage(f"Session saved to {path}", 10000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", folder, "Session (*.json)")
+        if path:
+            self.open_session(Path(path))
+
+    def open_session(self, path: Path) -> bool:
+        """Replaces the session with a saved one and opens its images (those still there)."""
+        try:
+            state = read_session(path)
+        except ValueError as err:
+            self.show_message("Session not opened", str(err))
+            return False
+        self.session.load(state)
+        present = [Path(i.path) for i in state.images if Path(i.path).exists()]
+        missing = len(state.images) - len(present)
+        if missing:
+            self.statusBar().showMessage(f"{missing} image(s) of the session are not found.", 15000)
+        return self.open_paths(present) if present else False

@@ -1,0 +1,113 @@
+"""Sizes: the box's extent, caliper lines and the user's scale calibration."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import (
+    QInputDialog,
+    QMessageBox,
+)
+
+from thyroid_desktop.core.measure import measure, measure_calipers
+
+
+class MeasureMixin:
+    """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
+
+    def measurement(self):
+        """Size of the analysed box: mm from DICOM or the user's scale, else pixels."""
+        if self.finding is None or self.image is None:
+            return None
+        return measure(self.finding.roi, self.image.spacing_mm, self.user_mm_per_px)
+
+    def _show_size(self) -> None:
+        size, calipers = self.measurement(), self.calipers()
+        text = size.text() if size else ""
+        if calipers is not None:
+            text = f"{text}; {calipers.text()}" if text else calipers.text()
+        self.panel.show_measurement(text)
+        largest = calipers.max_diameter_mm if calipers is not None else None
+        self.tirads.set_size(largest or (size.max_diameter_mm if size else None))
+
+    def calibrate_scale(self) -> None:
+        """Next left-drag draws a line along a known distance; its length in mm is asked."""
+        if self.image is None:
+            return
+        if self.image.spacing_mm is not None:
+            self.show_message(
+                "Already calibrated",
+                "This DICOM image carries its own pixel spacing; sizes use it.",
+                QMessageBox.Icon.Information,
+            )
+            return
+        self._line_purpose = "scale"
+        self.view.start_measuring()
+        self.panel.show_state(
+            "Calibrate: drag along a known distance (e.g. between two depth-scale marks). "
+            "Esc cancels."
+        )
+
+    def _line_drawn(self, dx_px: float, dy_px: float) -> None:
+        if self._line_purpose == "caliper":
+            self._line_purpose = "scale"
+            self.view.hide_line()
+            nodule = self._nodule()
+            if nodule is not None:
+                self.session.add_caliper(nodule.id, dx_px, dy_px)
+                self._show_size()
+            return
+        length_px = math.hypot(dx_px, dy_px)
+        mm, ok = QInputDialog.getDouble(
+            self,
+            "Calibrate scale",
+            f"The line is {length_px:.1f} px long. Its length in mm:",
+            10.0,
+            0.01,
+            1000.0,
+            2,
+        )
+        self.view.hide_line()
+        if ok:
+            self.set_user_scale(mm / length_px)
+
+    def set_user_scale(self, mm_per_px: float | None) -> None:
+        """The user's scale for the current image (None removes it); sizes update at once."""
+        if mm_per_px is not None and not mm_per_px > 0:
+            raise ValueError(f"a scale must be positive, got {mm_per_px}")
+        self.user_mm_per_px = mm_per_px
+        if self._in_session():
+            self.session.set_user_scale(self.image.sha256, mm_per_px)
+        if self.current is not None:
+            self.entries[self.current].user_mm_per_px = mm_per_px
+            self.study_list.update_entry(self.current, self.entries[self.current])
+        self._show_size()
+        self.statusBar().showMessage(
+            f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed",
+            8000,
+        )
+
+    def calipers(self):
+        """The shown nodule's caliper lines, measured (None when there are none)."""
+        nodule = self._nodule()
+        if nodule is None or not nodule.calipers_px or self.image is None:
+            return None
+        return measure_calipers(nodule.calipers_px, self.image.spacing_mm, self.user_mm_per_px)
+
+    def measure_nodule(self) -> None:
+        """Next left-drag draws a caliper line across the shown nodule (up to three)."""
+        if self._nodule() is None:
+            self.show_message("No nodule", "Analyse or draw a nodule's box first.")
+            return
+        self._line_purpose = "caliper"
+        self.view.start_measuring()
+        self.panel.show_state(
+            "Measure: drag across the nodule (up to three diameters; the longest sets the "
+            "TI-RADS size). Esc cancels."
+        )
+
+    def clear_calipers(self) -> None:
+        nodule = self._nodule()
+        if nodule is not None and nodule.calipers_px:
+            self.session.clear_calipers(nodule.id)
+            self._show_size()

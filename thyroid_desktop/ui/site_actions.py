@@ -1,0 +1,104 @@
+"""Site calibration (switching profiles) and validation on local cases, from the window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+)
+
+from thyroid_desktop.core.site import (
+    ProfileError,
+    activate,
+    calibration_label,
+    deactivate,
+    model_sha256,
+)
+from thyroid_desktop.ui.validation_dialog import show_summary
+
+
+class SiteCalibrationMixin:
+    """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
+
+    def _show_calibration(self) -> None:
+        """Says which calibration is in use: status bar and the model panel."""
+        clf = self.classifier
+        if clf is None:
+            return
+        label = calibration_label(clf.profile)
+        self.calibration_status.setText(f"Calibration: {label.split(' (')[0]}")
+        self.calibration_status.setToolTip(label)
+        card = clf.card
+        summary = card.performance_text().replace(" - ", ":\n", 1).replace(" | ", "\n")
+        self.panel.show_model(card.id, card.version, f"{summary}\nIn use: {label}")
+
+    def use_calibration(self, name: str | None) -> None:
+        """Makes the site profile ``name`` (None: the shipped calibration) the active one and
+        analyses the current image again with it."""
+        clf = self.classifier
+        if clf is None:
+            self.show_message("Model not ready", "The model is still loading; try again shortly.")
+            return
+        if self.batch.running or self.validation.running:
+            self.show_message("Busy", "Wait for the batch or validation to end, then switch.")
+            self.calibration_menu.rebuild()
+            return
+        try:
+            if name is None:
+                deactivate()
+                profile = None
+            else:
+                profile = activate(name, clf.card.id, model_sha256(clf))
+        except (ProfileError, OSError) as err:
+            self.show_message("Calibration not changed", str(err))
+            self.calibration_menu.rebuild()
+            return
+
+        def switch() -> None:  # in the worker: no analysis sees half a switch
+            clf.profile = profile
+
+        self._run(
+            switch,
+            lambda _: self._calibration_changed(),
+            lambda err: self.show_message("Calibration not changed", str(err)),
+        )
+
+    def _calibration_changed(self) -> None:
+        self._show_calibration()
+        self.calibration_menu.rebuild()
+        self.statusBar().showMessage(
+            f"Now using the {calibration_label(self.classifier.profile)}", 8000
+        )
+        if self.image is None:
+            return
+        if self.roi is not None:
+            source = self.finding.roi_source if self.finding is not None else self._roi_source
+            self.set_roi(self.roi, source)
+        elif self.finding is not None:
+            self.analyse()  # the whole scan area, as before
+        else:
+            self.auto_detect()
+
+    def validate_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        path = QFileDialog.getExistingDirectory(
+            self, "Validate on a folder of labelled cases (labels.csv: file,label,case)", folder
+        )
+        if path:
+            self.validate_folder(Path(path))
+
+    def validate_folder(self, folder: Path, out_dir: Path | None = None) -> bool:
+        """Validates the model (current calibration) on a labelled folder in the worker."""
+        if self.classifier is None:
+            self.show_message("Model not ready", "The model is still loading; try again shortly.")
+            return False
+        if self.batch.running:
+            self.show_message("Busy", "Wait for the batch to end, then validate.")
+            return False
+        return self.validation.start(folder, self.classifier, self.segmenter, out_dir)
+
+    def _validation_done(self, validation, files) -> None:
+        self.last_validation = (validation, files)
+        self.statusBar().showMessage(f"Validation report written to {files.pdf}", 15000)
+        self.last_message = show_summary(self, validation, files)
