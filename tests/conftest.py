@@ -58,47 +58,30 @@ def write_cine_dicom(path: Path, n_frames: int = 12, appears_at: int = 2) -> Pat
     """A realistic cine loop: JPEG-baseline multi-frame ultrasound DICOM of the phantom sweep
     (no nodule before frame ``appears_at``), with region calibration and patient fields."""
     import numpy as np
-    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
-    from pydicom.uid import JPEGBaseline8Bit, generate_uid
+    from pydicom.uid import JPEGBaseline8Bit
 
-    from tests.core.test_dicom import jpeg_bytes, us_region
+    from tests.core.test_dicom import jpeg_bytes, make_dataset, save, us_region
     from thyroid_desktop.core.phantom import make_cine_phantom
 
-    frames = [p.pixels[:, :, 0] for p in make_cine_phantom(n_frames, appears_at)]
-    ds = Dataset()
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
-    ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "US"
+    frames = np.stack([p.pixels[:, :, 0] for p in make_cine_phantom(n_frames, appears_at)])
+    h, w = frames.shape[1:]
+    ds = make_dataset(
+        frames,
+        regions=[us_region(0.01, 0.01, box=(0, 0, w - 1, h - 1))],  # 0.1 mm per pixel
+        multiframe=True,
+        pixel_bytes=encapsulate([jpeg_bytes(np.ascontiguousarray(f)) for f in frames]),
+    )
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
     ds.PatientName = "Testperson^Anna^Maria"
     ds.PatientID = "CINE-0001"
     ds.PatientBirthDate = "19610304"
     ds.PatientSex = "F"
     ds.StudyDate = "20261120"
     ds.StudyTime = "101500"
-    ds.Manufacturer = "Synthetic"
-    ds.Rows, ds.Columns = frames[0].shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.NumberOfFrames = n_frames
     ds.FrameTime = 40.0
-    h, w = frames[0].shape
-    ds.SequenceOfUltrasoundRegions = [us_region(0.01, 0.01, box=(0, 0, w - 1, h - 1))]
-    ds.PixelData = encapsulate([jpeg_bytes(np.ascontiguousarray(f)) for f in frames])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = JPEGBaseline8Bit
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta = meta
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return save(ds, path, syntax=JPEGBaseline8Bit)
 
 
 @pytest.fixture

@@ -303,3 +303,27 @@ def test_caliper_lines_size_the_nodule_and_undo(window, qtbot, tmp_path):
     assert "calipers 13.0 mm (user scale)" in window.panel.size.text()
     window.undo()
     assert window.session.state.nodules[0].calipers_px == ()
+
+
+def test_report_dialogs_remember_the_reports_folder(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QDialog
+
+    from thyroid_desktop.ui import exports
+
+    window.open_paths([_png(tmp_path)])
+    _analysed(window, qtbot)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    asked = []
+
+    def save_name(_parent, _title, suggested, _filter):
+        asked.append(suggested)
+        return str(reports / f"out{len(asked)}.pdf"), ""
+
+    monkeypatch.setattr(exports.ReportDialog, "exec", lambda self: QDialog.DialogCode.Accepted)
+    monkeypatch.setattr(exports.QFileDialog, "getSaveFileName", save_name)
+    window.export_dialog()
+    qtbot.waitUntil(lambda: (reports / "out1.pdf").exists(), timeout=60000)
+    window.export_study_dialog()
+    qtbot.waitUntil(lambda: (reports / "out2.pdf").exists(), timeout=120000)
+    assert asked[1] == str(reports / "study_report.pdf")  # opened where the last one went

@@ -26,24 +26,28 @@ class ExportsMixin:
         if self.finding is None:
             self.show_message("Nothing to report", "Analyse an image before exporting a report.")
             return
-        initial = StudyInfo.from_metadata(
-            self.image.metadata, operator=str(self.settings.value("report/operator", ""))
-        )
-        dialog = ReportDialog(initial, self)
+        stem = self.image.source.stem if self.image.source else "demo"
+        asked = self._ask_report("Export PDF report", f"report_{stem}.pdf")
+        if asked is not None:
+            self.export_report(*asked)
+
+    def _ask_report(self, title: str, name: str) -> tuple[Path, StudyInfo] | None:
+        """The report details (from the shown image's DICOM, else typed) and where to save;
+        None when the user cancels. Remembers the operator and the reports folder."""
+        meta = self.image.metadata if self.image is not None else {}
+        operator = str(self.settings.value("report/operator", ""))
+        dialog = ReportDialog(StudyInfo.from_metadata(meta, operator=operator), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
-            return
+            return None
         study = dialog.study()
         self.settings.setValue("report/operator", study.operator)
-        stem = self.image.source.stem if self.image.source else "demo"
         path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export PDF report",
-            str(self.reports_folder() / f"report_{stem}.pdf"),
-            "PDF (*.pdf)",
+            self, title, str(self.reports_folder() / name), "PDF (*.pdf)"
         )
-        if path:
-            self.settings.setValue("report/folder", str(Path(path).parent))
-            self.export_report(Path(path), study)
+        if not path:
+            return None
+        self.settings.setValue("report/folder", str(Path(path).parent))
+        return Path(path), study
 
     def reports_folder(self) -> Path:
         """Where the report dialog opens: the folder of the last report, else "Thyroid
@@ -89,24 +93,9 @@ class ExportsMixin:
         if not self.session.state.nodules or self.classifier is None:
             self.show_message("Nothing to report", "Mark at least one nodule first.")
             return
-        first = self.image.metadata if self.image is not None else {}
-        initial = StudyInfo.from_metadata(
-            first, operator=str(self.settings.value("report/operator", ""))
-        )
-        dialog = ReportDialog(initial, self)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return
-        study = dialog.study()
-        self.settings.setValue("report/operator", study.operator)
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export study report",
-            str(self.reports_folder() / "study_report.pdf"),
-            "PDF (*.pdf)",
-        )
-        if path:
-            self.settings.setValue("report/folder", str(Path(path).parent))
-            self.export_study_report(Path(path), study)
+        asked = self._ask_report("Export study report", "study_report.pdf")
+        if asked is not None:
+            self.export_study_report(*asked)
 
     def export_study_report(self, path: Path, study: StudyInfo | None = None) -> None:
         """Every nodule of the session in one PDF: a summary table, then a page per nodule
