@@ -204,18 +204,6 @@ class AnalysisService:
         return ""
 
 
-def load_service(
-    models: Path | None = None, *, audit: bool = True, profile: str | None = None
-) -> AnalysisService:
-    """Loads the models (and the site calibration ``profile``, else the active one)."""
-    from thyroid_desktop.core.models import load_classifier, load_segmenter
-    from thyroid_desktop.core.site import choose_calibration
-
-    classifier = load_classifier(models)
-    choose_calibration(classifier, profile)
-    return AnalysisService(classifier, load_segmenter(models), AuditLog() if audit else None)
-
-
 def nodule_reports(service: AnalysisService, state) -> list:
     """Every nodule of a session (``core.session.SessionState``) as the study report shows
     it: its frame opened again, its box analysed again (the same numbers: analysis is

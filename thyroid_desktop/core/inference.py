@@ -131,10 +131,16 @@ def classifier_crop(
 
 
 def jitter_views(
-    image: UltrasoundImage, roi: ROI, size: int, margin: float, fov: FieldOfView
+    image: UltrasoundImage,
+    roi: ROI,
+    size: int,
+    margin: float,
+    fov: FieldOfView,
+    masked: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The crops of the box jitters (`roi.JITTERS`), mirrored where the jitter says so."""
-    masked = mask_outside(image.pixels, fov)
+    """The crops of the box jitters (`roi.JITTERS`), mirrored where the jitter says so;
+    ``masked`` is the image with the outside of ``fov`` blacked out, if already made."""
+    masked = mask_outside(image.pixels, fov) if masked is None else masked
     views = []
     for dx, dy, scale, mirrored in JITTERS:
         box = roi.jittered(dx, dy, scale, image.width, image.height)
@@ -160,8 +166,9 @@ def predict(
     if roi is None:
         roi, roi_source = fov.box, roi_source or "full"
     roi = roi.clipped(image.width, image.height)
-    crop, window = classifier_crop(image, roi, card.input_size, card.crop_margin, fov)
-    views = jitter_views(image, roi, card.input_size, card.crop_margin, fov)
+    masked = mask_outside(image.pixels, fov)  # once for the crop and its jitters
+    crop, window = crop_square(masked, roi, card.input_size, card.crop_margin)
+    views = jitter_views(image, roi, card.input_size, card.crop_margin, fov, masked)
     t1 = time.perf_counter()
     out = classifier.gradcam.run(crop[None], mirror=card.tta, views=views)
     t2 = time.perf_counter()
