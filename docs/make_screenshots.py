@@ -9,6 +9,7 @@ look at (never commit those).
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from thyroid_desktop.core.session import Lobe, Pole  # noqa: E402
 from thyroid_desktop.core.tirads import Composition, Echogenicity, Margin, Shape  # noqa: E402
 from thyroid_desktop.ui.main_window import MainWindow  # noqa: E402
 from thyroid_desktop.ui.theme import apply_theme  # noqa: E402
+from training.data import DEFAULT_DATA  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 
@@ -85,6 +87,27 @@ def render(pdf: Path, name: str) -> None:
         print(OUT / f"screenshot_{name}.png")
     except (OSError, subprocess.CalledProcessError) as err:
         print(f"{name} not rendered (pdftoppm: {err})")
+
+
+def shoot_suggestions(app, window, data: Path = DEFAULT_DATA) -> None:
+    """The TI-RADS panel alone (no image pixels: real images are never committed) with the
+    AI's suggestions for a real ddti nodule, then after "Accept" and one override."""
+    metadata = data / "ddti" / "metadata.csv"
+    if not metadata.exists():
+        print(f"TI-RADS suggestion screenshots skipped: {metadata} not found")
+        return
+    with metadata.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["composition"] and r["tirads"] == "4b"]
+    window.open_paths([data / "ddti" / rows[0]["file"]])
+    wait_until(app, lambda: window.finding is not None and not window._awaiting)
+    wait_until(app, lambda: window.tirads.suggestion() is not None)
+    window.tirads.grab().save(str(OUT / "screenshot_tirads_suggestions.png"))
+    window.accept_ai_tirads()
+    shape = window.tirads.choices().shape
+    window.tirads.select(Shape.TALLER if shape is Shape.WIDER else Shape.WIDER)
+    app.processEvents()
+    window.tirads.grab().save(str(OUT / "screenshot_tirads_accepted.png"))
+    print(OUT / "screenshot_tirads_suggestions.png", OUT / "screenshot_tirads_accepted.png")
 
 
 def main() -> int:
@@ -179,6 +202,8 @@ def main() -> int:
     )
     wait_until(app, pdf.exists)
     render(pdf, "report")
+
+    shoot_suggestions(app, window)
 
     if args.real:
         real_out = Path("/tmp/thyroid_screens")

@@ -101,6 +101,19 @@ def test_predict_on_a_real_thyroid_image_gives_a_calibrated_estimate(shared_data
     assert 0 <= record["probability"] <= 1 and record["label"] in ("benign", "malignant")
     assert 0 <= record["spread"] <= 1 and record["novelty"] > 0
     assert "TI-RADS 4-5" in record["output"]
+    # AI TI-RADS suggestions: every group listed (null where no head is offered), shape from
+    # the nodule's mask, AI-only points and level.
+    sug = record["tirads_suggestion"]
+    groups = ("composition", "echogenicity", "shape", "margin", "echogenic_foci")
+    assert set(groups) <= set(sug) and sug["level"] == f"TR{sug['level'][2]}"
+    assert (
+        sug["shape"]["value"] in ("WIDER", "TALLER") and sug["shape"]["method"] == "mask geometry"
+    )
+    assert sug["shape"]["confidence"] is None and sug["size_mm"] is None  # a PNG: no mm
+    for g in groups:
+        if sug[g] is not None and g != "shape":
+            assert 0 < sug[g]["confidence"] <= 1 and set(sug[g]) >= {"value", "confidence"}
+    assert isinstance(sug["points"], int) and sug["size_px"] > 0
 
 
 def test_cine_best_frame_chosen_frame_and_every_frame(cine_dicom, tmp_path):

@@ -83,6 +83,9 @@ def finding_record(finding) -> dict:
         "roi_source": finding.roi_source,
         "model": finding.model_id,
         "ms": round(finding.timings_ms["total"], 1),
+        "tirads_suggestion": (
+            finding.tirads_suggestion.to_json() if finding.tirads_suggestion is not None else None
+        ),
         **({"warning": "; ".join(finding.warnings)} if finding.warnings else {}),
         **({"notes": list(finding.notes)} if finding.notes else {}),
     }
@@ -183,7 +186,15 @@ def record_text(path: Path, record: dict) -> str:
         + (f", site calibration {record['profile']!r}" if record["profile"] else "")
         + f", roi {record['roi']} "
         f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''})"
+        + _suggestion_text(record.get("tirads_suggestion"))
     )
+
+
+def _suggestion_text(s: dict | None) -> str:
+    """The AI-only TI-RADS suggestion in a few words (empty when there is none)."""
+    if not s:
+        return ""
+    return f"; AI TI-RADS suggestion {s['level']} ({s['points']} points, to be confirmed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

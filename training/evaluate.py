@@ -31,20 +31,32 @@ class Metrics:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
-def grouped_bootstrap_auroc(
-    y: np.ndarray, p: np.ndarray, groups: Sequence[str], n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95 % percentile CI of AUROC, resampling whole groups (cases) with replacement."""
+def grouped_bootstrap(fn, groups: Sequence[str], n_boot: int = 2000, seed: int = 0):
+    """95 % percentile CI of the statistic ``fn(idx)`` (None where it is undefined),
+    resampling whole groups (cases) with replacement."""
     rng = np.random.default_rng(seed)
     uniq, inv = np.unique(np.asarray(groups), return_inverse=True)
     members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
     stats = []
     for _ in range(n_boot):
         idx = np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])
-        if 0 < y[idx].sum() < len(idx):
-            stats.append(roc_auc_score(y[idx], p[idx]))
+        value = fn(idx)
+        if value is not None:
+            stats.append(value)
     lo, hi = np.percentile(stats, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def grouped_bootstrap_auroc(
+    y: np.ndarray, p: np.ndarray, groups: Sequence[str], n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95 % percentile CI of AUROC, resampling whole groups (cases) with replacement."""
+    return grouped_bootstrap(
+        lambda idx: roc_auc_score(y[idx], p[idx]) if 0 < y[idx].sum() < len(idx) else None,
+        groups,
+        n_boot,
+        seed,
+    )
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:

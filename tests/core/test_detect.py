@@ -1,5 +1,6 @@
 """Auto-ROI: candidate boxes from the segmenter's map, and the real segmenter on phantoms."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -8,7 +9,7 @@ from thyroid_desktop.core.detect import (
     map_to_image,
     segmenter_input,
 )
-from thyroid_desktop.core.fov import FieldOfView
+from thyroid_desktop.core.fov import FieldOfView, detect_fov
 from thyroid_desktop.core.images import from_array
 from thyroid_desktop.core.inference import auto_predict, detect_nodules
 from thyroid_desktop.core.phantom import make_phantom
@@ -60,3 +61,75 @@ def test_without_a_segmenter_the_whole_scan_area_is_analysed(classifier):
     image = from_array(make_phantom().pixels)
     finding, detection = auto_predict(image, classifier, None)
     assert detection is None and finding.roi_source == "full"
+
+
+def gray_of(ph):
+    return from_array(np.asarray(ph.pixels)).gray
+
+
+def _gland_scene():
+    """A phantom with a nodule inside an oval "gland" and a round dark "vessel" beside it."""
+    ph = make_phantom(seed=3)
+    h, w = ph.pixels.shape[:2]
+    gland = np.zeros((h, w), bool)
+    n = ph.nodule
+    cv2.ellipse(
+        gland.view(np.uint8),
+        (n.x + n.w // 2, n.y + n.h // 2),
+        (n.w, int(n.h * 0.9)),
+        0,
+        0,
+        360,
+        1,
+        -1,
+    )
+    vessel = ROI(min(w - 40, n.x + 2 * n.w + 20), n.y, 30, 30)
+    return ph, gland, vessel
+
+
+def test_gland_prior_keeps_nodules_in_the_gland_and_drops_a_vessel_beside_it():
+    from thyroid_desktop.core.detect import Candidate, split_by_gland
+
+    ph, gland, vessel = _gland_scene()
+    fov = detect_fov(gray_of(ph))
+    nodule = Candidate(ph.nodule, 0.9, ph.nodule.w * ph.nodule.h)
+    beside = Candidate(vessel, 0.95, 900)
+    kept, removed = split_by_gland([beside, nodule], gland, fov)
+    assert kept == [nodule] and removed == [beside]
+    # Growing the gland far enough makes the vessel "touch" it.
+    kept, _ = split_by_gland([beside, nodule], gland, fov, grow=0.5)
+    assert kept == [beside, nodule]
+    # A stricter overlap rule drops a candidate that only grazes the gland.
+    graze = Candidate(ROI(ph.nodule.x + ph.nodule.w * 2 - 10, ph.nodule.y, 40, 20), 0.8, 800)
+    assert split_by_gland([graze], gland, fov, min_overlap=0.5)[0] == []
+    # No gland seen at all: nothing is removed (the prior cannot place anything).
+    assert split_by_gland([beside, nodule], np.zeros_like(gland), fov) == ([beside, nodule], [])
+
+
+def test_detect_with_a_gland_model_filters_candidates_and_keeps_the_gland_mask():
+    from thyroid_desktop.core.detect import detect, map_to_image
+
+    ph, gland, vessel = _gland_scene()
+    fov = detect_fov(gray_of(ph))
+    size = 64
+    b = fov.box
+
+    def square(mask):  # an image-sized mask as the segmenter's square output
+        crop = mask[b.y : b.y + b.h, b.x : b.x + b.w].astype(np.float32)
+        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_NEAREST)
+
+    nodules = np.zeros_like(gland)
+    n = ph.nodule
+    nodules[n.y : n.y + n.h, n.x : n.x + n.w] = True
+    nodules[vessel.y : vessel.y + vessel.h, vessel.x : vessel.x + vessel.w] = True
+    seg_out, gland_out = square(nodules), square(gland)
+    pixels = np.asarray(ph.pixels)
+    plain = detect(pixels, gray_of(ph), lambda x: seg_out[None], size)
+    assert len(plain.candidates) == 2 and plain.gland is None
+    det = detect(
+        pixels, gray_of(ph), lambda x: seg_out[None], size, gland=lambda x: gland_out[None]
+    )
+    assert len(det.candidates) == 1 and det.candidates[0].roi.iou(ph.nodule) > 0.7
+    assert len(det.outside_gland) == 1 and det.outside_gland[0].roi.iou(vessel) > 0.5
+    expected = map_to_image(gland_out, fov, pixels.shape[1], pixels.shape[0]) >= 0.5
+    assert np.array_equal(det.gland, expected) and "gland" in det.timings_ms

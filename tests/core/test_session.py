@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -186,3 +187,32 @@ def test_a_failed_autosave_is_reported_not_raised(tmp_path):
     s = Session(SessionStore(blocker / "sessions"))
     s.add_image(A, "a.png")
     assert "could not be saved" in s.save_problem
+
+
+def test_accepting_ai_suggestions_is_one_undo_step_and_the_suggestion_is_saved(tmp_path):
+    from thyroid_desktop.core.tirads_ai import Suggestion, TiradsSuggestion, review_of
+
+    sug = TiradsSuggestion(
+        {
+            "composition": Suggestion(Composition.SOLID, 0.81, "image features"),
+            "shape": Suggestion(Shape.TALLER, None, "mask geometry"),
+            "echogenic_foci": Suggestion(EchogenicFoci.MACRO, 0.6, "image features"),
+        },
+        size_px=42.0,
+    )
+    s = Session()
+    s.add_image(A, "a.png")
+    n = s.add_nodule(A, 0, BOX)
+    assert s.accept_suggestions(n) is None  # no estimate yet: nothing to accept
+    s.set_estimate(n, dataclasses.replace(estimate(), suggestion=sug))
+    s.set_tirads(n, TiradsChoices().with_choice("shape", Shape.WIDER))
+    choices = s.accept_suggestions(n)
+    assert choices.composition is Composition.SOLID and choices.shape is Shape.WIDER
+    assert choices.foci == {EchogenicFoci.MACRO} and choices.echogenicity is None
+    assert review_of(choices, sug)["shape"] == "changed"
+    assert s.undo_text == f"accept AI TI-RADS {n}" and s.undo()
+    assert s.state.nodule(n).tirads.composition is None
+    path = write_session(tmp_path / "s.json", s.state)
+    back = read_session(path).nodule(n).estimate.suggestion
+    assert back.value("shape") is Shape.TALLER and back.size_px == 42.0
+    assert back.groups["composition"].confidence == pytest.approx(0.81)

@@ -22,6 +22,8 @@ from thyroid_desktop.core.images import UltrasoundImage, open_image
 from thyroid_desktop.core.inference import Finding, auto_predict, detect_nodules, predict
 from thyroid_desktop.core.models import Classifier, Segmenter
 from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.tirads import TiradsChoices
+from thyroid_desktop.core.tirads_ai import nodule_mask, review_of
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Action(enum.StrEnum):
     CLI = "cli-predict"
     SELFTEST = "selftest"
     EXPORT = "export-report"
+    ACCEPT_TIRADS = "accept-ai-tirads"
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class AnalysisService:
         else:
             source = "manual" if detection is None else "auto"
             fov = detection.fov if detection is not None else None
-            finding = predict(image, self.classifier, roi, source, fov)
+            mask = nodule_mask(detection.probability, roi) if detection is not None else None
+            finding = predict(image, self.classifier, roi, source, fov, mask)
         problem = self.record(action, image, finding)
         return AnalysisResult(image, finding, detection if roi is None else None, None, problem)
 
@@ -178,11 +182,21 @@ class AnalysisService:
         return results
 
     # ---------------------------------------------------------------- audit
-    def record(self, action: Action | str, image: UltrasoundImage, finding: Finding) -> str:
-        """Appends one audit record. Returns "" or, when the log cannot be written, why (the
-        analysis stands; the caller says so)."""
+    def record(
+        self,
+        action: Action | str,
+        image: UltrasoundImage,
+        finding: Finding,
+        choices: TiradsChoices | None = None,
+    ) -> str:
+        """Appends one audit record (with the AI's TI-RADS suggestions, and with ``choices``
+        what the clinician did with them). Returns "" or, when the log cannot be written, why
+        (the analysis stands; the caller says so)."""
         if self.audit is None:
             return ""
+        sug = finding.tirads_suggestion
+        suggested = {g: s.value.name for g, s in sug.groups.items()} if sug else None
+        review = review_of(choices, sug) if choices is not None else None
         try:
             self.audit.append(
                 record_for(
@@ -196,6 +210,8 @@ class AnalysisService:
                     frame=image.frame_index if image.n_frames > 1 else None,
                     no_estimate_reason=finding.no_estimate_reason or None,
                     calibration=finding.profile or "shipped",
+                    tirads_suggested=suggested,
+                    tirads_review=review,
                 )
             )
         except OSError as err:
@@ -225,11 +241,22 @@ def nodule_reports(service: AnalysisService, state) -> list:
             raise ImageLoadError(f"{Path(record.path).name} changed since {n.id} was marked")
         box = None if n.source is BoxSource.FULL else n.box
         finding = predict(image, service.classifier, box, str(n.source))
+        if n.estimate is not None and n.estimate.box == n.box and finding.in_scope:
+            # the suggestion shown when the nodule was analysed (its shape from the mask)
+            finding = dataclasses.replace(finding, tirads_suggestion=n.estimate.suggestion)
         size = measure(n.box, image.spacing_mm, record.user_mm_per_px)
         calipers = measure_calipers(n.calipers_px, image.spacing_mm, record.user_mm_per_px)
         items.append(
             NoduleReport(
-                n.id, n.location, image, finding, size, n.tirads.descriptors, n.notes, calipers
+                n.id,
+                n.location,
+                image,
+                finding,
+                size,
+                n.tirads.descriptors,
+                n.notes,
+                calipers,
+                n.tirads,
             )
         )
     return items

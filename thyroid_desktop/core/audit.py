@@ -37,6 +37,10 @@ class AuditRecord:
     frame: int | None = None  # 0-based, for a cine loop
     no_estimate_reason: str | None = None
     calibration: str | None = None  # "shipped" or the site profile's name
+    #: AI TI-RADS suggestions (group -> category name) made for this box, if any.
+    tirads_suggested: dict[str, str] | None = None
+    #: What the clinician did with them (group -> accepted/changed/open/chosen), if known.
+    tirads_review: dict[str, str] | None = None
     time: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     )

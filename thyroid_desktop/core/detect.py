@@ -20,6 +20,13 @@ from thyroid_desktop.core.roi import ROI
 MASK_THRESHOLD = 0.5
 #: Parts smaller than this share of the field of view are noise, not nodules.
 MIN_AREA_FRACTION = 0.002
+#: Gland-segmenter probability above which a pixel counts as thyroid gland.
+GLAND_THRESHOLD = 0.5
+#: A candidate is kept when at least this share of its box lies in the gland grown by
+#: ``GLAND_GROW`` of the scan area's larger side (0: touching it is enough); chosen on
+#: development groups (README, "Finding the nodule").
+GLAND_MIN_OVERLAP = 0.0
+GLAND_GROW = 0.03
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,10 @@ class Detection:
     candidates: list[Candidate]
     probability: np.ndarray = field(repr=False)  # H x W float32, 0 outside the FOV
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: H x W bool: where the gland segmenter sees thyroid gland (None: no gland model).
+    gland: np.ndarray | None = field(default=None, repr=False)
+    #: Candidates the gland prior removed (outside the gland), best first.
+    outside_gland: list[Candidate] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
@@ -80,21 +91,73 @@ def candidates_from_map(prob: np.ndarray, fov: FieldOfView) -> list[Candidate]:
     return out
 
 
-def detect(pixels: np.ndarray, gray: np.ndarray, segment, size: int) -> Detection:
-    """Runs FOV detection and the segmenter (``segment``: uint8 batch -> probability maps)."""
+def grown_gland(gland: np.ndarray, fov: FieldOfView, grow: float = GLAND_GROW) -> np.ndarray:
+    """The gland mask grown by ``grow`` of the scan area's larger side (touching counts)."""
+    k = max(1, int(round(grow * max(fov.box.w, fov.box.h)))) * 2 + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    return cv2.dilate(gland.astype(np.uint8), kernel).astype(bool)
+
+
+def gland_overlap(roi: ROI, grown: np.ndarray) -> float:
+    """Share of the box ``roi`` that lies in the (grown) gland."""
+    part = grown[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w]
+    return float(part.mean()) if part.size else 0.0
+
+
+def split_by_gland(
+    cands: list[Candidate],
+    gland: np.ndarray,
+    fov: FieldOfView,
+    min_overlap: float = GLAND_MIN_OVERLAP,
+    grow: float = GLAND_GROW,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """(kept, removed): a candidate is kept when more than ``min_overlap`` of its box lies in
+    the gland grown by ``grow`` (with 0, touching it is enough). When no gland is seen at
+    all, every candidate is kept: the prior only removes what it can place."""
+    if not gland.any():
+        return cands, []
+    grown = grown_gland(gland, fov, grow)
+    kept, removed = [], []
+    for c in cands:
+        share = gland_overlap(c.roi, grown)
+        (kept if share > min_overlap or (min_overlap == 0 and share > 0) else removed).append(c)
+    return kept, removed
+
+
+def gland_contours(gland: np.ndarray | None) -> list[np.ndarray]:
+    """Outlines of the gland mask (each ``N x 2`` x, y image pixels), for the viewer."""
+    if gland is None or not gland.any():
+        return []
+    contours, _ = cv2.findContours(
+        gland.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    return [c.reshape(-1, 2) for c in contours if len(c) >= 3]
+
+
+def detect(pixels: np.ndarray, gray: np.ndarray, segment, size: int, gland=None) -> Detection:
+    """Runs FOV detection and the segmenter (``segment``: uint8 batch -> probability maps);
+    with ``gland`` (the gland segmenter, same input), keeps only candidates in or touching
+    the thyroid gland."""
     import time
 
     t0 = time.perf_counter()
     fov = detect_fov(gray)
     t1 = time.perf_counter()
-    prob = segment(segmenter_input(pixels, fov, size)[None])[0]
+    x = segmenter_input(pixels, fov, size)[None]
+    prob = segment(x)[0]
     t2 = time.perf_counter()
-    full = map_to_image(prob, fov, pixels.shape[1], pixels.shape[0])
+    height, width = pixels.shape[:2]
+    full = map_to_image(prob, fov, width, height)
     cands = candidates_from_map(full, fov)
     t3 = time.perf_counter()
-    return Detection(
-        fov,
-        cands,
-        full,
-        {"fov": 1000 * (t1 - t0), "segmenter": 1000 * (t2 - t1), "candidates": 1000 * (t3 - t2)},
-    )
+    timings = {
+        "fov": 1000 * (t1 - t0),
+        "segmenter": 1000 * (t2 - t1),
+        "candidates": 1000 * (t3 - t2),
+    }
+    gland_mask, removed = None, []
+    if gland is not None:
+        gland_mask = map_to_image(gland(x)[0], fov, width, height) >= GLAND_THRESHOLD
+        cands, removed = split_by_gland(cands, gland_mask, fov)
+        timings["gland"] = 1000 * (time.perf_counter() - t3)
+    return Detection(fov, cands, full, timings, gland_mask, removed)

@@ -15,6 +15,7 @@ from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.models import Classifier, Segmenter
 from thyroid_desktop.core.roi import JITTERS, ROI, crop_square
 from thyroid_desktop.core.scope import check_scope, modality_reason
+from thyroid_desktop.core.tirads_ai import TiradsSuggestion, nodule_mask
 
 RoiSource = Literal["manual", "auto", "full"]
 
@@ -55,6 +56,10 @@ class Finding:
     no_estimate_reason: str = ""
     #: Name of the active site calibration ("" for the shipped one).
     profile: str = ""
+    #: AI suggestions for the TI-RADS descriptors (None: no heads shipped, or no estimate).
+    tirads_suggestion: TiradsSuggestion | None = None
+    #: Pooled features of the crop (crop + mirror mean) that the heads and novelty read.
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def in_scope(self) -> bool:
@@ -155,10 +160,13 @@ def predict(
     roi: ROI | None = None,
     roi_source: RoiSource | None = None,
     fov: FieldOfView | None = None,
+    mask: np.ndarray | None = None,
 ) -> Finding:
     """Calibrated estimate and Grad-CAM for the box ``roi`` (the whole scan area if None),
     averaged over the box, its mirror and the box jitters in one batch; the heat map is the
-    box's own. Deterministic: the same image and box give the same numbers.
+    box's own. Deterministic: the same image and box give the same numbers. ``mask``: the
+    nodule's mask (image-sized bool) when the segmenter found it, for the shape and size
+    suggestions (else they come from the box).
     """
     t0 = time.perf_counter()
     card = classifier.card
@@ -191,6 +199,12 @@ def predict(
     reason = no_estimate_reason(
         modality_reason(image), warnings, novelty, novelty_model.limit if novelty_model else None
     )
+    heads = classifier.tirads_heads
+    suggestion = (
+        heads.suggest(out.features, roi, mask, image.spacing_mm, image.gray, fov.mask)
+        if heads is not None and not reason and roi_source != "full"
+        else None
+    )
     t3 = time.perf_counter()
     return Finding(
         probability=prob,
@@ -216,12 +230,14 @@ def predict(
         novelty=novelty,
         no_estimate_reason=reason,
         profile=classifier.profile.name if classifier.profile is not None else "",
+        tirads_suggestion=suggestion,
+        features=out.features,
     )
 
 
 def detect_nodules(image: UltrasoundImage, segmenter: Segmenter) -> Detection:
     """Candidate nodule boxes, best first (possibly none)."""
-    return detect(np.asarray(image.pixels), image.gray, segmenter, segmenter.size)
+    return detect(np.asarray(image.pixels), image.gray, segmenter, segmenter.size, segmenter.gland)
 
 
 def auto_predict(
@@ -234,7 +250,8 @@ def auto_predict(
         return predict(image, classifier, None, "full"), None
     det = detect_nodules(image, segmenter)
     if det.best is not None:
-        finding = predict(image, classifier, det.best.roi, "auto", fov=det.fov)
+        mask = nodule_mask(det.probability, det.best.roi)
+        finding = predict(image, classifier, det.best.roi, "auto", fov=det.fov, mask=mask)
     else:
         finding = predict(image, classifier, None, "full", fov=det.fov)
     return finding, det

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 CLASSIFIER_FILE = "classifier.keras"
 SEGMENTER_FILE = "segmenter.keras"
+#: The thyroid-gland segmenter (same architecture and input as the nodule segmenter).
+GLAND_CARD_KEY = "gland_segmenter"
+GLAND_FILE = "gland.keras"
 CARD_FILE = "model_card.json"
 #: The segmenter's section in the model card.
 SEGMENTER_CARD_KEY = "segmenter"
@@ -122,6 +125,12 @@ class ModelCard:
     def novelty(self) -> dict[str, Any] | None:
         """The novelty reference's card section (file, sha256, limit...), if any."""
         return self.raw.get(NOVELTY_CARD_KEY) or None
+
+    @property
+    def tirads_heads(self) -> dict[str, Any] | None:
+        """The TI-RADS descriptor heads' card section (file, sha256, metrics...), if any."""
+        info = self.raw.get("tirads_heads") or None
+        return info if info and info.get("file") else None
 
     @property
     def output_name(self) -> str:
@@ -241,6 +250,8 @@ class Classifier:
     load_seconds: float
     #: Mahalanobis reference of the training crops' features (None: no novelty check).
     novelty: Any = None
+    #: TI-RADS descriptor heads (``core.tirads_ai.DescriptorHeads``; None: no suggestions).
+    tirads_heads: Any = None
     #: An active site calibration (``core.site.SiteProfile``): its own probability mapping and
     #: threshold replace the card's. None: the shipped calibration.
     profile: Any = None
@@ -269,7 +280,9 @@ def load_classifier(directory: Path | None = None) -> Classifier:
             model.get_layer(name)
         except ValueError as err:
             raise ModelError(f"The model has no layer {name!r} named in its card.") from err
-    clf = Classifier(card, model, device_description(), 0.0, _load_novelty(card))
+    clf = Classifier(
+        card, model, device_description(), 0.0, _load_novelty(card), _load_tirads_heads(card)
+    )
     from thyroid_desktop.core.roi import JITTERS
 
     clf.gradcam.warm_up(card.input_size, len(JITTERS))
@@ -293,6 +306,21 @@ def _load_novelty(card: ModelCard):
         raise ModelError(f"The novelty reference {path} cannot be read ({err}).") from err
 
 
+def _load_tirads_heads(card: ModelCard):
+    """The verified TI-RADS descriptor heads named in the card, or None if it names none."""
+    info = card.tirads_heads
+    if not info:
+        return None
+    from thyroid_desktop.core.tirads_ai import DescriptorHeads
+
+    path = card.directory / str(info["file"])
+    _verify_file(path, str(info["sha256"]))
+    try:
+        return DescriptorHeads.load(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelError(f"The TI-RADS heads {path} cannot be read ({err}).") from err
+
+
 @dataclass(eq=False)
 class Segmenter:
     """The loaded nodule segmenter: a uint8 batch of square inputs -> probability maps."""
@@ -300,6 +328,8 @@ class Segmenter:
     info: dict[str, Any]
     model: Any
     size: int
+    #: The thyroid-gland segmenter that filters this one's candidates (None: no prior).
+    gland: Segmenter | None = None
 
     @cached_property
     def _fn(self):
@@ -315,8 +345,11 @@ class Segmenter:
         return self._fn(np.asarray(batch, dtype=np.float32)).numpy()[..., 0]
 
 
-def load_segmenter(directory: Path | None = None) -> Segmenter | None:
-    """Loads the verified segmenter named in the card, or None if the card names none.
+def load_segmenter(
+    directory: Path | None = None, key: str = SEGMENTER_CARD_KEY
+) -> Segmenter | None:
+    """Loads the verified segmenter named in the card under ``key`` (the nodule segmenter, or
+    ``GLAND_CARD_KEY`` for the gland), or None if the card names none.
 
     Raises:
         ModelError: the card names a segmenter whose file is missing, damaged or unloadable.
@@ -324,11 +357,18 @@ def load_segmenter(directory: Path | None = None) -> Segmenter | None:
     import numpy as np
 
     card = load_card(directory)
-    info = card.raw.get(SEGMENTER_CARD_KEY)
+    info = card.raw.get(key)
     if not info:
         return None
     path = card.directory / str(info["file"])
     _verify_file(path, str(info["sha256"]))
     seg = Segmenter(info, _load_keras(path), int(info["input_size"]))
     seg(np.zeros((1, seg.size, seg.size, 3), np.uint8))  # trace once
+    if key == SEGMENTER_CARD_KEY and card.raw.get(GLAND_CARD_KEY) and gland_prior_enabled():
+        seg.gland = load_segmenter(directory, GLAND_CARD_KEY)
     return seg
+
+
+def gland_prior_enabled() -> bool:
+    """The gland prior is on unless ``THYROID_GLAND_PRIOR=0`` (for before/after checks)."""
+    return os.environ.get("THYROID_GLAND_PRIOR", "1") != "0"

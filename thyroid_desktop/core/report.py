@@ -17,7 +17,14 @@ from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.inference import Finding
 from thyroid_desktop.core.measure import Calipers, Measurement
 from thyroid_desktop.core.models import ModelCard
-from thyroid_desktop.core.tirads import EchogenicFoci, TiradsDescriptors, label, recommend
+from thyroid_desktop.core.tirads import (
+    EchogenicFoci,
+    TiradsChoices,
+    TiradsDescriptors,
+    label,
+    recommend,
+)
+from thyroid_desktop.core.tirads_ai import review_of, review_text
 
 NOTICE = "For research use only. Not for use in diagnostic procedures."
 
@@ -103,7 +110,7 @@ def created_text(created: dt.datetime) -> str:
 
 
 def _lines(
-    image, finding, card, study, tirads, measurement, created, nodule, calipers=None
+    image, finding, card, study, tirads, measurement, created, nodule, calipers=None, choices=None
 ) -> list[tuple[str, str]]:
     raw = card.raw
     size = ("box " + measurement.text()) if measurement else "not measured"
@@ -150,6 +157,16 @@ def _lines(
         ]
     else:
         rows.append(("ACR TI-RADS", "not scored"))
+    sug = finding.tirads_suggestion if finding.in_scope else None
+    if sug is not None:
+        review = review_of(choices or TiradsChoices.of(tirads), sug)
+        rows.append(
+            (
+                "AI suggestions",
+                f"{sug.text()} (AI-only TR{sug.level.tr}, {sug.points} points; not a reading). "
+                f"Clinician: {review_text(review)}.",
+            )
+        )
     rows += [
         ("Impression", study.impression or "-"),
         ("Model", f"{card.id} v{card.version}   sha256 {str(raw.get('sha256', ''))[:16]}…"),
@@ -187,9 +204,11 @@ def write_report(
     created: dt.datetime | None = None,
     nodule: str = "",
     calipers: Calipers | None = None,
+    choices: TiradsChoices | None = None,
 ) -> Path:
     """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``.
-    ``nodule`` names and locates it (e.g. "N1, right lobe, upper")."""
+    ``nodule`` names and locates it (e.g. "N1, right lobe, upper"); ``choices`` are the
+    clinician's TI-RADS choices so far (what they did with the AI's suggestions)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,7 +233,9 @@ def write_report(
         ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    rows = _lines(image, finding, card, study, tirads, measurement, created, nodule, calipers)
+    rows = _lines(
+        image, finding, card, study, tirads, measurement, created, nodule, calipers, choices
+    )
     _write_rows(fig, rows, 0.63)
     fig.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
     fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
@@ -240,6 +261,7 @@ class NoduleReport:
     tirads: TiradsDescriptors | None
     notes: str = ""
     calipers: Calipers | None = None
+    choices: TiradsChoices | None = None
 
     @property
     def image_text(self) -> str:
@@ -372,7 +394,16 @@ def write_study_report(
             ax.set_title(name, fontsize=9)
             ax.axis("off")
         lines = _lines(
-            it.image, it.finding, card, study, it.tirads, it.measurement, created, "", it.calipers
+            it.image,
+            it.finding,
+            card,
+            study,
+            it.tirads,
+            it.measurement,
+            created,
+            "",
+            it.calipers,
+            it.choices,
         )
         skip = {
             "Patient",

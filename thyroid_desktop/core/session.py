@@ -25,6 +25,7 @@ from pathlib import Path
 from thyroid_desktop.core.files import user_data_dir, write_atomically
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.core.tirads import TiradsChoices
+from thyroid_desktop.core.tirads_ai import TiradsSuggestion, accept_all
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Estimate:
     model_id: str
     profile: str
     box: ROI
+    #: The AI's TI-RADS descriptor suggestions for this box (never a choice).
+    suggestion: TiradsSuggestion | None = None
 
     @classmethod
     def of(cls, finding) -> Estimate:
@@ -85,6 +88,7 @@ class Estimate:
             finding.model_id,
             finding.profile,
             finding.roi,
+            finding.tirads_suggestion,
         )
 
 
@@ -309,6 +313,21 @@ class Session:
         n = self._nodule(nodule_id)
         self._replace(dataclasses.replace(n, tirads=choices), f"TI-RADS {nodule_id}")
 
+    def accept_suggestions(
+        self, nodule_id: str, suggestion: TiradsSuggestion | None = None
+    ) -> TiradsChoices | None:
+        """The clinician's one click: every open group takes the AI's suggestion (``suggestion``,
+        else the one of the nodule's last estimate); choices already made stay. Returns the
+        new choices, or None when there is no suggestion to accept."""
+        n = self._nodule(nodule_id)
+        if suggestion is None and n.estimate is not None:
+            suggestion = n.estimate.suggestion
+        if suggestion is None:
+            return None
+        choices = accept_all(n.tirads, suggestion)
+        self._replace(dataclasses.replace(n, tirads=choices), f"accept AI TI-RADS {nodule_id}")
+        return choices
+
     def set_location(self, nodule_id: str, lobe: Lobe | None, pole: Pole | None) -> None:
         n = self._nodule(nodule_id)
         lobe = Lobe(lobe) if lobe else None  # also from a widget's plain string
@@ -411,9 +430,11 @@ def state_to_json(state: SessionState) -> dict:
             "estimate": None,
         }
         if n.estimate is not None:
+            sug = n.estimate.suggestion
             d["estimate"] = {
                 **dataclasses.asdict(n.estimate),
                 "box": _roi_json(n.estimate.box),
+                "suggestion": sug.to_json() if sug is not None else None,
             }
         return d
 
@@ -449,12 +470,23 @@ def state_from_json(data: dict) -> SessionState:
                         (float(dx), float(dy)) for dx, dy in d.get("calipers_px", ())
                     ),
                     notes=str(d.get("notes", "")),
-                    estimate=Estimate(**{**est, "box": ROI(*est["box"])}) if est else None,
+                    estimate=_estimate_from_json(est) if est else None,
                 )
             )
         return SessionState(images, tuple(nodules), int(data["next_number"]))
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
+
+
+def _estimate_from_json(est: dict) -> Estimate:
+    sug = est.get("suggestion")
+    return Estimate(
+        **{
+            **est,
+            "box": ROI(*est["box"]),
+            "suggestion": TiradsSuggestion.from_json(sug) if sug else None,
+        }
+    )
 
 
 def read_session(path: str | os.PathLike[str]) -> SessionState:

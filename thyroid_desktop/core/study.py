@@ -13,7 +13,8 @@ from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.images import SUPPORTED_SUFFIXES
 from thyroid_desktop.core.inference import Finding
 from thyroid_desktop.core.measure import measure
-from thyroid_desktop.core.tirads import TiradsDescriptors
+from thyroid_desktop.core.tirads import TiradsChoices, TiradsDescriptors
+from thyroid_desktop.core.tirads_ai import review_of, review_text
 
 #: A folder dropped on the window is searched this deep for images.
 MAX_FOLDER_DEPTH = 3
@@ -85,6 +86,8 @@ class StudyEntry:
     sha256: str = ""
     tirads: TiradsDescriptors | None = None
     frame: int | None = None  # 0-based frame the finding is for (cine loops)
+    #: The clinician's TI-RADS choices so far (also partial ones), for the AI review column.
+    choices: TiradsChoices | None = None
 
     @property
     def name(self) -> str:
@@ -125,6 +128,10 @@ CSV_COLUMNS = (
     "max_diameter_mm",
     "tirads_level",
     "tirads_points",
+    "ai_tirads_suggested",
+    "ai_tirads_level",
+    "ai_tirads_points",
+    "tirads_review",
     "warnings",
     "model_id",
     "image_sha256",
@@ -159,6 +166,16 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
     if entry.tirads is not None:
         row.update(
             tirads_level=f"TR{entry.tirads.level.tr}", tirads_points=str(entry.tirads.points)
+        )
+    sug = f.tirads_suggestion if f is not None and f.in_scope else None
+    if sug is not None:
+        row.update(
+            ai_tirads_suggested=sug.text(),
+            ai_tirads_level=f"TR{sug.level.tr}",
+            ai_tirads_points=str(sug.points),
+            tirads_review=review_text(
+                review_of(entry.choices or TiradsChoices.of(entry.tirads), sug)
+            ),
         )
     row["image_sha256"] = entry.sha256
     return row

@@ -152,13 +152,16 @@ GROUPS: dict[str, type[Enum]] = {
 @dataclass(frozen=True)
 class TiradsChoices:
     """What the clinician has chosen so far (any group may still be open). Echogenic foci
-    follow the lexicon: "none" excludes every other kind, and choosing a kind clears "none"."""
+    follow the lexicon: "none" excludes every other kind, and choosing a kind clears "none".
+    ``foci_set`` tells whether the clinician has set the foci (until then "none" is the
+    default, not a choice they made)."""
 
     composition: Composition | None = None
     echogenicity: Echogenicity | None = None
     shape: Shape | None = None
     margin: Margin | None = None
     foci: frozenset[EchogenicFoci] = field(default_factory=lambda: frozenset({EchogenicFoci.NONE}))
+    foci_set: bool = False
 
     def with_choice(self, group: str, choice: Enum | None) -> TiradsChoices:
         """``choice`` (or None: not chosen) in the single-choice ``group``."""
@@ -175,7 +178,9 @@ class TiradsChoices:
             foci = (set(self.foci) - {EchogenicFoci.NONE}) | {focus}
             if not on:
                 foci.discard(focus)
-        return dataclasses.replace(self, foci=frozenset(foci or {EchogenicFoci.NONE}))
+        return dataclasses.replace(
+            self, foci=frozenset(foci or {EchogenicFoci.NONE}), foci_set=True
+        )
 
     @property
     def descriptors(self) -> TiradsDescriptors | None:
@@ -189,16 +194,19 @@ class TiradsChoices:
     def of(cls, d: TiradsDescriptors | None) -> TiradsChoices:
         if d is None:
             return cls()
-        return cls(d.composition, d.echogenicity, d.shape, d.margin, d.foci)
+        return cls(d.composition, d.echogenicity, d.shape, d.margin, d.foci, foci_set=True)
 
     def to_json(self) -> dict:
         return {
             **{g: (getattr(self, g).name if getattr(self, g) else None) for g in GROUPS},
             "foci": sorted(f.name for f in self.foci),
+            "foci_set": self.foci_set,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> TiradsChoices:
         groups = {g: (GROUPS[g][data[g]] if data.get(g) else None) for g in GROUPS}
         foci = frozenset(EchogenicFoci[f] for f in data.get("foci", ["NONE"]))
-        return cls(**groups, foci=foci or frozenset({EchogenicFoci.NONE}))
+        foci = foci or frozenset({EchogenicFoci.NONE})
+        foci_set = bool(data.get("foci_set", foci != {EchogenicFoci.NONE}))
+        return cls(**groups, foci=foci, foci_set=foci_set)

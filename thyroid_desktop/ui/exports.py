@@ -70,12 +70,15 @@ class ExportsMixin:
         study = study or StudyInfo.from_metadata(image.metadata)
         size = self.measurement()
         tirads = self.tirads.descriptors()
+        choices = self.tirads.choices()
         n = self._nodule()
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
         calipers = self.calipers()
 
         def done(out: Path) -> None:
-            problem = self.service.record(Action.EXPORT, image, finding) if self.service else ""
+            problem = (
+                self.service.record(Action.EXPORT, image, finding, choices) if self.service else ""
+            )
             if problem:
                 self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
             self.statusBar().showMessage(f"Report written to {out}", 10000)
@@ -83,7 +86,16 @@ class ExportsMixin:
 
         self._run(
             lambda: write_report(
-                path, image, finding, card, study, tirads, size, nodule=nodule, calipers=calipers
+                path,
+                image,
+                finding,
+                card,
+                study,
+                tirads,
+                size,
+                nodule=nodule,
+                calipers=calipers,
+                choices=choices,
             ),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),

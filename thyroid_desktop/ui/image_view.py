@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QGraphicsLineItem,
+    QGraphicsPathItem,
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
@@ -109,6 +110,11 @@ class ImageView(QGraphicsView):
         self._pan_start: QPointF | None = None
         self._before: tuple[QRectF, bool] = (QRectF(), False)
         self._candidates: list[QGraphicsRectItem] = []
+        self._gland = QGraphicsPathItem()
+        self._gland.setPen(_pen(QColor(120, 230, 120), 1.5, Qt.PenStyle.DotLine))
+        self._gland.setZValue(3.2)
+        self.scene().addItem(self._gland)
+        self.gland_visible = True
         self._size = (0, 0)
         #: The user zoomed (wheel, +/-, 1:1): resizing the window then keeps their zoom;
         #: otherwise the image is fitted to the window on every resize.
@@ -130,6 +136,7 @@ class ImageView(QGraphicsView):
         self.set_overlay(None)
         self.set_roi(None)
         self.set_candidates([])
+        self.set_gland(None)
         self.fit()
 
     def clear(self) -> None:
@@ -141,6 +148,7 @@ class ImageView(QGraphicsView):
         self.set_overlay(None)
         self.set_roi(None)
         self.set_candidates([])
+        self.set_gland(None)
         self._line.hide()
         self.scene().setSceneRect(QRectF())
 
@@ -217,6 +225,22 @@ class ImageView(QGraphicsView):
             item.setZValue(3.5)
             self.scene().addItem(item)
             self._candidates.append(item)
+
+    def set_gland(self, contours: list[np.ndarray] | None) -> None:
+        """The thyroid gland's outline (image-pixel contours, each N x 2), or None."""
+        path = QPainterPath()
+        for c in contours or []:
+            path.addPolygon(QPolygonF([QPointF(float(x), float(y)) for x, y in c]))
+            path.closeSubpath()
+        self._gland.setPath(path)
+        self._gland.setVisible(self.gland_visible and bool(contours))
+
+    def set_gland_visible(self, visible: bool) -> None:
+        self.gland_visible = bool(visible)
+        self._gland.setVisible(self.gland_visible and not self._gland.path().isEmpty())
+
+    def gland_outline(self) -> QPainterPath:
+        return self._gland.path()
 
     def candidate_rects(self) -> list[QRectF]:
         return [item.rect() for item in self._candidates]

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from thyroid_desktop.core.analysis import Action, AnalysisService
 from thyroid_desktop.core.audit import AuditLog
+from thyroid_desktop.core.detect import gland_contours
 from thyroid_desktop.core.gradcam import heatmap_rgba
 from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
 from thyroid_desktop.core.inference import Finding
@@ -205,6 +206,7 @@ class MainWindow(
         self.study_list.currentRowChanged.connect(self._row_changed)
         self.tirads.changed.connect(self._tirads_changed)
         self.tirads.chosen.connect(lambda: self.view.setFocus())
+        self.tirads.acceptRequested.connect(self.accept_ai_tirads)
         self.frame_bar.frameChanged.connect(self.show_frame)
         self.frame_bar.playingChanged.connect(self._playing_changed)
         self.session.subscribe(self._session_changed)
@@ -341,6 +343,7 @@ class MainWindow(
             image = open_image(entry.path)
             if entry.sha256 and entry.sha256 != image.sha256:  # the file changed on disk
                 entry.finding, entry.user_mm_per_px, entry.tirads = None, None, None
+                entry.choices = None
             self.session.add_image(image.sha256, entry.path, image.n_frames)
             record = self.session.state.image(image.sha256)
             if record.frame:
@@ -422,6 +425,7 @@ class MainWindow(
         self.panel.clear()
         self.tirads.set_descriptors(None)
         self.tirads.set_size(None)
+        self.tirads.set_suggestion(None)
         self.panel.show_state(entry.error)
         self.setWindowTitle(f"Thyroid Review — {entry.name} (unreadable)")
 
@@ -445,6 +449,7 @@ class MainWindow(
         self.view.set_image(image.pixels)
         self.panel.clear()
         self.tirads.set_size(None)
+        self.tirads.set_suggestion(None)
         name = image.source.name if image.source else "demo phantom (synthetic)"
         self.setWindowTitle(f"Thyroid Review — {name}{_frame_text(image, ', ')}")
         if not analyse:
@@ -528,6 +533,7 @@ class MainWindow(
         n = len(detection.candidates)
         self.roi = finding.roi if finding.roi_source == "auto" else None
         self.candidates = list(detection.candidates)
+        self.view.set_gland(gland_contours(detection.gland))
         if (
             self.roi is not None
             and self._in_session()
@@ -602,6 +608,7 @@ class MainWindow(
     def _show_finding(self, image: UltrasoundImage, finding: Finding) -> None:
         self.finding = finding
         self.panel.show_finding(finding)
+        self.tirads.set_suggestion(finding.tirads_suggestion if finding.in_scope else None)
         self._show_size()
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
         self.panel.show_state(
@@ -620,23 +627,52 @@ class MainWindow(
             self._awaiting = False
             self.panel.show_state(f"Analysis failed: {err}")
 
-    def _tirads_changed(self, choices) -> None:
-        """The clinician changed a TI-RADS choice: it belongs to the nodule shown (one is
-        made for the analysed area when there is none yet)."""
+    def _ensure_nodule(self) -> bool:
+        """The nodule shown; one is made for the analysed area when there is none yet.
+        False when there is nothing to attach a choice to."""
         if self.current is None or not self._in_session():
-            return
+            return False
         if self._nodule() is None:
             box = self.roi or (self.finding.roi if self.finding else None)
             if box is None:
-                return
+                return False
             source = BoxSource(self._roi_source) if self.roi is not None else BoxSource.FULL
             self.nodule_id = self.session.add_nodule(
                 self.image.sha256, self.image.frame_index, box, source, by_user=False
             )
+        return True
+
+    def _tirads_changed(self, choices) -> None:
+        """The clinician changed a TI-RADS choice: it belongs to the nodule shown."""
+        if not self._ensure_nodule():
+            return
         self.session.set_tirads(self.nodule_id, choices)
+        self._tirads_to_entry(choices)
+
+    def _tirads_to_entry(self, choices) -> None:
         entry = self.entries[self.current]
-        entry.tirads = choices.descriptors
+        entry.tirads, entry.choices = choices.descriptors, choices
         self.study_list.update_entry(self.current, entry)
+
+    def accept_ai_tirads(self) -> None:
+        """The clinician accepts the AI's TI-RADS suggestions for the groups still open
+        (one undo step; written to the audit log)."""
+        finding = self.finding
+        suggestion = finding.tirads_suggestion if finding is not None else None
+        if suggestion is None or not self._ensure_nodule():
+            return
+        choices = self.session.accept_suggestions(self.nodule_id, suggestion)
+        if choices is None:
+            return
+        self.tirads.set_choices(choices)
+        self._tirads_to_entry(choices)
+        if self.service is not None:
+            problem = self.service.record(Action.ACCEPT_TIRADS, self.image, finding, choices)
+            if problem:
+                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
+        self.statusBar().showMessage(
+            "AI suggestions accepted for the open groups: check each one before signing.", 8000
+        )
 
     # -- scale -----------------------------------------------------------------------------
 
@@ -689,6 +725,7 @@ class MainWindow(
             entry = self.entries[self.current]
             entry.user_mm_per_px = record.user_mm_per_px
             entry.tirads = nodule.tirads.descriptors if nodule else None
+            entry.choices = nodule.tirads if nodule else None
             self.study_list.update_entry(self.current, entry)
         self._show_size()
         if nodule is not None and nodule.frame == image.frame_index:

@@ -69,6 +69,10 @@ class MenusMixin:
             view_menu, "Grad-CAM &side by side", self.view.set_side_by_side, "S", checkable=True
         )
         self._action(view_menu, "&Reset window/level", self.view.reset_window_level, "R")
+        self.gland_action = self._action(
+            view_menu, "&Thyroid gland outline", self.view.set_gland_visible, "T", checkable=True
+        )
+        self.gland_action.setChecked(True)
         view_menu.addSeparator()
         self._action(view_menu, "&Next image", lambda: self.step(1), "PgDown")
         self._action(view_menu, "&Previous image", lambda: self.step(-1), "PgUp")

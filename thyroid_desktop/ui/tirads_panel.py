@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import Enum
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QVBoxLayout
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from thyroid_desktop.core.tirads import (
     GROUPS,
@@ -16,8 +24,11 @@ from thyroid_desktop.core.tirads import (
     points_of,
     recommend,
 )
+from thyroid_desktop.core.tirads_ai import SUGGESTED_GROUPS, TiradsSuggestion, review_of
 
 NOT_CHOSEN = "– choose –"
+#: How a suggestion looks: never like a choice (italic, teal, prefixed "AI").
+SUGGESTION_STYLE = "color: #2a7f8f; font-style: italic;"
 
 
 class NoWheel(QObject):
@@ -40,18 +51,27 @@ class TiradsPanel(QGroupBox):
     choice made with the mouse hands the keyboard back (``chosen``), so the arrow keys keep
     paging through images. "None" echogenic foci excludes the other kinds.
 
+    Under each group the AI's suggestion is shown (italic, "AI: ...", with its confidence);
+    it counts for nothing until the clinician confirms it, by choosing it or with "Accept AI
+    suggestions" (fills the groups still open). The level above is the clinician's; the line
+    below it is the AI-only level.
+
     Signals:
         changed(object): the choices (TiradsChoices), after every user change.
         chosen(): a choice was made with the mouse (the window gives the image the focus).
+        acceptRequested(): the clinician asked to accept the AI suggestions.
     """
 
     changed = Signal(object)
     chosen = Signal()
+    acceptRequested = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__("ACR TI-RADS", parent)
         self._combos: dict[str, QComboBox] = {}
+        self._hints: dict[str, QLabel] = {}
         self._choices = TiradsChoices()
+        self._suggestion: TiradsSuggestion | None = None
         self._no_wheel = NoWheel(self)
         form = QFormLayout()
         for name, enum in GROUPS.items():
@@ -65,6 +85,9 @@ class TiradsPanel(QGroupBox):
             combo.activated.connect(lambda _i: self.chosen.emit())
             self._combos[name] = combo
             form.addRow(name.capitalize(), combo)
+            hint = self._hint()
+            self._hints[name] = hint
+            form.addRow("", hint)
         self._foci: dict[EchogenicFoci, QCheckBox] = {}
         for focus in EchogenicFoci:
             box = QCheckBox(f"{label(focus)} ({points_of(focus)})")
@@ -72,8 +95,19 @@ class TiradsPanel(QGroupBox):
             box.installEventFilter(self._no_wheel)
             box.toggled.connect(lambda on, f=focus: self._focus_toggled(f, on))
             self._foci[focus] = box
+        self._hints["echogenic_foci"] = self._hint()
+        self.accept_button = QPushButton("Accept AI suggestions")
+        self.accept_button.setToolTip(
+            "Fill every group still open with the AI's suggestion (logged); choices already "
+            "made stay. Check each one: the suggestions are not a reading."
+        )
+        self.accept_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.accept_button.clicked.connect(self.acceptRequested.emit)
         self.result = QLabel("")
         self.result.setWordWrap(True)
+        self.ai_result = QLabel("")
+        self.ai_result.setWordWrap(True)
+        self.ai_result.setStyleSheet(SUGGESTION_STYLE)
         self.advice = QLabel("")
         self.advice.setWordWrap(True)
         self.advice.setMinimumHeight(self.advice.fontMetrics().lineSpacing() * 4)
@@ -82,13 +116,37 @@ class TiradsPanel(QGroupBox):
         layout.addWidget(QLabel("Echogenic foci (all that apply)"))
         for box in self._foci.values():
             layout.addWidget(box)
+        layout.addWidget(self._hints["echogenic_foci"])
+        layout.addWidget(self.accept_button)
         layout.addWidget(self.result)
+        layout.addWidget(self.ai_result)
         layout.addWidget(self.advice)
         self._max_diameter_mm: float | None = None
         self._show(self._choices)
 
+    @staticmethod
+    def _hint() -> QLabel:
+        hint = QLabel("")
+        hint.setStyleSheet(SUGGESTION_STYLE)
+        hint.setWordWrap(True)
+        hint.hide()
+        return hint
+
     def choices(self) -> TiradsChoices:
         return self._choices
+
+    def suggestion(self) -> TiradsSuggestion | None:
+        return self._suggestion
+
+    def set_suggestion(self, suggestion: TiradsSuggestion | None) -> None:
+        """Shows the AI's suggestions for the nodule shown (None: none to show)."""
+        self._suggestion = suggestion
+        self._update_text()
+
+    def suggestion_text(self, group: str) -> str:
+        """What the panel shows under ``group`` ("" when there is no suggestion for it)."""
+        hint = self._hints[group]
+        return hint.text() if not hint.isHidden() else ""
 
     def descriptors(self) -> TiradsDescriptors | None:
         """The chosen descriptors, or None while any of the four groups is not chosen."""
@@ -140,7 +198,44 @@ class TiradsPanel(QGroupBox):
         self._max_diameter_mm = max_diameter_mm
         self._update_text()
 
+    def _update_hints(self) -> None:
+        sug = self._suggestion
+        review = review_of(self._choices, sug) if sug is not None else {}
+        for group, hint in self._hints.items():
+            s = sug.groups.get(group) if sug is not None else None
+            if s is None:
+                hint.hide()
+                continue
+            conf = f" · {100 * s.confidence:.0f} %" if s.confidence is not None else ""
+            how = (
+                " (from the mask)"
+                if s.method == "mask geometry"
+                else (" (from the box)" if s.method == "box geometry" else "")
+            )
+            mark = {"accepted": "  ✓ accepted", "changed": "  ✗ changed"}.get(review[group], "")
+            hint.setText(f"AI: {label(s.value)}{conf}{how}{mark}")
+            hint.show()
+        open_groups = (
+            [g for g, v in review.items() if v == "open" and g in sug.groups] if sug else []
+        )
+        self.accept_button.setVisible(sug is not None)
+        self.accept_button.setEnabled(bool(open_groups))
+        if sug is None:
+            self.ai_result.setText("")
+            return
+        missing = [g.replace("_", " ") for g in SUGGESTED_GROUPS if g not in sug.groups]
+        extra = f"; no suggestion for {', '.join(missing)} (0 points)" if missing else ""
+        if sug.size_mm is not None:
+            extra += f"; mask's longest axis {sug.size_mm:.1f} mm"
+        elif sug.size_px is not None:
+            extra += f"; mask's longest axis {sug.size_px:.0f} px (uncalibrated: no mm)"
+        self.ai_result.setText(
+            f"AI-only: TR{sug.level.tr} ({sug.level.name}), {sug.points} points{extra}. "
+            "Not counted until you confirm."
+        )
+
     def _update_text(self) -> None:
+        self._update_hints()
         d = self.descriptors()
         if d is None:
             self.result.setText(

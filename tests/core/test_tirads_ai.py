@@ -1,0 +1,222 @@
+"""AI TI-RADS suggestions: the DDTI -> ACR mapping, mask geometry, heads, accept/override."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.tirads import (
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsChoices,
+)
+from thyroid_desktop.core.tirads_ai import (
+    DDTI_COLUMNS,
+    DDTI_TO_ACR,
+    DescriptorHeads,
+    Head,
+    Suggestion,
+    TiradsSuggestion,
+    accept_all,
+    ddti_to_acr,
+    extents,
+    geometry,
+    longest_axis,
+    nodule_mask,
+    review_of,
+)
+
+
+@pytest.mark.parametrize(
+    ("group", "word", "expected"),
+    [
+        ("composition", "predominantly solid", Composition.MIXED),
+        ("composition", "Predominantly-solid ", Composition.MIXED),
+        ("composition", "predominantly cystic", Composition.MIXED),
+        ("composition", "spongiform", Composition.SPONGIFORM),
+        ("composition", "solid", Composition.SOLID),
+        ("composition", "dense", None),  # ambiguous: not used
+        ("echogenicity", "isoechogenicity", Echogenicity.HYPER_ISO),
+        ("echogenicity", "hyperechogenicity", Echogenicity.HYPER_ISO),
+        ("echogenicity", "marked-hypoechogenicity", Echogenicity.VERY_HYPO),
+        ("margin", "well defined smooth", Margin.SMOOTH),
+        ("margin", "ill- defined", Margin.ILL_DEFINED),
+        ("margin", "spiculated", Margin.LOBULATED),
+        ("margin", "microlobulated", Margin.LOBULATED),
+        ("echogenic_foci", "microcalcifications", EchogenicFoci.PUNCTATE),
+        ("echogenic_foci", "macrocalcification", EchogenicFoci.MACRO),
+        ("echogenic_foci", "non", EchogenicFoci.NONE),
+        ("echogenic_foci", "", None),
+    ],
+)
+def test_ddti_vocabulary_maps_to_acr(group, word, expected):
+    assert ddti_to_acr(group, word) is expected
+
+
+def test_every_ddti_word_in_the_metadata_is_mapped_or_knowingly_left_out(shared_data):
+    """The table covers the real vocabulary; only "dense" and "None" are left out."""
+    with open(shared_data / "ddti" / "metadata.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for group, column in DDTI_COLUMNS.items():
+        words = {r[column].strip().lower() for r in rows} - {""}
+        unmapped = {w for w in words if ddti_to_acr(group, w) is None}
+        assert unmapped <= {"dense", "none"}, (group, unmapped)
+        assert set(DDTI_TO_ACR[group]) <= words | {"cystic"}
+
+
+def ellipse(w, h, shape=(200, 300)):
+    m = np.zeros(shape, np.uint8)
+    cv2.ellipse(m, (150, 100), (w // 2, h // 2), 0, 0, 360, 1, -1)
+    return m.astype(bool)
+
+
+def test_shape_and_size_from_the_mask_geometry():
+    tall, wide = ellipse(40, 80), ellipse(90, 50)
+    roi = ROI(100, 40, 100, 120)
+    sug, size_px, size_mm, aspect = geometry(tall, roi, None)
+    assert sug.value is Shape.TALLER and sug.method == "mask geometry" and aspect > 1.8
+    assert size_mm is None and 78 <= size_px <= 83  # uncalibrated: no mm
+    assert geometry(wide, roi, None)[0].value is Shape.WIDER
+    # Anisotropic spacing (row 0.2, col 0.1 mm): 80 px tall = 16 mm, 40 px wide = 4 mm.
+    w, h = extents(tall, (0.2, 0.1))
+    assert w == pytest.approx(4.1, abs=0.15) and h == pytest.approx(16.2, abs=0.25)
+    assert geometry(tall, roi, (0.2, 0.1))[2] == pytest.approx(16.2, abs=0.4)
+    # A 30 x 40 rectangle: the longest axis is its diagonal, 50 px.
+    rect = np.zeros((100, 100), bool)
+    rect[10:50, 20:50] = True
+    assert longest_axis(rect) == pytest.approx(50, abs=1.5)
+    # No mask: shape from the box, no size.
+    box_sug, px, mm, _ = geometry(None, ROI(0, 0, 30, 60), None)
+    assert box_sug.value is Shape.TALLER and box_sug.method == "box geometry" and px is None
+
+
+def test_nodule_mask_keeps_the_largest_part_inside_the_box():
+    prob = np.zeros((100, 100), np.float32)
+    prob[10:30, 10:30] = 0.9  # the nodule
+    prob[12:14, 40:42] = 0.9  # a speck in the box
+    prob[70:90, 70:90] = 0.9  # another nodule outside the box
+    mask = nodule_mask(prob, ROI(5, 5, 40, 30))
+    assert mask.sum() == 400 and not mask[80, 80]
+    assert nodule_mask(prob, ROI(50, 5, 10, 10)) is None
+    assert nodule_mask(None, ROI(0, 0, 5, 5)) is None
+
+
+def make_heads(tmp_path):
+    rng = np.random.default_rng(0)
+    d = 6
+    heads = {
+        "composition": Head(
+            (Composition.SPONGIFORM, Composition.MIXED, Composition.SOLID),
+            np.zeros(d),
+            np.ones(d),
+            rng.normal(size=(3, d)),
+            np.zeros(3),
+        ),
+        "echogenic_foci": Head(
+            (EchogenicFoci.NONE, EchogenicFoci.PUNCTATE),
+            np.zeros(d),
+            np.ones(d),
+            np.array([[1.0] * d, [-1.0] * d]),
+            np.zeros(2),
+        ),
+    }
+    path = tmp_path / "heads.npz"
+    DescriptorHeads(heads).save(path)
+    return DescriptorHeads.load(path)
+
+
+def test_heads_round_trip_and_suggest(tmp_path):
+    heads = make_heads(tmp_path)
+    assert set(heads.heads) == {"composition", "echogenic_foci"}
+    feats = -np.ones(6)
+    sug = heads.suggest(feats, ROI(0, 0, 40, 20), ellipse(60, 30))
+    foci = sug.groups["echogenic_foci"]
+    assert foci.value is EchogenicFoci.PUNCTATE and foci.confidence > 0.99
+    assert sug.groups["shape"].value is Shape.WIDER
+    assert list(sug.groups) == ["composition", "shape", "echogenic_foci"]  # lexicon order
+    assert not sug.complete  # no echogenicity or margin head: they count 0
+    p = heads.heads["composition"].probabilities(feats)
+    assert p.sum() == pytest.approx(1) and sug.groups["composition"].confidence == max(p)
+    # points: composition + punctate (3); shape wider (0); the missing groups count 0
+    comp = sug.groups["composition"].value
+    expected = 0 if comp is Composition.SPONGIFORM else comp.value[1] + 3
+    assert sug.points == expected
+    back = TiradsSuggestion.from_json(sug.to_json())
+    assert {g: (s.value, s.method) for g, s in back.groups.items()} == {
+        g: (s.value, s.method) for g, s in sug.groups.items()
+    }
+    assert back.points == sug.points
+    assert back.groups["composition"].confidence == pytest.approx(comp_conf := max(p), abs=1e-3)
+    assert 0 < comp_conf <= 1
+
+
+def full_suggestion():
+    return TiradsSuggestion(
+        {
+            "composition": Suggestion(Composition.SOLID, 0.8, "image features"),
+            "echogenicity": Suggestion(Echogenicity.HYPO, 0.6, "image features"),
+            "shape": Suggestion(Shape.WIDER, None, "mask geometry"),
+            "margin": Suggestion(Margin.SMOOTH, 0.7, "image features"),
+            "echogenic_foci": Suggestion(EchogenicFoci.PUNCTATE, 0.55, "image features"),
+        }
+    )
+
+
+def test_suggestions_count_only_once_confirmed_and_accept_fills_open_groups():
+    sug = full_suggestion()
+    assert sug.points == 2 + 2 + 0 + 0 + 3 and sug.level.tr == 5 and sug.complete
+    nothing = TiradsChoices()
+    assert nothing.descriptors is None  # a suggestion alone is never a score
+    assert set(review_of(nothing, sug).values()) == {"open"}
+    mine = nothing.with_choice("echogenicity", Echogenicity.VERY_HYPO)
+    accepted = accept_all(mine, sug)
+    assert accepted.echogenicity is Echogenicity.VERY_HYPO  # the clinician's choice stays
+    assert accepted.composition is Composition.SOLID and accepted.foci == {EchogenicFoci.PUNCTATE}
+    assert accepted.descriptors.points == 2 + 3 + 0 + 0 + 3
+    review = review_of(accepted, sug)
+    assert review == {
+        "composition": "accepted",
+        "echogenicity": "changed",
+        "shape": "accepted",
+        "margin": "accepted",
+        "echogenic_foci": "accepted",
+    }
+    overridden = accepted.with_focus(EchogenicFoci.PUNCTATE, False)
+    assert review_of(overridden, sug)["echogenic_foci"] == "changed"
+    # Foci set by the clinician before accepting stay as they are.
+    none_chosen = nothing.with_focus(EchogenicFoci.NONE, True)
+    assert accept_all(none_chosen, sug).foci == {EchogenicFoci.NONE}
+    assert TiradsChoices.from_json(accepted.to_json()) == accepted
+
+
+def test_grey_levels_are_judged_against_the_tissue_around_the_nodule():
+    from thyroid_desktop.core.tirads_ai import INTENSITY_FEATURES, intensity_features
+
+    rng = np.random.default_rng(0)
+    tissue = rng.normal(120, 10, (200, 300)).clip(0, 255)
+    nodule = ellipse(60, 40)
+    dark, bright = tissue.copy(), tissue.copy()
+    dark[nodule] *= 0.5
+    bright[nodule] *= 1.3
+    roi = ROI(120, 80, 60, 40)
+    f_dark = dict(zip(INTENSITY_FEATURES, intensity_features(dark, nodule, roi), strict=True))
+    f_bright = dict(zip(INTENSITY_FEATURES, intensity_features(bright, nodule, roi), strict=True))
+    assert f_dark["log_mean_ratio"] == pytest.approx(np.log(0.5), abs=0.05)
+    assert f_bright["log_mean_ratio"] > 0.2
+    # The scanner's gain does not change them: the nodule is compared with its surroundings.
+    gained = intensity_features(dark * 1.5, nodule, roi)
+    assert gained[0] == pytest.approx(f_dark["log_mean_ratio"], abs=0.02)
+    # A cystic (anechoic) half is counted as such.
+    cystic = tissue.copy()
+    half = nodule.copy()
+    half[:, 150:] = False
+    cystic[half] = 2.0
+    f_cyst = dict(zip(INTENSITY_FEATURES, intensity_features(cystic, nodule, roi), strict=True))
+    assert 0.4 < f_cyst["anechoic_fraction"] < 0.6
+    # Without a mask the ellipse inscribed in the box is used.
+    assert intensity_features(dark, None, roi)[0] == pytest.approx(np.log(0.5), abs=0.08)

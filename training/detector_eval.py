@@ -1,0 +1,163 @@
+"""Does the detector put a box on the nodule, and only there? Before and after the gland prior.
+
+On the nodule segmenter's own split (``training.segmenter.split``: held-out = 20 % of arcegor
+sequences + the classifier's ddti test cases): per frame, the segmenter's and the gland
+segmenter's maps are computed once, then candidate rules are compared:
+
+- score threshold on the candidate's mean probability (``t``), and
+- the gland prior (keep a candidate whose box overlaps the grown gland by more than ``o``).
+
+A rule is chosen on **development** groups (a subsample of the training sequences and ddti
+development cases), then reported once on the held-out groups, at native size and with the
+frames upscaled to 900 and 1200 px wide (scanner resolution).
+
+Usage: python -m training.detector_eval [--dev-every 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from thyroid_desktop.core.detect import (
+    candidates_from_map,
+    map_to_image,
+    segmenter_input,
+    split_by_gland,
+)
+from thyroid_desktop.core.fov import detect_fov
+from thyroid_desktop.core.images import open_image
+from thyroid_desktop.core.models import GLAND_CARD_KEY, load_segmenter
+from thyroid_desktop.core.roi import roi_from_mask
+from training.data import DEFAULT_DATA, read_mask
+from training.segmenter import _classifier_test_cases, load_mask_samples, split
+
+log = logging.getLogger(__name__)
+
+OUT = Path("runs/detector_eval")
+#: Candidate rules compared on development groups: (score threshold, gland overlap or None).
+THRESHOLDS = (0.0, 0.6, 0.7, 0.8)
+OVERLAPS = (None, 0.0, 0.25, 0.5)
+HIT_IOU = 0.3
+
+
+def frame_maps(sample, seg, gland, width: int | None):
+    """(truth mask, nodule map, gland mask, fov) at image resolution, the frame resized to
+    ``width`` px wide first (None: native)."""
+    img = open_image(sample.path)
+    pixels = np.asarray(img.pixels)
+    mask = read_mask(sample.mask_path, img.width, img.height)
+    if mask is None:
+        mask = np.zeros((img.height, img.width), bool)
+    if width is not None and width != img.width:
+        h = int(round(img.height * width / img.width))
+        pixels = cv2.resize(pixels, (width, h), interpolation=cv2.INTER_CUBIC)
+        mask = cv2.resize(mask.astype(np.uint8), (width, h), interpolation=cv2.INTER_NEAREST) > 0
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels
+    fov = detect_fov(gray)
+    x = segmenter_input(pixels if pixels.ndim == 3 else np.dstack([pixels] * 3), fov, seg.size)[
+        None
+    ]
+    w, h = pixels.shape[1], pixels.shape[0]
+    nodule = map_to_image(seg(x)[0], fov, w, h)
+    gl = map_to_image(gland(x)[0], fov, w, h) >= 0.5
+    return mask, nodule, gl, fov
+
+
+def outcome(mask, nodule, gl, fov, threshold: float, overlap: float | None) -> tuple[bool, bool]:
+    """(the frame has a nodule, the best kept candidate hits it / any box on an empty frame)."""
+    cands = [c for c in candidates_from_map(nodule, fov) if c.score >= threshold]
+    if overlap is not None:
+        cands, _ = split_by_gland(cands, gl, fov, overlap)
+    if mask.any():
+        truth = roi_from_mask(mask.astype(np.uint8))
+        return True, bool(cands) and cands[0].roi.iou(truth) >= HIT_IOU
+    return False, bool(cands)
+
+
+def rates(frames, threshold, overlap) -> dict:
+    """Hit rate on nodule frames and false-box rate on empty frames, per dataset."""
+    out: dict[str, dict] = {}
+    for ds, maps in frames:
+        has, ok = outcome(*maps, threshold, overlap)
+        d = out.setdefault(ds, {"hits": [], "false": []})
+        (d["hits"] if has else d["false"]).append(ok)
+    return {
+        ds: {
+            "nodule_frames": len(d["hits"]),
+            "hit_rate": round(float(np.mean(d["hits"])), 3) if d["hits"] else None,
+            "empty_frames": len(d["false"]),
+            "false_box_rate": round(float(np.mean(d["false"])), 3) if d["false"] else None,
+        }
+        for ds, d in out.items()
+    }
+
+
+def rule_name(t, o) -> str:
+    return f"score>={t:g}" + ("" if o is None else f", gland overlap>{o:g}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--models", type=Path, default=Path("resources/models"))
+    parser.add_argument("--dev-every", type=int, default=4, help="every N-th development frame")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    card = json.loads((args.models / "model_card.json").read_text())
+    seg = load_segmenter(args.models)
+    gland = load_segmenter(args.models, GLAND_CARD_KEY)
+    samples = load_mask_samples(args.data)
+    dev_idx, test_idx = split(
+        samples, {"ddti:" + c for c in _classifier_test_cases(card, args.data)}
+    )
+    t0 = time.perf_counter()
+    dev = [
+        (samples[i].dataset, frame_maps(samples[i], seg, gland, None))
+        for i in dev_idx[:: args.dev_every]
+    ]
+    log.info("%d development frames in %.0f s", len(dev), time.perf_counter() - t0)
+    table = {}
+    for t in THRESHOLDS:
+        for o in OVERLAPS:
+            table[rule_name(t, o)] = rates(dev, t, o)
+
+    def merit(r: dict) -> float:  # arcegor: hits minus false boxes; ddti hits must not drop
+        a = r["arcegor"]
+        return a["hit_rate"] - a["false_box_rate"] + r["ddti"]["hit_rate"]
+
+    best = max(table, key=lambda k: merit(table[k]))
+    log.info("development: %s", json.dumps(table, indent=1))
+    log.info("chosen on development groups: %s", best)
+    t_best = float(best.split(">=")[1].split(",")[0])
+    o_best = float(best.split(">")[-1]) if "gland" in best else None
+    result = {"development": table, "chosen": best, "hit": f"best box IoU >= {HIT_IOU}"}
+    for width in (None, 900, 1200):
+        t0 = time.perf_counter()
+        frames = [(samples[i].dataset, frame_maps(samples[i], seg, gland, width)) for i in test_idx]
+        key = "native" if width is None else f"{width}px"
+        result[f"held_out_{key}"] = {
+            "before (score>=0, no gland)": rates(frames, 0.0, None),
+            "gland only (touching)": rates(frames, 0.0, 0.0),
+            f"chosen ({best})": rates(frames, t_best, o_best),
+        }
+        log.info(
+            "held-out %s (%.0f s): %s", key, time.perf_counter() - t0, result[f"held_out_{key}"]
+        )
+    result["held_out_groups"] = sorted(
+        {samples[i].group for i in test_idx if samples[i].dataset == "arcegor"}
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "development"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
