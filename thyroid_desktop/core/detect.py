@@ -134,10 +134,17 @@ def gland_contours(gland: np.ndarray | None) -> list[np.ndarray]:
     return [c.reshape(-1, 2) for c in contours if len(c) >= 3]
 
 
-def detect(pixels: np.ndarray, gray: np.ndarray, segment, size: int, gland=None) -> Detection:
+def detect(
+    pixels: np.ndarray,
+    gray: np.ndarray,
+    segment,
+    size: int,
+    gland=None,
+    filter_by_gland: bool = True,
+) -> Detection:
     """Runs FOV detection and the segmenter (``segment``: uint8 batch -> probability maps);
-    with ``gland`` (the gland segmenter, same input), keeps only candidates in or touching
-    the thyroid gland."""
+    with ``gland`` (the gland segmenter, same input) also finds the thyroid gland and, with
+    ``filter_by_gland``, keeps only candidates in or touching it."""
     import time
 
     t0 = time.perf_counter()
@@ -158,6 +165,7 @@ def detect(pixels: np.ndarray, gray: np.ndarray, segment, size: int, gland=None)
     gland_mask, removed = None, []
     if gland is not None:
         gland_mask = map_to_image(gland(x)[0], fov, width, height) >= GLAND_THRESHOLD
-        cands, removed = split_by_gland(cands, gland_mask, fov)
+        if filter_by_gland:
+            cands, removed = split_by_gland(cands, gland_mask, fov)
         timings["gland"] = 1000 * (time.perf_counter() - t3)
     return Detection(fov, cands, full, timings, gland_mask, removed)

@@ -328,8 +328,10 @@ class Segmenter:
     info: dict[str, Any]
     model: Any
     size: int
-    #: The thyroid-gland segmenter that filters this one's candidates (None: no prior).
+    #: The thyroid-gland segmenter run beside this one (None: none shipped).
     gland: Segmenter | None = None
+    #: Whether candidates outside the gland are dropped (the card's ``filter_candidates``).
+    filter_by_gland: bool = False
 
     @cached_property
     def _fn(self):
@@ -364,11 +366,8 @@ def load_segmenter(
     _verify_file(path, str(info["sha256"]))
     seg = Segmenter(info, _load_keras(path), int(info["input_size"]))
     seg(np.zeros((1, seg.size, seg.size, 3), np.uint8))  # trace once
-    if key == SEGMENTER_CARD_KEY and card.raw.get(GLAND_CARD_KEY) and gland_prior_enabled():
+    gland_info = card.raw.get(GLAND_CARD_KEY)
+    if key == SEGMENTER_CARD_KEY and gland_info:
         seg.gland = load_segmenter(directory, GLAND_CARD_KEY)
+        seg.filter_by_gland = bool(gland_info.get("filter_candidates", False))
     return seg
-
-
-def gland_prior_enabled() -> bool:
-    """The gland prior is on unless ``THYROID_GLAND_PRIOR=0`` (for before/after checks)."""
-    return os.environ.get("THYROID_GLAND_PRIOR", "1") != "0"
