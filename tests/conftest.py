@@ -87,3 +87,26 @@ def write_cine_dicom(path: Path, n_frames: int = 12, appears_at: int = 2) -> Pat
 @pytest.fixture
 def cine_dicom(tmp_path) -> Path:
     return write_cine_dicom(tmp_path / "cine.dcm")
+
+
+def full_suggestion():
+    """AI TI-RADS suggestions for every group: solid, hypoechoic, wider-than-tall, smooth,
+    punctate foci (7 points, TR5)."""
+    from thyroid_desktop.core.tirads import (
+        Composition,
+        EchogenicFoci,
+        Echogenicity,
+        Margin,
+        Shape,
+    )
+    from thyroid_desktop.core.tirads_ai import Suggestion, TiradsSuggestion
+
+    return TiradsSuggestion(
+        {
+            "composition": Suggestion(Composition.SOLID, 0.8, "image features"),
+            "echogenicity": Suggestion(Echogenicity.HYPO, 0.6, "image features"),
+            "shape": Suggestion(Shape.WIDER, None, "mask geometry"),
+            "margin": Suggestion(Margin.SMOOTH, 0.7, "image features"),
+            "echogenic_foci": Suggestion(EchogenicFoci.PUNCTATE, 0.55, "image features"),
+        }
+    )

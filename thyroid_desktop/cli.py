@@ -194,7 +194,17 @@ def _suggestion_text(s: dict | None) -> str:
     """The AI-only TI-RADS suggestion in a few words (empty when there is none)."""
     if not s:
         return ""
-    return f"; AI TI-RADS suggestion {s['level']} ({s['points']} points, to be confirmed)"
+    gaps = (
+        ""
+        if s["complete"]
+        else ", incomplete: "
+        + ", ".join(
+            g
+            for g in ("composition", "echogenicity", "shape", "margin", "echogenic_foci")
+            if not s[g]
+        )
+    )
+    return f"; AI TI-RADS suggestion {s['level']} ({s['points']} points{gaps}, to be confirmed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

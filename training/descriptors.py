@@ -151,12 +151,15 @@ def group_metrics(y: np.ndarray, p: np.ndarray, classes: list[Enum], groups: np.
         vals = [auc(idx, j) for j in range(k)]
         return None if any(v is None for v in vals) else float(np.mean(vals))
 
+    def rounded(v):
+        return None if v is None else round(float(v), 3)
+
     all_idx = np.arange(len(y))
     per_class = {}
     for j, c in enumerate(classes):
         per_class[c.name] = {
             "n": int((y == j).sum()),
-            "auroc": round(float(auc(all_idx, j)), 3),
+            "auroc": rounded(auc(all_idx, j)),  # None: the class is absent here
             "auroc_ci95": [
                 round(v, 3) for v in grouped_bootstrap(lambda i, j=j: auc(i, j), groups)
             ],
@@ -172,7 +175,7 @@ def group_metrics(y: np.ndarray, p: np.ndarray, classes: list[Enum], groups: np.
             for v in grouped_bootstrap(lambda i: balanced_accuracy_score(y[i], pred[i]), groups)
         ],
         "chance_balanced_accuracy": round(1.0 / k, 3),
-        "macro_auroc": round(float(macro(all_idx)), 3),
+        "macro_auroc": rounded(macro(all_idx)),
         "macro_auroc_ci95": [round(v, 3) for v in grouped_bootstrap(macro, groups)],
         "per_class": per_class,
         "confusion": confusion_matrix(y, pred, labels=list(range(k))).tolist(),

@@ -31,6 +31,7 @@ from thyroid_desktop.core.detect import (
     segmenter_input,
     split_by_gland,
 )
+from thyroid_desktop.core.files import write_atomically
 from thyroid_desktop.core.fov import detect_fov
 from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.models import GLAND_CARD_KEY, load_segmenter
@@ -198,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    card = json.loads((args.models / "model_card.json").read_text())
+    card[GLAND_CARD_KEY]["detection_held_out"] = {
+        "command": "python -m training.detector_eval",
+        **{k: v for k, v in result.items() if k not in ("development",)},
+    }
+    write_atomically(
+        args.models / "model_card.json", lambda p: p.write_text(json.dumps(card, indent=2) + "\n")
+    )
     print(json.dumps({k: v for k, v in result.items() if k != "development"}, indent=2))
     return 0
 

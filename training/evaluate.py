@@ -43,6 +43,8 @@ def grouped_bootstrap(fn, groups: Sequence[str], n_boot: int = 2000, seed: int =
         value = fn(idx)
         if value is not None:
             stats.append(value)
+    if not stats:
+        return float("nan"), float("nan")
     lo, hi = np.percentile(stats, [2.5, 97.5])
     return float(lo), float(hi)
 

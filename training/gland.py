@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     write_atomically(weights, lambda p: full.save(p))
     card_path = args.export / "model_card.json"
     card = json.loads(card_path.read_text())
+    previous = card.get(GLAND_CARD_KEY, {})
     card[GLAND_CARD_KEY] = {
+        # the filter decision stays until training.detector_eval measures the new model
+        **{k: previous[k] for k in ("filter_candidates", "filter_note") if k in previous},
         "name": "Thyroid gland segmenter",
         "file": GLAND_FILE,
         "sha256": sha256_file(weights),

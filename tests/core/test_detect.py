@@ -126,10 +126,27 @@ def test_detect_with_a_gland_model_filters_candidates_and_keeps_the_gland_mask()
     pixels = np.asarray(ph.pixels)
     plain = detect(pixels, gray_of(ph), lambda x: seg_out[None], size)
     assert len(plain.candidates) == 2 and plain.gland is None
-    det = detect(
-        pixels, gray_of(ph), lambda x: seg_out[None], size, gland=lambda x: gland_out[None]
-    )
+
+    def gland_fn(x):
+        return gland_out[None]
+
+    shown_only = detect(pixels, gray_of(ph), lambda x: seg_out[None], size, gland_fn)
+    assert len(shown_only.candidates) == 2 and shown_only.gland is not None  # the default
+    det = detect(pixels, gray_of(ph), lambda x: seg_out[None], size, gland_fn, True)
     assert len(det.candidates) == 1 and det.candidates[0].roi.iou(ph.nodule) > 0.7
     assert len(det.outside_gland) == 1 and det.outside_gland[0].roi.iou(vessel) > 0.5
     expected = map_to_image(gland_out, fov, pixels.shape[1], pixels.shape[0]) >= 0.5
     assert np.array_equal(det.gland, expected) and "gland" in det.timings_ms
+
+
+def test_the_app_follows_the_cards_gland_filter_setting(segmenter):
+    """The shipped card turns the gland filter off: the app's detection keeps candidates
+    outside the gland, and still returns the gland for the outline."""
+    from thyroid_desktop.core.models import load_card
+
+    info = load_card().raw.get("gland_segmenter")
+    assert info is not None and segmenter.gland is not None
+    assert segmenter.filter_by_gland is False and info["filter_candidates"] is False
+    image = from_array(np.asarray(make_phantom(seed=3).pixels))
+    det = detect_nodules(image, segmenter)
+    assert det.gland is not None and det.outside_gland == []

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import full_suggestion
 from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.core.tirads import (
     Composition,
@@ -20,7 +21,6 @@ from thyroid_desktop.core.tirads_ai import (
     DDTI_TO_ACR,
     DescriptorHeads,
     Head,
-    Suggestion,
     TiradsSuggestion,
     accept_all,
     ddti_to_acr,
@@ -155,20 +155,8 @@ def test_heads_round_trip_and_suggest(tmp_path):
     assert 0 < comp_conf <= 1
 
 
-def full_suggestion():
-    return TiradsSuggestion(
-        {
-            "composition": Suggestion(Composition.SOLID, 0.8, "image features"),
-            "echogenicity": Suggestion(Echogenicity.HYPO, 0.6, "image features"),
-            "shape": Suggestion(Shape.WIDER, None, "mask geometry"),
-            "margin": Suggestion(Margin.SMOOTH, 0.7, "image features"),
-            "echogenic_foci": Suggestion(EchogenicFoci.PUNCTATE, 0.55, "image features"),
-        }
-    )
-
-
 def test_suggestions_count_only_once_confirmed_and_accept_fills_open_groups():
-    sug = full_suggestion()
+    sug = full_suggestion()  # solid 2, hypo 2, wider 0, smooth 0, punctate 3
     assert sug.points == 2 + 2 + 0 + 0 + 3 and sug.level.tr == 5 and sug.complete
     nothing = TiradsChoices()
     assert nothing.descriptors is None  # a suggestion alone is never a score

@@ -10,35 +10,22 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.conftest import full_suggestion
 from thyroid_desktop.core.tirads import (
     Composition,
-    EchogenicFoci,
-    Echogenicity,
     Margin,
     Shape,
     TiradsChoices,
 )
-from thyroid_desktop.core.tirads_ai import Suggestion, TiradsSuggestion, accept_all
+from thyroid_desktop.core.tirads_ai import accept_all
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
-
-
-def suggestion():
-    return TiradsSuggestion(
-        {
-            "composition": Suggestion(Composition.SOLID, 0.8, "image features"),
-            "echogenicity": Suggestion(Echogenicity.HYPO, 0.6, "image features"),
-            "shape": Suggestion(Shape.WIDER, None, "mask geometry"),
-            "margin": Suggestion(Margin.SMOOTH, 0.7, "image features"),
-            "echogenic_foci": Suggestion(EchogenicFoci.PUNCTATE, 0.55, "image features"),
-        }
-    )
 
 
 def test_panel_shows_suggestions_apart_and_counts_only_confirmed_choices(qtbot):
     panel = TiradsPanel()
     qtbot.addWidget(panel)
     panel.show()
-    sug = suggestion()
+    sug = full_suggestion()
     panel.set_suggestion(sug)
     assert panel.suggestion_text("composition") == "AI: solid or almost completely solid · 80 %"
     assert panel.suggestion_text("shape") == "AI: wider-than-tall (from the mask)"
@@ -65,6 +52,10 @@ def test_panel_shows_suggestions_apart_and_counts_only_confirmed_choices(qtbot):
 def test_choices_of_an_old_session_keep_their_foci(qtbot):
     old = {"composition": "SOLID", "foci": ["MACRO"]}  # saved before ``foci_set`` existed
     assert TiradsChoices.from_json(old).foci_set
+    scored = {"composition": "SOLID", "echogenicity": "HYPO", "shape": "WIDER"}
+    scored |= {"margin": "SMOOTH", "foci": ["NONE"]}  # a complete score with "none"
+    assert TiradsChoices.from_json(scored).foci_set
+    assert not TiradsChoices.from_json({"composition": "SOLID", "foci": ["NONE"]}).foci_set
 
 
 @pytest.fixture
@@ -108,10 +99,13 @@ def test_window_suggests_accepts_logs_and_reports(window, qtbot, ddti_image, tmp
     assert window.export_csv(csv_path)
     with open(csv_path, newline="") as fh:
         row = next(csv.DictReader(fh))
-    assert row["ai_tirads_level"] == f"TR{sug.level.tr}" and row["tirads_level"]
+    assert row["ai_tirads_level"].startswith(f"TR{sug.level.tr}") and row["tirads_level"]
+    assert row["ai_tirads_level"].endswith("(incomplete)") is not sug.complete
     assert "shape changed" in row["tirads_review"]
     pdf = tmp_path / "r.pdf"
     window.export_report(pdf)
     qtbot.waitUntil(lambda: pdf.exists(), timeout=60000)
     text = "".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "AI suggestions" in text and "shape changed" in text
+    if not sug.complete:
+        assert "without composition (counted 0)" in text

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from thyroid_desktop.core.audit import AuditLog, record_for
-from thyroid_desktop.core.detect import Detection
+from thyroid_desktop.core.detect import Detection, detect
+from thyroid_desktop.core.fov import FieldOfView
 from thyroid_desktop.core.images import UltrasoundImage, open_image
 from thyroid_desktop.core.inference import Finding, auto_predict, detect_nodules, predict
 from thyroid_desktop.core.models import Classifier, Segmenter
@@ -139,8 +140,7 @@ class AnalysisService:
             finding, detection = auto_predict(image, self.classifier, self.segmenter)
         else:
             source = "manual" if detection is None else "auto"
-            fov = detection.fov if detection is not None else None
-            mask = nodule_mask(detection.probability, roi) if detection is not None else None
+            fov, mask = self.box_context(image, roi, detection)
             finding = predict(image, self.classifier, roi, source, fov, mask)
         problem = self.record(action, image, finding)
         return AnalysisResult(image, finding, detection if roi is None else None, None, problem)
@@ -150,13 +150,30 @@ class AnalysisService:
         image: UltrasoundImage,
         roi: ROI | None,
         source: str,
-        action: Action = Action.ANALYSE,
+        action: Action | None = Action.ANALYSE,
     ) -> AnalysisResult:
         """The estimate for a given box with its ``source`` ("manual", or "auto" for a
         detected candidate the user picked), or with no box for the whole scan area."""
-        finding = predict(image, self.classifier, roi, "full" if roi is None else source)
+        if roi is None:
+            finding = predict(image, self.classifier, None, "full")
+        else:
+            fov, mask = self.box_context(image, roi)
+            finding = predict(image, self.classifier, roi, source, fov, mask)
         problem = self.record(action, image, finding)
         return AnalysisResult(image, finding, None, None, problem)
+
+    def box_context(
+        self, image: UltrasoundImage, roi: ROI, detection: Detection | None = None
+    ) -> tuple[FieldOfView | None, np.ndarray | None]:
+        """The scan area and the nodule's mask inside ``roi`` (the segmenter's map there, as
+        the TI-RADS heads were trained on), for any box: found, picked, moved or drawn. The
+        segmenter runs now when no ``detection`` of this frame is given."""
+        if detection is None and self.segmenter is not None:
+            seg = self.segmenter
+            detection = detect(np.asarray(image.pixels), image.gray, seg, seg.size)
+        if detection is None:
+            return None, None
+        return detection.fov, nodule_mask(detection.probability, roi)
 
     def analyse_file(
         self,
@@ -184,15 +201,16 @@ class AnalysisService:
     # ---------------------------------------------------------------- audit
     def record(
         self,
-        action: Action | str,
+        action: Action | str | None,
         image: UltrasoundImage,
         finding: Finding,
         choices: TiradsChoices | None = None,
     ) -> str:
         """Appends one audit record (with the AI's TI-RADS suggestions, and with ``choices``
-        what the clinician did with them). Returns "" or, when the log cannot be written, why
+        what the clinician did with them; nothing for ``action`` None: a re-analysis for a
+        report, whose export is recorded). Returns "" or, when the log cannot be written, why
         (the analysis stands; the caller says so)."""
-        if self.audit is None:
+        if self.audit is None or action is None:
             return ""
         sug = finding.tirads_suggestion
         suggested = {g: s.value.name for g, s in sug.groups.items()} if sug else None
@@ -240,10 +258,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
         if image.sha256 != n.image:
             raise ImageLoadError(f"{Path(record.path).name} changed since {n.id} was marked")
         box = None if n.source is BoxSource.FULL else n.box
-        finding = predict(image, service.classifier, box, str(n.source))
-        if n.estimate is not None and n.estimate.box == n.box and finding.in_scope:
-            # the suggestion shown when the nodule was analysed (its shape from the mask)
-            finding = dataclasses.replace(finding, tirads_suggestion=n.estimate.suggestion)
+        finding = service.analyse_box(image, box, str(n.source), action=None).finding
         size = measure(n.box, image.spacing_mm, record.user_mm_per_px)
         calipers = measure_calipers(n.calipers_px, image.spacing_mm, record.user_mm_per_px)
         items.append(

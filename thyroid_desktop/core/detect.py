@@ -140,7 +140,7 @@ def detect(
     segment,
     size: int,
     gland=None,
-    filter_by_gland: bool = True,
+    filter_by_gland: bool = False,
 ) -> Detection:
     """Runs FOV detection and the segmenter (``segment``: uint8 batch -> probability maps);
     with ``gland`` (the gland segmenter, same input) also finds the thyroid gland and, with

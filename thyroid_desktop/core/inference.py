@@ -237,7 +237,14 @@ def predict(
 
 def detect_nodules(image: UltrasoundImage, segmenter: Segmenter) -> Detection:
     """Candidate nodule boxes, best first (possibly none)."""
-    return detect(np.asarray(image.pixels), image.gray, segmenter, segmenter.size, segmenter.gland)
+    return detect(
+        np.asarray(image.pixels),
+        image.gray,
+        segmenter,
+        segmenter.size,
+        getattr(segmenter, "gland", None),  # any callable segmenter (tests, benchmarks)
+        getattr(segmenter, "filter_by_gland", False),
+    )
 
 
 def auto_predict(

@@ -293,32 +293,29 @@ def load_classifier(directory: Path | None = None) -> Classifier:
 
 def _load_novelty(card: ModelCard):
     """The verified novelty reference named in the card, or None if it names none."""
-    info = card.novelty
-    if not info:
-        return None
     from thyroid_desktop.core.novelty import NoveltyModel
 
-    path = card.directory / str(info["file"])
-    _verify_file(path, str(info["sha256"]))
-    try:
-        return NoveltyModel.load(path)
-    except (OSError, ValueError, KeyError) as err:
-        raise ModelError(f"The novelty reference {path} cannot be read ({err}).") from err
+    return _load_side_file(card, card.novelty, NoveltyModel.load, "novelty reference")
 
 
 def _load_tirads_heads(card: ModelCard):
     """The verified TI-RADS descriptor heads named in the card, or None if it names none."""
-    info = card.tirads_heads
-    if not info:
-        return None
     from thyroid_desktop.core.tirads_ai import DescriptorHeads
 
+    return _load_side_file(card, card.tirads_heads, DescriptorHeads.load, "TI-RADS heads")
+
+
+def _load_side_file(card: ModelCard, info: dict[str, Any] | None, load, what: str):
+    """A small file beside the classifier (its card section ``info``: file, sha256),
+    verified and read with ``load``; None when the card names none."""
+    if not info:
+        return None
     path = card.directory / str(info["file"])
     _verify_file(path, str(info["sha256"]))
     try:
-        return DescriptorHeads.load(path)
+        return load(path)
     except (OSError, ValueError, KeyError) as err:
-        raise ModelError(f"The TI-RADS heads {path} cannot be read ({err}).") from err
+        raise ModelError(f"The {what} {path} cannot be read ({err}).") from err
 
 
 @dataclass(eq=False)
@@ -369,5 +366,7 @@ def load_segmenter(
     gland_info = card.raw.get(GLAND_CARD_KEY)
     if key == SEGMENTER_CARD_KEY and gland_info:
         seg.gland = load_segmenter(directory, GLAND_CARD_KEY)
+        if seg.gland.size != seg.size:  # both read the same input
+            raise ModelError(f"The gland segmenter's input is not {seg.size} px like the nodule's.")
         seg.filter_by_gland = bool(gland_info.get("filter_candidates", False))
     return seg

@@ -163,7 +163,7 @@ def _lines(
         rows.append(
             (
                 "AI suggestions",
-                f"{sug.text()} (AI-only TR{sug.level.tr}, {sug.points} points; not a reading). "
+                f"{sug.text()} (AI-only {sug.level_text}; not a reading). "
                 f"Clinician: {review_text(review)}.",
             )
         )

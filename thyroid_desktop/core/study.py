@@ -171,7 +171,7 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
     if sug is not None:
         row.update(
             ai_tirads_suggested=sug.text(),
-            ai_tirads_level=f"TR{sug.level.tr}",
+            ai_tirads_level=f"TR{sug.level.tr}" + ("" if sug.complete else " (incomplete)"),
             ai_tirads_points=str(sug.points),
             tirads_review=review_text(
                 review_of(entry.choices or TiradsChoices.of(entry.tirads), sug)

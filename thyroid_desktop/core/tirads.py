@@ -208,5 +208,8 @@ class TiradsChoices:
         groups = {g: (GROUPS[g][data[g]] if data.get(g) else None) for g in GROUPS}
         foci = frozenset(EchogenicFoci[f] for f in data.get("foci", ["NONE"]))
         foci = foci or frozenset({EchogenicFoci.NONE})
-        foci_set = bool(data.get("foci_set", foci != {EchogenicFoci.NONE}))
+        # Sessions saved before ``foci_set`` existed: foci count as set once they differ
+        # from the default or the four single-choice groups were all chosen.
+        default_set = foci != {EchogenicFoci.NONE} or all(groups.values())
+        foci_set = bool(data.get("foci_set", default_set))
         return cls(**groups, foci=foci, foci_set=foci_set)

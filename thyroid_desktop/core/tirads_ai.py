@@ -195,6 +195,14 @@ class TiradsSuggestion:
             data.get("aspect_ap_over_transverse"),
         )
 
+    @property
+    def level_text(self) -> str:
+        """e.g. "TR4, 4 points" or, when a group has no suggestion, "TR4, 4 points; without
+        composition (counted 0)": an AI-only level is never shown as complete when it is not."""
+        missing = [g.replace("_", " ") for g in SUGGESTED_GROUPS if g not in self.groups]
+        text = f"TR{self.level.tr}, {self.points} points"
+        return text + (f"; without {', '.join(missing)} (counted 0)" if missing else "")
+
     def text(self) -> str:
         """e.g. "solid 72 %; hypoechoic 55 %; wider-than-tall; ..." (what was suggested)."""
         parts = []

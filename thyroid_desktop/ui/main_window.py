@@ -520,6 +520,7 @@ class MainWindow(
     def _new_request(self) -> int:
         self._request += 1
         self._awaiting = True
+        self.tirads.set_suggestion(None)  # the shown suggestion was for the previous box
         return self._request
 
     def _stale(self, req: int) -> bool:
@@ -659,7 +660,11 @@ class MainWindow(
         (one undo step; written to the audit log)."""
         finding = self.finding
         suggestion = finding.tirads_suggestion if finding is not None else None
-        if suggestion is None or not self._ensure_nodule():
+        if suggestion is None or self._awaiting or not self._ensure_nodule():
+            return
+        nodule = self._nodule()
+        if nodule.box != finding.roi or nodule.frame != self.image.frame_index:
+            self.statusBar().showMessage("The suggestions are for another box: not accepted.", 8000)
             return
         choices = self.session.accept_suggestions(self.nodule_id, suggestion)
         if choices is None:
