@@ -150,11 +150,44 @@ def cross_fit(frames, groups) -> dict:
     }
 
 
+def tiles_experiment(samples, test_idx, seg) -> dict:
+    """Held-out frames: the whole scan area, 2 x 2 zoomed tiles, and both merged (per pixel
+    the larger probability), with the time each takes on this CPU."""
+    from thyroid_desktop.core.detect import tiled_probability
+
+    names = ("whole scan area (shipped)", "2 x 2 tiles", "whole + tiles")
+    frames: dict[str, list] = {n: [] for n in names}
+    seconds: dict[str, list] = {"whole": [], "tiles": []}
+    for i in test_idx:
+        s = samples[i]
+        img = open_image(s.path)
+        pixels = np.asarray(img.pixels)
+        mask = read_mask(s.mask_path, img.width, img.height)
+        mask = np.zeros((img.height, img.width), bool) if mask is None else mask
+        fov = detect_fov(img.gray)
+        t0 = time.perf_counter()
+        square = seg(segmenter_input(pixels, fov, seg.size)[None])[0]
+        whole = map_to_image(square, fov, img.width, img.height)
+        t1 = time.perf_counter()
+        tiled = tiled_probability(pixels, fov, seg, seg.size)
+        t2 = time.perf_counter()
+        seconds["whole"].append(t1 - t0)
+        seconds["tiles"].append(t2 - t1)
+        no_gland = np.zeros_like(mask)
+        for name, prob in zip(names, (whole, tiled, np.maximum(whole, tiled)), strict=True):
+            frames[name].append((s.dataset, (mask, prob, no_gland, fov)))
+    return {
+        **{name: rates(f, 0.0, None) for name, f in frames.items()},
+        "ms_median": {k: round(1000 * float(np.median(v)), 1) for k, v in seconds.items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--models", type=Path, default=Path("resources/models"))
     parser.add_argument("--dev-every", type=int, default=4, help="every N-th development frame")
+    parser.add_argument("--tiles", action="store_true", help="only the zoomed-tiles experiment")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     card = json.loads((args.models / "model_card.json").read_text())
@@ -164,6 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     dev_idx, test_idx = split(
         samples, {"ddti:" + c for c in _classifier_test_cases(card, args.data)}
     )
+    if args.tiles:
+        tiles = tiles_experiment(samples, test_idx, seg)
+        log.info("tiles: %s", tiles)
+        card = json.loads((args.models / "model_card.json").read_text())
+        card["segmenter"]["tiles_held_out"] = {
+            "command": "python -m training.detector_eval --tiles",
+            **tiles,
+        }
+        write_atomically(
+            args.models / "model_card.json",
+            lambda p: p.write_text(json.dumps(card, indent=2) + "\n"),
+        )
+        print(json.dumps(tiles, indent=2))
+        return 0
     t0 = time.perf_counter()
     dev = [
         (samples[i].dataset, frame_maps(samples[i], seg, gland, None))
