@@ -110,7 +110,7 @@ class AnalysisService:
         if self.segmenter is None:
             return FrameScores(tuple(scores))
         for i in searched_frames(n_frames):
-            det = detect_nodules(open_image(path, frame=i), self.segmenter)
+            det = self._candidates_only(open_image(path, frame=i))  # no gland: not shown
             scores[i] = det.best.score if det.best is not None else 0.0
         return FrameScores(tuple(scores))
 
@@ -169,8 +169,7 @@ class AnalysisService:
         the TI-RADS heads were trained on), for any box: found, picked, moved or drawn. The
         segmenter runs now when no ``detection`` of this frame is given."""
         if detection is None and self.segmenter is not None:
-            seg = self.segmenter
-            detection = detect(np.asarray(image.pixels), image.gray, seg, seg.size)
+            detection = self._candidates_only(image)
         if detection is None:
             return None, None
         return detection.fov, nodule_mask(detection.probability, roi)
@@ -197,6 +196,14 @@ class AnalysisService:
         for i in range(1, first.n_frames):
             results.append(self.analyse(open_image(path, frame=i), None, action))
         return results
+
+    def _candidates_only(self, image: UltrasoundImage) -> Detection:
+        """The nodule segmenter's detection, without the gland pass unless the card's gland
+        filter needs it (nothing here shows the gland: frame scores, a drawn box's mask)."""
+        seg = self.segmenter
+        if getattr(seg, "filter_by_gland", False):
+            return detect_nodules(image, seg)
+        return detect(np.asarray(image.pixels), image.gray, seg, seg.size)
 
     # ---------------------------------------------------------------- audit
     def record(
