@@ -132,40 +132,45 @@ class ExportsMixin:
         if not self.entries:
             self.show_message("Nothing to export", "Open some images first.")
             return
-        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export study list", str(folder / "study.csv"), "CSV (*.csv)"
-        )
+        path = self._ask_save_path("Export study list", "study.csv", "CSV (*.csv)")
         if path:
-            self.export_csv(Path(path))
+            self.export_csv(path)
 
     def export_csv(self, path: Path) -> bool:
-        try:
-            write_csv(path, self.entries)
-        except OSError as err:
-            self.show_message("CSV not written", f"{path}: {err}")
-            return False
-        self.statusBar().showMessage(f"Study list written to {path}", 10000)
-        return True
+        return self._write_file(
+            lambda: write_csv(path, self.entries), path, "CSV not written", "Study list written"
+        )
 
     def save_session_dialog(self) -> None:
         if not self.session.state.images:
             self.show_message("Nothing to save", "Open some images first.")
             return
-        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save session", str(folder / "session.thyroid.json"), "Session (*.json)"
-        )
+        path = self._ask_save_path("Save session", "session.thyroid.json", "Session (*.json)")
         if path:
-            self.save_session(Path(path))
+            self.save_session(path)
 
     def save_session(self, path: Path) -> bool:
+        return self._write_file(
+            lambda: write_session(path, self.session.state),
+            path,
+            "Session not saved",
+            "Session saved",
+        )
+
+    def _ask_save_path(self, title: str, name: str, file_filter: str) -> Path | None:
+        """A save dialog opening in the last folder used; None when cancelled."""
+        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
+        path, _ = QFileDialog.getSaveFileName(self, title, str(folder / name), file_filter)
+        return Path(path) if path else None
+
+    def _write_file(self, write, path: Path, failed: str, done: str) -> bool:
+        """Runs ``write`` (an atomic writer); says where it wrote, or why it could not."""
         try:
-            write_session(path, self.session.state)
+            write()
         except OSError as err:
-            self.show_message("Session not saved", f"{path}: {err}")
+            self.show_message(failed, f"{path}: {err}")
             return False
-        self.statusBar().showMessage(f"Session saved to {path}", 10000)
+        self.statusBar().showMessage(f"{done} to {path}", 10000)
         return True
 
     def open_session_dialog(self) -> None:
