@@ -1,6 +1,6 @@
 """Speed of one analysis on this machine: cold model load, warm predict + Grad-CAM, peak RSS.
 
-Usage: python benchmarks/bench_predict.py [--repeats 50] [IMAGE]
+Usage: python benchmarks/bench_predict.py [--repeats 50] [--backend onnx|keras] [IMAGE]
 Prints figures; targets: warm predict + Grad-CAM (with the box jitters) <= 150 ms, auto-ROI (field of view +
 segmenter + candidates) <= 60 ms, on a 2-core CPU; and end-to-end predict without a box.
 """
@@ -21,11 +21,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def cold_import_and_load() -> tuple[float, float]:
-    """Seconds to import TensorFlow and load + warm the model, in a fresh process."""
+#: The library each backend imports first.
+RUNTIME_MODULE = {"onnx": "onnxruntime", "keras": "tensorflow"}
+
+
+def cold_import_and_load(backend: str) -> tuple[float, float]:
+    """Seconds to import the runtime (ONNX Runtime or TensorFlow) and load + warm the
+    classifier, in a fresh process."""
     code = (
-        "import time; t0=time.perf_counter(); import tensorflow; t1=time.perf_counter();"
-        "from thyroid_desktop.core.models import load_classifier; load_classifier();"
+        f"import time; t0=time.perf_counter(); import {RUNTIME_MODULE[backend]};"
+        "t1=time.perf_counter();"
+        "from thyroid_desktop.core.models import load_classifier;"
+        f"load_classifier(backend={backend!r});"
         "print(t1-t0, time.perf_counter()-t1)"
     )
     env = {
@@ -56,6 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("image", nargs="?", type=Path)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--backend", choices=sorted(RUNTIME_MODULE), default="onnx")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -72,9 +80,13 @@ def main() -> int:
     from thyroid_desktop.core.phantom import make_phantom
     from thyroid_desktop.core.roi import JITTERS
 
-    tf_s, load_s = cold_import_and_load()
-    print(f"cold: import tensorflow {tf_s:.2f} s, load + verify + warm model {load_s:.2f} s")
-    clf = load_classifier()
+    lib_s, load_s = cold_import_and_load(args.backend)
+    print(
+        f"cold: import {RUNTIME_MODULE[args.backend]} {lib_s:.2f} s, "
+        f"load + verify + warm classifier {load_s:.2f} s"
+    )
+    clf = load_classifier(backend=args.backend)
+    print(f"runtime: {clf.runtime} on {clf.device}")
     if args.image:
         image, roi = open_image(args.image), None
     else:
@@ -122,7 +134,7 @@ def main() -> int:
             for k, t in times.items()
         )
     )
-    seg = load_segmenter()
+    seg = load_segmenter(backend=args.backend)
     if seg is not None:
         for name, fn in (
             ("auto-ROI (FOV + segmenter + candidates)", lambda: detect_nodules(image, seg)),

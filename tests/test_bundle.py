@@ -128,7 +128,11 @@ def test_bundle_builds_from_a_clean_checkout_and_passes_its_selftest(tmp_path):
     names = {p.name for p in bundle.rglob("*")}
     assert not any("WebEngine" in n for n in names)
     assert not any(n.startswith(("libQt6Quick", "libQt6Qml", "libQt63D")) for n in names)
-    assert not (bundle / "_internal" / "tensorflow" / "include").exists()
+    assert "ONNX Runtime" in summary  # the models run without TensorFlow
+    assert not (bundle / "_internal" / "tensorflow").exists()
+    assert not (bundle / "_internal" / "keras").exists()
+    assert not list(bundle.rglob("*.keras"))  # the ONNX graphs replace the Keras files
+    assert len(list(bundle.rglob("*.onnx"))) == 3
     assert not (bundle / "_internal" / "sklearn").exists()  # training-only libraries
     assert not (bundle / "_internal" / "scipy").exists()
     assert not (bundle / "_internal" / "training").exists()

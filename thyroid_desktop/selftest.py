@@ -158,7 +158,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         return False, f"SELFTEST FAILED: {type(err).__name__}: {err}"
     files_text = "; ".join(results) if results else "no files given"
     return True, (
-        f"SELFTEST OK: models {clf.card.id} + segmenter verified (sha256); device {clf.device}; "
+        f"SELFTEST OK: models {clf.card.id} + segmenter verified (sha256); device {clf.device} ({clf.runtime}); "
         f"phantom p={finding.probability:.2f}, auto box IoU {iou:.2f}; {files_text}; "
         f"PDF {size_kb:.0f} KB; GUI {platform}; {time.perf_counter() - t0:.1f} s"
     )

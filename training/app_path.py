@@ -715,7 +715,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
     segmenter = load_segmenter()
     if segmenter is None:
         raise SystemExit("the model card names no segmenter")
-    shipped = load_classifier().model
+    shipped = load_classifier(backend="keras").model
     checks: dict[str, float] = {}
 
     def check(crops: np.ndarray) -> None:

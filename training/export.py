@@ -12,7 +12,13 @@ import json
 from pathlib import Path
 
 from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.models import CARD_FILE, CLASSIFIER_FILE, SEGMENTER_CARD_KEY, sha256_file
+from thyroid_desktop.core.models import (
+    CARD_FILE,
+    CLASSIFIER_FILE,
+    GLAND_CARD_KEY,
+    SEGMENTER_CARD_KEY,
+    sha256_file,
+)
 
 LABEL_DEFINITION = (
     "ddti: benign = radiologist ACR TI-RADS 2-3, malignant = TI-RADS 4a/4b/4c/5 (from the DDTI "
@@ -78,7 +84,8 @@ def export(
     card_path = out_dir / CARD_FILE
     if card_path.exists():  # keep the segmenter's section, trained separately
         previous = json.loads(card_path.read_text())
-        if SEGMENTER_CARD_KEY in previous:
-            card[SEGMENTER_CARD_KEY] = previous[SEGMENTER_CARD_KEY]
+        for key in (SEGMENTER_CARD_KEY, GLAND_CARD_KEY):
+            if key in previous:
+                card[key] = previous[key]
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     return card_path

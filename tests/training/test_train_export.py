@@ -77,6 +77,26 @@ def test_exported_model_loads_and_explains(tiny_model):
     assert a.roi == phantom.nodule and a.roi_source == "manual"
 
 
+def test_exported_model_converts_to_the_apps_runtime(tiny_model, tmp_path):
+    """Train -> export -> ``training.onnx_export`` -> the app runs the ONNX graph and gives
+    the Keras model's estimate and map."""
+    from training.onnx_export import export_all
+
+    _, _, out = tiny_model
+    for f in out.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    report = export_all(tmp_path)
+    assert report["classifier"]["max_abs_logit_gap"] < 1e-3
+    fast, slow = load_classifier(tmp_path), load_classifier(tmp_path, backend="keras")
+    assert fast.runtime == "ONNX Runtime" and slow.runtime == "Keras"
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    a = predict(image, fast, phantom.nodule, "manual")
+    b = predict(image, slow, phantom.nodule, "manual")
+    assert a.probability == pytest.approx(b.probability, abs=1e-4)
+    assert np.abs(a.heatmap - b.heatmap).max() < 1e-3
+
+
 def test_corrupted_weights_are_refused(tiny_model, tmp_path):
     _, _, out = tiny_model
     for f in out.iterdir():

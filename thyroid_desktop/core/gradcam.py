@@ -36,9 +36,75 @@ class ModelOutput:
     features: np.ndarray | None
 
 
-class GradCAM:
-    """Logits, features and the Grad-CAM map in one compiled forward/backward pass over the
-    crop, its mirror and extra views (box jitters) of the same nodule, in one batch.
+class Explainer:
+    """Logits, features and the Grad-CAM map of a crop, its mirror and extra views (box
+    jitters) of the same nodule, in one batch. Subclasses give the forward pass: ``GradCAM``
+    (Keras, gradients by TensorFlow) and ``core.runtime.OnnxGradCAM`` (ONNX Runtime, the
+    head's constant gradient frozen in the graph)."""
+
+    #: Whether the model gives pooled features (its novelty score is computed there).
+    has_features: bool = False
+
+    def __init__(self, platt: tuple[float, float]) -> None:
+        self._platt = (float(platt[0]), float(platt[1]))
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``N x S x S x 3`` float32 -> (logits ``N``, maps ``N x h x w`` 0..1, features or
+        None)."""
+        raise NotImplementedError
+
+    def calibrate(self, logit: float | np.ndarray) -> np.ndarray:
+        """The shipped calibration (Platt, as frozen in the graph) of one or more logits."""
+        a, b = self._platt
+        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logit, dtype=np.float64) + b)))
+
+    def run(
+        self, crops: np.ndarray, mirror: bool = False, views: np.ndarray | None = None
+    ) -> ModelOutput:
+        """Explains one crop, and scores extra views of it.
+
+        Args:
+            crops: ``1 x S x S x 3`` RGB crop, 0..255.
+            mirror: also run the crop's horizontal mirror (test-time augmentation).
+            views: ``N x S x S x 3`` more crops of the same nodule (jittered boxes), or None.
+        """
+        x = np.asarray(crops, dtype=np.float32)
+        if mirror:
+            x = np.concatenate([x, x[:, :, ::-1, :]], axis=0)
+        own = len(x)  # the crop (and its mirror): their maps and features are used
+        if views is not None and len(views):
+            # One batch, one compiled graph: the extra views' maps are computed too and
+            # ignored, which is faster to start (one trace) than a second graph.
+            x = np.concatenate([x, np.asarray(views, dtype=np.float32)], axis=0)
+        logits, cams, features = self._forward(x)
+        cam = cams[0] if not mirror else (cams[0] + cams[1][:, ::-1]) / 2.0
+        feats = features[:own].mean(axis=0) if features is not None else None
+        return ModelOutput(
+            np.asarray(logits, np.float64).reshape(-1), cam.astype(np.float32), feats
+        )
+
+    def __call__(self, crops: np.ndarray, mirror: bool = False) -> tuple[float, float, np.ndarray]:
+        """Explains one crop: (calibrated probability of the mean logit, that logit, map)."""
+        out = self.run(crops, mirror)
+        logit = float(np.mean(out.logits))
+        prob = float(self.calibrate(logit))
+        return prob, logit, out.cam
+
+    def warm_up(self, size: int, n_views: int = 0) -> None:
+        """Runs the app's batch (crop, mirror and ``n_views`` jitters) once so the first real
+        call is fast; other batch sizes are prepared on first use."""
+        blank = np.zeros((1, size, size, 3), np.float32)
+        self.run(blank, mirror=True, views=np.zeros((n_views, size, size, 3), np.float32))
+
+
+def normalised_cam(cam: np.ndarray) -> np.ndarray:
+    """ReLU, then each map divided by its maximum (``N x h x w``)."""
+    cam = np.maximum(cam, 0.0)
+    return cam / (cam.max(axis=(1, 2), keepdims=True) + _EPS)
+
+
+class GradCAM(Explainer):
+    """Grad-CAM by TensorFlow's gradients, in one compiled forward/backward pass.
 
     Args:
         model: the exported classifier (image -> calibrated probability), one flat graph.
@@ -59,7 +125,7 @@ class GradCAM:
         )
         calibration = model.get_layer("calibrated_probability").get_weights()
         a, b = (np.asarray(w, dtype=np.float64).ravel()[0] for w in calibration)
-        self._platt = (float(a), float(b))
+        super().__init__((float(a), float(b)))
         # Straight-line code: no AutoGraph needed (it also needs the source, absent in a bundle).
         self._fn = tf.function(self._compute, reduce_retracing=True, autograph=False)
 
@@ -76,47 +142,9 @@ class GradCAM:
         cam = cam / (tf.reduce_max(cam, axis=(1, 2), keepdims=True) + _EPS)
         return logit[:, 0], cam, *features
 
-    def calibrate(self, logit: float | np.ndarray) -> np.ndarray:
-        """The shipped calibration (Platt, as frozen in the graph) of one or more logits."""
-        a, b = self._platt
-        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logit, dtype=np.float64) + b)))
-
-    def run(
-        self, crops: np.ndarray, mirror: bool = False, views: np.ndarray | None = None
-    ) -> ModelOutput:
-        """Explains one crop, and scores extra views of it without gradients.
-
-        Args:
-            crops: ``1 x S x S x 3`` RGB crop, 0..255.
-            mirror: also run the crop's horizontal mirror (test-time augmentation).
-            views: ``N x S x S x 3`` more crops of the same nodule (jittered boxes), or None.
-        """
-        x = np.asarray(crops, dtype=np.float32)
-        if mirror:
-            x = np.concatenate([x, x[:, :, ::-1, :]], axis=0)
-        own = len(x)  # the crop (and its mirror): their maps and features are used
-        if views is not None and len(views):
-            # One batch, one compiled graph: the extra views' gradients are computed too
-            # (cheap: from the logit back to the last conv layer only) and ignored, which is
-            # faster to start (one trace) than a second forward-only graph.
-            x = np.concatenate([x, np.asarray(views, dtype=np.float32)], axis=0)
+    def _forward(self, x: np.ndarray):
         logits, cams, *features = (t.numpy() for t in self._fn(x))
-        cam = cams[0] if not mirror else (cams[0] + cams[1][:, ::-1]) / 2.0
-        feats = features[0][:own].mean(axis=0) if features else None
-        return ModelOutput(logits.astype(np.float64), cam.astype(np.float32), feats)
-
-    def __call__(self, crops: np.ndarray, mirror: bool = False) -> tuple[float, float, np.ndarray]:
-        """Explains one crop: (calibrated probability of the mean logit, that logit, map)."""
-        out = self.run(crops, mirror)
-        logit = float(np.mean(out.logits))
-        prob = float(self.calibrate(logit))
-        return prob, logit, out.cam
-
-    def warm_up(self, size: int, n_views: int = 0) -> None:
-        """Traces the compiled function for the app's batch (crop, mirror and ``n_views``
-        jitters) so the first real call is fast; other batch sizes trace on first use."""
-        blank = np.zeros((1, size, size, 3), np.float32)
-        self.run(blank, mirror=True, views=np.zeros((n_views, size, size, 3), np.float32))
+        return logits, cams, (features[0] if features else None)
 
 
 def heatmap_rgba(heatmap: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:

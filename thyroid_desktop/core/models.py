@@ -30,6 +30,9 @@ SEGMENTER_CARD_KEY = "segmenter"
 #: The card sections of the novelty reference and of the stability (spread) limit.
 NOVELTY_CARD_KEY = "novelty"
 STABILITY_CARD_KEY = "stability"
+#: The card entry (top level for the classifier, inside each segmenter's section) naming the
+#: model's ONNX graph for the fast runtime (``core.runtime``).
+ONNX_CARD_KEY = "onnx"
 #: The sites whose figures the app and the report show.
 SITES = ("ddti", "chaouchi")
 #: What the output is (the labels are TI-RADS categories, not pathology).
@@ -133,6 +136,11 @@ class ModelCard:
         return info if info and info.get("file") else None
 
     @property
+    def onnx(self) -> dict[str, Any] | None:
+        """The classifier's ONNX graph entry (file, sha256, source_sha256, platt), if any."""
+        return onnx_entry(self.raw)
+
+    @property
     def output_name(self) -> str:
         """What the estimate is, in the words the app, the report, the CSV and the CLI use."""
         return str(self.raw.get("output_name", DEFAULT_OUTPUT_NAME))
@@ -215,9 +223,46 @@ def _verify_file(path: Path, expected: str) -> None:
         )
 
 
+def onnx_entry(section: dict[str, Any]) -> dict[str, Any] | None:
+    """A card section's ONNX entry, or None when it names none or when it was converted from
+    other Keras weights than the section's (a model retrained without re-export)."""
+    entry = section.get(ONNX_CARD_KEY) or None
+    if not entry or not entry.get("file"):
+        return None
+    if entry.get("source_sha256") != section.get("sha256"):
+        log.warning("%s was converted from other weights; using Keras", entry["file"])
+        return None
+    return entry
+
+
+def _onnx_session(directory: Path, entry: dict[str, Any]):
+    """The verified ONNX graph of a card entry, as an ONNX Runtime session."""
+    from thyroid_desktop.core.runtime import onnx_session
+
+    path = directory / str(entry["file"])
+    _verify_file(path, str(entry["sha256"]))
+    try:
+        return onnx_session(path)
+    except Exception as err:  # ONNX Runtime raises its own types for a bad graph
+        raise ModelError(f"The model file {path} cannot be loaded: {err}") from err
+
+
+def _use_onnx(entry: dict[str, Any] | None, backend: str | None) -> bool:
+    from thyroid_desktop.core.runtime import available, requested_backend
+
+    backend = backend or requested_backend()
+    return entry is not None and backend == "onnx" and available()
+
+
 def _load_keras(path: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    try:
+        import keras
+    except ImportError as err:  # the bundle: ONNX graphs only
+        raise ModelError(
+            f"{path.name} has no current ONNX graph and this installation has no Keras to run "
+            "it; reinstall the application."
+        ) from err
 
     try:
         return keras.saving.load_model(path, compile=False)
@@ -242,7 +287,8 @@ def device_description() -> str:
 @dataclass(eq=False)
 class Classifier:
     """A loaded, verified classifier with a compiled function giving probability, logit and
-    the Grad-CAM map in one pass."""
+    the Grad-CAM map in one pass: the ONNX graph (``session``) or the Keras model
+    (``model``)."""
 
     card: ModelCard
     model: Any
@@ -255,39 +301,67 @@ class Classifier:
     #: An active site calibration (``core.site.SiteProfile``): its own probability mapping and
     #: threshold replace the card's. None: the shipped calibration.
     profile: Any = None
+    #: The ONNX Runtime session of the classifier's graph (None: the Keras model runs).
+    session: Any = None
+
+    @property
+    def runtime(self) -> str:
+        """``ONNX Runtime`` or ``Keras``: what runs the model."""
+        return "ONNX Runtime" if self.session is not None else "Keras"
 
     @cached_property
     def gradcam(self):
+        if self.session is not None:
+            from thyroid_desktop.core.runtime import OnnxGradCAM
+
+            return OnnxGradCAM(self.session, tuple(self.card.onnx["platt"]))
         from thyroid_desktop.core.gradcam import GradCAM
 
         return GradCAM(self.model, self.card.last_conv_layer, self.card.logit_layer)
 
 
-def load_classifier(directory: Path | None = None) -> Classifier:
-    """Loads the verified classifier (imports TensorFlow: seconds, call it off the GUI thread).
+def load_classifier(directory: Path | None = None, backend: str | None = None) -> Classifier:
+    """Loads the verified classifier: its ONNX graph (ONNX Runtime, under a second) unless
+    ``backend`` (default: ``THYROID_BACKEND``, else ``onnx``) is ``keras`` or the card names no
+    current graph; the Keras model imports TensorFlow (seconds). Call it off the GUI thread.
 
     Raises:
-        ModelError: missing/corrupted files, or a file Keras cannot load.
+        ModelError: missing/corrupted files, or a file the runtime cannot load.
     """
     import time
 
     t0 = time.perf_counter()
     card = load_card(directory)
-    verify(card)
-    model = _load_keras(card.weights_path)
-    for name in (card.last_conv_layer, card.logit_layer):
-        try:
-            model.get_layer(name)
-        except ValueError as err:
-            raise ModelError(f"The model has no layer {name!r} named in its card.") from err
+    if _use_onnx(card.onnx, backend):  # the graph's own sha256 is checked; the Keras file
+        # may be absent (the bundle ships no TensorFlow)
+        from thyroid_desktop.core.runtime import session_device
+
+        session = _onnx_session(card.directory, card.onnx)
+        model, device = None, session_device(session)
+    else:
+        verify(card)
+        session = None
+        model = _load_keras(card.weights_path)
+        for name in (card.last_conv_layer, card.logit_layer):
+            try:
+                model.get_layer(name)
+            except ValueError as err:
+                raise ModelError(f"The model has no layer {name!r} named in its card.") from err
+        device = device_description()
     clf = Classifier(
-        card, model, device_description(), 0.0, _load_novelty(card), _load_tirads_heads(card)
+        card,
+        model,
+        device,
+        0.0,
+        _load_novelty(card),
+        _load_tirads_heads(card),
+        session=session,
     )
     from thyroid_desktop.core.roi import JITTERS
 
     clf.gradcam.warm_up(card.input_size, len(JITTERS))
     clf.load_seconds = time.perf_counter() - t0
-    log.info("loaded %s on %s in %.2f s", card.id, clf.device, clf.load_seconds)
+    log.info("loaded %s (%s) on %s in %.2f s", card.id, clf.runtime, clf.device, clf.load_seconds)
     return clf
 
 
@@ -329,26 +403,34 @@ class Segmenter:
     gland: Segmenter | None = None
     #: Whether candidates outside the gland are dropped (the card's ``filter_candidates``).
     filter_by_gland: bool = False
+    #: The ONNX Runtime session of the graph (None: the Keras model runs).
+    session: Any = None
 
     @cached_property
     def _fn(self):
+        if self.session is not None:
+            from thyroid_desktop.core.runtime import OnnxSegmenterFn
+
+            return OnnxSegmenterFn(self.session)
         import tensorflow as tf
 
-        return tf.function(
+        fn = tf.function(
             lambda x: self.model(x, training=False), reduce_retracing=True, autograph=False
         )
+        return lambda x: fn(x).numpy()
 
     def __call__(self, batch) -> Any:
         import numpy as np
 
-        return self._fn(np.asarray(batch, dtype=np.float32)).numpy()[..., 0]
+        return self._fn(np.asarray(batch, dtype=np.float32))[..., 0]
 
 
 def load_segmenter(
-    directory: Path | None = None, key: str = SEGMENTER_CARD_KEY
+    directory: Path | None = None, key: str = SEGMENTER_CARD_KEY, backend: str | None = None
 ) -> Segmenter | None:
     """Loads the verified segmenter named in the card under ``key`` (the nodule segmenter, or
-    ``GLAND_CARD_KEY`` for the gland), or None if the card names none.
+    ``GLAND_CARD_KEY`` for the gland), or None if the card names none. Its ONNX graph runs
+    unless ``backend`` is ``keras`` (as for ``load_classifier``).
 
     Raises:
         ModelError: the card names a segmenter whose file is missing, damaged or unloadable.
@@ -360,12 +442,17 @@ def load_segmenter(
     if not info:
         return None
     path = card.directory / str(info["file"])
-    _verify_file(path, str(info["sha256"]))
-    seg = Segmenter(info, _load_keras(path), int(info["input_size"]))
-    seg(np.zeros((1, seg.size, seg.size, 3), np.uint8))  # trace once
+    entry = onnx_entry(info)
+    if _use_onnx(entry, backend):
+        seg = Segmenter(info, None, int(info["input_size"]))
+        seg.session = _onnx_session(card.directory, entry)
+    else:
+        _verify_file(path, str(info["sha256"]))
+        seg = Segmenter(info, _load_keras(path), int(info["input_size"]))
+    seg(np.zeros((1, seg.size, seg.size, 3), np.uint8))  # trace (Keras) or warm up once
     gland_info = card.raw.get(GLAND_CARD_KEY)
     if key == SEGMENTER_CARD_KEY and gland_info:
-        seg.gland = load_segmenter(directory, GLAND_CARD_KEY)
+        seg.gland = load_segmenter(directory, GLAND_CARD_KEY, backend)
         if seg.gland.size != seg.size:  # both read the same input
             raise ModelError(f"The gland segmenter's input is not {seg.size} px like the nodule's.")
         seg.filter_by_gland = bool(gland_info.get("filter_candidates", False))

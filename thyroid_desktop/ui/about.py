@@ -7,6 +7,7 @@ from importlib import metadata
 #: Third-party parts of the installed app and their licences.
 LICENCES = (
     ("Qt 6 / PySide6", "LGPL-3.0"),
+    ("ONNX Runtime", "MIT"),
     ("TensorFlow, Keras", "Apache-2.0"),
     ("OpenCV", "Apache-2.0"),
     ("NumPy", "BSD-3-Clause"),
@@ -32,6 +33,7 @@ def about_text(classifier=None, segmenter=None) -> str:
         card = classifier.card
         lines.append(f"Classifier: {card.id} v{card.version} ({card.input_size} px crops)")
         lines.append(card.output_name)
+        lines.append(f"Runs on: {classifier.device} ({classifier.runtime})")
     else:
         lines.append("Classifier: not loaded yet")
     if segmenter is not None:

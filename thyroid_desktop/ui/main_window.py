@@ -249,7 +249,7 @@ class MainWindow(
         self._show_calibration()
         self.panel.set_output_name(card.output_name)
         self.panel.show_state("Model ready. Draw a box around the nodule.")
-        self.device_label.setText(f"Device: {classifier.device}")
+        self.device_label.setText(f"Device: {classifier.device} ({classifier.runtime})")
         if self._pending:
             self._pending = False
             if self.image is not None and self.image.n_frames > 1 and self._needs_best_frame():

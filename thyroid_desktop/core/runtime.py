@@ -1,0 +1,103 @@
+"""The app's inference runtime: the shipped models as ONNX graphs run by ONNX Runtime.
+
+ONNX Runtime imports in about 0.2 s where TensorFlow takes 3-5 s, so the first result comes
+within seconds of launch (issue 11). The graphs are converted from the Keras files by
+``training.onnx_export``, which checks that both give the same numbers; Keras stays
+available (``THYROID_BACKEND=keras``) and is used when the ONNX files are absent or were
+converted from other Keras files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thyroid_desktop.core.gradcam import Explainer, normalised_cam
+
+log = logging.getLogger(__name__)
+
+#: Output names of the converted graphs.
+LOGIT_OUTPUT = "logit"
+FEATURES_OUTPUT = "features"
+CAM_OUTPUT = "cam"
+PROBABILITY = "probability"
+
+#: Execution providers in order of preference (GPU when an ONNX Runtime build has one).
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
+
+
+def available() -> bool:
+    """Whether ONNX Runtime can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def onnx_session(path: Path) -> Any:
+    """An ONNX Runtime session for a graph file, on the best provider this build has."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    have = set(ort.get_available_providers())
+    providers = [p for p in PREFERRED_PROVIDERS if p in have] or ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def session_device(session: Any) -> str:
+    """``CPU`` or ``GPU: <provider>`` for the provider a session runs on."""
+    first = session.get_providers()[0]
+    return (
+        "CPU"
+        if first == "CPUExecutionProvider"
+        else f"GPU: {first.removesuffix('ExecutionProvider')}"
+    )
+
+
+def requested_backend() -> str:
+    """``onnx`` (default) or ``keras``, from ``THYROID_BACKEND``."""
+    value = os.environ.get("THYROID_BACKEND", "onnx").strip().lower()
+    if value not in ("onnx", "keras"):
+        log.warning("THYROID_BACKEND=%r is not onnx or keras; using onnx", value)
+        return "onnx"
+    return value
+
+
+class OnnxGradCAM(Explainer):
+    """The classifier's logits, features and Grad-CAM map from its ONNX graph.
+
+    The graph's ``cam`` output is the conv map weighted by the logit's gradient, which is the
+    same everywhere for this linear head (checked at export); only the ReLU and the
+    normalisation are left to do here.
+    """
+
+    def __init__(self, session: Any, platt: tuple[float, float]) -> None:
+        super().__init__(platt)
+        self._session = session
+        self._input = session.get_inputs()[0].name
+        names = {o.name for o in session.get_outputs()}
+        self.has_features = FEATURES_OUTPUT in names
+        self._outputs = [LOGIT_OUTPUT, CAM_OUTPUT] + (
+            [FEATURES_OUTPUT] if self.has_features else []
+        )
+
+    def _forward(self, x: np.ndarray):
+        logits, cams, *features = self._session.run(self._outputs, {self._input: x})
+        return logits[:, 0], normalised_cam(cams), (features[0] if features else None)
+
+
+class OnnxSegmenterFn:
+    """A segmenter's ONNX graph: float batch ``N x S x S x 3`` -> ``N x S x S x 1``."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._input = session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run([PROBABILITY], {self._input: np.asarray(x, np.float32)})[0]
