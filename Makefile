@@ -29,22 +29,10 @@ test: lint
 test-fast: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-# The bundle is built from its own environment with the CPU-only TensorFlow wheel (same
-# version): the default wheel's libtensorflow_cc carries CUDA kernels a CPU bundle never uses.
-DIST_VENV := .venv-dist
-DIST_STAMP := $(DIST_VENV)/.stamp-installed
-
-$(DIST_STAMP): pyproject.toml $(STAMP)
-	test -x $(DIST_VENV)/bin/python || $(PYTHON) -m venv $(DIST_VENV)
-	$(DIST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(DIST_VENV)/bin/python -m pip install --quiet -e '.[dist]'
-	TF=$$($(PY) -c "import importlib.metadata as m; print(m.version('tensorflow'))") && \
-	  $(DIST_VENV)/bin/python -m pip uninstall --quiet -y tensorflow && \
-	  $(DIST_VENV)/bin/python -m pip install --quiet "tensorflow-cpu==$$TF"
-	touch $(DIST_STAMP)
-
-dist: $(DIST_STAMP)
-	$(DIST_VENV)/bin/pyinstaller --noconfirm --clean build.spec
+# The bundle runs the models' ONNX graphs and carries no TensorFlow (build.spec excludes
+# it), so it is built from the development environment, as tests/test_bundle.py builds it.
+dist: $(STAMP)
+	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec
 	QT_QPA_PLATFORM=offscreen dist/ThyroidReview/ThyroidReview --selftest
 	sh packaging/make_archive.sh
 	du -sh dist/ThyroidReview dist/*.tar.gz
