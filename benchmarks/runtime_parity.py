@@ -39,6 +39,9 @@ def main() -> int:
         )
         for backend in ("onnx", "keras")
     }
+    runtimes = {k: s.classifier.runtime for k, s in services.items()}
+    if runtimes != {"onnx": "ONNX Runtime", "keras": "Keras"}:  # e.g. a stale graph
+        raise SystemExit(f"not comparing two runtimes: {runtimes}")
     rows = []
     for rel in files:
         a, b = (services[k].analyse_file(args.data / rel).finding for k in ("onnx", "keras"))

@@ -11,12 +11,14 @@ Only the layer types our models use are converted (Rescaling, Conv2D, DepthwiseC
 BatchNormalization, ReLU, Activation, Dropout, Add, Concatenate, GlobalAveragePooling2D,
 Normalization, Dense, UpSampling2D); anything else stops the export with its name.
 
-Grad-CAM without gradients: the classifier's head from the last conv layer to the malignancy
-logit is linear (global average pooling -> concatenation -> normalisation -> dense), so the
-gradient of the logit with respect to the conv map is the same at every position and for
-every image. The export measures that gradient with TensorFlow, checks it is constant, and
-writes the Grad-CAM weighting into the graph as a 1 x 1 convolution (``cam`` output, before
-the ReLU-and-max normalisation the app applies). A head that is not linear is refused.
+Grad-CAM without a gradient engine: ONNX Runtime runs forward only, so the export writes
+Grad-CAM's reverse pass into the classifier's graph (``gradcam_nodes``): from the malignancy
+logit back to the card's Grad-CAM layer through every layer on the way (dense, normalisation,
+concatenation, pooling, ReLU6 masks, batch-norm scales, residual sums, and adjoint
+convolutions: a flipped-kernel convolution at stride 1, a transposed one with TF's "same"
+padding otherwise), then the position-averaged gradient times the conv map, summed over
+channels (``cam`` output, before the ReLU-and-max normalisation the app applies). A layer
+without a reverse rule stops the export with its name.
 
 Usage: ``python -m training.onnx_export [--models resources/models]`` (rewrites the ``.onnx``
 files and the card's ``onnx`` entries; prints the parity figures).
@@ -243,7 +245,8 @@ def _grad_layer(g: _Graph, layer, dy: str, inputs: list[str], shapes: list[tuple
         return outs
     if kind == "GlobalAveragePooling2D":
         _, hh, ww, cc = shapes[0]
-        col = g.node("Unsqueeze", [dy, g.const(f"{name}/axes", np.array([2, 3]))], f"{name}/u")
+        axes = g.const(f"{name}/axes", np.array([2, 3], np.int64))
+        col = g.node("Unsqueeze", [dy, axes], f"{name}/u")
         scaled = g.node(
             "Mul", [col, g.const(f"{name}/k", np.float32(1.0 / (hh * ww)))], f"{name}/s"
         )
@@ -258,9 +261,12 @@ def _grad_layer(g: _Graph, layer, dy: str, inputs: list[str], shapes: list[tuple
             raise ValueError(f"{layer.name}: gradient through {act} not built")
         zero = g.const(f"{name}/zero", np.float32(0.0))
         mask = g.node("Greater", [x, zero], f"{name}/pos")
-        if cfg.get("max_value") is not None:  # TF's Relu6Grad: 0 < x < 6
+        if cfg.get("max_value") is not None:
+            # Keras runs relu6 for 6 (TF's Relu6Grad: 0 < x < 6), else relu then a clip
+            # (whose gradient also passes at x == max).
             top = g.const(f"{name}/top", np.float32(cfg["max_value"]))
-            mask = g.node("And", [mask, g.node("Less", [x, top], f"{name}/low")], f"{name}/in")
+            below = "Less" if float(cfg["max_value"]) == 6.0 else "LessOrEqual"
+            mask = g.node("And", [mask, g.node(below, [x, top], f"{name}/low")], f"{name}/in")
         mask = g.node("Cast", [mask], f"{name}/mask", to=1)  # float
         return [g.node("Mul", [dy, mask], name)]
     if kind == "BatchNormalization":
@@ -390,11 +396,17 @@ def gradcam_nodes(
             )
     dconv = grads[conv_layer]
     weights = g.node(
-        "ReduceMean", [dconv, g.const("cam/axes", np.array([2, 3]))], "cam/weights", keepdims=1
+        "ReduceMean",
+        [dconv, g.const("cam/axes", np.array([2, 3], np.int64))],
+        "cam/weights",
+        keepdims=1,
     )
     weighted = g.node("Mul", [weights, names[conv_layer]], "cam/weighted")
     return g.node(
-        "ReduceSum", [weighted, g.const("cam/channel", np.array([1]))], "cam/sum", keepdims=0
+        "ReduceSum",
+        [weighted, g.const("cam/channel", np.array([1], np.int64))],
+        "cam/sum",
+        keepdims=0,
     )
 
 
@@ -524,7 +536,8 @@ def export_all(models: Path) -> dict[str, Any]:
         size = int(info["input_size"])
         x = parity_inputs(size)
         want = np.asarray(model(x, training=False))
-        have = onnx_session(dst).run([PROBABILITY], {model.inputs[0].name: x})[0]
+        session = onnx_session(dst)
+        have = session.run([PROBABILITY], {session.get_inputs()[0].name: x})[0]
         gap = {"max_abs_map_gap": float(np.max(np.abs(want - have)))}
         if gap["max_abs_map_gap"] > MAP_TOLERANCE:
             raise SystemExit(f"{key}: ONNX differs from Keras: {gap}")

@@ -103,6 +103,45 @@ def test_a_damaged_graph_is_reported_not_run(tmp_path):
         load_segmenter(models, backend="onnx")
 
 
+def test_a_stale_graph_runs_the_keras_file_and_a_replaced_keras_file_is_refused(tmp_path):
+    models = _models_copy(tmp_path)
+    card = json.loads((models / CARD_FILE).read_text())
+    card[SEGMENTER_CARD_KEY][ONNX_CARD_KEY]["source_sha256"] = (
+        "0" * 64
+    )  # retrained, not re-exported
+    (models / CARD_FILE).write_text(json.dumps(card))
+    seg = load_segmenter(models)
+    assert seg.session is None and seg.model is not None  # Keras runs it
+    assert seg.gland.session is not None  # the gland's graph is current
+    with open(models / card["file"], "r+b") as fh:  # the classifier's Keras file replaced
+        fh.seek(100)
+        fh.write(b"\x00other\x00")
+    with pytest.raises(ModelError, match="corrupted"):
+        load_classifier(models, backend="onnx")
+
+
+def test_without_keras_a_stale_graph_says_so(tmp_path, monkeypatch):
+    models = _models_copy(tmp_path)
+    card = json.loads((models / CARD_FILE).read_text())
+    card[ONNX_CARD_KEY]["source_sha256"] = "0" * 64
+    (models / CARD_FILE).write_text(json.dumps(card))
+    (models / card["file"]).unlink()  # as in the bundle: no Keras files
+    monkeypatch.setitem(sys.modules, "keras", None)  # and no Keras
+    with pytest.raises(ModelError, match="no current ONNX graph"):
+        load_classifier(models)
+    monkeypatch.setenv("THYROID_BACKEND", "keras")  # asked for, absent: the graph runs
+    assert load_segmenter(models).session is not None
+
+
+def test_the_graphs_calibration_must_be_the_cards(tmp_path):
+    models = _models_copy(tmp_path)
+    card = json.loads((models / CARD_FILE).read_text())
+    card[ONNX_CARD_KEY]["platt"][1] += 0.1
+    (models / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="calibration"):
+        load_classifier(models, backend="onnx")
+
+
 @pytest.fixture(scope="module")
 def keras_models():
     """The same shipped models run by Keras (imports TensorFlow)."""

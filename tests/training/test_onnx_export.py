@@ -43,6 +43,9 @@ def _classifier(size: int):
     block = layers.Add(name="add1")([x, skip])  # the Grad-CAM layer
     x = layers.Conv2D(12, 1, use_bias=False, name="expand2")(block)
     x = layers.ReLU(6.0, name="expand2_act")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw_mid")(x)
+    x = layers.BatchNormalization(name="dw_mid_bn")(x)
+    x = layers.ReLU(6.0, name="dw_mid_act")(x)
     x = layers.DepthwiseConv2D(5, strides=2, padding="same", use_bias=False, name="dw2")(x)
     x = layers.BatchNormalization(name="dw2_bn")(x)
     x = layers.ReLU(6.0, name="dw2_act")(x)

@@ -28,6 +28,7 @@ def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classif
     assert (
         window.device_label.text().startswith("Device: CPU") or "GPU" in window.device_label.text()
     )
+    assert "(ONNX Runtime)" in window.device_label.text()  # which runtime ran the model
 
 
 def test_drawing_a_box_reruns_the_analysis(window, qtbot):

@@ -40,7 +40,7 @@ class Explainer:
     """Logits, features and the Grad-CAM map of a crop, its mirror and extra views (box
     jitters) of the same nodule, in one batch. Subclasses give the forward pass: ``GradCAM``
     (Keras, gradients by TensorFlow) and ``core.runtime.OnnxGradCAM`` (ONNX Runtime, the
-    head's constant gradient frozen in the graph)."""
+    reverse pass built into the graph at export)."""
 
     #: Whether the model gives pooled features (its novelty score is computed there).
     has_features: bool = False

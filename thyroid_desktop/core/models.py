@@ -235,6 +235,18 @@ def onnx_entry(section: dict[str, Any]) -> dict[str, Any] | None:
     return entry
 
 
+def _check_platt(card: ModelCard) -> None:
+    """The graph entry's calibration must be the card's (the Keras file freezes it)."""
+    platt = card.onnx.get("platt") if card.onnx else None
+    calibration = card.raw.get("calibration") or {}
+    if not platt or len(platt) != 2:
+        raise ModelError("The model card's ONNX entry has no calibration; reinstall.")
+    if "a" in calibration and "b" in calibration:
+        want = (float(calibration["a"]), float(calibration["b"]))
+        if max(abs(float(p) - w) for p, w in zip(platt, want, strict=True)) > 1e-5:
+            raise ModelError("The ONNX graph's calibration is not the model card's; reinstall.")
+
+
 def _onnx_session(directory: Path, entry: dict[str, Any]):
     """The verified ONNX graph of a card entry, as an ONNX Runtime session."""
     from thyroid_desktop.core.runtime import onnx_session
@@ -247,22 +259,47 @@ def _onnx_session(directory: Path, entry: dict[str, Any]):
         raise ModelError(f"The model file {path} cannot be loaded: {err}") from err
 
 
+def _keras_installed() -> bool:
+    import importlib.util
+
+    try:
+        return sys.modules.get("keras", True) is not None and bool(
+            importlib.util.find_spec("keras")
+        )
+    except (ImportError, ValueError):
+        return False
+
+
 def _use_onnx(entry: dict[str, Any] | None, backend: str | None) -> bool:
     from thyroid_desktop.core.runtime import available, requested_backend
 
     backend = backend or requested_backend()
+    if entry is not None and backend == "keras" and not _keras_installed():
+        log.warning("Keras was asked for but is not installed; running the ONNX graph")
+        backend = "onnx"
     return entry is not None and backend == "onnx" and available()
+
+
+def _verify_if_present(path: Path, expected: str) -> None:
+    """A Keras file beside its ONNX graph must still be the one the card names (a replaced
+    file is refused as before); the bundle ships none."""
+    if path.is_file():
+        _verify_file(path, expected)
+
+
+def _require_keras(path: Path) -> None:
+    """Raises the reason when a model must run on Keras and this installation has none."""
+    if not _keras_installed():  # the bundle: ONNX graphs only
+        raise ModelError(
+            f"{path.name} has no current ONNX graph and this installation has no Keras to run "
+            "it; reinstall the application."
+        )
 
 
 def _load_keras(path: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import keras
-    except ImportError as err:  # the bundle: ONNX graphs only
-        raise ModelError(
-            f"{path.name} has no current ONNX graph and this installation has no Keras to run "
-            "it; reinstall the application."
-        ) from err
+    _require_keras(path)
+    import keras
 
     try:
         return keras.saving.load_model(path, compile=False)
@@ -336,9 +373,12 @@ def load_classifier(directory: Path | None = None, backend: str | None = None) -
         # may be absent (the bundle ships no TensorFlow)
         from thyroid_desktop.core.runtime import session_device
 
+        _verify_if_present(card.weights_path, str(card.raw["sha256"]))
+        _check_platt(card)
         session = _onnx_session(card.directory, card.onnx)
         model, device = None, session_device(session)
     else:
+        _require_keras(card.weights_path)
         verify(card)
         session = None
         model = _load_keras(card.weights_path)
@@ -444,9 +484,11 @@ def load_segmenter(
     path = card.directory / str(info["file"])
     entry = onnx_entry(info)
     if _use_onnx(entry, backend):
+        _verify_if_present(path, str(info["sha256"]))
         seg = Segmenter(info, None, int(info["input_size"]))
         seg.session = _onnx_session(card.directory, entry)
     else:
+        _require_keras(path)
         _verify_file(path, str(info["sha256"]))
         seg = Segmenter(info, _load_keras(path), int(info["input_size"]))
     seg(np.zeros((1, seg.size, seg.size, 3), np.uint8))  # trace (Keras) or warm up once

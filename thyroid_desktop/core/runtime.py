@@ -78,9 +78,10 @@ def requested_backend() -> str:
 class OnnxGradCAM(Explainer):
     """The classifier's logits, features and Grad-CAM map from its ONNX graph.
 
-    The graph's ``cam`` output is the conv map weighted by the logit's gradient, which is the
-    same everywhere for this linear head (checked at export); only the ReLU and the
-    normalisation are left to do here.
+    The graph's ``cam`` output is the Grad-CAM weighting, computed in the graph by the reverse
+    pass ``training.onnx_export`` builds (the logit's gradient at the conv layer, averaged over
+    positions, times the conv map, summed over channels); only the ReLU and the normalisation
+    are left to do here.
     """
 
     def __init__(self, session: Any, platt: tuple[float, float]) -> None:

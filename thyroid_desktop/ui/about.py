@@ -8,7 +8,7 @@ from importlib import metadata
 LICENCES = (
     ("Qt 6 / PySide6", "LGPL-3.0"),
     ("ONNX Runtime", "MIT"),
-    ("TensorFlow, Keras", "Apache-2.0"),
+    ("TensorFlow, Keras (source install only: training, Keras fallback)", "Apache-2.0"),
     ("OpenCV", "Apache-2.0"),
     ("NumPy", "BSD-3-Clause"),
     ("Matplotlib", "PSF-based (Matplotlib licence)"),

@@ -618,8 +618,9 @@ class MainWindow(
         self.statusBar().showMessage(
             f"Analysed in {finding.timings_ms['total']:.0f} ms{_frame_text(image, ' · ')}", 5000
         )
+        runtime = f" ({self.classifier.runtime})" if self.classifier is not None else ""
         self.device_label.setText(
-            f"Device: {finding.device} · {finding.timings_ms['total']:.0f} ms"
+            f"Device: {finding.device}{runtime} · {finding.timings_ms['total']:.0f} ms"
         )
         self.findingShown.emit(finding)
 
