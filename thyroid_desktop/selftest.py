@@ -111,6 +111,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         from thyroid_desktop.core.models import ModelError, load_classifier, load_segmenter
         from thyroid_desktop.core.phantom import make_phantom
         from thyroid_desktop.core.report import StudyInfo, write_report
+        from thyroid_desktop.core.roi import BoxSource
 
         try:
             clf = load_classifier()
@@ -122,7 +123,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         phantom = make_phantom()
         image = from_array(phantom.pixels)
         finding = service.analyse(image, None, Action.SELFTEST).finding
-        _check(finding.roi_source == "auto", "auto-detect found no nodule in the phantom")
+        _check(finding.roi_source is BoxSource.AUTO, "auto-detect found no nodule in the phantom")
         iou = finding.roi.iou(phantom.nodule)
         _check(iou >= MIN_PHANTOM_IOU, f"auto box on the phantom has IoU {iou:.2f}")
         _check(0.0 <= finding.probability <= 1.0, "probability outside 0..1")

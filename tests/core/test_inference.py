@@ -75,3 +75,21 @@ def test_heatmap_matches_resizing_the_whole_window_and_stays_in_the_image():
         np.testing.assert_allclose(heatmap_to_image(cam, win, 560, 360), expected, atol=1e-5)
     huge = heatmap_to_image(cam, ROI(-(10**6), -(10**6), 3 * 10**6, 3 * 10**6), 64, 48)
     assert huge.shape == (48, 64)
+
+
+def test_box_source_is_one_enum_written_as_its_value(classifier):
+    import json
+
+    from thyroid_desktop.core.inference import auto_predict
+    from thyroid_desktop.core.roi import BoxSource
+    from thyroid_desktop.core.session import BoxSource as SessionBoxSource
+
+    assert SessionBoxSource is BoxSource  # one definition, in core.roi
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    assert predict(image, classifier, phantom.nodule).roi_source is BoxSource.MANUAL
+    assert predict(image, classifier, None).roi_source is BoxSource.FULL
+    assert predict(image, classifier, phantom.nodule, "auto").roi_source is BoxSource.AUTO
+    finding, _ = auto_predict(image, classifier, None)  # no segmenter: the scan area
+    assert finding.roi_source is BoxSource.FULL
+    assert json.dumps({"s": BoxSource.AUTO}) == '{"s": "auto"}' and f"{BoxSource.FULL}" == "full"

@@ -22,7 +22,7 @@ from thyroid_desktop.core.fov import FieldOfView
 from thyroid_desktop.core.images import UltrasoundImage, open_image
 from thyroid_desktop.core.inference import Finding, auto_predict, detect_nodules, predict
 from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.roi import ROI, BoxSource
 from thyroid_desktop.core.tirads import TiradsChoices
 from thyroid_desktop.core.tirads_ai import nodule_mask, review_of
 
@@ -139,7 +139,7 @@ class AnalysisService:
         if roi is None:
             finding, detection = auto_predict(image, self.classifier, self.segmenter)
         else:
-            source = "manual" if detection is None else "auto"
+            source = BoxSource.MANUAL if detection is None else BoxSource.AUTO
             fov, mask = self.box_context(image, roi, detection)
             finding = predict(image, self.classifier, roi, source, fov, mask)
         problem = self.record(action, image, finding)
@@ -149,13 +149,13 @@ class AnalysisService:
         self,
         image: UltrasoundImage,
         roi: ROI | None,
-        source: str,
+        source: BoxSource,
         action: Action | None = Action.ANALYSE,
     ) -> AnalysisResult:
-        """The estimate for a given box with its ``source`` ("manual", or "auto" for a
-        detected candidate the user picked), or with no box for the whole scan area."""
+        """The estimate for a given box with its ``source`` (manual, or auto for a detected
+        candidate the user picked), or with no box for the whole scan area."""
         if roi is None:
-            finding = predict(image, self.classifier, None, "full")
+            finding = predict(image, self.classifier, None, BoxSource.FULL)
         else:
             fov, mask = self.box_context(image, roi)
             finding = predict(image, self.classifier, roi, source, fov, mask)
@@ -256,7 +256,6 @@ def nodule_reports(service: AnalysisService, state) -> list:
     from thyroid_desktop.core.images import ImageLoadError
     from thyroid_desktop.core.measure import measure, measure_calipers
     from thyroid_desktop.core.report import NoduleReport
-    from thyroid_desktop.core.session import BoxSource
 
     items = []
     for n in state.nodules:
@@ -265,7 +264,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
         if image.sha256 != n.image:
             raise ImageLoadError(f"{Path(record.path).name} changed since {n.id} was marked")
         box = None if n.source is BoxSource.FULL else n.box
-        finding = service.analyse_box(image, box, str(n.source), action=None).finding
+        finding = service.analyse_box(image, box, n.source, action=None).finding
         size = measure(n.box, image.spacing_mm, record.user_mm_per_px)
         calipers = measure_calipers(n.calipers_px, image.spacing_mm, record.user_mm_per_px)
         items.append(

@@ -13,11 +13,9 @@ from thyroid_desktop.core.detect import Detection, detect
 from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
 from thyroid_desktop.core.images import UltrasoundImage
 from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.roi import JITTERS, ROI, crop_square
+from thyroid_desktop.core.roi import JITTERS, ROI, BoxSource, crop_square
 from thyroid_desktop.core.scope import check_scope, modality_reason
 from thyroid_desktop.core.tirads_ai import TiradsSuggestion, nodule_mask
-
-RoiSource = Literal["manual", "auto", "full"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Finding:
     probability: float
     threshold: float
     roi: ROI
-    roi_source: RoiSource
+    roi_source: BoxSource
     window: ROI
     heatmap: np.ndarray = field(repr=False)
     model_id: str = ""
@@ -158,7 +156,7 @@ def predict(
     image: UltrasoundImage,
     classifier: Classifier,
     roi: ROI | None = None,
-    roi_source: RoiSource | None = None,
+    roi_source: BoxSource | str | None = None,
     fov: FieldOfView | None = None,
     mask: np.ndarray | None = None,
 ) -> Finding:
@@ -172,7 +170,7 @@ def predict(
     card = classifier.card
     fov = fov or detect_fov(image.gray)
     if roi is None:
-        roi, roi_source = fov.box, roi_source or "full"
+        roi, roi_source = fov.box, roi_source or BoxSource.FULL
     roi = roi.clipped(image.width, image.height)
     masked = mask_outside(image.pixels, fov)  # once for the crop and its jitters
     crop, window = crop_square(masked, roi, card.input_size, card.crop_margin)
@@ -202,7 +200,7 @@ def predict(
     heads = classifier.tirads_heads
     suggestion = (
         heads.suggest(out.features, roi, mask, image.spacing_mm, image.gray, fov.mask)
-        if heads is not None and not reason and roi_source != "full"
+        if heads is not None and not reason and roi_source != BoxSource.FULL
         else None
     )
     t3 = time.perf_counter()
@@ -210,7 +208,7 @@ def predict(
         probability=prob,
         threshold=threshold,
         roi=roi,
-        roi_source=roi_source or "manual",
+        roi_source=BoxSource(roi_source or BoxSource.MANUAL),
         window=window,
         heatmap=heat,
         model_id=card.id,
@@ -254,11 +252,11 @@ def auto_predict(
     candidate, or no segmenter (detection None), analyses the whole scan area
     (``roi_source`` "full")."""
     if segmenter is None:
-        return predict(image, classifier, None, "full"), None
+        return predict(image, classifier, None, BoxSource.FULL), None
     det = detect_nodules(image, segmenter)
     if det.best is not None:
         mask = nodule_mask(det.probability, det.best.roi)
-        finding = predict(image, classifier, det.best.roi, "auto", fov=det.fov, mask=mask)
+        finding = predict(image, classifier, det.best.roi, BoxSource.AUTO, fov=det.fov, mask=mask)
     else:
-        finding = predict(image, classifier, None, "full", fov=det.fov)
+        finding = predict(image, classifier, None, BoxSource.FULL, fov=det.fov)
     return finding, det

@@ -8,6 +8,7 @@ drift apart.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import cv2
@@ -27,6 +28,15 @@ JITTERS: tuple[tuple[float, float, float, bool], ...] = (
 #: Windows larger than this (pixels) are shrunk without padding them first, so a box over a
 #: huge image never allocates more than the image itself (4096^2 x 3 bytes = 48 MiB).
 MAX_CANVAS_PIXELS = 4096 * 4096
+
+
+class BoxSource(enum.StrEnum):
+    """Where a nodule's box came from (written as its value in sessions, the audit log, the
+    CSV, the CLI's JSON and the report)."""
+
+    AUTO = "auto"  # the detector's candidate
+    MANUAL = "manual"  # drawn or moved by the user
+    FULL = "full"  # nothing found: the whole scan area
 
 
 @dataclass(frozen=True)

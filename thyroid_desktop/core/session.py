@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thyroid_desktop.core.files import user_data_dir, write_atomically
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.roi import ROI, BoxSource
 from thyroid_desktop.core.tirads import TiradsChoices
 from thyroid_desktop.core.tirads_ai import TiradsSuggestion, accept_all
 
@@ -36,14 +36,6 @@ SESSION_FORMAT = 1
 MAX_UNDO = 200
 #: At most this many caliper measurements per nodule (ACR: three orthogonal diameters).
 MAX_CALIPERS = 3
-
-
-class BoxSource(enum.StrEnum):
-    """Where a nodule's box came from."""
-
-    AUTO = "auto"  # the detector's candidate
-    MANUAL = "manual"  # drawn or moved by the user
-    FULL = "full"  # nothing found: the whole scan area
 
 
 class Lobe(enum.StrEnum):

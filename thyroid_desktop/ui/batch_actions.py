@@ -61,7 +61,7 @@ class BatchMixin:
                     and self.finding is None
                     and not self._awaiting  # the user's own request wins
                 ):
-                    self.roi = finding.roi if finding.roi_source == "auto" else None
+                    self.roi = finding.roi if finding.roi_source is BoxSource.AUTO else None
                     self.view.set_roi(finding.roi)
                     self._show_finding(shown, finding)
         self.study_list.update_entry(row, entry, thumb)
@@ -70,7 +70,7 @@ class BatchMixin:
         """A batch result becomes the file's first nodule when nothing was done on it yet."""
         image, finding = analysed.image, analysed.finding
         self.session.add_image(image.sha256, path, image.n_frames)
-        if finding.roi_source == "auto" and not self.session.state.nodules_on(image.sha256):
+        if finding.roi_source is BoxSource.AUTO and not self.session.state.nodules_on(image.sha256):
             self.session.set_frame(image.sha256, image.frame_index)
             nodule_id = self.session.add_nodule(
                 image.sha256, image.frame_index, finding.roi, BoxSource.AUTO, by_user=False

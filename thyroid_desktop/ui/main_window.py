@@ -135,7 +135,7 @@ class MainWindow(
         self.roi: ROI | None = None
         self.finding: Finding | None = None
         self.candidates: list = []  # the last auto-detection's candidates (core.detect)
-        self._roi_source = "manual"
+        self._roi_source = BoxSource.MANUAL
         self.user_mm_per_px: float | None = None
         self._pending = False
         self._closed = False
@@ -394,7 +394,7 @@ class MainWindow(
             self.show_image(image, finding=cached)
         elif on_frame and nodule.source is not BoxSource.FULL:
             self.show_image(image, analyse=False)
-            self.roi, self._roi_source = nodule.box, str(nodule.source)
+            self.roi, self._roi_source = nodule.box, nodule.source
             self.view.set_roi(nodule.box)
             self.analyse()
         else:
@@ -457,7 +457,7 @@ class MainWindow(
             self.view.set_roi(None)
             self.view.set_candidates([])
         elif finding is not None:
-            self.roi = finding.roi if finding.roi_source != "full" else None
+            self.roi = finding.roi if finding.roi_source is not BoxSource.FULL else None
             self.view.set_roi(finding.roi)
             self._show_finding(image, finding)
         elif roi is not None:
@@ -466,9 +466,9 @@ class MainWindow(
             self.roi = None
             self.auto_detect()
 
-    def set_roi(self, roi: ROI, source: str = "manual") -> None:
-        """Analyses ``roi``; ``source`` is "manual" (drawn, moved, resized) or "auto" (a
-        detected candidate the user picked)."""
+    def set_roi(self, roi: ROI, source: BoxSource = BoxSource.MANUAL) -> None:
+        """Analyses ``roi``; ``source`` is manual (drawn, moved, resized) or auto (a detected
+        candidate the user picked)."""
         self.roi, self._roi_source = roi, source
         self.view.set_roi(roi)
         self._show_candidates()
@@ -490,7 +490,7 @@ class MainWindow(
         """Analyses another detected candidate (a click in its dashed box)."""
         others = [c for c in self.candidates if c.roi != self.roi]
         if 0 <= index < len(others):
-            self.set_roi(others[index].roi, "auto")
+            self.set_roi(others[index].roi, BoxSource.AUTO)
 
     def next_candidate(self) -> None:
         """Moves the box to the next detected candidate, in rank order (N)."""
@@ -499,7 +499,7 @@ class MainWindow(
             return
         rois = [c.roi for c in self.candidates]
         i = rois.index(self.roi) + 1 if self.roi in rois else 0
-        self.set_roi(rois[i % len(rois)], "auto")
+        self.set_roi(rois[i % len(rois)], BoxSource.AUTO)
 
     def auto_detect(self) -> None:
         """Lets the segmenter propose the box (best candidate) and analyses it."""
@@ -532,7 +532,7 @@ class MainWindow(
         if self._stale(req) or image is not self.image:
             return
         n = len(detection.candidates)
-        self.roi = finding.roi if finding.roi_source == "auto" else None
+        self.roi = finding.roi if finding.roi_source is BoxSource.AUTO else None
         self.candidates = list(detection.candidates)
         self.view.set_gland(gland_contours(detection.gland))
         if (
@@ -574,7 +574,7 @@ class MainWindow(
         if not self._ready():
             return
         image, roi, service = self.image, self.roi, self.service
-        source = self._roi_source if roi is not None else "full"
+        source = self._roi_source if roi is not None else BoxSource.FULL
         req = self._new_request()
         self.panel.show_state("Analysing…")
         self._run(
@@ -638,7 +638,7 @@ class MainWindow(
             box = self.roi or (self.finding.roi if self.finding else None)
             if box is None:
                 return False
-            source = BoxSource(self._roi_source) if self.roi is not None else BoxSource.FULL
+            source = self._roi_source if self.roi is not None else BoxSource.FULL
             self.nodule_id = self.session.add_nodule(
                 self.image.sha256, self.image.frame_index, box, source, by_user=False
             )
@@ -736,7 +736,7 @@ class MainWindow(
         self._show_size()
         if nodule is not None and nodule.frame == image.frame_index:
             if nodule.box != self.roi or nodule.source is BoxSource.FULL:
-                self.roi, self._roi_source = nodule.box, str(nodule.source)
+                self.roi, self._roi_source = nodule.box, nodule.source
                 self.view.set_roi(nodule.box)
                 self._show_candidates()
                 self.analyse_whole_image() if nodule.source is BoxSource.FULL else self.analyse()
