@@ -18,8 +18,8 @@ Install:    ./install.sh          (menu entry, 'thyroid-review' command, runs th
 Or run in place: ./ThyroidReview/ThyroidReview [images...]
 Self-test:  ./ThyroidReview/ThyroidReview --selftest [image]
 Uninstall:  ./install.sh --uninstall
-GPU: used only where matching NVIDIA CUDA/cuDNN libraries are installed; the status bar
-and the self-test say which device ran the model.
+Runs the models on the CPU (ONNX Runtime; no TensorFlow inside); the status bar and the
+self-test say which device and runtime ran the model.
 TXT
 tar -C "$DIST" -czf "$DIST/$NAME.tar.gz" "$NAME"
 rm -rf "$STAGE"
