@@ -103,6 +103,19 @@ def test_a_stale_analysis_is_recognised():
     assert not s.is_current(n, second)
 
 
+def test_only_the_latest_analysis_of_the_shown_image_counts():
+    from thyroid_desktop.core.session import LatestRequest
+
+    latest = LatestRequest()
+    first = latest.begin()
+    assert not latest.is_stale(first)
+    second = latest.begin()  # the box moved while the first ran
+    assert latest.is_stale(first) and not latest.is_stale(second)
+    latest.supersede()  # another image is shown
+    assert latest.is_stale(second)
+    assert not latest.is_stale(latest.begin())
+
+
 def test_echogenic_foci_none_excludes_the_others():
     c = TiradsChoices()
     assert c.foci == {EchogenicFoci.NONE}

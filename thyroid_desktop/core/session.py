@@ -38,6 +38,28 @@ MAX_UNDO = 200
 MAX_CALIPERS = 3
 
 
+class LatestRequest:
+    """Numbers the analyses asked for the shown image: only the latest one's result may be
+    shown, so the box and the numbers always match. A newer analysis, or another image,
+    makes the earlier ones stale (the worker thread reads this too, to skip work nobody will
+    see, e.g. while paging through a study)."""
+
+    def __init__(self) -> None:
+        self._latest = 0
+
+    def begin(self) -> int:
+        """A new analysis starts; its number."""
+        self._latest += 1
+        return self._latest
+
+    def supersede(self) -> None:
+        """Another image is shown (or none): every analysis under way is stale."""
+        self._latest += 1
+
+    def is_stale(self, request: int) -> bool:
+        return request != self._latest
+
+
 class Lobe(enum.StrEnum):
     RIGHT = "right lobe"
     LEFT = "left lobe"

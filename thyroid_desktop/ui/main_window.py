@@ -35,6 +35,7 @@ from thyroid_desktop.core.roi import ROI
 from thyroid_desktop.core.session import (
     BoxSource,
     Estimate,
+    LatestRequest,
     Session,
     SessionStore,
 )
@@ -139,9 +140,9 @@ class MainWindow(
         self.user_mm_per_px: float | None = None
         self._pending = False
         self._closed = False
-        #: Number of the latest analysis asked for the shown image; results of older ones,
-        #: or of another image, are dropped so the box and the numbers always match.
-        self._request = 0
+        #: The latest analysis asked for the shown image; results of older ones, or of
+        #: another image, are dropped so the box and the numbers always match.
+        self._requests = LatestRequest()
         self._awaiting = False
         self.last_message: QMessageBox | None = None
         self.audit = AuditLog()
@@ -419,7 +420,7 @@ class MainWindow(
         """A list entry whose file cannot be read is selected: show no image, say why."""
         entry = self.entries[row]
         self.current, self.image, self.roi, self.finding = row, None, None, None
-        self._request += 1
+        self._requests.supersede()
         self._awaiting = False
         self.view.clear()
         self.panel.clear()
@@ -444,7 +445,7 @@ class MainWindow(
             self.tirads.set_choices(None)
             self.frame_bar.set_loop(image.n_frames)
         self.image, self.finding, self.candidates = image, None, []
-        self._request += 1  # results still coming for the previous image are dropped
+        self._requests.supersede()  # results still coming for the previous image are dropped
         self._awaiting = False
         self.view.set_image(image.pixels)
         self.panel.clear()
@@ -518,15 +519,13 @@ class MainWindow(
         )
 
     def _new_request(self) -> int:
-        self._request += 1
         self._awaiting = True
         self.tirads.set_suggestion(None)  # the shown suggestion was for the previous box
-        return self._request
+        return self._requests.begin()
 
     def _stale(self, req: int) -> bool:
-        """True when a newer analysis (or another image) superseded request ``req``; read
-        in the worker too, to skip work nobody will see (e.g. while paging through a study)."""
-        return req != self._request
+        """True when a newer analysis (or another image) superseded request ``req``."""
+        return self._requests.is_stale(req)
 
     def _auto_done(self, image: UltrasoundImage, req: int, finding: Finding, detection) -> None:
         if self._stale(req) or image is not self.image:
