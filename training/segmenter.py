@@ -100,7 +100,7 @@ def load_pair(s: MaskSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(img.pixels), mask, img.gray
 
 
-def build(weights: str | None = "imagenet", tune_from: int = 0):
+def build(weights: str | None = "imagenet", tune_from: int = 0, size: int = SIZE):
     """Returns (full segmenter, cache model, training model).
 
     The cache model maps an image to the frozen features the training model starts from:
@@ -114,7 +114,7 @@ def build(weights: str | None = "imagenet", tune_from: int = 0):
     from training.backbones import build_backbone
     from training.linear_head import stage_outputs
 
-    encoder, _ = build_backbone(BACKBONE, SIZE, weights=weights)
+    encoder, _ = build_backbone(BACKBONE, size, weights=weights)
     skips = [encoder.get_layer(n).output for n in stage_outputs(encoder, SKIP_STAGES)]
     cached_stages = (
         SKIP_STAGES if not tune_from else tuple(s for s in SKIP_STAGES if s <= tune_from)
@@ -190,27 +190,27 @@ def _Batches(feats, targets, batch_size):  # noqa: N802 (reads as the class it b
 
 
 def _coarse(square_mask: np.ndarray) -> np.ndarray:
-    """A SIZE x SIZE uint8 mask as the decoder's 1/4-resolution soft target."""
-    return cv2.resize(
-        square_mask.astype(np.float32) / 255.0, (SIZE // 4, SIZE // 4), interpolation=cv2.INTER_AREA
-    )
+    """A square uint8 mask as the decoder's 1/4-resolution soft target."""
+    q = square_mask.shape[0] // 4
+    return cv2.resize(square_mask.astype(np.float32) / 255.0, (q, q), interpolation=cv2.INTER_AREA)
 
 
 def _zoom_view(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
     """Each image zoomed in by a random 1-1.8x around a random point (small nodules become
     larger), with its mask; returns the images and coarse targets."""
+    size = images.shape[1]
     out_i, out_t = (
         np.empty_like(images),
-        np.empty((len(images), SIZE // 4, SIZE // 4, 1), np.float32),
+        np.empty((len(images), size // 4, size // 4, 1), np.float32),
     )
     for k in range(len(images)):
         z = rng.uniform(1.0, 1.8)
-        side = SIZE / z
-        x0, y0 = rng.uniform(0, SIZE - side, size=2)
+        side = size / z
+        x0, y0 = rng.uniform(0, size - side, size=2)
         m = np.array([[z, 0, -x0 * z], [0, z, -y0 * z]], np.float32)
-        out_i[k] = cv2.warpAffine(images[k], m, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+        out_i[k] = cv2.warpAffine(images[k], m, (size, size), flags=cv2.INTER_LINEAR)
         out_t[k, ..., 0] = _coarse(
-            cv2.warpAffine(masks[k], m, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+            cv2.warpAffine(masks[k], m, (size, size), flags=cv2.INTER_LINEAR)
         )
     return out_i, out_t
 
@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tune-epochs", type=int, default=12)
     parser.add_argument("--tune-lr", type=float, default=3e-5)
+    parser.add_argument("--size", type=int, default=SIZE, help="input side in px (x32)")
     args = parser.parse_args(argv)
+    size = args.size
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(0)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -286,17 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     train_idx, test_idx = split(samples, clf_test)
     log.info("%d train / %d test images", len(train_idx), len(test_idx))
 
-    full, cache_model, trainer = build(tune_from=args.tune_from)
+    full, cache_model, trainer = build(tune_from=args.tune_from, size=size)
     skip_fn = tf.function(lambda x: cache_model(x, training=False))
     t0 = time.perf_counter()
-    inputs = np.empty((len(samples), SIZE, SIZE, 3), np.uint8)
-    coarse = np.empty((len(samples), SIZE // 4, SIZE // 4, 1), np.float32)
-    square_masks = np.empty((len(samples), SIZE, SIZE), np.uint8)
+    inputs = np.empty((len(samples), size, size, 3), np.uint8)
+    coarse = np.empty((len(samples), size // 4, size // 4, 1), np.float32)
+    square_masks = np.empty((len(samples), size, size), np.uint8)
     for i, s in enumerate(samples):
         pixels, mask, gray = load_pair(s)
         fov = detect_fov(gray)
-        inputs[i] = segmenter_input(pixels, fov, SIZE)
-        m = segmenter_input(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, 2), fov, SIZE)[
+        inputs[i] = segmenter_input(pixels, fov, size)
+        m = segmenter_input(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, 2), fov, size)[
             ..., 0
         ]
         square_masks[i] = m
@@ -402,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.tune_from and args.tune_epochs
             else "encoder frozen"
         ),
-        "input_size": SIZE,
+        "input_size": size,
         "input": "field-of-view box, outside the scan area black, resized to a square; RGB 0..255",
         "training": {
             "images": int(len(train_idx)),

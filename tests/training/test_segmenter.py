@@ -25,6 +25,21 @@ def test_frozen_graph_trains_only_the_decoder():
     assert all(w.path.startswith("dec") for w in trainer.trainable_weights)
 
 
+def test_another_input_size_gives_maps_and_targets_of_that_size():
+    from training.segmenter import _coarse, _zoom_view
+
+    full, cache_model, _ = build(weights=None, tune_from=3, size=128)
+    assert full.input_shape[1:] == (128, 128, 3) and full.output_shape[1:3] == (128, 128)
+    assert [t.shape[1] for t in cache_model(np.zeros((1, 128, 128, 3), np.float32))] == [32, 16]
+    mask = np.zeros((128, 128), np.uint8)
+    mask[32:96, 32:96] = 255
+    assert _coarse(mask).shape == (32, 32) and _coarse(mask).max() == 1.0
+    images, targets = _zoom_view(
+        np.zeros((2, 128, 128, 3), np.uint8), np.stack([mask, mask]), np.random.default_rng(0)
+    )
+    assert images.shape == (2, 128, 128, 3) and targets.shape == (2, 32, 32, 1)
+
+
 def test_tune_from_must_be_a_skip_stage():
     with pytest.raises(ValueError):
         build(weights=None, tune_from=4)
