@@ -51,7 +51,7 @@ HIT_IOU = 0.3
 
 def frame_maps(sample, seg, gland, width: int | None):
     """(truth mask, nodule map, gland mask, fov) at image resolution, the frame resized to
-    ``width`` px wide first (None: native)."""
+    ``width`` px wide first (None: native). With no ``gland`` model the gland mask is empty."""
     img = open_image(sample.path)
     pixels = np.asarray(img.pixels)
     mask = read_mask(sample.mask_path, img.width, img.height)
@@ -68,7 +68,9 @@ def frame_maps(sample, seg, gland, width: int | None):
     ]
     w, h = pixels.shape[1], pixels.shape[0]
     nodule = map_to_image(seg(x)[0], fov, w, h)
-    gl = map_to_image(gland(x)[0], fov, w, h) >= 0.5
+    gl = (
+        map_to_image(gland(x)[0], fov, w, h) >= 0.5 if gland is not None else np.zeros((h, w), bool)
+    )
     return mask, nodule, gl, fov
 
 
@@ -182,12 +184,41 @@ def tiles_experiment(samples, test_idx, seg) -> dict:
     }
 
 
+def score_segmenter(path: Path, samples, test_idx) -> dict:
+    """Held-out hits and false boxes (shipped rule, no gland) of another nodule segmenter,
+    and how often any of its candidates hits (what re-ranking could reach)."""
+    import keras
+
+    from thyroid_desktop.core.models import Segmenter
+
+    model = keras.saving.load_model(path, compile=False)
+    seg = Segmenter({"file": path.name}, model, int(model.input_shape[1]))
+    frames = [(samples[i].dataset, frame_maps(samples[i], seg, None, None)) for i in test_idx]
+    out = {"segmenter": str(path), "input_size": seg.size, **rates(frames, 0.0, None)}
+    for ds in out:
+        if isinstance(out[ds], dict):
+            hits = []
+            for d, (mask, nodule, _, fov) in frames:
+                if d == ds and mask.any():
+                    truth = roi_from_mask(mask.astype(np.uint8))
+                    cands = candidates_from_map(nodule, fov)
+                    hits.append(any(c.roi.iou(truth) >= HIT_IOU for c in cands))
+            out[ds]["any_candidate_hit_rate"] = round(float(np.mean(hits)), 3) if hits else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--models", type=Path, default=Path("resources/models"))
     parser.add_argument("--dev-every", type=int, default=4, help="every N-th development frame")
     parser.add_argument("--tiles", action="store_true", help="only the zoomed-tiles experiment")
+    parser.add_argument(
+        "--segmenter",
+        type=Path,
+        help="only score this nodule segmenter (.keras, any input size) on the held-out frames, "
+        "native size, no gland prior; the card is not changed",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     card = json.loads((args.models / "model_card.json").read_text())
@@ -197,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     dev_idx, test_idx = split(
         samples, {"ddti:" + c for c in _classifier_test_cases(card, args.data)}
     )
+    if args.segmenter is not None:
+        print(json.dumps(score_segmenter(args.segmenter, samples, test_idx), indent=2))
+        return 0
     if args.tiles:
         tiles = tiles_experiment(samples, test_idx, seg)
         log.info("tiles: %s", tiles)
