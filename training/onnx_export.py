@@ -512,8 +512,9 @@ def export_all(models: Path) -> dict[str, Any]:
     dst = src.with_suffix(".onnx")
     _save(proto, dst)
     x = parity_inputs(int(card["input_size"]))
-    ref = GradCAM(model, card["last_conv_layer"], card["logit_layer"]).run(x[:1], True, x[1:])
-    got = OnnxGradCAM(onnx_session(dst), ref_platt(model)).run(x[:1], True, x[1:])
+    reference = GradCAM(model, card["last_conv_layer"], card["logit_layer"])
+    ref = reference.run(x[:1], True, x[1:])
+    got = OnnxGradCAM(onnx_session(dst), reference.platt).run(x[:1], True, x[1:])
     gaps = {
         "max_abs_logit_gap": float(np.max(np.abs(ref.logits - got.logits))),
         "max_abs_cam_gap": float(np.max(np.abs(ref.cam - got.cam))),
@@ -522,7 +523,7 @@ def export_all(models: Path) -> dict[str, Any]:
         gaps["max_abs_feature_gap"] = float(np.max(np.abs(ref.features - got.features)))
     if gaps["max_abs_logit_gap"] > LOGIT_TOLERANCE or gaps["max_abs_cam_gap"] > MAP_TOLERANCE:
         raise SystemExit(f"classifier: ONNX differs from Keras: {gaps}")
-    card[ONNX_CARD_KEY] = {**_entry(dst, src, gaps), "platt": list(ref_platt(model))}
+    card[ONNX_CARD_KEY] = {**_entry(dst, src, gaps), "platt": list(reference.platt)}
     report["classifier"] = gaps
 
     for key in (SEGMENTER_CARD_KEY, GLAND_CARD_KEY):
@@ -545,13 +546,6 @@ def export_all(models: Path) -> dict[str, Any]:
         report[key] = gap
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     return report
-
-
-def ref_platt(model) -> tuple[float, float]:
-    """The frozen Platt calibration (a, b) of the exported classifier."""
-    weights = model.get_layer("calibrated_probability").get_weights()
-    a, b = (float(np.asarray(w).ravel()[0]) for w in weights)
-    return a, b
 
 
 def _entry(dst: Path, src: Path, gaps: dict[str, float]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def test_classifier_graph_gives_kerass_logits_features_and_gradcam(size, tmp_pat
     path = tmp_path / "classifier.onnx"
     path.write_bytes(classifier_onnx(model, "add1", "malignancy_logit").SerializeToString())
     reference = GradCAM(model, "add1", "malignancy_logit")
-    converted = OnnxGradCAM(onnx_session(path), reference._platt)
+    converted = OnnxGradCAM(onnx_session(path), reference.platt)
     rng = np.random.default_rng(size)
     crop = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
     views = rng.uniform(0, 255, (2, size, size, 3)).astype(np.float32)

@@ -53,6 +53,11 @@ class Explainer:
         None)."""
         raise NotImplementedError
 
+    @property
+    def platt(self) -> tuple[float, float]:
+        """The shipped calibration's (a, b): probability = sigmoid(a * logit + b)."""
+        return self._platt
+
     def calibrate(self, logit: float | np.ndarray) -> np.ndarray:
         """The shipped calibration (Platt, as frozen in the graph) of one or more logits."""
         a, b = self._platt
