@@ -215,6 +215,73 @@ def _zoom_view(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
     return out_i, out_t
 
 
+def augment_view(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One random training view of a square segmenter input and its uint8 mask.
+
+    Geometric: horizontal mirror, scale 0.7-1.5x (zooming out makes nodules smaller, as on a
+    wide-field scanner; zooming in makes small ones larger), a shift of up to 12 % and a
+    rotation of up to 8 degrees; never a vertical flip (depth runs top to bottom). Intensity,
+    inside the scan area only: gain, offset and gamma (another scanner's grey map), blur or
+    multiplicative speckle noise. What falls outside the scan area stays black, as the app's
+    input has it.
+    """
+    size = image.shape[0]
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    scale = float(np.exp(rng.uniform(np.log(0.7), np.log(1.5))))
+    angle = float(rng.uniform(-8, 8))
+    shift = rng.uniform(-0.12, 0.12, size=2) * size
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    m[:, 2] += shift
+    valid = cv2.warpAffine(
+        (image.max(axis=2) > 0).astype(np.uint8), m, (size, size), flags=cv2.INTER_NEAREST
+    ).astype(bool)
+    out = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=cv2.INTER_LINEAR)
+    out_mask = cv2.warpAffine(np.ascontiguousarray(mask), m, (size, size), flags=cv2.INTER_LINEAR)
+    x = out.astype(np.float32) / 255.0
+    x = np.clip(x * rng.uniform(0.75, 1.3) + rng.uniform(-0.08, 0.08), 0, 1)
+    x **= float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
+    noise = rng.random()
+    if noise < 0.25:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.5))
+    elif noise < 0.5:
+        x = np.clip(x * rng.gamma(16.0, 1 / 16.0, size=x.shape[:2])[..., None], 0, 1)
+    out = np.round(x * 255).astype(np.uint8)
+    out[~valid] = 0
+    return out, out_mask
+
+
+def _augmented_batches_class():
+    import keras
+
+    class AugmentedBatches(keras.utils.PyDataset):
+        """Batches of freshly augmented images (``augment_view``) and coarse targets: every
+        epoch sees each training image once, in a new view."""
+
+        def __init__(self, images: np.ndarray, masks: np.ndarray, batch_size: int, seed: int):
+            super().__init__()
+            self.images, self.masks, self.batch_size = images, masks, batch_size
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(images))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(self.images) / self.batch_size))
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+            views = [augment_view(self.images[k], self.masks[k], self.rng) for k in idx]
+            x = np.stack([v[0] for v in views]).astype(np.float32)
+            y = np.stack([_coarse(v[1]) for v in views])[..., None]
+            return x, y
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(self.images))
+
+    return AugmentedBatches
+
+
 def dice_bce(y_true, y_pred):
     """BCE + soft Dice on logits (coarse grid)."""
     import keras
@@ -273,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-epochs", type=int, default=12)
     parser.add_argument("--tune-lr", type=float, default=3e-5)
     parser.add_argument("--size", type=int, default=SIZE, help="input side in px (x32)")
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="train on a fresh geometric + intensity augmented view of each image per epoch "
+        "(the frozen encoder stages run every step instead of being cached)",
+    )
     args = parser.parse_args(argv)
     size = args.size
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -317,33 +390,40 @@ def main(argv: list[str] | None = None) -> int:
             )
         return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
-    t0 = time.perf_counter()
-    f_plain, f_mirror = features(train_idx, False), features(train_idx, True)
-    feats = [np.concatenate([a, b]) for a, b in zip(f_plain, f_mirror, strict=True)]
-    targets = np.concatenate([coarse[train_idx], coarse[train_idx][:, :, ::-1]])
-    rng = np.random.default_rng(1)
-    for _ in range(args.zoom_views):
-        zoomed, zoom_targets = _zoom_view(inputs[train_idx], square_masks[train_idx], rng)
-        extra = features(train_idx, False, zoomed)
-        feats = [np.concatenate([a, b]) for a, b in zip(feats, extra, strict=True)]
-        targets = np.concatenate([targets, zoom_targets])
-    log.info("encoder features in %.0f s", time.perf_counter() - t0)
-    batches = _Batches(feats, targets, 32)
+    if args.augment:
+        batches = _augmented_batches_class()(inputs[train_idx], square_masks[train_idx], 32, 1)
+        cache_model.trainable = False
+        image_in = keras.Input((size, size, 3), name="image")
+        fit_model = keras.Model(image_in, trainer(cache_model(image_in, training=False)))
+    else:
+        t0 = time.perf_counter()
+        f_plain, f_mirror = features(train_idx, False), features(train_idx, True)
+        feats = [np.concatenate([a, b]) for a, b in zip(f_plain, f_mirror, strict=True)]
+        targets = np.concatenate([coarse[train_idx], coarse[train_idx][:, :, ::-1]])
+        rng = np.random.default_rng(1)
+        for _ in range(args.zoom_views):
+            zoomed, zoom_targets = _zoom_view(inputs[train_idx], square_masks[train_idx], rng)
+            extra = features(train_idx, False, zoomed)
+            feats = [np.concatenate([a, b]) for a, b in zip(feats, extra, strict=True)]
+            targets = np.concatenate([targets, zoom_targets])
+        log.info("encoder features in %.0f s", time.perf_counter() - t0)
+        batches = _Batches(feats, targets, 32)
+        fit_model = trainer
     upper = trainer.get_layer("encoder_upper") if args.tune_from else None
     t0 = time.perf_counter()
     if upper is not None:
         upper.trainable = False
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce)
-    trainer.fit(batches, epochs=args.epochs, verbose=2)
+    fit_model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce)
+    fit_model.fit(batches, epochs=args.epochs, verbose=2)
     log.info("decoder trained in %.0f s", time.perf_counter() - t0)
     if upper is not None and args.tune_epochs:
         upper.trainable = True
         for layer in upper.layers:  # batch norm stays in inference mode
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        trainer.compile(optimizer=keras.optimizers.Adam(args.tune_lr), loss=dice_bce)
+        fit_model.compile(optimizer=keras.optimizers.Adam(args.tune_lr), loss=dice_bce)
         t0 = time.perf_counter()
-        trainer.fit(batches, epochs=args.tune_epochs, verbose=2)
+        fit_model.fit(batches, epochs=args.tune_epochs, verbose=2)
         log.info(
             "encoder stages > %d fine-tuned in %.0f s", args.tune_from, time.perf_counter() - t0
         )
@@ -411,7 +491,12 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": ["arcegor", "ddti"],
             "epochs": args.epochs,
             "fine_tune_epochs": args.tune_epochs if args.tune_from else 0,
-            "augmentation": f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s)",
+            "augmentation": (
+                "a fresh view per epoch: mirror, scale 0.7-1.5x, shift, rotation <= 8 deg, "
+                "gain/offset/gamma, blur or speckle noise"
+                if args.augment
+                else f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s)"
+            ),
             "loss": "BCE + soft Dice on the 1/4-resolution grid",
         },
         "threshold": 0.5,

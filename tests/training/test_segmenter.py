@@ -52,3 +52,65 @@ def test_dice_and_iou():
     b[4:8, 2:6] = True
     assert dice_iou(a, b) == pytest.approx((0.5, 1 / 3))
     assert dice_iou(a & False, b & False) == (1.0, 1.0)
+
+
+def _phantom(size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A scan area (grey, brighter with depth) with a dark nodule, a black margin and its mask."""
+    image = np.zeros((size, size, 3), np.uint8)
+    depth = np.linspace(60, 200, size - 16).astype(np.uint8)[:, None, None]
+    image[8:-8, 8:-8] = depth
+    yy, xx = np.mgrid[:size, :size]
+    nodule = (yy - 70) ** 2 + (xx - 40) ** 2 < 12**2
+    image[nodule] = 20
+    return image, nodule.astype(np.uint8) * 255
+
+
+def test_augmented_view_moves_the_mask_with_the_nodule_and_keeps_depth_and_the_margin():
+    from training.segmenter import augment_view
+
+    image, mask = _phantom()
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        view, view_mask = augment_view(image, mask, rng)
+        assert view.shape == image.shape and view.dtype == np.uint8
+        assert view_mask.shape == mask.shape
+        inside = view_mask > 200
+        assert inside.sum() > 50  # scale >= 0.7 and a small shift keep the nodule in view
+        scan = view.max(axis=2) > 0
+        tissue = scan & ~(cv2_dilate(view_mask) > 0)
+        # the nodule stays the dark thing under its mask, whatever gain and gamma did
+        assert view[inside].mean() < view[tissue].mean() - 20
+        # depth still runs top to bottom (no vertical flip): deeper tissue is brighter
+        rows = np.flatnonzero(tissue.any(axis=1))
+        top, bottom = rows[: len(rows) // 4], rows[-len(rows) // 4 :]
+        assert view[top][tissue[top]].mean() < view[bottom][tissue[bottom]].mean()
+    # outside the scan area stays black, whatever offset the grey map got: a round scan area
+    # of radius 0.3 x side never reaches the corners, even zoomed 1.5x and shifted
+    yy, xx = np.mgrid[:128, :128]
+    disc = np.where(((yy - 64) ** 2 + (xx - 64) ** 2 < 38**2)[..., None], 90, 0).astype(np.uint8)
+    corners = [(0, 0), (0, -1), (-1, 0), (-1, -1)]
+    for _ in range(30):
+        view, _ = augment_view(np.repeat(disc, 3, axis=2), mask, rng)
+        assert view.max() > 0 and all(view[c].max() == 0 for c in corners)
+
+
+def test_augmented_batches_give_a_new_view_of_each_image_every_epoch():
+    from training.segmenter import _augmented_batches_class
+
+    image, mask = _phantom()
+    batches = _augmented_batches_class()(np.stack([image] * 3), np.stack([mask] * 3), 2, seed=0)
+    assert len(batches) == 2
+    x, y = batches[0]
+    assert x.shape == (2, 128, 128, 3) and x.dtype == np.float32
+    assert y.shape == (2, 32, 32, 1) and y.min() >= 0 and y.max() <= 1 and y.max() > 0.5
+    first = np.concatenate([batches[0][0], batches[1][0]])
+    batches.on_epoch_end()
+    second = np.concatenate([batches[0][0], batches[1][0]])
+    assert len(first) == len(second) == 3
+    assert not np.array_equal(first, second)
+
+
+def cv2_dilate(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.dilate(mask, np.ones((9, 9), np.uint8))
