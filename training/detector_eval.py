@@ -204,6 +204,41 @@ def score_segmenter(path: Path, samples, test_idx) -> dict:
                     cands = candidates_from_map(nodule, fov)
                     hits.append(any(c.roi.iou(truth) >= HIT_IOU for c in cands))
             out[ds]["any_candidate_hit_rate"] = round(float(np.mean(hits)), 3) if hits else None
+    out["arcegor_by_sequence"] = by_group(
+        [
+            (samples[i].group, f)
+            for i, (d, f) in zip(test_idx, frames, strict=True)
+            if d == "arcegor"
+        ]
+    )
+    return out
+
+
+def by_group(frames) -> dict:
+    """Per group (sequence): nodule frames hit / nodule frames, empty frames with a box / empty
+    frames (shipped rule); and the pooled rates with a 95 % CI from a bootstrap over groups,
+    since frames of one sequence are not independent."""
+    from training.segmenter import bootstrap_ci
+
+    groups: dict[str, list[list[bool]]] = {}
+    hit, hit_g, false, false_g = [], [], [], []
+    for group, maps in frames:
+        has, ok = outcome(*maps, 0.0, None)
+        g = groups.setdefault(group, [[], []])
+        g[0 if has else 1].append(ok)
+        (hit if has else false).append(float(ok))
+        (hit_g if has else false_g).append(group)
+    out = {
+        g: {"hits": f"{sum(h)}/{len(h)}", "false_boxes": f"{sum(e)}/{len(e)}"}
+        for g, (h, e) in sorted(groups.items())
+    }
+    for name, values, gs in (("hit_rate", hit, hit_g), ("false_box_rate", false, false_g)):
+        if values:
+            lo, hi = bootstrap_ci(np.array(values), np.array(gs))
+            out[name] = {
+                "rate": round(float(np.mean(values)), 3),
+                "ci95": [round(lo, 3), round(hi, 3)],
+            }
     return out
 
 
