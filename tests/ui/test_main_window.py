@@ -206,3 +206,36 @@ def test_a_dicom_without_photometric_interpretation_shows_what_was_assumed(windo
     window.open_path(path)
     qtbot.waitUntil(lambda: window.finding is not None, timeout=60000)
     assert "PhotometricInterpretation" in window.panel.notes.text()
+
+
+def test_side_panels_show_every_wrapped_line_without_a_horizontal_scroll_bar(
+    window, qtbot, cine_dicom
+):
+    """A cine's nodule names widen the column; when the result arrives the model's figures
+    and the reason for no estimate must show whole, not squeezed to fewer lines."""
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    side = window.panel.parentWidget().parentWidget().parentWidget()
+
+    def squeezed() -> list[str]:
+        QApplication.processEvents()  # the layout pass the user sees with the result
+        labels = [
+            label
+            for label in side.widget().findChildren(QLabel)
+            if label.wordWrap() and label.isVisible() and label.text()
+        ]
+        assert window.panel.model in labels
+        return [
+            label.text() for label in labels if label.height() < label.heightForWidth(label.width())
+        ]
+
+    window.hide()
+    window.resize(1400, 700)  # the panels need more height than that: the column scrolls
+    window.show()
+    seen: list[list[str]] = []
+    window.findingShown.connect(lambda _finding: seen.append(squeezed()))
+    window.open_paths([cine_dicom])
+    qtbot.waitUntil(lambda: bool(seen), timeout=120000)
+    assert seen == [[]] * len(seen)
+    assert side.verticalScrollBar().maximum() > 0
+    assert side.widget().width() <= side.viewport().width()

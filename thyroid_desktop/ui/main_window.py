@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -54,6 +53,7 @@ from thyroid_desktop.ui.menus import MenusMixin
 from thyroid_desktop.ui.nodule_actions import NodulesMixin
 from thyroid_desktop.ui.nodule_panel import NodulePanel
 from thyroid_desktop.ui.result_panel import ResultPanel
+from thyroid_desktop.ui.side_column import SideColumn
 from thyroid_desktop.ui.site_actions import SiteCalibrationMixin
 from thyroid_desktop.ui.study_list import StudyList, make_thumbnail
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
@@ -160,15 +160,7 @@ class MainWindow(
         self.nodules = NodulePanel()
         self._adding = False  # the next box drawn is a new nodule
         self._line_purpose = "scale"  # what the next measuring line is for: scale or caliper
-        column = QWidget()
-        column_layout = QVBoxLayout(column)
-        column_layout.addWidget(self.panel)
-        column_layout.addWidget(self.nodules)
-        column_layout.addWidget(self.tirads)
-        column_layout.addStretch(1)
-        side = QScrollArea()
-        side.setWidgetResizable(True)
-        side.setWidget(column)
+        side = SideColumn([self.panel, self.nodules, self.tirads])
         side.setMinimumWidth(380)
         self.frame_bar = FrameBar()
         centre = QWidget()
@@ -612,7 +604,7 @@ class MainWindow(
         self._show_size()
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
         self.panel.show_state(
-            f"No estimate: {finding.no_estimate_reason}." if not finding.in_scope else "Done."
+            "No estimate for this image: the reason is below." if not finding.in_scope else "Done."
         )
         self.statusBar().showMessage(
             f"Analysed in {finding.timings_ms['total']:.0f} ms{_frame_text(image, ' · ')}", 5000
