@@ -56,6 +56,31 @@ def test_nodules_are_numbered_located_and_deleted_with_undo_redo():
     assert "add N3" in seen and seen[-1] == "add N3"
 
 
+def test_the_other_nodules_shown_are_those_on_the_frame_on_screen():
+    s = Session()
+    s.add_image(A, "/x/a.dcm", n_frames=20)
+    s.add_image(B, "/x/b.png")
+    n1 = s.add_nodule(A, 4, ROI(10, 10, 50, 40))
+    n2 = s.add_nodule(A, 4, ROI(100, 20, 30, 30))
+    n3 = s.add_nodule(A, 9, ROI(60, 60, 20, 20))
+    s.add_nodule(B, 0, ROI(5, 5, 10, 10))
+    s.set_frame(A, 4)
+    assert [n.id for n in s.state.others_shown(A, n1)] == [n2]
+    assert [n.id for n in s.state.others_shown(A, None)] == [n1, n2]
+    s.set_frame(A, 9)
+    assert [n.id for n in s.state.others_shown(A, n1)] == [n3]
+    assert s.state.others_shown(A, n3) == []
+    assert s.state.others_shown("c" * 64, None) == []  # not in the session
+
+
+def test_candidates_offered_are_neither_the_box_edited_nor_another_nodule():
+    from thyroid_desktop.core.session import offered_candidates
+
+    a, b, c = ROI(0, 0, 10, 10), ROI(20, 0, 10, 10), ROI(40, 0, 10, 10)
+    assert offered_candidates([a, b, c], a, [c]) == [b]
+    assert offered_candidates([a, b, c], None, []) == [a, b, c]
+
+
 def test_box_and_tirads_edits_undo_but_results_and_frames_do_not():
     s = Session()
     s.add_image(A, "a.png")

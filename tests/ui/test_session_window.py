@@ -224,6 +224,14 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     _analysed(window, qtbot)
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2"]
     assert window.nodules.choice.currentData() == "N2"
+    n1_box = window.session.state.nodule("N1").box
+    # N1 stays marked, thin and labelled, while N2 is the box being edited
+    assert [(name, r.toRect().getRect()) for name, r in window.view.other_nodules()] == [
+        ("N1", (n1_box.x, n1_box.y, n1_box.w, n1_box.h))
+    ]
+    # the detector's candidate that became N1 is not offered again as a dashed box
+    dashed = [r.toRect().getRect() for r in window.view.candidate_rects()]
+    assert (n1_box.x, n1_box.y, n1_box.w, n1_box.h) not in dashed
     window.nodules.lobe.setCurrentIndex(window.nodules.lobe.findData(Lobe.RIGHT))
     window.nodules.lobe.activated.emit(window.nodules.lobe.currentIndex())
     window.nodules.pole.setCurrentIndex(window.nodules.pole.findData(Pole.UPPER))
@@ -234,10 +242,12 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     window.pick_nodule("N1")
     _analysed(window, qtbot)
     assert window.roi == window.session.state.nodule("N1").box
+    assert [name for name, _ in window.view.other_nodules()] == ["N2"]
     assert window.tirads.choices().composition is None  # N1's own (empty) choices
     window.study_list.setCurrentRow(1)
     _analysed(window, qtbot)
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
+    assert window.view.other_nodules() == []  # b.png has only its own N3
     window.pick_nodule("N2")
     qtbot.waitUntil(lambda: window.current == 0, timeout=10000)
     _analysed(window, qtbot)
@@ -255,6 +265,7 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     window.pick_nodule("N2")
     window.delete_nodule()
     assert [n.id for n in window.session.state.nodules] == ["N1", "N3"]
+    assert window.view.other_nodules() == []  # N1 is now the box being edited
     window.undo()
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
 

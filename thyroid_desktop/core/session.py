@@ -129,6 +129,12 @@ class Nodule:
         return ", ".join(str(v) for v in (self.lobe, self.pole) if v is not None)
 
 
+def offered_candidates(candidates: list[ROI], current: ROI | None, marked: list[ROI]) -> list[ROI]:
+    """The detected candidates offered for picking (dashed): not the box being edited, nor a
+    box already marked as another nodule (that one is drawn, labelled, as itself)."""
+    return [r for r in candidates if r != current and r not in marked]
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     """One file of the study, by content (``key`` is its sha256), and the frame on screen."""
@@ -154,6 +160,14 @@ class SessionState:
 
     def nodules_on(self, key: str, frame: int | None = None) -> list[Nodule]:
         return [n for n in self.nodules if n.image == key and frame in (None, n.frame)]
+
+    def others_shown(self, key: str, nodule_id: str | None) -> list[Nodule]:
+        """The nodules on the frame of image ``key`` on screen, except ``nodule_id`` (the one
+        being edited): drawn beside it so that the reader sees every nodule marked there."""
+        record = self.image(key)
+        if record is None:
+            return []
+        return [n for n in self.nodules_on(key, record.frame) if n.id != nodule_id]
 
 
 class Session:

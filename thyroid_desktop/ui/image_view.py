@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSimpleTextItem,
     QGraphicsView,
 )
 
@@ -110,6 +111,7 @@ class ImageView(QGraphicsView):
         self._pan_start: QPointF | None = None
         self._before: tuple[QRectF, bool] = (QRectF(), False)
         self._candidates: list[QGraphicsRectItem] = []
+        self._others: list[QGraphicsRectItem] = []
         self._gland = QGraphicsPathItem()
         self._gland.setPen(_pen(QColor(120, 230, 120), 1.5, Qt.PenStyle.DotLine))
         self._gland.setZValue(3.2)
@@ -225,6 +227,27 @@ class ImageView(QGraphicsView):
             item.setZValue(3.5)
             self.scene().addItem(item)
             self._candidates.append(item)
+
+    def set_other_nodules(self, boxes: list[tuple[str, ROI]]) -> None:
+        """Thin white boxes, each labelled with its id (e.g. "N2"), for the session's other
+        nodules on this frame; the nodule being edited is the yellow box."""
+        for item in self._others:
+            self.scene().removeItem(item)
+        self._others = []
+        for name, r in boxes:
+            box = QGraphicsRectItem(QRectF(r.x, r.y, r.w, r.h))
+            box.setPen(_pen(QColor(235, 235, 235), 1.2))
+            label = QGraphicsSimpleTextItem(name, box)
+            label.setBrush(QColor(235, 235, 235))
+            label.setFlag(label.GraphicsItemFlag.ItemIgnoresTransformations)
+            label.setPos(r.x, r.y)
+            box.setToolTip(f"{name}: pick it in the Nodules list to edit it")
+            box.setZValue(3.4)
+            self.scene().addItem(box)
+            self._others.append(box)
+
+    def other_nodules(self) -> list[tuple[str, QRectF]]:
+        return [(item.childItems()[0].text(), item.rect()) for item in self._others]
 
     def set_gland(self, contours: list[np.ndarray] | None) -> None:
         """The thyroid gland's outline (image-pixel contours, each N x 2), or None."""

@@ -37,6 +37,7 @@ from thyroid_desktop.core.session import (
     LatestRequest,
     Session,
     SessionStore,
+    offered_candidates,
 )
 from thyroid_desktop.core.site import (
     same_calibration,
@@ -440,6 +441,7 @@ class MainWindow(
         self._requests.supersede()  # results still coming for the previous image are dropped
         self._awaiting = False
         self.view.set_image(image.pixels)
+        self._refresh_nodules()  # the other nodules marked on this frame
         self.panel.clear()
         self.tirads.set_size(None)
         self.tirads.set_suggestion(None)
@@ -476,14 +478,23 @@ class MainWindow(
                 self.session.set_box(self.nodule_id, roi, BoxSource(source), frame)
         self.analyse()
 
+    def _offered(self) -> list[ROI]:
+        """The candidates drawn dashed, in rank order."""
+        marked = (
+            [n.box for n in self.session.state.others_shown(self.image.sha256, self.nodule_id)]
+            if self._in_session()
+            else []
+        )
+        return offered_candidates([c.roi for c in self.candidates], self.roi, marked)
+
     def _show_candidates(self) -> None:
-        self.view.set_candidates([c.roi for c in self.candidates if c.roi != self.roi])
+        self.view.set_candidates(self._offered())
 
     def pick_candidate(self, index: int) -> None:
         """Analyses another detected candidate (a click in its dashed box)."""
-        others = [c for c in self.candidates if c.roi != self.roi]
-        if 0 <= index < len(others):
-            self.set_roi(others[index].roi, BoxSource.AUTO)
+        offered = self._offered()
+        if 0 <= index < len(offered):
+            self.set_roi(offered[index], BoxSource.AUTO)
 
     def next_candidate(self) -> None:
         """Moves the box to the next detected candidate, in rank order (N)."""
@@ -633,6 +644,7 @@ class MainWindow(
             self.nodule_id = self.session.add_nodule(
                 self.image.sha256, self.image.frame_index, box, source, by_user=False
             )
+            self._refresh_nodules()
         return True
 
     def _tirads_changed(self, choices) -> None:
@@ -700,11 +712,11 @@ class MainWindow(
         """The session changed: update the edit menu and the nodule list; after undo/redo or
         opening a session, show what it now holds for the current image."""
         self._update_undo_actions()
-        self._refresh_nodules()
         if self.session.save_problem:
             self.statusBar().showMessage(self.session.save_problem, 15000)
         if what.startswith(("undo ", "redo ", "open session")):
             self._show_session_state()
+        self._refresh_nodules()
 
     def _show_session_state(self) -> None:
         """Box, TI-RADS choices and scale of the current image, as the session holds them;
