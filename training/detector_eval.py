@@ -184,15 +184,20 @@ def tiles_experiment(samples, test_idx, seg) -> dict:
     }
 
 
-def score_segmenter(path: Path, samples, test_idx) -> dict:
-    """Held-out hits and false boxes (shipped rule, no gland) of another nodule segmenter,
-    and how often any of its candidates hits (what re-ranking could reach)."""
+def segmenter_from(path: Path):
+    """A nodule segmenter from a .keras file of any input size (not the card's)."""
     import keras
 
     from thyroid_desktop.core.models import Segmenter
 
     model = keras.saving.load_model(path, compile=False)
-    seg = Segmenter({"file": path.name}, model, int(model.input_shape[1]))
+    return Segmenter({"file": path.name}, model, int(model.input_shape[1]))
+
+
+def score_segmenter(path: Path, samples, test_idx) -> dict:
+    """Held-out hits and false boxes (shipped rule, no gland) of another nodule segmenter,
+    and how often any of its candidates hits (what re-ranking could reach)."""
+    seg = segmenter_from(path)
     frames = [(samples[i].dataset, frame_maps(samples[i], seg, None, None)) for i in test_idx]
     out = {"segmenter": str(path), "input_size": seg.size, **rates(frames, 0.0, None)}
     for ds in out:
@@ -252,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         "--segmenter",
         type=Path,
         help="only score this nodule segmenter (.keras, any input size) on the held-out frames, "
-        "native size, no gland prior; the card is not changed",
+        "native size, no gland prior (with --tiles: its zoomed-tiles experiment); the card is "
+        "not changed",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -263,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     dev_idx, test_idx = split(
         samples, {"ddti:" + c for c in _classifier_test_cases(card, args.data)}
     )
+    if args.segmenter is not None and args.tiles:
+        tiles = tiles_experiment(samples, test_idx, segmenter_from(args.segmenter))
+        print(json.dumps({"segmenter": str(args.segmenter), **tiles}, indent=2))
+        return 0
     if args.segmenter is not None:
         print(json.dumps(score_segmenter(args.segmenter, samples, test_idx), indent=2))
         return 0
