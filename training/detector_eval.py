@@ -37,7 +37,7 @@ from thyroid_desktop.core.images import open_image
 from thyroid_desktop.core.models import GLAND_CARD_KEY, load_segmenter
 from thyroid_desktop.core.roi import roi_from_mask
 from training.data import DEFAULT_DATA, read_mask
-from training.segmenter import _classifier_test_cases, load_mask_samples, split
+from training.segmenter import _classifier_test_cases, bootstrap_ci, load_mask_samples, split
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +223,6 @@ def by_group(frames) -> dict:
     """Per group (sequence): nodule frames hit / nodule frames, empty frames with a box / empty
     frames (shipped rule); and the pooled rates with a 95 % CI from a bootstrap over groups,
     since frames of one sequence are not independent."""
-    from training.segmenter import bootstrap_ci
-
     groups: dict[str, list[list[bool]]] = {}
     hit, hit_g, false, false_g = [], [], [], []
     for group, maps in frames:

@@ -3,6 +3,8 @@ trained on nodule masks of arcegor (sequences) and ddti (cases).
 
 The encoder's early stages stay frozen, so their features are computed once per image (and
 its mirror image) and training runs from those: tens of minutes on a CPU instead of hours.
+With ``--augment`` every epoch sees a new geometric and grey-map view of each image instead,
+and the frozen stages run at every step (about as fast per view on this CPU).
 First the decoder alone trains; then (``--tune-from 3``) the encoder's stages 4-6 are
 fine-tuned with it. The exported model is one flat graph: image -> encoder -> decoder ->
 nodule probability map. The defaults reproduce the shipped segmenter.
@@ -215,6 +217,25 @@ def _zoom_view(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
     return out_i, out_t
 
 
+#: ``--augment`` ranges: scale (log-uniform), shift (share of the side), rotation (degrees),
+#: gain, offset (share of full grey), gamma (log-uniform), blur sigma (px), speckle shape
+#: (multiplicative gamma noise of mean 1, sd 1/sqrt(shape)); blur and speckle each in a
+#: quarter of the views.
+AUG_SCALE = (0.7, 1.5)
+AUG_SHIFT = 0.12
+AUG_ROTATION = 8.0
+AUG_GAIN = (0.75, 1.3)
+AUG_OFFSET = 0.08
+AUG_GAMMA = (0.7, 1.4)
+AUG_BLUR = (0.5, 1.5)
+AUG_SPECKLE = 16.0
+AUGMENTATION = (
+    f"a fresh view per epoch: mirror, scale {AUG_SCALE[0]}-{AUG_SCALE[1]}x, shift <= "
+    f"{AUG_SHIFT:.0%}, rotation <= {AUG_ROTATION:g} deg, gain {AUG_GAIN[0]}-{AUG_GAIN[1]}, "
+    f"offset <= {AUG_OFFSET}, gamma {AUG_GAMMA[0]}-{AUG_GAMMA[1]}, blur or speckle noise"
+)
+
+
 def augment_view(
     image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -225,14 +246,15 @@ def augment_view(
     rotation of up to 8 degrees; never a vertical flip (depth runs top to bottom). Intensity,
     inside the scan area only: gain, offset and gamma (another scanner's grey map), blur or
     multiplicative speckle noise. What falls outside the scan area stays black, as the app's
-    input has it.
+    input has it (the scan area is taken as the pixels that are not pure black, so a pure
+    black pixel inside it stays black too).
     """
     size = image.shape[0]
     if rng.random() < 0.5:
         image, mask = image[:, ::-1], mask[:, ::-1]
-    scale = float(np.exp(rng.uniform(np.log(0.7), np.log(1.5))))
-    angle = float(rng.uniform(-8, 8))
-    shift = rng.uniform(-0.12, 0.12, size=2) * size
+    scale = float(np.exp(rng.uniform(*np.log(AUG_SCALE))))
+    angle = float(rng.uniform(-AUG_ROTATION, AUG_ROTATION))
+    shift = rng.uniform(-AUG_SHIFT, AUG_SHIFT, size=2) * size
     m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
     m[:, 2] += shift
     valid = cv2.warpAffine(
@@ -241,13 +263,14 @@ def augment_view(
     out = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=cv2.INTER_LINEAR)
     out_mask = cv2.warpAffine(np.ascontiguousarray(mask), m, (size, size), flags=cv2.INTER_LINEAR)
     x = out.astype(np.float32) / 255.0
-    x = np.clip(x * rng.uniform(0.75, 1.3) + rng.uniform(-0.08, 0.08), 0, 1)
-    x **= float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
+    x = np.clip(x * rng.uniform(*AUG_GAIN) + rng.uniform(-AUG_OFFSET, AUG_OFFSET), 0, 1)
+    x **= float(np.exp(rng.uniform(*np.log(AUG_GAMMA))))
     noise = rng.random()
     if noise < 0.25:
-        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.5))
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(*AUG_BLUR))
     elif noise < 0.5:
-        x = np.clip(x * rng.gamma(16.0, 1 / 16.0, size=x.shape[:2])[..., None], 0, 1)
+        speckle = rng.gamma(AUG_SPECKLE, 1 / AUG_SPECKLE, size=x.shape[:2])
+        x = np.clip(x * speckle[..., None], 0, 1)
     out = np.round(x * 255).astype(np.uint8)
     out[~valid] = 0
     return out, out_mask
@@ -347,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         "(the frozen encoder stages run every step instead of being cached)",
     )
     args = parser.parse_args(argv)
+    if args.augment and args.zoom_views:
+        parser.error("--zoom-views adds cached views; --augment draws its own (zoom included)")
     size = args.size
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(0)
@@ -391,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
     if args.augment:
+        # The frozen stages run inside the training graph: their batch norm stays in
+        # inference mode (not trainable), while their drop-connect is active during fit,
+        # as it is in the fine-tuned stages of either mode (stochastic depth, 2.5-5 % here).
         batches = _augmented_batches_class()(inputs[train_idx], square_masks[train_idx], 32, 1)
         cache_model.trainable = False
         image_in = keras.Input((size, size, 3), name="image")
@@ -492,8 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs,
             "fine_tune_epochs": args.tune_epochs if args.tune_from else 0,
             "augmentation": (
-                "a fresh view per epoch: mirror, scale 0.7-1.5x, shift, rotation <= 8 deg, "
-                "gain/offset/gamma, blur or speckle noise"
+                AUGMENTATION
                 if args.augment
                 else f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s)"
             ),

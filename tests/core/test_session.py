@@ -64,13 +64,12 @@ def test_the_other_nodules_shown_are_those_on_the_frame_on_screen():
     n2 = s.add_nodule(A, 4, ROI(100, 20, 30, 30))
     n3 = s.add_nodule(A, 9, ROI(60, 60, 20, 20))
     s.add_nodule(B, 0, ROI(5, 5, 10, 10))
-    s.set_frame(A, 4)
-    assert [n.id for n in s.state.others_shown(A, n1)] == [n2]
-    assert [n.id for n in s.state.others_shown(A, None)] == [n1, n2]
-    s.set_frame(A, 9)
-    assert [n.id for n in s.state.others_shown(A, n1)] == [n3]
-    assert s.state.others_shown(A, n3) == []
-    assert s.state.others_shown("c" * 64, None) == []  # not in the session
+    assert [n.id for n in s.state.others_shown(A, 4, n1)] == [n2]
+    assert [n.id for n in s.state.others_shown(A, 4, None)] == [n1, n2]
+    assert [n.id for n in s.state.others_shown(A, 9, n1)] == [n3]
+    assert s.state.others_shown(A, 9, n3) == []
+    assert s.state.others_shown(A, 5, None) == []
+    assert s.state.others_shown("c" * 64, 0, None) == []  # not in the session
 
 
 def test_candidates_offered_are_neither_the_box_edited_nor_another_nodule():

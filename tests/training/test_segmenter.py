@@ -95,19 +95,31 @@ def test_augmented_view_moves_the_mask_with_the_nodule_and_keeps_depth_and_the_m
 
 
 def test_augmented_batches_give_a_new_view_of_each_image_every_epoch():
+    import cv2
+
     from training.segmenter import _augmented_batches_class
 
     image, mask = _phantom()
-    batches = _augmented_batches_class()(np.stack([image] * 3), np.stack([mask] * 3), 2, seed=0)
-    assert len(batches) == 2
-    x, y = batches[0]
-    assert x.shape == (2, 128, 128, 3) and x.dtype == np.float32
-    assert y.shape == (2, 32, 32, 1) and y.min() >= 0 and y.max() <= 1 and y.max() > 0.5
-    first = np.concatenate([batches[0][0], batches[1][0]])
-    batches.on_epoch_end()
-    second = np.concatenate([batches[0][0], batches[1][0]])
-    assert len(first) == len(second) == 3
-    assert not np.array_equal(first, second)
+    images, masks = np.stack([image] * 5), np.stack([mask] * 5)
+    for k in range(5):  # each image its own nodule place, so image and target must pair up
+        images[k], masks[k] = np.roll(image, 12 * k, axis=1), np.roll(mask, 12 * k, axis=1)
+    batches = _augmented_batches_class()(images, masks, 2, seed=0)
+    assert len(batches) == 3
+    orders = []
+    for _epoch in range(3):
+        orders.append(batches.order.copy())
+        assert sorted(batches.order) == list(range(5))  # every image once per epoch
+        for i in range(len(batches)):
+            x, y = batches[i]
+            assert x.dtype == np.float32 and x.shape[1:] == (128, 128, 3)
+            assert y.shape[1:] == (32, 32, 1) and y.min() >= 0 and y.max() <= 1
+            for view, target in zip(x, y, strict=True):
+                nodule = cv2.resize(target[..., 0], (128, 128)) > 0.5
+                scan = view.max(axis=2) > 0
+                assert nodule.any()
+                assert view[nodule].mean() < view[scan & ~nodule].mean() - 20
+        batches.on_epoch_end()
+    assert any(not np.array_equal(orders[0], o) for o in orders[1:])  # reshuffled
 
 
 def cv2_dilate(mask: np.ndarray) -> np.ndarray:

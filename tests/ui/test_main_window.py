@@ -215,27 +215,28 @@ def test_side_panels_show_every_wrapped_line_without_a_horizontal_scroll_bar(
     and the reason for no estimate must show whole, not squeezed to fewer lines."""
     from PySide6.QtWidgets import QApplication, QLabel
 
-    side = window.panel.parentWidget().parentWidget().parentWidget()
+    from thyroid_desktop.ui.side_column import SideColumn
 
-    def squeezed() -> list[str]:
+    side = window.findChild(SideColumn)
+
+    def squeezed() -> tuple[bool, list[str]]:
         QApplication.processEvents()  # the layout pass the user sees with the result
         labels = [
             label
             for label in side.widget().findChildren(QLabel)
             if label.wordWrap() and label.isVisible() and label.text()
         ]
-        assert window.panel.model in labels
-        return [
+        return window.panel.model in labels, [
             label.text() for label in labels if label.height() < label.heightForWidth(label.width())
         ]
 
     window.hide()
     window.resize(1400, 700)  # the panels need more height than that: the column scrolls
     window.show()
-    seen: list[list[str]] = []
+    seen: list[tuple[bool, list[str]]] = []
     window.findingShown.connect(lambda _finding: seen.append(squeezed()))
     window.open_paths([cine_dicom])
     qtbot.waitUntil(lambda: bool(seen), timeout=120000)
-    assert seen == [[]] * len(seen)
+    assert seen == [(True, [])] * len(seen)
     assert side.verticalScrollBar().maximum() > 0
     assert side.widget().width() <= side.viewport().width()

@@ -225,6 +225,7 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2"]
     assert window.nodules.choice.currentData() == "N2"
     n1_box = window.session.state.nodule("N1").box
+    assert n1_box in [c.roi for c in window.candidates]  # N1 is the detector's box
     # N1 stays marked, thin and labelled, while N2 is the box being edited
     assert [(name, r.toRect().getRect()) for name, r in window.view.other_nodules()] == [
         ("N1", (n1_box.x, n1_box.y, n1_box.w, n1_box.h))

@@ -161,13 +161,11 @@ class SessionState:
     def nodules_on(self, key: str, frame: int | None = None) -> list[Nodule]:
         return [n for n in self.nodules if n.image == key and frame in (None, n.frame)]
 
-    def others_shown(self, key: str, nodule_id: str | None) -> list[Nodule]:
-        """The nodules on the frame of image ``key`` on screen, except ``nodule_id`` (the one
-        being edited): drawn beside it so that the reader sees every nodule marked there."""
-        record = self.image(key)
-        if record is None:
-            return []
-        return [n for n in self.nodules_on(key, record.frame) if n.id != nodule_id]
+    def others_shown(self, key: str, frame: int, nodule_id: str | None) -> list[Nodule]:
+        """The nodules on ``frame`` of image ``key`` (the one on screen), except
+        ``nodule_id`` (the one being edited): drawn beside it so that the reader sees every
+        nodule marked there."""
+        return [n for n in self.nodules_on(key, frame) if n.id != nodule_id]
 
 
 class Session:

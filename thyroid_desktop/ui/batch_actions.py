@@ -76,6 +76,13 @@ class BatchMixin:
                 image.sha256, image.frame_index, finding.roi, BoxSource.AUTO, by_user=False
             )
             self.session.set_estimate(nodule_id, Estimate.of(finding))
+            shown = self.image
+            if shown is not None and (shown.sha256, shown.frame_index) == (
+                image.sha256,
+                image.frame_index,
+            ):
+                self.nodule_id = self.nodule_id or nodule_id  # the box on screen is this one
+                self._refresh_nodules()
 
     def _batch_end(self, done: int, cancelled: bool) -> None:
         self.statusBar().showMessage(

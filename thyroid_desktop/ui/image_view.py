@@ -150,6 +150,7 @@ class ImageView(QGraphicsView):
         self.set_overlay(None)
         self.set_roi(None)
         self.set_candidates([])
+        self.set_other_nodules([])
         self.set_gland(None)
         self._line.hide()
         self.scene().setSceneRect(QRectF())
@@ -247,6 +248,7 @@ class ImageView(QGraphicsView):
             self._others.append(box)
 
     def other_nodules(self) -> list[tuple[str, QRectF]]:
+        """(id, box) of the other nodules drawn."""
         return [(item.childItems()[0].text(), item.rect()) for item in self._others]
 
     def set_gland(self, contours: list[np.ndarray] | None) -> None:

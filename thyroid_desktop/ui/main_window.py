@@ -161,8 +161,7 @@ class MainWindow(
         self.nodules = NodulePanel()
         self._adding = False  # the next box drawn is a new nodule
         self._line_purpose = "scale"  # what the next measuring line is for: scale or caliper
-        side = SideColumn([self.panel, self.nodules, self.tirads])
-        side.setMinimumWidth(380)
+        side = SideColumn([self.panel, self.nodules, self.tirads], min_width=380)
         self.frame_bar = FrameBar()
         centre = QWidget()
         centre_layout = QVBoxLayout(centre)
@@ -413,6 +412,7 @@ class MainWindow(
         """A list entry whose file cannot be read is selected: show no image, say why."""
         entry = self.entries[row]
         self.current, self.image, self.roi, self.finding = row, None, None, None
+        self.candidates = []
         self._requests.supersede()
         self._awaiting = False
         self.view.clear()
@@ -478,14 +478,18 @@ class MainWindow(
                 self.session.set_box(self.nodule_id, roi, BoxSource(source), frame)
         self.analyse()
 
+    def _marked(self) -> list[ROI]:
+        """Boxes of the other nodules on the frame on screen."""
+        if not self._in_session():
+            return []
+        state, image = self.session.state, self.image
+        return [n.box for n in state.others_shown(image.sha256, image.frame_index, self.nodule_id)]
+
     def _offered(self) -> list[ROI]:
         """The candidates drawn dashed, in rank order."""
-        marked = (
-            [n.box for n in self.session.state.others_shown(self.image.sha256, self.nodule_id)]
-            if self._in_session()
-            else []
-        )
-        return offered_candidates([c.roi for c in self.candidates], self.roi, marked)
+        if self.image is None:
+            return []
+        return offered_candidates([c.roi for c in self.candidates], self.roi, self._marked())
 
     def _show_candidates(self) -> None:
         self.view.set_candidates(self._offered())
@@ -501,7 +505,10 @@ class MainWindow(
         if not self.candidates:
             self.statusBar().showMessage("No other candidate: press A to auto-detect.", 5000)
             return
-        rois = [c.roi for c in self.candidates]
+        rois = offered_candidates([c.roi for c in self.candidates], None, self._marked())
+        if not rois:
+            self.statusBar().showMessage("Every candidate is marked as a nodule already.", 5000)
+            return
         i = rois.index(self.roi) + 1 if self.roi in rois else 0
         self.set_roi(rois[i % len(rois)], BoxSource.AUTO)
 
@@ -555,7 +562,7 @@ class MainWindow(
             if n
             else "No nodule found: the whole scan area was analysed. Draw a box around the nodule."
         )
-        reason = "" if finding.in_scope else f"No estimate: {finding.no_estimate_reason}.\n"
+        reason = "" if finding.in_scope else "No estimate for this image: the reason is below.\n"
         self.panel.show_state(reason + found)
 
     def analyse_whole_image(self) -> None:

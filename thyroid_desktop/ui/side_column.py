@@ -17,8 +17,11 @@ class SideColumn(QScrollArea):
     right edge.
     """
 
-    def __init__(self, panels: list[QWidget], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, panels: list[QWidget], min_width: int = 380, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
+        self.base_width = min_width
         self._watched: list[QWidget] = []
         self.column = QWidget()
         layout = QVBoxLayout(self.column)
@@ -45,8 +48,8 @@ class SideColumn(QScrollArea):
     def _fit(self) -> None:
         widest = self.column.minimumSizeHint().width()
         outer = widest + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
-        if self.minimumWidth() < outer:
-            self.setMinimumWidth(outer)
+        if self.minimumWidth() != max(self.base_width, outer):
+            self.setMinimumWidth(max(self.base_width, outer))
         layout = self.column.layout()
         height = layout.totalHeightForWidth(max(self.viewport().width(), widest))
         if height != self.column.minimumHeight():
