@@ -16,7 +16,7 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.roi import ROI, BoxSource
 from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Margin
 from thyroid_desktop.ui.main_window import MainWindow
 
@@ -339,3 +339,27 @@ def test_report_dialogs_remember_the_reports_folder(window, qtbot, tmp_path, mon
     window.export_study_dialog()
     qtbot.waitUntil(lambda: (reports / "out2.pdf").exists(), timeout=120000)
     assert asked[1] == str(reports / "study_report.pdf")  # opened where the last one went
+
+
+def test_a_candidate_marked_as_another_nodule_is_drawn_as_that_nodule_and_n_skips_it(
+    window, qtbot, tmp_path
+):
+    path = tmp_path / "two.png"
+    two = np.hstack([make_phantom(seed=0).pixels, make_phantom(seed=1).pixels])
+    cv2.imwrite(str(path), np.asarray(two))
+    window.open_paths([path])
+    _analysed(window, qtbot)
+    assert len(window.candidates) == 2 and window.nodule_id == "N1"
+    first, second = (c.roi for c in window.candidates)
+    assert window.view.candidate_rects()  # the second candidate, dashed
+    window.start_new_nodule()
+    window.set_roi(second, BoxSource.AUTO)  # the second candidate becomes N2
+    _analysed(window, qtbot)
+    assert window.nodule_id == "N2" and len(window.candidates) == 2
+    assert [name for name, _ in window.view.other_nodules()] == ["N1"]
+    assert window.view.candidate_rects() == []  # N1's box is not offered as a candidate
+    window.next_candidate()  # N: the only free candidate is N2's own box
+    _analysed(window, qtbot)
+    assert window.roi == second
+    assert window.session.state.nodule("N1").box == first
+    assert window.session.state.nodule("N2").box == second
