@@ -199,16 +199,16 @@ def score_segmenter(path: Path, samples, test_idx) -> dict:
     and how often any of its candidates hits (what re-ranking could reach)."""
     seg = segmenter_from(path)
     frames = [(samples[i].dataset, frame_maps(samples[i], seg, None, None)) for i in test_idx]
-    out = {"segmenter": str(path), "input_size": seg.size, **rates(frames, 0.0, None)}
-    for ds in out:
-        if isinstance(out[ds], dict):
-            hits = []
-            for d, (mask, nodule, _, fov) in frames:
-                if d == ds and mask.any():
-                    truth = roi_from_mask(mask.astype(np.uint8))
-                    cands = candidates_from_map(nodule, fov)
-                    hits.append(any(c.roi.iou(truth) >= HIT_IOU for c in cands))
-            out[ds]["any_candidate_hit_rate"] = round(float(np.mean(hits)), 3) if hits else None
+    per_dataset = rates(frames, 0.0, None)
+    any_hit: dict[str, list[bool]] = {ds: [] for ds in per_dataset}
+    for ds, (mask, nodule, _, fov) in frames:
+        if mask.any():
+            truth = roi_from_mask(mask.astype(np.uint8))
+            cands = candidates_from_map(nodule, fov)
+            any_hit[ds].append(any(c.roi.iou(truth) >= HIT_IOU for c in cands))
+    for ds, hits in any_hit.items():
+        per_dataset[ds]["any_candidate_hit_rate"] = round(float(np.mean(hits)), 3) if hits else None
+    out = {"segmenter": str(path), "input_size": seg.size, **per_dataset}
     out["arcegor_by_sequence"] = by_group(
         [
             (samples[i].group, f)

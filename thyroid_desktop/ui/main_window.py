@@ -35,6 +35,7 @@ from thyroid_desktop.core.session import (
     BoxSource,
     Estimate,
     LatestRequest,
+    Nodule,
     Session,
     SessionStore,
     offered_candidates,
@@ -478,12 +479,16 @@ class MainWindow(
                 self.session.set_box(self.nodule_id, roi, BoxSource(source), frame)
         self.analyse()
 
-    def _marked(self) -> list[ROI]:
-        """Boxes of the other nodules on the frame on screen."""
+    def _others_shown(self) -> list[Nodule]:
+        """The other nodules on the frame on screen (not the one being edited)."""
         if not self._in_session():
             return []
-        state, image = self.session.state, self.image
-        return [n.box for n in state.others_shown(image.sha256, image.frame_index, self.nodule_id)]
+        image = self.image
+        return self.session.state.others_shown(image.sha256, image.frame_index, self.nodule_id)
+
+    def _marked(self) -> list[ROI]:
+        """Boxes of the other nodules on the frame on screen."""
+        return [n.box for n in self._others_shown()]
 
     def _offered(self) -> list[ROI]:
         """The candidates drawn dashed, in rank order."""

@@ -14,12 +14,7 @@ class NodulesMixin:
         state = self.session.state
         names = {i.key: Path(i.path).name for i in state.images}
         self.nodules.show_nodules(list(state.nodules), self.nodule_id, names)
-        others = (
-            state.others_shown(self.image.sha256, self.image.frame_index, self.nodule_id)
-            if self._in_session()
-            else []
-        )
-        self.view.set_other_nodules([(n.id, n.box) for n in others])
+        self.view.set_other_nodules([(n.id, n.box) for n in self._others_shown()])
         self._show_candidates()  # a candidate marked as a nodule is drawn as that nodule
 
     def start_new_nodule(self) -> None:
