@@ -23,8 +23,8 @@ CHILD = r"""
 import os, resource, sys, time
 t0 = float(os.environ["BENCH_T0"])
 from PySide6.QtWidgets import QApplication
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.ui.main_window import MainWindow
 app = QApplication([])
 w = MainWindow(); w.show(); app.processEvents()

@@ -31,7 +31,7 @@ def cold_import_and_load(backend: str) -> tuple[float, float]:
     code = (
         f"import time; t0=time.perf_counter(); import {RUNTIME_MODULE[backend]};"
         "t1=time.perf_counter();"
-        "from thyroid_desktop.core.models import load_classifier;"
+        "from thyroid_desktop.core.models.shipped import load_classifier;"
         f"load_classifier(backend={backend!r});"
         "print(t1-t0, time.perf_counter()-t1)"
     )
@@ -67,18 +67,18 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    from thyroid_desktop.core.fov import detect_fov
-    from thyroid_desktop.core.images import from_array, open_image
-    from thyroid_desktop.core.inference import (
+    from thyroid_desktop.core.io.images import from_array, open_image
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
+    from thyroid_desktop.core.pipeline.estimate import (
         auto_predict,
         classifier_crop,
         detect_nodules,
         heatmap_to_image,
         predict,
     )
-    from thyroid_desktop.core.models import load_classifier, load_segmenter
-    from thyroid_desktop.core.phantom import make_phantom
-    from thyroid_desktop.core.roi import JITTERS
+    from thyroid_desktop.core.pipeline.fov import detect_fov
+    from thyroid_desktop.core.pipeline.roi import JITTERS
 
     lib_s, load_s = cold_import_and_load(args.backend)
     print(

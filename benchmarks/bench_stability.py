@@ -29,10 +29,10 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N images")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from thyroid_desktop.core.fov import detect_fov
-    from thyroid_desktop.core.images import open_image
-    from thyroid_desktop.core.inference import classifier_crop, predict
-    from thyroid_desktop.core.models import load_classifier
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.models.shipped import load_classifier
+    from thyroid_desktop.core.pipeline.estimate import classifier_crop, predict
+    from thyroid_desktop.core.pipeline.fov import detect_fov
     from training.data import load_dataset, sample_key, sample_roi
 
     if not (args.data / "ddti").exists():

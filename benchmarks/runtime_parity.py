@@ -23,7 +23,7 @@ def main() -> int:
     from sklearn.metrics import roc_auc_score
 
     from thyroid_desktop.core.analysis import AnalysisService
-    from thyroid_desktop.core.models import load_card, load_classifier, load_segmenter
+    from thyroid_desktop.core.models.shipped import load_card, load_classifier, load_segmenter
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")

@@ -36,9 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from thyroid_desktop.core.models import load_classifier, load_segmenter  # noqa: E402
-from thyroid_desktop.core.site import ProfileError, fit_profile, grouped_folds  # noqa: E402
-from thyroid_desktop.core.validation import (  # noqa: E402
+from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter  # noqa: E402
+from thyroid_desktop.core.site.profile import ProfileError, fit_profile, grouped_folds  # noqa: E402
+from thyroid_desktop.core.site.validation import (  # noqa: E402
     ImageResult,
     LabelledFolder,
     Metrics,

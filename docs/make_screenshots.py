@@ -30,11 +30,11 @@ os.environ["THYROID_AUDIT_LOG"] = str(Path(_DATA) / "audit.jsonl")
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.conftest import write_cine_dicom  # noqa: E402
-from thyroid_desktop.core.phantom import make_phantom  # noqa: E402
-from thyroid_desktop.core.report import StudyInfo  # noqa: E402
-from thyroid_desktop.core.roi import ROI  # noqa: E402
-from thyroid_desktop.core.session import Lobe, Pole  # noqa: E402
-from thyroid_desktop.core.tirads import Composition, Echogenicity, Margin, Shape  # noqa: E402
+from thyroid_desktop.core.clinical.tirads import Composition, Echogenicity, Margin, Shape  # noqa: E402
+from thyroid_desktop.core.io.phantom import make_phantom  # noqa: E402
+from thyroid_desktop.core.pipeline.roi import ROI  # noqa: E402
+from thyroid_desktop.core.report.pdf import StudyInfo  # noqa: E402
+from thyroid_desktop.core.review.session import Lobe, Pole  # noqa: E402
 from thyroid_desktop.ui.main_window import MainWindow  # noqa: E402
 from thyroid_desktop.ui.theme import apply_theme  # noqa: E402
 from training.data import DEFAULT_DATA  # noqa: E402

@@ -32,7 +32,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def classifier():
     """The real bundled model, as the app loads it."""
-    from thyroid_desktop.core.models import load_classifier
+    from thyroid_desktop.core.models.shipped import load_classifier
 
     return load_classifier()
 
@@ -40,7 +40,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def segmenter():
     """The real bundled nodule segmenter."""
-    from thyroid_desktop.core.models import load_segmenter
+    from thyroid_desktop.core.models.shipped import load_segmenter
 
     seg = load_segmenter()
     assert seg is not None, "the model card names no segmenter"
@@ -62,7 +62,7 @@ def write_cine_dicom(path: Path, n_frames: int = 12, appears_at: int = 2) -> Pat
     from pydicom.uid import JPEGBaseline8Bit
 
     from tests.core.test_dicom import jpeg_bytes, make_dataset, save, us_region
-    from thyroid_desktop.core.phantom import make_cine_phantom
+    from thyroid_desktop.core.io.phantom import make_cine_phantom
 
     frames = np.stack([p.pixels[:, :, 0] for p in make_cine_phantom(n_frames, appears_at)])
     h, w = frames.shape[1:]
@@ -92,14 +92,14 @@ def cine_dicom(tmp_path) -> Path:
 def full_suggestion():
     """AI TI-RADS suggestions for every group: solid, hypoechoic, wider-than-tall, smooth,
     punctate foci (7 points, TR5)."""
-    from thyroid_desktop.core.tirads import (
+    from thyroid_desktop.core.clinical.tirads import (
         Composition,
         EchogenicFoci,
         Echogenicity,
         Margin,
         Shape,
     )
-    from thyroid_desktop.core.tirads_ai import Suggestion, TiradsSuggestion
+    from thyroid_desktop.core.pipeline.tirads_ai import Suggestion, TiradsSuggestion
 
     return TiradsSuggestion(
         {

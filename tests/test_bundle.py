@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.phantom import make_phantom
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 45 * 60

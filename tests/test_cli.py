@@ -6,7 +6,7 @@ import sys
 
 import cv2
 
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.phantom import make_phantom
 
 
 def run_cli(*args):
@@ -68,7 +68,8 @@ def test_bad_roi_argument_is_a_usage_error(tmp_path):
 
 def test_one_files_memory_error_does_not_lose_the_others(tmp_path, monkeypatch, capsys):
     from thyroid_desktop import cli
-    from thyroid_desktop.core import analysis, inference
+    from thyroid_desktop.core import analysis
+    from thyroid_desktop.core.pipeline import estimate as inference
 
     phantom = make_phantom()
     files = [tmp_path / f"{name}.png" for name in ("a", "huge", "c")]

@@ -21,7 +21,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, UltrasoundImageStorage
 
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.phantom import make_phantom
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses rlimit")
 

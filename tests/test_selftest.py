@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from thyroid_desktop import selftest
-from thyroid_desktop.core.models import models_dir
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.models.shipped import models_dir
 
 
 def _png(tmp_path):

@@ -106,12 +106,12 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
     t0 = time.perf_counter()
     try:
         from thyroid_desktop.core.analysis import Action, AnalysisService
-        from thyroid_desktop.core.images import ImageLoadError, from_array
-        from thyroid_desktop.core.measure import measure
-        from thyroid_desktop.core.models import ModelError, load_classifier, load_segmenter
-        from thyroid_desktop.core.phantom import make_phantom
-        from thyroid_desktop.core.report import StudyInfo, write_report
-        from thyroid_desktop.core.roi import BoxSource
+        from thyroid_desktop.core.clinical.measure import measure
+        from thyroid_desktop.core.io.images import ImageLoadError, from_array
+        from thyroid_desktop.core.io.phantom import make_phantom
+        from thyroid_desktop.core.models.shipped import ModelError, load_classifier, load_segmenter
+        from thyroid_desktop.core.pipeline.roi import BoxSource
+        from thyroid_desktop.core.report.pdf import StudyInfo, write_report
 
         try:
             clf = load_classifier()

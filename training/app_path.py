@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.fov import FieldOfView
-from thyroid_desktop.core.images import UltrasoundImage, open_image
-from thyroid_desktop.core.roi import CROP_MARGIN, JITTERS, ROI, roi_from_mask
+from thyroid_desktop.core.io.images import UltrasoundImage, open_image
+from thyroid_desktop.core.pipeline.fov import FieldOfView
+from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, JITTERS, ROI, roi_from_mask
 from training.data import (
     DEFAULT_DATA,
     Sample,
@@ -287,7 +287,7 @@ def jitter_boxes(box: ROI, n: int, seed: Sequence[int], width: int, height: int)
 
 def find_boxes(sample: Sample, image: UltrasoundImage, segmenter) -> tuple[ImageBoxes, FieldOfView]:
     """The app's auto box (best candidate, else the scan area), the expert box and jitters."""
-    from thyroid_desktop.core.inference import detect_nodules
+    from thyroid_desktop.core.pipeline.estimate import detect_nodules
 
     w, h = image.width, image.height
     det = detect_nodules(image, segmenter)
@@ -329,7 +329,7 @@ def cut_crops(
     context_margin: float = CONTEXT_MARGIN,
 ) -> dict[str, np.ndarray]:
     """Every view's crop, cut by the app's own ``classifier_crop``."""
-    from thyroid_desktop.core.inference import classifier_crop
+    from thyroid_desktop.core.pipeline.estimate import classifier_crop
 
     crops = {}
     for view, roi in view_boxes(boxes).items():
@@ -419,8 +419,8 @@ def add_app_views(
 ) -> None:
     """Adds the features of the app's jitter views (``core.inference.jitter_views``, as
     ``predict`` scores a box) of the cached auto, expert and scan-area boxes."""
-    from thyroid_desktop.core.fov import detect_fov
-    from thyroid_desktop.core.inference import jitter_views
+    from thyroid_desktop.core.pipeline.estimate import jitter_views
+    from thyroid_desktop.core.pipeline.fov import detect_fov
 
     extract = make_extractor(feature_model)
     n, dim = len(cache), int(feature_model.output_shape[-1])
@@ -659,7 +659,7 @@ def beats_current(cv: CvResult, recipe: str, c: float, scoring: str = RANK_SCORI
 
 
 def shipped_card(models: Path | None = None) -> dict:
-    from thyroid_desktop.core.models import CARD_FILE, models_dir
+    from thyroid_desktop.core.models.shipped import CARD_FILE, models_dir
 
     return json.loads(((models or models_dir()) / CARD_FILE).read_text())
 
@@ -704,7 +704,7 @@ def _has_jitters(cache: FeatureCache) -> bool:
 
 def cmd_cache(args: argparse.Namespace) -> None:
     """Caches features of every development image's crops, per site."""
-    from thyroid_desktop.core.models import load_classifier, load_segmenter
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
     from training.linear_head import feature_graph
 
     card = shipped_card()
@@ -932,7 +932,7 @@ def carry_over(previous: dict, card_path: Path) -> None:
     ...) as they were. The novelty reference is on the frozen backbone's features, which the
     new head does not change; the stability limit is the head's: refit it with
     ``python -m training.reliability --skip-novelty``."""
-    from thyroid_desktop.core.files import write_atomically
+    from thyroid_desktop.core.io.files import write_atomically
 
     card = json.loads(card_path.read_text())
     kept = [k for k in previous if k not in card]
@@ -944,8 +944,8 @@ def carry_over(previous: dict, card_path: Path) -> None:
 def check_export(args, samples: Sequence[Sample], cache: FeatureCache, head, platt) -> None:
     """The exported model through the app's ``auto_predict`` gives the probability the cached
     features and the fitted head give: training and app see the same crop."""
-    from thyroid_desktop.core.inference import auto_predict
-    from thyroid_desktop.core.models import load_classifier, load_segmenter
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
+    from thyroid_desktop.core.pipeline.estimate import auto_predict
     from training.train import sigmoid
 
     clf, seg = load_classifier(args.export), load_segmenter(args.export)
@@ -964,9 +964,9 @@ def check_export(args, samples: Sequence[Sample], cache: FeatureCache, head, pla
 
 def cmd_test(args: argparse.Namespace) -> None:
     """Once: the held-out test split through the app's ``auto_predict`` -> ``metrics.test``."""
-    from thyroid_desktop.core.files import write_atomically
-    from thyroid_desktop.core.inference import auto_predict
-    from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter
+    from thyroid_desktop.core.io.files import write_atomically
+    from thyroid_desktop.core.models.shipped import CARD_FILE, load_classifier, load_segmenter
+    from thyroid_desktop.core.pipeline.estimate import auto_predict
     from training.data import samples_in
     from training.evaluate import evaluate
 
@@ -992,7 +992,7 @@ def cmd_test(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from thyroid_desktop.core.models import models_dir
+    from thyroid_desktop.core.models.shipped import models_dir
 
     parser = argparse.ArgumentParser(
         prog="python -m training.app_path",

@@ -16,11 +16,16 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.inference import auto_predict, predict
-from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter, models_dir
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.models.shipped import (
+    CARD_FILE,
+    load_classifier,
+    load_segmenter,
+    models_dir,
+)
+from thyroid_desktop.core.pipeline.estimate import auto_predict, predict
+from thyroid_desktop.core.pipeline.fov import detect_fov
 from training.data import DEFAULT_DATA, sample_roi, samples_in
 from training.evaluate import grouped_bootstrap_auroc
 

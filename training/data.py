@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.roi import CROP_MARGIN, ROI, roi_from_mask
-from thyroid_desktop.core.validation import neighbour_groups  # the one grouping rule
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, ROI, roi_from_mask
+from thyroid_desktop.core.site.validation import neighbour_groups  # the one grouping rule
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ def sample_roi(sample: Sample, width: int, height: int, fallback: ROI | None = N
 
 def load_crops(samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN) -> np.ndarray:
     """The classifier crops of all samples as an ``N x size x size x 3`` uint8 array."""
-    from thyroid_desktop.core.fov import detect_fov
-    from thyroid_desktop.core.inference import classifier_crop
+    from thyroid_desktop.core.pipeline.estimate import classifier_crop
+    from thyroid_desktop.core.pipeline.fov import detect_fov
 
     out = np.empty((len(samples), size, size, 3), dtype=np.uint8)
     for i, s in enumerate(samples):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.tirads_ai import (
+from thyroid_desktop.core.pipeline.tirads_ai import (
     DDTI_COLUMNS,
     HEAD_GROUPS,
     HEADS_FILE,
@@ -186,11 +186,11 @@ def cmd_intensity(args) -> None:
     """Grey-level features (``core.tirads_ai.intensity_features``) of every cached ddti image,
     inside the expert mask and inside the app's own mask (the segmenter's best candidate, as
     ``auto_predict`` finds it; NaN where it finds none)."""
-    from thyroid_desktop.core.images import open_image
-    from thyroid_desktop.core.inference import detect_nodules
-    from thyroid_desktop.core.models import load_segmenter
-    from thyroid_desktop.core.roi import roi_from_mask
-    from thyroid_desktop.core.tirads_ai import (
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.models.shipped import load_segmenter
+    from thyroid_desktop.core.pipeline.estimate import detect_nodules
+    from thyroid_desktop.core.pipeline.roi import roi_from_mask
+    from thyroid_desktop.core.pipeline.tirads_ai import (
         INTENSITY_FEATURES,
         intensity_features,
         largest_component,
@@ -302,8 +302,8 @@ def cmd_cv(args) -> None:
 
 def cmd_fit(args) -> None:
     """The chosen variant on every development image; CV metrics of that variant in the card."""
-    from thyroid_desktop.core.files import write_atomically
-    from thyroid_desktop.core.models import CARD_FILE, sha256_file
+    from thyroid_desktop.core.io.files import write_atomically
+    from thyroid_desktop.core.models.shipped import CARD_FILE, sha256_file
 
     cv = json.loads((OUT / "cv.json").read_text())
     cache, meta = load_ddti(args)
@@ -376,12 +376,12 @@ def cmd_test(args) -> None:
     AI-only points vs the classifier's probability."""
     from sklearn.metrics import roc_auc_score
 
-    from thyroid_desktop.core.files import write_atomically
-    from thyroid_desktop.core.images import open_image
-    from thyroid_desktop.core.inference import auto_predict
-    from thyroid_desktop.core.models import CARD_FILE, load_classifier, load_segmenter
-    from thyroid_desktop.core.tirads import Shape, TiradsDescriptors
-    from thyroid_desktop.core.tirads_ai import (
+    from thyroid_desktop.core.clinical.tirads import Shape, TiradsDescriptors
+    from thyroid_desktop.core.io.files import write_atomically
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.models.shipped import CARD_FILE, load_classifier, load_segmenter
+    from thyroid_desktop.core.pipeline.estimate import auto_predict
+    from thyroid_desktop.core.pipeline.tirads_ai import (
         extents,
         intensity_features,
         largest_component,

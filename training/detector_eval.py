@@ -25,17 +25,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.detect import (
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.models.shipped import GLAND_CARD_KEY, load_segmenter
+from thyroid_desktop.core.pipeline.detect import (
     candidates_from_map,
     map_to_image,
     segmenter_input,
     split_by_gland,
 )
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.models import GLAND_CARD_KEY, load_segmenter
-from thyroid_desktop.core.roi import roi_from_mask
+from thyroid_desktop.core.pipeline.fov import detect_fov
+from thyroid_desktop.core.pipeline.roi import roi_from_mask
 from training.data import DEFAULT_DATA, read_mask
 from training.segmenter import _classifier_test_cases, bootstrap_ci, load_mask_samples, split
 
@@ -155,7 +155,7 @@ def cross_fit(frames, groups) -> dict:
 def tiles_experiment(samples, test_idx, seg) -> dict:
     """Held-out frames: the whole scan area, 2 x 2 zoomed tiles, and both merged (per pixel
     the larger probability), with the time each takes on this CPU."""
-    from thyroid_desktop.core.detect import tiled_probability
+    from thyroid_desktop.core.pipeline.detect import tiled_probability
 
     names = ("whole scan area (shipped)", "2 x 2 tiles", "whole + tiles")
     frames: dict[str, list] = {n: [] for n in names}
@@ -188,7 +188,7 @@ def segmenter_from(path: Path):
     """A nodule segmenter from a .keras file of any input size (not the card's)."""
     import keras
 
-    from thyroid_desktop.core.models import Segmenter
+    from thyroid_desktop.core.models.shipped import Segmenter
 
     model = keras.saving.load_model(path, compile=False)
     return Segmenter({"file": path.name}, model, int(model.input_shape[1]))

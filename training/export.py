@@ -11,8 +11,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.models import (
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.models.shipped import (
     CARD_FILE,
     CLASSIFIER_FILE,
     GLAND_CARD_KEY,

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.detect import map_to_image, segmenter_input
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.models import GLAND_CARD_KEY, GLAND_FILE, sha256_file
-from thyroid_desktop.core.validation import neighbour_groups
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.models.shipped import GLAND_CARD_KEY, GLAND_FILE, sha256_file
+from thyroid_desktop.core.pipeline.detect import map_to_image, segmenter_input
+from thyroid_desktop.core.pipeline.fov import detect_fov
+from thyroid_desktop.core.site.validation import neighbour_groups
 from training.data import DEFAULT_DATA, read_mask
 from training.segmenter import SIZE, _Batches, _coarse, bootstrap_ci, build, dice_bce, dice_iou
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from thyroid_desktop.core.files import write_atomically
+    from thyroid_desktop.core.io.files import write_atomically
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)

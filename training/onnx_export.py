@@ -34,16 +34,21 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.gradcam import FEATURES_LAYER
-from thyroid_desktop.core.models import (
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.models.gradcam import FEATURES_LAYER
+from thyroid_desktop.core.models.runtime import (
+    CAM_OUTPUT,
+    FEATURES_OUTPUT,
+    LOGIT_OUTPUT,
+    PROBABILITY,
+)
+from thyroid_desktop.core.models.shipped import (
     CARD_FILE,
     GLAND_CARD_KEY,
     ONNX_CARD_KEY,
     SEGMENTER_CARD_KEY,
     sha256_file,
 )
-from thyroid_desktop.core.runtime import CAM_OUTPUT, FEATURES_OUTPUT, LOGIT_OUTPUT, PROBABILITY
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +489,7 @@ def parity_inputs(size: int, n: int = 4, seed: int = 1) -> np.ndarray:
     """Test inputs: the demo phantom's pixels and random noise, 0..255 RGB."""
     import cv2
 
-    from thyroid_desktop.core.phantom import make_phantom
+    from thyroid_desktop.core.io.phantom import make_phantom
 
     phantom = cv2.resize(make_phantom().pixels, (size, size), interpolation=cv2.INTER_AREA)
     if phantom.ndim == 2:
@@ -499,8 +504,8 @@ def export_all(models: Path) -> dict[str, Any]:
     files, checks each against Keras, and records them in the card."""
     import keras
 
-    from thyroid_desktop.core.gradcam import GradCAM
-    from thyroid_desktop.core.runtime import OnnxGradCAM, onnx_session
+    from thyroid_desktop.core.models.gradcam import GradCAM
+    from thyroid_desktop.core.models.runtime import OnnxGradCAM, onnx_session
 
     card_path = models / CARD_FILE
     card = json.loads(card_path.read_text())

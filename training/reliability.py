@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, from_array, open_image
-from thyroid_desktop.core.inference import classifier_crop, detect_nodules, predict
-from thyroid_desktop.core.models import (
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, from_array, open_image
+from thyroid_desktop.core.models.novelty import NoveltyModel
+from thyroid_desktop.core.models.shipped import (
     CARD_FILE,
     NOVELTY_CARD_KEY,
     STABILITY_CARD_KEY,
@@ -42,8 +42,8 @@ from thyroid_desktop.core.models import (
     models_dir,
     sha256_file,
 )
-from thyroid_desktop.core.novelty import NoveltyModel
-from thyroid_desktop.core.roi import JITTERS
+from thyroid_desktop.core.pipeline.estimate import classifier_crop, detect_nodules, predict
+from thyroid_desktop.core.pipeline.roi import JITTERS
 from training.data import DEFAULT_DATA, load_dataset, sample_key
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.models import load_classifier
-from thyroid_desktop.core.report import overlay
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.models.shipped import load_classifier
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.pipeline.fov import detect_fov
+from thyroid_desktop.core.report.pdf import overlay
 from training.data import DEFAULT_DATA, read_mask, sample_roi, samples_in
 
 log = logging.getLogger(__name__)

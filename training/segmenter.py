@@ -26,15 +26,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.detect import (
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.models.shipped import SEGMENTER_CARD_KEY, SEGMENTER_FILE, sha256_file
+from thyroid_desktop.core.pipeline.detect import (
     candidates_from_map,
     map_to_image,
     segmenter_input,
 )
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.models import SEGMENTER_CARD_KEY, SEGMENTER_FILE, sha256_file
-from thyroid_desktop.core.roi import roi_from_mask
+from thyroid_desktop.core.pipeline.fov import detect_fov
+from thyroid_desktop.core.pipeline.roi import roi_from_mask
 from training.data import DEFAULT_DATA, read_mask
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from thyroid_desktop.core.files import write_atomically
+    from thyroid_desktop.core.io.files import write_atomically
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from thyroid_desktop.core.analysis import Action, AnalysisService, FrameScores, searched_frames
-from thyroid_desktop.core.audit import AuditLog
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.phantom import make_cine_phantom
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.io.phantom import make_cine_phantom
+from thyroid_desktop.core.report.audit import AuditLog
 
 
 def test_frame_scores_pick_the_most_confident_frame_and_ignore_unsearched():

@@ -4,16 +4,16 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.detect import (
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.detect import (
     candidates_from_map,
     map_to_image,
     segmenter_input,
 )
-from thyroid_desktop.core.fov import FieldOfView, detect_fov
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.inference import auto_predict, detect_nodules
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.estimate import auto_predict, detect_nodules
+from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 def test_two_parts_give_two_candidates_best_first_and_specks_are_dropped():
@@ -88,7 +88,7 @@ def _gland_scene():
 
 
 def test_gland_prior_keeps_nodules_in_the_gland_and_drops_a_vessel_beside_it():
-    from thyroid_desktop.core.detect import Candidate, split_by_gland
+    from thyroid_desktop.core.pipeline.detect import Candidate, split_by_gland
 
     ph, gland, vessel = _gland_scene()
     fov = detect_fov(gray_of(ph))
@@ -107,7 +107,7 @@ def test_gland_prior_keeps_nodules_in_the_gland_and_drops_a_vessel_beside_it():
 
 
 def test_detect_with_a_gland_model_filters_candidates_and_keeps_the_gland_mask():
-    from thyroid_desktop.core.detect import detect, map_to_image
+    from thyroid_desktop.core.pipeline.detect import detect, map_to_image
 
     ph, gland, vessel = _gland_scene()
     fov = detect_fov(gray_of(ph))
@@ -142,7 +142,7 @@ def test_detect_with_a_gland_model_filters_candidates_and_keeps_the_gland_mask()
 def test_the_app_follows_the_cards_gland_filter_setting(segmenter):
     """The shipped card turns the gland filter off: the app's detection keeps candidates
     outside the gland, and still returns the gland for the outline."""
-    from thyroid_desktop.core.models import load_card
+    from thyroid_desktop.core.models.shipped import load_card
 
     info = load_card().raw.get("gland_segmenter")
     assert info is not None and segmenter.gland is not None
@@ -153,7 +153,7 @@ def test_the_app_follows_the_cards_gland_filter_setting(segmenter):
 
 
 def test_tiles_cover_the_scan_area_with_overlap():
-    from thyroid_desktop.core.detect import tile_boxes
+    from thyroid_desktop.core.pipeline.detect import tile_boxes
 
     box = ROI(10, 20, 400, 300)
     tiles = tile_boxes(box, grid=2, overlap=0.25)
@@ -168,7 +168,7 @@ def test_tiles_cover_the_scan_area_with_overlap():
 def test_zoomed_tiles_find_a_small_nodule_the_whole_view_misses():
     """A stand-in segmenter that needs a few pixels of dark blob in its small input: the
     whole scan area shrunk to 64 px loses a small phantom nodule; 2 x 2 zoomed tiles keep it."""
-    from thyroid_desktop.core.detect import tiled_probability
+    from thyroid_desktop.core.pipeline.detect import tiled_probability
 
     def segment(batch):
         x = np.asarray(batch, np.float32).mean(axis=-1)

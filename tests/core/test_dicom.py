@@ -21,8 +21,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from thyroid_desktop.core import dicom
-from thyroid_desktop.core.images import ImageLoadError, open_image, to_rgb8
+from thyroid_desktop.core.io import dicom
+from thyroid_desktop.core.io.images import ImageLoadError, open_image, to_rgb8
 
 US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
+from thyroid_desktop.core.pipeline.roi import ROI
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

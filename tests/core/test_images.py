@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from thyroid_desktop.core import images
-from thyroid_desktop.core.images import (
+from thyroid_desktop.core.io import images
+from thyroid_desktop.core.io.images import (
     MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     ImageLoadError,

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.gradcam import heatmap_rgba
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.inference import heatmap_to_image, predict
-from thyroid_desktop.core.models import load_card, verify
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.models.gradcam import heatmap_rgba
+from thyroid_desktop.core.models.shipped import load_card, verify
+from thyroid_desktop.core.pipeline.estimate import heatmap_to_image, predict
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 def test_bundled_card_is_complete_and_weights_match():
@@ -80,9 +80,9 @@ def test_heatmap_matches_resizing_the_whole_window_and_stays_in_the_image():
 def test_box_source_is_one_enum_written_as_its_value(classifier):
     import json
 
-    from thyroid_desktop.core.inference import auto_predict
-    from thyroid_desktop.core.roi import BoxSource
-    from thyroid_desktop.core.session import BoxSource as SessionBoxSource
+    from thyroid_desktop.core.pipeline.estimate import auto_predict
+    from thyroid_desktop.core.pipeline.roi import BoxSource
+    from thyroid_desktop.core.review.session import BoxSource as SessionBoxSource
 
     assert SessionBoxSource is BoxSource  # one definition, in core.roi
     phantom = make_phantom()

@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from thyroid_desktop.core.audit import AuditLog, record_for
-from thyroid_desktop.core.measure import measure
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.clinical.measure import measure
+from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.report.audit import AuditLog, record_for
 
 
 def test_mm_only_with_a_scale():
@@ -51,7 +51,7 @@ def test_audit_log_appends_whole_lines(tmp_path):
 
 
 def test_calipers_in_mm_only_where_calibrated_and_per_axis():
-    from thyroid_desktop.core.measure import measure_calipers
+    from thyroid_desktop.core.clinical.measure import measure_calipers
 
     segs = ((30.0, 40.0), (10.0, 0.0))
     dicom = measure_calipers(segs, (0.2, 0.1))  # rows 0.2 mm, columns 0.1 mm

@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from thyroid_desktop.core.images import ImageLoadError, open_image
+from thyroid_desktop.core.io.images import ImageLoadError, open_image
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 SKIP_SUFFIXES = {".py", ".pyc", ".json", ".txt", ".gz", ".bz2", ".zip", ".xz", ".icc", ".dump"}

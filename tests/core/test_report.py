@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.measure import measure
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.report import NOTICE, StudyInfo, write_report
-from thyroid_desktop.core.tirads import (
+from thyroid_desktop.core.clinical.measure import measure
+from thyroid_desktop.core.clinical.tirads import (
     Composition,
     EchogenicFoci,
     Echogenicity,
@@ -19,6 +15,10 @@ from thyroid_desktop.core.tirads import (
     Shape,
     TiradsDescriptors,
 )
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.report.pdf import NOTICE, StudyInfo, write_report
 
 
 def test_report_holds_every_field(tmp_path, classifier):
@@ -97,7 +97,7 @@ def test_failed_write_leaves_no_file(tmp_path, classifier, monkeypatch):
 def test_names_dates_sex_and_time_for_people():
     import datetime as dt
 
-    from thyroid_desktop.core.report import created_text, human_date, human_sex, person_name
+    from thyroid_desktop.core.report.pdf import created_text, human_date, human_sex, person_name
 
     assert person_name("Testperson^Anna^Maria") == "Testperson, Anna Maria"
     assert person_name("Doe^John^^Dr^Jr") == "Doe, Dr John, Jr"
@@ -114,7 +114,7 @@ def test_names_dates_sex_and_time_for_people():
 def test_report_sizes_by_the_longest_caliper(tmp_path, classifier):
     from pypdf import PdfReader
 
-    from thyroid_desktop.core.measure import measure_calipers
+    from thyroid_desktop.core.clinical.measure import measure_calipers
 
     phantom = make_phantom()
     image = from_array(phantom.pixels, spacing_mm=(0.1, 0.1))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.roi import ROI, crop_square, roi_from_mask
+from thyroid_desktop.core.pipeline.roi import ROI, crop_square, roi_from_mask
 
 
 def test_parse_and_list_round_trip():
@@ -51,7 +51,7 @@ def test_iou():
 
 
 def test_huge_window_crop_is_bounded_and_matches_the_padded_crop(monkeypatch):
-    import thyroid_desktop.core.roi as roi_module
+    import thyroid_desktop.core.pipeline.roi as roi_module
 
     yy, xx = np.mgrid[0:600, 0:900]
     smooth = np.dstack([(xx / 4) % 256, (yy / 3) % 256, (xx + yy) / 6 % 256]).astype(np.uint8)

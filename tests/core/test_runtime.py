@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.models import (
+from thyroid_desktop.core.models.runtime import requested_backend
+from thyroid_desktop.core.models.shipped import (
     CARD_FILE,
     GLAND_CARD_KEY,
     ONNX_CARD_KEY,
@@ -23,7 +24,6 @@ from thyroid_desktop.core.models import (
     onnx_entry,
     sha256_file,
 )
-from thyroid_desktop.core.runtime import requested_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,10 +48,10 @@ def test_the_app_runs_onnx_by_default(classifier, segmenter):
 def test_start_up_path_never_imports_tensorflow():
     code = (
         "import sys\n"
-        "from thyroid_desktop.core.images import from_array\n"
-        "from thyroid_desktop.core.inference import auto_predict\n"
-        "from thyroid_desktop.core.models import load_classifier, load_segmenter\n"
-        "from thyroid_desktop.core.phantom import make_phantom\n"
+        "from thyroid_desktop.core.io.images import from_array\n"
+        "from thyroid_desktop.core.pipeline.estimate import auto_predict\n"
+        "from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter\n"
+        "from thyroid_desktop.core.io.phantom import make_phantom\n"
         "finding, _ = auto_predict(from_array(make_phantom().pixels), load_classifier(),"
         " load_segmenter())\n"
         "print(finding.roi_source, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"

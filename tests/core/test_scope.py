@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import skimage.data
 
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.scope import check_scope
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.fov import detect_fov
+from thyroid_desktop.core.pipeline.scope import check_scope
 
 
 def check(pixels):
@@ -42,7 +42,7 @@ def test_not_ultrasound_is_flagged(pixels, phrase):
 
 
 def test_finding_carries_the_warning(classifier):
-    from thyroid_desktop.core.inference import predict
+    from thyroid_desktop.core.pipeline.estimate import predict
 
     rng = np.random.default_rng(1)
     finding = predict(from_array(rng.integers(0, 255, (200, 300), dtype=np.uint8)), classifier)

@@ -7,8 +7,16 @@ import json
 
 import pytest
 
-from thyroid_desktop.core.roi import ROI
-from thyroid_desktop.core.session import (
+from thyroid_desktop.core.clinical.tirads import (
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsChoices,
+)
+from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.review.session import (
     BoxSource,
     Estimate,
     Lobe,
@@ -17,14 +25,6 @@ from thyroid_desktop.core.session import (
     SessionStore,
     read_session,
     write_session,
-)
-from thyroid_desktop.core.tirads import (
-    Composition,
-    EchogenicFoci,
-    Echogenicity,
-    Margin,
-    Shape,
-    TiradsChoices,
 )
 
 A, B = "a" * 64, "b" * 64
@@ -73,7 +73,7 @@ def test_the_other_nodules_shown_are_those_on_the_frame_on_screen():
 
 
 def test_candidates_offered_are_neither_the_box_edited_nor_another_nodule():
-    from thyroid_desktop.core.session import offered_candidates
+    from thyroid_desktop.core.review.session import offered_candidates
 
     a, b, c = ROI(0, 0, 10, 10), ROI(20, 0, 10, 10), ROI(40, 0, 10, 10)
     assert offered_candidates([a, b, c], a, [c]) == [b]
@@ -128,7 +128,7 @@ def test_a_stale_analysis_is_recognised():
 
 
 def test_only_the_latest_analysis_of_the_shown_image_counts():
-    from thyroid_desktop.core.session import LatestRequest
+    from thyroid_desktop.core.review.session import LatestRequest
 
     latest = LatestRequest()
     first = latest.begin()
@@ -227,7 +227,7 @@ def test_a_failed_autosave_is_reported_not_raised(tmp_path):
 
 
 def test_accepting_ai_suggestions_is_one_undo_step_and_the_suggestion_is_saved(tmp_path):
-    from thyroid_desktop.core.tirads_ai import Suggestion, TiradsSuggestion, review_of
+    from thyroid_desktop.core.pipeline.tirads_ai import Suggestion, TiradsSuggestion, review_of
 
     sug = TiradsSuggestion(
         {

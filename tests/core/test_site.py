@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from thyroid_desktop import cli
-from thyroid_desktop.core import site
-from thyroid_desktop.core.images import from_array, open_image
-from thyroid_desktop.core.inference import auto_predict, predict
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.site import ProfileError, SiteProfile, fit_platt, fit_profile
-from thyroid_desktop.core.validation import ImageResult, LabelledFolder, summarise
+from thyroid_desktop.core.io.images import from_array, open_image
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import auto_predict, predict
+from thyroid_desktop.core.site import profile as site
+from thyroid_desktop.core.site.profile import ProfileError, SiteProfile, fit_platt, fit_profile
+from thyroid_desktop.core.site.validation import ImageResult, LabelledFolder, summarise
 
 
 def fresh(classifier):
@@ -174,7 +174,7 @@ def write_ranked_folder(root, classifier, segmenter, n=8):
 def test_cli_validate_recalibrate_profile_and_predict(
     tmp_path, classifier, segmenter, monkeypatch, capsys
 ):
-    from thyroid_desktop.core import models
+    from thyroid_desktop.core.models import shipped as models
 
     monkeypatch.setattr(models, "load_classifier", lambda directory=None: fresh(classifier))
     monkeypatch.setattr(models, "load_segmenter", lambda directory=None: segmenter)

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.study import CSV_COLUMNS, StudyEntry, expand_paths, write_csv
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.review.study import CSV_COLUMNS, StudyEntry, expand_paths, write_csv
 
 
 def _png(path):
@@ -91,7 +91,7 @@ def test_csv_gives_no_number_for_an_out_of_scope_frame(tmp_path, classifier):
 
 
 def test_folders_are_listed_in_natural_order(tmp_path):
-    from thyroid_desktop.core.study import expand_paths
+    from thyroid_desktop.core.review.study import expand_paths
 
     for name in ("179_1.png", "17_1.png", "IM10.png", "IM2.png", "2.png"):
         (tmp_path / name).write_bytes(b"x")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from thyroid_desktop.core.tirads import (
+from thyroid_desktop.core.clinical.tirads import (
     Composition as C,
     EchogenicFoci as F,
     Echogenicity as E,

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import full_suggestion
-from thyroid_desktop.core.roi import ROI
-from thyroid_desktop.core.tirads import (
+from thyroid_desktop.core.clinical.tirads import (
     Composition,
     EchogenicFoci,
     Echogenicity,
@@ -16,7 +15,8 @@ from thyroid_desktop.core.tirads import (
     Shape,
     TiradsChoices,
 )
-from thyroid_desktop.core.tirads_ai import (
+from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.pipeline.tirads_ai import (
     DDTI_COLUMNS,
     DDTI_TO_ACR,
     DescriptorHeads,
@@ -183,7 +183,7 @@ def test_suggestions_count_only_once_confirmed_and_accept_fills_open_groups():
 
 
 def test_grey_levels_are_judged_against_the_tissue_around_the_nodule():
-    from thyroid_desktop.core.tirads_ai import INTENSITY_FEATURES, intensity_features
+    from thyroid_desktop.core.pipeline.tirads_ai import INTENSITY_FEATURES, intensity_features
 
     rng = np.random.default_rng(0)
     tissue = rng.normal(120, 10, (200, 300)).clip(0, 255)

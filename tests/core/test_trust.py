@@ -14,16 +14,16 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 
-from thyroid_desktop.core.images import from_array, open_image
-from thyroid_desktop.core.inference import (
+from thyroid_desktop.core.io.images import from_array, open_image
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import (
     classifier_crop,
     heatmap_to_image,
     no_estimate_reason,
     predict,
 )
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import JITTERS, ROI
-from thyroid_desktop.core.scope import modality_reason
+from thyroid_desktop.core.pipeline.roi import JITTERS, ROI
+from thyroid_desktop.core.pipeline.scope import modality_reason
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 

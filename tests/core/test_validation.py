@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.validation import (
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.site.validation import (
     ImageResult,
     LabelledFolder,
     LabelledFolderError,

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from thyroid_desktop.core.fov import detect_fov
-from thyroid_desktop.core.images import open_image
-from thyroid_desktop.core.inference import auto_predict
+from thyroid_desktop.core.io.images import open_image
+from thyroid_desktop.core.pipeline.estimate import auto_predict
+from thyroid_desktop.core.pipeline.fov import detect_fov
 from training.data import sample_roi, samples_in
 
 
@@ -40,7 +40,7 @@ def test_card_test_metrics_reproduce_through_the_app_path(shared_data, classifie
 def test_auto_roi_finds_expert_nodules_on_held_out_images(shared_data, classifier, segmenter):
     """On ddti test images (neither model trained on them) the best candidate box mostly
     overlaps the expert's nodule box; the card's measured share is 77 %."""
-    from thyroid_desktop.core.inference import detect_nodules
+    from thyroid_desktop.core.pipeline.estimate import detect_nodules
 
     test_files = set(classifier.card.raw["data"]["split"]["test_files"])
     samples = samples_in(shared_data, "ddti", test_files)[:30]
@@ -55,7 +55,7 @@ def test_auto_roi_finds_expert_nodules_on_held_out_images(shared_data, classifie
 
 def test_out_of_scope_check_stays_quiet_on_real_ultrasound(shared_data):
     """All 3,384 frames pass (measured); a sample keeps the suite fast."""
-    from thyroid_desktop.core.scope import check_scope
+    from thyroid_desktop.core.pipeline.scope import check_scope
 
     for folder in ("ddti", "chaouchi", "arcegor"):
         for path in sorted((shared_data / folder / "images").iterdir())[::20]:

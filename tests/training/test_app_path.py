@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.roi import ROI
 from training import app_path as A
 from training.data import load_dataset
 
@@ -105,7 +105,7 @@ def test_cache_has_every_view_mirrored_and_round_trips(cache, tmp_path):
     assert not f["expert_j0"][8:].any() and f["expert_j0"][:8].any()
     assert f["auto_ctx"].any()
     # the app's own jitter views of each scored box (as core.inference.predict averages)
-    from thyroid_desktop.core.roi import JITTERS
+    from thyroid_desktop.core.pipeline.roi import JITTERS
 
     assert set(built.app_views) == set(A.APP_SCORED)
     assert all(v.shape == (n, len(JITTERS), dims_d(built)) for v in built.app_views.values())
@@ -143,7 +143,7 @@ def test_app_scoring_averages_crop_mirror_and_app_jitters(cache):
 
 
 def test_no_candidate_falls_back_to_the_scan_area(tmp_path):
-    from thyroid_desktop.core.images import open_image
+    from thyroid_desktop.core.io.images import open_image
 
     samples = _write_site(tmp_path / "s", 1, masks=True)
     image = open_image(samples[0].path)

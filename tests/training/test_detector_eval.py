@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.phantom import make_phantom
 from training.detector_eval import frame_maps, outcome
 from training.segmenter import MaskSample
 
@@ -24,7 +24,7 @@ def test_frames_are_scored_with_and_without_a_gland_model(tmp_path, segmenter):
 
 
 def test_rates_per_sequence_count_hits_and_false_boxes_and_bound_them_by_sequence():
-    from thyroid_desktop.core.fov import detect_fov
+    from thyroid_desktop.core.pipeline.fov import detect_fov
     from training.detector_eval import by_group
 
     gray = np.zeros((120, 160), np.uint8)

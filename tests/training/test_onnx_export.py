@@ -5,8 +5,8 @@ segmenter's upsampling give Keras's numbers; anything else is refused by name.""
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.gradcam import GradCAM
-from thyroid_desktop.core.runtime import CAM_OUTPUT, PROBABILITY, OnnxGradCAM, onnx_session
+from thyroid_desktop.core.models.gradcam import GradCAM
+from thyroid_desktop.core.models.runtime import CAM_OUTPUT, PROBABILITY, OnnxGradCAM, onnx_session
 from training.onnx_export import classifier_onnx, convert, segmenter_onnx
 
 

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.models import ModelError, load_classifier
-from thyroid_desktop.core.phantom import make_phantom
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.models.shipped import ModelError, load_classifier
+from thyroid_desktop.core.pipeline.estimate import predict
 from training.export import export
 from training.train import TrainConfig, balanced_weights, predict_logits, train_classifier
 

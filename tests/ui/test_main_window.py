@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from thyroid_desktop.core.images import from_array, open_image
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.io.images import from_array, open_image
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classifier):
@@ -96,7 +96,7 @@ def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
 def test_export_report_and_audit_log(window, qtbot, tmp_path):
     from pypdf import PdfReader
 
-    from thyroid_desktop.core.audit import AuditLog
+    from thyroid_desktop.core.report.audit import AuditLog
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
@@ -118,7 +118,13 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
 
 
 def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
-    from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Echogenicity, Margin, Shape
+    from thyroid_desktop.core.clinical.tirads import (
+        Composition,
+        EchogenicFoci,
+        Echogenicity,
+        Margin,
+        Shape,
+    )
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels, spacing_mm=(0.1, 0.1)), phantom.nodule)
@@ -188,7 +194,7 @@ def test_a_dicom_without_photometric_interpretation_shows_what_was_assumed(windo
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 
-    from thyroid_desktop.core.phantom import make_phantom
+    from thyroid_desktop.core.io.phantom import make_phantom
 
     grey = np.asarray(make_phantom().pixels)[..., 0].copy()
     ds = Dataset()

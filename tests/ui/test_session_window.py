@@ -15,9 +15,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.roi import ROI, BoxSource
-from thyroid_desktop.core.tirads import Composition, EchogenicFoci, Margin
+from thyroid_desktop.core.clinical.tirads import Composition, EchogenicFoci, Margin
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.ui.main_window import MainWindow
 
 
@@ -112,8 +112,8 @@ KILLED_CHILD = textwrap.dedent(
     import os, signal, sys
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-    from thyroid_desktop.core.roi import ROI
-    from thyroid_desktop.core.tirads import Composition
+    from thyroid_desktop.core.pipeline.roi import ROI
+    from thyroid_desktop.core.clinical.tirads import Composition
     from thyroid_desktop.ui.main_window import MainWindow
 
     app = QApplication([])
@@ -211,8 +211,8 @@ def test_none_echogenic_foci_excludes_the_others(window, qtbot, tmp_path):
 def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tmp_path):
     from pypdf import PdfReader
 
-    from thyroid_desktop.core.session import Lobe, Pole
-    from thyroid_desktop.core.tirads import Echogenicity, Shape
+    from thyroid_desktop.core.clinical.tirads import Echogenicity, Shape
+    from thyroid_desktop.core.review.session import Lobe, Pole
 
     a, b = _png(tmp_path, "a.png", 0), _png(tmp_path, "b.png", 1)
     window.open_paths([a, b])

@@ -3,11 +3,11 @@
 import cv2
 import pytest
 
-from thyroid_desktop.core import site
-from thyroid_desktop.core.images import from_array
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.site import SiteProfile
+from thyroid_desktop.core.io.images import from_array
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.site import profile as site
+from thyroid_desktop.core.site.profile import SiteProfile
 
 
 def profile(name, model_id, threshold=0.25):

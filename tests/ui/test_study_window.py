@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from thyroid_desktop.core.images import from_array, open_image
-from thyroid_desktop.core.inference import predict
-from thyroid_desktop.core.phantom import make_phantom
-from thyroid_desktop.core.report import StudyInfo
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.io.images import from_array, open_image
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.report.pdf import StudyInfo
 
 
 def _study_folder(tmp_path, n=3, bad=True):
@@ -187,7 +187,7 @@ def test_dark_theme_follows_the_override(qapp, monkeypatch):
 
 
 def test_tirads_choices_belong_to_their_image(window, qtbot, tmp_path):
-    from thyroid_desktop.core.tirads import Composition, Echogenicity, Margin, Shape
+    from thyroid_desktop.core.clinical.tirads import Composition, Echogenicity, Margin, Shape
 
     window.open_paths([_study_folder(tmp_path, n=2, bad=False)])
     qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)

@@ -11,13 +11,13 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.conftest import full_suggestion
-from thyroid_desktop.core.tirads import (
+from thyroid_desktop.core.clinical.tirads import (
     Composition,
     Margin,
     Shape,
     TiradsChoices,
 )
-from thyroid_desktop.core.tirads_ai import accept_all
+from thyroid_desktop.core.pipeline.tirads_ai import accept_all
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
 
 

@@ -16,17 +16,32 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.audit import AuditLog, record_for
-from thyroid_desktop.core.detect import Detection, detect
-from thyroid_desktop.core.fov import FieldOfView
-from thyroid_desktop.core.images import UltrasoundImage, open_image
-from thyroid_desktop.core.inference import Finding, auto_predict, detect_nodules, predict
-from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.roi import ROI, BoxSource
-from thyroid_desktop.core.tirads import TiradsChoices
-from thyroid_desktop.core.tirads_ai import nodule_mask, review_of
+from thyroid_desktop.core.clinical.tirads import TiradsChoices
+from thyroid_desktop.core.io.images import UltrasoundImage, open_image
+from thyroid_desktop.core.models.gradcam import heatmap_rgba
+from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.pipeline.detect import Detection, detect, gland_contours
+from thyroid_desktop.core.pipeline.estimate import Finding, auto_predict, detect_nodules, predict
+from thyroid_desktop.core.pipeline.fov import FieldOfView
+from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
+from thyroid_desktop.core.pipeline.tirads_ai import nodule_mask, review_of
+from thyroid_desktop.core.report.audit import AuditLog, record_for
 
 log = logging.getLogger(__name__)
+
+#: What the window, the CLI and the batch may use; the pipeline's steps stay behind this door.
+__all__ = [
+    "Action",
+    "AnalysisResult",
+    "AnalysisService",
+    "Detection",
+    "Finding",
+    "FrameScores",
+    "gland_contours",
+    "heatmap_rgba",
+    "nodule_reports",
+    "searched_frames",
+]
 
 #: A cine loop longer than this is searched for its best frame on every ``FRAME_STRIDE``-th
 #: frame only (plus the first and last), so that opening a long loop stays quick.
@@ -253,9 +268,9 @@ def nodule_reports(service: AnalysisService, state) -> list:
     Raises:
         ImageLoadError: a nodule's file cannot be read, or is no longer the file it was.
     """
-    from thyroid_desktop.core.images import ImageLoadError
-    from thyroid_desktop.core.measure import measure, measure_calipers
-    from thyroid_desktop.core.report import NoduleReport
+    from thyroid_desktop.core.clinical.measure import measure, measure_calipers
+    from thyroid_desktop.core.io.images import ImageLoadError
+    from thyroid_desktop.core.report.pdf import NoduleReport
 
     items = []
     for n in state.nodules:

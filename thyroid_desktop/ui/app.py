@@ -25,9 +25,9 @@ def run(argv: Sequence[str]) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from thyroid_desktop.core.images import from_array
-    from thyroid_desktop.core.models import resources_dir
-    from thyroid_desktop.core.phantom import make_phantom
+    from thyroid_desktop.core.io.images import from_array
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.core.models.shipped import resources_dir
     from thyroid_desktop.ui.main_window import MainWindow
     from thyroid_desktop.ui.theme import apply_theme
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from thyroid_desktop.core.images import ImageLoadError
-from thyroid_desktop.core.session import (
+from thyroid_desktop.core.io.images import ImageLoadError
+from thyroid_desktop.core.review.session import (
     BoxSource,
     Estimate,
 )

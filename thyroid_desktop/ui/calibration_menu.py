@@ -7,8 +7,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMenu
 
-from thyroid_desktop.core.models import Classifier
-from thyroid_desktop.core.site import incompatibility, list_profiles, model_sha256
+from thyroid_desktop.core.models.shipped import Classifier
+from thyroid_desktop.core.site.profile import incompatibility, list_profiles, model_sha256
 
 SHIPPED_TEXT = "Shipped calibration"
 

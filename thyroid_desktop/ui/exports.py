@@ -10,12 +10,12 @@ from PySide6.QtWidgets import (
 )
 
 from thyroid_desktop.core.analysis import Action
-from thyroid_desktop.core.report import StudyInfo, write_report
-from thyroid_desktop.core.session import (
+from thyroid_desktop.core.report.pdf import StudyInfo, write_report
+from thyroid_desktop.core.review.session import (
     read_session,
     write_session,
 )
-from thyroid_desktop.core.study import write_csv
+from thyroid_desktop.core.review.study import write_csv
 from thyroid_desktop.ui.report_dialog import ReportDialog
 
 
@@ -113,7 +113,7 @@ class ExportsMixin:
         """Every nodule of the session in one PDF: a summary table, then a page per nodule
         (made in the worker, written atomically)."""
         from thyroid_desktop.core.analysis import nodule_reports
-        from thyroid_desktop.core.report import write_study_report
+        from thyroid_desktop.core.report.pdf import write_study_report
 
         state, service, card = self.session.state, self.service, self.classifier.card
         study = study or StudyInfo.from_metadata(self.image.metadata if self.image else {})

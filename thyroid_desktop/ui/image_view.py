@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.roi import ROI
 
 #: How close (in screen pixels) the mouse must be to a box edge to grab it.
 HANDLE_PX = 7

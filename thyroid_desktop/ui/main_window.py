@@ -17,21 +17,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from thyroid_desktop.core.analysis import Action, AnalysisService
-from thyroid_desktop.core.audit import AuditLog
-from thyroid_desktop.core.detect import gland_contours
-from thyroid_desktop.core.gradcam import heatmap_rgba
-from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
-from thyroid_desktop.core.inference import Finding
-from thyroid_desktop.core.models import (
+from thyroid_desktop.core.analysis import (
+    Action,
+    AnalysisService,
+    Finding,
+    gland_contours,
+    heatmap_rgba,
+)
+from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, open_image
+from thyroid_desktop.core.models.shipped import (
     Classifier,
     ModelError,
     Segmenter,
     load_classifier,
     load_segmenter,
 )
-from thyroid_desktop.core.roi import ROI
-from thyroid_desktop.core.session import (
+from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.report.audit import AuditLog
+from thyroid_desktop.core.review.session import (
     BoxSource,
     Estimate,
     LatestRequest,
@@ -40,11 +43,11 @@ from thyroid_desktop.core.session import (
     SessionStore,
     offered_candidates,
 )
-from thyroid_desktop.core.site import (
+from thyroid_desktop.core.review.study import StudyEntry, expand_paths
+from thyroid_desktop.core.site.profile import (
     same_calibration,
     use_active_profile,
 )
-from thyroid_desktop.core.study import StudyEntry, expand_paths
 from thyroid_desktop.ui.batch import BatchRunner
 from thyroid_desktop.ui.batch_actions import BatchMixin
 from thyroid_desktop.ui.exports import ExportsMixin

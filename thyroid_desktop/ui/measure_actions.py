@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
-from thyroid_desktop.core.measure import measure, measure_calipers
+from thyroid_desktop.core.clinical.measure import measure, measure_calipers
 
 
 class MeasureMixin:

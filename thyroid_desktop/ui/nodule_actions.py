@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thyroid_desktop.core.images import ImageLoadError, UltrasoundImage, open_image
+from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, open_image
 
 
 class NodulesMixin:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QPushButton,
 )
 
-from thyroid_desktop.core.session import Lobe, Nodule, Pole
+from thyroid_desktop.core.review.session import Lobe, Nodule, Pole
 from thyroid_desktop.ui.tirads_panel import NoWheel
 
 NOT_GIVEN = "–"

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
 )
 
-from thyroid_desktop.core.report import NOTICE, StudyInfo
+from thyroid_desktop.core.report.pdf import NOTICE, StudyInfo
 
 _FIELDS = (
     ("patient_name", "Patient name"),

@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from thyroid_desktop.core.inference import Finding
+from thyroid_desktop.core.analysis import Finding
 
 
 class ProbabilityBar(QWidget):

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
 )
 
-from thyroid_desktop.core.site import (
+from thyroid_desktop.core.site.profile import (
     ProfileError,
     activate,
     calibration_label,

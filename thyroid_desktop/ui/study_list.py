@@ -8,7 +8,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
-from thyroid_desktop.core.study import StudyEntry
+from thyroid_desktop.core.review.study import StudyEntry
 from thyroid_desktop.ui.image_view import to_qimage
 
 THUMB = 72

@@ -10,9 +10,14 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
-from thyroid_desktop.core.files import user_data_dir
-from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.validation import Validation, ValidationFiles, save_validation, validate
+from thyroid_desktop.core.io.files import user_data_dir
+from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.site.validation import (
+    Validation,
+    ValidationFiles,
+    save_validation,
+    validate,
+)
 
 #: Where the app writes validation reports (the CLI writes where it is told).
 VALIDATIONS_FOLDER = "validations"

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thyroid_desktop.core.files import user_data_dir, write_atomically
-from thyroid_desktop.core.roi import ROI, BoxSource
-from thyroid_desktop.core.tirads import TiradsChoices
-from thyroid_desktop.core.tirads_ai import TiradsSuggestion, accept_all
+from thyroid_desktop.core.clinical.tirads import TiradsChoices
+from thyroid_desktop.core.io.files import user_data_dir, write_atomically
+from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
+from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from thyroid_desktop.core.models import ModelError
-from thyroid_desktop.core.site import (
+from thyroid_desktop.core.models.shipped import ModelError
+from thyroid_desktop.core.site.profile import (
     DEFAULT_TARGET_SENSITIVITY,
     ProfileError,
     activate,
@@ -34,7 +34,7 @@ from thyroid_desktop.core.site import (
     profile_path,
     save_profile,
 )
-from thyroid_desktop.core.validation import (
+from thyroid_desktop.core.site.validation import (
     LabelledFolderError,
     Validation,
     read_labelled_folder,
@@ -163,7 +163,7 @@ def _err(text: str) -> None:
 
 
 def _load_models(models: Path | None):
-    from thyroid_desktop.core.models import load_classifier, load_segmenter
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
 
     return load_classifier(models), load_segmenter(models)
 
@@ -293,7 +293,7 @@ def profile_report(profile) -> list[str]:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    from thyroid_desktop.core.models import load_card
+    from thyroid_desktop.core.models.shipped import load_card
 
     try:
         card = load_card(args.models)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.fov import FieldOfView
-from thyroid_desktop.core.images import UltrasoundImage
+from thyroid_desktop.core.io.images import UltrasoundImage
+from thyroid_desktop.core.pipeline.fov import FieldOfView
 
 #: DICOM storage classes that hold ultrasound (PS3.4 B.5): US image, US multi-frame, their
 #: retired predecessors, enhanced US volume; secondary capture (a scanner's screen grab) is

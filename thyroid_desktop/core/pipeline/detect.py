@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
+from thyroid_desktop.core.pipeline.roi import ROI
 
 #: Probability above which a pixel counts as nodule.
 MASK_THRESHOLD = 0.5

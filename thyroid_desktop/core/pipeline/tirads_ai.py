@@ -17,8 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.roi import ROI
-from thyroid_desktop.core.tirads import (
+from thyroid_desktop.core.clinical.tirads import (
     GROUPS,
     Composition,
     EchogenicFoci,
@@ -29,6 +28,7 @@ from thyroid_desktop.core.tirads import (
     TiradsChoices,
     TiradsDescriptors,
 )
+from thyroid_desktop.core.pipeline.roi import ROI
 
 #: The DDTI vocabulary (``metadata.csv``, lower-cased) -> ACR 2017 lexicon. Words not listed
 #: ("dense", "None", empty) are not used for training. DDTI gives one calcification kind

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.gradcam import heatmap_rgba
-from thyroid_desktop.core.images import UltrasoundImage
-from thyroid_desktop.core.inference import Finding
-from thyroid_desktop.core.measure import Calipers, Measurement
-from thyroid_desktop.core.models import ModelCard
-from thyroid_desktop.core.tirads import (
+from thyroid_desktop.core.clinical.measure import Calipers, Measurement
+from thyroid_desktop.core.clinical.tirads import (
     EchogenicFoci,
     TiradsChoices,
     TiradsDescriptors,
     label,
     recommend,
 )
-from thyroid_desktop.core.tirads_ai import review_of, review_text
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import UltrasoundImage
+from thyroid_desktop.core.models.gradcam import heatmap_rgba
+from thyroid_desktop.core.models.shipped import ModelCard
+from thyroid_desktop.core.pipeline.estimate import Finding
+from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
 
 NOTICE = "For research use only. Not for use in diagnostic procedures."
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from thyroid_desktop.core import dicom
+from thyroid_desktop.core.io import dicom
 
 logger = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.detect import Detection, detect
-from thyroid_desktop.core.fov import FieldOfView, detect_fov, mask_outside
-from thyroid_desktop.core.images import UltrasoundImage
-from thyroid_desktop.core.models import Classifier, Segmenter
-from thyroid_desktop.core.roi import JITTERS, ROI, BoxSource, crop_square
-from thyroid_desktop.core.scope import check_scope, modality_reason
-from thyroid_desktop.core.tirads_ai import TiradsSuggestion, nodule_mask
+from thyroid_desktop.core.io.images import UltrasoundImage
+from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.pipeline.detect import Detection, detect
+from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
+from thyroid_desktop.core.pipeline.roi import JITTERS, ROI, BoxSource, crop_square
+from thyroid_desktop.core.pipeline.scope import check_scope, modality_reason
+from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, nodule_mask
 
 
 @dataclass(frozen=True)

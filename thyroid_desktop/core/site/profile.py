@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_desktop.core.files import user_data_dir, write_atomically
-from thyroid_desktop.core.validation import (
+from thyroid_desktop.core.io.files import user_data_dir, write_atomically
+from thyroid_desktop.core.site.validation import (
     ImageResult,
     Validation,
     auroc,

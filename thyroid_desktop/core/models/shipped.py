@@ -67,7 +67,7 @@ def resources_dir() -> Path:
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         return Path(bundle) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    return Path(__file__).resolve().parents[3] / "resources"
 
 
 def models_dir() -> Path:
@@ -249,7 +249,7 @@ def _check_platt(card: ModelCard) -> None:
 
 def _onnx_session(directory: Path, entry: dict[str, Any]):
     """The verified ONNX graph of a card entry, as an ONNX Runtime session."""
-    from thyroid_desktop.core.runtime import onnx_session
+    from thyroid_desktop.core.models.runtime import onnx_session
 
     path = directory / str(entry["file"])
     _verify_file(path, str(entry["sha256"]))
@@ -271,7 +271,7 @@ def _keras_installed() -> bool:
 
 
 def _use_onnx(entry: dict[str, Any] | None, backend: str | None) -> bool:
-    from thyroid_desktop.core.runtime import available, requested_backend
+    from thyroid_desktop.core.models.runtime import available, requested_backend
 
     backend = backend or requested_backend()
     if entry is not None and backend == "keras" and not _keras_installed():
@@ -349,10 +349,10 @@ class Classifier:
     @cached_property
     def gradcam(self):
         if self.session is not None:
-            from thyroid_desktop.core.runtime import OnnxGradCAM
+            from thyroid_desktop.core.models.runtime import OnnxGradCAM
 
             return OnnxGradCAM(self.session, tuple(self.card.onnx["platt"]))
-        from thyroid_desktop.core.gradcam import GradCAM
+        from thyroid_desktop.core.models.gradcam import GradCAM
 
         return GradCAM(self.model, self.card.last_conv_layer, self.card.logit_layer)
 
@@ -371,7 +371,7 @@ def load_classifier(directory: Path | None = None, backend: str | None = None) -
     card = load_card(directory)
     if _use_onnx(card.onnx, backend):  # the graph's own sha256 is checked; the Keras file
         # may be absent (the bundle ships no TensorFlow)
-        from thyroid_desktop.core.runtime import session_device
+        from thyroid_desktop.core.models.runtime import session_device
 
         _verify_if_present(card.weights_path, str(card.raw["sha256"]))
         _check_platt(card)
@@ -397,7 +397,7 @@ def load_classifier(directory: Path | None = None, backend: str | None = None) -
         _load_tirads_heads(card),
         session=session,
     )
-    from thyroid_desktop.core.roi import JITTERS
+    from thyroid_desktop.core.pipeline.roi import JITTERS
 
     clf.gradcam.warm_up(card.input_size, len(JITTERS))
     clf.load_seconds = time.perf_counter() - t0
@@ -407,14 +407,14 @@ def load_classifier(directory: Path | None = None, backend: str | None = None) -
 
 def _load_novelty(card: ModelCard):
     """The verified novelty reference named in the card, or None if it names none."""
-    from thyroid_desktop.core.novelty import NoveltyModel
+    from thyroid_desktop.core.models.novelty import NoveltyModel
 
     return _load_side_file(card, card.novelty, NoveltyModel.load, "novelty reference")
 
 
 def _load_tirads_heads(card: ModelCard):
     """The verified TI-RADS descriptor heads named in the card, or None if it names none."""
-    from thyroid_desktop.core.tirads_ai import DescriptorHeads
+    from thyroid_desktop.core.pipeline.tirads_ai import DescriptorHeads
 
     return _load_side_file(card, card.tirads_heads, DescriptorHeads.load, "TI-RADS heads")
 
@@ -449,7 +449,7 @@ class Segmenter:
     @cached_property
     def _fn(self):
         if self.session is not None:
-            from thyroid_desktop.core.runtime import OnnxSegmenterFn
+            from thyroid_desktop.core.models.runtime import OnnxSegmenterFn
 
             return OnnxSegmenterFn(self.session)
         import tensorflow as tf

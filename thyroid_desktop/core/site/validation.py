@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.images import ImageLoadError, open_image
-from thyroid_desktop.core.inference import auto_predict
-from thyroid_desktop.core.models import Classifier, Segmenter
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import ImageLoadError, open_image
+from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.pipeline.estimate import auto_predict
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from thyroid_desktop.core.files import write_atomically
-from thyroid_desktop.core.images import SUPPORTED_SUFFIXES
-from thyroid_desktop.core.inference import Finding
-from thyroid_desktop.core.measure import measure
-from thyroid_desktop.core.tirads import TiradsChoices, TiradsDescriptors
-from thyroid_desktop.core.tirads_ai import review_of, review_text
+from thyroid_desktop.core.clinical.measure import measure
+from thyroid_desktop.core.clinical.tirads import TiradsChoices, TiradsDescriptors
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
+from thyroid_desktop.core.pipeline.estimate import Finding
+from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
 
 #: A folder dropped on the window is searched this deep for images.
 MAX_FOLDER_DEPTH = 3

@@ -1,5 +1,5 @@
 """Headless use of the same core: ``python -m thyroid_desktop predict IMG ... --json``;
-``validate``, ``recalibrate`` and ``profile`` are in :mod:`thyroid_desktop.cli_site`."""
+``validate``, ``recalibrate`` and ``profile`` are in :mod:`thyroid_desktop.cli.site`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from thyroid_desktop import cli_site
-from thyroid_desktop.core.images import ImageLoadError
-from thyroid_desktop.core.models import DEFAULT_OUTPUT_NAME as OUTPUT, ModelError
-from thyroid_desktop.core.roi import ROI
-from thyroid_desktop.core.site import ProfileError, choose_calibration
+from thyroid_desktop.cli import site as cli_site
+from thyroid_desktop.core.io.images import ImageLoadError
+from thyroid_desktop.core.models.shipped import DEFAULT_OUTPUT_NAME as OUTPUT, ModelError
+from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.site.profile import ProfileError, choose_calibration
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ def predict_command(args: argparse.Namespace) -> int:
     """Prints a result (or an error) per image (per frame with ``--all-frames``); non-zero
     exit if any image failed."""
     from thyroid_desktop.core.analysis import Action, AnalysisService
-    from thyroid_desktop.core.audit import AuditLog
-    from thyroid_desktop.core.models import load_classifier, load_segmenter
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
+    from thyroid_desktop.core.report.audit import AuditLog
 
     if args.frame is not None and args.frame < 0:
         print("error: --frame must be 0 or more", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 @dataclass(frozen=True)

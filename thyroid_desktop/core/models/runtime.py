@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_desktop.core.gradcam import Explainer, normalised_cam
+from thyroid_desktop.core.models.gradcam import Explainer, normalised_cam
 
 log = logging.getLogger(__name__)
 

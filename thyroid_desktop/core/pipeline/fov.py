@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.roi import ROI
 
 #: Longer side of the working copy; larger images are downscaled to it.
 _WORK_SIDE = 320

@@ -12,8 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from thyroid_desktop.core.files import user_data_dir
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.io.files import user_data_dir
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 def default_log_path() -> Path:

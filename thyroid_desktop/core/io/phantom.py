@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from thyroid_desktop.core.roi import ROI
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 @dataclass(frozen=True)

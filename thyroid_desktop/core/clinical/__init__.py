@@ -1,0 +1,1 @@
+"""Clinical rules without models: ACR TI-RADS points and levels, sizes and volume."""

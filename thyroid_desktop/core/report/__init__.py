@@ -1,0 +1,1 @@
+"""What leaves the app: the PDF report, the CSV and the audit log."""

@@ -1,0 +1,1 @@
+"""The Qt-free reading state: study -> images -> nodules, undo/redo, autosave, restore."""

@@ -1,0 +1,1 @@
+"""Site calibration and validation: profiles, the labelled-folder run and its figures."""
