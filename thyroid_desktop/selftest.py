@@ -106,7 +106,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
     t0 = time.perf_counter()
     try:
         from thyroid_desktop.core.analysis import Action, AnalysisService
-        from thyroid_desktop.core.clinical.measure import measure
+        from thyroid_desktop.core.clinical.measure import finding_size
         from thyroid_desktop.core.io.images import ImageLoadError, from_array
         from thyroid_desktop.core.io.phantom import make_phantom
         from thyroid_desktop.core.models.shipped import ModelError, load_classifier, load_segmenter
@@ -146,7 +146,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
                 clf.card,
                 StudyInfo(patient_name="SELFTEST"),
                 None,
-                measure(finding.roi, None),
+                finding_size(finding, image.scale),
             )
             head = pdf.read_bytes()[:5]
             size_kb = pdf.stat().st_size / 1024

@@ -29,10 +29,12 @@ from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import open_image
 from thyroid_desktop.core.models.shipped import GLAND_CARD_KEY, load_segmenter
 from thyroid_desktop.core.pipeline.detect import (
+    GLAND_THRESHOLD,
     candidates_from_map,
     map_to_image,
     segmenter_input,
     split_by_gland,
+    threshold_of,
 )
 from thyroid_desktop.core.pipeline.fov import detect_fov
 from thyroid_desktop.core.pipeline.roi import roi_from_mask
@@ -69,7 +71,9 @@ def frame_maps(sample, seg, gland, width: int | None):
     w, h = pixels.shape[1], pixels.shape[0]
     nodule = map_to_image(seg(x)[0], fov, w, h)
     gl = (
-        map_to_image(gland(x)[0], fov, w, h) >= 0.5 if gland is not None else np.zeros((h, w), bool)
+        map_to_image(gland(x)[0], fov, w, h) >= threshold_of(gland, GLAND_THRESHOLD)
+        if gland is not None
+        else np.zeros((h, w), bool)
     )
     return mask, nodule, gl, fov
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from thyroid_desktop.core.io.images import open_image
 from thyroid_desktop.core.models.shipped import GLAND_CARD_KEY, GLAND_FILE, sha256_file
-from thyroid_desktop.core.pipeline.detect import map_to_image, segmenter_input
+from thyroid_desktop.core.pipeline.detect import GLAND_THRESHOLD, map_to_image, segmenter_input
 from thyroid_desktop.core.pipeline.fov import detect_fov
 from thyroid_desktop.core.site.validation import neighbour_groups
 from training.data import DEFAULT_DATA, read_mask
@@ -59,7 +59,7 @@ def evaluate(seg_fn, inputs, full, files) -> dict:
     dices, ious = [], []
     for i, (mask, fov, w, h) in enumerate(full):
         prob = seg_fn(tf.cast(inputs[i : i + 1], tf.float32)).numpy()[0, ..., 0]
-        pred = map_to_image(prob, fov, w, h) >= 0.5
+        pred = map_to_image(prob, fov, w, h) >= GLAND_THRESHOLD
         d, j = dice_iou(pred, mask)
         dices.append(d)
         ious.append(j)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(train_s),
             "loss": "BCE + soft Dice on the 1/4-resolution grid",
         },
-        "threshold": 0.5,
+        "threshold": GLAND_THRESHOLD,
         "metrics": {**metrics, "ci": "95 % bootstrap over runs of neighbouring file ids"},
     }
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))

@@ -29,6 +29,7 @@ import numpy as np
 from thyroid_desktop.core.io.images import open_image
 from thyroid_desktop.core.models.shipped import SEGMENTER_CARD_KEY, SEGMENTER_FILE, sha256_file
 from thyroid_desktop.core.pipeline.detect import (
+    MASK_THRESHOLD,
     candidates_from_map,
     map_to_image,
     segmenter_input,
@@ -467,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         prob = seg_fn(tf.cast(inputs[i : i + 1], tf.float32)).numpy()[0, ..., 0]
         full_prob = map_to_image(prob, fov, pixels.shape[1], pixels.shape[0])
         cands = candidates_from_map(full_prob, fov)
-        pred = full_prob >= 0.5
+        pred = full_prob >= MASK_THRESHOLD
         if mask.any():
             truth_box = roi_from_mask(mask.astype(np.uint8))
             hit = bool(cands) and cands[0].roi.iou(truth_box) >= 0.5
@@ -526,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "loss": "BCE + soft Dice on the 1/4-resolution grid",
         },
-        "threshold": 0.5,
+        "threshold": MASK_THRESHOLD,
         "metrics": metrics,
     }
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))

@@ -23,6 +23,7 @@ from pydicom.uid import (
 
 from thyroid_desktop.core.io import dicom
 from thyroid_desktop.core.io.images import ImageLoadError, open_image, to_rgb8
+from thyroid_desktop.core.io.scale import Scale, ScaleSource
 
 US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
 
@@ -168,6 +169,7 @@ def test_mono2_with_regions_gives_pixels_spacing_and_metadata(tmp_path):
     np.testing.assert_array_equal(img.pixels[..., 0], pixels)
     np.testing.assert_array_equal(img.pixels[..., 2], pixels)
     assert img.spacing_mm == pytest.approx((0.1, 0.1))
+    assert img.scale.source is ScaleSource.DICOM_REGIONS
     assert img.n_frames == 1 and img.frame_index == 0
     assert img.metadata["Modality"] == "US"
     assert img.metadata["PatientName"] == "Phantom^Thyroid"
@@ -290,7 +292,9 @@ def test_dicom_sha256_is_of_file_bytes(tmp_path):
 def test_no_calibration_gives_none(tmp_path):
     path = save(make_dataset(speckle((48, 64))), tmp_path / "nocal.dcm")
 
-    assert open_image(path).spacing_mm is None
+    image = open_image(path)
+    assert image.spacing_mm is None and image.scale == Scale.none()
+    assert not image.scale.calibrated
 
 
 @pytest.mark.parametrize("units", [0, 4, 7])  # none, seconds, cm/s
@@ -340,7 +344,9 @@ def test_pixel_spacing_tag_is_the_fallback(tmp_path):
     ds.PixelSpacing = [0.2, 0.3]
     path = save(ds, tmp_path / "ps.dcm")
 
-    assert open_image(path).spacing_mm == pytest.approx((0.2, 0.3))
+    scale = open_image(path).scale
+    assert scale.spacing_mm == pytest.approx((0.2, 0.3))
+    assert scale.source is ScaleSource.DICOM_PIXEL_SPACING
 
 
 def test_regions_win_over_pixel_spacing():
@@ -348,6 +354,7 @@ def test_regions_win_over_pixel_spacing():
     ds.PixelSpacing = [0.5, 0.5]
 
     assert dicom.pixel_spacing_mm(ds) == pytest.approx((0.1, 0.1))
+    assert dicom.pixel_scale(ds).source is ScaleSource.DICOM_REGIONS
 
 
 # ----------------------------------------------------------------------------- broken corpus

@@ -429,6 +429,7 @@ def test_from_array_normalises_and_hashes_pixels():
     assert img.sha256 == hashlib.sha256(img.pixels.tobytes()).hexdigest()
     assert img.source is None
     assert img.spacing_mm == (0.1, 0.2)
+    assert img.scale.source == "given with the image"
     assert img.metadata == {"Modality": "US"}
 
 
@@ -448,6 +449,18 @@ def test_from_array_rejects_unusable_arrays():
 def test_from_array_rejects_bad_spacing():
     with pytest.raises(ValueError):
         from_array(speckle((40, 40)), spacing_mm=(0.0, 0.1))
+    with pytest.raises(ValueError):
+        from_array(speckle((40, 40)), spacing_mm=(float("nan"), 0.1))
+
+
+def test_from_array_takes_a_scale_with_its_source():
+    from thyroid_desktop.core.io.scale import Scale, ScaleSource
+
+    scale = Scale(0.2, 0.1, ScaleSource.DICOM_REGIONS)
+    assert from_array(speckle((40, 40)), scale=scale).scale == scale
+    assert not from_array(speckle((40, 40))).scale.calibrated
+    with pytest.raises(ValueError, match="not both"):
+        from_array(speckle((40, 40)), spacing_mm=(0.1, 0.1), scale=scale)
 
 
 def test_from_array_matches_file(tmp_path):
@@ -468,16 +481,14 @@ def test_pixels_are_read_only(tmp_path):
 
 def test_direct_construction_copies_writable_pixels():
     px = speckle((4, 5, 3))
-    img = UltrasoundImage(pixels=px, source=None, sha256="x", spacing_mm=None, metadata={})
+    img = UltrasoundImage(pixels=px, source=None, sha256="x", metadata={})
     assert not img.pixels.flags.writeable
     assert px.flags.writeable
 
 
 def test_direct_construction_validates_shape():
     with pytest.raises(ValueError):
-        UltrasoundImage(
-            pixels=np.zeros((4, 5), np.uint8), source=None, sha256="x", spacing_mm=None, metadata={}
-        )
+        UltrasoundImage(pixels=np.zeros((4, 5), np.uint8), source=None, sha256="x", metadata={})
 
 
 def test_gray_matches_opencv():

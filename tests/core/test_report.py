@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from thyroid_desktop.core.clinical.measure import measure
+from thyroid_desktop.core.clinical.measure import finding_size
 from thyroid_desktop.core.clinical.tirads import (
     Composition,
     EchogenicFoci,
@@ -52,7 +52,7 @@ def test_report_holds_every_field(tmp_path, classifier):
         classifier.card,
         study,
         tirads,
-        measure(finding.roi, image.spacing_mm),
+        finding_size(finding, image.scale),
     )
     assert out.exists() and not list(tmp_path.glob(".*tmp*"))
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
@@ -114,25 +114,16 @@ def test_names_dates_sex_and_time_for_people():
 def test_report_sizes_by_the_longest_caliper(tmp_path, classifier):
     from pypdf import PdfReader
 
-    from thyroid_desktop.core.clinical.measure import measure_calipers
-
     phantom = make_phantom()
     image = from_array(phantom.pixels, spacing_mm=(0.1, 0.1))
     finding = replace(predict(image, classifier, phantom.nodule, "manual"), no_estimate_reason="")
     tirads = TiradsDescriptors(
         Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.SMOOTH, frozenset()
     )
-    calipers = measure_calipers(((160.0, 0.0), (0.0, 90.0)), image.spacing_mm)
+    size = finding_size(finding, image.scale, None, ((160.0, 0.0), (0.0, 90.0)))
     out = write_report(
-        tmp_path / "r.pdf",
-        image,
-        finding,
-        classifier.card,
-        StudyInfo(),
-        tirads,
-        measure(finding.roi, image.spacing_mm),
-        calipers=calipers,
+        tmp_path / "r.pdf", image, finding, classifier.card, StudyInfo(), tirads, size
     )
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
-    assert "calipers 16.0 x 9.0 mm (DICOM calibration); box 13.4 x 11.5 mm" in text
+    assert "calipers 16.0 x 9.0 mm (given with the image); box 13.4 x 11.5 mm" in text
     assert "TR4, 1.6 cm: FNA recommended" in text  # 16 mm by caliper, 13.4 by the box

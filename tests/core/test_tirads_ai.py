@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import full_suggestion
+from thyroid_desktop.core.clinical.measure import Scale, ScaleSource, longest_axis
 from thyroid_desktop.core.clinical.tirads import (
     Composition,
     EchogenicFoci,
@@ -26,7 +27,7 @@ from thyroid_desktop.core.pipeline.tirads_ai import (
     ddti_to_acr,
     extents,
     geometry,
-    longest_axis,
+    mask_outline,
     nodule_mask,
     review_of,
 )
@@ -78,21 +79,22 @@ def ellipse(w, h, shape=(200, 300)):
 def test_shape_and_size_from_the_mask_geometry():
     tall, wide = ellipse(40, 80), ellipse(90, 50)
     roi = ROI(100, 40, 100, 120)
-    sug, size_px, size_mm, aspect = geometry(tall, roi, None)
+    sug, outline, aspect = geometry(tall, roi)
     assert sug.value is Shape.TALLER and sug.method == "mask geometry" and aspect > 1.8
-    assert size_mm is None and 78 <= size_px <= 83  # uncalibrated: no mm
-    assert geometry(wide, roi, None)[0].value is Shape.WIDER
+    assert 78 <= longest_axis(outline) <= 83  # uncalibrated: pixels
+    assert geometry(wide, roi)[0].value is Shape.WIDER
     # Anisotropic spacing (row 0.2, col 0.1 mm): 80 px tall = 16 mm, 40 px wide = 4 mm.
-    w, h = extents(tall, (0.2, 0.1))
+    aniso = Scale(0.2, 0.1, ScaleSource.DICOM_REGIONS)
+    w, h = extents(tall, aniso)
     assert w == pytest.approx(4.1, abs=0.15) and h == pytest.approx(16.2, abs=0.25)
-    assert geometry(tall, roi, (0.2, 0.1))[2] == pytest.approx(16.2, abs=0.4)
+    assert longest_axis(geometry(tall, roi, aniso)[1], aniso) == pytest.approx(16.2, abs=0.4)
     # A 30 x 40 rectangle: the longest axis is its diagonal, 50 px.
     rect = np.zeros((100, 100), bool)
     rect[10:50, 20:50] = True
-    assert longest_axis(rect) == pytest.approx(50, abs=1.5)
-    # No mask: shape from the box, no size.
-    box_sug, px, mm, _ = geometry(None, ROI(0, 0, 30, 60), None)
-    assert box_sug.value is Shape.TALLER and box_sug.method == "box geometry" and px is None
+    assert longest_axis(mask_outline(rect)) == pytest.approx(50, abs=1.5)
+    # No mask: shape from the box, no outline (so no mask size).
+    box_sug, outline, _ = geometry(None, ROI(0, 0, 30, 60))
+    assert box_sug.value is Shape.TALLER and box_sug.method == "box geometry" and outline == ()
 
 
 def test_nodule_mask_keeps_the_largest_part_inside_the_box():

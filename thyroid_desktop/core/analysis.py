@@ -187,7 +187,7 @@ class AnalysisService:
             detection = self._candidates_only(image)
         if detection is None:
             return None, None
-        return detection.fov, nodule_mask(detection.probability, roi)
+        return detection.fov, nodule_mask(detection.probability, roi, detection.threshold)
 
     def analyse_file(
         self,
@@ -268,7 +268,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
     Raises:
         ImageLoadError: a nodule's file cannot be read, or is no longer the file it was.
     """
-    from thyroid_desktop.core.clinical.measure import measure, measure_calipers
+    from thyroid_desktop.core.clinical.measure import finding_size
     from thyroid_desktop.core.io.images import ImageLoadError
     from thyroid_desktop.core.report.pdf import NoduleReport
 
@@ -280,8 +280,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
             raise ImageLoadError(f"{Path(record.path).name} changed since {n.id} was marked")
         box = None if n.source is BoxSource.FULL else n.box
         finding = service.analyse_box(image, box, n.source, action=None).finding
-        size = measure(n.box, image.spacing_mm, record.user_mm_per_px)
-        calipers = measure_calipers(n.calipers_px, image.spacing_mm, record.user_mm_per_px)
+        size = finding_size(finding, image.scale, record.user_mm_per_px, n.calipers_px)
         items.append(
             NoduleReport(
                 n.id,
@@ -291,7 +290,6 @@ def nodule_reports(service: AnalysisService, state) -> list:
                 size,
                 n.tirads.descriptors,
                 n.notes,
-                calipers,
                 n.tirads,
             )
         )

@@ -50,7 +50,7 @@ class BatchMixin:
             finding, sha = analysed.finding, analysed.image.sha256
             self._batch_into_session(entry.path, analysed)
             if entry.finding is None:  # the user may have analysed it meanwhile
-                entry.sha256, entry.spacing_mm = sha, analysed.image.spacing_mm
+                entry.sha256, entry.scale = sha, analysed.image.scale
                 entry.finding, entry.status, entry.error = finding, "analysed", ""
                 entry.frame = analysed.frame if analysed.n_frames > 1 else None
                 shown = self.image

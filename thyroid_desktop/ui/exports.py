@@ -73,7 +73,6 @@ class ExportsMixin:
         choices = self.tirads.choices()
         n = self._nodule()
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
-        calipers = self.calipers()
 
         def done(out: Path) -> None:
             problem = (
@@ -94,7 +93,6 @@ class ExportsMixin:
                 tirads,
                 size,
                 nodule=nodule,
-                calipers=calipers,
                 choices=choices,
             ),
             done,

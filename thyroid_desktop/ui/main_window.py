@@ -349,7 +349,7 @@ class MainWindow(
             entry.status, entry.error = "error", str(err)
             self.study_list.update_entry(row, entry)
             return False
-        entry.sha256, entry.spacing_mm = image.sha256, image.spacing_mm
+        entry.sha256, entry.scale = image.sha256, image.scale
         entry.user_mm_per_px = record.user_mm_per_px
         self.current = row
         self.study_list.setCurrentRow(row)

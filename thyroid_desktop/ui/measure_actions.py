@@ -9,32 +9,35 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
-from thyroid_desktop.core.clinical.measure import measure, measure_calipers
+from thyroid_desktop.core.clinical.measure import finding_size
 
 
 class MeasureMixin:
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
     def measurement(self):
-        """Size of the analysed box: mm from DICOM or the user's scale, else pixels."""
+        """The shown nodule's size (``finding_size``, as the CSV and the PDF give it): its
+        calipers, else the segmenter's mask, else the box; mm from DICOM or the user's
+        scale, else pixels. None before an analysis."""
         if self.finding is None or self.image is None:
             return None
-        return measure(self.finding.roi, self.image.spacing_mm, self.user_mm_per_px)
+        nodule = self._nodule()
+        calipers = nodule.calipers_px if nodule is not None else ()
+        return finding_size(self.finding, self.image.scale, self.user_mm_per_px, calipers)
 
     def _show_size(self) -> None:
-        size, calipers = self.measurement(), self.calipers()
-        text = size.text() if size else ""
-        if calipers is not None:
-            text = f"{text}; {calipers.text()}" if text else calipers.text()
-        self.panel.show_measurement(text)
-        largest = calipers.max_diameter_mm if calipers is not None else None
-        self.tirads.set_size(largest or (size.max_diameter_mm if size else None))
+        size = self.measurement()
+        self.panel.show_measurement(size.text() if size else "")
+        self.tirads.set_size(size.max_diameter_mm if size else None)
+        if self.current is not None and self.entries:
+            nodule = self._nodule()
+            self.entries[self.current].calipers_px = nodule.calipers_px if nodule else ()
 
     def calibrate_scale(self) -> None:
         """Next left-drag draws a line along a known distance; its length in mm is asked."""
         if self.image is None:
             return
-        if self.image.spacing_mm is not None:
+        if self.image.scale.calibrated:
             self.show_message(
                 "Already calibrated",
                 "This DICOM image carries its own pixel spacing; sizes use it.",
@@ -86,13 +89,6 @@ class MeasureMixin:
             f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed",
             8000,
         )
-
-    def calipers(self):
-        """The shown nodule's caliper lines, measured (None when there are none)."""
-        nodule = self._nodule()
-        if nodule is None or not nodule.calipers_px or self.image is None:
-            return None
-        return measure_calipers(nodule.calipers_px, self.image.spacing_mm, self.user_mm_per_px)
 
     def measure_nodule(self) -> None:
         """Next left-drag draws a caliper line across the shown nodule (up to three)."""

@@ -225,10 +225,6 @@ class TiradsPanel(QGroupBox):
             return
         missing = [g.replace("_", " ") for g in SUGGESTED_GROUPS if g not in sug.groups]
         extra = f"; no suggestion for {', '.join(missing)} (0 points)" if missing else ""
-        if sug.size_mm is not None:
-            extra += f"; mask's longest axis {sug.size_mm:.1f} mm"
-        elif sug.size_px is not None:
-            extra += f"; mask's longest axis {sug.size_px:.0f} px (uncalibrated: no mm)"
         self.ai_result.setText(
             f"AI-only: TR{sug.level.tr} ({sug.level.name}), {sug.points} points{extra}. "
             "Not counted until you confirm."

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 
+from thyroid_desktop.core.clinical.measure import NoduleSize
+
 
 class Composition(Enum):
     CYSTIC = ("cystic or almost completely cystic", 0)
@@ -118,8 +120,10 @@ class Recommendation:
     text: str
 
 
-def recommend(level: Level, max_diameter_mm: float | None) -> Recommendation:
-    """FNA / follow-up advice; without a calibrated size, says what the thresholds are."""
+def recommend(level: Level, size: NoduleSize | float | None) -> Recommendation:
+    """FNA / follow-up advice for the nodule's ``size`` (``core.clinical.measure.nodule_size``,
+    or its maximum diameter in mm); without a calibrated size, says what the thresholds are."""
+    max_diameter_mm = size.max_diameter_mm if isinstance(size, NoduleSize) else size
     if level.fna_cm is None:
         return Recommendation("no FNA", f"TR{level.tr} ({level.name}): no FNA.")
     thresholds = (

@@ -34,6 +34,8 @@ from pydicom.uid import (
     JPEGTransferSyntaxes,
 )
 
+from thyroid_desktop.core.io.scale import Scale, ScaleSource
+
 logger = logging.getLogger(__name__)
 
 PREAMBLE_BYTES = 128
@@ -99,16 +101,22 @@ class DicomFrame:
         pixels: H x W (grey) or H x W x 3 (RGB) in the stored bit depth; MONOCHROME1 is
             already inverted and YBR/palette data already converted to RGB.
         n_frames: Number of frames in the file.
-        spacing_mm: (row_mm, col_mm) when the file states a physical calibration, else None.
+        scale: The pixel size the file states (ultrasound regions, else Pixel Spacing),
+            or ``Scale.none()``.
         metadata: Selected header fields as strings (see `METADATA_KEYWORDS`).
         notes: What had to be assumed because the header does not say it.
     """
 
     pixels: np.ndarray
     n_frames: int
-    spacing_mm: tuple[float, float] | None
+    scale: Scale
     metadata: dict[str, str]
     notes: tuple[str, ...] = ()
+
+    @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        """(row_mm, col_mm) when the file states a physical calibration, else None."""
+        return self.scale.spacing_mm
 
 
 MISSING_PHOTOMETRIC_NOTE = (
@@ -178,7 +186,7 @@ def read_dicom(
     return DicomFrame(
         pixels=arr,
         n_frames=n_frames,
-        spacing_mm=pixel_spacing_mm(ds),
+        scale=pixel_scale(ds),
         metadata=dicom_metadata(ds),
         notes=tuple(notes),
     )
@@ -200,13 +208,21 @@ def check_frame_index(frame: int, n_frames: int) -> None:
         raise DicomError(f"frame {frame} does not exist (the file has {n_frames} {plural})")
 
 
-def pixel_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
-    """Return the (row_mm, col_mm) pixel size the file states, or None.
+def pixel_scale(ds: Dataset) -> Scale:
+    """The pixel size the file states, with where it came from, or ``Scale.none()``.
 
     The ultrasound regions calibration wins; Pixel Spacing (0028,0030) is the fallback.
     Nothing is ever guessed.
     """
-    return ultrasound_spacing_mm(ds) or _tag_pixel_spacing_mm(ds)
+    regions = ultrasound_spacing_mm(ds)
+    if regions is not None:
+        return Scale.of_spacing(regions, ScaleSource.DICOM_REGIONS)
+    return Scale.of_spacing(_tag_pixel_spacing_mm(ds), ScaleSource.DICOM_PIXEL_SPACING)
+
+
+def pixel_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
+    """Return the (row_mm, col_mm) pixel size the file states, or None (see `pixel_scale`)."""
+    return pixel_scale(ds).spacing_mm
 
 
 def ultrasound_spacing_mm(ds: Dataset) -> tuple[float, float] | None:

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from thyroid_desktop.core.io import dicom
+from thyroid_desktop.core.io.scale import Scale, ScaleSource
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,10 @@ class UltrasoundImage:
         pixels: H x W x 3 uint8 RGB, C-contiguous and read-only.
         source: File it came from; None for in-memory images.
         sha256: Hex digest of the file bytes (of `pixels` bytes for in-memory images).
-        spacing_mm: (row_mm, col_mm) per pixel when the file states a physical
-            calibration, else None.
+        scale: The pixel size the file states and where it came from (DICOM ultrasound
+            regions or Pixel Spacing), else ``Scale.none()``; ``spacing_mm`` is its
+            (row_mm, col_mm) or None. A user's scale line is not part of the image: see
+            ``core.clinical.measure.effective_scale``.
         metadata: Header fields such as PatientName or Modality (DICOM); empty otherwise.
         frame_index: Which frame of the file this is.
         n_frames: How many frames the file has.
@@ -107,7 +110,7 @@ class UltrasoundImage:
     pixels: np.ndarray
     source: Path | None
     sha256: str
-    spacing_mm: tuple[float, float] | None
+    scale: Scale = field(default_factory=Scale.none)
     metadata: dict[str, str] = field(default_factory=dict)
     frame_index: int = 0
     n_frames: int = 1
@@ -129,8 +132,13 @@ class UltrasoundImage:
             px.flags.writeable = False
             object.__setattr__(self, "pixels", px)
         object.__setattr__(self, "metadata", {str(k): str(v) for k, v in self.metadata.items()})
-        if self.spacing_mm is not None:
-            object.__setattr__(self, "spacing_mm", _validated_spacing(self.spacing_mm))
+        if not isinstance(self.scale, Scale):
+            raise ValueError(f"scale must be a Scale, got {self.scale!r}")
+
+    @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        """(row_mm, col_mm) per pixel when the file states a physical calibration, else None."""
+        return self.scale.spacing_mm
 
     @property
     def height(self) -> int:
@@ -154,7 +162,7 @@ class UltrasoundImage:
 class _Decoded:
     pixels: np.ndarray
     n_frames: int = 1
-    spacing_mm: tuple[float, float] | None = None
+    scale: Scale = field(default_factory=Scale.none)
     metadata: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -189,20 +197,20 @@ def open_image(path: str | os.PathLike[str], *, frame: int = 0) -> UltrasoundIma
         pixels=pixels,
         source=p,
         sha256=hashlib.sha256(data).hexdigest(),
-        spacing_mm=decoded.spacing_mm,
+        scale=decoded.scale,
         metadata=decoded.metadata,
         frame_index=frame,
         n_frames=decoded.n_frames,
         notes=decoded.notes,
     )
     logger.debug(
-        "Opened %s: %dx%d, frame %d of %d, spacing %s",
+        "Opened %s: %dx%d, frame %d of %d, scale %s",
         p.name,
         image.width,
         image.height,
         frame,
         image.n_frames,
-        image.spacing_mm,
+        image.scale,
     )
     return image
 
@@ -212,13 +220,15 @@ def from_array(
     *,
     spacing_mm: tuple[float, float] | None = None,
     metadata: dict[str, str] | None = None,
+    scale: Scale | None = None,
 ) -> UltrasoundImage:
     """Wrap an in-memory array, normalised exactly as files are (see `to_rgb8`).
 
     Args:
         pixels: H x W, H x W x 1/2/3/4; bool, integer or float.
-        spacing_mm: Optional (row_mm, col_mm) calibration.
+        spacing_mm: Optional (row_mm, col_mm) calibration (source "given with the image").
         metadata: Optional header-like fields.
+        scale: Optional calibration with its source (instead of ``spacing_mm``).
 
     Returns:
         An `UltrasoundImage` with no source; sha256 is of the normalised pixel bytes.
@@ -231,12 +241,16 @@ def from_array(
         check_geometry(rgb.shape[1], rgb.shape[0])
     except (ValueError, _Unusable) as exc:
         raise ImageLoadError(f"in-memory image: {exc}", reason=str(exc)) from None
+    if scale is None:
+        scale = Scale.of_spacing(spacing_mm, ScaleSource.GIVEN)
+    elif spacing_mm is not None:
+        raise ValueError("give the calibration as spacing_mm or as scale, not both")
     rgb.flags.writeable = False
     return UltrasoundImage(
         pixels=rgb,
         source=None,
         sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
-        spacing_mm=spacing_mm,
+        scale=scale,
         metadata=dict(metadata or {}),
     )
 
@@ -338,9 +352,7 @@ def _unsupported_reason(data: bytes, p: Path) -> str:
 
 def _decode_dicom(data: bytes, frame: int) -> _Decoded:
     result = dicom.read_dicom(data, frame=frame, check_size=check_geometry)
-    return _Decoded(
-        result.pixels, result.n_frames, result.spacing_mm, result.metadata, result.notes
-    )
+    return _Decoded(result.pixels, result.n_frames, result.scale, result.metadata, result.notes)
 
 
 def _decode_raster(data: bytes, fmt: str, frame: int) -> _Decoded:
@@ -515,16 +527,6 @@ def _min_max_to_uint8(a: np.ndarray) -> np.ndarray:
     span = float(hi) - float(lo)
     scaled = (a.astype(work) - work(lo)) * work(255.0 / span)
     return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
-
-
-def _validated_spacing(spacing: tuple[float, float]) -> tuple[float, float]:
-    try:
-        row, col = (float(v) for v in spacing)
-    except (TypeError, ValueError):
-        raise ValueError(f"spacing_mm must be (row_mm, col_mm), got {spacing!r}") from None
-    if not (np.isfinite(row) and np.isfinite(col) and row > 0 and col > 0):
-        raise ValueError(f"spacing_mm must be two positive finite numbers, got {spacing!r}")
-    return (row, col)
 
 
 def _load_error(p: Path, reason: str) -> ImageLoadError:

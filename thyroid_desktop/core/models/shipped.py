@@ -459,6 +459,13 @@ class Segmenter:
         )
         return lambda x: fn(x).numpy()
 
+    @property
+    def threshold(self) -> float | None:
+        """The probability from which a pixel counts as nodule (or gland), as the card
+        states it; None when it states none (``core.pipeline.detect`` then uses its own)."""
+        value = self.info.get("threshold")
+        return None if value is None else float(value)
+
     def __call__(self, batch) -> Any:
         import numpy as np
 

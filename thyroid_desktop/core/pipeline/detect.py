@@ -16,11 +16,12 @@ import numpy as np
 from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
 from thyroid_desktop.core.pipeline.roi import ROI
 
-#: Probability above which a pixel counts as nodule.
+#: Probability from which a pixel counts as nodule, for candidates and for a box's mask; a
+#: segmenter whose model card states its own ``threshold`` uses that one (`threshold_of`).
 MASK_THRESHOLD = 0.5
 #: Parts smaller than this share of the field of view are noise, not nodules.
 MIN_AREA_FRACTION = 0.002
-#: Gland-segmenter probability above which a pixel counts as thyroid gland.
+#: Gland-segmenter probability from which a pixel counts as thyroid gland (likewise).
 GLAND_THRESHOLD = 0.5
 #: A candidate is kept when at least this share of its box lies in the gland grown by
 #: ``GLAND_GROW`` of the scan area's larger side (0: touching it is enough); chosen on
@@ -50,6 +51,8 @@ class Detection:
     gland: np.ndarray | None = field(default=None, repr=False)
     #: Candidates the gland prior removed (outside the gland), best first.
     outside_gland: list[Candidate] = field(default_factory=list)
+    #: The probability from which ``probability`` counts as nodule (for a box's mask too).
+    threshold: float = MASK_THRESHOLD
 
     @property
     def best(self) -> Candidate | None:
@@ -75,9 +78,18 @@ def map_to_image(prob: np.ndarray, fov: FieldOfView, width: int, height: int) ->
     return full
 
 
-def candidates_from_map(prob: np.ndarray, fov: FieldOfView) -> list[Candidate]:
+def threshold_of(segment, default: float = MASK_THRESHOLD) -> float:
+    """The threshold a segmenter's model card states (``Segmenter.threshold``), else
+    ``default`` (any other callable: tests, benchmarks)."""
+    value = getattr(segment, "threshold", None)
+    return default if value is None else float(value)
+
+
+def candidates_from_map(
+    prob: np.ndarray, fov: FieldOfView, threshold: float = MASK_THRESHOLD
+) -> list[Candidate]:
     """Connected parts of the thresholded map, largest mean probability x area first."""
-    binary = (prob >= MASK_THRESHOLD).astype(np.uint8)
+    binary = (prob >= threshold).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     min_area = MIN_AREA_FRACTION * max(int(fov.mask.sum()), 1)
     out = []
@@ -197,7 +209,8 @@ def detect(
     t2 = time.perf_counter()
     height, width = pixels.shape[:2]
     full = map_to_image(prob, fov, width, height)
-    cands = candidates_from_map(full, fov)
+    threshold = threshold_of(segment)
+    cands = candidates_from_map(full, fov, threshold)
     t3 = time.perf_counter()
     timings = {
         "fov": 1000 * (t1 - t0),
@@ -206,8 +219,9 @@ def detect(
     }
     gland_mask, removed = None, []
     if gland is not None:
-        gland_mask = map_to_image(gland(x)[0], fov, width, height) >= GLAND_THRESHOLD
+        gland_prob = map_to_image(gland(x)[0], fov, width, height)
+        gland_mask = gland_prob >= threshold_of(gland, GLAND_THRESHOLD)
         if filter_by_gland:
             cands, removed = split_by_gland(cands, gland_mask, fov)
         timings["gland"] = 1000 * (time.perf_counter() - t3)
-    return Detection(fov, cands, full, timings, gland_mask, removed)
+    return Detection(fov, cands, full, timings, gland_mask, removed, threshold)

@@ -199,7 +199,7 @@ def predict(
     )
     heads = classifier.tirads_heads
     suggestion = (
-        heads.suggest(out.features, roi, mask, image.spacing_mm, image.gray, fov.mask)
+        heads.suggest(out.features, roi, mask, image.scale, image.gray, fov.mask)
         if heads is not None and not reason and roi_source != BoxSource.FULL
         else None
     )
@@ -255,7 +255,7 @@ def auto_predict(
         return predict(image, classifier, None, BoxSource.FULL), None
     det = detect_nodules(image, segmenter)
     if det.best is not None:
-        mask = nodule_mask(det.probability, det.best.roi)
+        mask = nodule_mask(det.probability, det.best.roi, det.threshold)
         finding = predict(image, classifier, det.best.roi, BoxSource.AUTO, fov=det.fov, mask=mask)
     else:
         finding = predict(image, classifier, None, BoxSource.FULL, fov=det.fov)

@@ -3,13 +3,15 @@
 Composition, echogenicity, margin and echogenic foci come from small heads (standardised
 logistic regression, one per group) on the classifier's pooled features of the analysed crop,
 trained on the DDTI radiologists' descriptors (``training/descriptors.py``). Shape
-(taller-than-wide) and size come from the geometry of the nodule's mask. A suggestion is
+(taller-than-wide) comes from the geometry of the nodule's mask, and its size from
+``core.clinical.measure`` (the one size rule). A suggestion is
 never a choice: :class:`core.tirads.TiradsChoices` holds what the clinician confirmed, and
 only that sets the level they sign.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from thyroid_desktop.core.clinical.measure import Outline, Scale, longest_axis
 from thyroid_desktop.core.clinical.tirads import (
     GROUPS,
     Composition,
@@ -28,6 +31,7 @@ from thyroid_desktop.core.clinical.tirads import (
     TiradsChoices,
     TiradsDescriptors,
 )
+from thyroid_desktop.core.pipeline.detect import MASK_THRESHOLD
 from thyroid_desktop.core.pipeline.roi import ROI
 
 #: The DDTI vocabulary (``metadata.csv``, lower-cased) -> ACR 2017 lexicon. Words not listed
@@ -116,15 +120,30 @@ class Suggestion:
 class TiradsSuggestion:
     """The AI's descriptor suggestions for one nodule, and the AI-only points and level.
 
-    ``size_px`` / ``size_mm``: the mask's longest axis (mm only where the image is
-    calibrated). Groups without an offered head are absent; their points count as 0 and
-    ``complete`` is False.
+    ``size_px`` / ``size_mm``: the mask's longest axis (mm only under a calibrated
+    ``scale``; :meth:`under` gives it under another one, e.g. the user's line). ``outline``:
+    the mask's convex hull, from which ``core.clinical.measure.nodule_size`` sizes the
+    nodule (empty without a mask). Groups without an offered head are absent; their points
+    count as 0 and ``complete`` is False.
     """
 
     groups: dict[str, Suggestion]
     size_px: float | None = None
     size_mm: float | None = None
     aspect: float | None = None  # anteroposterior / transverse extent
+    outline: Outline = ()
+    scale: Scale = field(default_factory=Scale.none)
+
+    def under(self, scale: Scale) -> TiradsSuggestion:
+        """The same suggestion with its size under ``scale``: the user's line drawn after the
+        analysis applies at once (a suggestion read from an old session, with no outline,
+        keeps its size in pixels)."""
+        if not self.outline:
+            return dataclasses.replace(self, scale=scale, size_mm=None)
+        size_mm = longest_axis(self.outline, scale) if scale.calibrated else None
+        return dataclasses.replace(
+            self, size_px=longest_axis(self.outline), size_mm=size_mm, scale=scale
+        )
 
     @property
     def complete(self) -> bool:
@@ -176,6 +195,8 @@ class TiradsSuggestion:
             "complete": self.complete,
             "size_px": None if self.size_px is None else round(self.size_px, 1),
             "size_mm": None if self.size_mm is None else round(self.size_mm, 1),
+            "scale": {"source": str(self.scale.source), "spacing_mm": self.scale.spacing_mm},
+            "mask_outline_px": [list(p) for p in self.outline],
             "aspect_ap_over_transverse": None if self.aspect is None else round(self.aspect, 3),
             "note": "AI suggestions for the clinician to confirm; the level is not a reading",
         }
@@ -193,6 +214,8 @@ class TiradsSuggestion:
             data.get("size_px"),
             data.get("size_mm"),
             data.get("aspect_ap_over_transverse"),
+            tuple((int(x), int(y)) for x, y in data.get("mask_outline_px") or ()),
+            _scale_from_json(data.get("scale")),
         )
 
     @property
@@ -212,6 +235,16 @@ class TiradsSuggestion:
         return "; ".join(parts)
 
 
+def _scale_from_json(data) -> Scale:
+    """The scale a saved suggestion's mm were under (none for sessions saved before)."""
+    if not isinstance(data, dict) or not data.get("spacing_mm"):
+        return Scale.none()
+    try:
+        return Scale.of_spacing(tuple(data["spacing_mm"]), data.get("source", ""))
+    except ValueError:
+        return Scale.none()
+
+
 # ---------------------------------------------------------------------- geometry
 def largest_component(mask: np.ndarray) -> np.ndarray | None:
     """The largest 8-connected part of a boolean mask, or None when it is empty."""
@@ -223,7 +256,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray | None:
     return labels == k
 
 
-def nodule_mask(probability: np.ndarray | None, roi: ROI, threshold: float = 0.5):
+def nodule_mask(probability: np.ndarray | None, roi: ROI, threshold: float = MASK_THRESHOLD):
     """The nodule inside ``roi`` from the segmenter's image-sized probability map: the
     largest part above ``threshold`` within the box, or None."""
     if probability is None:
@@ -236,37 +269,22 @@ def nodule_mask(probability: np.ndarray | None, roi: ROI, threshold: float = 0.5
     return largest_component(sub)
 
 
-def _scaled_points(mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> np.ndarray:
-    """Outline points (x, y) of the mask, in mm when ``spacing_mm`` (row, col) is given."""
+def mask_outline(mask: np.ndarray) -> Outline:
+    """The convex hull of the mask's outline, as (x, y) pixel centres: all that its sizes
+    need (``core.clinical.measure.nodule_size``), under any scale."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
-    if spacing_mm is not None:
-        row, col = spacing_mm
-        pts = pts * np.array([col, row])
-    return pts
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float32)
+    hull = cv2.convexHull(pts).reshape(-1, 2)
+    return tuple((int(round(x)), int(round(y))) for x, y in hull)
 
 
-def longest_axis(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> float:
-    """The mask's maximum diameter (largest distance between two outline points), in pixels,
-    or in mm with ``spacing_mm`` (row_mm, col_mm)."""
-    pts = _scaled_points(mask, spacing_mm)
-    hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    if len(hull) < 2:
-        return 1.0 if spacing_mm is None else float(min(spacing_mm))
-    d = np.sqrt(((hull[:, None, :] - hull[None, :, :]) ** 2).sum(-1))
-    # Pixel outlines run through pixel centres: add one pixel for the full extent.
-    pixel = 1.0 if spacing_mm is None else float(np.mean(spacing_mm))
-    return float(d.max()) + pixel
-
-
-def extents(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> tuple[float, float]:
+def extents(mask: np.ndarray, scale: Scale | None = None) -> tuple[float, float]:
     """(transverse, anteroposterior) extent of the mask: its width and height on the image
-    (depth runs top to bottom), in pixels or in mm with ``spacing_mm``."""
+    (depth runs top to bottom), in pixels or in mm with a calibrated ``scale``."""
     ys, xs = np.nonzero(mask)
     w, h = float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)
-    if spacing_mm is not None:
-        row, col = spacing_mm
-        w, h = w * col, h * row
+    if scale is not None and scale.calibrated:
+        w, h = w * scale.col_mm, h * scale.row_mm
     return w, h
 
 
@@ -276,19 +294,19 @@ def shape_of(transverse: float, anteroposterior: float) -> Shape:
 
 
 def geometry(
-    mask: np.ndarray | None, roi: ROI, spacing_mm: tuple[float, float] | None
-) -> tuple[Suggestion, float | None, float | None, float]:
-    """Shape suggestion, longest axis (px, mm) and aspect from the mask; from the box (no
-    size) when there is no mask."""
+    mask: np.ndarray | None, roi: ROI, scale: Scale | None = None
+) -> tuple[Suggestion, Outline, float]:
+    """Shape suggestion, the mask's outline (for its size) and aspect, from the mask; from
+    the box (no outline) when there is no mask. Shape compares the extents in mm under a
+    calibrated ``scale`` (a user's line is the same both ways: it never changes the shape)."""
+    scale = scale or Scale.none()
     if mask is None or not mask.any():
         w, h = float(roi.w), float(roi.h)
-        if spacing_mm is not None:
-            w, h = w * spacing_mm[1], h * spacing_mm[0]
-        return Suggestion(shape_of(w, h), None, "box geometry"), None, None, h / max(w, 1e-9)
-    w, h = extents(mask, spacing_mm)
-    size_px = longest_axis(mask)
-    size_mm = longest_axis(mask, spacing_mm) if spacing_mm is not None else None
-    return Suggestion(shape_of(w, h), None, "mask geometry"), size_px, size_mm, h / w
+        if scale.calibrated:
+            w, h = w * scale.col_mm, h * scale.row_mm
+        return Suggestion(shape_of(w, h), None, "box geometry"), (), h / max(w, 1e-9)
+    w, h = extents(mask, scale)
+    return Suggestion(shape_of(w, h), None, "mask geometry"), mask_outline(mask), h / w
 
 
 # ---------------------------------------------------------------------- grey levels
@@ -437,12 +455,13 @@ class DescriptorHeads:
         features: np.ndarray | None,
         roi: ROI,
         mask: np.ndarray | None = None,
-        spacing_mm: tuple[float, float] | None = None,
+        scale: Scale | None = None,
         gray: np.ndarray | None = None,
         fov_mask: np.ndarray | None = None,
     ) -> TiradsSuggestion:
         """Suggestions for one nodule from its crop's pooled features, the image's grey
-        levels (``gray``, for heads that read them) and the nodule's mask."""
+        levels (``gray``, for heads that read them) and the nodule's mask; its size is under
+        ``scale`` (the image's own; :meth:`TiradsSuggestion.under` applies a user's line)."""
         groups: dict[str, Suggestion] = {}
         needs = any("intensity" in h.inputs for h in self.heads.values())
         intensity = (
@@ -454,10 +473,12 @@ class DescriptorHeads:
             ):
                 continue
             groups[g] = head.suggest(features, intensity)
-        shape, size_px, size_mm, aspect = geometry(mask, roi, spacing_mm)
+        shape, outline, aspect = geometry(mask, roi, scale)
         groups["shape"] = shape
         ordered = {g: groups[g] for g in SUGGESTED_GROUPS if g in groups}
-        return TiradsSuggestion(ordered, size_px, size_mm, aspect)
+        return TiradsSuggestion(ordered, aspect=aspect, outline=outline).under(
+            scale or Scale.none()
+        )
 
 
 def review_of(choices: TiradsChoices, suggestion: TiradsSuggestion | None) -> dict[str, str]:

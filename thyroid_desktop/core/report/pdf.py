@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.clinical.measure import Calipers, Measurement
+from thyroid_desktop.core.clinical.measure import NoduleSize
 from thyroid_desktop.core.clinical.tirads import (
     EchogenicFoci,
     TiradsChoices,
@@ -110,12 +110,9 @@ def created_text(created: dt.datetime) -> str:
 
 
 def _lines(
-    image, finding, card, study, tirads, measurement, created, nodule, calipers=None, choices=None
+    image, finding, card, study, tirads, size: NoduleSize | None, created, nodule, choices=None
 ) -> list[tuple[str, str]]:
     raw = card.raw
-    size = ("box " + measurement.text()) if measurement else "not measured"
-    if calipers is not None and calipers.segments_px:
-        size = f"{calipers.text()}; {size}"
     frame = f"   frame {image.frame_index + 1} of {image.n_frames}" if image.n_frames > 1 else ""
     rows = [
         ("Patient", study.patient_text),
@@ -140,11 +137,11 @@ def _lines(
         ),
         *[("Image note", note) for note in finding.notes],
         ("Nodule box", f"{finding.roi.as_list()} px ({finding.roi_source})"),
-        ("Size", size),
+        ("Size", size.text() if size is not None else "not measured"),
     ]
     if tirads is not None:
         level = tirads.level
-        rec = recommend(level, largest_mm(measurement, calipers))
+        rec = recommend(level, size)
         kinds = tirads.foci - {EchogenicFoci.NONE} or tirads.foci  # "none" only when alone
         foci = ", ".join(sorted(label(f) for f in kinds))
         rows += [
@@ -176,13 +173,6 @@ def _lines(
     return rows
 
 
-def largest_mm(measurement: Measurement | None, calipers: Calipers | None) -> float | None:
-    """The size TI-RADS advice uses: the longest caliper line, else the box's longer side."""
-    if calipers is not None and calipers.max_diameter_mm is not None:
-        return calipers.max_diameter_mm
-    return measurement.max_diameter_mm if measurement else None
-
-
 def _write_rows(fig, rows: list[tuple[str, str]], y: float) -> float:
     """Writes ``key: value`` rows down the page from height ``y``; returns where it ended."""
     for key, value in rows:
@@ -200,15 +190,16 @@ def write_report(
     card: ModelCard,
     study: StudyInfo,
     tirads: TiradsDescriptors | None = None,
-    measurement: Measurement | None = None,
+    size: NoduleSize | None = None,
     created: dt.datetime | None = None,
     nodule: str = "",
-    calipers: Calipers | None = None,
     choices: TiradsChoices | None = None,
 ) -> Path:
     """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``.
-    ``nodule`` names and locates it (e.g. "N1, right lobe, upper"); ``choices`` are the
-    clinician's TI-RADS choices so far (what they did with the AI's suggestions)."""
+    ``size`` is the nodule's (``core.clinical.measure.finding_size``: the same as the panel
+    and the CSV); ``nodule`` names and locates it (e.g. "N1, right lobe, upper");
+    ``choices`` are the clinician's TI-RADS choices so far (what they did with the AI's
+    suggestions)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,9 +224,7 @@ def write_report(
         ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    rows = _lines(
-        image, finding, card, study, tirads, measurement, created, nodule, calipers, choices
-    )
+    rows = _lines(image, finding, card, study, tirads, size, created, nodule, choices)
     _write_rows(fig, rows, 0.63)
     fig.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
     fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
@@ -251,16 +240,16 @@ def write_report(
 @dataclass(frozen=True)
 class NoduleReport:
     """One nodule of the study as the study report shows it: the frame it is seen on, the
-    model's finding for its box (with the heat map), its size and the clinician's choices."""
+    model's finding for its box (with the heat map), its size (``finding_size``) and the
+    clinician's choices."""
 
     nodule_id: str
     location: str
     image: UltrasoundImage
     finding: Finding
-    measurement: Measurement
+    size: NoduleSize
     tirads: TiradsDescriptors | None
     notes: str = ""
-    calipers: Calipers | None = None
     choices: TiradsChoices | None = None
 
     @property
@@ -282,12 +271,8 @@ class NoduleReport:
 
     @property
     def size_text(self) -> str:
-        """Short, for the summary table: the longest caliper line, else the box."""
-        largest = largest_mm(self.measurement, self.calipers)
-        if self.calipers is not None and self.calipers.max_diameter_mm is not None:
-            return f"{largest:.1f} mm (caliper)"
-        text = self.measurement.text()
-        return text.replace(" (DICOM calibration)", "").replace(" (user scale)", "")
+        """Short, for the summary table: the size TI-RADS uses and what it comes from."""
+        return self.size.summary()
 
     @property
     def level_text(self) -> str:
@@ -298,7 +283,7 @@ class NoduleReport:
         """Short, for the summary table: FNA, follow-up, no FNA or size needed."""
         if self.tirads is None:
             return "-"
-        return recommend(self.tirads.level, largest_mm(self.measurement, self.calipers)).action
+        return recommend(self.tirads.level, self.size).action
 
 
 def study_summary_rows(items: list[NoduleReport]) -> list[list[str]]:
@@ -399,10 +384,9 @@ def write_study_report(
             card,
             study,
             it.tirads,
-            it.measurement,
+            it.size,
             created,
             "",
-            it.calipers,
             it.choices,
         )
         skip = {

@@ -6,10 +6,10 @@ import csv
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from thyroid_desktop.core.clinical.measure import measure
+from thyroid_desktop.core.clinical.measure import Scale, finding_size
 from thyroid_desktop.core.clinical.tirads import TiradsChoices, TiradsDescriptors
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
@@ -73,16 +73,18 @@ class StudyEntry:
     """One image of the study: where it is, what happened to it, what the model said.
 
     ``status`` is "not analysed", "analysed" or "error" (``error`` then says why);
-    ``spacing_mm`` and ``sha256`` are filled in when the image is read; ``user_mm_per_px``
-    is a scale the user calibrated on this image and ``tirads`` the descriptors chosen.
+    ``scale`` (the file's own) and ``sha256`` are filled in when the image is read;
+    ``user_mm_per_px`` is a scale the user calibrated on this image, ``calipers_px`` the
+    caliper lines drawn across its nodule and ``tirads`` the descriptors chosen.
     """
 
     path: Path
     status: str = "not analysed"
     error: str = ""
     finding: Finding | None = None
-    spacing_mm: tuple[float, float] | None = None
+    scale: Scale = field(default_factory=Scale.none)
     user_mm_per_px: float | None = None
+    calipers_px: tuple[tuple[float, float], ...] = ()
     sha256: str = ""
     tirads: TiradsDescriptors | None = None
     frame: int | None = None  # 0-based frame the finding is for (cine loops)
@@ -126,6 +128,8 @@ CSV_COLUMNS = (
     "roi_source",
     "size",
     "max_diameter_mm",
+    "size_basis",
+    "scale",
     "tirads_level",
     "tirads_points",
     "ai_tirads_suggested",
@@ -144,7 +148,7 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
     row["frame"] = "" if entry.frame is None else str(entry.frame)
     f = entry.finding
     if f is not None:
-        size = measure(f.roi, entry.spacing_mm, entry.user_mm_per_px)
+        size = finding_size(f, entry.scale, entry.user_mm_per_px, entry.calipers_px)
         row.update(
             probability="" if f.estimate is None else f"{f.estimate:.4f}",
             threshold=f"{f.threshold:.4f}",
@@ -160,6 +164,8 @@ def csv_row(entry: StudyEntry) -> dict[str, str]:
             roi_source=f.roi_source,
             size=size.text(),
             max_diameter_mm="" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
+            size_basis=str(size.basis),
+            scale=str(size.scale.source),
             warnings="; ".join(f.warnings),
             model_id=f.model_id,
         )
