@@ -14,10 +14,10 @@ def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classif
     phantom = make_phantom()
     image = from_array(phantom.pixels)
     window.show_image(image, phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     expected = predict(image, classifier, phantom.nodule, "manual")
-    assert window.finding.probability == pytest.approx(expected.probability, abs=1e-6)
-    assert window.finding.no_estimate_reason == expected.no_estimate_reason
+    assert window.review.finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert window.review.finding.no_estimate_reason == expected.no_estimate_reason
     if expected.in_scope:
         assert window.panel.probability.text() == f"{expected.probability:.2f}"
         assert "ai estimate" in window.panel.wording.text().lower()
@@ -46,9 +46,10 @@ def test_drawing_a_box_reruns_the_analysis(window, qtbot):
     qtbot.mouseMove(vp, pos=end)
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=end)
     qtbot.waitUntil(
-        lambda: window.finding is not None and window.finding.roi_source == "manual", timeout=60000
+        lambda: window.review.finding is not None and window.review.finding.roi_source == "manual",
+        timeout=60000,
     )
-    roi = window.finding.roi
+    roi = window.review.finding.roi
     assert abs(roi.x - 100) <= 2 and abs(roi.y - 80) <= 2
     assert abs(roi.w - 200) <= 3 and abs(roi.h - 170) <= 3
 
@@ -56,7 +57,7 @@ def test_drawing_a_box_reruns_the_analysis(window, qtbot):
 def test_overlay_toggle(window, qtbot):
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     assert window.view._overlay.isVisible()
     window.panel.overlay.setChecked(False)
     assert not window.view._overlay.isVisible()
@@ -69,27 +70,27 @@ def test_corrupt_file_gives_a_message_and_keeps_the_current_image(window, qtbot,
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     assert window.open_path(bad) is False
-    assert window.image is image
+    assert window.review.image is image
     assert "scan.png" in window.last_message.text()
     ok = tmp_path / "ok.png"
     import cv2
 
     cv2.imwrite(str(ok), np.asarray(phantom.pixels))
     assert window.open_path(ok) is True
-    assert window.image.source == ok
-    assert np.array_equal(window.image.pixels, open_image(ok).pixels)
+    assert window.review.image.source == ok
+    assert np.array_equal(window.review.image.pixels, open_image(ok).pixels)
     window.set_roi(ROI(10, 10, 50, 50))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
 
 
 def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
     phantom = make_phantom(seed=1)
     window.show_image(from_array(phantom.pixels))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    assert window.finding.roi_source == "auto"
-    assert window.roi == window.finding.roi
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    assert window.review.finding.roi_source == "auto"
+    assert window.review.roi == window.review.finding.roi
     assert "candidate" in window.panel.state.text()
-    if not window.finding.in_scope:  # the reason stays on screen beside the detection
+    if not window.review.finding.in_scope:  # the reason stays on screen beside the detection
         assert "No estimate" in window.panel.state.text()
 
 
@@ -100,13 +101,13 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     out = tmp_path / "report.pdf"
     window.export_report(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=60000)
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
-    if window.finding.in_scope:
-        assert f"{window.finding.probability:.2f}" in text
+    if window.review.finding.in_scope:
+        assert f"{window.review.finding.probability:.2f}" in text
     else:  # the synthetic phantom: no number, the reason
         assert "NONE: unlike the images the model was trained on" in text
     assert "research use only" in text
@@ -128,7 +129,7 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels, spacing_mm=(0.1, 0.1)), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     panel = window.tirads
     assert panel.descriptors() is None and "Not scored" in panel.result.text()
     panel.select(Composition.SOLID)
@@ -163,12 +164,12 @@ def test_window_level_changes_the_display_not_the_analysis(window, qtbot):
     phantom = make_phantom()
     image = from_array(phantom.pixels)
     window.show_image(image, phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     before = window.view._image.pixmap().toImage().pixelColor(300, 150).red()
     window.view.set_window_level(60, 80)
     after = window.view._image.pixmap().toImage().pixelColor(300, 150).red()
     assert after != before
-    assert np.array_equal(window.image.pixels, image.pixels)
+    assert np.array_equal(window.review.image.pixels, image.pixels)
     window.view.reset_window_level()
     assert window.view._image.pixmap().toImage().pixelColor(300, 150).red() == before
 
@@ -178,8 +179,8 @@ def test_out_of_scope_frame_shows_a_warning_not_a_probability(window, qtbot, tmp
 
     noise = np.random.default_rng(0).integers(0, 256, (360, 500), dtype=np.uint8)
     window.show_image(from_array(noise), ROI(100, 100, 150, 120))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    assert window.finding.warnings and not window.finding.in_scope
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    assert window.review.finding.warnings and not window.review.finding.in_scope
     assert window.panel.probability.text() == "no estimate"
     assert "No estimate" in window.panel.state.text()
     out = tmp_path / "noise.pdf"
@@ -210,7 +211,7 @@ def test_a_dicom_without_photometric_interpretation_shows_what_was_assumed(windo
     path = tmp_path / "no_pi.dcm"
     ds.save_as(path, enforce_file_format=True)
     window.open_path(path)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=60000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=60000)
     assert "PhotometricInterpretation" in window.panel.notes.text()
 
 

@@ -17,9 +17,10 @@ class MeasureMixin:
 
     def measurement(self):
         """Size of the analysed box: mm from DICOM or the user's scale, else pixels."""
-        if self.finding is None or self.image is None:
+        review = self.review
+        if review.finding is None or review.image is None:
             return None
-        return measure(self.finding.roi, self.image.spacing_mm, self.user_mm_per_px)
+        return measure(review.finding.roi, review.image.spacing_mm, review.user_mm_per_px)
 
     def _show_size(self) -> None:
         size, calipers = self.measurement(), self.calipers()
@@ -32,9 +33,9 @@ class MeasureMixin:
 
     def calibrate_scale(self) -> None:
         """Next left-drag draws a line along a known distance; its length in mm is asked."""
-        if self.image is None:
+        if self.review.image is None:
             return
-        if self.image.spacing_mm is not None:
+        if self.review.image.spacing_mm is not None:
             self.show_message(
                 "Already calibrated",
                 "This DICOM image carries its own pixel spacing; sizes use it.",
@@ -52,7 +53,7 @@ class MeasureMixin:
         if self._line_purpose == "caliper":
             self._line_purpose = "scale"
             self.view.hide_line()
-            nodule = self._nodule()
+            nodule = self.review.nodule()
             if nodule is not None:
                 self.session.add_caliper(nodule.id, dx_px, dy_px)
                 self._show_size()
@@ -73,14 +74,7 @@ class MeasureMixin:
 
     def set_user_scale(self, mm_per_px: float | None) -> None:
         """The user's scale for the current image (None removes it); sizes update at once."""
-        if mm_per_px is not None and not mm_per_px > 0:
-            raise ValueError(f"a scale must be positive, got {mm_per_px}")
-        self.user_mm_per_px = mm_per_px
-        if self._in_session():
-            self.session.set_user_scale(self.image.sha256, mm_per_px)
-        if self.current is not None:
-            self.entries[self.current].user_mm_per_px = mm_per_px
-            self.study_list.update_entry(self.current, self.entries[self.current])
+        self.review.set_user_scale(mm_per_px)
         self._show_size()
         self.statusBar().showMessage(
             f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed",
@@ -89,14 +83,15 @@ class MeasureMixin:
 
     def calipers(self):
         """The shown nodule's caliper lines, measured (None when there are none)."""
-        nodule = self._nodule()
-        if nodule is None or not nodule.calipers_px or self.image is None:
+        nodule = self.review.nodule()
+        image = self.review.image
+        if nodule is None or not nodule.calipers_px or image is None:
             return None
-        return measure_calipers(nodule.calipers_px, self.image.spacing_mm, self.user_mm_per_px)
+        return measure_calipers(nodule.calipers_px, image.spacing_mm, self.review.user_mm_per_px)
 
     def measure_nodule(self) -> None:
         """Next left-drag draws a caliper line across the shown nodule (up to three)."""
-        if self._nodule() is None:
+        if self.review.nodule() is None:
             self.show_message("No nodule", "Analyse or draw a nodule's box first.")
             return
         self._line_purpose = "caliper"
@@ -107,7 +102,7 @@ class MeasureMixin:
         )
 
     def clear_calipers(self) -> None:
-        nodule = self._nodule()
+        nodule = self.review.nodule()
         if nodule is not None and nodule.calipers_px:
             self.session.clear_calipers(nodule.id)
             self._show_size()
