@@ -1,8 +1,12 @@
 """The real window with the real bundled model, driven as a user would."""
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage
 
 from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
@@ -18,12 +22,11 @@ def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classif
     expected = predict(image, classifier, phantom.nodule, "manual")
     assert window.review.finding.probability == pytest.approx(expected.probability, abs=1e-6)
     assert window.review.finding.no_estimate_reason == expected.no_estimate_reason
-    if expected.in_scope:
-        assert window.panel.probability.text() == f"{expected.probability:.2f}"
-        assert "ai estimate" in window.panel.wording.text().lower()
-    else:  # the synthetic phantom is unlike the training images: no number, the reason
-        assert window.panel.probability.text() == "no estimate"
-        assert expected.no_estimate_reason in window.panel.wording.text()
+    # the demo phantom is unlike the training images (novelty): no number, the reason (the
+    # in-scope path: test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere)
+    assert not expected.in_scope and "unlike the images" in expected.no_estimate_reason
+    assert window.panel.probability.text() == "no estimate"
+    assert expected.no_estimate_reason in window.panel.wording.text()
     assert "TI-RADS 4-5" in window.panel.output_name.text()
     assert (
         window.device_label.text().startswith("Device: CPU") or "GPU" in window.device_label.text()
@@ -90,8 +93,8 @@ def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
     assert window.review.finding.roi_source == "auto"
     assert window.review.roi == window.review.finding.roi
     assert "candidate" in window.panel.state.text()
-    if not window.review.finding.in_scope:  # the reason stays on screen beside the detection
-        assert "No estimate" in window.panel.state.text()
+    assert not window.review.finding.in_scope  # the phantom: the reason stays on screen
+    assert "No estimate" in window.panel.state.text()
 
 
 def test_export_report_and_audit_log(window, qtbot, tmp_path):
@@ -106,10 +109,8 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
     window.export_report(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=60000)
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
-    if window.review.finding.in_scope:
-        assert f"{window.review.finding.probability:.2f}" in text
-    else:  # the synthetic phantom: no number, the reason
-        assert "NONE: unlike the images the model was trained on" in text
+    assert not window.review.finding.in_scope  # the phantom: no number, the reason
+    assert "NONE: unlike the images the model was trained on" in text
     assert "research use only" in text
     assert "uncalibrated" in window.panel.size.text()
     log = AuditLog()
@@ -247,3 +248,77 @@ def test_side_panels_show_every_wrapped_line_without_a_horizontal_scroll_bar(
     assert seen == [(True, [])] * len(seen)
     assert side.verticalScrollBar().maximum() > 0
     assert side.widget().width() <= side.viewport().width()
+
+
+INSCOPE_PNG = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+INSCOPE_BOX = ROI(220, 120, 130, 100)  # where tests/assets/make_inscope_image.py drew it
+
+
+@pytest.fixture(params=["synthetic", "real"])
+def in_scope_file(request, tmp_path):
+    """An image the shipped models analyse in scope, with the box to draw (None: the
+    detector's): the committed synthetic one (CI always has it) and a real ddti image
+    (skipped when ../shared/data is absent)."""
+    import shutil
+
+    if request.param == "synthetic":
+        return shutil.copy(INSCOPE_PNG, tmp_path / "inscope.png"), INSCOPE_BOX
+    data = request.getfixturevalue("shared_data")
+    with open(data / "ddti" / "metadata.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["composition"] and r["mask"])
+    return data / "ddti" / row["file"], None
+
+
+def _view_pixels(window) -> np.ndarray:
+    image = window.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    buffer = image.constBits()
+    return np.frombuffer(buffer, np.uint8, image.sizeInBytes()).copy()
+
+
+def test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere(
+    window, qtbot, in_scope_file, classifier, tmp_path
+):
+    """The in-scope path, end to end: the estimate shown equals the core's for the same box;
+    the heat map is drawn; the AI's TI-RADS suggestions are offered; and the panel, the
+    nodule's stored result, the CSV, the PDF and the audit log all give the same number."""
+    from pypdf import PdfReader
+
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    path, box = in_scope_file
+    assert window.open_paths([path])
+    review = window.review
+    qtbot.waitUntil(lambda: review.finding is not None and not review.awaiting, timeout=120000)
+    if box is not None:
+        window.set_roi(box)
+        qtbot.waitUntil(lambda: review.finding.roi == box and not review.awaiting, timeout=60000)
+    finding = review.finding
+    assert finding.in_scope, finding.no_estimate_reason
+    image = open_image(path)
+    expected = predict(image, classifier, finding.roi, finding.roi_source)
+    assert finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert window.panel.probability.text() == f"{finding.probability:.2f}"
+    assert "ai estimate" in window.panel.wording.text().lower()
+    assert "No estimate" not in window.panel.state.text()
+    assert finding.tirads_suggestion is not None
+    assert window.tirads.suggestion() is finding.tirads_suggestion
+    assert window.tirads.ai_result.text().startswith("AI-only: TR")
+    with_heat = _view_pixels(window)
+    window.panel.overlay.setChecked(False)
+    assert not np.array_equal(_view_pixels(window), with_heat)  # the heat map was drawn
+    window.panel.overlay.setChecked(True)
+    nodule = window.session.state.nodule(review.nodule_id)
+    assert nodule.box == finding.roi
+    assert nodule.estimate.probability == pytest.approx(finding.probability)
+    out = tmp_path / "study.csv"
+    assert window.export_csv(out)
+    with open(out, newline="") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["nodule"] == nodule.id]
+    assert row["probability"] == f"{finding.probability:.4f}" and row["ai_tirads_level"]
+    pdf = tmp_path / "report.pdf"
+    window.export_report(pdf)
+    qtbot.waitUntil(lambda: pdf.exists(), timeout=60000)
+    assert f"{finding.probability:.2f}" in PdfReader(pdf).pages[0].extract_text()
+    records = AuditLog().read()
+    assert records[-1]["probability"] == pytest.approx(finding.probability)
+    assert records[-1]["roi"] == finding.roi.as_list()

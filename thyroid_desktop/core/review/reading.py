@@ -315,7 +315,10 @@ class Review:
             if box is None:
                 return False
             source = self.roi_source if self.roi is not None else BoxSource.FULL
-            self._add_nodule(box, source, by_user=False)
+            nodule_id = self._add_nodule(box, source, by_user=False)
+            if self.finding is not None and self.finding.roi == box:  # its result moves along
+                self.session.set_estimate(nodule_id, Estimate.of(self.finding))
+                self._area.pop(self.image.sha256, None)
         return True
 
     def start_new_nodule(self) -> bool:
