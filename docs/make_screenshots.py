@@ -99,7 +99,7 @@ def shoot_suggestions(app, window, data: Path = DEFAULT_DATA) -> None:
     with metadata.open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["composition"] and r["tirads"] == "4b"]
     window.open_paths([data / "ddti" / rows[0]["file"]])
-    wait_until(app, lambda: window.finding is not None and not window._awaiting)
+    wait_until(app, lambda: window.review.finding is not None and not window.review.awaiting)
     wait_until(app, lambda: window.tirads.suggestion() is not None)
     window.tirads.grab().save(str(OUT / "screenshot_tirads_suggestions.png"))
     window.accept_ai_tirads()
@@ -125,29 +125,31 @@ def main() -> int:
     app.processEvents()
     shoot(window, "loading")
     window.start_model_loading()
-    wait_until(app, lambda: window.finding is not None)
+    wait_until(app, lambda: window.review.finding is not None)
     shoot(window, "result")
 
     window.open_paths([folder])
-    wait_until(app, lambda: window.finding is not None)
+    wait_until(app, lambda: window.review.finding is not None)
     done = []
     window.batchFinished.connect(done.append)
     window.analyse_all()
     wait_until(app, lambda: done)
     window.study_list.setCurrentRow(
-        window.entries.index(next(e for e in window.entries if e.name == "noise.png"))
+        window.review.entries.index(next(e for e in window.review.entries if e.name == "noise.png"))
     )
-    wait_until(app, lambda: window.finding is not None)
+    wait_until(app, lambda: window.review.finding is not None)
     shoot(window, "study_batch_warning")
 
     window.study_list.setCurrentRow(
-        window.entries.index(next(e for e in window.entries if e.name == "damaged.png"))
+        window.review.entries.index(
+            next(e for e in window.review.entries if e.name == "damaged.png")
+        )
     )
     app.processEvents()
     shoot(window, "unreadable")
 
     window.study_list.setCurrentRow(0)
-    wait_until(app, lambda: window.finding is not None)
+    wait_until(app, lambda: window.review.finding is not None)
     window.set_user_scale(0.08)
     window.side_action.trigger()
     app.processEvents()
@@ -157,7 +159,7 @@ def main() -> int:
     os.environ["THYROID_THEME"] = "dark"
     apply_theme(app)
     window.study_list.setCurrentRow(3)
-    wait_until(app, lambda: window.finding is not None)
+    wait_until(app, lambda: window.review.finding is not None)
     for choice in (Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.SMOOTH):
         window.tirads.select(choice)
     shoot(window, "dark")
@@ -166,18 +168,22 @@ def main() -> int:
 
     cine = write_cine_dicom(tmp / "cine_loop.dcm", n_frames=20)
     window.open_paths([cine])
-    wait_until(app, lambda: window.image.frame_index > 0 and window.finding is not None)
-    wait_until(app, lambda: not window._awaiting)
+    wait_until(
+        app, lambda: window.review.image.frame_index > 0 and window.review.finding is not None
+    )
+    wait_until(app, lambda: not window.review.awaiting)
     shoot(window, "cine")
 
     window.study_list.setCurrentRow(
-        window.entries.index(next(e for e in window.entries if e.name == "phantom_1.png"))
+        window.review.entries.index(
+            next(e for e in window.review.entries if e.name == "phantom_1.png")
+        )
     )
-    wait_until(app, lambda: window.finding is not None and not window._awaiting)
+    wait_until(app, lambda: window.review.finding is not None and not window.review.awaiting)
     window._location_changed(Lobe.RIGHT, Pole.MID)
     window.start_new_nodule()
     window.set_roi(ROI(70, 60, 70, 60))
-    wait_until(app, lambda: not window._awaiting)
+    wait_until(app, lambda: not window.review.awaiting)
     window._location_changed(Lobe.RIGHT, Pole.LOWER)
     for choice in (Composition.MIXED, Echogenicity.HYPER_ISO, Shape.WIDER, Margin.SMOOTH):
         window.tirads.select(choice)
@@ -209,14 +215,16 @@ def main() -> int:
         real_out = Path("/tmp/thyroid_screens")
         real_out.mkdir(exist_ok=True)
         window.open_paths([args.real])
-        wait_until(app, lambda: window.finding is not None)
+        wait_until(app, lambda: window.review.finding is not None)
         done.clear()
         window.analyse_all()
         wait_until(app, lambda: done, timeout=600)
-        real_rows = [i for i, e in enumerate(window.entries) if e.path.parent == args.real]
+        real_rows = [i for i, e in enumerate(window.review.entries) if e.path.parent == args.real]
         for row in real_rows[:4]:
             window.study_list.setCurrentRow(row)
-            wait_until(app, lambda: window.finding is not None or window.image is None)
+            wait_until(
+                app, lambda: window.review.finding is not None or window.review.image is None
+            )
             shoot(window, f"real_{row}", real_out)
     window.close()
     return 0

@@ -22,10 +22,11 @@ from thyroid_desktop.core.clinical.tirads import LEVELS, recommend
 from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.core.pipeline.estimate import predict
-from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import DescriptorHeads, TiradsSuggestion, mask_outline
 from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo, write_report
-from thyroid_desktop.core.review.study import StudyEntry, write_csv
+from thyroid_desktop.core.review.session import Estimate, Nodule
+from thyroid_desktop.core.review.study import ResultRow, StudyEntry, write_csv
 
 
 def rectangle_mask(shape=(100, 100)) -> np.ndarray:
@@ -159,27 +160,29 @@ def test_csv_and_pdf_give_the_same_size_for_the_same_nodule(
     sug = DescriptorHeads({}).suggest(None, r, mask.astype(bool), image.scale)
     finding = replace(finding, tirads_suggestion=sug)
 
-    entry = StudyEntry(
-        tmp_path / "one.png",
-        "analysed",
-        finding=finding,
-        scale=image.scale,
-        user_mm_per_px=user_mm_per_px,
+    entry = StudyEntry(tmp_path / "one.png", sha256=image.sha256, scale=image.scale)
+    nodule = Nodule(
+        "N1",
+        image.sha256,
+        0,
+        r,
+        BoxSource.MANUAL,
+        estimate=Estimate.of(finding),
         calipers_px=calipers,
-        sha256=image.sha256,
     )
-    with open(write_csv(tmp_path / "study.csv", [entry]), newline="") as fh:
-        (row,) = list(csv.DictReader(fh))
+    row = ResultRow(entry, "analysed", nodule.estimate, None, user_mm_per_px, nodule)
+    with open(write_csv(tmp_path / "study.csv", [row]), newline="") as fh:
+        (csv_line,) = list(csv.DictReader(fh))
     size = finding_size(finding, image.scale, user_mm_per_px, calipers)  # as the PDF is given
     pdf = write_report(tmp_path / "r.pdf", image, finding, classifier.card, StudyInfo(), None, size)
     text = " ".join(PdfReader(pdf).pages[0].extract_text().split())
 
-    assert row["size"] in text
-    assert row["size_basis"] == ("calipers" if calipers else "mask")
+    assert csv_line["size"] in text
+    assert csv_line["size_basis"] == ("calipers" if calipers else "mask")
     summary = NoduleReport("N1", "", image, finding, size, None).size_text
     if user_mm_per_px is None:
-        assert row["max_diameter_mm"] == "" and row["scale"] == "uncalibrated"
+        assert csv_line["max_diameter_mm"] == "" and csv_line["scale"] == "uncalibrated"
         assert "uncalibrated" in summary
     else:
-        assert row["scale"] == "user scale"
-        assert summary.startswith(f"{row['max_diameter_mm']} mm")
+        assert csv_line["scale"] == "user scale"
+        assert summary.startswith(f"{csv_line['max_diameter_mm']} mm")

@@ -34,7 +34,21 @@ BOX = ROI(1, 2, 30, 40)
 
 
 def estimate(p=0.7, box=BOX):
-    return Estimate(p, 0.6, 0.05, False, 3.2, "", "suspicious", "model-x", "", box)
+    return Estimate(
+        p,
+        0.6,
+        0.05,
+        False,
+        3.2,
+        "",
+        "suspicious",
+        "model-x",
+        "",
+        box,
+        None,
+        ("dim",),
+        BoxSource.AUTO,
+    )
 
 
 def test_nodules_are_numbered_located_and_deleted_with_undo_redo():
@@ -114,17 +128,16 @@ def test_undo_keeps_the_frame_on_screen():
     assert s.state.image(A).frame == 9
 
 
-def test_a_stale_analysis_is_recognised():
+def test_a_moved_box_loses_its_old_estimate_and_undo_brings_both_back():
     s = Session()
     s.add_image(A, "a.png")
     n = s.add_nodule(A, 0, ROI(0, 0, 10, 10))
-    first = s.begin_request(n)
-    s.set_box(n, ROI(1, 0, 10, 10))  # moved while the model ran
-    assert not s.is_current(n, first)
-    second = s.begin_request(n)
-    assert s.is_current(n, second)
+    est = estimate(box=ROI(0, 0, 10, 10))
+    s.set_estimate(n, est)
+    s.set_box(n, ROI(1, 0, 10, 10))  # moved: the old numbers no longer apply
+    assert s.state.nodule(n).estimate is None
     s.undo()
-    assert not s.is_current(n, second)
+    assert s.state.nodule(n).box == ROI(0, 0, 10, 10) and s.state.nodule(n).estimate == est
 
 
 def test_only_the_latest_analysis_of_the_shown_image_counts():

@@ -9,7 +9,9 @@ def test_gland_outline_is_drawn_and_toggled(window, qtbot, shared_data):
     with open(shared_data / "tg3k" / "gland_masks.csv", newline="") as fh:
         first_test = next(r for r in csv.DictReader(fh) if r["split"] == "test")
     assert window.open_paths([shared_data / "tg3k" / first_test["file"]])
-    qtbot.waitUntil(lambda: window.finding is not None and not window._awaiting, timeout=120000)
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
     assert window.segmenter.gland is not None
     outline = window.view.gland_outline()
     assert not outline.isEmpty()

@@ -1,8 +1,12 @@
 """The real window with the real bundled model, driven as a user would."""
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage
 
 from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
@@ -14,16 +18,15 @@ def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classif
     phantom = make_phantom()
     image = from_array(phantom.pixels)
     window.show_image(image, phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     expected = predict(image, classifier, phantom.nodule, "manual")
-    assert window.finding.probability == pytest.approx(expected.probability, abs=1e-6)
-    assert window.finding.no_estimate_reason == expected.no_estimate_reason
-    if expected.in_scope:
-        assert window.panel.probability.text() == f"{expected.probability:.2f}"
-        assert "ai estimate" in window.panel.wording.text().lower()
-    else:  # the synthetic phantom is unlike the training images: no number, the reason
-        assert window.panel.probability.text() == "no estimate"
-        assert expected.no_estimate_reason in window.panel.wording.text()
+    assert window.review.finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert window.review.finding.no_estimate_reason == expected.no_estimate_reason
+    # the demo phantom is unlike the training images (novelty): no number, the reason (the
+    # in-scope path: test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere)
+    assert not expected.in_scope and "unlike the images" in expected.no_estimate_reason
+    assert window.panel.probability.text() == "no estimate"
+    assert expected.no_estimate_reason in window.panel.wording.text()
     assert "TI-RADS 4-5" in window.panel.output_name.text()
     assert (
         window.device_label.text().startswith("Device: CPU") or "GPU" in window.device_label.text()
@@ -46,9 +49,10 @@ def test_drawing_a_box_reruns_the_analysis(window, qtbot):
     qtbot.mouseMove(vp, pos=end)
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=end)
     qtbot.waitUntil(
-        lambda: window.finding is not None and window.finding.roi_source == "manual", timeout=60000
+        lambda: window.review.finding is not None and window.review.finding.roi_source == "manual",
+        timeout=60000,
     )
-    roi = window.finding.roi
+    roi = window.review.finding.roi
     assert abs(roi.x - 100) <= 2 and abs(roi.y - 80) <= 2
     assert abs(roi.w - 200) <= 3 and abs(roi.h - 170) <= 3
 
@@ -56,7 +60,7 @@ def test_drawing_a_box_reruns_the_analysis(window, qtbot):
 def test_overlay_toggle(window, qtbot):
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     assert window.view._overlay.isVisible()
     window.panel.overlay.setChecked(False)
     assert not window.view._overlay.isVisible()
@@ -69,28 +73,28 @@ def test_corrupt_file_gives_a_message_and_keeps_the_current_image(window, qtbot,
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     assert window.open_path(bad) is False
-    assert window.image is image
+    assert window.review.image is image
     assert "scan.png" in window.last_message.text()
     ok = tmp_path / "ok.png"
     import cv2
 
     cv2.imwrite(str(ok), np.asarray(phantom.pixels))
     assert window.open_path(ok) is True
-    assert window.image.source == ok
-    assert np.array_equal(window.image.pixels, open_image(ok).pixels)
+    assert window.review.image.source == ok
+    assert np.array_equal(window.review.image.pixels, open_image(ok).pixels)
     window.set_roi(ROI(10, 10, 50, 50))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
 
 
 def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
     phantom = make_phantom(seed=1)
     window.show_image(from_array(phantom.pixels))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    assert window.finding.roi_source == "auto"
-    assert window.roi == window.finding.roi
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    assert window.review.finding.roi_source == "auto"
+    assert window.review.roi == window.review.finding.roi
     assert "candidate" in window.panel.state.text()
-    if not window.finding.in_scope:  # the reason stays on screen beside the detection
-        assert "No estimate" in window.panel.state.text()
+    assert not window.review.finding.in_scope  # the phantom: the reason stays on screen
+    assert "No estimate" in window.panel.state.text()
 
 
 def test_export_report_and_audit_log(window, qtbot, tmp_path):
@@ -100,15 +104,13 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     out = tmp_path / "report.pdf"
     window.export_report(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=60000)
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
-    if window.finding.in_scope:
-        assert f"{window.finding.probability:.2f}" in text
-    else:  # the synthetic phantom: no number, the reason
-        assert "NONE: unlike the images the model was trained on" in text
+    assert not window.review.finding.in_scope  # the phantom: no number, the reason
+    assert "NONE: unlike the images the model was trained on" in text
     assert "research use only" in text
     assert "uncalibrated" in window.panel.size.text()
     log = AuditLog()
@@ -128,7 +130,7 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels, spacing_mm=(0.1, 0.1)), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     panel = window.tirads
     assert panel.descriptors() is None and "Not scored" in panel.result.text()
     panel.select(Composition.SOLID)
@@ -163,12 +165,12 @@ def test_window_level_changes_the_display_not_the_analysis(window, qtbot):
     phantom = make_phantom()
     image = from_array(phantom.pixels)
     window.show_image(image, phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     before = window.view._image.pixmap().toImage().pixelColor(300, 150).red()
     window.view.set_window_level(60, 80)
     after = window.view._image.pixmap().toImage().pixelColor(300, 150).red()
     assert after != before
-    assert np.array_equal(window.image.pixels, image.pixels)
+    assert np.array_equal(window.review.image.pixels, image.pixels)
     window.view.reset_window_level()
     assert window.view._image.pixmap().toImage().pixelColor(300, 150).red() == before
 
@@ -178,8 +180,8 @@ def test_out_of_scope_frame_shows_a_warning_not_a_probability(window, qtbot, tmp
 
     noise = np.random.default_rng(0).integers(0, 256, (360, 500), dtype=np.uint8)
     window.show_image(from_array(noise), ROI(100, 100, 150, 120))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    assert window.finding.warnings and not window.finding.in_scope
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    assert window.review.finding.warnings and not window.review.finding.in_scope
     assert window.panel.probability.text() == "no estimate"
     assert "No estimate" in window.panel.state.text()
     out = tmp_path / "noise.pdf"
@@ -210,7 +212,7 @@ def test_a_dicom_without_photometric_interpretation_shows_what_was_assumed(windo
     path = tmp_path / "no_pi.dcm"
     ds.save_as(path, enforce_file_format=True)
     window.open_path(path)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=60000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=60000)
     assert "PhotometricInterpretation" in window.panel.notes.text()
 
 
@@ -246,3 +248,77 @@ def test_side_panels_show_every_wrapped_line_without_a_horizontal_scroll_bar(
     assert seen == [(True, [])] * len(seen)
     assert side.verticalScrollBar().maximum() > 0
     assert side.widget().width() <= side.viewport().width()
+
+
+INSCOPE_PNG = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+INSCOPE_BOX = ROI(220, 120, 130, 100)  # where tests/assets/make_inscope_image.py drew it
+
+
+@pytest.fixture(params=["synthetic", "real"])
+def in_scope_file(request, tmp_path):
+    """An image the shipped models analyse in scope, with the box to draw (None: the
+    detector's): the committed synthetic one (CI always has it) and a real ddti image
+    (skipped when ../shared/data is absent)."""
+    import shutil
+
+    if request.param == "synthetic":
+        return shutil.copy(INSCOPE_PNG, tmp_path / "inscope.png"), INSCOPE_BOX
+    data = request.getfixturevalue("shared_data")
+    with open(data / "ddti" / "metadata.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["composition"] and r["mask"])
+    return data / "ddti" / row["file"], None
+
+
+def _view_pixels(window) -> np.ndarray:
+    image = window.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    buffer = image.constBits()
+    return np.frombuffer(buffer, np.uint8, image.sizeInBytes()).copy()
+
+
+def test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere(
+    window, qtbot, in_scope_file, classifier, tmp_path
+):
+    """The in-scope path, end to end: the estimate shown equals the core's for the same box;
+    the heat map is drawn; the AI's TI-RADS suggestions are offered; and the panel, the
+    nodule's stored result, the CSV, the PDF and the audit log all give the same number."""
+    from pypdf import PdfReader
+
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    path, box = in_scope_file
+    assert window.open_paths([path])
+    review = window.review
+    qtbot.waitUntil(lambda: review.finding is not None and not review.awaiting, timeout=120000)
+    if box is not None:
+        window.set_roi(box)
+        qtbot.waitUntil(lambda: review.finding.roi == box and not review.awaiting, timeout=60000)
+    finding = review.finding
+    assert finding.in_scope, finding.no_estimate_reason
+    image = open_image(path)
+    expected = predict(image, classifier, finding.roi, finding.roi_source)
+    assert finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert window.panel.probability.text() == f"{finding.probability:.2f}"
+    assert "ai estimate" in window.panel.wording.text().lower()
+    assert "No estimate" not in window.panel.state.text()
+    assert finding.tirads_suggestion is not None
+    assert window.tirads.suggestion() is finding.tirads_suggestion
+    assert window.tirads.ai_result.text().startswith("AI-only: TR")
+    with_heat = _view_pixels(window)
+    window.panel.overlay.setChecked(False)
+    assert not np.array_equal(_view_pixels(window), with_heat)  # the heat map was drawn
+    window.panel.overlay.setChecked(True)
+    nodule = window.session.state.nodule(review.nodule_id)
+    assert nodule.box == finding.roi
+    assert nodule.estimate.probability == pytest.approx(finding.probability)
+    out = tmp_path / "study.csv"
+    assert window.export_csv(out)
+    with open(out, newline="") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["nodule"] == nodule.id]
+    assert row["probability"] == f"{finding.probability:.4f}" and row["ai_tirads_level"]
+    pdf = tmp_path / "report.pdf"
+    window.export_report(pdf)
+    qtbot.waitUntil(lambda: pdf.exists(), timeout=60000)
+    assert f"{finding.probability:.2f}" in PdfReader(pdf).pages[0].extract_text()
+    records = AuditLog().read()
+    assert records[-1]["probability"] == pytest.approx(finding.probability)
+    assert records[-1]["roi"] == finding.roi.as_list()

@@ -28,34 +28,36 @@ def _png(tmp_path, name="scan.png", seed=0):
 
 
 def _analysed(window, qtbot):
-    qtbot.waitUntil(lambda: window.finding is not None and not window._awaiting, timeout=120000)
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
 
 
 def test_cine_opens_on_the_best_frame_and_steps_with_keys(window, qtbot, cine_dicom):
     assert window.open_paths([cine_dicom])
     bar = window.frame_bar
     assert bar.isVisible() and bar.n_frames == 12
-    qtbot.waitUntil(lambda: window.image.frame_index >= 2, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.image.frame_index >= 2, timeout=120000)
     _analysed(window, qtbot)
-    scores = window.frame_scores[window.image.sha256]
-    best = window.image.frame_index
+    scores = window.review.frame_scores[window.review.image.sha256]
+    best = window.review.image.frame_index
     assert best == int(np.nanargmax(scores)) and scores[0] == 0.0
-    assert window.finding.roi_source == "auto" and bar.frame == best
+    assert window.review.finding.roi_source == "auto" and bar.frame == best
     assert f"frame {best + 1} of 12" in window.windowTitle()
     (nodule,) = window.session.state.nodules
-    assert nodule.frame == best and nodule.box == window.finding.roi
+    assert nodule.frame == best and nodule.box == window.review.finding.roi
     assert window.export_csv(cine_dicom.with_name("study.csv"))
     assert f"{cine_dicom},{best}," in cine_dicom.with_name("study.csv").read_text()
     window.view.setFocus()
     qtbot.keyClick(window.view, Qt.Key.Key_Right)
-    qtbot.waitUntil(lambda: window.image.frame_index == best + 1, timeout=10000)
+    qtbot.waitUntil(lambda: window.review.image.frame_index == best + 1, timeout=10000)
     qtbot.keyClick(window.view, Qt.Key.Key_Left)
     qtbot.keyClick(window.view, Qt.Key.Key_Left)
-    qtbot.waitUntil(lambda: window.image.frame_index == best - 1, timeout=10000)
-    assert window.session.state.image(window.image.sha256).frame == best - 1
+    qtbot.waitUntil(lambda: window.review.image.frame_index == best - 1, timeout=10000)
+    assert window.session.state.image(window.review.image.sha256).frame == best - 1
     qtbot.keyClick(window.view, Qt.Key.Key_Space)
     assert bar.playing
-    qtbot.waitUntil(lambda: window.image.frame_index not in (best - 1,), timeout=10000)
+    qtbot.waitUntil(lambda: window.review.image.frame_index not in (best - 1,), timeout=10000)
     qtbot.keyClick(window.view, Qt.Key.Key_Space)
     assert not bar.playing
     _analysed(window, qtbot)  # the frame it stopped on is analysed
@@ -64,7 +66,7 @@ def test_cine_opens_on_the_best_frame_and_steps_with_keys(window, qtbot, cine_di
 def test_box_and_tirads_edits_undo_and_redo(window, qtbot, tmp_path):
     window.open_paths([_png(tmp_path)])
     _analysed(window, qtbot)
-    auto_box = window.roi
+    auto_box = window.review.roi
     assert auto_box is not None and window.session.undo_text == ""  # detection: no undo step
     moved = ROI(auto_box.x + 15, auto_box.y, auto_box.w, auto_box.h)
     window.set_roi(moved)
@@ -77,11 +79,11 @@ def test_box_and_tirads_edits_undo_and_redo(window, qtbot, tmp_path):
     window.undo()
     qtbot.waitUntil(lambda: window.view.roi() == auto_box, timeout=10000)
     _analysed(window, qtbot)
-    assert window.finding.roi == auto_box
+    assert window.review.finding.roi == auto_box
     window.redo()
     window.redo()
     _analysed(window, qtbot)
-    assert window.roi == moved and window.tirads.choices().composition is Composition.SOLID
+    assert window.review.roi == moved and window.tirads.choices().composition is Composition.SOLID
 
 
 def test_reopening_the_same_file_restores_the_work(qtbot, tmp_path):
@@ -91,7 +93,9 @@ def test_reopening_the_same_file_restores_the_work(qtbot, tmp_path):
     first.start_model_loading()
     first.open_paths([path])
     _analysed(first, qtbot)
-    box = ROI(first.roi.x + 10, first.roi.y + 5, first.roi.w, first.roi.h)
+    box = ROI(
+        first.review.roi.x + 10, first.review.roi.y + 5, first.review.roi.w, first.review.roi.h
+    )
     first.set_roi(box)
     _analysed(first, qtbot)
     first.tirads.select(Margin.LOBULATED)
@@ -102,9 +106,9 @@ def test_reopening_the_same_file_restores_the_work(qtbot, tmp_path):
     second.start_model_loading()
     second.open_paths([path])
     _analysed(second, qtbot)
-    assert second.roi == box and second.finding.roi == box
+    assert second.review.roi == box and second.review.finding.roi == box
     assert second.tirads.choices().margin is Margin.LOBULATED
-    assert second.user_mm_per_px == 0.1
+    assert second.review.user_mm_per_px == 0.1
 
 
 KILLED_CHILD = textwrap.dedent(
@@ -158,7 +162,7 @@ def test_killing_the_app_mid_session_loses_nothing_on_screen(qtbot, tmp_path):
     window.start_model_loading()
     window.open_paths([path])
     _analysed(window, qtbot)
-    assert window.roi == ROI(200, 100, 140, 120)
+    assert window.review.roi == ROI(200, 100, 140, 120)
     assert window.tirads.choices().composition is Composition.MIXED
     saved = json.loads(
         next((tmp_path / "user-data" / "sessions").glob("[0-9a-f]*.json")).read_text()
@@ -189,9 +193,9 @@ def test_wheel_and_image_keys_never_change_a_tirads_choice(window, qtbot, tmp_pa
     combo.activated.emit(combo.currentIndex())  # chosen with the mouse: keys go back
     assert window.view.hasFocus() or QApplication.focusWidget() is window.view
     qtbot.keyClick(window.view, Qt.Key.Key_Down)
-    qtbot.waitUntil(lambda: window.current == 1, timeout=10000)
+    qtbot.waitUntil(lambda: window.review.current == 1, timeout=10000)
     window.study_list.setCurrentRow(0)
-    qtbot.waitUntil(lambda: window.current == 0, timeout=10000)
+    qtbot.waitUntil(lambda: window.review.current == 0, timeout=10000)
     assert window.tirads.choices().composition is Composition.SOLID  # unchanged by the keys
 
 
@@ -225,7 +229,7 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2"]
     assert window.nodules.choice.currentData() == "N2"
     n1_box = window.session.state.nodule("N1").box
-    assert n1_box in [c.roi for c in window.candidates]  # N1 is the detector's box
+    assert n1_box in [c.roi for c in window.review.proposals]  # N1 is the detector's box
     # N1 stays marked, thin and labelled, while N2 is the box being edited
     assert [(name, r.toRect().getRect()) for name, r in window.view.other_nodules()] == [
         ("N1", (n1_box.x, n1_box.y, n1_box.w, n1_box.h))
@@ -242,7 +246,7 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert window.session.state.nodule("N2").location == "right lobe, upper"
     window.pick_nodule("N1")
     _analysed(window, qtbot)
-    assert window.roi == window.session.state.nodule("N1").box
+    assert window.review.roi == window.session.state.nodule("N1").box
     assert [name for name, _ in window.view.other_nodules()] == ["N2"]
     assert window.tirads.choices().composition is None  # N1's own (empty) choices
     window.study_list.setCurrentRow(1)
@@ -250,9 +254,9 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
     assert window.view.other_nodules() == []  # b.png has only its own N3
     window.pick_nodule("N2")
-    qtbot.waitUntil(lambda: window.current == 0, timeout=10000)
+    qtbot.waitUntil(lambda: window.review.current == 0, timeout=10000)
     _analysed(window, qtbot)
-    assert window.roi == ROI(60, 40, 80, 70)
+    assert window.review.roi == ROI(60, 40, 80, 70)
     assert window.tirads.choices().margin is Margin.LOBULATED
     out = tmp_path / "study.pdf"
     window.export_study_report(out)
@@ -349,17 +353,17 @@ def test_a_candidate_marked_as_another_nodule_is_drawn_as_that_nodule_and_n_skip
     cv2.imwrite(str(path), np.asarray(two))
     window.open_paths([path])
     _analysed(window, qtbot)
-    assert len(window.candidates) == 2 and window.nodule_id == "N1"
-    first, second = (c.roi for c in window.candidates)
+    assert len(window.review.proposals) == 2 and window.review.nodule_id == "N1"
+    first, second = (c.roi for c in window.review.proposals)
     assert window.view.candidate_rects()  # the second candidate, dashed
     window.start_new_nodule()
     window.set_roi(second, BoxSource.AUTO)  # the second candidate becomes N2
     _analysed(window, qtbot)
-    assert window.nodule_id == "N2" and len(window.candidates) == 2
+    assert window.review.nodule_id == "N2" and len(window.review.proposals) == 2
     assert [name for name, _ in window.view.other_nodules()] == ["N1"]
     assert window.view.candidate_rects() == []  # N1's box is not offered as a candidate
     window.next_candidate()  # N: the only free candidate is N2's own box
     _analysed(window, qtbot)
-    assert window.roi == second
+    assert window.review.roi == second
     assert window.session.state.nodule("N1").box == first
     assert window.session.state.nodule("N2").box == second

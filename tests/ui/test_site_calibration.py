@@ -42,16 +42,17 @@ def test_switching_the_site_calibration_reanalyses_and_says_which(window, qtbot,
     phantom = make_phantom()
     image = from_array(phantom.pixels)
     window.show_image(image, phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     shipped = predict(image, classifier, phantom.nodule, "manual")
     assert menu_action(window, "Shipped calibration").isChecked()
     assert not menu_action(window, "older").isEnabled()  # fitted for another model
 
     menu_action(window, "clinic").trigger()
     qtbot.waitUntil(
-        lambda: window.finding is not None and window.finding.profile == "clinic", timeout=60000
+        lambda: window.review.finding is not None and window.review.finding.profile == "clinic",
+        timeout=60000,
     )
-    f = window.finding
+    f = window.review.finding
     assert f.threshold == 0.25 and f.roi == phantom.nodule and f.roi_source == "manual"
     assert f.probability == pytest.approx(site.load_profile("clinic").probability(f.logit))
     assert "clinic" in window.calibration_status.text() and "clinic" in window.panel.model.text()
@@ -60,10 +61,11 @@ def test_switching_the_site_calibration_reanalyses_and_says_which(window, qtbot,
 
     menu_action(window, "Shipped calibration").trigger()
     qtbot.waitUntil(
-        lambda: window.finding is not None and window.finding.profile == "", timeout=60000
+        lambda: window.review.finding is not None and window.review.finding.profile == "",
+        timeout=60000,
     )
-    assert window.finding.probability == pytest.approx(shipped.probability, abs=1e-9)
-    assert window.finding.threshold == card.threshold
+    assert window.review.finding.probability == pytest.approx(shipped.probability, abs=1e-9)
+    assert window.review.finding.threshold == card.threshold
     assert "shipped" in window.calibration_status.text() and site.active_name() is None
 
 

@@ -36,46 +36,49 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     (tmp_path / "study").mkdir()
     folder = _study_folder(tmp_path / "study")
     assert window.open_paths([folder])
-    assert window.study_list.count() == 4 and window.current == 0
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    assert window.study_list.count() == 4 and window.review.current == 0
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     with qtbot.waitSignal(window.batchFinished, timeout=120000) as done:
         window.analyse_all()
         assert window.batch.progress.isVisible()
     assert done.args == [3] and not window.batch.progress.isVisible()
-    statuses = [e.status for e in window.entries]
+    statuses = [window.review.status(i) for i in range(4)]
     assert statuses == ["analysed", "analysed", "analysed", "error"]
     bad = window.study_list.item(3).text()
     assert "scan9.png" in bad and "PNG" in bad  # the list entry says why
-    second = window.entries[1]
+    second = window.review.entries[1]
+    (nodule,) = window.session.state.nodules_on(second.sha256)  # the batch's box
+    result = nodule.estimate
     image = open_image(second.path)
-    expected = predict(image, classifier, second.finding.roi, "manual")
-    assert second.finding.probability == pytest.approx(expected.probability, abs=1e-6)
-    shown = f"{second.finding.probability:.2f}" if second.finding.in_scope else "no estimate"
-    assert shown in window.study_list.item(1).text()  # phantoms: "no estimate" (novelty)
+    expected = predict(image, classifier, result.box, "manual")
+    assert result.no_estimate_reason == expected.no_estimate_reason
+    assert result.probability == pytest.approx(expected.estimate, abs=1e-6)
+    assert not expected.in_scope  # phantoms are unlike the training images (novelty)
+    assert "no estimate" in window.study_list.item(1).text()
     out = tmp_path / "study.csv"
     assert window.export_csv(out)
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["status"] for r in rows] == statuses
-    written = f"{second.finding.probability:.4f}" if second.finding.in_scope else ""
-    assert rows[1]["probability"] == written
-    assert rows[1]["no_estimate_reason"] == second.finding.no_estimate_reason
+    assert rows[1]["nodule"] == nodule.id and rows[1]["roi_w"] == str(result.box.w)
+    assert rows[1]["probability"] == "" and rows[1]["model_estimate"] == "no estimate"
+    assert rows[1]["no_estimate_reason"] == expected.no_estimate_reason
 
 
 def test_batch_cancel_stops_after_the_current_image(window, qtbot, tmp_path):
     folder = _study_folder(tmp_path, n=4, bad=False)
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     with qtbot.waitSignal(window.batchFinished, timeout=120000) as done:
         window.analyse_all()
         window.cancel_batch()
     assert done.args == [1]
-    assert [e.status for e in window.entries] == [
+    assert [window.review.status(i) for i in range(4)] == [
         "analysed",
         "analysed",
         "not analysed",
         "not analysed",
-    ], [(e.status, e.error) for e in window.entries]
+    ], [e.error for e in window.review.entries]
 
 
 def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
@@ -85,15 +88,15 @@ def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
     window.open_paths([folder])
     window.study_list.setFocus()
     qtbot.keyClick(window.study_list, Qt.Key.Key_Down)
-    assert window.current == 1 and window.image.source.name == "scan1.png"
+    assert window.review.current == 1 and window.review.image.source.name == "scan1.png"
     qtbot.keyClick(window.view, Qt.Key.Key_Up)  # the viewer passes Up/Down to the list
-    assert window.current == 0 and window.image.source.name == "scan0.png"
+    assert window.review.current == 0 and window.review.image.source.name == "scan0.png"
     window.step(2)
-    assert window.current == 2 and window.image is None
+    assert window.review.current == 2 and window.review.image is None
     assert "scan9.png" in window.panel.state.text() and "PNG" in window.panel.state.text()
     assert window.panel.size.text() == "" and window.tirads.descriptors() is None
     window.step(-1)
-    assert window.image.source.name == "scan1.png"
+    assert window.review.image.source.name == "scan1.png"
 
 
 def test_box_is_moved_and_resized_with_the_mouse(window, qtbot):
@@ -101,13 +104,13 @@ def test_box_is_moved_and_resized_with_the_mouse(window, qtbot):
     window.show_image(from_array(phantom.pixels), ROI(100, 80, 120, 100))
     window.resize(900, 700)
     window.view.actual_size()
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     _drag(qtbot, window.view, (160, 130), (190, 150))  # inside: move by (30, 20)
-    qtbot.waitUntil(lambda: window.finding.roi == ROI(130, 100, 120, 100), timeout=60000)
-    assert window.finding.roi_source == "manual"
+    qtbot.waitUntil(lambda: window.review.finding.roi == ROI(130, 100, 120, 100), timeout=60000)
+    assert window.review.finding.roi_source == "manual"
     _drag(qtbot, window.view, (250, 150), (280, 150))  # right edge: 30 px wider
-    qtbot.waitUntil(lambda: window.finding.roi == ROI(130, 100, 150, 100), timeout=60000)
-    assert window.roi == window.finding.roi
+    qtbot.waitUntil(lambda: window.review.finding.roi == ROI(130, 100, 150, 100), timeout=60000)
+    assert window.review.roi == window.review.finding.roi
 
 
 def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatch):
@@ -115,7 +118,7 @@ def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatc
 
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     assert "uncalibrated" in window.panel.size.text()
     window.set_user_scale(0.1)
     w, h = phantom.nodule.w * 0.1, phantom.nodule.h * 0.1
@@ -129,14 +132,14 @@ def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatc
     window.view.actual_size()
     window.calibrate_scale()
     _drag(qtbot, window.view, (50, 40), (250, 40))
-    assert window.user_mm_per_px == pytest.approx(10.0 / 200, rel=0.02)
+    assert window.review.user_mm_per_px == pytest.approx(10.0 / 200, rel=0.02)
     assert "(user scale)" in window.panel.size.text()
 
 
 def test_side_by_side_shows_gradcam_beside_the_plain_image(window, qtbot):
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     view = window.view
     width = phantom.pixels.shape[1]
     window.side_action.trigger()
@@ -155,7 +158,7 @@ def test_report_carries_typed_fields_and_impression(window, qtbot, tmp_path):
     phantom = make_phantom()
     meta = {"PatientName": "Doe^Jane", "PatientID": "P123"}
     window.show_image(from_array(phantom.pixels, metadata=meta), phantom.nodule)
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     dialog = ReportDialog(StudyInfo.from_metadata(meta, operator="Dr Who"))
     qtbot.addWidget(dialog)
     assert dialog.edits["patient_name"].text() == "Doe, Jane"
@@ -190,7 +193,7 @@ def test_tirads_choices_belong_to_their_image(window, qtbot, tmp_path):
     from thyroid_desktop.core.clinical.tirads import Composition, Echogenicity, Margin, Shape
 
     window.open_paths([_study_folder(tmp_path, n=2, bad=False)])
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     for choice in (Composition.SOLID, Echogenicity.VERY_HYPO, Shape.TALLER, Margin.SMOOTH):
         window.tirads.select(choice)
     scored = window.tirads.descriptors()
@@ -218,8 +221,13 @@ def test_dropping_files_and_a_folder_opens_them(window, qtbot, tmp_path):
         Qt.KeyboardModifier.NoModifier,
     )
     window.dropEvent(event)
-    assert [e.name for e in window.entries] == [single.name, "scan0.png", "scan1.png", "scan9.png"]
-    assert window.image.source == single
+    assert [e.name for e in window.review.entries] == [
+        single.name,
+        "scan0.png",
+        "scan1.png",
+        "scan9.png",
+    ]
+    assert window.review.image.source == single
 
 
 def test_a_box_drawn_while_auto_detect_runs_wins(window, qtbot):
@@ -230,23 +238,26 @@ def test_a_box_drawn_while_auto_detect_runs_wins(window, qtbot):
     window.set_roi(manual)  # before the auto result arrives
     window.pool.waitForDone(60000)
     qtbot.wait(200)  # let queued results reach the GUI thread
-    assert window.finding.roi == manual and window.finding.roi_source == "manual"
-    assert window.view.roi() == manual and window.roi == manual
+    assert window.review.finding.roi == manual and window.review.finding.roi_source == "manual"
+    assert window.view.roi() == manual and window.review.roi == manual
 
 
 def test_a_file_changed_on_disk_is_analysed_anew(window, qtbot, tmp_path):
     folder = _study_folder(tmp_path, n=2, bad=False)
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    first = window.entries[0].finding
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    first = window.review.finding
+    old_key = window.review.image.sha256
     window.set_user_scale(0.1)
     cv2.imwrite(str(folder / "scan0.png"), np.asarray(make_phantom(seed=11).pixels))
     window.step(1)
     window.step(-1)
-    assert window.entries[0].user_mm_per_px is None  # the scale was for the old image
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    assert window.entries[0].finding is not first
-    assert window.entries[0].sha256 == window.image.sha256
+    assert window.review.user_mm_per_px is None  # the scale was for the old image
+    assert "uncalibrated" in window.panel.size.text() or window.panel.size.text() == ""
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    assert window.review.finding is not first
+    assert window.review.entries[0].sha256 == window.review.image.sha256 != old_key
+    assert window.session.state.image(old_key).user_mm_per_px == 0.1  # kept for the old file
 
 
 def test_calibration_mode_ends_when_the_image_changes(window, qtbot):
@@ -260,21 +271,28 @@ def test_calibration_mode_ends_when_the_image_changes(window, qtbot):
 def test_other_candidates_are_dashed_and_can_be_picked(window, qtbot):
     two = np.hstack([make_phantom(seed=0).pixels, make_phantom(seed=1).pixels])
     window.show_image(from_array(two))
-    qtbot.waitUntil(lambda: window.finding is not None, timeout=120000)
-    assert len(window.candidates) == 2 and window.finding.roi == window.candidates[0].roi
+    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    assert (
+        len(window.review.proposals) == 2
+        and window.review.finding.roi == window.review.proposals[0].roi
+    )
     dashed = window.view.candidate_rects()
     assert len(dashed) == 1 and "N)" in window.panel.state.text()
     window.next_candidate()  # N
-    qtbot.waitUntil(lambda: window.finding.roi == window.candidates[1].roi, timeout=60000)
-    assert window.finding.roi_source == "auto"
+    qtbot.waitUntil(
+        lambda: window.review.finding.roi == window.review.proposals[1].roi, timeout=60000
+    )
+    assert window.review.finding.roi_source == "auto"
     # a click (no drag) inside the dashed box of the first candidate picks it back
     window.resize(1200, 700)
     window.view.fit()
     first = window.view.candidate_rects()[0].center()
     pos = window.view.mapFromScene(first)
     qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-    qtbot.waitUntil(lambda: window.finding.roi == window.candidates[0].roi, timeout=60000)
-    assert window.view.roi() == window.candidates[0].roi
+    qtbot.waitUntil(
+        lambda: window.review.finding.roi == window.review.proposals[0].roi, timeout=60000
+    )
+    assert window.view.roi() == window.review.proposals[0].roi
 
 
 def test_middle_drag_pans(window, qtbot):
@@ -297,4 +315,4 @@ def test_results_arriving_after_close_are_dropped(window, qtbot):
     window.show_image(from_array(make_phantom().pixels))  # auto-detect queued
     window.close()  # waits for the worker, then ignores what it sends
     qtbot.wait(100)
-    assert window.finding is None
+    assert window.review.finding is None

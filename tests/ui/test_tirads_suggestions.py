@@ -71,12 +71,14 @@ def test_window_suggests_accepts_logs_and_reports(window, qtbot, ddti_image, tmp
     from pypdf import PdfReader
 
     assert window.open_paths([ddti_image])
-    qtbot.waitUntil(lambda: window.finding is not None and not window._awaiting, timeout=120000)
-    sug = window.finding.tirads_suggestion
-    assert sug is not None and window.finding.roi_source == "auto"
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    sug = window.review.finding.tirads_suggestion
+    assert sug is not None and window.review.finding.roi_source == "auto"
     assert window.tirads.suggestion() is sug and window.tirads.descriptors() is None
     assert window.tirads.suggestion_text("shape").startswith("AI: ")
-    nodule_id = window.nodule_id
+    nodule_id = window.review.nodule_id
     window.tirads.accept_button.click()
     nodule = window.session.state.nodule(nodule_id)
     for group in ("composition", "echogenicity", "shape", "margin"):

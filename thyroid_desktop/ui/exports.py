@@ -18,15 +18,32 @@ from thyroid_desktop.core.review.session import (
 from thyroid_desktop.core.review.study import write_csv
 from thyroid_desktop.ui.report_dialog import ReportDialog
 
+FILE_FILTER = (
+    "Ultrasound images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom);;All files (*)"
+)
+
 
 class ExportsMixin:
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
+    def open_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open ultrasound images", folder, FILE_FILTER)
+        if paths:
+            self.open_paths([Path(p) for p in paths])
+
+    def open_folder_dialog(self) -> None:
+        folder = str(self.settings.value("files/last_folder", ""))
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images", folder)
+        if path:
+            self.open_paths([Path(path)])
+
     def export_dialog(self) -> None:
-        if self.finding is None:
+        image = self.review.image
+        if self.review.finding is None:
             self.show_message("Nothing to report", "Analyse an image before exporting a report.")
             return
-        stem = self.image.source.stem if self.image.source else "demo"
+        stem = image.source.stem if image.source else "demo"
         asked = self._ask_report("Export PDF report", f"report_{stem}.pdf")
         if asked is not None:
             self.export_report(*asked)
@@ -34,7 +51,7 @@ class ExportsMixin:
     def _ask_report(self, title: str, name: str) -> tuple[Path, StudyInfo] | None:
         """The report details (from the shown image's DICOM, else typed) and where to save;
         None when the user cancels. Remembers the operator and the reports folder."""
-        meta = self.image.metadata if self.image is not None else {}
+        meta = self.review.image.metadata if self.review.image is not None else {}
         operator = str(self.settings.value("report/operator", ""))
         dialog = ReportDialog(StudyInfo.from_metadata(meta, operator=operator), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -66,12 +83,12 @@ class ExportsMixin:
 
     def export_report(self, path: Path, study: StudyInfo | None = None) -> None:
         """Writes the PDF in the worker (atomically); reports success or failure."""
-        image, finding, card = self.image, self.finding, self.classifier.card
+        image, finding, card = self.review.image, self.review.finding, self.classifier.card
         study = study or StudyInfo.from_metadata(image.metadata)
         size = self.measurement()
         tirads = self.tirads.descriptors()
         choices = self.tirads.choices()
-        n = self._nodule()
+        n = self.review.nodule()
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
 
         def done(out: Path) -> None:
@@ -114,7 +131,8 @@ class ExportsMixin:
         from thyroid_desktop.core.report.pdf import write_study_report
 
         state, service, card = self.session.state, self.service, self.classifier.card
-        study = study or StudyInfo.from_metadata(self.image.metadata if self.image else {})
+        image = self.review.image
+        study = study or StudyInfo.from_metadata(image.metadata if image else {})
 
         def done(out: Path) -> None:
             self.statusBar().showMessage(f"Study report written to {out}", 10000)
@@ -127,7 +145,7 @@ class ExportsMixin:
         )
 
     def export_csv_dialog(self) -> None:
-        if not self.entries:
+        if not self.review.entries:
             self.show_message("Nothing to export", "Open some images first.")
             return
         path = self._ask_save_path("Export study list", "study.csv", "CSV (*.csv)")
@@ -136,7 +154,10 @@ class ExportsMixin:
 
     def export_csv(self, path: Path) -> bool:
         return self._write_file(
-            lambda: write_csv(path, self.entries), path, "CSV not written", "Study list written"
+            lambda: write_csv(path, self.review.rows()),
+            path,
+            "CSV not written",
+            "Study list written",
         )
 
     def save_session_dialog(self) -> None:

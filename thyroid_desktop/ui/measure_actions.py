@@ -19,25 +19,23 @@ class MeasureMixin:
         """The shown nodule's size (``finding_size``, as the CSV and the PDF give it): its
         calipers, else the segmenter's mask, else the box; mm from DICOM or the user's
         scale, else pixels. None before an analysis."""
-        if self.finding is None or self.image is None:
+        review = self.review
+        if review.finding is None or review.image is None:
             return None
-        nodule = self._nodule()
+        nodule = review.nodule()
         calipers = nodule.calipers_px if nodule is not None else ()
-        return finding_size(self.finding, self.image.scale, self.user_mm_per_px, calipers)
+        return finding_size(review.finding, review.image.scale, review.user_mm_per_px, calipers)
 
     def _show_size(self) -> None:
         size = self.measurement()
         self.panel.show_measurement(size.text() if size else "")
         self.tirads.set_size(size.max_diameter_mm if size else None)
-        if self.current is not None and self.entries:
-            nodule = self._nodule()
-            self.entries[self.current].calipers_px = nodule.calipers_px if nodule else ()
 
     def calibrate_scale(self) -> None:
         """Next left-drag draws a line along a known distance; its length in mm is asked."""
-        if self.image is None:
+        if self.review.image is None:
             return
-        if self.image.scale.calibrated:
+        if self.review.image.scale.calibrated:
             self.show_message(
                 "Already calibrated",
                 "This DICOM image carries its own pixel spacing; sizes use it.",
@@ -55,7 +53,7 @@ class MeasureMixin:
         if self._line_purpose == "caliper":
             self._line_purpose = "scale"
             self.view.hide_line()
-            nodule = self._nodule()
+            nodule = self.review.nodule()
             if nodule is not None:
                 self.session.add_caliper(nodule.id, dx_px, dy_px)
                 self._show_size()
@@ -76,14 +74,7 @@ class MeasureMixin:
 
     def set_user_scale(self, mm_per_px: float | None) -> None:
         """The user's scale for the current image (None removes it); sizes update at once."""
-        if mm_per_px is not None and not mm_per_px > 0:
-            raise ValueError(f"a scale must be positive, got {mm_per_px}")
-        self.user_mm_per_px = mm_per_px
-        if self._in_session():
-            self.session.set_user_scale(self.image.sha256, mm_per_px)
-        if self.current is not None:
-            self.entries[self.current].user_mm_per_px = mm_per_px
-            self.study_list.update_entry(self.current, self.entries[self.current])
+        self.review.set_user_scale(mm_per_px)
         self._show_size()
         self.statusBar().showMessage(
             f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed",
@@ -92,7 +83,7 @@ class MeasureMixin:
 
     def measure_nodule(self) -> None:
         """Next left-drag draws a caliper line across the shown nodule (up to three)."""
-        if self._nodule() is None:
+        if self.review.nodule() is None:
             self.show_message("No nodule", "Analyse or draw a nodule's box first.")
             return
         self._line_purpose = "caliper"
@@ -103,7 +94,7 @@ class MeasureMixin:
         )
 
     def clear_calipers(self) -> None:
-        nodule = self._nodule()
+        nodule = self.review.nodule()
         if nodule is not None and nodule.calipers_px:
             self.session.clear_calipers(nodule.id)
             self._show_size()

@@ -18,6 +18,11 @@ from thyroid_desktop.core.site.profile import (
 from thyroid_desktop.ui.validation_dialog import show_summary
 
 
+def calibration_name(classifier) -> str:
+    """The calibration in use, as results name it (``Finding.profile``; "" when shipped)."""
+    return classifier.profile.name if classifier.profile is not None else ""
+
+
 class SiteCalibrationMixin:
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
@@ -65,17 +70,19 @@ class SiteCalibrationMixin:
         )
 
     def _calibration_changed(self) -> None:
+        self.review.calibration_changed(calibration_name(self.classifier))
         self._show_calibration()
         self.calibration_menu.rebuild()
         self.statusBar().showMessage(
             f"Now using the {calibration_label(self.classifier.profile)}", 8000
         )
-        if self.image is None:
+        review = self.review
+        if review.image is None:
             return
-        if self.roi is not None:
-            source = self.finding.roi_source if self.finding is not None else self._roi_source
-            self.set_roi(self.roi, source)
-        elif self.finding is not None:
+        if review.roi is not None:
+            source = review.finding.roi_source if review.finding is not None else review.roi_source
+            self.set_roi(review.roi, source)
+        elif review.finding is not None:
             self.analyse()  # the whole scan area, as before
         else:
             self.auto_detect()

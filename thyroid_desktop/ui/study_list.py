@@ -8,7 +8,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
-from thyroid_desktop.core.review.study import StudyEntry
+from thyroid_desktop.core.review.reading import ListLine, Tone
 from thyroid_desktop.ui.image_view import to_qimage
 
 THUMB = 72
@@ -23,7 +23,7 @@ def make_thumbnail(pixels: np.ndarray, side: int = THUMB) -> np.ndarray:
 
 
 class StudyList(QListWidget):
-    """Rows mirror ``StudyEntry`` objects held by the window; arrow keys move the selection."""
+    """One line per file of the study (``Review.list_line``); arrow keys move the selection."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -32,23 +32,21 @@ class StudyList(QListWidget):
         self.setMinimumWidth(200)
         self.setWordWrap(True)
 
-    def add_entry(self, entry: StudyEntry) -> None:
+    def add_line(self, line: ListLine) -> None:
         item = QListWidgetItem()
         item.setSizeHint(QSize(0, THUMB + 8))
         self.addItem(item)
-        self.update_entry(self.count() - 1, entry)
+        self.show_line(self.count() - 1, line)
 
-    def update_entry(
-        self, row: int, entry: StudyEntry, thumbnail: np.ndarray | None = None
-    ) -> None:
+    def show_line(self, row: int, line: ListLine, thumbnail: np.ndarray | None = None) -> None:
         item = self.item(row)
-        item.setText(entry.summary())
-        item.setToolTip(f"{entry.path}\n{entry.error}" if entry.error else str(entry.path))
+        item.setText(line.text)
+        item.setToolTip(line.tooltip)
         if thumbnail is not None:
             item.setIcon(QIcon(QPixmap.fromImage(to_qimage(thumbnail))))
-        if entry.status == "error":
+        if line.tone is Tone.ERROR:
             item.setForeground(QBrush(QColor(220, 60, 50)))
-        elif entry.finding is not None and not entry.finding.in_scope:
+        elif line.tone is Tone.WARNING:
             item.setForeground(QBrush(QColor(230, 150, 0)))
         else:
             item.setData(Qt.ItemDataRole.ForegroundRole, None)  # palette colour (light/dark)

@@ -180,17 +180,27 @@ class _Analysed(Protocol):
     tirads_suggestion: Any
 
 
+def box_size(
+    box: ROI,
+    suggestion: Any,
+    file_scale: Scale,
+    user_mm_per_px: float | None = None,
+    calipers_px: Sequence[tuple[float, float]] = (),
+) -> NoduleSize:
+    """:func:`nodule_size` of an analysed box: under :func:`effective_scale`, with the mask
+    the segmenter gave inside it (carried by the box's TI-RADS ``suggestion``; none when the
+    image is out of scope, whose mask is not trusted either) and the clinician's calipers.
+    The panel, the CSV and the PDF all size a nodule through here."""
+    outline = suggestion.outline if suggestion is not None else None
+    scale = effective_scale(file_scale, user_mm_per_px)
+    return nodule_size(box, scale, outline, calipers_px)
+
+
 def finding_size(
     finding: _Analysed,
     file_scale: Scale,
     user_mm_per_px: float | None = None,
     calipers_px: Sequence[tuple[float, float]] = (),
 ) -> NoduleSize:
-    """:func:`nodule_size` of an analysed box: under :func:`effective_scale`, with the mask
-    the segmenter gave inside it (carried by the finding's TI-RADS suggestion; none when the
-    image is out of scope, whose mask is not trusted either) and the clinician's calipers.
-    The panel, the CSV and the PDF all size a nodule through here."""
-    sug = finding.tirads_suggestion
-    outline = sug.outline if sug is not None else None
-    scale = effective_scale(file_scale, user_mm_per_px)
-    return nodule_size(finding.roi, scale, outline, calipers_px)
+    """:func:`box_size` of a ``Finding`` (its box and its TI-RADS suggestion)."""
+    return box_size(finding.roi, finding.tirads_suggestion, file_scale, user_mm_per_px, calipers_px)

@@ -88,9 +88,18 @@ class Estimate:
     box: ROI
     #: The AI's TI-RADS descriptor suggestions for this box (never a choice).
     suggestion: TiradsSuggestion | None = None
+    #: Why the frame may not be B-mode ultrasound (the scope check's reasons).
+    warnings: tuple[str, ...] = ()
+    roi_source: BoxSource = BoxSource.MANUAL
+
+    @property
+    def in_scope(self) -> bool:
+        """The rule of ``Finding.in_scope``: a number only when nothing withholds it."""
+        return not self.no_estimate_reason
 
     @classmethod
     def of(cls, finding) -> Estimate:
+        """The numbers of a ``Finding`` (``core.analysis``), without its heat map."""
         return cls(
             finding.estimate,
             finding.threshold,
@@ -103,6 +112,8 @@ class Estimate:
             finding.profile,
             finding.roi,
             finding.tirads_suggestion,
+            tuple(finding.warnings),
+            BoxSource(finding.roi_source),
         )
 
 
@@ -181,7 +192,6 @@ class Session:
         self._undo: list[tuple[str, SessionState]] = []
         self._redo: list[tuple[str, SessionState]] = []
         self._observers: list[Callable[[str], None]] = []
-        self._requests: dict[str, int] = {}
         self.save_problem = ""
 
     # ---------------------------------------------------------------- observing
@@ -219,7 +229,6 @@ class Session:
         what, previous = self._undo.pop()
         self._redo.append((what, self.state))
         self.state = _keep_navigation(previous, self.state)
-        self._bump_all()
         self._changed(f"undo {what}")
         return True
 
@@ -229,22 +238,8 @@ class Session:
         what, following = self._redo.pop()
         self._undo.append((what, self.state))
         self.state = _keep_navigation(following, self.state)
-        self._bump_all()
         self._changed(f"redo {what}")
         return True
-
-    # ---------------------------------------------------------------- requests
-    def begin_request(self, nodule_id: str) -> int:
-        """A new analysis of this nodule starts: results of older ones are stale."""
-        self._requests[nodule_id] = self._requests.get(nodule_id, 0) + 1
-        return self._requests[nodule_id]
-
-    def is_current(self, nodule_id: str, request: int) -> bool:
-        return self._requests.get(nodule_id) == request
-
-    def _bump_all(self) -> None:
-        for key in list(self._requests):
-            self._requests[key] += 1
 
     # ---------------------------------------------------------------- images
     def add_image(self, key: str, path: str | os.PathLike[str], n_frames: int = 1) -> bool:
@@ -329,7 +324,6 @@ class Session:
         frame = n.frame if frame is None else int(frame)
         if n.box == box and n.source == source and n.frame == frame:
             return
-        self.begin_request(nodule_id)
         self._replace(
             dataclasses.replace(n, box=box, source=BoxSource(source), frame=frame, estimate=None),
             f"box {nodule_id}",
@@ -419,7 +413,6 @@ class Session:
         """Replaces everything (File > Open session); not undoable."""
         self._undo.clear()
         self._redo.clear()
-        self._bump_all()
         self.state = state
         self._changed("open session")
 
@@ -460,6 +453,8 @@ def state_to_json(state: SessionState) -> dict:
             d["estimate"] = {
                 **dataclasses.asdict(n.estimate),
                 "box": _roi_json(n.estimate.box),
+                "warnings": list(n.estimate.warnings),
+                "roi_source": str(n.estimate.roi_source),
                 "suggestion": sug.to_json() if sug is not None else None,
             }
         return d
@@ -511,6 +506,8 @@ def _estimate_from_json(est: dict) -> Estimate:
             **est,
             "box": ROI(*est["box"]),
             "suggestion": TiradsSuggestion.from_json(sug) if sug else None,
+            "warnings": tuple(est.get("warnings", ())),
+            "roi_source": BoxSource(est.get("roi_source", BoxSource.MANUAL)),
         }
     )
 

@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thyroid_desktop.core.clinical.measure import Scale, finding_size
-from thyroid_desktop.core.clinical.tirads import TiradsChoices, TiradsDescriptors
+from thyroid_desktop.core.clinical.measure import box_size
+from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
-from thyroid_desktop.core.pipeline.estimate import Finding
+from thyroid_desktop.core.io.scale import Scale
 from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
+from thyroid_desktop.core.review.session import Estimate, Nodule
 
 #: A folder dropped on the window is searched this deep for images.
 MAX_FOLDER_DEPTH = 3
@@ -70,48 +71,38 @@ def _looks_like_dicom(path: Path) -> bool:
 
 @dataclass
 class StudyEntry:
-    """One image of the study: where it is, what happened to it, what the model said.
-
-    ``status`` is "not analysed", "analysed" or "error" (``error`` then says why);
-    ``scale`` (the file's own) and ``sha256`` are filled in when the image is read;
-    ``user_mm_per_px`` is a scale the user calibrated on this image, ``calipers_px`` the
-    caliper lines drawn across its nodule and ``tirads`` the descriptors chosen.
-    """
+    """One file of the study list: where it is, whether it could be read (``error`` says
+    why not), and once read its ``sha256`` (the session's key for it) and the file's own
+    ``scale``.
+    What was found and chosen on it lives in the session (``core.review.reading``)."""
 
     path: Path
-    status: str = "not analysed"
     error: str = ""
-    finding: Finding | None = None
-    scale: Scale = field(default_factory=Scale.none)
-    user_mm_per_px: float | None = None
-    calipers_px: tuple[tuple[float, float], ...] = ()
     sha256: str = ""
-    tirads: TiradsDescriptors | None = None
-    frame: int | None = None  # 0-based frame the finding is for (cine loops)
-    #: The clinician's TI-RADS choices so far (also partial ones), for the AI review column.
-    choices: TiradsChoices | None = None
+    scale: Scale = field(default_factory=Scale.none)
 
     @property
     def name(self) -> str:
         return self.path.name
 
-    def summary(self) -> str:
-        """One line for the study list."""
-        if self.status == "error":
-            return f"{self.name}\n{self.error.removeprefix(self.name + ': ')}"
-        if self.finding is None:
-            return f"{self.name}\nnot analysed"
-        f = self.finding
-        tr = f" · TR{self.tirads.level.tr}" if self.tirads else ""  # the clinician's score
-        if not f.in_scope:
-            return f"{self.name}\n⚠ no estimate{tr}"
-        shaky = " · unstable" if f.unstable else ""
-        return f"{self.name}\n{f.probability:.2f} · {f.call_text} · {f.roi_source} box{tr}{shaky}"
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One row of the study CSV: a nodule of an image (or an image with none) and its one
+    result (``Nodule.estimate``, or the image's scan-area result)."""
+
+    entry: StudyEntry
+    status: str  # "analysed", "not analysed" or "error"
+    estimate: Estimate | None = None
+    frame: int | None = None  # 0-based frame of a cine loop's nodule
+    user_mm_per_px: float | None = None
+    nodule: Nodule | None = None
 
 
 CSV_COLUMNS = (
     "file",
     "frame",
+    "nodule",
     "status",
     "error",
     "probability",
@@ -142,54 +133,56 @@ CSV_COLUMNS = (
 )
 
 
-def csv_row(entry: StudyEntry) -> dict[str, str]:
+def csv_row(r: ResultRow) -> dict[str, str]:
+    entry, est, nodule = r.entry, r.estimate, r.nodule
     row = dict.fromkeys(CSV_COLUMNS, "")
-    row.update(file=str(entry.path), status=entry.status, error=entry.error)
-    row["frame"] = "" if entry.frame is None else str(entry.frame)
-    f = entry.finding
-    if f is not None:
-        size = finding_size(f, entry.scale, entry.user_mm_per_px, entry.calipers_px)
+    row.update(file=str(entry.path), status=r.status, error=entry.error)
+    row["frame"] = "" if r.frame is None else str(r.frame)
+    row["nodule"] = nodule.id if nodule is not None else ""
+    if est is not None:
+        calipers = nodule.calipers_px if nodule is not None else ()
+        size = box_size(est.box, est.suggestion, entry.scale, r.user_mm_per_px, calipers)
+        estimate = est.probability if est.in_scope else None
         row.update(
-            probability="" if f.estimate is None else f"{f.estimate:.4f}",
-            threshold=f"{f.threshold:.4f}",
-            model_estimate=f.call_text,
-            spread=f"{f.spread:.4f}",
-            unstable="yes" if f.unstable else "no",
-            novelty="" if f.novelty is None else f"{f.novelty:.2f}",
-            no_estimate_reason=f.no_estimate_reason,
-            roi_x=str(f.roi.x),
-            roi_y=str(f.roi.y),
-            roi_w=str(f.roi.w),
-            roi_h=str(f.roi.h),
-            roi_source=f.roi_source,
+            probability="" if estimate is None else f"{estimate:.4f}",
+            threshold=f"{est.threshold:.4f}",
+            model_estimate=est.call,
+            spread=f"{est.spread:.4f}",
+            unstable="yes" if est.unstable else "no",
+            novelty="" if est.novelty is None else f"{est.novelty:.2f}",
+            no_estimate_reason=est.no_estimate_reason,
+            roi_x=str(est.box.x),
+            roi_y=str(est.box.y),
+            roi_w=str(est.box.w),
+            roi_h=str(est.box.h),
+            roi_source=str(est.roi_source),
             size=size.text(),
             max_diameter_mm="" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
             size_basis=str(size.basis),
             scale=str(size.scale.source),
-            warnings="; ".join(f.warnings),
-            model_id=f.model_id,
+            warnings="; ".join(est.warnings),
+            model_id=est.model_id,
         )
-    if entry.tirads is not None:
-        row.update(
-            tirads_level=f"TR{entry.tirads.level.tr}", tirads_points=str(entry.tirads.points)
-        )
-    sug = f.tirads_suggestion if f is not None and f.in_scope else None
+    choices = nodule.tirads if nodule is not None else TiradsChoices()
+    scored = choices.descriptors
+    if scored is not None:
+        row.update(tirads_level=f"TR{scored.level.tr}", tirads_points=str(scored.points))
+    sug = est.suggestion if est is not None and est.in_scope else None
     if sug is not None:
         row.update(
             ai_tirads_suggested=sug.text(),
             ai_tirads_level=f"TR{sug.level.tr}" + ("" if sug.complete else " (incomplete)"),
             ai_tirads_points=str(sug.points),
-            tirads_review=review_text(
-                review_of(entry.choices or TiradsChoices.of(entry.tirads), sug)
-            ),
+            tirads_review=review_text(review_of(choices, sug)),
         )
     row["image_sha256"] = entry.sha256
     return row
 
 
-def write_csv(path: str | os.PathLike[str], entries: Iterable[StudyEntry]) -> Path:
-    """The study list as CSV (one row per image, analysed or not), written atomically."""
-    rows = [csv_row(e) for e in entries]
+def write_csv(path: str | os.PathLike[str], results: Iterable[ResultRow]) -> Path:
+    """The study as CSV (one row per nodule, and per image with none, analysed or not),
+    written atomically."""
+    rows = [csv_row(r) for r in results]
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:

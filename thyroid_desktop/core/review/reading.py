@@ -1,0 +1,622 @@
+"""What the reader sees while reading a study, and the rules that change it, without Qt.
+
+:class:`Review` holds the study list, the image and frame on screen, the detector's
+proposals, the box being edited and the nodule it belongs to, and which analysis result is
+the latest; the window only shows it and sends it the user's actions. Edits that must be
+undoable go to the :class:`~thyroid_desktop.core.review.session.Session` beneath it.
+
+Words (DESIGN.md): a *proposal* is a candidate box the detector found (drawn dashed, never in
+a report); a *nodule* is in the session (N1, N2, ...) and is what the CSV, the PDF and the
+audit log hold. Each nodule has one result, ``Nodule.estimate``, written when the analysis
+of its current box arrives and cleared when the box changes: the panel, the study list, the
+CSV and the study report all read that one. An image analysed on its whole scan area (no
+nodule marked) keeps that result here, for the list and the CSV.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from thyroid_desktop.core.analysis import AnalysisResult, Detection, Finding
+from thyroid_desktop.core.clinical.tirads import TiradsChoices
+from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, open_image
+from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
+from thyroid_desktop.core.review.session import (
+    Estimate,
+    LatestRequest,
+    Nodule,
+    Session,
+    offered_candidates,
+)
+from thyroid_desktop.core.review.study import ResultRow, StudyEntry, expand_paths
+
+
+class Step(enum.Enum):
+    """What the window does with a frame it is about to show."""
+
+    FIND_BEST_FRAME = "score every frame of a cine loop first"
+    SHOW_RESULT = "show the result already there (``Next.finding``)"
+    ANALYSE_BOX = "analyse the shown nodule's box"
+    AUTO_DETECT = "let the detector propose the box"
+    ANALYSE_AREA = "analyse the whole scan area"
+
+
+@dataclass(frozen=True)
+class Next:
+    step: Step
+    finding: Finding | None = None
+
+
+class Tone(enum.Enum):
+    """How a study-list line is coloured."""
+
+    NORMAL = "normal"
+    WARNING = "no estimate"
+    ERROR = "unreadable"
+
+
+@dataclass(frozen=True)
+class ListLine:
+    """One line of the study list, as text."""
+
+    text: str
+    tooltip: str
+    tone: Tone
+
+
+@dataclass(frozen=True)
+class AreaResult:
+    """The result of an image analysed on its whole scan area, with no nodule marked."""
+
+    frame: int
+    estimate: Estimate
+
+
+class Review:
+    """The reading state over a session: see the module docstring.
+
+    Args:
+        session: the undoable, autosaved review state (nodules, choices, scales, frames).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.entries: list[StudyEntry] = []
+        self.current: int | None = None  # row of the shown image in the study list
+        self.image: UltrasoundImage | None = None
+        self.roi: ROI | None = None  # the box on screen (None: the whole scan area)
+        self.roi_source = BoxSource.MANUAL
+        self.finding: Finding | None = None  # the result on screen (with its heat map)
+        self.proposals: list = []  # the detector's candidates on this frame, best first
+        self.nodule_id: str | None = None  # the session's nodule shown on this image
+        self.adding = False  # the next box drawn is a new nodule
+        self.user_mm_per_px: float | None = None  # the user's scale of the shown image
+        self.frame_scores: dict[str, tuple[float, ...]] = {}  # image sha256 -> per frame
+        self.calibration = ""  # the calibration in use ("": shipped), as ``Finding.profile``
+        #: Only the latest analysis asked for the shown image may be shown.
+        self.requests = LatestRequest()
+        self.awaiting = False  # an analysis of the shown image is under way
+        self.pending = False  # an analysis waits for the model to load
+        self._area: dict[str, AreaResult] = {}
+        #: The last finding shown per image: its heat map is shown again on coming back,
+        #: but only while it is still the stored result (``_reusable``).
+        self._seen: dict[str, Finding] = {}
+
+    # ------------------------------------------------------------------ study list
+    def add_files(self, paths: Iterable[str | os.PathLike[str]]) -> tuple[list[int], list[int]]:
+        """Adds files and folders' images once each. Returns the rows of the files named
+        (in order) and the rows that are new."""
+        known = {e.path: i for i, e in enumerate(self.entries)}
+        rows, new = [], []
+        for f in expand_paths(paths):
+            if f not in known:
+                known[f] = len(self.entries)
+                self.entries.append(StudyEntry(f))
+                new.append(known[f])
+            rows.append(known[f])
+        return rows, new
+
+    def open_entry(self, row: int) -> UltrasoundImage:
+        """Reads row ``row``'s file at the frame last shown and makes it current, with the
+        nodule to show (the one shown before if it is on this image, else its first).
+
+        Raises:
+            ImageLoadError: the file cannot be read (the entry then says why).
+        """
+        entry = self.entries[row]
+        try:
+            image = open_image(entry.path)
+            self.session.add_image(image.sha256, entry.path, image.n_frames)
+            record = self.session.state.image(image.sha256)
+            if record.frame:
+                image = open_image(entry.path, frame=record.frame)
+        except ImageLoadError as err:
+            entry.error = str(err)
+            raise
+        entry.sha256, entry.scale, entry.error = image.sha256, image.scale, ""
+        self.current = row
+        self.user_mm_per_px = record.user_mm_per_px
+        nodules = self.session.state.nodules_on(image.sha256)
+        keep = next((n for n in nodules if n.id == self.nodule_id), None)
+        shown = keep or (nodules[0] if nodules else None)
+        self.nodule_id = shown.id if shown else None
+        self.adding = False
+        return image
+
+    def show_unreadable(self, row: int) -> None:
+        """Row ``row``, whose file cannot be read, is selected: nothing is on screen."""
+        self.current, self.image, self.roi, self.finding = row, None, None, None
+        self.proposals = []
+        self.requests.supersede()
+        self.awaiting = False
+
+    def step_row(self, delta: int) -> int | None:
+        """The row ``delta`` away from the current one, if there is one."""
+        if not self.entries:
+            return None
+        row = 0 if self.current is None else self.current + delta
+        return row if 0 <= row < len(self.entries) else None
+
+    def row_of(self, key: str) -> int | None:
+        return next((i for i, e in enumerate(self.entries) if e.sha256 == key), None)
+
+    # ------------------------------------------------------------------ what is shown
+    def show(self, image: UltrasoundImage) -> None:
+        """``image`` is on screen; results still coming for the previous one are dropped.
+        An image that is no file (the demo) has no study-list row, nodule or scale."""
+        if image.source is None:
+            self.current, self.user_mm_per_px, self.nodule_id = None, None, None
+        self.image, self.finding, self.proposals = image, None, []
+        self.roi = None
+        self.requests.supersede()
+        self.awaiting = False
+
+    def in_session(self) -> bool:
+        """The image on screen is a file of the study (the demo is not)."""
+        image = self.image
+        return (
+            image is not None
+            and image.source is not None
+            and self.session.state.image(image.sha256) is not None
+        )
+
+    def nodule(self, image: UltrasoundImage | None = None) -> Nodule | None:
+        """The session's nodule shown on ``image`` (default: the one on screen), or None."""
+        image = image or self.image
+        n = self.session.state.nodule(self.nodule_id) if self.nodule_id else None
+        return n if n is not None and image is not None and n.image == image.sha256 else None
+
+    def needs_best_frame(self, image: UltrasoundImage | None = None) -> bool:
+        """A cine loop not scored yet."""
+        image = image or self.image
+        return image is not None and image.n_frames > 1 and image.sha256 not in self.frame_scores
+
+    def first_step(self, image: UltrasoundImage) -> Next:
+        """What to do with a file just selected: a cine loop without nodules is searched
+        for its best frame first; else as :meth:`present`."""
+        if self.needs_best_frame(image) and not self.session.state.nodules_on(image.sha256):
+            return Next(Step.FIND_BEST_FRAME)
+        return self.present(image)
+
+    def present(self, image: UltrasoundImage) -> Next:
+        """What to do with a frame of the current file: show its result when it is still
+        the stored one, else analyse its nodule's box when the nodule is on this frame, else
+        let the detector propose one."""
+        cached = self._reusable(image)
+        if cached is not None:
+            return Next(Step.SHOW_RESULT, cached)
+        nodule = self.nodule(image)
+        on_frame = nodule is not None and nodule.frame == image.frame_index
+        if on_frame and nodule.source is not BoxSource.FULL:
+            return Next(Step.ANALYSE_BOX)
+        return Next(Step.AUTO_DETECT)
+
+    def follow_nodule(self) -> ROI | None:
+        """The box becomes the shown nodule's (when it is on this frame and not the whole
+        scan area); returns it."""
+        nodule = self.nodule()
+        if nodule is None or self.image is None or nodule.frame != self.image.frame_index:
+            return None
+        if nodule.source is BoxSource.FULL:
+            return None
+        self.roi, self.roi_source = nodule.box, nodule.source
+        return nodule.box
+
+    def reshow(self, finding: Finding) -> None:
+        """A result already there is shown again (its box, unless it is the scan area)."""
+        self.roi = finding.roi if finding.roi_source is not BoxSource.FULL else None
+        self.roi_source, self.finding = BoxSource(finding.roi_source), finding
+
+    def use_scan_area(self) -> None:
+        """The next analysis is of the whole scan area (no box)."""
+        self.roi = None
+
+    def open_frame(self, frame: int) -> UltrasoundImage:
+        """Frame ``frame`` of the current file, which becomes the file's frame on screen.
+
+        Raises:
+            ImageLoadError: the frame cannot be decoded.
+        """
+        image = open_image(self.entries[self.current].path, frame=frame)
+        self.session.set_frame(image.sha256, frame)
+        return image
+
+    def _reusable(self, image: UltrasoundImage) -> Finding | None:
+        """The finding last shown for ``image`` when it is still the stored result (same
+        box, same calibration; a cine loop's frames are analysed anew)."""
+        seen = self._seen.get(image.sha256)
+        if seen is None or image.n_frames > 1 or seen.profile != self.calibration:
+            return None
+        nodule = self.nodule(image)
+        if nodule is not None:
+            stored = nodule.estimate
+        else:
+            area = self._area.get(image.sha256)
+            stored = area.estimate if area is not None else None
+        return seen if stored == Estimate.of(seen) else None
+
+    # ------------------------------------------------------------------ requests
+    def begin_request(self) -> int:
+        """An analysis of the shown image starts: its number (older ones become stale)."""
+        self.awaiting = True
+        return self.requests.begin()
+
+    def stale(self, request: int) -> bool:
+        return self.requests.is_stale(request)
+
+    def ready(self, model_loaded: bool) -> bool:
+        """True when there is an image and a model; else remembers to analyse once loaded."""
+        if self.image is None:
+            return False
+        self.pending = not model_loaded
+        return not self.pending
+
+    def failed(self, request: int) -> bool:
+        """An analysis failed: True when it was the latest one (then say so)."""
+        if self.stale(request):
+            return False
+        self.awaiting = False
+        return True
+
+    # ------------------------------------------------------------------ boxes and nodules
+    def box_drawn(self, roi: ROI, source: BoxSource = BoxSource.MANUAL) -> bool:
+        """The box on screen is now ``roi`` (drawn, moved, or a proposal picked): it is the
+        shown nodule's new box, or a new nodule when there is none yet on this image or the
+        user asked for one (N). Returns True when a nodule was added."""
+        self.roi, self.roi_source = roi, BoxSource(source)
+        if not self.in_session():
+            return False
+        if self.adding or self.nodule() is None:
+            self.adding = False
+            self._add_nodule(roi, BoxSource(source), by_user=True)
+            return True
+        self.session.set_box(self.nodule_id, roi, BoxSource(source), self.image.frame_index)
+        return False
+
+    def _add_nodule(self, box: ROI, source: BoxSource, by_user: bool) -> str:
+        """The one place a nodule is made from the box on screen."""
+        image = self.image
+        self.nodule_id = self.session.add_nodule(
+            image.sha256, image.frame_index, box, source, by_user=by_user
+        )
+        return self.nodule_id
+
+    def ensure_nodule(self) -> bool:
+        """The shown nodule; one is made for the analysed area when there is none yet (not
+        an undo step). False when there is nothing to attach a choice to."""
+        if self.current is None or not self.in_session():
+            return False
+        if self.nodule() is None:
+            box = self.roi or (self.finding.roi if self.finding else None)
+            if box is None:
+                return False
+            source = self.roi_source if self.roi is not None else BoxSource.FULL
+            nodule_id = self._add_nodule(box, source, by_user=False)
+            if self.finding is not None and self.finding.roi == box:  # its result moves along
+                self.session.set_estimate(nodule_id, Estimate.of(self.finding))
+                self._area.pop(self.image.sha256, None)
+        return True
+
+    def start_new_nodule(self) -> bool:
+        """The next box drawn is a new nodule; False when no file is on screen."""
+        if not self.in_session():
+            return False
+        self.adding = True
+        return True
+
+    def delete_nodule(self) -> bool:
+        """Deletes the shown nodule; the image's next one (if any) is shown."""
+        nodule = self.nodule()
+        if nodule is None:
+            return False
+        self.session.delete_nodule(nodule.id)
+        left = self.session.state.nodules_on(nodule.image)
+        self.nodule_id = left[0].id if left else None
+        return True
+
+    def pick_nodule(self, nodule_id: str) -> Nodule | None:
+        """The nodule to show next (its frame becomes the image's frame); None if unknown."""
+        nodule = self.session.state.nodule(nodule_id)
+        if nodule is None:
+            return None
+        self.nodule_id, self.adding = nodule_id, False
+        self.session.set_frame(nodule.image, nodule.frame)
+        return nodule
+
+    def others_shown(self) -> list[Nodule]:
+        """The other nodules on the frame on screen (not the one being edited)."""
+        if not self.in_session():
+            return []
+        image = self.image
+        return self.session.state.others_shown(image.sha256, image.frame_index, self.nodule_id)
+
+    def offered(self) -> list[ROI]:
+        """The proposals drawn dashed, in rank order: not the box being edited, nor one
+        already marked as another nodule."""
+        if self.image is None:
+            return []
+        marked = [n.box for n in self.others_shown()]
+        return offered_candidates([c.roi for c in self.proposals], self.roi, marked)
+
+    def next_proposal(self) -> ROI | str:
+        """The box after the shown one in rank order (N), or why there is none."""
+        if not self.proposals:
+            return "No other candidate: press A to auto-detect."
+        marked = [n.box for n in self.others_shown()]
+        rois = offered_candidates([c.roi for c in self.proposals], None, marked)
+        if not rois:
+            return "Every candidate is marked as a nodule already."
+        i = rois.index(self.roi) + 1 if self.roi in rois else 0
+        return rois[i % len(rois)]
+
+    # ------------------------------------------------------------------ results
+    def detected(
+        self, image: UltrasoundImage, request: int, finding: Finding, detection: Detection
+    ) -> bool:
+        """The detector's result for the shown frame: its proposals, and its best box, which
+        becomes the file's first nodule when none is marked there yet (not an undo step).
+        False when it is stale (then nothing changed)."""
+        if self.stale(request) or image is not self.image:
+            return False
+        self.roi = finding.roi if finding.roi_source is BoxSource.AUTO else None
+        self.roi_source = BoxSource.AUTO
+        self.proposals = list(detection.candidates)
+        if (
+            self.roi is not None
+            and self.in_session()
+            and not self.session.state.nodules_on(image.sha256)
+        ):
+            self._add_nodule(self.roi, BoxSource.AUTO, by_user=False)
+        return self.analysed(image, request, finding)
+
+    def analysed(self, image: UltrasoundImage, request: int, finding: Finding) -> bool:
+        """The result for the shown frame arrived: it becomes the result of the nodule whose
+        box it is (or the image's, for the scan area with no nodule) and is shown. False
+        when it is stale: the user moved on or changed the box, a newer analysis follows."""
+        if self.stale(request) or image is not self.image:
+            return False
+        self.awaiting = False
+        self._store(image, finding)
+        self.finding = finding
+        return True
+
+    def _store(self, image: UltrasoundImage, finding: Finding) -> None:
+        if image.source is None or self.session.state.image(image.sha256) is None:
+            return  # the demo: shown, not kept
+        self._seen[image.sha256] = finding
+        nodule = self.nodule(image)
+        if nodule is not None and nodule.frame == image.frame_index and nodule.box == finding.roi:
+            self.session.set_estimate(nodule.id, Estimate.of(finding))
+        elif finding.roi_source is BoxSource.FULL and not self.session.state.nodules_on(
+            image.sha256
+        ):
+            self._area[image.sha256] = AreaResult(image.frame_index, Estimate.of(finding))
+
+    def shown_result_matches(self) -> bool:
+        """The result on screen is for the shown nodule's current box and frame."""
+        nodule, finding = self.nodule(), self.finding
+        return (
+            nodule is not None
+            and finding is not None
+            and nodule.box == finding.roi
+            and nodule.frame == self.image.frame_index
+        )
+
+    def accept_suggestions(self) -> TiradsChoices | str | None:
+        """The clinician accepts the AI's TI-RADS suggestions shown, for the groups still
+        open (one undo step). Returns the new choices, a reason when they are for another
+        box, or None when there is nothing to accept."""
+        finding = self.finding
+        suggestion = finding.tirads_suggestion if finding is not None else None
+        if suggestion is None or self.awaiting or not self.ensure_nodule():
+            return None
+        if not self.shown_result_matches():
+            return "The suggestions are for another box: not accepted."
+        return self.session.accept_suggestions(self.nodule_id, suggestion)
+
+    def frames_scored(self, image: UltrasoundImage, request: int, scores) -> int | None:
+        """Every frame of a cine loop was scored: the best frame to show, or None when the
+        user moved meanwhile (or another image is shown)."""
+        self.frame_scores[image.sha256] = tuple(scores.scores)
+        if self.image is None or self.image.sha256 != image.sha256 or self.stale(request):
+            return None
+        self.awaiting = False
+        return scores.best
+
+    def batch_result(self, row: int, analysed: AnalysisResult) -> bool:
+        """A batch analysis of row ``row``: its detected box becomes the file's first nodule
+        when nothing was marked there yet (with this result); a scan-area result is kept
+        for the image. Returns True when it should be shown now (it is the shown frame,
+        nothing is shown yet and the user asked for nothing)."""
+        image, finding = analysed.image, analysed.finding
+        entry = self.entries[row]
+        entry.sha256, entry.scale, entry.error = image.sha256, image.scale, ""
+        self.session.add_image(image.sha256, entry.path, image.n_frames)
+        on_screen = self.image is not None and (self.image.sha256, self.image.frame_index) == (
+            image.sha256,
+            image.frame_index,
+        )
+        if self.has_result(row):
+            return False  # the user analysed it meanwhile: theirs stands
+        marked = self.session.state.nodules_on(image.sha256)
+        if finding.roi_source is BoxSource.AUTO and not marked:
+            self.session.set_frame(image.sha256, image.frame_index)
+            nodule_id = self.session.add_nodule(
+                image.sha256, image.frame_index, finding.roi, BoxSource.AUTO, by_user=False
+            )
+            self.session.set_estimate(nodule_id, Estimate.of(finding))
+            if on_screen:
+                self.nodule_id = self.nodule_id or nodule_id  # the box on screen is this one
+        elif not marked:
+            self._area[image.sha256] = AreaResult(image.frame_index, Estimate.of(finding))
+        if image.n_frames <= 1:
+            self._seen[image.sha256] = finding
+        show = row == self.current and on_screen and self.finding is None and not self.awaiting
+        if show:
+            self.roi = finding.roi if finding.roi_source is BoxSource.AUTO else None
+            self.roi_source = BoxSource.AUTO
+            self.finding = finding
+        return show
+
+    def batch_failed(self, row: int, reason: str) -> None:
+        """A batch analysis of row ``row`` failed; an earlier result of the user's stands."""
+        if not self.has_result(row):
+            self.entries[row].error = reason
+
+    def rows_to_analyse(self) -> list[int]:
+        """The rows with no result yet (the batch's work)."""
+        return [i for i in range(len(self.entries)) if not self.has_result(i)]
+
+    def calibration_changed(self, name: str) -> None:
+        """Another calibration is in use: results made under the old one are dropped (not
+        an undo step), so that no list, CSV or report shows them."""
+        self.calibration = name
+        for n in self.session.state.nodules:
+            if n.estimate is not None and n.estimate.profile != name:
+                self.session.set_estimate(n.id, None)
+        self._area = {k: a for k, a in self._area.items() if a.estimate.profile == name}
+
+    def session_shown(self) -> None:
+        """After undo, redo or opening a session: the nodule and scale shown are what the
+        session now holds for the image on screen."""
+        if not self.in_session():
+            return
+        state, image = self.session.state, self.image
+        nodules = state.nodules_on(image.sha256)
+        nodule = self.nodule() or (nodules[0] if nodules else None)
+        self.nodule_id = nodule.id if nodule else None
+        self.user_mm_per_px = state.image(image.sha256).user_mm_per_px
+
+    def box_to_reanalyse(self) -> Step | None:
+        """After :meth:`session_shown`: whether the box on screen must be analysed again
+        (the nodule's box changed: ``ANALYSE_BOX``, its box now the one on screen; the box
+        was undone: ``AUTO_DETECT`` on the scan area), else None."""
+        nodule, image = self.nodule(), self.image
+        if image is None:
+            return None
+        if nodule is not None and nodule.frame == image.frame_index:
+            if nodule.box != self.roi or nodule.source is BoxSource.FULL:
+                self.roi, self.roi_source = nodule.box, nodule.source
+                return Step.ANALYSE_AREA if nodule.source is BoxSource.FULL else Step.ANALYSE_BOX
+        elif self.roi is not None and nodule is None:
+            return Step.ANALYSE_AREA  # the box was undone: back to the scan area
+        return None
+
+    def set_user_scale(self, mm_per_px: float | None) -> None:
+        """The user's scale for the shown image (None removes it)."""
+        if mm_per_px is not None and not mm_per_px > 0:
+            raise ValueError(f"a scale must be positive, got {mm_per_px}")
+        self.user_mm_per_px = mm_per_px
+        if self.in_session():
+            self.session.set_user_scale(self.image.sha256, mm_per_px)
+
+    # ------------------------------------------------------------------ what each row says
+    def has_result(self, row: int) -> bool:
+        key = self.entries[row].sha256
+        if not key:
+            return False
+        nodules = self.session.state.nodules_on(key)
+        if nodules:
+            return any(n.estimate is not None for n in nodules)
+        return key in self._area
+
+    def status(self, row: int) -> str:
+        """ "analysed", "not analysed" or "error" (the entry's ``error`` says why)."""
+        if self.entries[row].error:
+            return "error"
+        return "analysed" if self.has_result(row) else "not analysed"
+
+    def rows(self) -> list[ResultRow]:
+        """The study as the CSV writes it: one row per nodule, and one per image with no
+        nodule (its scan-area result, or why it has none)."""
+        state = self.session.state
+        out = []
+        for i, entry in enumerate(self.entries):
+            record = state.image(entry.sha256) if entry.sha256 else None
+            scale = record.user_mm_per_px if record is not None else None
+            cine = record is not None and record.n_frames > 1
+            status = self.status(i)
+            nodules = state.nodules_on(entry.sha256) if entry.sha256 else []
+            for n in nodules:
+                s = status if status == "error" or n.estimate else "not analysed"
+                out.append(ResultRow(entry, s, n.estimate, n.frame if cine else None, scale, n))
+            if not nodules:
+                area = self._area.get(entry.sha256)
+                est = area.estimate if area else None
+                frame = area.frame if area and cine else None
+                out.append(ResultRow(entry, status, est, frame, scale))
+        return out
+
+    def list_line(self, row: int) -> ListLine:
+        """The study list's line of row ``row``: its shown (else first) nodule's result and
+        the clinician's TI-RADS level."""
+        entry = self.entries[row]
+        tooltip = f"{entry.path}\n{entry.error}" if entry.error else str(entry.path)
+        if entry.error:
+            why = entry.error.removeprefix(entry.name + ": ")
+            return ListLine(f"{entry.name}\n{why}", tooltip, Tone.ERROR)
+        nodules = self.session.state.nodules_on(entry.sha256) if entry.sha256 else []
+        nodule = next((n for n in nodules if n.id == self.nodule_id), None)
+        nodule = nodule or (nodules[0] if nodules else None)
+        if nodule is not None:
+            est = nodule.estimate
+        else:
+            area = self._area.get(entry.sha256)
+            est = area.estimate if area else None
+        if est is None:
+            return ListLine(f"{entry.name}\nnot analysed", tooltip, Tone.NORMAL)
+        scored = nodule.tirads.descriptors if nodule is not None else None
+        tr = f" · TR{scored.level.tr}" if scored else ""  # the clinician's score
+        if not est.in_scope:
+            return ListLine(f"{entry.name}\n⚠ no estimate{tr}", tooltip, Tone.WARNING)
+        shaky = " · unstable" if est.unstable else ""
+        text = f"{entry.name}\n{est.probability:.2f} · {est.call} · {est.roi_source} box{tr}{shaky}"
+        return ListLine(text, tooltip, Tone.NORMAL)
+
+
+def frame_text(image: UltrasoundImage, prefix: str) -> str:
+    """ ", frame 3 of 20" for a cine loop (1-based, for people), "" for a single frame."""
+    if image.n_frames <= 1:
+        return ""
+    return f"{prefix}frame {image.frame_index + 1} of {image.n_frames}"
+
+
+def loop_fps(image: UltrasoundImage) -> float | None:
+    """The loop's frame rate from DICOM (CineRate, else 1000 / FrameTime in ms), if given."""
+    try:
+        if image.metadata.get("CineRate"):
+            return float(image.metadata["CineRate"])
+        if image.metadata.get("FrameTime"):
+            return 1000.0 / float(image.metadata["FrameTime"])
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
+    return None
+
+
+def display_name(image: UltrasoundImage) -> str:
+    """The window title's name of an image (the demo has no file)."""
+    return Path(image.source).name if image.source else "demo phantom (synthetic)"

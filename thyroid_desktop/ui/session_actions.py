@@ -1,0 +1,55 @@
+"""Edit > Undo / Redo, and showing what the session holds after an undo, a redo or opening a
+saved session. The rules are in ``core.review`` (``Session``, ``Review``)."""
+
+from __future__ import annotations
+
+from thyroid_desktop.core.review.reading import Step
+
+
+class SessionMixin:
+    """Mixed into MainWindow (which provides the widgets, the review and the worker)."""
+
+    def undo(self) -> None:
+        if not self.session.undo():
+            self.statusBar().showMessage("Nothing to undo.", 3000)
+
+    def redo(self) -> None:
+        if not self.session.redo():
+            self.statusBar().showMessage("Nothing to redo.", 3000)
+
+    def _update_undo_actions(self) -> None:
+        for act, verb, what in (
+            (self.undo_action, "&Undo", self.session.undo_text),
+            (self.redo_action, "&Redo", self.session.redo_text),
+        ):
+            act.setText(f"{verb} {what}" if what else verb)
+            act.setEnabled(bool(what))
+
+    def _session_changed(self, what: str) -> None:
+        """The session changed: update the edit menu, the nodule list and the list line;
+        after undo/redo or opening a session, show what it now holds for the current image."""
+        self._update_undo_actions()
+        if self.session.save_problem:
+            self.statusBar().showMessage(self.session.save_problem, 15000)
+        if what.startswith(("undo ", "redo ", "open session")):
+            self._show_session_state()
+        self._refresh_nodules()
+        self._show_row(self.review.current)
+
+    def _show_session_state(self) -> None:
+        """Box, TI-RADS choices and scale of the current image, as the session holds them;
+        a box that changed is analysed again."""
+        review = self.review
+        if not review.in_session():
+            return
+        review.session_shown()
+        nodule = review.nodule()
+        self.tirads.set_choices(nodule.tirads if nodule else None)
+        self._show_size()
+        step = review.box_to_reanalyse()
+        if step is Step.ANALYSE_BOX:
+            self.view.set_roi(review.roi)
+            self._show_candidates()
+            self.analyse()
+        elif step is Step.ANALYSE_AREA:
+            self.analyse_whole_image()
