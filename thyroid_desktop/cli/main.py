@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def commands() -> dict[str, str]:
+    """Every command with its one-line help, in the parser's order."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {c.dest: c.help or "" for c in sub._choices_actions}
+
+
 def _rounded(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
