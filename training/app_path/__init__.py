@@ -12,7 +12,7 @@ Usage (in this order; the test split is read only by ``test``)::
     python -m training.app_path cv      # recipes x C, 3 x 5-fold grouped CV
     python -m training.app_path fit     # final head, Platt + threshold, export
     python -m training.reliability --skip-novelty   # the new head's stability limit
-    python -m training.app_path test    # once: test split through auto_predict
+    python -m training.app_path test    # once: test split through the app's path
     python -m training.auto_roi_eval    # expert box / auto-ROI / scan area on the test split
 
 The protocol's parts, by job: :mod:`.recipes` (what is compared), :mod:`.cache` (features of

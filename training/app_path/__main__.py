@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
     p = sub.add_parser("fit", help="choose, fit, calibrate and export")
     p.add_argument("--version", default="1.1.1", help="version written into the card")
-    sub.add_parser("test", help="once: the test split through auto_predict")
+    sub.add_parser("test", help="once: the test split through the app's path")
     args = parser.parse_args(argv)
     if args.command == "cv" and len(args.c_grid) > len(C_GRID):
         parser.error(f"at most {len(C_GRID)} C values")

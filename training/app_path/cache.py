@@ -168,10 +168,10 @@ def jitter_boxes(box: ROI, n: int, seed: Sequence[int], width: int, height: int)
 
 def find_boxes(sample: Sample, image: UltrasoundImage, segmenter) -> tuple[ImageBoxes, FieldOfView]:
     """The app's auto box (best candidate, else the scan area), the expert box and jitters."""
-    from thyroid_desktop.core.pipeline.estimate import detect_nodules
+    from thyroid_desktop.core.analysis import AnalysisService
 
     w, h = image.width, image.height
-    det = detect_nodules(image, segmenter)
+    det = AnalysisService(None, segmenter, None).detect(image)  # the app's candidates
     fov = det.fov
     found = det.best is not None
     auto = (det.best.roi if found else fov.box).clipped(w, h)
@@ -248,7 +248,7 @@ def build_cache(
     Args:
         samples: the images (their order is the cache's order).
         feature_model: image -> pooled feature vector (``linear_head.feature_graph``).
-        segmenter: the app's segmenter (or anything ``detect_nodules`` accepts).
+        segmenter: the app's segmenter (or any callable ``AnalysisService`` accepts).
         size: crop side in pixels.
         on_first_crops: called with the first chunk's auto-box crops (feature layout check).
     """
@@ -313,7 +313,7 @@ def add_app_views(
             if sample_key(samples[i]) != cache.keys[i]:
                 raise ValueError(f"sample {i} is not the cache's {cache.keys[i]}")
             image = open_image(samples[i].path)
-            fov = detect_fov(image.gray)  # what detect_nodules found, deterministic
+            fov = detect_fov(image.gray)  # what the detection found, deterministic
             for view in APP_SCORED:
                 if view == "expert" and not cache.has_mask[i]:
                     continue

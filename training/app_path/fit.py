@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.io.images import open_image
 from thyroid_desktop.core.pipeline.roi import JITTERS
 from training.app_path.cache import FeatureCache, development_samples, load_cache, shipped_card
 from training.app_path.cv import CvResult, beats_current, choose, design, score, site_aurocs
@@ -189,17 +188,18 @@ def carry_over(previous: dict, card_path: Path) -> None:
 
 
 def check_export(args, samples: Sequence[Sample], cache: FeatureCache, head, platt) -> None:
-    """The exported model through the app's ``auto_predict`` gives the probability the cached
-    features and the fitted head give: training and app see the same crop."""
+    """The exported model through the app's analysis service gives the probability the
+    cached features and the fitted head give: training and app see the same crop."""
+    from thyroid_desktop.core.analysis import AnalysisService
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
-    from thyroid_desktop.core.pipeline.estimate import auto_predict
     from training.train import sigmoid
 
     clf, seg = load_classifier(args.export), load_segmenter(args.export)
+    service = AnalysisService(clf, seg, None)
     index = {k: i for i, k in enumerate(cache.keys)}
     for s in samples:
         i = index[sample_key(s)]
-        finding, _ = auto_predict(open_image(s.path), clf, seg)
+        finding = service.analyse_file(s.path, action=None).finding
         z = score(head, cache, np.array([i]), "auto", False, app_views=True)[0]
         expected = float(sigmoid(platt[0] * z + platt[1]))
         log.info(
