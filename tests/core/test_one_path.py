@@ -80,6 +80,7 @@ def assert_one_answer(window, predicted: dict, validated: dict | None = None) ->
     estimate, score and TI-RADS suggestion (size included)."""
     f = window.finding
     suggestion = f.tirads_suggestion.to_json() if f.tirads_suggestion is not None else None
+    suggestion = json.loads(json.dumps(suggestion))  # as written to JSON (tuples as lists)
     assert predicted["frame"] == window.frame and predicted["n_frames"] == window.n_frames
     assert predicted["roi"] == f.roi.as_list() and predicted["roi_source"] == f.roi_source
     assert same(predicted["probability"], f.estimate), (predicted["probability"], f.estimate)
