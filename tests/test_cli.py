@@ -137,3 +137,60 @@ def test_cine_best_frame_chosen_frame_and_every_frame(cine_dicom, tmp_path):
     assert {r["action"] for r in logged} == {"cli-predict"}
     text = run_cli(cine_dicom, "--frame", 99)
     assert text.returncode == 1 and "frame 99" in text.stdout.lower()
+
+
+def test_a_word_that_is_neither_a_command_nor_a_file_is_refused_without_opening_the_window(
+    tmp_path,
+):
+    """``python -m thyroid_desktop report x.dcm`` (a mistyped command) says so, lists the
+    commands and exits 2 at once, with no display, instead of starting the GUI."""
+    import os
+
+    from thyroid_desktop.cli.main import commands
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['thyroid_desktop', 'report', 'x.dcm']\n"
+        "try:\n"
+        "    runpy.run_module('thyroid_desktop', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    qt = sorted(m for m in sys.modules if m.startswith(('PySide6', 'thyroid_desktop.ui')))\n"
+        "    print('exit', e.code, 'qt', qt)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.stdout.strip() == "exit 2 qt []", result.stderr
+    assert "'report' is neither a command nor a file" in result.stderr
+    for name in commands():
+        assert f"  {name} " in result.stderr
+    assert set(commands()) == {"predict", "validate", "recalibrate", "profile"}
+    plain = subprocess.run(
+        [sys.executable, "-m", "thyroid_desktop", "prdict"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert plain.returncode == 2 and "'prdict' is neither" in plain.stderr
+
+
+def test_an_existing_file_or_an_option_still_goes_to_the_window(tmp_path):
+    from thyroid_desktop.__main__ import COMMANDS, unknown_word
+    from thyroid_desktop.cli.main import commands
+
+    image = tmp_path / "report"  # a file may be called like a word
+    image.write_bytes(b"")
+    assert unknown_word([str(image)]) is None and unknown_word([str(tmp_path)]) is None
+    assert unknown_word(["--some-qt-option"]) is None and unknown_word([]) is None
+    assert unknown_word([str(tmp_path / "missing.dcm")]) == str(tmp_path / "missing.dcm")
+    assert unknown_word(["report", str(image)]) == "report"
+    assert tuple(commands()) == COMMANDS  # the words __main__ sends to the CLI

@@ -16,16 +16,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from thyroid_desktop.core.analysis import AnalysisService
 from thyroid_desktop.core.io.files import write_atomically
-from thyroid_desktop.core.io.images import open_image
 from thyroid_desktop.core.models.shipped import (
     CARD_FILE,
     load_classifier,
     load_segmenter,
     models_dir,
 )
-from thyroid_desktop.core.pipeline.estimate import auto_predict, predict
-from thyroid_desktop.core.pipeline.fov import detect_fov
+from thyroid_desktop.core.pipeline.roi import BoxSource
 from training.data import DEFAULT_DATA, sample_roi, samples_in
 from training.evaluate import grouped_bootstrap_auroc
 
@@ -38,20 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     if seg is None:
         raise SystemExit("the model card names no segmenter")
     test_files = set(clf.card.raw["data"]["split"]["test_files"])
+    service = AnalysisService(clf, seg, None)  # the app's path; evaluations are not audited
     result = {}
     for site in ("ddti", "chaouchi"):
         samples = samples_in(args.data, site, test_files)
         scores: dict[str, list[float]] = {"expert_box": [], "auto_roi": [], "scan_area": []}
         sources: list[str] = []
         for s in samples:
-            image = open_image(s.path)
-            fov = detect_fov(image.gray)
-            box = sample_roi(s, image.width, image.height, fov.box)
-            scores["expert_box"].append(predict(image, clf, box, "manual", fov).probability)
-            finding, _ = auto_predict(image, clf, seg)
+            auto = service.analyse_file(s.path, action=None)
+            image, finding = auto.image, auto.finding
+            box = sample_roi(s, image.width, image.height, auto.detection.fov.box)
+            expert = service.analyse_box(image, box, BoxSource.MANUAL, action=None)
+            scores["expert_box"].append(expert.finding.probability)
             scores["auto_roi"].append(finding.probability)
             sources.append(finding.roi_source)
-            scores["scan_area"].append(predict(image, clf, None, "full", fov).probability)
+            scan = service.analyse_box(image, None, BoxSource.FULL, action=None)
+            scores["scan_area"].append(scan.finding.probability)
         y = np.array([s.label for s in samples])
         groups = [s.group for s in samples]
         result[site] = {

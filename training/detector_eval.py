@@ -159,7 +159,7 @@ def cross_fit(frames, groups) -> dict:
 def tiles_experiment(samples, test_idx, seg) -> dict:
     """Held-out frames: the whole scan area, 2 x 2 zoomed tiles, and both merged (per pixel
     the larger probability), with the time each takes on this CPU."""
-    from thyroid_desktop.core.pipeline.detect import tiled_probability
+    from training.tiles import tiled_probability
 
     names = ("whole scan area (shipped)", "2 x 2 tiles", "whole + tiles")
     frames: dict[str, list] = {n: [] for n in names}

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--roi",
         type=_roi,
-        help="nodule box x,y,w,h in image pixels (default: found automatically, else the scan area)",
+        help="nodule box x,y,w,h in image pixels, analysed as a box drawn in the window "
+        "(default: found automatically, else the scan area)",
     )
     p.add_argument(
         "--candidates",
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def commands() -> dict[str, str]:
+    """Every command with its one-line help, in the parser's order."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {c.dest: c.help or "" for c in sub._choices_actions}
+
+
 def _rounded(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -71,6 +78,7 @@ def finding_record(finding) -> dict:
     return {
         "output": OUTPUT,
         "probability": _rounded(finding.estimate),
+        "logit": _rounded(finding.logit),  # the model's score, also without an estimate
         "no_estimate_reason": finding.no_estimate_reason or None,
         "call": finding.call_text,
         "label": finding.label if finding.in_scope else None,
@@ -103,7 +111,9 @@ def predict_command(args: argparse.Namespace) -> int:
         return 2
     try:
         classifier = load_classifier(args.models)
-        segmenter = None if args.roi else load_segmenter(args.models)
+        # With --roi too: the segmenter picks a cine loop's frame and masks the nodule in
+        # the box (shape and size), exactly as for a box drawn in the window.
+        segmenter = load_segmenter(args.models)
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

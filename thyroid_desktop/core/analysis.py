@@ -1,8 +1,11 @@
 """The one analysis service: file (and frame, and box) -> result, written to the audit log.
 
-The window, the CLI's ``predict``, the batch and the self-test all analyse through
-:class:`AnalysisService`, so they open files, choose a cine loop's frame, find the nodule and
-log what they did the same way.
+The window, the CLI's ``predict`` (with or without ``--roi``), the batch, ``validate`` and
+``recalibrate``, the self-test and training's evaluation of the app's path all analyse
+through :class:`AnalysisService`, so they open files, choose a cine loop's frame, find the
+nodule, mask a drawn box and log what they did the same way: the same file and box give the
+same estimate, frame, size and TI-RADS suggestion wherever they are analysed. Detection,
+segmentation, classification and TI-RADS (``core.pipeline``) are this service's internals.
 """
 
 from __future__ import annotations
@@ -106,13 +109,14 @@ class AnalysisService:
     """Opens, detects, analyses and logs, with the models it was given.
 
     Args:
-        classifier: the loaded classifier (with the site calibration in use, if any).
+        classifier: the loaded classifier (with the site calibration in use, if any); None
+            for a service that only finds nodules (:meth:`detect`, :meth:`frame_scores`).
         segmenter: the nodule segmenter, or None (then the scan area is analysed).
         audit: where every analysis is recorded; None turns the log off (``--no-audit``).
     """
 
     def __init__(
-        self, classifier: Classifier, segmenter: Segmenter | None, audit: AuditLog | None
+        self, classifier: Classifier | None, segmenter: Segmenter | None, audit: AuditLog | None
     ) -> None:
         self.classifier = classifier
         self.segmenter = segmenter
@@ -141,16 +145,26 @@ class AnalysisService:
         best = scores.best
         return (image if best == 0 else open_image(path, frame=best)), scores
 
+    # ---------------------------------------------------------------- detection
+    def detect(self, image: UltrasoundImage) -> Detection | None:
+        """The candidates the automatic box is chosen from (best first; with the gland prior
+        when the card asks for it), as :meth:`analyse` without a box finds them; None
+        without a segmenter."""
+        if self.segmenter is None:
+            return None
+        return detect_nodules(image, self.segmenter)
+
     # ---------------------------------------------------------------- analysis
     def analyse(
         self,
         image: UltrasoundImage,
         roi: ROI | None = None,
-        action: Action = Action.ANALYSE,
+        action: Action | None = Action.ANALYSE,
         detection: Detection | None = None,
     ) -> AnalysisResult:
         """The estimate for ``roi`` (drawn or picked by the user), or with no box for the
-        detector's best candidate (else the scan area). Recorded in the audit log."""
+        detector's best candidate (else the scan area). Recorded in the audit log (not for
+        ``action`` None)."""
         if roi is None:
             finding, detection = auto_predict(image, self.classifier, self.segmenter)
         else:
@@ -194,10 +208,11 @@ class AnalysisService:
         path: str | os.PathLike[str],
         frame: int | None = None,
         roi: ROI | None = None,
-        action: Action = Action.ANALYSE,
+        action: Action | None = Action.ANALYSE,
     ) -> AnalysisResult:
         """Opens ``path`` (a cine loop at its best frame unless ``frame`` is given) and
-        analyses it as :meth:`analyse` does."""
+        analyses it as :meth:`analyse` does: ``roi`` as a box drawn on that frame (with the
+        segmenter's mask inside it, as in the window), else the detector's best box."""
         image, scores = self.open(path, frame)
         result = self.analyse(image, roi, action)
         return dataclasses.replace(result, frame_scores=scores)

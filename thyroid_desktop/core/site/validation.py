@@ -7,8 +7,10 @@ case column (``case`` or ``group``) in ``labels.csv`` or in ``metadata.csv``. Wi
 files whose names differ only by a neighbouring number are one case (consecutive ids are
 often the same nodule), as in training. Cases, not images, are what the bootstrap resamples.
 
-Every image goes through :func:`core.inference.auto_predict` exactly as the app analyses it
-(auto-detected box, else the whole scan area) with the classifier's active calibration.
+Every image goes through the app's analysis service (``core.analysis``) exactly as the
+window and ``predict`` analyse it on opening: a cine loop at the frame where the detector is
+most confident, the auto-detected box, else the whole scan area, with the classifier's active
+calibration.
 Images without an estimate are excluded from the figures and counted with their reasons;
 files that cannot be read are listed with theirs and the run goes on. Qt-free.
 """
@@ -30,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from thyroid_desktop.core.analysis import AnalysisService
 from thyroid_desktop.core.io.files import write_atomically
-from thyroid_desktop.core.io.images import ImageLoadError, open_image
+from thyroid_desktop.core.io.images import ImageLoadError
 from thyroid_desktop.core.models.shipped import Classifier, Segmenter
-from thyroid_desktop.core.pipeline.estimate import auto_predict
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +202,9 @@ class ImageResult:
 
     ``probability`` is under the calibration that was active (None: no estimate or not
     readable); ``shipped_probability`` is the shipped calibration of the same ``logit``, so
-    a run under a site profile can be compared with the shipped numbers.
+    a run under a site profile can be compared with the shipped numbers. ``frame`` is the
+    frame analysed (a cine loop's best), ``roi`` the box, ``tirads_suggestion`` the AI's
+    TI-RADS suggestion with the nodule's size, as ``predict --json`` writes them.
     """
 
     file: str
@@ -215,6 +219,10 @@ class ImageResult:
     unstable: bool = False
     no_estimate_reason: str = ""
     error: str = ""
+    frame: int = 0
+    n_frames: int = 1
+    roi: list[int] | None = None
+    tirads_suggestion: dict[str, Any] | None = None
 
     @property
     def has_estimate(self) -> bool:
@@ -228,11 +236,11 @@ class ImageResult:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def analyse_image(item: LabelledImage, classifier: Classifier, segmenter: Segmenter | None):
-    """One image as the app analyses it on opening; any failure is this image's error."""
+def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
+    """One image as the app analyses it on opening (through ``service``, a cine loop at its
+    best frame); any failure is this image's error."""
     try:
-        image = open_image(item.path)
-        finding, _ = auto_predict(image, classifier, segmenter)
+        result = service.analyse_file(item.path, action=None)  # validation is not audited
     except ImageLoadError as err:
         return ImageResult(item.file, item.label, item.case, error=str(err))
     except MemoryError:
@@ -242,7 +250,9 @@ def analyse_image(item: LabelledImage, classifier: Classifier, segmenter: Segmen
         log.debug("analysis of %s failed", item.path, exc_info=True)
         reason = f"{item.path.name}: the analysis failed ({type(err).__name__}: {err})"
         return ImageResult(item.file, item.label, item.case, error=reason)
-    shipped = float(classifier.gradcam.calibrate(finding.logit))
+    finding = result.finding
+    shipped = float(service.classifier.gradcam.calibrate(finding.logit))
+    sug = finding.tirads_suggestion
     return ImageResult(
         file=item.file,
         label=item.label,
@@ -255,6 +265,10 @@ def analyse_image(item: LabelledImage, classifier: Classifier, segmenter: Segmen
         spread=finding.spread,
         unstable=finding.unstable,
         no_estimate_reason=finding.no_estimate_reason,
+        frame=result.frame,
+        n_frames=result.n_frames,
+        roi=finding.roi.as_list(),
+        tirads_suggestion=sug.to_json() if sug is not None else None,
     )
 
 
@@ -265,14 +279,16 @@ def analyse_folder(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> tuple[list[ImageResult], bool]:
-    """Every image of ``folder`` in order; returns the results and whether it was cancelled
-    (then only the images analysed before the cancel are in the results)."""
+    """Every image of ``folder`` in order, through the analysis service the window uses
+    (audit off, as before); returns the results and whether it was cancelled (then only the
+    images analysed before the cancel are in the results)."""
+    service = AnalysisService(classifier, segmenter, None)
     results: list[ImageResult] = []
     total = len(folder.images)
     for i, item in enumerate(folder.images):
         if cancel is not None and cancel():
             return results, True
-        results.append(analyse_image(item, classifier, segmenter))
+        results.append(analyse_image(item, service))
         if progress is not None:
             progress(i + 1, total, item.file)
     return results, False

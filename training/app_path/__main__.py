@@ -1,0 +1,48 @@
+"""``python -m training.app_path cache|cv|fit|test``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import training.app_path as package
+from training.app_path.cache import cmd_cache
+from training.app_path.cv import cmd_cv
+from training.app_path.fit import cmd_fit
+from training.app_path.heldout import cmd_test
+from training.app_path.recipes import C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
+from training.data import DEFAULT_DATA
+
+
+def main(argv: list[str] | None = None) -> int:
+    from thyroid_desktop.core.models.shipped import models_dir
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training.app_path",
+        description=package.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="cache and CV results")
+    parser.add_argument("--export", type=Path, default=models_dir(), help="model folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("cache", help="features of every development crop")
+    p.add_argument("--force", action="store_true", help="recompute an existing cache")
+    p = sub.add_parser("cv", help="grouped CV of the recipes, scored on auto-ROI")
+    p.add_argument("--folds", type=int, default=N_FOLDS)
+    p.add_argument("--repeats", type=int, default=N_REPEATS)
+    p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
+    p = sub.add_parser("fit", help="choose, fit, calibrate and export")
+    p.add_argument("--version", default="1.1.1", help="version written into the card")
+    sub.add_parser("test", help="once: the test split through the app's path")
+    args = parser.parse_args(argv)
+    if args.command == "cv" and len(args.c_grid) > len(C_GRID):
+        parser.error(f"at most {len(C_GRID)} C values")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    {"cache": cmd_cache, "cv": cmd_cv, "fit": cmd_fit, "test": cmd_test}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

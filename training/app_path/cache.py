@@ -1,0 +1,425 @@
+"""The feature cache: the boxes the app would cut (auto box, expert box, jitters, scan area),
+their crops through the frozen backbone once per development image, and the ``cache`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from thyroid_desktop.core.io.images import UltrasoundImage, open_image
+from thyroid_desktop.core.pipeline.fov import FieldOfView
+from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, JITTERS, ROI, roi_from_mask
+from training.app_path.recipes import (
+    APP_SCORED,
+    BACKBONE,
+    CHUNK_IMAGES,
+    CONTEXT,
+    CONTEXT_MARGIN,
+    EXTRACT_BATCH,
+    FEATURE_TOLERANCE,
+    INPUT_SIZE,
+    JITTER_SCALE,
+    JITTER_SEED,
+    JITTER_SHIFT,
+    N_JITTERS,
+    SITES,
+    VIEWS,
+)
+from training.data import Sample, load_dataset, read_mask, sample_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageBoxes:
+    """The boxes cut from one image, in image pixels."""
+
+    fov: ROI
+    auto: ROI
+    found: bool
+    expert: ROI | None
+    auto_jitter: tuple[ROI, ...]
+    expert_jitter: tuple[ROI, ...]
+
+
+@dataclass
+class FeatureCache:
+    """Features of every view of every image, in one order.
+
+    Attributes:
+        keys, sites, labels, groups: per image (``sample_key``, dataset, 0/1, split group).
+        found: the segmenter proposed a candidate (else the auto box is the scan area).
+        has_mask: an expert mask exists (else ``expert`` is the scan area, jitters absent).
+        features: view -> ``N x 2 x D`` float32 (index 1: the mirror image); zeros where the
+            view does not exist for an image (expert jitters and context without a mask).
+        boxes: name -> ``N x 4`` int (x, y, w, h) of ``fov``, ``auto`` and ``expert``.
+        app_views: ``APP_SCORED`` view -> ``N x J x D``: the app's jitter views of that box
+            (``core.inference.jitter_views``, mirrored where the jitter says so).
+        app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
+    """
+
+    keys: np.ndarray
+    sites: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    found: np.ndarray
+    has_mask: np.ndarray
+    features: dict[str, np.ndarray]
+    boxes: dict[str, np.ndarray] = field(default_factory=dict)
+    app_views: dict[str, np.ndarray] = field(default_factory=dict)
+    app_jitters: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def save(self, path: Path) -> None:
+        """Writes one ``.npz`` (uncompressed: written once, read often)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "keys": self.keys,
+            "sites": self.sites,
+            "labels": self.labels,
+            "groups": self.groups,
+            "found": self.found,
+            "has_mask": self.has_mask,
+            **{f"feat_{k}": v for k, v in self.features.items()},
+            **{f"box_{k}": v for k, v in self.boxes.items()},
+            **{f"app_{k}": v for k, v in self.app_views.items()},
+            "app_jitters": np.asarray(self.app_jitters, np.float64),
+        }
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureCache:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                keys=z["keys"],
+                sites=z["sites"],
+                labels=z["labels"],
+                groups=z["groups"],
+                found=z["found"],
+                has_mask=z["has_mask"],
+                features={k[5:]: z[k] for k in z.files if k.startswith("feat_")},
+                boxes={k[4:]: z[k] for k in z.files if k.startswith("box_")},
+                app_views={
+                    k[4:]: z[k] for k in z.files if k.startswith("app_") and k != "app_jitters"
+                },
+                app_jitters=z["app_jitters"] if "app_jitters" in z.files else np.zeros((0, 4)),
+            )
+
+    @classmethod
+    def concat(cls, parts: Sequence[FeatureCache]) -> FeatureCache:
+        cat = np.concatenate
+        return cls(
+            keys=cat([p.keys for p in parts]),
+            sites=cat([p.sites for p in parts]),
+            labels=cat([p.labels for p in parts]),
+            groups=cat([p.groups for p in parts]),
+            found=cat([p.found for p in parts]),
+            has_mask=cat([p.has_mask for p in parts]),
+            features={v: cat([p.features[v] for p in parts]) for v in parts[0].features},
+            boxes={b: cat([p.boxes[b] for p in parts]) for b in parts[0].boxes},
+            app_views={v: cat([p.app_views[v] for p in parts]) for v in parts[0].app_views},
+            app_jitters=parts[0].app_jitters,
+        )
+
+    def jitter_columns(self) -> list[int]:
+        """Which cached app views are today's ``roi.JITTERS``, in their order."""
+        rows = [tuple(float(v) for v in row) for row in self.app_jitters]
+        missing = [j for j in JITTERS if tuple(map(float, j)) not in rows]
+        if missing:
+            raise SystemExit(f"the cache has no app views for jitters {missing}: rerun `cache`")
+        return [rows.index(tuple(map(float, j))) for j in JITTERS]
+
+
+def image_seed(key: str) -> int:
+    """A stable per-image seed (``hash`` is salted per process, crc32 is not)."""
+    return zlib.crc32(key.encode("utf-8"))
+
+
+def jitter_boxes(box: ROI, n: int, seed: Sequence[int], width: int, height: int) -> list[ROI]:
+    """``n`` copies of ``box`` shifted by up to ``JITTER_SHIFT`` of its size in x and y and
+    scaled by up to ``JITTER_SCALE`` about its centre; clipped to the image. Deterministic
+    for a given ``seed``."""
+    rng = np.random.default_rng(list(seed))
+    out = []
+    for _ in range(n):
+        dx, dy = rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, 2)
+        s = rng.uniform(1.0 - JITTER_SCALE, 1.0 + JITTER_SCALE)
+        w, h = max(1.0, box.w * s), max(1.0, box.h * s)
+        cx, cy = box.x + box.w / 2.0 + dx * box.w, box.y + box.h / 2.0 + dy * box.h
+        jit = ROI(int(round(cx - w / 2)), int(round(cy - h / 2)), int(round(w)), int(round(h)))
+        try:
+            out.append(jit.clipped(width, height))
+        except ValueError:  # shifted off a tiny image: keep the box itself
+            out.append(box)
+    return out
+
+
+def find_boxes(sample: Sample, image: UltrasoundImage, segmenter) -> tuple[ImageBoxes, FieldOfView]:
+    """The app's auto box (best candidate, else the scan area), the expert box and jitters."""
+    from thyroid_desktop.core.analysis import AnalysisService
+
+    w, h = image.width, image.height
+    det = AnalysisService(None, segmenter, None).detect(image)  # the app's candidates
+    fov = det.fov
+    found = det.best is not None
+    auto = (det.best.roi if found else fov.box).clipped(w, h)
+    mask = read_mask(sample.mask_path, w, h)
+    expert = roi_from_mask(mask) if mask is not None else None
+    seed = image_seed(sample_key(sample))
+    boxes = ImageBoxes(
+        fov=fov.box,
+        auto=auto,
+        found=found,
+        expert=expert,
+        auto_jitter=tuple(jitter_boxes(auto, N_JITTERS, (JITTER_SEED, seed, 0), w, h)),
+        expert_jitter=tuple(
+            jitter_boxes(expert, N_JITTERS, (JITTER_SEED, seed, 1), w, h) if expert else ()
+        ),
+    )
+    return boxes, fov
+
+
+def view_boxes(boxes: ImageBoxes) -> dict[str, ROI]:
+    """Box per view name (without the context views); expert views only with a mask."""
+    out = {"auto": boxes.auto, "scan": boxes.fov}
+    out.update({f"auto_j{i}": b for i, b in enumerate(boxes.auto_jitter)})
+    if boxes.expert is not None:
+        out["expert"] = boxes.expert
+        out.update({f"expert_j{i}": b for i, b in enumerate(boxes.expert_jitter)})
+    return out
+
+
+def cut_crops(
+    image: UltrasoundImage,
+    boxes: ImageBoxes,
+    fov: FieldOfView,
+    size: int,
+    margin: float = CROP_MARGIN,
+    context_margin: float = CONTEXT_MARGIN,
+) -> dict[str, np.ndarray]:
+    """Every view's crop, cut by the app's own ``classifier_crop``."""
+    from thyroid_desktop.core.pipeline.estimate import classifier_crop
+
+    crops = {}
+    for view, roi in view_boxes(boxes).items():
+        crops[view], _ = classifier_crop(image, roi, size, margin, fov)
+        if view != "scan":
+            crops[view + CONTEXT], _ = classifier_crop(image, roi, size, context_margin, fov)
+    return crops
+
+
+def make_extractor(model, batch_size: int = EXTRACT_BATCH) -> Callable[..., np.ndarray]:
+    """``f(crops, mirror) -> features`` with one compiled function (traced once per shape)."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def extract(crops: np.ndarray, mirror: bool = False) -> np.ndarray:
+        out = []
+        for i in range(0, len(crops), batch_size):
+            x = tf.cast(crops[i : i + batch_size], tf.float32)
+            out.append(fn(x[:, :, ::-1, :] if mirror else x).numpy())
+        return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), "float32")
+
+    return extract
+
+
+def build_cache(
+    samples: Sequence[Sample],
+    feature_model,
+    segmenter,
+    size: int = INPUT_SIZE,
+    on_first_crops: Callable[[np.ndarray], None] | None = None,
+) -> FeatureCache:
+    """Runs detection and the frozen backbone over every image once.
+
+    Args:
+        samples: the images (their order is the cache's order).
+        feature_model: image -> pooled feature vector (``linear_head.feature_graph``).
+        segmenter: the app's segmenter (or any callable ``AnalysisService`` accepts).
+        size: crop side in pixels.
+        on_first_crops: called with the first chunk's auto-box crops (feature layout check).
+    """
+    extract = make_extractor(feature_model)
+    n, dim = len(samples), int(feature_model.output_shape[-1])
+    feats = {v: np.zeros((n, 2, dim), np.float32) for v in VIEWS}
+    boxes = {b: np.zeros((n, 4), np.int32) for b in ("fov", "auto", "expert")}
+    found, has_mask = np.zeros(n, bool), np.zeros(n, bool)
+    t0 = time.perf_counter()
+    for start in range(0, n, CHUNK_IMAGES):
+        chunk: list[tuple[int, str, np.ndarray]] = []
+        for i in range(start, min(start + CHUNK_IMAGES, n)):
+            image = open_image(samples[i].path)
+            b, fov = find_boxes(samples[i], image, segmenter)
+            found[i], has_mask[i] = b.found, b.expert is not None
+            boxes["fov"][i], boxes["auto"][i] = b.fov.as_list(), b.auto.as_list()
+            boxes["expert"][i] = (b.expert or b.fov).as_list()
+            chunk += [(i, v, c) for v, c in cut_crops(image, b, fov, size).items()]
+        crops = np.stack([c for _, _, c in chunk])
+        if start == 0 and on_first_crops is not None:
+            on_first_crops(np.stack([c for _, v, c in chunk if v == "auto"]))
+        plain, mirrored = extract(crops), extract(crops, mirror=True)
+        for k, (i, v, _) in enumerate(chunk):
+            feats[v][i, 0], feats[v][i, 1] = plain[k], mirrored[k]
+        done = min(start + CHUNK_IMAGES, n)
+        log.info("%d/%d images, %.0f s", done, n, time.perf_counter() - t0)
+    # Without a mask the expert box is the scan area (as sample_roi and the app fall back).
+    feats["expert"][~has_mask] = feats["scan"][~has_mask]
+    cache = FeatureCache(
+        keys=np.array([sample_key(s) for s in samples]),
+        sites=np.array([s.dataset for s in samples]),
+        labels=np.array([s.label for s in samples], dtype=int),
+        groups=np.array([s.group for s in samples]),
+        found=found,
+        has_mask=has_mask,
+        features=feats,
+        boxes=boxes,
+    )
+    add_app_views(cache, samples, feature_model, size)
+    return cache
+
+
+def add_app_views(
+    cache: FeatureCache,
+    samples: Sequence[Sample],
+    feature_model,
+    size: int = INPUT_SIZE,
+    margin: float = CROP_MARGIN,
+) -> None:
+    """Adds the features of the app's jitter views (``core.inference.jitter_views``, as
+    ``predict`` scores a box) of the cached auto, expert and scan-area boxes."""
+    from thyroid_desktop.core.pipeline.estimate import jitter_views
+    from thyroid_desktop.core.pipeline.fov import detect_fov
+
+    extract = make_extractor(feature_model)
+    n, dim = len(cache), int(feature_model.output_shape[-1])
+    out = {v: np.zeros((n, len(JITTERS), dim), np.float32) for v in APP_SCORED}
+    t0 = time.perf_counter()
+    for start in range(0, n, CHUNK_IMAGES):
+        chunk: list[tuple[int, str, np.ndarray]] = []
+        for i in range(start, min(start + CHUNK_IMAGES, n)):
+            if sample_key(samples[i]) != cache.keys[i]:
+                raise ValueError(f"sample {i} is not the cache's {cache.keys[i]}")
+            image = open_image(samples[i].path)
+            fov = detect_fov(image.gray)  # what the detection found, deterministic
+            for view in APP_SCORED:
+                if view == "expert" and not cache.has_mask[i]:
+                    continue
+                roi = ROI(*(int(v) for v in cache.boxes[view if view != "scan" else "fov"][i]))
+                chunk += [(i, view, c) for c in jitter_views(image, roi, size, margin, fov)]
+        feats = extract(np.stack([c for _, _, c in chunk]))
+        counts: dict[tuple[int, str], int] = {}
+        for k, (i, view, _) in enumerate(chunk):
+            j = counts.get((i, view), 0)
+            counts[(i, view)] = j + 1
+            out[view][i, j] = feats[k]
+        log.info(
+            "app views: %d/%d images, %.0f s",
+            min(start + CHUNK_IMAGES, n),
+            n,
+            time.perf_counter() - t0,
+        )
+    out["expert"][~cache.has_mask] = out["scan"][~cache.has_mask]
+    cache.app_views = out
+    cache.app_jitters = np.asarray(JITTERS, np.float64)
+
+
+def feature_layout_gap(feature_model, classifier_model, crops: np.ndarray) -> float:
+    """Largest absolute difference between ``feature_model`` and the shipped classifier's
+    ``features`` layer on the same crops (0 when the layout and weights are the same)."""
+    import keras
+
+    sub = keras.Model(classifier_model.inputs, classifier_model.get_layer("features").output)
+    x = np.asarray(crops, np.float32)
+    a = np.asarray(feature_model(x, training=False))
+    b = np.asarray(sub(x, training=False))
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max())
+
+
+def shipped_card(models: Path | None = None) -> dict:
+    from thyroid_desktop.core.models.shipped import CARD_FILE, models_dir
+
+    return json.loads(((models or models_dir()) / CARD_FILE).read_text())
+
+
+def development_samples(data: Path, test_files: set[str]) -> list[Sample]:
+    """ddti + chaouchi samples outside the card's test split, in the order the shipped
+    ``fit_final`` uses (so the folds are the card's)."""
+    out: list[Sample] = []
+    for site in SITES:
+        out += [s for s in load_dataset(data / site) if sample_key(s) not in test_files]
+    return out
+
+
+def load_cache(out: Path, samples: Sequence[Sample]) -> FeatureCache:
+    cache = FeatureCache.concat([FeatureCache.load(out / f"features_{s}.npz") for s in SITES])
+    if list(cache.keys) != [sample_key(s) for s in samples]:
+        raise SystemExit("the feature cache does not match the development split: rerun `cache`")
+    return cache
+
+
+def _has_jitters(cache: FeatureCache) -> bool:
+    try:
+        cache.jitter_columns()
+    except SystemExit:
+        return False
+    return True
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    """Caches features of every development image's crops, per site."""
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
+    from training.linear_head import feature_graph
+
+    card = shipped_card()
+    samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
+    features, cam_layer = feature_graph(BACKBONE, INPUT_SIZE)
+    if cam_layer != card["last_conv_layer"]:
+        raise SystemExit(f"feature graph taps {cam_layer}, the card says {card['last_conv_layer']}")
+    segmenter = load_segmenter()
+    if segmenter is None:
+        raise SystemExit("the model card names no segmenter")
+    shipped = load_classifier(backend="keras").model
+    checks: dict[str, float] = {}
+
+    def check(crops: np.ndarray) -> None:
+        gap = feature_layout_gap(features, shipped, crops[:4])
+        checks["max_abs_feature_gap"] = gap
+        log.info("cached features vs shipped 'features' layer: max |diff| %.2e", gap)
+        if gap > FEATURE_TOLERANCE:
+            raise SystemExit(f"features differ from the shipped model's by {gap}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for site in SITES:
+        path = args.out / f"features_{site}.npz"
+        part = [s for s in samples if s.dataset == site]
+        if path.exists() and not args.force:
+            cache = FeatureCache.load(path)
+            if set(cache.app_views) != set(APP_SCORED) or not _has_jitters(cache):
+                add_app_views(cache, part, features)
+                cache.save(path)
+            log.info("%s: cached already (%s)", site, path)
+            continue
+        t0 = time.perf_counter()
+        cache = build_cache(part, features, segmenter, on_first_crops=check)
+        cache.save(path)
+        log.info("%s: %d images in %.0f s -> %s", site, len(part), time.perf_counter() - t0, path)
+        checks[f"{site}_seconds"] = time.perf_counter() - t0
+        checks[f"{site}_found_share"] = float(cache.found.mean())
+    check_path = args.out / "cache_check.json"
+    previous = json.loads(check_path.read_text()) if check_path.exists() else {}
+    check_path.write_text(json.dumps({**previous, **checks}, indent=2))

@@ -1,0 +1,267 @@
+"""Heads on cached features and the grouped CV of the recipes, scored on the app's auto-ROI
+crop; the ``cv`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.app_path.cache import FeatureCache, development_samples, load_cache, shipped_card
+from training.app_path.recipes import (
+    C_SHIPPED,
+    CONTEXT,
+    CV_SEED,
+    MIN_C_GAIN,
+    MIN_MEAN_GAIN,
+    N_FOLDS,
+    N_REPEATS,
+    RANK_SCORING,
+    RECIPES,
+    SCORING,
+    SITES,
+    TWO_VIEW,
+    Recipe,
+)
+from training.data import Sample, grouped_folds
+
+log = logging.getLogger(__name__)
+
+
+def design(
+    cache: FeatureCache, idx: np.ndarray, recipe: Recipe
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows of ``recipe`` for the images ``idx``: features, labels and
+    (site, class)-balanced weights. Every view comes with its mirror image."""
+    from training.train import balanced_weights
+
+    xs, ys, ss = [], [], []
+    for has_mask in (True, False):
+        sel = idx[cache.has_mask[idx] == has_mask]
+        if not len(sel):
+            continue
+        for view in recipe.views_for(has_mask):
+            for m in (0, 1):
+                xs.append(view_features(cache, sel, view, recipe.two_view, m))
+                ys.append(cache.labels[sel])
+                ss.append(cache.sites[sel])
+    y, s = np.concatenate(ys), np.concatenate(ss)
+    return np.concatenate(xs), y, balanced_weights(y, s)
+
+
+def view_features(
+    cache: FeatureCache, idx: np.ndarray, view: str, two_view: bool, mirror: int
+) -> np.ndarray:
+    """One view's features (with its context crop's appended for two-view recipes)."""
+    x = cache.features[view][idx, mirror]
+    if two_view:
+        x = np.concatenate([x, cache.features[view + CONTEXT][idx, mirror]], axis=1)
+    return x
+
+
+def head_logits(head, x: np.ndarray) -> np.ndarray:
+    """The exported graph's ``malignancy_logit`` for feature rows ``x``."""
+    return ((x - head.mean) / np.sqrt(head.var)) @ head.coef + head.intercept
+
+
+def score(
+    head, cache: FeatureCache, idx: np.ndarray, view: str, two_view: bool, app_views: bool = False
+) -> np.ndarray:
+    """The logit for a box: mean over the crop and its mirror image, and with ``app_views``
+    over the app's jitter views too (what ``core.inference.predict`` calibrates)."""
+    logits = [head_logits(head, view_features(cache, idx, view, two_view, m)) for m in (0, 1)]
+    if app_views:
+        jit = cache.app_views[view][idx]
+        logits += [head_logits(head, jit[:, j]) for j in cache.jitter_columns()]
+    return np.mean(logits, axis=0)
+
+
+def cv_splits(
+    cache: FeatureCache, n_folds: int = N_FOLDS, repeats: int = N_REPEATS, seed: int = CV_SEED
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(repeat, train, held-out) index triples from ``training.data.grouped_folds`` with the
+    shipped card's seeds: grouped by case, stratified by site and label."""
+    stand_ins = [
+        Sample(Path(k), int(y), str(g), str(s))
+        for k, y, g, s in zip(cache.keys, cache.labels, cache.groups, cache.sites, strict=True)
+    ]
+    return [
+        (rep, tr, va)
+        for rep in range(repeats)
+        for tr, va in grouped_folds(stand_ins, n_folds, seed + rep)
+    ]
+
+
+def site_aurocs(cache: FeatureCache, idx: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for site in SITES:
+        sel = cache.sites[idx] == site
+        y = cache.labels[idx][sel]
+        if 0 < y.sum() < len(y):
+            out[site] = float(roc_auc_score(y, logits[sel]))
+    return out
+
+
+def summarise(folds: list[dict[str, float]]) -> dict[str, dict]:
+    """Per site: mean, SD (ddof 1) and the fold values."""
+    out = {}
+    for site in SITES:
+        vals = [f[site] for f in folds if site in f]
+        if vals:
+            out[site] = {
+                "mean": float(np.mean(vals)),
+                "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                "folds": [round(v, 4) for v in vals],
+            }
+    return out
+
+
+@dataclass
+class CvResult:
+    """Fold AUROCs and out-of-fold logits of every (recipe, C) and scoring crop.
+
+    ``folds[(recipe, c, scoring)]`` is a list of per-site AUROC dicts over all folds;
+    ``oof[(recipe, c, scoring)]`` is ``repeats x N`` logits.
+    """
+
+    folds: dict[tuple[str, float, str], list[dict[str, float]]]
+    oof: dict[tuple[str, float, str], np.ndarray]
+
+    def summary(self, recipe: str, c: float, scoring: str) -> dict[str, dict]:
+        return summarise(self.folds[(recipe, c, scoring)])
+
+    def mean_auto_roi(self, recipe: str, c: float, scoring: str = RANK_SCORING) -> float:
+        """Mean over sites of the mean auto-ROI fold AUROC: what recipes are ranked by."""
+        s = self.summary(recipe, c, scoring)
+        return float(np.mean([s[site]["mean"] for site in SITES if site in s]))
+
+    def fold_json(self) -> list[dict]:
+        """The fold AUROCs, unrounded, as JSON rows (the logits go to an ``.npz``)."""
+        return [
+            {"recipe": r, "c": c, "scoring": s, "folds": f} for (r, c, s), f in self.folds.items()
+        ]
+
+    @classmethod
+    def from_json(cls, rows: list[dict], oof: dict | None = None) -> CvResult:
+        folds = {(r["recipe"], float(r["c"]), r["scoring"]): r["folds"] for r in rows}
+        return cls(folds, oof or {})
+
+
+def run_cv(
+    cache: FeatureCache,
+    variants: Sequence[tuple[Recipe, float]],
+    splits: Sequence[tuple[int, np.ndarray, np.ndarray]],
+) -> CvResult:
+    """Fits every (recipe, C) on each training part and scores the held-out images on the
+    auto-ROI, expert-box and scan-area crops, each as crop + mirror and as the app scores it
+    (two-view recipes: auto-ROI crop + mirror only)."""
+    from training.linear_head import fit_head
+
+    repeats = 1 + max(rep for rep, _, _ in splits)
+    folds: dict = {}
+    oof: dict = {}
+    for k, (rep, tr, va) in enumerate(splits):
+        t0 = time.perf_counter()
+        for recipe, c in variants:
+            x, y, w = design(cache, tr, recipe)
+            head = fit_head(x, y, w, c)
+            scorings = ("auto_roi",) if recipe.two_view else tuple(SCORING)
+            for scoring in scorings:
+                key = (recipe.name, c, scoring)
+                view, app_views = SCORING[scoring]
+                z = score(head, cache, va, view, recipe.two_view, app_views)
+                folds.setdefault(key, []).append(site_aurocs(cache, va, z))
+                oof.setdefault(key, np.full((repeats, len(cache)), np.nan))[rep, va] = z
+        ddti = {f"{r.name}@{c}": summarise(folds[(r.name, c, "auto_roi")]) for r, c in variants}
+        log.info(
+            "fold %d/%d (repeat %d) in %.0f s; ddti auto-ROI mean so far: %s",
+            k + 1,
+            len(splits),
+            rep,
+            time.perf_counter() - t0,
+            {name: round(v["ddti"]["mean"], 3) for name, v in ddti.items() if "ddti" in v},
+        )
+    return CvResult(folds, oof)
+
+
+def choose(
+    cv: CvResult, recipes: Sequence[str], cs: Sequence[float], scoring: str = RANK_SCORING
+) -> tuple[str, float]:
+    """The recipe with the best mean auto-ROI CV AUROC over both sites (at its best C), and
+    the shipped C for it unless another C beats that by ``MIN_C_GAIN`` (fold noise is larger
+    than the differences between C values)."""
+    best = {r: max(cs, key=lambda c, r=r: cv.mean_auto_roi(r, c, scoring)) for r in recipes}
+    recipe = max(recipes, key=lambda r: cv.mean_auto_roi(r, best[r], scoring))
+    c = best[recipe]
+    if C_SHIPPED in cs and (
+        cv.mean_auto_roi(recipe, c, scoring) - cv.mean_auto_roi(recipe, C_SHIPPED, scoring)
+        < MIN_C_GAIN
+    ):
+        c = C_SHIPPED
+    return recipe, c
+
+
+def beats_current(cv: CvResult, recipe: str, c: float, scoring: str = RANK_SCORING) -> bool:
+    """Chosen recipe better than R0 (shipped C) on both sites' auto-ROI, or clearly on average."""
+    new, old = cv.summary(recipe, c, scoring), cv.summary("R0", C_SHIPPED, scoring)
+    both = all(new[s]["mean"] > old[s]["mean"] for s in SITES)
+    gain = cv.mean_auto_roi(recipe, c, scoring) - cv.mean_auto_roi("R0", C_SHIPPED, scoring)
+    return both or gain >= MIN_MEAN_GAIN
+
+
+def cv_to_json(cv: CvResult, variants: Sequence[tuple[Recipe, float]]) -> dict:
+    return {
+        f"{r.name}@{c}": {
+            "recipe": r.description,
+            "c": c,
+            **{s: cv.summary(r.name, c, s) for s in SCORING if (r.name, c, s) in cv.folds},
+        }
+        for r, c in variants
+    }
+
+
+def cmd_cv(args: argparse.Namespace) -> None:
+    """Recipes x C grid (plus the two-view experiment) on the development folds."""
+    card = shipped_card()
+    samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
+    cache = load_cache(args.out, samples)
+    splits = cv_splits(cache, args.folds, args.repeats)
+    variants = [(r, c) for r in RECIPES.values() for c in args.c_grid]
+    variants += [(r, C_SHIPPED) for r in TWO_VIEW.values()]
+    t0 = time.perf_counter()
+    cv = run_cv(cache, variants, splits)
+    result = {
+        "protocol": f"{args.repeats} x {args.folds}-fold CV grouped by case (ddti) / runs of "
+        f"neighbouring ids (chaouchi), stratified by site and label, seeds {CV_SEED}.."
+        f"{CV_SEED + args.repeats - 1} (the shipped card's folds), development split only",
+        "seconds": time.perf_counter() - t0,
+        "variants": cv_to_json(cv, variants),
+        "auto_roi_found_share": {s: float(cache.found[cache.sites == s].mean()) for s in SITES},
+        "fold_aurocs": cv.fold_json(),
+    }
+    (args.out / "cv.json").write_text(json.dumps(result, indent=2))
+    np.savez(args.out / "oof.npz", **{"|".join(map(str, k)): v for k, v in cv.oof.items()})
+    print_table(result["variants"])
+
+
+def print_table(variants: dict) -> None:
+    rows = []
+    for name, v in variants.items():
+        for scoring in SCORING:
+            if scoring in v:
+                cells = [
+                    f"{v[scoring][s]['mean']:.3f} ± {v[scoring][s]['sd']:.3f}"
+                    for s in SITES
+                    if s in v[scoring]
+                ]
+                rows.append(f"{name:12s} {scoring:11s} " + "   ".join(cells))
+    print("variant      scoring      " + "   ".join(f"{s:13s}" for s in SITES))
+    print("\n".join(rows))

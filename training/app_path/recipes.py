@@ -1,0 +1,117 @@
+"""What the app-path protocol compares: the shipped backbone, the cached views, the
+scoring crops, the grouped-CV settings and the training recipes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The shipped backbone and input side; the cached features must be exactly the model's.
+BACKBONE = "efficientnet_lite2"
+INPUT_SIZE = 260
+#: Margin of the second, wider crop of the two-view experiment.
+CONTEXT_MARGIN = 0.5
+#: Jittered copies per box, their largest shift (share of the box side) and scale change.
+N_JITTERS = 4
+JITTER_SHIFT = 0.10
+JITTER_SCALE = 0.15
+JITTER_SEED = 0
+#: Grouped CV as the shipped card's: seeds CV_SEED .. CV_SEED + N_REPEATS - 1.
+N_FOLDS = 5
+N_REPEATS = 3
+CV_SEED = 0
+#: The shipped L2 strength and the at most three values CV may choose among.
+C_SHIPPED = 0.03
+C_GRID = (0.01, 0.03, 0.1)
+#: Another C replaces the shipped one only if it raises the ranking AUROC by this much.
+MIN_C_GAIN = 0.005
+#: Export only when the chosen recipe beats R0 on both sites or by this much on average.
+MIN_MEAN_GAIN = 0.02
+#: Largest tolerated difference between cached features and the shipped model's.
+FEATURE_TOLERANCE = 1e-3
+#: Images whose crops go through the backbone together (bounds memory).
+CHUNK_IMAGES = 16
+EXTRACT_BATCH = 32
+SITES = ("ddti", "chaouchi")
+OUT_DIR = Path("runs/app_path")
+
+AUTO_VIEWS = ("auto",) + tuple(f"auto_j{i}" for i in range(N_JITTERS))
+EXPERT_VIEWS = ("expert",) + tuple(f"expert_j{i}" for i in range(N_JITTERS))
+BOX_VIEWS = AUTO_VIEWS + EXPERT_VIEWS
+CONTEXT = "_ctx"
+VIEWS = BOX_VIEWS + ("scan",) + tuple(v + CONTEXT for v in BOX_VIEWS)
+#: Boxes the app may analyse; each is also cut as ``core.inference.predict`` scores it now:
+#: the crop, its mirror and the fixed box jitters ``roi.JITTERS`` (``jitter_views``).
+APP_SCORED = ("auto", "expert", "scan")
+#: Scoring crop -> (cached view, with the app's jitter views). ``expert`` is the scan area
+#: where there is no mask, exactly as :func:`training.data.sample_roi` and ``auto_roi_eval``
+#: define it. Plain names: crop + mirror, logits averaged; ``_app``: the mean logit over the
+#: crop, its mirror and the 4 app jitters, which is what ``predict`` calibrates.
+SCORING = {
+    "auto_roi": ("auto", False),
+    "expert_box": ("expert", False),
+    "scan_area": ("scan", False),
+    "auto_roi_app": ("auto", True),
+    "expert_box_app": ("expert", True),
+    "scan_area_app": ("scan", True),
+}
+#: What recipes are ranked, calibrated and reported by: the app's own scoring of its box.
+RANK_SCORING = "auto_roi_app"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Which cached views of a training image become rows (each with its mirror image).
+
+    Attributes:
+        views: for every image; ``mask_views`` in addition where an expert mask exists,
+            ``no_mask_views`` where none does.
+        two_view: each row is a view's features concatenated with its context crop's.
+    """
+
+    name: str
+    description: str
+    views: tuple[str, ...] = ()
+    mask_views: tuple[str, ...] = ()
+    no_mask_views: tuple[str, ...] = ()
+    two_view: bool = False
+
+    def views_for(self, has_mask: bool) -> tuple[str, ...]:
+        return self.views + (self.mask_views if has_mask else self.no_mask_views)
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe(
+            "R0",
+            "current: ddti expert-box crops, chaouchi scan-area crops",
+            mask_views=("expert",),
+            no_mask_views=("scan",),
+        ),
+        Recipe("R1", "app boxes: auto-box crop + 4 jittered auto boxes, every site", AUTO_VIEWS),
+        Recipe(
+            "R2",
+            "app boxes + jittered expert: R1 plus the expert box and 4 jitters where masks exist",
+            AUTO_VIEWS,
+            mask_views=EXPERT_VIEWS,
+        ),
+        Recipe(
+            "R3",
+            "R2 plus the scan-area crop of every image",
+            AUTO_VIEWS + ("scan",),
+            mask_views=EXPERT_VIEWS,
+        ),
+    )
+}
+#: CV-only experiments (not shipped): the same rows, each with a margin-0.5 context crop.
+TWO_VIEW = {
+    f"{name}-2v": Recipe(
+        f"{name}-2v",
+        f"{RECIPES[name].description}; two views (margin 0.15 + margin {CONTEXT_MARGIN})",
+        RECIPES[name].views,
+        RECIPES[name].mask_views,
+        two_view=True,
+    )
+    for name in ("R1", "R2")
+}
