@@ -78,6 +78,7 @@ def finding_record(finding) -> dict:
         "spread": round(finding.spread, 6),
         "unstable": finding.unstable,
         "novelty": _rounded(finding.novelty, 3),
+        "calibration": finding.calibration,
         "profile": finding.profile or None,
         "roi": finding.roi.as_list(),
         "roi_source": finding.roi_source,
