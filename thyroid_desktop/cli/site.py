@@ -41,8 +41,8 @@ OK, SOME_UNREADABLE, NOT_DONE, NO_MODEL, CANCELLED = 0, 1, 2, 3, 130
 EXIT_CODES = f"""\
   {OK}  done (validate: figures computed from every listed file)
   {SOME_UNREADABLE}  done, but some files could not be read (they are listed; the rest were used)
-  {NOT_DONE}  not done: the folder, its labels, the profile name or the profile cannot be used, or the
-     folder does not allow the figures (e.g. only one class with an estimate)
+  {NOT_DONE}  not done: the folder, its labels, the profile name or the profile cannot be
+     used, or the folder does not allow the figures (e.g. only one class with an estimate)
   {NO_MODEL}  the bundled model is unavailable
   {CANCELLED} cancelled with Ctrl+C (validate writes a report of the images analysed so far)
 """

@@ -1,13 +1,14 @@
 """Site calibration: a clinic refits the probability mapping and the threshold on its own
 labelled cases, without touching the shipped model.
 
-A :class:`SiteProfile` is a :class:`~core.site.calibration.Calibration` named after the site
-(Platt scaling of the model's mean logit, ``p = sigmoid(a * logit + b)``, and a threshold
+A :class:`SiteProfile` gives a :class:`~core.site.calibration.Calibration` named after the
+site (Platt scaling of the model's mean logit, ``p = sigmoid(a * logit + b)``, and a threshold
 chosen for a target sensitivity), fitted by :func:`fit_profile` from a validation run
-(:mod:`core.site.validation`), with the figures that show what it does. It only re-maps the score: it cannot make the model
-rank a site's nodules better (AUROC), only make the number mean what it says there, and move
-the operating point. Profiles are JSON files in ``<user data>/site_profiles/``; a pointer file
-``active`` names the one in use. A profile fitted for another model is never applied.
+(:mod:`core.site.validation`), with the figures that show what it does. It only re-maps the
+score: it cannot make the model rank a site's nodules better (AUROC), only make the number
+mean what it says there, and move the operating point. Profiles are JSON files in
+``<user data>/site_profiles/``; a pointer file ``active`` names the one in use. A profile
+fitted for another model is never applied.
 
 Reference: J. Platt, "Probabilistic outputs for support vector machines and comparisons to
 regularized likelihood methods", Advances in Large Margin Classifiers (1999): the fit uses
@@ -110,8 +111,8 @@ class SiteProfile:
 
     def __post_init__(self) -> None:
         check_name(self.name)
-        try:
-            self.calibration  # noqa: B018 -- the one validity rule of a mapping and threshold
+        try:  # Calibration's rule: a > 0 and finite, b finite, 0 < threshold < 1
+            _ = self.calibration
         except CalibrationError as err:
             raise ProfileError(f"site profile {self.name!r}: {err}") from err
 
