@@ -20,10 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from sklearn.metrics import roc_auc_score
-
     from thyroid_desktop.core.analysis import AnalysisService
     from thyroid_desktop.core.models.shipped import load_card, load_classifier, load_segmenter
+    from thyroid_desktop.core.site.metrics import auroc
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -63,8 +62,8 @@ def main() -> int:
         print(
             f"{site}: n={len(part)}, same box {sum(r[2] for r in part)}/{len(part)}, "
             f"|dp| max {gap.max():.2e} mean {gap.mean():.2e}, heat map |d| max "
-            f"{max(r[5] for r in part):.2e}, AUROC onnx {roc_auc_score(y, pa):.4f} "
-            f"keras {roc_auc_score(y, pb):.4f}"
+            f"{max(r[5] for r in part):.2e}, AUROC onnx {auroc(y, pa):.4f} "
+            f"keras {auroc(y, pb):.4f}"
         )
     return 0
 

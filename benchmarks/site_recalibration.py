@@ -37,15 +37,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter  # noqa: E402
+from thyroid_desktop.core.site.metrics import (  # noqa: E402
+    Metrics,
+    auroc,
+    compute_metrics,
+    expected_calibration_error,
+    operating_point,
+)
 from thyroid_desktop.core.site.profile import ProfileError, fit_profile, grouped_folds  # noqa: E402
 from thyroid_desktop.core.site.validation import (  # noqa: E402
     ImageResult,
     LabelledFolder,
-    Metrics,
     analyse_folder,
-    auroc,
-    compute_metrics,
-    expected_calibration_error,
     read_labelled_folder,
     summarise,
 )
@@ -190,14 +193,12 @@ def run_set(name, folder, results, classifier, segmenter, args, real_path: bool)
 
 
 def _point(y, p, threshold) -> dict[str, float]:
-    call = [q >= threshold for q in p]
-    pos = [c for c, t in zip(call, y, strict=True) if t == 1]
-    neg = [not c for c, t in zip(call, y, strict=True) if t == 0]
+    point = operating_point(y, p, threshold)
     return {
         "auroc": auroc(y, p),
         "ece": expected_calibration_error(y, p),
-        "sensitivity": sum(pos) / len(pos),
-        "specificity": sum(neg) / len(neg),
+        "sensitivity": point.sensitivity,
+        "specificity": point.specificity,
     }
 
 
@@ -257,7 +258,7 @@ def repeated(name, folder, results, classifier, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description="Validate-and-recalibrate on a stand-in local site.")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--sensitivity", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from thyroid_desktop.core.analysis import AnalysisService
 from thyroid_desktop.core.io.files import write_atomically
@@ -25,8 +24,8 @@ from thyroid_desktop.core.models.shipped import (
     models_dir,
 )
 from thyroid_desktop.core.pipeline.roi import BoxSource
+from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
 from training.data import DEFAULT_DATA, sample_roi, samples_in
-from training.evaluate import grouped_bootstrap_auroc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             "auto_roi_found_share": float(np.mean([src == "auto" for src in sources])),
             **{
                 name: {
-                    "auroc": float(roc_auc_score(y, p)),
-                    "auroc_ci95": list(grouped_bootstrap_auroc(y, np.array(p), groups)),
+                    "auroc": auroc(y, p),
+                    "auroc_ci95": list(bootstrap_auroc_ci(y, p, groups)),
                 }
                 for name, p in scores.items()
             },

@@ -37,6 +37,7 @@ from thyroid_desktop.core.pipeline.tirads_ai import (
     Head,
     ddti_to_acr,
 )
+from thyroid_desktop.core.site import metrics
 from training.app_path import OUT_DIR as APP_OUT, FeatureCache
 from training.data import DEFAULT_DATA
 
@@ -125,10 +126,8 @@ def training_rows(cache, intensity, idx, ys, views, inputs) -> tuple[np.ndarray,
 
 
 def grouped_bootstrap(fn, groups: np.ndarray, n_boot: int = N_BOOT, seed: int = 0):
-    """95 % percentile CI of ``fn(idx)``, resampling whole cases."""
-    from training.evaluate import grouped_bootstrap as bootstrap
-
-    return bootstrap(lambda i: _finite(fn(i)), groups, n_boot, seed)
+    """95 % percentile CI of ``fn(idx)``, resampling whole cases (core's bootstrap)."""
+    return metrics.grouped_bootstrap(lambda i: _finite(fn(i)), groups, n_boot, seed)
 
 
 def _finite(v):
@@ -138,14 +137,14 @@ def _finite(v):
 def group_metrics(y: np.ndarray, p: np.ndarray, classes: list[Enum], groups: np.ndarray) -> dict:
     """Balanced accuracy, per-class one-vs-rest AUROC (case-bootstrap CI), macro AUROC,
     confusion matrix (rows: radiologist, columns: suggestion)."""
-    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
     k = len(classes)
     pred = p.argmax(1)
 
     def auc(idx, j):
         t = y[idx] == j
-        return roc_auc_score(t, p[idx, j]) if 0 < t.sum() < len(t) else None
+        return metrics.auroc(t, p[idx, j]) if 0 < t.sum() < len(t) else None
 
     def macro(idx):
         vals = [auc(idx, j) for j in range(k)]
@@ -374,8 +373,6 @@ def cmd_test(args) -> None:
     """Once: the ddti test split through the app's default path (auto box): per-descriptor
     agreement, AI-only level vs the radiologist's category (weighted kappa), AUROC of the
     AI-only points vs the classifier's probability."""
-    from sklearn.metrics import roc_auc_score
-
     from thyroid_desktop.core.clinical.tirads import Shape, TiradsDescriptors
     from thyroid_desktop.core.io.files import write_atomically
     from thyroid_desktop.core.io.images import open_image
@@ -501,11 +498,11 @@ def cmd_test(args) -> None:
 
     def auc_ci(score):
         return (
-            round(float(roc_auc_score(y, score)), 3),
+            round(metrics.auroc(y, score), 3),
             [
                 round(v, 3)
                 for v in grouped_bootstrap(
-                    lambda i: roc_auc_score(y[i], score[i]) if 0 < y[i].sum() < len(i) else None,
+                    lambda i: metrics.auroc(y[i], score[i]) if 0 < y[i].sum() < len(i) else None,
                     groups,
                 )
             ],
@@ -517,7 +514,7 @@ def cmd_test(args) -> None:
         "classifier_probability": auc_ci(prob),
         "radiologist_descriptor_points": {
             "n": int(rsel.sum()),
-            "auroc": round(float(roc_auc_score(y[rsel], rad_pts[rsel])), 3),
+            "auroc": round(metrics.auroc(y[rsel], rad_pts[rsel]), 3),
             "note": "circular: the label is derived from the same radiologist's category",
         },
     }

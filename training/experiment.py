@@ -70,13 +70,13 @@ def dev_test_split(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
 
 
 def per_site_auroc(corpus: Corpus, scores: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
+    from thyroid_desktop.core.site.metrics import auroc
 
     out = {}
     for site in sorted(set(corpus.sites)):
         sel = corpus.sites == site
         if 0 < corpus.labels[sel].sum() < sel.sum():
-            out[site] = float(roc_auc_score(corpus.labels[sel], scores[sel]))
+            out[site] = auroc(corpus.labels[sel], scores[sel])
     return out
 
 

@@ -327,16 +327,11 @@ def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def bootstrap_ci(values: np.ndarray, groups: np.ndarray, n_boot: int = 2000) -> tuple[float, float]:
-    """95 % CI of the mean, resampling whole groups."""
-    rng = np.random.default_rng(0)
-    uniq, inv = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
-    means = [
-        values[np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])].mean()
-        for _ in range(n_boot)
-    ]
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
+    """95 % CI of the mean, resampling whole groups (core's grouped bootstrap, seed 0)."""
+    from thyroid_desktop.core.site.metrics import grouped_bootstrap
+
+    values = np.asarray(values, dtype=float)
+    return grouped_bootstrap(lambda idx: float(values[idx].mean()), groups, n_boot, seed=0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,10 +18,10 @@ from thyroid_desktop.core.review.session import Session
 SCAN = ROI(0, 0, 64, 48)
 
 
-def finding(roi: ROI, source=BoxSource.AUTO, p=0.8, reason="", profile="") -> Finding:
+def finding(roi: ROI, source=BoxSource.AUTO, p=0.8, reason="", calibration="shipped") -> Finding:
     return Finding(
         p, 0.5, roi, source, roi, np.zeros((48, 64), np.float32), model_id="m",
-        no_estimate_reason=reason, profile=profile,
+        no_estimate_reason=reason, calibration=calibration,
     )  # fmt: skip
 
 

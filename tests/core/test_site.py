@@ -3,6 +3,9 @@ Every test writes to a throw-away user data folder (tests/conftest.py)."""
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -14,7 +17,8 @@ from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.core.pipeline.estimate import auto_predict, predict
 from thyroid_desktop.core.site import profile as site
-from thyroid_desktop.core.site.profile import ProfileError, SiteProfile, fit_platt, fit_profile
+from thyroid_desktop.core.site.calibration import fit_platt
+from thyroid_desktop.core.site.profile import ProfileError, SiteProfile, fit_profile
 from thyroid_desktop.core.site.validation import ImageResult, LabelledFolder, summarise
 
 
@@ -140,7 +144,7 @@ def test_predict_uses_the_active_profile_and_the_shipped_calibration_comes_back(
     clf = copy.copy(classifier)  # the session's classifier stays on the shipped calibration
     assert site.use_active_profile(clf).profile == profile
     finding = predict(image, clf, phantom.nodule, "manual")
-    assert finding.profile == "clinic-b" and finding.threshold == 0.21
+    assert finding.calibration == "clinic-b" and finding.threshold == 0.21
     assert finding.logit == pytest.approx(shipped.logit)
     assert finding.probability == pytest.approx(sigmoid(0.4 * shipped.logit - 1.0))
     assert finding.probability != pytest.approx(shipped.probability)
@@ -148,7 +152,7 @@ def test_predict_uses_the_active_profile_and_the_shipped_calibration_comes_back(
     site.deactivate()
     assert site.use_active_profile(clf).profile is None
     back = predict(image, clf, phantom.nodule, "manual")
-    assert back.profile == "" and back.threshold == classifier.card.threshold
+    assert back.calibration == "shipped" and back.threshold == classifier.card.threshold
     assert back.probability == shipped.probability
 
 
@@ -203,7 +207,8 @@ def test_cli_validate_recalibrate_profile_and_predict(
     assert cli.main(["predict", str(scan), "--json"]) == 0
     captured = capsys.readouterr()
     record = json.loads(captured.out)
-    assert record["profile"] == "clinic" and record["threshold"] == profile.threshold
+    assert record["calibration"] == record["profile"] == "clinic"
+    assert record["threshold"] == profile.threshold
     assert "site calibration 'clinic'" in captured.err
     assert cli.main(["predict", str(scan)]) == 0
     assert "site calibration 'clinic'" in capsys.readouterr().out
@@ -216,10 +221,27 @@ def test_cli_validate_recalibrate_profile_and_predict(
     capsys.readouterr()
     assert cli.main(["predict", str(scan), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["profile"] is None and record["threshold"] == classifier.card.threshold
+    assert record["calibration"] == "shipped" and record["profile"] is None
+    assert record["threshold"] == classifier.card.threshold
 
     site.save_profile(make_profile("other", model_id="thyroid-older-model"))
     assert cli.main(["profile", "use", "other"]) == 2
     assert "fitted for model thyroid-older-model" in capsys.readouterr().err
     assert cli.main(["predict", str(scan), "--profile", "other"]) == 2
     assert site.active_name() is None
+
+
+def test_site_commands_help_works_without_docstrings():
+    """``python -OO`` strips docstrings; the CLI's help texts must not come from them."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-OO", "-m", "thyroid_desktop", "validate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "labelled folder" in done.stdout and "exit codes:" in done.stdout
+    assert "130 cancelled with Ctrl+C" in done.stdout

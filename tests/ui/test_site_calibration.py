@@ -49,7 +49,7 @@ def test_switching_the_site_calibration_reanalyses_and_says_which(window, qtbot,
 
     menu_action(window, "clinic").trigger()
     qtbot.waitUntil(
-        lambda: window.review.finding is not None and window.review.finding.profile == "clinic",
+        lambda: window.review.finding is not None and window.review.finding.calibration == "clinic",
         timeout=60000,
     )
     f = window.review.finding
@@ -61,7 +61,9 @@ def test_switching_the_site_calibration_reanalyses_and_says_which(window, qtbot,
 
     menu_action(window, "Shipped calibration").trigger()
     qtbot.waitUntil(
-        lambda: window.review.finding is not None and window.review.finding.profile == "",
+        lambda: (
+            window.review.finding is not None and window.review.finding.calibration == "shipped"
+        ),
         timeout=60000,
     )
     assert window.review.finding.probability == pytest.approx(shipped.probability, abs=1e-9)

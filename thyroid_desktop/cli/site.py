@@ -1,12 +1,6 @@
 """Headless validation and site calibration: ``validate``, ``recalibrate`` and ``profile``.
 
-Exit codes (all three commands):
-  0  done (validate: figures computed from every listed file)
-  1  done, but some files could not be read (they are listed; the rest were used)
-  2  not done: the folder, its labels, the profile name or the profile cannot be used, or the
-     folder does not allow the figures (e.g. only one class with an estimate)
-  3  the bundled model is unavailable
-  130 cancelled with Ctrl+C (validate writes a report of the images analysed so far)
+The exit codes of all three commands are :data:`EXIT_CODES` (also printed by ``--help``).
 """
 
 from __future__ import annotations
@@ -43,7 +37,15 @@ from thyroid_desktop.core.site.validation import (
 )
 
 OK, SOME_UNREADABLE, NOT_DONE, NO_MODEL, CANCELLED = 0, 1, 2, 3, 130
-EXIT_CODES = __doc__.split("Exit codes (all three commands):\n", 1)[1]
+#: The help texts are constants, not parsed from docstrings (``python -OO`` strips those).
+EXIT_CODES = f"""\
+  {OK}  done (validate: figures computed from every listed file)
+  {SOME_UNREADABLE}  done, but some files could not be read (they are listed; the rest were used)
+  {NOT_DONE}  not done: the folder, its labels, the profile name or the profile cannot be
+     used, or the folder does not allow the figures (e.g. only one class with an estimate)
+  {NO_MODEL}  the bundled model is unavailable
+  {CANCELLED} cancelled with Ctrl+C (validate writes a report of the images analysed so far)
+"""
 PROFILE_HELP = 'calibration to use: a saved site profile, or "shipped" (default: the active one)'
 
 

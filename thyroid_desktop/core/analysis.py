@@ -264,7 +264,7 @@ class AnalysisService:
                     file=str(image.source) if image.source else None,
                     frame=image.frame_index if image.n_frames > 1 else None,
                     no_estimate_reason=finding.no_estimate_reason or None,
-                    calibration=finding.profile or "shipped",
+                    calibration=finding.calibration,
                     tirads_suggested=suggested,
                     tirads_review=review,
                 )

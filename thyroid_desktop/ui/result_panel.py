@@ -117,7 +117,7 @@ class ResultPanel(QWidget):
         self.probability.setText(f"{finding.probability:.2f}")
         self.bar.set_values(finding.probability, finding.threshold)
         side = "at or above" if finding.label == "malignant" else "below"
-        threshold = "site threshold" if finding.profile else "threshold"
+        threshold = "site threshold" if finding.site_calibrated else "threshold"
         unstable = (
             "<br><span style='color:#d07000'><b>Unstable:</b> the estimate changes with the "
             f"box (views differ by {finding.spread:.2f}); check the box.</span>"

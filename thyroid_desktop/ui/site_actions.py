@@ -19,8 +19,8 @@ from thyroid_desktop.ui.validation_dialog import show_summary
 
 
 def calibration_name(classifier) -> str:
-    """The calibration in use, as results name it (``Finding.profile``; "" when shipped)."""
-    return classifier.profile.name if classifier.profile is not None else ""
+    """The calibration in use, as results name it (``Finding.calibration``)."""
+    return classifier.calibration.name
 
 
 class SiteCalibrationMixin:

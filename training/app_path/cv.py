@@ -99,14 +99,14 @@ def cv_splits(
 
 
 def site_aurocs(cache: FeatureCache, idx: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
+    from thyroid_desktop.core.site.metrics import auroc
 
     out = {}
     for site in SITES:
         sel = cache.sites[idx] == site
         y = cache.labels[idx][sel]
         if 0 < y.sum() < len(y):
-            out[site] = float(roc_auc_score(y, logits[sel]))
+            out[site] = auroc(y, logits[sel])
     return out
 
 

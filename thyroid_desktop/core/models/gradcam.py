@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from thyroid_desktop.core.site.calibration import sigmoid
+
 _EPS = 1e-7
 
 
@@ -55,13 +57,9 @@ class Explainer:
 
     @property
     def platt(self) -> tuple[float, float]:
-        """The shipped calibration's (a, b): probability = sigmoid(a * logit + b)."""
+        """The graph's frozen calibration (a, b): probability = sigmoid(a * logit + b). The
+        app reads it as ``Classifier.shipped_calibration``."""
         return self._platt
-
-    def calibrate(self, logit: float | np.ndarray) -> np.ndarray:
-        """The shipped calibration (Platt, as frozen in the graph) of one or more logits."""
-        a, b = self._platt
-        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logit, dtype=np.float64) + b)))
 
     def run(
         self, crops: np.ndarray, mirror: bool = False, views: np.ndarray | None = None
@@ -89,11 +87,12 @@ class Explainer:
         )
 
     def __call__(self, crops: np.ndarray, mirror: bool = False) -> tuple[float, float, np.ndarray]:
-        """Explains one crop: (calibrated probability of the mean logit, that logit, map)."""
+        """Explains one crop: (the graph's calibrated probability of the mean logit, that
+        logit, map)."""
         out = self.run(crops, mirror)
         logit = float(np.mean(out.logits))
-        prob = float(self.calibrate(logit))
-        return prob, logit, out.cam
+        a, b = self._platt
+        return float(sigmoid(a * logit + b)), logit, out.cam
 
     def warm_up(self, size: int, n_views: int = 0) -> None:
         """Runs the app's batch (crop, mirror and ``n_views`` jitters) once so the first real

@@ -17,6 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
+
 log = logging.getLogger(__name__)
 
 CLASSIFIER_FILE = "classifier.keras"
@@ -335,8 +337,8 @@ class Classifier:
     novelty: Any = None
     #: TI-RADS descriptor heads (``core.tirads_ai.DescriptorHeads``; None: no suggestions).
     tirads_heads: Any = None
-    #: An active site calibration (``core.site.SiteProfile``): its own probability mapping and
-    #: threshold replace the card's. None: the shipped calibration.
+    #: An active site calibration (``core.site.profile.SiteProfile``): its own probability
+    #: mapping and threshold replace the card's. None: the shipped calibration.
     profile: Any = None
     #: The ONNX Runtime session of the classifier's graph (None: the Keras model runs).
     session: Any = None
@@ -345,6 +347,22 @@ class Classifier:
     def runtime(self) -> str:
         """``ONNX Runtime`` or ``Keras``: what runs the model."""
         return "ONNX Runtime" if self.session is not None else "Keras"
+
+    @cached_property
+    def shipped_calibration(self) -> Calibration:
+        """The model card's calibration, as frozen in the graph the classifier runs."""
+        a, b = self.gradcam.platt
+        card = self.card
+        return Calibration(
+            SHIPPED, a, b, card.threshold, f"model card of {card.id} v{card.version}"
+        )
+
+    @property
+    def calibration(self) -> Calibration:
+        """The calibration estimates use: the active site profile's, else the shipped one."""
+        if self.profile is not None:
+            return self.profile.calibration
+        return self.shipped_calibration
 
     @cached_property
     def gradcam(self):

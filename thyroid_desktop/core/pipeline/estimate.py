@@ -16,6 +16,7 @@ from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outs
 from thyroid_desktop.core.pipeline.roi import JITTERS, ROI, BoxSource, crop_square
 from thyroid_desktop.core.pipeline.scope import check_scope, modality_reason
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, nodule_mask
+from thyroid_desktop.core.site.calibration import SHIPPED
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,9 @@ class Finding:
     novelty: float | None = None
     #: Why there is no estimate ("" when there is one).
     no_estimate_reason: str = ""
-    #: Name of the active site calibration ("" for the shipped one).
-    profile: str = ""
+    #: Name of the calibration that made ``probability`` and ``threshold``: "shipped" (the
+    #: model card's) or the site profile's.
+    calibration: str = SHIPPED
     #: AI suggestions for the TI-RADS descriptors (None: no heads shipped, or no estimate).
     tirads_suggestion: TiradsSuggestion | None = None
     #: Pooled features of the crop (crop + mirror mean) that the heads and novelty read.
@@ -63,6 +65,11 @@ class Finding:
     def in_scope(self) -> bool:
         """True when the image is one the estimate is meant for (the one rule, asked here)."""
         return not self.no_estimate_reason
+
+    @property
+    def site_calibrated(self) -> bool:
+        """True when a site's calibration, not the shipped one, made the numbers."""
+        return self.calibration != SHIPPED
 
     @property
     def estimate(self) -> float | None:
@@ -179,12 +186,8 @@ def predict(
     out = classifier.gradcam.run(crop[None], mirror=card.tta, views=views)
     t2 = time.perf_counter()
     logit = float(np.mean(out.logits))
-    per_view = classifier.gradcam.calibrate(out.logits)
-    if classifier.profile is not None:
-        prob, threshold = classifier.profile.probability(logit), classifier.profile.threshold
-        per_view = np.array([classifier.profile.probability(v) for v in out.logits])
-    else:
-        prob, threshold = float(classifier.gradcam.calibrate(logit)), card.threshold
+    calibration = classifier.calibration  # the shipped one or the active site profile's
+    prob, per_view = calibration.apply(logit), calibration.apply(out.logits)
     spread = float(per_view.max() - per_view.min())
     heat = heatmap_to_image(out.cam, window, image.width, image.height)
     warnings = tuple(check_scope(image, fov).reasons)
@@ -206,7 +209,7 @@ def predict(
     t3 = time.perf_counter()
     return Finding(
         probability=prob,
-        threshold=threshold,
+        threshold=calibration.threshold,
         roi=roi,
         roi_source=BoxSource(roi_source or BoxSource.MANUAL),
         window=window,
@@ -227,7 +230,7 @@ def predict(
         unstable=spread > card.spread_limit,
         novelty=novelty,
         no_estimate_reason=reason,
-        profile=classifier.profile.name if classifier.profile is not None else "",
+        calibration=calibration.name,
         tirads_suggestion=suggestion,
         features=out.features,
     )

@@ -132,7 +132,7 @@ def _lines(
             else f"{finding.probability:.2f} (likelihood of TI-RADS 4-5; views differ by "
             f"{finding.spread:.2f}{', UNSTABLE' if finding.unstable else ''}; threshold "
             f"{finding.threshold:.2f}"
-            + (f", site calibration {finding.profile}" if finding.profile else "")
+            + (f", site calibration {finding.calibration}" if finding.site_calibrated else "")
             + f") -> {finding.call_text}",
         ),
         *[("Image note", note) for note in finding.notes],

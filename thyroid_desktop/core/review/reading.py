@@ -33,6 +33,7 @@ from thyroid_desktop.core.review.session import (
     offered_candidates,
 )
 from thyroid_desktop.core.review.study import ResultRow, StudyEntry, expand_paths
+from thyroid_desktop.core.site.calibration import SHIPPED
 
 
 class Step(enum.Enum):
@@ -96,7 +97,7 @@ class Review:
         self.adding = False  # the next box drawn is a new nodule
         self.user_mm_per_px: float | None = None  # the user's scale of the shown image
         self.frame_scores: dict[str, tuple[float, ...]] = {}  # image sha256 -> per frame
-        self.calibration = ""  # the calibration in use ("": shipped), as ``Finding.profile``
+        self.calibration = SHIPPED  # the calibration in use, as ``Finding.calibration`` names it
         #: Only the latest analysis asked for the shown image may be shown.
         self.requests = LatestRequest()
         self.awaiting = False  # an analysis of the shown image is under way
@@ -249,7 +250,7 @@ class Review:
         """The finding last shown for ``image`` when it is still the stored result (same
         box, same calibration; a cine loop's frames are analysed anew)."""
         seen = self._seen.get(image.sha256)
-        if seen is None or image.n_frames > 1 or seen.profile != self.calibration:
+        if seen is None or image.n_frames > 1 or seen.calibration != self.calibration:
             return None
         nodule = self.nodule(image)
         if nodule is not None:
@@ -496,9 +497,9 @@ class Review:
         an undo step), so that no list, CSV or report shows them."""
         self.calibration = name
         for n in self.session.state.nodules:
-            if n.estimate is not None and n.estimate.profile != name:
+            if n.estimate is not None and n.estimate.calibration != name:
                 self.session.set_estimate(n.id, None)
-        self._area = {k: a for k, a in self._area.items() if a.estimate.profile == name}
+        self._area = {k: a for k, a in self._area.items() if a.estimate.calibration == name}
 
     def session_shown(self) -> None:
         """After undo, redo or opening a session: the nodule and scale shown are what the

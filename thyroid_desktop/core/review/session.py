@@ -26,6 +26,7 @@ from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
+from thyroid_desktop.core.site.calibration import SHIPPED
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class Estimate:
     no_estimate_reason: str
     call: str
     model_id: str
-    profile: str
+    #: The calibration that made the numbers: "shipped" or the site profile's name.
+    calibration: str
     box: ROI
     #: The AI's TI-RADS descriptor suggestions for this box (never a choice).
     suggestion: TiradsSuggestion | None = None
@@ -109,7 +111,7 @@ class Estimate:
             finding.no_estimate_reason,
             finding.call_text,
             finding.model_id,
-            finding.profile,
+            finding.calibration,
             finding.roi,
             finding.tirads_suggestion,
             tuple(finding.warnings),
@@ -501,6 +503,9 @@ def state_from_json(data: dict) -> SessionState:
 
 def _estimate_from_json(est: dict) -> Estimate:
     sug = est.get("suggestion")
+    est = dict(est)
+    if "profile" in est:  # sessions saved before the Calibration value: "" was the shipped one
+        est["calibration"] = est.pop("profile") or SHIPPED
     return Estimate(
         **{
             **est,

@@ -1,1 +1,3 @@
-"""Site calibration and validation: profiles, the labelled-folder run and its figures."""
+"""Calibration and validation: the one :class:`~.calibration.Calibration` value (shipped or a
+site's), the one metrics module (AUROC + CI, ECE, the threshold rule), site profiles and the
+labelled-folder run. Shared by the app, the CLI, training and the benchmarks."""

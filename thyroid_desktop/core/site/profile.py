@@ -1,12 +1,14 @@
 """Site calibration: a clinic refits the probability mapping and the threshold on its own
 labelled cases, without touching the shipped model.
 
-A :class:`SiteProfile` is Platt scaling of the model's mean logit, ``p = sigmoid(a * logit +
-b)``, and a threshold chosen for a target sensitivity, fitted by :func:`fit_profile` from a
-validation run (:mod:`core.validation`). It only re-maps the score: it cannot make the model
-rank a site's nodules better (AUROC), only make the number mean what it says there, and move
-the operating point. Profiles are JSON files in ``<user data>/site_profiles/``; a pointer file
-``active`` names the one in use. A profile fitted for another model is never applied.
+A :class:`SiteProfile` gives a :class:`~core.site.calibration.Calibration` named after the
+site (Platt scaling of the model's mean logit, ``p = sigmoid(a * logit + b)``, and a threshold
+chosen for a target sensitivity), fitted by :func:`fit_profile` from a validation run
+(:mod:`core.site.validation`), with the figures that show what it does. It only re-maps the
+score: it cannot make the model rank a site's nodules better (AUROC), only make the number
+mean what it says there, and move the operating point. Profiles are JSON files in
+``<user data>/site_profiles/``; a pointer file ``active`` names the one in use. A profile
+fitted for another model is never applied.
 
 Reference: J. Platt, "Probabilistic outputs for support vector machines and comparisons to
 regularized likelihood methods", Advances in Large Margin Classifiers (1999): the fit uses
@@ -18,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,13 +29,23 @@ from typing import Any
 import numpy as np
 
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
-from thyroid_desktop.core.site.validation import (
-    ImageResult,
-    Validation,
+from thyroid_desktop.core.site.calibration import (
+    SHIPPED,
+    Calibration,
+    CalibrationError,
+    calibration_text,
+    fit_platt,
+    sigmoid,
+)
+from thyroid_desktop.core.site.metrics import (
     auroc,
     bootstrap_auroc_ci,
+    brier,
     expected_calibration_error,
+    operating_point,
+    threshold_for_sensitivity,
 )
+from thyroid_desktop.core.site.validation import ImageResult, Validation
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +60,7 @@ FOLD_SEED = 0
 #: A profile needs at least this many images with an estimate in each class.
 MIN_PER_CLASS = 10
 #: Names that would clash with the pointer file or mean "no profile".
-RESERVED_NAMES = {"shipped", "active", "none"}
+RESERVED_NAMES = {SHIPPED, "active", "none"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 METHOD = (
     "Platt scaling p = sigmoid(a * logit + b) of the model's mean logit (Platt 1999 "
@@ -76,13 +87,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def _sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 @dataclass(frozen=True)
 class SiteProfile:
-    """A site's own calibration of one model: probability mapping and threshold.
+    """A site's own calibration of one model (its :attr:`calibration`: probability mapping
+    and threshold) with what it was fitted on. The JSON keeps ``a``, ``b`` and ``threshold``
+    at the top level, as every saved profile has.
 
     ``card`` holds what the site should know about it: the cases it was fitted on and the
     out-of-fold figures before and after (see :func:`fit_profile`).
@@ -102,14 +111,26 @@ class SiteProfile:
 
     def __post_init__(self) -> None:
         check_name(self.name)
-        if not (math.isfinite(self.a) and self.a > 0 and math.isfinite(self.b)):
-            raise ProfileError(f"profile {self.name!r}: the slope a must be positive and finite")
-        if not 0.0 < self.threshold < 1.0:
-            raise ProfileError(f"profile {self.name!r}: the threshold must lie between 0 and 1")
+        try:  # Calibration's rule: a > 0 and finite, b finite, 0 < threshold < 1
+            _ = self.calibration
+        except CalibrationError as err:
+            raise ProfileError(f"site profile {self.name!r}: {err}") from err
+
+    @property
+    def calibration(self) -> Calibration:
+        """The mapping and threshold, named after the profile."""
+        return Calibration(
+            self.name,
+            self.a,
+            self.b,
+            self.threshold,
+            f"site profile fitted {self.created[:10]} on {self.n_images} images in "
+            f"{self.n_cases} cases for {self.model_id}",
+        )
 
     def probability(self, logit: float) -> float:
         """The site-calibrated probability of one mean logit."""
-        return float(_sigmoid(self.a * float(logit) + self.b))
+        return self.calibration.apply(float(logit))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,42 +184,6 @@ class SiteProfile:
 
 
 # -- fitting ---------------------------------------------------------------------------------
-def fit_platt(logits: Sequence[float], labels: Sequence[int], iterations: int = 100):
-    """Platt scaling ``sigmoid(a * logit + b)`` by Newton's method with Platt's targets
-    ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)`` instead of 1 and 0. Returns (a, b)."""
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    n_pos, n_neg = y.sum(), len(y) - y.sum()
-    t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    x = np.column_stack([z, np.ones_like(z)])
-    w = np.array([0.0, math.log((n_pos + 1) / (n_neg + 1))])
-
-    def loss(w: np.ndarray) -> float:
-        s = x @ w
-        return float(np.sum(np.logaddexp(0.0, s) - t * s))
-
-    current = loss(w)
-    for _ in range(iterations):
-        p = _sigmoid(x @ w)
-        grad = x.T @ (p - t)
-        hess = x.T @ (x * (p * (1 - p))[:, None]) + 1e-10 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        scale = 1.0
-        while scale > 1e-8:  # backtracking: never a step that raises the loss
-            trial = w - scale * step
-            trial_loss = loss(trial)
-            if trial_loss <= current:
-                break
-            scale /= 2
-        else:
-            break
-        improvement = current - trial_loss
-        w, current = trial, trial_loss
-        if improvement < 1e-12 * max(1.0, abs(current)):
-            break
-    return float(w[0]), float(w[1])
-
-
 def grouped_folds(cases: Sequence[str], labels: Sequence[int], k: int, seed: int = FOLD_SEED):
     """Fold number (0..k-1) per image: a case never spans two folds; cases with a
     malignant image and all-benign cases are dealt out to the folds separately (stratified)."""
@@ -217,30 +202,13 @@ def grouped_folds(cases: Sequence[str], labels: Sequence[int], k: int, seed: int
     return fold_of_case[inv]
 
 
-def threshold_for_sensitivity(labels: np.ndarray, probs: np.ndarray, target: float) -> float:
-    """The highest threshold whose sensitivity on (labels, probs) is at least ``target``."""
-    pos = np.sort(np.asarray(probs)[np.asarray(labels) == 1])[::-1]
-    k = int(math.ceil(target * len(pos) - 1e-9))
-    return float(pos[max(k - 1, 0)])
-
-
-def _operating_point(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    call = p >= threshold
-    pos, neg = y == 1, y == 0
-    return {
-        "threshold": float(threshold),
-        "sensitivity": float((call & pos).sum() / max(pos.sum(), 1)),
-        "specificity": float((~call & neg).sum() / max(neg.sum(), 1)),
-    }
-
-
 def _figures(y, p, cases, threshold) -> dict[str, Any]:
     return {
         "auroc": auroc(y, p),
         "auroc_ci95": list(bootstrap_auroc_ci(y, p, cases)),
         "ece": expected_calibration_error(y, p),
-        "brier": float(np.mean((p - y) ** 2)),
-        **_operating_point(y, p, threshold),
+        "brier": brier(y, p),
+        **operating_point(y, p, threshold).to_dict(),
     }
 
 
@@ -298,7 +266,7 @@ def fit_profile(
         test = folds == f
         a_f, b_f = fit_platt(z[~test], y[~test])
         fold_slopes.append(a_f)
-        oof[test] = _sigmoid(a_f * z[test] + b_f)
+        oof[test] = sigmoid(a_f * z[test] + b_f)
     a, b = fit_platt(z, y)
     before = _figures(y, shipped, cases, results.shipped_threshold)
     site_auroc, (ci_low, ci_high) = before["auroc"], before["auroc_ci95"]
@@ -317,7 +285,7 @@ def fit_profile(
         )
     threshold = threshold_for_sensitivity(y, oof, target_sensitivity)
     threshold = min(max(threshold, 1e-6), 1 - 1e-6)
-    final = _sigmoid(a * z + b)
+    final = sigmoid(a * z + b)
     card = {
         "method": METHOD,
         "labels": "as supplied in the site's labels.csv",
@@ -339,7 +307,7 @@ def fit_profile(
             "before": before,
             "after": _figures(y, oof, cases, threshold),
         },
-        "in_sample": _operating_point(y, final, threshold)
+        "in_sample": operating_point(y, final, threshold).to_dict()
         | {"ece": expected_calibration_error(y, final)},
         "forced": bool(force and not ci_low > 0.5),
     }
@@ -469,14 +437,14 @@ class ActiveCalibration:
 
     @property
     def name(self) -> str:
-        return self.profile.name if self.profile is not None else "shipped"
+        return self.profile.name if self.profile is not None else SHIPPED
 
 
 def calibration_label(profile: SiteProfile | None) -> str:
     """How the app names the calibration in use."""
     if profile is None:
-        return "shipped calibration"
-    return f"site calibration {profile.name!r} (threshold {profile.threshold:.3f})"
+        return calibration_text(SHIPPED)
+    return f"{calibration_text(profile.name)} (threshold {profile.threshold:.3f})"
 
 
 def active_calibration(model_id: str, model_sha256: str = "") -> ActiveCalibration:
@@ -484,14 +452,14 @@ def active_calibration(model_id: str, model_sha256: str = "") -> ActiveCalibrati
     shipped calibration, with the reason when an active profile was not applied."""
     name = active_name()
     if name is None:
-        return ActiveCalibration(None, "shipped calibration")
+        return ActiveCalibration(None, calibration_text(SHIPPED))
     try:
         profile = load_profile(name)
     except ProfileError as err:
-        return ActiveCalibration(None, f"shipped calibration ({err}; not applied)", True)
+        return ActiveCalibration(None, f"{calibration_text(SHIPPED)} ({err}; not applied)", True)
     why = incompatibility(profile, model_id, model_sha256)
     if why:
-        return ActiveCalibration(None, f"shipped calibration ({why}; not applied)", True)
+        return ActiveCalibration(None, f"{calibration_text(SHIPPED)} ({why}; not applied)", True)
     return ActiveCalibration(profile, calibration_label(profile))
 
 
@@ -516,9 +484,9 @@ def choose_calibration(classifier, name: str | None) -> ActiveCalibration:
     """
     if name is None:
         return use_active_profile(classifier)
-    if name.lower() == "shipped":
+    if name.lower() == SHIPPED:
         classifier.profile = None
-        return ActiveCalibration(None, "shipped calibration")
+        return ActiveCalibration(None, calibration_text(SHIPPED))
     profile = load_profile(name)
     why = incompatibility(profile, classifier.card.id, model_sha256(classifier))
     if why:
@@ -530,5 +498,4 @@ def choose_calibration(classifier, name: str | None) -> ActiveCalibration:
 def same_calibration(finding, classifier) -> bool:
     """True when ``finding`` was made under the classifier's current calibration (a result
     from before a switch is analysed again rather than shown with the old numbers)."""
-    current = classifier.profile.name if classifier.profile is not None else ""
-    return finding.profile == current
+    return finding.calibration == classifier.calibration.name

@@ -26,7 +26,7 @@ import re
 import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +36,20 @@ from thyroid_desktop.core.analysis import AnalysisService
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import ImageLoadError
 from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.site.calibration import calibration_text
+from thyroid_desktop.core.site.metrics import (
+    N_BOOTSTRAP,
+    N_CALIBRATION_BINS,
+    Metrics,
+    compute_metrics,
+    roc_points,
+)
 
 log = logging.getLogger(__name__)
 
 LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
 #: Columns naming the case (patient/nodule) an image belongs to, in order of preference.
 CASE_COLUMNS = ("case", "group")
-#: Bootstrap resamples of cases for the AUROC's 95 % interval, and their seed (repeatable).
-N_BOOTSTRAP = 2000
-BOOTSTRAP_SEED = 0
-#: Equal-width probability bins of the expected calibration error and the reliability plot.
-N_CALIBRATION_BINS = 10
 #: Fewer images than this in either class: the report says the figures are very uncertain.
 FEW_PER_CLASS = 30
 #: Unreadable files named on the PDF page; the JSON lists all of them.
@@ -251,7 +254,7 @@ def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
         reason = f"{item.path.name}: the analysis failed ({type(err).__name__}: {err})"
         return ImageResult(item.file, item.label, item.case, error=reason)
     finding = result.finding
-    shipped = float(service.classifier.gradcam.calibrate(finding.logit))
+    shipped = service.classifier.shipped_calibration.apply(finding.logit)
     sug = finding.tirads_suggestion
     return ImageResult(
         file=item.file,
@@ -292,132 +295,6 @@ def analyse_folder(
         if progress is not None:
             progress(i + 1, total, item.file)
     return results, False
-
-
-# -- figures ---------------------------------------------------------------------------------
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with tied scores counted half)."""
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("AUROC needs both benign and malignant images")
-    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    mid_rank = ends - (counts - 1) / 2.0  # 1-based average rank of each distinct score
-    rank_sum = float(mid_rank[inverse][y == 1].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-
-
-def bootstrap_auroc_ci(
-    y: np.ndarray,
-    p: np.ndarray,
-    cases: Sequence[str],
-    n_boot: int = N_BOOTSTRAP,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float]:
-    """95 % percentile interval of the AUROC, resampling whole cases with replacement
-    (images of one case are not independent). NaN when no resample has both classes."""
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    rng = np.random.default_rng(seed)
-    _, inv = np.unique(np.asarray(cases), return_inverse=True)
-    members = [np.flatnonzero(inv == g) for g in range(inv.max() + 1)]
-    stats = []
-    for _ in range(n_boot):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        if 0 < y[idx].sum() < len(idx):
-            stats.append(auroc(y[idx], p[idx]))
-    if not stats:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(stats, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-@dataclass(frozen=True)
-class ReliabilityBin:
-    """One probability bin: how many images, their mean estimate, the malignant share."""
-
-    low: float
-    high: float
-    n: int
-    mean_probability: float
-    observed: float
-
-
-def reliability_bins(
-    y: np.ndarray, p: np.ndarray, n_bins: int = N_CALIBRATION_BINS
-) -> list[ReliabilityBin]:
-    """The non-empty equal-width bins of the reliability plot."""
-    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-    which = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
-    return [
-        ReliabilityBin(b / n_bins, (b + 1) / n_bins, int(sel.sum()), p[sel].mean(), y[sel].mean())
-        for b in range(n_bins)
-        if (sel := which == b).any()
-    ]
-
-
-def expected_calibration_error(
-    y: np.ndarray, p: np.ndarray, n_bins: int = N_CALIBRATION_BINS
-) -> float:
-    """ECE: the bins' |observed malignant share - mean estimate|, weighted by their size."""
-    n = len(p)
-    return float(
-        sum(b.n / n * abs(b.observed - b.mean_probability) for b in reliability_bins(y, p, n_bins))
-    )
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Discrimination and calibration of one set of estimates at one threshold."""
-
-    n: int
-    n_malignant: int
-    n_cases: int
-    prevalence: float
-    auroc: float
-    auroc_ci95: tuple[float, float]
-    threshold: float
-    sensitivity: float
-    specificity: float
-    confusion: dict[str, int]
-    ece: float
-    brier: float
-    bins: tuple[ReliabilityBin, ...] = field(repr=False, default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["auroc_ci95"] = [None if np.isnan(v) else v for v in self.auroc_ci95]  # valid JSON
-        return out
-
-
-def compute_metrics(
-    y: Sequence[int], p: Sequence[float], cases: Sequence[str], threshold: float
-) -> Metrics:
-    """All figures for estimates ``p`` of labels ``y`` (call malignant when p >= threshold).
-
-    Raises:
-        ValueError: fewer than one benign and one malignant image.
-    """
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    area = auroc(y, p)
-    call = p >= threshold
-    tp, fn = int((call & (y == 1)).sum()), int((~call & (y == 1)).sum())
-    tn, fp = int((~call & (y == 0)).sum()), int((call & (y == 0)).sum())
-    return Metrics(
-        n=len(y),
-        n_malignant=int(y.sum()),
-        n_cases=len(set(cases)),
-        prevalence=float(y.mean()),
-        auroc=area,
-        auroc_ci95=bootstrap_auroc_ci(y, p, cases),
-        threshold=float(threshold),
-        sensitivity=tp / max(tp + fn, 1),
-        specificity=tn / max(tn + fp, 1),
-        confusion={"tp": tp, "fn": fn, "tn": tn, "fp": fp},
-        ece=expected_calibration_error(y, p),
-        brier=float(np.mean((p - y) ** 2)),
-        bins=tuple(reliability_bins(y, p)),
-    )
 
 
 def reason_kind(reason: str) -> str:
@@ -541,10 +418,6 @@ class Validation:
         }
 
 
-def calibration_text(name: str) -> str:
-    return "shipped calibration" if name in ("", "shipped") else f"site calibration {name!r}"
-
-
 def summarise(
     folder: LabelledFolder,
     results: Sequence[ImageResult],
@@ -554,7 +427,8 @@ def summarise(
     """The figures of a run; ``classifier`` is the one (and calibration) that made them."""
     card = classifier.card
     profile = classifier.profile
-    threshold = profile.threshold if profile is not None else card.threshold
+    calibration = classifier.calibration
+    threshold = calibration.threshold
     usable = [r for r in results if r.has_estimate]
     y = [r.label for r in usable]
     cases = [r.case for r in usable]
@@ -562,7 +436,7 @@ def summarise(
     error = ""
     try:
         metrics = compute_metrics(y, [r.probability for r in usable], cases, threshold)
-        if profile is not None:
+        if not calibration.is_shipped:
             shipped = compute_metrics(
                 y, [r.shipped_probability for r in usable], cases, card.threshold
             )
@@ -595,7 +469,7 @@ def summarise(
         model_id=card.id,
         model_version=card.version,
         model_sha256=str(card.raw.get("sha256", "")),
-        calibration=profile.name if profile is not None else "shipped",
+        calibration=calibration.name,
         threshold=float(threshold),
         shipped_threshold=card.threshold,
         results=tuple(results),
@@ -662,16 +536,6 @@ def save_validation(validation: Validation, out_dir: str | os.PathLike[str]) -> 
 def write_validation_json(path: str | os.PathLike[str], validation: Validation) -> Path:
     text = json.dumps(validation.to_dict(), indent=1)
     return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-p, kind="mergesort")
-    y, p = y[order], p[order]
-    distinct = np.r_[np.flatnonzero(np.diff(p)), len(p) - 1]
-    tps, fps = np.cumsum(y)[distinct], (distinct + 1) - np.cumsum(y)[distinct]
-    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
-    fpr = np.r_[0.0, fps / max(len(y) - y.sum(), 1)]
-    return fpr, tpr
 
 
 def write_validation_pdf(path: str | os.PathLike[str], validation: Validation) -> Path:
@@ -769,7 +633,7 @@ def validation_figure(validation: Validation):
         pp = np.array([r.probability for r in usable], dtype=float)
         top = max(min(y - 0.03, 0.52), 0.37)  # the text above, the footer below
         roc = fig.add_axes((0.08, top - 0.30, 0.38, 0.27))
-        fpr, tpr = _roc_points(yy, pp)
+        fpr, tpr = roc_points(yy, pp)
         roc.plot(fpr, tpr, lw=2, label=f"AUROC {m.auroc:.3f}")
         roc.plot([0, 1], [0, 1], "k--", lw=1)
         roc.plot(1 - m.specificity, m.sensitivity, "o", color="#b00020", label="threshold")
