@@ -339,7 +339,7 @@ def cmd_fit(args) -> None:
         "what": "ACR TI-RADS descriptor suggestions: standardised multinomial logistic "
         "regression per group on the classifier's pooled features (crop + mirror mean) "
         "and/or grey levels inside the nodule relative to the tissue around it",
-        "labels": "DDTI radiologists' descriptors mapped to ACR 2017 (README table); not pathology",
+        "labels": "DDTI radiologists' descriptors mapped to ACR 2017 (docs/model-card.md table); not pathology",
         "training": "ddti development split (expert masks; the app's own mask for the auto "
         "view), class_weight=balanced; per group: see groups.*.variant",
         "cv": f"{N_FOLDS}-fold x {N_REPEATS} case-grouped CV, scored on the app's auto box "

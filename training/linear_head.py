@@ -1,7 +1,7 @@
 """Frozen ImageNet backbone, multi-scale pooled features and a logistic-regression head,
 exported as one flat Keras graph.
 
-Grouped cross-validation on these data (README, "Model") found this better than fine-tuning
+Grouped cross-validation on these data (docs/model-card.md, "The classifier") found this better than fine-tuning
 the backbone: about 600 development images are too few to move 4-6 M weights without
 losing what ImageNet taught them. Mid-level texture (stages 5 and 6) adds to the last
 stage's features, and training on the crop and its mirror image helps; rotations, shifts
