@@ -155,13 +155,14 @@ def test_only_the_latest_analysis_of_the_shown_image_counts():
 
 def test_echogenic_foci_none_excludes_the_others():
     c = TiradsChoices()
-    assert c.foci == {EchogenicFoci.NONE}
+    assert c.foci == frozenset()  # nothing pre-selected
     c = c.with_focus(EchogenicFoci.PUNCTATE, True).with_focus(EchogenicFoci.MACRO, True)
     assert c.foci == {EchogenicFoci.PUNCTATE, EchogenicFoci.MACRO}
     assert c.with_focus(EchogenicFoci.NONE, True).foci == {EchogenicFoci.NONE}
-    assert c.with_focus(EchogenicFoci.PUNCTATE, False).with_focus(
-        EchogenicFoci.MACRO, False
-    ).foci == {EchogenicFoci.NONE}
+    assert (
+        c.with_focus(EchogenicFoci.PUNCTATE, False).with_focus(EchogenicFoci.MACRO, False).foci
+        == frozenset()
+    )  # open again
     assert c.descriptors is None
     full = (
         c.with_choice("composition", Composition.SOLID)

@@ -59,3 +59,32 @@ def test_uncalibrated_size_is_never_guessed():
     rec = recommend(nodule().level, None)
     assert rec.action == "size needed" and "not calibrated" in rec.text
     assert label(C.SPONGIFORM) == "spongiform"
+
+
+def test_nothing_is_preselected_and_the_text_names_the_open_groups():
+    from thyroid_desktop.core.clinical.tirads import TiradsChoices, tirads_text
+
+    c = TiradsChoices()
+    assert c.foci == frozenset() and c.descriptors is None
+    assert tirads_text(c) == (
+        "not scored; open: composition, echogenicity, shape, margin, echogenic foci"
+    )
+    c = c.with_choice("composition", C.SOLID).with_choice("echogenicity", E.HYPO)
+    c = c.with_choice("shape", S.WIDER).with_choice("margin", M.SMOOTH)
+    assert c.descriptors is None  # four of five: still no level
+    assert tirads_text(c) == "not scored; open: echogenic foci"
+    assert "TR" not in tirads_text(c)
+    done = c.with_focus(F.NONE, True)
+    assert done.descriptors.level.tr == 4
+    assert tirads_text(done).startswith("TR4 (moderately suspicious), 4 points: solid")
+    assert done.with_focus(F.NONE, False).open_groups == ["echogenic foci"]
+
+
+def test_old_sessions_with_an_unset_none_read_as_open():
+    from thyroid_desktop.core.clinical.tirads import TiradsChoices
+
+    assert not TiradsChoices.from_json({"foci": ["NONE"], "foci_set": False}).foci_set
+    assert TiradsChoices.from_json({"foci": ["NONE"], "foci_set": True}).foci == {F.NONE}
+    assert TiradsChoices.from_json({"foci": ["MACRO"]}).foci == {F.MACRO}
+    round_trip = TiradsChoices().with_focus(F.PUNCTATE, True)
+    assert TiradsChoices.from_json(round_trip.to_json()) == round_trip

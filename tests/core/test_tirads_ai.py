@@ -176,7 +176,9 @@ def test_suggestions_count_only_once_confirmed_and_accept_fills_open_groups():
         "margin": "accepted",
         "echogenic_foci": "accepted",
     }
-    overridden = accepted.with_focus(EchogenicFoci.PUNCTATE, False)
+    cleared = accepted.with_focus(EchogenicFoci.PUNCTATE, False)
+    assert review_of(cleared, sug)["echogenic_foci"] == "open"  # nothing pre-ticked
+    overridden = cleared.with_focus(EchogenicFoci.MACRO, True)
     assert review_of(overridden, sug)["echogenic_foci"] == "changed"
     # Foci set by the clinician before accepting stay as they are.
     none_chosen = nothing.with_focus(EchogenicFoci.NONE, True)

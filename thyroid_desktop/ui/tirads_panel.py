@@ -23,6 +23,7 @@ from thyroid_desktop.core.clinical.tirads import (
     label,
     points_of,
     recommend,
+    tirads_text,
 )
 from thyroid_desktop.core.pipeline.tirads_ai import SUGGESTED_GROUPS, TiradsSuggestion, review_of
 
@@ -43,9 +44,9 @@ class NoWheel(QObject):
 
 
 class TiradsPanel(QGroupBox):
-    """The five descriptor groups as choices (echogenic foci: all that apply). It starts
-    "not scored": no level is shown until composition, echogenicity, shape and margin are
-    all chosen, so an untouched panel never reads as a TR1 assessment.
+    """The five descriptor groups as choices (echogenic foci: all that apply). Nothing is
+    pre-selected: no level is shown until all five groups are set (echogenic foci "none"
+    included), and until then the panel says which are open, as the PDF does.
 
     Choices change only by a deliberate action: the wheel never changes a choice, and a
     choice made with the mouse hands the keyboard back (``chosen``), so the arrow keys keep
@@ -149,7 +150,7 @@ class TiradsPanel(QGroupBox):
         return hint.text() if not hint.isHidden() else ""
 
     def descriptors(self) -> TiradsDescriptors | None:
-        """The chosen descriptors, or None while any of the four groups is not chosen."""
+        """The chosen descriptors, or None while any of the five groups is open."""
         return self._choices.descriptors
 
     def set_choices(self, choices: TiradsChoices | None) -> None:
@@ -232,13 +233,11 @@ class TiradsPanel(QGroupBox):
 
     def _update_text(self) -> None:
         self._update_hints()
+        self.result.setText(self.text())  # the PDF prints the same words (``tirads_text``)
         d = self.descriptors()
-        if d is None:
-            self.result.setText(
-                "<b>Not scored</b>: choose composition, echogenicity, shape, margin."
-            )
-            self.advice.setText("")
-            return
-        level = d.level
-        self.result.setText(f"<b>TR{level.tr}</b> ({level.name}), {d.points} points")
-        self.advice.setText(recommend(level, self._max_diameter_mm).text)
+        self.advice.setText("" if d is None else recommend(d.level, self._max_diameter_mm).text)
+
+    def text(self) -> str:
+        """The clinician's TI-RADS as shown (and as the PDF prints it): the level once all
+        five groups are set, else the groups still open."""
+        return tirads_text(self._choices)

@@ -153,19 +153,38 @@ GROUPS: dict[str, type[Enum]] = {
 }
 
 
+#: What each group is called when it is still open (the panel's and the PDF's wording).
+GROUP_NAMES = {
+    "composition": "composition",
+    "echogenicity": "echogenicity",
+    "shape": "shape",
+    "margin": "margin",
+    "echogenic_foci": "echogenic foci",
+}
+
+
 @dataclass(frozen=True)
 class TiradsChoices:
-    """What the clinician has chosen so far (any group may still be open). Echogenic foci
-    follow the lexicon: "none" excludes every other kind, and choosing a kind clears "none".
-    ``foci_set`` tells whether the clinician has set the foci (until then "none" is the
-    default, not a choice they made)."""
+    """What the clinician has chosen so far (any group may still be open; nothing is
+    pre-selected). Echogenic foci follow the lexicon: "none" excludes every other kind, and
+    choosing a kind clears "none"; an empty ``foci`` means the clinician has not set them."""
 
     composition: Composition | None = None
     echogenicity: Echogenicity | None = None
     shape: Shape | None = None
     margin: Margin | None = None
-    foci: frozenset[EchogenicFoci] = field(default_factory=lambda: frozenset({EchogenicFoci.NONE}))
-    foci_set: bool = False
+    foci: frozenset[EchogenicFoci] = field(default_factory=frozenset)
+
+    @property
+    def foci_set(self) -> bool:
+        """The clinician has set the echogenic foci (possibly "none")."""
+        return bool(self.foci)
+
+    @property
+    def open_groups(self) -> list[str]:
+        """The groups not set yet, in the panel's order, as people name them."""
+        out = [GROUP_NAMES[g] for g in GROUPS if getattr(self, g) is None]
+        return out + ([] if self.foci_set else [GROUP_NAMES["echogenic_foci"]])
 
     def with_choice(self, group: str, choice: Enum | None) -> TiradsChoices:
         """``choice`` (or None: not chosen) in the single-choice ``group``."""
@@ -175,22 +194,20 @@ class TiradsChoices:
 
     def with_focus(self, focus: EchogenicFoci, on: bool) -> TiradsChoices:
         """Ticks or clears one kind of echogenic focus; "none" and the others exclude each
-        other, and clearing the last kind leaves "none"."""
+        other; clearing the last one leaves the group open."""
         if focus is EchogenicFoci.NONE:
             foci = {EchogenicFoci.NONE} if on else set()
         else:
             foci = (set(self.foci) - {EchogenicFoci.NONE}) | {focus}
             if not on:
                 foci.discard(focus)
-        return dataclasses.replace(
-            self, foci=frozenset(foci or {EchogenicFoci.NONE}), foci_set=True
-        )
+        return dataclasses.replace(self, foci=frozenset(foci))
 
     @property
     def descriptors(self) -> TiradsDescriptors | None:
-        """The full descriptors, or None while a single-choice group is open."""
+        """The full descriptors, or None while any of the five groups is open."""
         chosen = {g: getattr(self, g) for g in GROUPS}
-        if any(v is None for v in chosen.values()):
+        if any(v is None for v in chosen.values()) or not self.foci_set:
             return None
         return TiradsDescriptors(**chosen, foci=self.foci)
 
@@ -198,7 +215,8 @@ class TiradsChoices:
     def of(cls, d: TiradsDescriptors | None) -> TiradsChoices:
         if d is None:
             return cls()
-        return cls(d.composition, d.echogenicity, d.shape, d.margin, d.foci, foci_set=True)
+        foci = frozenset(d.foci) or frozenset({EchogenicFoci.NONE})  # a full reading
+        return cls(d.composition, d.echogenicity, d.shape, d.margin, foci)
 
     def to_json(self) -> dict:
         return {
@@ -210,10 +228,28 @@ class TiradsChoices:
     @classmethod
     def from_json(cls, data: dict) -> TiradsChoices:
         groups = {g: (GROUPS[g][data[g]] if data.get(g) else None) for g in GROUPS}
-        foci = frozenset(EchogenicFoci[f] for f in data.get("foci", ["NONE"]))
-        foci = foci or frozenset({EchogenicFoci.NONE})
-        # Sessions saved before ``foci_set`` existed: foci count as set once they differ
-        # from the default or the four single-choice groups were all chosen.
-        default_set = foci != {EchogenicFoci.NONE} or all(groups.values())
-        foci_set = bool(data.get("foci_set", default_set))
-        return cls(**groups, foci=foci, foci_set=foci_set)
+        foci = frozenset(EchogenicFoci[f] for f in data.get("foci", ()))
+        # Sessions saved while "none" was pre-ticked: a "none" the clinician never set (their
+        # ``foci_set`` false) is open; saved before ``foci_set`` existed, foci count as set
+        # once they differ from that default or the four single-choice groups were chosen.
+        was_default = foci == {EchogenicFoci.NONE}
+        default_set = not was_default or all(groups.values())
+        if was_default and not bool(data.get("foci_set", default_set)):
+            foci = frozenset()
+        return cls(**groups, foci=foci)
+
+
+def tirads_text(choices: TiradsChoices) -> str:
+    """The clinician's TI-RADS as the panel and the PDF both print it: the level, points
+    and descriptors once all five groups are set, else which groups are still open, e.g.
+    "not scored; open: echogenic foci, margin"."""
+    d = choices.descriptors
+    if d is None:
+        return f"not scored; open: {', '.join(choices.open_groups)}"
+    kinds = d.foci - {EchogenicFoci.NONE} or d.foci  # "none" only when alone
+    foci = ", ".join(sorted(label(f) for f in kinds))
+    level = d.level
+    return (
+        f"TR{level.tr} ({level.name}), {d.points} points: {label(d.composition)}; "
+        f"{label(d.echogenicity)}; {label(d.shape)}; {label(d.margin)}; {foci}"
+    )

@@ -13,11 +13,10 @@ import numpy as np
 
 from thyroid_desktop.core.clinical.measure import NoduleSize
 from thyroid_desktop.core.clinical.tirads import (
-    EchogenicFoci,
     TiradsChoices,
     TiradsDescriptors,
-    label,
     recommend,
+    tirads_text,
 )
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import UltrasoundImage
@@ -139,24 +138,14 @@ def _lines(
         ("Nodule box", f"{finding.roi.as_list()} px ({finding.roi_source})"),
         ("Size", size.text() if size is not None else "not measured"),
     ]
-    if tirads is not None:
-        level = tirads.level
-        rec = recommend(level, size)
-        kinds = tirads.foci - {EchogenicFoci.NONE} or tirads.foci  # "none" only when alone
-        foci = ", ".join(sorted(label(f) for f in kinds))
-        rows += [
-            (
-                "ACR TI-RADS",
-                f"TR{level.tr} ({level.name}), {tirads.points} points: {label(tirads.composition)}; "
-                f"{label(tirads.echogenicity)}; {label(tirads.shape)}; {label(tirads.margin)}; {foci}",
-            ),
-            ("Recommendation", rec.text),
-        ]
-    else:
-        rows.append(("ACR TI-RADS", "not scored"))
+    choices = choices if choices is not None else TiradsChoices.of(tirads)
+    scored = choices.descriptors
+    rows.append(("ACR TI-RADS", tirads_text(choices)))  # the panel's words, the same function
+    if scored is not None:
+        rows.append(("Recommendation", recommend(scored.level, size).text))
     sug = finding.tirads_suggestion if finding.in_scope else None
     if sug is not None:
-        review = review_of(choices or TiradsChoices.of(tirads), sug)
+        review = review_of(choices, sug)
         rows.append(
             (
                 "AI suggestions",
