@@ -55,32 +55,82 @@ def show(review, row):
     return image
 
 
-def test_the_detectors_first_box_becomes_n1_and_a_later_result_is_n1s(review):
+def detect(review, image, best, *others, result=None):
+    """The detector's answer for ``image``: ``best`` (None: nothing found) and ``others``."""
+    found = finding(best) if best is not None else finding(SCAN, BoxSource.FULL)
+    boxes = ([best] if best is not None else []) + list(others)
+    return review.detected(
+        image, review.begin_request(), result or found, Detection([Candidate(b) for b in boxes])
+    )
+
+
+def test_the_detectors_box_is_a_proposal_until_the_clinician_accepts_it(review):
     image = show(review, 0)
     assert review.first_step(image).step is Step.AUTO_DETECT
-    req = review.begin_request()
     a, b = ROI(5, 5, 10, 10), ROI(30, 20, 10, 10)
-    assert review.detected(image, req, finding(a), Detection([Candidate(a), Candidate(b)]))
+    assert detect(review, image, a, b)
+    assert review.session.state.nodules == ()  # no nodule by itself
+    assert review.proposal == a and review.roi == a and review.nodule() is None
+    assert review.finding.roi == a and review.preliminary
+    assert review.offered() == [b]  # the other candidate, dashed
+    assert review.rows() == []  # nothing for the CSV
+    assert "proposal" in review.list_line(0).text
+    assert review.accept_proposal() == "N1"
     (n1,) = review.session.state.nodules
-    assert n1.id == "N1" and n1.box == a and review.nodule_id == "N1"
-    assert review.session.undo_text == ""  # the detector's box is no undo step
-    assert n1.estimate.probability == 0.8 and review.finding.roi == a
-    assert review.offered() == [b]  # the proposal not boxed, drawn dashed
+    assert n1.box == a and n1.estimate.probability == 0.8 and review.nodule_id == "N1"
+    assert review.session.undo_text == "add N1" and not review.preliminary
+    assert review.proposal is None and review.accept_proposal() is None
+    assert [r.nodule.id for r in review.rows()] == ["N1"]
     assert review.next_proposal() == b
-    assert review.status(0) == "analysed" and review.status(1) == "not analysed"
 
 
-def test_a_moved_box_is_the_same_nodule_and_its_old_result_is_dropped(review):
+def test_browsing_makes_no_nodule(review, tmp_path):
+    for row in (0, 1, 0, 1):
+        image = show(review, row)
+        detect(review, image, ROI(5, 5, 10, 10))
+    assert review.session.state.nodules == () and review.rows() == []
+    assert review.status(0) == review.status(1) == "analysed"  # looked at, preliminary
+
+
+def test_nothing_found_gives_no_estimate_unless_the_scan_area_is_asked_for(review):
+    image = show(review, 1)
+    assert detect(review, image, None)
+    assert review.nothing_found and review.finding is None and review.proposal is None
+    assert review.roi is None and "no nodule found" in review.list_line(1).text
+    review.use_scan_area()  # the user asks (Analysis > Analyse whole scan area)
+    assert review.analysed(image, review.begin_request(), finding(SCAN, BoxSource.FULL))
+    assert review.finding is not None and review.preliminary and not review.nothing_found
+    assert review.session.state.nodules == () and review.rows() == []
+
+
+def test_a_rejected_proposal_is_hidden_on_that_frame_and_the_next_one_is_proposed(review):
+    image = show(review, 0)
+    a, b = ROI(5, 5, 10, 10), ROI(30, 20, 10, 10)
+    detect(review, image, a, b)
+    assert review.reject_proposal()
+    assert review.proposal == b and review.finding is None  # b is to be analysed
+    assert review.offered() == []
+    assert review.reject_proposal() and review.proposal is None and review.nothing_found
+    assert not review.reject_proposal()
+    again = show(review, 0)
+    assert detect(review, again, a, b)  # detected again: both stay hidden
+    assert review.proposal is None and review.nothing_found and review.finding is None
+    assert review.session.state.nodules == ()
+
+
+def test_an_adjusted_proposal_or_a_drawn_box_is_a_nodule_and_moving_it_keeps_it(review):
     image = show(review, 0)
     a = ROI(5, 5, 10, 10)
-    review.detected(image, review.begin_request(), finding(a), Detection([Candidate(a)]))
+    detect(review, image, a)
     moved = ROI(6, 5, 10, 10)
-    assert review.box_drawn(moved) is False  # not a new nodule
+    assert review.box_drawn(moved) is True  # the proposal adjusted: the clinician's nodule
+    assert review.proposal is None and review.session.state.nodule("N1").box == moved
+    assert review.box_drawn(ROI(7, 5, 10, 10)) is False  # N1 moved again
     assert review.session.state.nodule("N1").estimate is None
     assert review.status(0) == "not analysed"
     assert review.rows()[0].status == "not analysed"
     req = review.begin_request()
-    assert review.analysed(image, req, finding(moved, BoxSource.MANUAL, p=0.3))
+    assert review.analysed(image, req, finding(ROI(7, 5, 10, 10), BoxSource.MANUAL, p=0.3))
     assert review.session.state.nodule("N1").estimate.probability == 0.3
 
 
@@ -96,34 +146,29 @@ def test_only_the_latest_request_counts_and_another_image_makes_it_stale(review)
     assert review.image is other and not review.awaiting
 
 
-def test_new_nodule_on_request_and_the_next_box_is_n2(review):
+def test_new_nodule_on_request_and_the_next_box_is_n2_renumbered_after_a_delete(review):
     image = show(review, 0)
     a = ROI(5, 5, 10, 10)
-    review.detected(image, review.begin_request(), finding(a), Detection([Candidate(a)]))
+    detect(review, image, a)
+    review.accept_proposal()
     assert review.start_new_nodule()
     assert review.box_drawn(ROI(30, 20, 10, 10)) is True
     assert [n.id for n in review.session.state.nodules] == ["N1", "N2"]
     assert review.nodule_id == "N2" and review.session.undo_text == "add N2"
     assert [n.id for n in review.others_shown()] == ["N1"]
     assert review.offered() == []  # N1's box is drawn as N1, not as a proposal
-
-
-def test_a_scan_area_result_with_no_nodule_is_the_images_row(review):
-    image = show(review, 1)
-    review.analysed(image, review.begin_request(), finding(SCAN, BoxSource.FULL, reason="noise"))
-    assert review.session.state.nodules == ()
-    (row,) = [r for r in review.rows() if r.entry.name == "b.png"]
-    assert row.status == "analysed" and row.nodule is None and not row.estimate.in_scope
-    line = review.list_line(1)
-    assert "no estimate" in line.text and line.tone is Tone.WARNING
-    assert review.rows_to_analyse() == [0]
+    review.pick_nodule("N1")
+    assert review.delete_nodule()
+    (left,) = review.session.state.nodules
+    assert left.id == "N1" and left.box == ROI(30, 20, 10, 10) and review.nodule_id == "N1"
 
 
 def test_coming_back_shows_the_stored_result_unless_the_calibration_changed(review):
     image = show(review, 0)
     a = ROI(5, 5, 10, 10)
     shown = finding(a)
-    review.detected(image, review.begin_request(), shown, Detection([Candidate(a)]))
+    detect(review, image, a, result=shown)
+    review.accept_proposal()
     show(review, 1)
     again = show(review, 0)
     step = review.present(again)
@@ -134,9 +179,10 @@ def test_coming_back_shows_the_stored_result_unless_the_calibration_changed(revi
     assert review.follow_nodule() == a and review.roi == a
 
 
-def test_a_choice_on_the_scan_area_makes_a_nodule_and_the_list_shows_the_level(review):
+def test_a_tirads_choice_on_a_proposal_accepts_it_and_the_list_shows_the_level(review):
     from thyroid_desktop.core.clinical.tirads import (
         Composition,
+        EchogenicFoci,
         Echogenicity,
         Margin,
         Shape,
@@ -144,15 +190,40 @@ def test_a_choice_on_the_scan_area_makes_a_nodule_and_the_list_shows_the_level(r
     )
 
     image = show(review, 1)
-    review.analysed(image, review.begin_request(), finding(SCAN, BoxSource.FULL))
+    detect(review, image, None)
+    assert not review.ensure_nodule()  # nothing to describe
+    image = show(review, 0)
+    detect(review, image, ROI(5, 5, 10, 10))
     assert review.ensure_nodule()
     (n,) = review.session.state.nodules
-    assert n.source is BoxSource.FULL and n.box == SCAN and n.estimate.probability == 0.8
+    assert n.source is BoxSource.AUTO and n.estimate.probability == 0.8
     choices = TiradsChoices()
     for c in (Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.SMOOTH):
         choices = choices.with_choice(c.__class__.__name__.lower(), c)
     review.session.set_tirads(n.id, choices)
-    assert "TR4" in review.list_line(1).text
+    assert "TR" not in review.list_line(0).text  # echogenic foci still open
+    review.session.set_tirads(n.id, choices.with_focus(EchogenicFoci.NONE, True))
+    assert "TR4" in review.list_line(0).text
+
+
+def test_a_frame_change_shows_only_that_frames_nodule(tmp_path):
+    from tests.conftest import write_cine_dicom
+
+    review = Review(Session())
+    review.add_files([write_cine_dicom(tmp_path / "loop.dcm", n_frames=3)])
+    image = show(review, 0)
+    review.box_drawn(ROI(5, 5, 10, 10))  # N1 on frame 1
+    review.show(review.open_frame(2))
+    assert review.nodule() is None  # frame 3 has none: the panel shows none, not N1
+    assert review.present(review.image).step is Step.AUTO_DETECT
+    review.box_drawn(ROI(20, 20, 10, 10))
+    assert [(n.id, n.frame) for n in review.session.state.nodules] == [("N1", 0), ("N2", 2)]
+    review.show(review.open_frame(1))
+    assert review.nodule() is None
+    review.show(review.open_frame(0))
+    assert review.nodule().id == "N1" and image.sha256 == review.image.sha256
+    assert review.present(review.image).step is Step.ANALYSE_BOX
+    assert review.follow_nodule() == ROI(5, 5, 10, 10)
 
 
 def test_an_unreadable_file_says_why_and_shows_nothing(tmp_path):
@@ -179,7 +250,7 @@ def test_the_demo_image_is_shown_but_not_kept():
         review.set_user_scale(0.0)
 
 
-def test_a_batch_result_becomes_the_first_nodule_unless_the_user_was_first(review, tmp_path):
+def test_a_batch_result_is_a_proposal_and_the_users_box_stands(review, tmp_path):
     from thyroid_desktop.core.analysis import AnalysisResult
     from thyroid_desktop.core.io.images import open_image
 
@@ -191,6 +262,7 @@ def test_a_batch_result_becomes_the_first_nodule_unless_the_user_was_first(revie
     auto = ROI(20, 10, 12, 12)
     assert review.batch_result(0, AnalysisResult(image, finding(ROI(9, 9, 9, 9)))) is False
     assert review.batch_result(1, AnalysisResult(other, finding(auto))) is False  # not shown
-    boxes = {n.id: n.box for n in review.session.state.nodules}
-    assert boxes == {"N1": mine, "N2": auto}  # the user's box stands
+    assert [(n.id, n.box) for n in review.session.state.nodules] == [("N1", mine)]
     assert review.rows_to_analyse() == []
+    assert [r.nodule.id for r in review.rows()] == ["N1"]  # b.png's proposal: not in the CSV
+    assert "proposal" in review.list_line(1).text

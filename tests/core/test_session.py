@@ -62,12 +62,13 @@ def test_nodules_are_numbered_located_and_deleted_with_undo_redo():
     s.set_location(n2, Lobe.LEFT, Pole.LOWER)
     assert s.state.nodule(n2).location == "left lobe, lower"
     s.delete_nodule(n1)
-    assert [n.id for n in s.state.nodules] == ["N2"]
+    (left,) = s.state.nodules
+    assert left.id == "N1" and left.location == "left lobe, lower"  # renumbered, gapless
     assert s.undo_text == "delete N1" and s.undo()
-    assert [n.id for n in s.state.nodules] == ["N1", "N2"]
-    assert s.redo() and [n.id for n in s.state.nodules] == ["N2"]
-    assert s.add_nodule(A, 0, ROI(0, 0, 5, 5)) == "N3"  # ids are never reused
-    assert "add N3" in seen and seen[-1] == "add N3"
+    assert [(n.id, n.frame) for n in s.state.nodules] == [("N1", 4), ("N2", 9)]
+    assert s.redo() and [n.id for n in s.state.nodules] == ["N1"]
+    assert s.add_nodule(A, 0, ROI(0, 0, 5, 5)) == "N2"  # in the order confirmed
+    assert "add N2" in seen and seen[-1] == "add N2"
 
 
 def test_the_other_nodules_shown_are_those_on_the_frame_on_screen():
@@ -193,8 +194,8 @@ def test_autosave_restores_everything_after_a_restart(tmp_path):
     saved = s.state
 
     again = Session(store)  # a new process: nothing in memory
-    assert again.add_image(B, "b.png") and again.add_image(A, "/new/place/a.dcm")
-    assert {n.id: n for n in again.state.nodules} == {n.id: n for n in saved.nodules}
+    assert again.add_image(A, "/new/place/a.dcm") and again.add_image(B, "b.png")
+    assert again.state.nodules == saved.nodules  # opened in the same order: the same N1, N2
     assert again.state.image(A).frame == 2 and again.state.image(A).path == "/new/place/a.dcm"
     assert again.state.image(B).user_mm_per_px == 0.08
     assert again.add_nodule(A, 0, ROI(0, 0, 9, 9)) == "N3"

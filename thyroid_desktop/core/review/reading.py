@@ -5,12 +5,16 @@ proposals, the box being edited and the nodule it belongs to, and which analysis
 the latest; the window only shows it and sends it the user's actions. Edits that must be
 undoable go to the :class:`~thyroid_desktop.core.review.session.Session` beneath it.
 
-Words (DESIGN.md): a *proposal* is a candidate box the detector found (drawn dashed, never in
-a report); a *nodule* is in the session (N1, N2, ...) and is what the CSV, the PDF and the
-audit log hold. Each nodule has one result, ``Nodule.estimate``, written when the analysis
-of its current box arrives and cleared when the box changes: the panel, the study list, the
-CSV and the study report all read that one. An image analysed on its whole scan area (no
-nodule marked) keeps that result here, for the list and the CSV.
+Words (DESIGN.md): a *proposal* is a candidate box the detector found (drawn dashed, its
+estimate preliminary, never in a report); a *nodule* is in the session (N1, N2, ... in the
+order confirmed) and is what the CSV, the PDF, the saved session and the audit log's findings
+hold. A proposal becomes a nodule only by the clinician: accepted (:meth:`Review.accept_proposal`),
+adjusted (its box moved or resized) or replaced by a box they draw; a rejected one is hidden for
+that frame. When the detector finds nothing there is no estimate (the whole scan area is
+analysed only when the user asks for it). Each nodule has one result, ``Nodule.estimate``,
+written when the analysis of its current box arrives and cleared when the box changes: the
+panel, the study list, the CSV and the study report all read that one. A proposal's (or an
+asked-for scan area's) result is kept here, preliminary, for the study list only.
 """
 
 from __future__ import annotations
@@ -70,11 +74,16 @@ class ListLine:
 
 
 @dataclass(frozen=True)
-class AreaResult:
-    """The result of an image analysed on its whole scan area, with no nodule marked."""
+class Preliminary:
+    """An image's result that is no nodule's: a proposal's, or the whole scan area's when the
+    user asked for it; ``estimate`` None: the detector found nothing. For the study list."""
 
     frame: int
-    estimate: Estimate
+    estimate: Estimate | None
+
+
+#: What the window says when the detector finds nothing on a frame.
+NOTHING_FOUND = "No nodule found: click on the nodule or draw a box."
 
 
 class Review:
@@ -93,7 +102,13 @@ class Review:
         self.roi_source = BoxSource.MANUAL
         self.finding: Finding | None = None  # the result on screen (with its heat map)
         self.proposals: list = []  # the detector's candidates on this frame, best first
-        self.nodule_id: str | None = None  # the session's nodule shown on this image
+        #: The proposal on screen (the box being looked at, not a nodule yet), or None.
+        self.proposal: ROI | None = None
+        #: The detector found nothing on this frame (no estimate, no heat map).
+        self.nothing_found = False
+        #: Proposals the clinician rejected, per (image, frame): hidden there.
+        self.rejected: dict[tuple[str, int], set[ROI]] = {}
+        self.nodule_id: str | None = None  # the session's nodule shown (on the frame shown)
         self.adding = False  # the next box drawn is a new nodule
         self.user_mm_per_px: float | None = None  # the user's scale of the shown image
         self.frame_scores: dict[str, tuple[float, ...]] = {}  # image sha256 -> per frame
@@ -102,7 +117,7 @@ class Review:
         self.requests = LatestRequest()
         self.awaiting = False  # an analysis of the shown image is under way
         self.pending = False  # an analysis waits for the model to load
-        self._area: dict[str, AreaResult] = {}
+        self._prelim: dict[str, Preliminary] = {}
         #: The last finding shown per image: its heat map is shown again on coming back,
         #: but only while it is still the stored result (``_reusable``).
         self._seen: dict[str, Finding] = {}
@@ -141,17 +156,22 @@ class Review:
         entry.sha256, entry.scale, entry.error = image.sha256, image.scale, ""
         self.current = row
         self.user_mm_per_px = record.user_mm_per_px
-        nodules = self.session.state.nodules_on(image.sha256)
+        self._show_nodule_of(image.sha256, image.frame_index)
+        self.adding = False
+        return image
+
+    def _show_nodule_of(self, key: str, frame: int) -> None:
+        """The nodule shown is one on this frame (the one shown before if it is there, else
+        the first): never another frame's, so the panel always describes the box drawn."""
+        nodules = self.session.state.nodules_on(key, frame)
         keep = next((n for n in nodules if n.id == self.nodule_id), None)
         shown = keep or (nodules[0] if nodules else None)
         self.nodule_id = shown.id if shown else None
-        self.adding = False
-        return image
 
     def show_unreadable(self, row: int) -> None:
         """Row ``row``, whose file cannot be read, is selected: nothing is on screen."""
         self.current, self.image, self.roi, self.finding = row, None, None, None
-        self.proposals = []
+        self.proposals, self.proposal, self.nothing_found = [], None, False
         self.requests.supersede()
         self.awaiting = False
 
@@ -172,7 +192,7 @@ class Review:
         if image.source is None:
             self.current, self.user_mm_per_px, self.nodule_id = None, None, None
         self.image, self.finding, self.proposals = image, None, []
-        self.roi = None
+        self.roi, self.proposal, self.nothing_found = None, None, False
         self.requests.supersede()
         self.awaiting = False
 
@@ -228,13 +248,22 @@ class Review:
         return nodule.box
 
     def reshow(self, finding: Finding) -> None:
-        """A result already there is shown again (its box, unless it is the scan area)."""
+        """A result already there is shown again (its box, unless it is the scan area): the
+        shown nodule's, else a proposal's (preliminary again)."""
         self.roi = finding.roi if finding.roi_source is not BoxSource.FULL else None
         self.roi_source, self.finding = BoxSource(finding.roi_source), finding
+        nodule = self.nodule()
+        if self.roi is not None and (nodule is None or nodule.box != self.roi):
+            self.proposal = self.roi
+
+    @property
+    def preliminary(self) -> bool:
+        """The result on screen is no nodule's (a proposal's, or the scan area's)."""
+        return self.finding is not None and not self.shown_result_matches()
 
     def use_scan_area(self) -> None:
-        """The next analysis is of the whole scan area (no box)."""
-        self.roi = None
+        """The next analysis is of the whole scan area (no box): the user asked for it."""
+        self.roi, self.proposal, self.nothing_found = None, None, False
 
     def open_frame(self, frame: int) -> UltrasoundImage:
         """Frame ``frame`` of the current file, which becomes the file's frame on screen.
@@ -244,6 +273,8 @@ class Review:
         """
         image = open_image(self.entries[self.current].path, frame=frame)
         self.session.set_frame(image.sha256, frame)
+        self._show_nodule_of(image.sha256, image.frame_index)
+        self.adding = False
         return image
 
     def _reusable(self, image: UltrasoundImage) -> Finding | None:
@@ -256,8 +287,8 @@ class Review:
         if nodule is not None:
             stored = nodule.estimate
         else:
-            area = self._area.get(image.sha256)
-            stored = area.estimate if area is not None else None
+            prelim = self._prelim.get(image.sha256)
+            stored = prelim.estimate if prelim is not None else None
         return seen if stored == Estimate.of(seen) else None
 
     # ------------------------------------------------------------------ requests
@@ -285,42 +316,73 @@ class Review:
 
     # ------------------------------------------------------------------ boxes and nodules
     def box_drawn(self, roi: ROI, source: BoxSource = BoxSource.MANUAL) -> bool:
-        """The box on screen is now ``roi`` (drawn, moved, or a proposal picked): it is the
-        shown nodule's new box, or a new nodule when there is none yet on this image or the
-        user asked for one (N). Returns True when a nodule was added."""
+        """The clinician drew a box, or moved or resized the one on screen: it is the shown
+        nodule's new box, else (a proposal adjusted, or a box of their own) a new nodule, as
+        when they asked for one (Ctrl+N). Returns True when a nodule was added."""
         self.roi, self.roi_source = roi, BoxSource(source)
+        self.proposal, self.nothing_found = None, False
         if not self.in_session():
             return False
         if self.adding or self.nodule() is None:
             self.adding = False
-            self._add_nodule(roi, BoxSource(source), by_user=True)
+            self._add_nodule(roi, BoxSource(source))
             return True
         self.session.set_box(self.nodule_id, roi, BoxSource(source), self.image.frame_index)
         return False
 
-    def _add_nodule(self, box: ROI, source: BoxSource, by_user: bool) -> str:
-        """The one place a nodule is made from the box on screen."""
+    def _add_nodule(self, box: ROI, source: BoxSource) -> str:
+        """The one place a nodule is made: the clinician confirmed this box (an undo step)."""
         image = self.image
-        self.nodule_id = self.session.add_nodule(
-            image.sha256, image.frame_index, box, source, by_user=by_user
-        )
+        self.nodule_id = self.session.add_nodule(image.sha256, image.frame_index, box, source)
         return self.nodule_id
 
+    def show_proposal(self, roi: ROI) -> None:
+        """A detected candidate is looked at (picked, or the next one): it is the proposal
+        on screen, to analyse; no nodule is shown on this frame meanwhile."""
+        self.roi, self.roi_source, self.proposal = roi, BoxSource.AUTO, roi
+        self.nothing_found, self.adding, self.nodule_id = False, False, None
+
+    def accept_proposal(self) -> str | None:
+        """The clinician accepts the proposal on screen: it becomes a nodule (one undo step)
+        with the preliminary result shown for its box. Returns its id, None when no proposal
+        of a file of the study is on screen."""
+        box = self.proposal
+        if box is None or not self.in_session():
+            return None
+        nodule_id = self._add_nodule(box, BoxSource.AUTO)
+        self.proposal, self.roi, self.roi_source = None, box, BoxSource.AUTO
+        if self.finding is not None and self.finding.roi == box and not self.awaiting:
+            self.session.set_estimate(nodule_id, Estimate.of(self.finding))
+        return nodule_id
+
+    def reject_proposal(self) -> bool:
+        """The clinician rejects the proposal on screen: hidden on this frame from now on;
+        its preliminary result goes. The next candidate (if any) becomes the proposal, to
+        analyse; else nothing is found. False when no proposal is on screen."""
+        box, image = self.proposal, self.image
+        if box is None or image is None:
+            return False
+        self.rejected.setdefault((image.sha256, image.frame_index), set()).add(box)
+        self.proposals = [c for c in self.proposals if c.roi != box]
+        prelim = self._prelim.get(image.sha256)
+        if prelim is not None and prelim.estimate is not None and prelim.estimate.box == box:
+            del self._prelim[image.sha256]
+        self.requests.supersede()  # its analysis, if under way, is no longer wanted
+        self.awaiting = False
+        self.proposal, self.roi, self.finding = None, None, None
+        offered = self.offered()
+        if offered:
+            self.show_proposal(offered[0])
+        else:
+            self.nothing_found = True
+        return True
+
     def ensure_nodule(self) -> bool:
-        """The shown nodule; one is made for the analysed area when there is none yet (not
-        an undo step). False when there is nothing to attach a choice to."""
+        """The shown nodule; a proposal on screen is accepted first (the clinician describing
+        it confirms it). False when there is nothing to attach a choice to."""
         if self.current is None or not self.in_session():
             return False
-        if self.nodule() is None:
-            box = self.roi or (self.finding.roi if self.finding else None)
-            if box is None:
-                return False
-            source = self.roi_source if self.roi is not None else BoxSource.FULL
-            nodule_id = self._add_nodule(box, source, by_user=False)
-            if self.finding is not None and self.finding.roi == box:  # its result moves along
-                self.session.set_estimate(nodule_id, Estimate.of(self.finding))
-                self._area.pop(self.image.sha256, None)
-        return True
+        return self.nodule() is not None or self.accept_proposal() is not None
 
     def start_new_nodule(self) -> bool:
         """The next box drawn is a new nodule; False when no file is on screen."""
@@ -330,13 +392,16 @@ class Review:
         return True
 
     def delete_nodule(self) -> bool:
-        """Deletes the shown nodule; the image's next one (if any) is shown."""
+        """Deletes the shown nodule (the others are renumbered); another one on this frame
+        (if any) is shown."""
         nodule = self.nodule()
         if nodule is None:
             return False
         self.session.delete_nodule(nodule.id)
-        left = self.session.state.nodules_on(nodule.image)
-        self.nodule_id = left[0].id if left else None
+        self.nodule_id = None
+        self._show_nodule_of(nodule.image, nodule.frame)
+        if self.nodule_id is None:
+            self.roi, self.finding = None, None
         return True
 
     def pick_nodule(self, nodule_id: str) -> Nodule | None:
@@ -356,21 +421,25 @@ class Review:
         return self.session.state.others_shown(image.sha256, image.frame_index, self.nodule_id)
 
     def offered(self) -> list[ROI]:
-        """The proposals drawn dashed, in rank order: not the box being edited, nor one
-        already marked as another nodule."""
+        """The other candidates drawn dashed (click one to look at it), in rank order: not
+        the box on screen, nor one marked as a nodule, nor one rejected on this frame."""
         if self.image is None:
             return []
-        marked = [n.box for n in self.others_shown()]
+        image = self.image
+        marked = [n.box for n in self.session.state.nodules_on(image.sha256, image.frame_index)]
+        marked += self.rejected.get((image.sha256, image.frame_index), set())
         return offered_candidates([c.roi for c in self.proposals], self.roi, marked)
 
     def next_proposal(self) -> ROI | str:
         """The box after the shown one in rank order (N), or why there is none."""
         if not self.proposals:
             return "No other candidate: press A to auto-detect."
-        marked = [n.box for n in self.others_shown()]
+        image = self.image
+        marked = [n.box for n in self.session.state.nodules_on(image.sha256, image.frame_index)]
+        marked += self.rejected.get((image.sha256, image.frame_index), set())
         rois = offered_candidates([c.roi for c in self.proposals], None, marked)
         if not rois:
-            return "Every candidate is marked as a nodule already."
+            return "Every candidate is a nodule already or rejected."
         i = rois.index(self.roi) + 1 if self.roi in rois else 0
         return rois[i % len(rois)]
 
@@ -378,21 +447,28 @@ class Review:
     def detected(
         self, image: UltrasoundImage, request: int, finding: Finding, detection: Detection
     ) -> bool:
-        """The detector's result for the shown frame: its proposals, and its best box, which
-        becomes the file's first nodule when none is marked there yet (not an undo step).
-        False when it is stale (then nothing changed)."""
+        """The detector's result for the shown frame: its best box not rejected nor marked
+        is the proposal (never a nodule by itself). When the result is not for that box (the
+        best was rejected: the next one is the proposal, to analyse) or the detector found
+        nothing (``nothing_found``), no result is shown. False when it is stale."""
         if self.stale(request) or image is not self.image:
             return False
-        self.roi = finding.roi if finding.roi_source is BoxSource.AUTO else None
-        self.roi_source = BoxSource.AUTO
         self.proposals = list(detection.candidates)
-        if (
-            self.roi is not None
-            and self.in_session()
-            and not self.session.state.nodules_on(image.sha256)
-        ):
-            self._add_nodule(self.roi, BoxSource.AUTO, by_user=False)
-        return self.analysed(image, request, finding)
+        self.roi, self.proposal = None, None
+        self.roi_source = BoxSource.AUTO
+        found = finding.roi if finding.roi_source is BoxSource.AUTO else None
+        offered = self.offered()
+        if found is not None and found in offered:
+            self.show_proposal(found)
+            return self.analysed(image, request, finding)
+        self.awaiting, self.finding = False, None
+        if offered:
+            self.show_proposal(offered[0])  # the window analyses it
+        else:
+            self.nothing_found = True
+            if self.in_session():
+                self._prelim.setdefault(image.sha256, Preliminary(image.frame_index, None))
+        return True
 
     def analysed(self, image: UltrasoundImage, request: int, finding: Finding) -> bool:
         """The result for the shown frame arrived: it becomes the result of the nodule whose
@@ -412,10 +488,10 @@ class Review:
         nodule = self.nodule(image)
         if nodule is not None and nodule.frame == image.frame_index and nodule.box == finding.roi:
             self.session.set_estimate(nodule.id, Estimate.of(finding))
-        elif finding.roi_source is BoxSource.FULL and not self.session.state.nodules_on(
-            image.sha256
-        ):
-            self._area[image.sha256] = AreaResult(image.frame_index, Estimate.of(finding))
+        else:  # a proposal's or the scan area's: preliminary, for the list only
+            self._prelim[image.sha256] = Preliminary(image.frame_index, Estimate.of(finding))
+            if finding.roi_source is BoxSource.FULL:
+                self.nothing_found = False
 
     def shown_result_matches(self) -> bool:
         """The result on screen is for the shown nodule's current box and frame."""
@@ -449,10 +525,10 @@ class Review:
         return scores.best
 
     def batch_result(self, row: int, analysed: AnalysisResult) -> bool:
-        """A batch analysis of row ``row``: its detected box becomes the file's first nodule
-        when nothing was marked there yet (with this result); a scan-area result is kept
-        for the image. Returns True when it should be shown now (it is the shown frame,
-        nothing is shown yet and the user asked for nothing)."""
+        """A batch analysis of row ``row``: its detected box is the image's proposal, its
+        result preliminary (no nodule is made); nothing found is kept as such. Returns True
+        when it should be shown now (it is the shown frame, nothing is shown yet and the
+        user asked for nothing): then it is the proposal on screen."""
         image, finding = analysed.image, analysed.finding
         entry = self.entries[row]
         entry.sha256, entry.scale, entry.error = image.sha256, image.scale, ""
@@ -463,25 +539,21 @@ class Review:
         )
         if self.has_result(row):
             return False  # the user analysed it meanwhile: theirs stands
-        marked = self.session.state.nodules_on(image.sha256)
-        if finding.roi_source is BoxSource.AUTO and not marked:
-            self.session.set_frame(image.sha256, image.frame_index)
-            nodule_id = self.session.add_nodule(
-                image.sha256, image.frame_index, finding.roi, BoxSource.AUTO, by_user=False
-            )
-            self.session.set_estimate(nodule_id, Estimate.of(finding))
-            if on_screen:
-                self.nodule_id = self.nodule_id or nodule_id  # the box on screen is this one
-        elif not marked:
-            self._area[image.sha256] = AreaResult(image.frame_index, Estimate.of(finding))
-        if image.n_frames <= 1:
+        rejected = self.rejected.get((image.sha256, image.frame_index), set())
+        found = finding.roi_source is BoxSource.AUTO and finding.roi not in rejected
+        estimate = Estimate.of(finding) if found else None
+        self._prelim[image.sha256] = Preliminary(image.frame_index, estimate)
+        if found and image.n_frames <= 1:
             self._seen[image.sha256] = finding
-        show = row == self.current and on_screen and self.finding is None and not self.awaiting
-        if show:
-            self.roi = finding.roi if finding.roi_source is BoxSource.AUTO else None
-            self.roi_source = BoxSource.AUTO
-            self.finding = finding
-        return show
+        idle = self.finding is None and not self.awaiting and self.nodule() is None
+        if not (row == self.current and on_screen and idle and self.proposal is None):
+            return False
+        if not found:
+            self.nothing_found = True
+            return False
+        self.show_proposal(finding.roi)
+        self.finding = finding
+        return True
 
     def batch_failed(self, row: int, reason: str) -> None:
         """A batch analysis of row ``row`` failed; an earlier result of the user's stands."""
@@ -499,7 +571,11 @@ class Review:
         for n in self.session.state.nodules:
             if n.estimate is not None and n.estimate.calibration != name:
                 self.session.set_estimate(n.id, None)
-        self._area = {k: a for k, a in self._area.items() if a.estimate.calibration == name}
+        self._prelim = {
+            k: a
+            for k, a in self._prelim.items()
+            if a.estimate is None or a.estimate.calibration == name
+        }
 
     def session_shown(self) -> None:
         """After undo, redo or opening a session: the nodule and scale shown are what the
@@ -507,24 +583,24 @@ class Review:
         if not self.in_session():
             return
         state, image = self.session.state, self.image
-        nodules = state.nodules_on(image.sha256)
-        nodule = self.nodule() or (nodules[0] if nodules else None)
-        self.nodule_id = nodule.id if nodule else None
+        self._show_nodule_of(image.sha256, image.frame_index)
         self.user_mm_per_px = state.image(image.sha256).user_mm_per_px
 
     def box_to_reanalyse(self) -> Step | None:
         """After :meth:`session_shown`: whether the box on screen must be analysed again
-        (the nodule's box changed: ``ANALYSE_BOX``, its box now the one on screen; the box
-        was undone: ``AUTO_DETECT`` on the scan area), else None."""
+        (the nodule's box changed: ``ANALYSE_BOX``, its box now the one on screen; the
+        nodule on screen was undone: ``AUTO_DETECT``, its box a proposal again), else None."""
         nodule, image = self.nodule(), self.image
         if image is None:
             return None
-        if nodule is not None and nodule.frame == image.frame_index:
+        if nodule is not None:
             if nodule.box != self.roi or nodule.source is BoxSource.FULL:
                 self.roi, self.roi_source = nodule.box, nodule.source
+                self.proposal = None
                 return Step.ANALYSE_AREA if nodule.source is BoxSource.FULL else Step.ANALYSE_BOX
-        elif self.roi is not None and nodule is None:
-            return Step.ANALYSE_AREA  # the box was undone: back to the scan area
+            self.proposal = None
+        elif self.roi is not None and self.proposal is None:
+            return Step.AUTO_DETECT  # the nodule was undone: the detector proposes again
         return None
 
     def set_user_scale(self, mm_per_px: float | None) -> None:
@@ -543,7 +619,7 @@ class Review:
         nodules = self.session.state.nodules_on(key)
         if nodules:
             return any(n.estimate is not None for n in nodules)
-        return key in self._area
+        return key in self._prelim
 
     def status(self, row: int) -> str:
         """ "analysed", "not analysed" or "error" (the entry's ``error`` says why)."""
@@ -552,24 +628,19 @@ class Review:
         return "analysed" if self.has_result(row) else "not analysed"
 
     def rows(self) -> list[ResultRow]:
-        """The study as the CSV writes it: one row per nodule, and one per image with no
-        nodule (its scan-area result, or why it has none)."""
+        """The study as the CSV writes it: one row per nodule, in the order confirmed (an
+        image only looked at, with proposals, has none)."""
         state = self.session.state
+        entries = {e.sha256: e for e in self.entries if e.sha256}
         out = []
-        for i, entry in enumerate(self.entries):
-            record = state.image(entry.sha256) if entry.sha256 else None
-            scale = record.user_mm_per_px if record is not None else None
-            cine = record is not None and record.n_frames > 1
-            status = self.status(i)
-            nodules = state.nodules_on(entry.sha256) if entry.sha256 else []
-            for n in nodules:
-                s = status if status == "error" or n.estimate else "not analysed"
-                out.append(ResultRow(entry, s, n.estimate, n.frame if cine else None, scale, n))
-            if not nodules:
-                area = self._area.get(entry.sha256)
-                est = area.estimate if area else None
-                frame = area.frame if area and cine else None
-                out.append(ResultRow(entry, status, est, frame, scale))
+        for n in state.nodules:
+            entry, record = entries.get(n.image), state.image(n.image)
+            if entry is None or record is None:
+                continue
+            cine = record.n_frames > 1
+            status = "error" if entry.error else ("analysed" if n.estimate else "not analysed")
+            frame = n.frame if cine else None
+            out.append(ResultRow(entry, status, n.estimate, frame, record.user_mm_per_px, n))
         return out
 
     def list_line(self, row: int) -> ListLine:
@@ -583,19 +654,21 @@ class Review:
         nodules = self.session.state.nodules_on(entry.sha256) if entry.sha256 else []
         nodule = next((n for n in nodules if n.id == self.nodule_id), None)
         nodule = nodule or (nodules[0] if nodules else None)
+        prelim = self._prelim.get(entry.sha256)
         if nodule is not None:
-            est = nodule.estimate
+            est, what = nodule.estimate, f"{nodule.id} · "
+        elif prelim is not None and prelim.estimate is None:
+            return ListLine(f"{entry.name}\nno nodule found", tooltip, Tone.NORMAL)
         else:
-            area = self._area.get(entry.sha256)
-            est = area.estimate if area else None
+            est, what = (prelim.estimate if prelim else None), "proposal · "
         if est is None:
             return ListLine(f"{entry.name}\nnot analysed", tooltip, Tone.NORMAL)
         scored = nodule.tirads.descriptors if nodule is not None else None
         tr = f" · TR{scored.level.tr}" if scored else ""  # the clinician's score
         if not est.in_scope:
-            return ListLine(f"{entry.name}\n⚠ no estimate{tr}", tooltip, Tone.WARNING)
+            return ListLine(f"{entry.name}\n{what}⚠ no estimate{tr}", tooltip, Tone.WARNING)
         shaky = " · unstable" if est.unstable else ""
-        text = f"{entry.name}\n{est.probability:.2f} · {est.call} · {est.roi_source} box{tr}{shaky}"
+        text = f"{entry.name}\n{what}{est.probability:.2f} · {est.call}{tr}{shaky}"
         return ListLine(text, tooltip, Tone.NORMAL)
 
 

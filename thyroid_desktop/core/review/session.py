@@ -124,7 +124,7 @@ class Nodule:
     """One nodule: where it is seen (image, frame, box), where it is in the gland, and what
     the clinician and the model said about it."""
 
-    id: str  # "N1", "N2", ... unique in the session, never reused
+    id: str  # "N1", "N2", ...: its place in the order confirmed (renumbered after a delete)
     image: str  # the image's sha256
     frame: int
     box: ROI
@@ -159,11 +159,24 @@ class ImageRecord:
     user_mm_per_px: float | None = None
 
 
+def numbered(nodules: tuple[Nodule, ...]) -> tuple[Nodule, ...]:
+    """The nodules named N1..Nn in their order (the order the clinician confirmed them)."""
+    return tuple(
+        n if n.id == f"N{i}" else dataclasses.replace(n, id=f"N{i}")
+        for i, n in enumerate(nodules, 1)
+    )
+
+
 @dataclass(frozen=True)
 class SessionState:
+    """The images of the study and its nodules, in the order confirmed (N1..Nn)."""
+
     images: tuple[ImageRecord, ...] = ()
     nodules: tuple[Nodule, ...] = ()
-    next_number: int = 1
+
+    @property
+    def next_number(self) -> int:
+        return len(self.nodules) + 1
 
     def image(self, key: str) -> ImageRecord | None:
         return next((i for i in self.images if i.key == key), None)
@@ -251,20 +264,12 @@ class Session:
             return False
         restored = self.store.restore(key) if self.store is not None else None
         if restored is not None:
-            image, nodules, number = restored
+            image, nodules = restored
             image = dataclasses.replace(image, path=str(path))
-            known = {n.id for n in self.state.nodules}
-            number = max(self.state.next_number, number)
-            kept = []
-            for n in nodules:  # another session's N1 here too: this one is renumbered
-                if n.id in known:
-                    n, number = dataclasses.replace(n, id=f"N{number}"), number + 1
-                kept.append(n)
-            state = dataclasses.replace(
+            state = dataclasses.replace(  # its nodules follow this session's, renumbered
                 self.state,
                 images=self.state.images + (image,),
-                nodules=self.state.nodules + tuple(kept),
-                next_number=number,
+                nodules=numbered(self.state.nodules + tuple(nodules)),
             )
         else:
             image = ImageRecord(key, str(path), max(int(n_frames), 1))
@@ -296,19 +301,16 @@ class Session:
         detector proposed when the image was first opened (``by_user`` False) is not an
         undo step."""
         self._image(key)
-        nodule_id = f"N{self.state.next_number}"
+        nodule_id = f"N{len(self.state.nodules) + 1}"
         nodule = Nodule(nodule_id, key, int(frame), box, BoxSource(source))
-        state = dataclasses.replace(
-            self.state,
-            nodules=self.state.nodules + (nodule,),
-            next_number=self.state.next_number + 1,
-        )
+        state = dataclasses.replace(self.state, nodules=numbered(self.state.nodules + (nodule,)))
         self._set(state, f"add {nodule_id}", undoable=by_user)
         return nodule_id
 
     def delete_nodule(self, nodule_id: str) -> None:
+        """Deletes a nodule; the ones after it are renumbered (N1..Nn stay gapless)."""
         self._nodule(nodule_id)
-        nodules = tuple(n for n in self.state.nodules if n.id != nodule_id)
+        nodules = numbered(tuple(n for n in self.state.nodules if n.id != nodule_id))
         self._set(
             dataclasses.replace(self.state, nodules=nodules), f"delete {nodule_id}", undoable=True
         )
@@ -496,7 +498,7 @@ def state_from_json(data: dict) -> SessionState:
                     estimate=_estimate_from_json(est) if est else None,
                 )
             )
-        return SessionState(images, tuple(nodules), int(data["next_number"]))
+        return SessionState(images, numbered(tuple(nodules)))
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
 
@@ -571,7 +573,7 @@ class SessionStore:
             write_atomically(self.index_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         return path
 
-    def restore(self, key: str) -> tuple[ImageRecord, list[Nodule], int] | None:
+    def restore(self, key: str) -> tuple[ImageRecord, list[Nodule]] | None:
         """What the last session holding image ``key`` saved for it, or None."""
         name = self._index().get(key)
         if not name:
@@ -584,4 +586,4 @@ class SessionStore:
         image = state.image(key)
         if image is None:
             return None
-        return image, state.nodules_on(key), state.next_number
+        return image, state.nodules_on(key)
