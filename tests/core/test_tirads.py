@@ -67,12 +67,12 @@ def test_nothing_is_preselected_and_the_text_names_the_open_groups():
     c = TiradsChoices()
     assert c.foci == frozenset() and c.descriptors is None
     assert tirads_text(c) == (
-        "not scored; open: composition, echogenicity, shape, margin, echogenic foci"
+        "Not scored; open: composition, echogenicity, shape, margin, echogenic foci"
     )
     c = c.with_choice("composition", C.SOLID).with_choice("echogenicity", E.HYPO)
     c = c.with_choice("shape", S.WIDER).with_choice("margin", M.SMOOTH)
     assert c.descriptors is None  # four of five: still no level
-    assert tirads_text(c) == "not scored; open: echogenic foci"
+    assert tirads_text(c) == "Not scored; open: echogenic foci"
     assert "TR" not in tirads_text(c)
     done = c.with_focus(F.NONE, True)
     assert done.descriptors.level.tr == 4

@@ -138,6 +138,8 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
     assert panel.descriptors() is None  # shape and margin not chosen yet: no level
     panel.select(Shape.WIDER)
     panel.select(Margin.SMOOTH)
+    assert panel.result.text() == "Not scored; open: echogenic foci"  # none pre-ticked
+    panel.set_focus(EchogenicFoci.NONE, True)
     assert "TR4" in panel.result.text()
     panel.set_focus(EchogenicFoci.PUNCTATE, True)
     assert "TR5" in panel.result.text() and "7 points" in panel.result.text()
@@ -292,6 +294,9 @@ def test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere(
     if box is not None:
         window.set_roi(box)
         qtbot.waitUntil(lambda: review.finding.roi == box and not review.awaiting, timeout=60000)
+    else:
+        assert window.session.state.nodules == ()  # the detector's box: a proposal
+        window.accept_proposal()
     finding = review.finding
     assert finding.in_scope, finding.no_estimate_reason
     image = open_image(path)

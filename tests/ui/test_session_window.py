@@ -33,6 +33,14 @@ def _analysed(window, qtbot):
     )
 
 
+def _accepted(window, qtbot):
+    """The detector's proposal, analysed, accepted by the clinician (a nodule)."""
+    _analysed(window, qtbot)
+    assert window.review.proposal is not None and window.view.box_is_proposal()
+    window.accept_proposal()
+    assert window.review.nodule() is not None and not window.view.box_is_proposal()
+
+
 def test_cine_opens_on_the_best_frame_and_steps_with_keys(window, qtbot, cine_dicom):
     assert window.open_paths([cine_dicom])
     bar = window.frame_bar
@@ -44,21 +52,34 @@ def test_cine_opens_on_the_best_frame_and_steps_with_keys(window, qtbot, cine_di
     assert best == int(np.nanargmax(scores)) and scores[0] == 0.0
     assert window.review.finding.roi_source == "auto" and bar.frame == best
     assert f"frame {best + 1} of 12" in window.windowTitle()
+    assert window.session.state.nodules == ()  # a proposal until accepted
+    keys = window.study_list  # the keys are the window's, whatever widget has focus
+    keys.setFocus()
+    qtbot.keyClick(keys, Qt.Key.Key_Return)
     (nodule,) = window.session.state.nodules
     assert nodule.frame == best and nodule.box == window.review.finding.roi
+    assert window.nodules.choice.currentData() == "N1"
     assert window.export_csv(cine_dicom.with_name("study.csv"))
     assert f"{cine_dicom},{best}," in cine_dicom.with_name("study.csv").read_text()
-    window.view.setFocus()
-    qtbot.keyClick(window.view, Qt.Key.Key_Right)
+    qtbot.keyClick(keys, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.review.image.frame_index == best + 1, timeout=10000)
-    qtbot.keyClick(window.view, Qt.Key.Key_Left)
-    qtbot.keyClick(window.view, Qt.Key.Key_Left)
+    _analysed(window, qtbot)
+    # another frame: the panel shows no nodule, and the box drawn is not N1's
+    assert window.review.nodule() is None and window.nodules.choice.currentData() is None
+    assert window.view.roi() is None or window.view.box_is_proposal()
+    qtbot.keyClick(keys, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: window.review.image.frame_index == best, timeout=10000)
+    assert window.nodules.choice.currentData() == "N1" and window.view.roi() == nodule.box
+    assert not window.view.box_is_proposal()
+    qtbot.keyClick(keys, Qt.Key.Key_Left)
     qtbot.waitUntil(lambda: window.review.image.frame_index == best - 1, timeout=10000)
     assert window.session.state.image(window.review.image.sha256).frame == best - 1
-    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    combo = next(iter(window.tirads._combos.values()))
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Space)
     assert bar.playing
     qtbot.waitUntil(lambda: window.review.image.frame_index not in (best - 1,), timeout=10000)
-    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    qtbot.keyClick(keys, Qt.Key.Key_Space)
     assert not bar.playing
     _analysed(window, qtbot)  # the frame it stopped on is analysed
 
@@ -221,7 +242,7 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     a, b = _png(tmp_path, "a.png", 0), _png(tmp_path, "b.png", 1)
     window.open_paths([a, b])
     window.study_list.setCurrentRow(0)
-    _analysed(window, qtbot)
+    _accepted(window, qtbot)
     assert [n.id for n in window.session.state.nodules] == ["N1"]
     window.start_new_nodule()
     window.set_roi(ROI(60, 40, 80, 70))
@@ -243,6 +264,7 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     window.nodules.pole.activated.emit(window.nodules.pole.currentIndex())
     for choice in (Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.LOBULATED):
         window.tirads.select(choice)
+    window.tirads.set_focus(EchogenicFoci.NONE, True)  # all five set: a level
     assert window.session.state.nodule("N2").location == "right lobe, upper"
     window.pick_nodule("N1")
     _analysed(window, qtbot)
@@ -251,8 +273,12 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert window.tirads.choices().composition is None  # N1's own (empty) choices
     window.study_list.setCurrentRow(1)
     _analysed(window, qtbot)
+    assert [n.id for n in window.session.state.nodules] == ["N1", "N2"]  # b.png: a proposal
+    window.nodules.choice.setFocus()
+    qtbot.keyClick(window.nodules.choice, Qt.Key.Key_Y)  # accepted, focus elsewhere
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
     assert window.view.other_nodules() == []  # b.png has only its own N3
+    b_key = window.session.state.nodule("N3").image
     window.pick_nodule("N2")
     qtbot.waitUntil(lambda: window.review.current == 0, timeout=10000)
     _analysed(window, qtbot)
@@ -269,8 +295,11 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     assert "a.png" in pages[2].extract_text() and "b.png" in pages[3].extract_text()
     window.pick_nodule("N2")
     window.delete_nodule()
-    assert [n.id for n in window.session.state.nodules] == ["N1", "N3"]
+    nodules = window.session.state.nodules
+    assert [(n.id, n.image) for n in nodules] == [("N1", nodules[0].image), ("N2", b_key)]
     assert window.view.other_nodules() == []  # N1 is now the box being edited
+    names = [window.nodules.choice.itemText(i) for i in range(window.nodules.choice.count())]
+    assert names[0].startswith("N1") and names[1].startswith("N2") and "b.png" in names[1]
     window.undo()
     assert [n.id for n in window.session.state.nodules] == ["N1", "N2", "N3"]
 
@@ -309,7 +338,7 @@ def test_layout_thumbnails_resize_hint_and_about(window, qtbot, tmp_path):
 
 def test_caliper_lines_size_the_nodule_and_undo(window, qtbot, tmp_path):
     window.open_paths([_png(tmp_path)])
-    _analysed(window, qtbot)
+    _accepted(window, qtbot)
     window.set_user_scale(0.1)
     window.measure_nodule()
     assert window.view.measuring
@@ -327,7 +356,7 @@ def test_report_dialogs_remember_the_reports_folder(window, qtbot, tmp_path, mon
     from thyroid_desktop.ui import exports
 
     window.open_paths([_png(tmp_path)])
-    _analysed(window, qtbot)
+    _accepted(window, qtbot)
     reports = tmp_path / "reports"
     reports.mkdir()
     asked = []
@@ -352,7 +381,7 @@ def test_a_candidate_marked_as_another_nodule_is_drawn_as_that_nodule_and_n_skip
     two = np.hstack([make_phantom(seed=0).pixels, make_phantom(seed=1).pixels])
     cv2.imwrite(str(path), np.asarray(two))
     window.open_paths([path])
-    _analysed(window, qtbot)
+    _accepted(window, qtbot)
     assert len(window.review.proposals) == 2 and window.review.nodule_id == "N1"
     first, second = (c.roi for c in window.review.proposals)
     assert window.view.candidate_rects()  # the second candidate, dashed

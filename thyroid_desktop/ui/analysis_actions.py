@@ -13,7 +13,7 @@ from thyroid_desktop.core.analysis import (
 )
 from thyroid_desktop.core.io.images import UltrasoundImage
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
-from thyroid_desktop.core.review.reading import frame_text
+from thyroid_desktop.core.review.reading import NOTHING_FOUND, frame_text
 
 
 class AnalysisMixin:
@@ -21,30 +21,89 @@ class AnalysisMixin:
 
     # -- boxes and proposals ---------------------------------------------------------------
     def set_roi(self, roi: ROI, source: BoxSource = BoxSource.MANUAL) -> None:
-        """Analyses ``roi``; ``source`` is manual (drawn, moved, resized) or auto (a detected
-        candidate the user picked)."""
-        self.view.set_roi(roi)
+        """Analyses ``roi``, drawn, moved or resized by the clinician: the shown nodule's
+        box, or a new nodule (a proposal adjusted, or their own box)."""
         if self.review.box_drawn(roi, source):
             self.tirads.set_choices(None)  # a new nodule starts with no choices
+            self.statusBar().showMessage(f"{self.review.nodule_id} added.", 5000)
+        self._show_box()
         self._refresh_nodules()
         self.analyse()
+
+    def _show_box(self) -> None:
+        """The box on screen as the review holds it: a nodule's (solid) or a proposal
+        (dashed, labelled); Accept / Reject shown with a proposal."""
+        review = self.review
+        proposal = review.proposal is not None and review.roi == review.proposal
+        self.view.set_roi(review.roi, proposal=proposal)
+        self.panel.set_proposal(proposal, review.preliminary)
 
     def _show_candidates(self) -> None:
         self.view.set_candidates(self.review.offered())
 
+    def _look_at(self, roi: ROI) -> None:
+        """A detected candidate becomes the proposal on screen, analysed (not a nodule)."""
+        self.review.show_proposal(roi)
+        self.tirads.set_choices(None)
+        self._show_box()
+        self._refresh_nodules()
+        self.analyse()
+
     def pick_candidate(self, index: int) -> None:
-        """Analyses another detected candidate (a click in its dashed box)."""
+        """Looks at another detected candidate (a click in its dashed box)."""
         offered = self.review.offered()
         if 0 <= index < len(offered):
-            self.set_roi(offered[index], BoxSource.AUTO)
+            self._look_at(offered[index])
 
     def next_candidate(self) -> None:
-        """Moves the box to the next detected candidate, in rank order (N)."""
+        """Looks at the next detected candidate, in rank order (N)."""
         box = self.review.next_proposal()
         if isinstance(box, str):
             self.statusBar().showMessage(box, 5000)
         else:
-            self.set_roi(box, BoxSource.AUTO)
+            self._look_at(box)
+
+    def accept_proposal(self) -> None:
+        """The clinician accepts the proposal on screen (Enter, Y, or the button): a nodule."""
+        review = self.review
+        nodule_id = review.accept_proposal()
+        if nodule_id is None:
+            self.statusBar().showMessage("No proposal to accept.", 3000)
+            return
+        if self.service is not None and review.finding is not None:
+            problem = self.service.record("accept-proposal", review.image, review.finding)
+            if problem:
+                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
+        self.tirads.set_choices(review.nodule().tirads)
+        self._show_box()
+        self._refresh_nodules()
+        self._show_row(review.current)
+        if review.finding is not None and review.shown_result_matches():
+            self._show_finding(review.image, review.finding)
+        self.statusBar().showMessage(f"Proposal accepted as {nodule_id}.", 5000)
+
+    def reject_proposal(self) -> None:
+        """The clinician rejects the proposal on screen (X, Delete, or the button): hidden on
+        this frame; the next candidate, if any, is proposed."""
+        review = self.review
+        if not review.reject_proposal():
+            self.statusBar().showMessage("No proposal to reject.", 3000)
+            return
+        self._clear_result()
+        self._show_box()
+        self._refresh_nodules()
+        self._show_row(review.current)
+        if review.proposal is not None:
+            self.analyse()
+        else:
+            self.panel.show_state(NOTHING_FOUND)
+
+    def _clear_result(self) -> None:
+        self.panel.clear()
+        self.view.set_overlay(None)
+        self.view.set_contour(None)
+        self.tirads.set_suggestion(None)
+        self.tirads.set_size(None)
 
     # -- analyses --------------------------------------------------------------------------
     def auto_detect(self) -> None:
@@ -65,9 +124,10 @@ class AnalysisMixin:
         )
 
     def analyse_whole_image(self) -> None:
+        """The whole scan area, analysed because the user asked (W): a preliminary result."""
         if self.review.image is not None:
             self.review.use_scan_area()
-            self.view.set_roi(None)
+            self._show_box()
             self._show_candidates()
             self.analyse()
 
@@ -94,19 +154,28 @@ class AnalysisMixin:
         return self.review.begin_request()
 
     def _auto_done(self, image: UltrasoundImage, req: int, result: AnalysisResult) -> None:
-        finding, detection = result.finding, result.detection
-        if not self.review.detected(image, req, finding, detection):
+        """The detector's answer: its best box is a proposal (analysed, preliminary); when
+        it found nothing: no estimate, no heat map, and the user is asked to point."""
+        review, finding, detection = self.review, result.finding, result.detection
+        if not review.detected(image, req, finding, detection):
             return
         self.view.set_gland(gland_contours(detection.gland))
+        self._show_box()
         self._refresh_nodules()
+        self._show_row(review.current)
+        if review.nothing_found:
+            self._clear_result()
+            self.panel.show_state(NOTHING_FOUND)
+            return
+        if review.finding is None:  # the best one was rejected here: the next is analysed
+            self.analyse()
+            return
         self._result_arrived(image, finding, result.audit_problem)
-        n = len(detection.candidates)
+        n = len(review.offered()) + 1
         found = (
-            f"Auto-detected: {n} candidate{'s' if n != 1 else ''}; the best is boxed"
-            + (", the others dashed (click one, or N)" if n > 1 else "")
-            + ". Drag the box or its edges to adjust it, or draw a new one."
-            if n
-            else "No nodule found: the whole scan area was analysed. Draw a box around the nodule."
+            f"Proposal ({n} candidate{'s' if n != 1 else ''}"
+            + ", the others dashed: click one, or N" * (n > 1)
+            + "). Enter accepts it, X rejects it; or adjust its box, or draw your own."
         )
         reason = "" if finding.in_scope else "No estimate for this image: the reason is below.\n"
         self.panel.show_state(reason + found)
@@ -116,7 +185,7 @@ class AnalysisMixin:
             self._result_arrived(image, result.finding, result.audit_problem)
 
     def _result_arrived(self, image: UltrasoundImage, finding: Finding, problem: str) -> None:
-        self.view.set_roi(finding.roi)
+        self._show_box()
         if problem:
             self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
         self._show_row(self.review.current)
@@ -124,6 +193,7 @@ class AnalysisMixin:
 
     def _show_finding(self, image: UltrasoundImage, finding: Finding) -> None:
         self.panel.show_finding(finding)
+        self._show_box()  # a proposal's estimate is marked preliminary
         self.tirads.set_suggestion(finding.tirads_suggestion if finding.in_scope else None)
         self._show_size()
         self.view.set_overlay(heatmap_rgba(finding.heatmap))
@@ -142,9 +212,19 @@ class AnalysisMixin:
 
     # -- TI-RADS choices -------------------------------------------------------------------
     def _tirads_changed(self, choices) -> None:
-        """The clinician changed a TI-RADS choice: it belongs to the nodule shown."""
-        if self.review.ensure_nodule():
-            self.session.set_tirads(self.review.nodule_id, choices)
+        """The clinician changed a TI-RADS choice: it belongs to the nodule shown (a proposal
+        described is accepted first); with nothing on screen it is not kept."""
+        review = self.review
+        proposal = review.proposal
+        if not review.ensure_nodule():
+            if review.in_session():  # no box on screen: nothing to describe
+                self.tirads.set_choices(None)
+                self.statusBar().showMessage(NOTHING_FOUND, 8000)
+            return
+        self.session.set_tirads(review.nodule_id, choices)
+        if proposal is not None:
+            self._show_box()
+            self.statusBar().showMessage(f"Proposal accepted as {review.nodule_id}.", 5000)
 
     def accept_ai_tirads(self) -> None:
         """The clinician accepts the AI's TI-RADS suggestions for the groups still open

@@ -32,16 +32,15 @@ class BatchMixin:
             self.statusBar().showMessage("Cancelling after the current image…", 5000)
 
     def _batch_step(self, row: int, result, err: Exception | None) -> None:
-        """One image of the batch: ``Review.batch_result`` files it (a first nodule, or the
-        scan area's result) and says whether to show it now."""
+        """One image of the batch: ``Review.batch_result`` files it (a proposal, never a
+        nodule) and says whether to show it now."""
         thumb = None
         if err is not None:
             why = str(err) if isinstance(err, ImageLoadError) else f"Analysis failed: {err}"
             self.review.batch_failed(row, why)
         else:
             analysed, thumb = result
-            if self.review.batch_result(row, analysed):
-                self.view.set_roi(analysed.finding.roi)
+            if self.review.batch_result(row, analysed):  # a proposal, preliminary
                 self._show_finding(self.review.image, analysed.finding)
             self._refresh_nodules()
         self._show_row(row, thumb)

@@ -65,12 +65,15 @@ class ImageView(QGraphicsView):
     Signals:
         roiDrawn(ROI): the user drew, moved or resized the box (image pixels).
         candidatePicked(int): the user clicked inside candidate box number ``i``.
+        pointClicked(float, float): a click (no drag) on the image outside every box: the
+            nodule is there (image pixels).
         lineDrawn(float, float): the user drew a measuring line: its dx, dy (image pixels).
         stepRequested(int): Up/Down arrow: previous (-1) or next (+1) image of the study.
     """
 
     roiDrawn = Signal(object)
     candidatePicked = Signal(int)
+    pointClicked = Signal(float, float)
     lineDrawn = Signal(float, float)
     stepRequested = Signal(int)
 
@@ -91,6 +94,15 @@ class ImageView(QGraphicsView):
         self._box.setPen(_pen(QColor(255, 220, 0), 2))
         self._twin_box.setPen(_pen(QColor(255, 220, 0), 1.5, Qt.PenStyle.DashLine))
         self._line.setPen(_pen(QColor(0, 220, 255), 2))
+        #: The box is a proposal (dashed, labelled) until the clinician confirms it.
+        self._box_label = QGraphicsSimpleTextItem("proposal", self._box)
+        self._box_label.setBrush(QColor(255, 220, 0))
+        self._box_label.setFlag(self._box_label.GraphicsItemFlag.ItemIgnoresTransformations)
+        self._box_label.hide()
+        self._contour = QGraphicsPathItem()
+        self._contour.setPen(_pen(QColor(255, 140, 0), 1.5))
+        self._contour.setZValue(4.5)
+        self.scene().addItem(self._contour)
         for z, item in enumerate(
             (
                 self._image,
@@ -137,6 +149,7 @@ class ImageView(QGraphicsView):
         self._layout()
         self.set_overlay(None)
         self.set_roi(None)
+        self.set_contour(None)
         self.set_candidates([])
         self.set_gland(None)
         self.fit()
@@ -206,16 +219,39 @@ class ImageView(QGraphicsView):
         self._overlay_on = bool(visible)
         self._layout()
 
-    def set_roi(self, roi: ROI | None) -> None:
+    def set_roi(self, roi: ROI | None, proposal: bool = False) -> None:
+        """The box on screen: the nodule's (solid), or a ``proposal`` (dashed, labelled
+        "proposal") that is not a nodule until the clinician confirms it."""
         if roi is None:
             self._box.hide()
             self._twin_box.hide()
+            self._box_label.hide()
             return
         rect = QRectF(roi.x, roi.y, roi.w, roi.h)
+        style = Qt.PenStyle.DashLine if proposal else Qt.PenStyle.SolidLine
+        self._box.setPen(_pen(QColor(255, 220, 0), 2, style))
+        self._box_label.setPos(rect.left(), rect.bottom() + 2)
+        self._box_label.setVisible(proposal)
         self._box.setRect(rect)
         self._twin_box.setRect(rect)
         self._box.show()
         self._twin_box.setVisible(self.side_by_side)
+
+    def box_is_proposal(self) -> bool:
+        """The box drawn is a proposal (dashed, labelled)."""
+        return self._box.isVisible() and self._box_label.isVisible()
+
+    def set_contour(self, contour: np.ndarray | None) -> None:
+        """The nodule's outline (N x 2 image pixels) from the segmenter, or None."""
+        path = QPainterPath()
+        if contour is not None and len(contour) > 2:
+            path.addPolygon(QPolygonF([QPointF(float(x), float(y)) for x, y in contour]))
+            path.closeSubpath()
+        self._contour.setPath(path)
+        self._contour.setVisible(not path.isEmpty())
+
+    def contour(self) -> QPainterPath:
+        return self._contour.path()
 
     def set_candidates(self, rois: list[ROI]) -> None:
         """Dashed boxes for the other detected candidates (the chosen one is the box)."""
@@ -432,12 +468,14 @@ class ImageView(QGraphicsView):
                 self._line.hide()
             return
         roi = self.roi()
-        if roi is None:  # too small: a click. Undo, or pick the candidate clicked in.
+        if roi is None:  # too small: a click. Undo; pick the candidate clicked in, or point.
             self._box.setRect(before)
             self._box.setVisible(was_visible)
             picked = [i for i, r in enumerate(self.candidate_rects()) if r.contains(start)]
             if mode == "new" and picked:
                 self.candidatePicked.emit(picked[0])
+            elif mode == "new":
+                self.pointClicked.emit(start.x(), start.y())
             return
         self.set_roi(roi)
         if mode == "new" or self._box.rect() != before:

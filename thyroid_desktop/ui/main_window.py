@@ -118,7 +118,6 @@ class MainWindow(
         self.panel = ResultPanel()
         self.tirads = TiradsPanel()
         self.nodules = NodulePanel()
-        self._line_purpose = "scale"  # what the next measuring line is for: scale or caliper
         side = SideColumn([self.panel, self.nodules, self.tirads], min_width=380)
         self.frame_bar = FrameBar()
         centre = QWidget()
@@ -152,6 +151,8 @@ class MainWindow(
         self.statusBar().addPermanentWidget(self.device_label)
         self.view.roiDrawn.connect(self.set_roi)
         self.view.candidatePicked.connect(self.pick_candidate)
+        self.panel.acceptRequested.connect(self.accept_proposal)
+        self.panel.rejectRequested.connect(self.reject_proposal)
         self.view.lineDrawn.connect(self._line_drawn)
         self.view.stepRequested.connect(self.step)
         self.study_list.currentRowChanged.connect(self._row_changed)
@@ -195,7 +196,7 @@ class MainWindow(
         self.calibration_menu.classifier = classifier
         self._show_calibration()
         self.panel.set_output_name(classifier.card.output_name)
-        self.panel.show_state("Model ready. Draw a box around the nodule.")
+        self.panel.show_state("Model ready. Click on the nodule or draw a box around it.")
         self.device_label.setText(f"Device: {classifier.device} ({classifier.runtime})")
         review = self.review
         if review.pending:
@@ -297,7 +298,8 @@ class MainWindow(
             if step.step is Step.FIND_BEST_FRAME:
                 self._find_best_frame()
                 return
-            self.view.set_roi(self.review.follow_nodule())
+            self.review.follow_nodule()
+            self._show_box()
             self._show_candidates()
             self.analyse()
         else:
@@ -324,6 +326,9 @@ class MainWindow(
             self.tirads.set_choices(None)
             self.frame_bar.set_loop(image.n_frames)
         self.view.set_image(image.pixels)
+        if image.source is not None:  # the panel describes this frame's nodule, or none
+            nodule = self.review.nodule()
+            self.tirads.set_choices(nodule.tirads if nodule else None)
         self._refresh_nodules()  # the other nodules marked on this frame
         self.panel.clear()
         self.tirads.set_size(None)
@@ -334,7 +339,6 @@ class MainWindow(
             self.view.set_candidates([])
         elif finding is not None:
             self.review.reshow(finding)
-            self.view.set_roi(finding.roi)
             self._show_finding(image, finding)
         elif roi is not None:
             self.set_roi(roi)

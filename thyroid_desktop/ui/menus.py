@@ -20,8 +20,9 @@ class MenusMixin:
 
     def _action(self, menu, text: str, slot, shortcut=None, checkable=False) -> QAction:
         act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
+        act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)  # whatever widget has focus
+        keys = shortcut if isinstance(shortcut, list) else [shortcut] if shortcut else []
+        act.setShortcuts([QKeySequence(k) for k in keys])
         act.setCheckable(checkable)
         act.triggered.connect(slot)
         menu.addAction(act)
@@ -85,8 +86,12 @@ class MenusMixin:
             "Space",
         )
         analysis = self.menuBar().addMenu("&Analysis")
-        self._action(analysis, "&Auto-detect nodule", self.auto_detect, "A")
+        self._action(analysis, "&Auto-detect nodule (a proposal)", self.auto_detect, "A")
         self._action(analysis, "&Next candidate", self.next_candidate, "N")
+        self._action(
+            analysis, "Acce&pt proposal as a nodule", self.accept_proposal, ["Return", "Enter", "Y"]
+        )
+        self._action(analysis, "Re&ject proposal", self.reject_proposal, ["X", "Delete"])
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
         analysis.addSeparator()
         self._action(analysis, "A&dd nodule (draw its box)", self.start_new_nodule, "Ctrl+N")
@@ -141,8 +146,8 @@ class MenusMixin:
         ]
         extra = [
             "Left-drag on the image\tdraw a new nodule box",
-            "Drag inside / on the edge of the box\tmove / resize it",
-            "Click in a dashed box\tanalyse that detected candidate",
+            "Drag inside / on the edge of the box\tmove / resize it (a proposal: accept it)",
+            "Click in a dashed box\tlook at that detected candidate (a proposal)",
             "Right-drag\twindow/level (brightness, contrast)",
             "Middle-drag\tpan",
             "Wheel\tzoom",

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from thyroid_desktop.core.analysis import Finding
 
@@ -38,11 +47,26 @@ class ProbabilityBar(QWidget):
         p.end()
 
 
+#: What the panel says above a proposal's estimate.
+PRELIMINARY = (
+    "Proposal: preliminary estimate, not a nodule yet. Accept it (Enter), adjust its box, "
+    "or reject it (X)."
+)
+
+
 class ResultPanel(QWidget):
-    """Probability, wording, overlay controls and the model's identity."""
+    """Probability, wording, overlay controls and the model's identity; for a proposal,
+    the estimate is marked preliminary, with Accept and Reject buttons.
+
+    Signals:
+        acceptRequested(): the clinician accepts the proposal shown.
+        rejectRequested(): the clinician rejects it.
+    """
 
     overlayToggled = Signal(bool)
     opacityChanged = Signal(float)
+    acceptRequested = Signal()
+    rejectRequested = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -54,6 +78,16 @@ class ResultPanel(QWidget):
         font.setBold(True)
         self.probability.setFont(font)
         self.bar = ProbabilityBar()
+        self.kind = QLabel("")  # "Proposal: preliminary ..." while no nodule is confirmed
+        self.kind.setWordWrap(True)
+        self.kind.setStyleSheet("color: #d0a000; font-weight: bold;")
+        self.accept_button = QPushButton("Accept proposal (Enter)")
+        self.accept_button.clicked.connect(self.acceptRequested.emit)
+        self.reject_button = QPushButton("Reject (X)")
+        self.reject_button.clicked.connect(self.rejectRequested.emit)
+        for b in (self.accept_button, self.reject_button):
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click does not keep the keys
+        self.set_proposal(False)
         self.wording = QLabel("")
         self.wording.setWordWrap(True)
         self.overlay = QCheckBox("Grad-CAM overlay (&G)")
@@ -74,6 +108,11 @@ class ResultPanel(QWidget):
         form.addRow("Overlay opacity", self.opacity)
         layout = QVBoxLayout(self)
         layout.addWidget(self.state)
+        layout.addWidget(self.kind)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.accept_button)
+        buttons.addWidget(self.reject_button)
+        layout.addLayout(buttons)
         self.output_name = QLabel("AI estimate: likelihood of TI-RADS 4-5 (suspicious)")
         self.output_name.setWordWrap(True)
         layout.addWidget(self.output_name)
@@ -100,12 +139,20 @@ class ResultPanel(QWidget):
     def show_state(self, text: str) -> None:
         self.state.setText(text)
 
+    def set_proposal(self, shown: bool, preliminary: bool = False) -> None:
+        """A proposal is on screen (Accept / Reject shown); ``preliminary``: its estimate is."""
+        self.kind.setText(PRELIMINARY if shown else ("Preliminary estimate" if preliminary else ""))
+        self.kind.setVisible(shown or preliminary)
+        self.accept_button.setVisible(shown)
+        self.reject_button.setVisible(shown)
+
     def clear(self) -> None:
         self.probability.setText("–")
         self.bar.set_values(None, None)
         self.wording.setText("")
         self.size.setText("")
         self.notes.setText("")
+        self.set_proposal(False)
 
     def show_finding(self, finding: Finding) -> None:
         self.notes.setText("".join(f"Note: {note}.\n" for note in finding.notes).strip())

@@ -47,9 +47,12 @@ class SessionMixin:
         self.tirads.set_choices(nodule.tirads if nodule else None)
         self._show_size()
         step = review.box_to_reanalyse()
+        self._show_box()
         if step is Step.ANALYSE_BOX:
-            self.view.set_roi(review.roi)
             self._show_candidates()
             self.analyse()
         elif step is Step.ANALYSE_AREA:
             self.analyse_whole_image()
+        elif step is Step.AUTO_DETECT:
+            self._clear_result()
+            self.auto_detect()

@@ -242,10 +242,10 @@ class TiradsChoices:
 def tirads_text(choices: TiradsChoices) -> str:
     """The clinician's TI-RADS as the panel and the PDF both print it: the level, points
     and descriptors once all five groups are set, else which groups are still open, e.g.
-    "not scored; open: echogenic foci, margin"."""
+    "Not scored; open: echogenic foci, margin"."""
     d = choices.descriptors
     if d is None:
-        return f"not scored; open: {', '.join(choices.open_groups)}"
+        return f"Not scored; open: {', '.join(choices.open_groups)}"
     kinds = d.foci - {EchogenicFoci.NONE} or d.foci  # "none" only when alone
     foci = ", ".join(sorted(label(f) for f in kinds))
     level = d.level

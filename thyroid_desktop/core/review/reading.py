@@ -400,8 +400,6 @@ class Review:
         self.session.delete_nodule(nodule.id)
         self.nodule_id = None
         self._show_nodule_of(nodule.image, nodule.frame)
-        if self.nodule_id is None:
-            self.roi, self.finding = None, None
         return True
 
     def pick_nodule(self, nodule_id: str) -> Nodule | None:
