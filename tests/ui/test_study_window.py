@@ -46,20 +46,29 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     assert statuses == ["analysed", "analysed", "analysed", "error"]
     bad = window.study_list.item(3).text()
     assert "scan9.png" in bad and "PNG" in bad  # the list entry says why
+    assert window.session.state.nodules == ()  # the batch proposes; it confirms nothing
+    assert "proposal" in window.study_list.item(1).text()
+    assert "no estimate" in window.study_list.item(1).text()
+    out = tmp_path / "study.csv"
+    assert window.export_csv(out)
+    with open(out, newline="") as fh:
+        assert list(csv.DictReader(fh)) == []  # browsed only: nothing in the CSV
     second = window.review.entries[1]
-    (nodule,) = window.session.state.nodules_on(second.sha256)  # the batch's box
+    window.study_list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.review.proposal is not None, timeout=60000)
+    window.accept_proposal()
+    (nodule,) = window.session.state.nodules_on(second.sha256)
     result = nodule.estimate
     image = open_image(second.path)
     expected = predict(image, classifier, result.box, "manual")
     assert result.no_estimate_reason == expected.no_estimate_reason
     assert result.probability == pytest.approx(expected.estimate, abs=1e-6)
     assert not expected.in_scope  # phantoms are unlike the training images (novelty)
-    assert "no estimate" in window.study_list.item(1).text()
-    out = tmp_path / "study.csv"
     assert window.export_csv(out)
     with open(out, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["status"] for r in rows] == statuses
+        (row,) = list(csv.DictReader(fh))
+    assert row["status"] == "analysed" and row["file"] == str(second.path)
+    rows = [None, row]
     assert rows[1]["nodule"] == nodule.id and rows[1]["roi_w"] == str(result.box.w)
     assert rows[1]["probability"] == "" and rows[1]["model_estimate"] == "no estimate"
     assert rows[1]["no_estimate_reason"] == expected.no_estimate_reason
@@ -190,12 +199,19 @@ def test_dark_theme_follows_the_override(qapp, monkeypatch):
 
 
 def test_tirads_choices_belong_to_their_image(window, qtbot, tmp_path):
-    from thyroid_desktop.core.clinical.tirads import Composition, Echogenicity, Margin, Shape
+    from thyroid_desktop.core.clinical.tirads import (
+        Composition,
+        EchogenicFoci,
+        Echogenicity,
+        Margin,
+        Shape,
+    )
 
     window.open_paths([_study_folder(tmp_path, n=2, bad=False)])
     qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     for choice in (Composition.SOLID, Echogenicity.VERY_HYPO, Shape.TALLER, Margin.SMOOTH):
-        window.tirads.select(choice)
+        window.tirads.select(choice)  # describing the proposal accepts it
+    window.tirads.set_focus(EchogenicFoci.NONE, True)
     scored = window.tirads.descriptors()
     assert scored.level.tr == 5 and "TR5" in window.study_list.item(0).text()
     window.step(1)

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from tests.conftest import full_suggestion
 from thyroid_desktop.core.clinical.tirads import (
     Composition,
+    EchogenicFoci,
     Margin,
     Shape,
     TiradsChoices,
@@ -37,7 +38,7 @@ def test_panel_shows_suggestions_apart_and_counts_only_confirmed_choices(qtbot):
     with qtbot.waitSignal(panel.acceptRequested):
         qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
     panel.set_choices(accept_all(panel.choices(), sug))  # what the window does
-    assert panel.descriptors().points == 7 and "<b>TR5</b>" in panel.result.text()
+    assert panel.descriptors().points == 7 and panel.result.text().startswith("TR5 (")
     assert panel.suggestion_text("margin").endswith("✓ accepted")
     assert not panel.accept_button.isEnabled()  # nothing open any more
     with qtbot.waitSignal(panel.changed):
@@ -78,8 +79,10 @@ def test_window_suggests_accepts_logs_and_reports(window, qtbot, ddti_image, tmp
     assert sug is not None and window.review.finding.roi_source == "auto"
     assert window.tirads.suggestion() is sug and window.tirads.descriptors() is None
     assert window.tirads.suggestion_text("shape").startswith("AI: ")
+    assert window.review.proposal is not None and window.session.state.nodules == ()
+    window.tirads.accept_button.click()  # accepting the AI's words accepts the proposal too
     nodule_id = window.review.nodule_id
-    window.tirads.accept_button.click()
+    assert nodule_id == "N1"
     nodule = window.session.state.nodule(nodule_id)
     for group in ("composition", "echogenicity", "shape", "margin"):
         if group in sug.groups:
@@ -96,6 +99,8 @@ def test_window_suggests_accepts_logs_and_reports(window, qtbot, ddti_image, tmp
     assert auto["tirads_suggested"] == accepted[0]["tirads_suggested"]
     if window.tirads.choices().composition is None:  # no composition head is offered
         window.tirads.select(Composition.SOLID)
+    if not window.tirads.choices().foci_set:  # no foci suggestion: the clinician sets them
+        window.tirads.set_focus(EchogenicFoci.NONE, True)
     assert window.tirads.descriptors() is not None  # now scored, by the clinician
     csv_path = tmp_path / "study.csv"
     assert window.export_csv(csv_path)
