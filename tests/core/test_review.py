@@ -3,7 +3,7 @@ belongs to which nodule, what the list and the CSV say (no models: findings are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -14,6 +14,7 @@ from thyroid_desktop.core.io.images import ImageLoadError, from_array, open_imag
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.reading import Review, Step, Tone
 from thyroid_desktop.core.review.session import Session
+from thyroid_desktop.core.site.calibration import Calibration
 
 SCAN = ROI(0, 0, 64, 48)
 
@@ -128,10 +129,36 @@ def test_coming_back_shows_the_stored_result_unless_the_calibration_changed(revi
     again = show(review, 0)
     step = review.present(again)
     assert step.step is Step.SHOW_RESULT and step.finding is shown
-    review.calibration_changed("site-A")
-    assert review.session.state.nodule("N1").estimate is None  # no old numbers anywhere
+    review.calibration_changed(SITE_A, 0.2)
+    assert review.session.state.nodule("N1").estimate is None  # saved without its logits
     assert review.present(again).step is Step.ANALYSE_BOX
     assert review.follow_nodule() == a and review.roi == a
+
+
+SITE_A = Calibration("site-A", a=0.5, b=-1.0, threshold=0.3, source="test")
+
+
+def test_a_calibration_switch_rescores_every_stored_result_at_once(review):
+    """Every nodule's result (shown or not) and a scan-area result get the new calibration's
+    numbers, as analysing them again would: the CSV and the reports agree at once."""
+    image = show(review, 0)
+    a = ROI(5, 5, 10, 10)
+    logged = replace(finding(a), logit=1.2, view_logits=(1.0, 1.4, 1.2, 1.2))
+    review.detected(image, review.begin_request(), logged, Detection([Candidate(a)]))
+    other = show(review, 1)
+    area = replace(finding(SCAN, BoxSource.FULL), logit=-2.0, view_logits=(-2.0, -2.0))
+    review.analysed(other, review.begin_request(), area)
+    review.calibration_changed(SITE_A, 0.05)
+    est = review.session.state.nodule("N1").estimate
+    assert est.calibration == "site-A" and est.threshold == 0.3
+    assert est.probability == pytest.approx(SITE_A.apply(1.2))
+    assert est.spread == pytest.approx(SITE_A.apply(1.4) - SITE_A.apply(1.0))
+    assert est.unstable == (est.spread > 0.05)
+    assert est.call == "suspicious (TI-RADS 4-5 likely)"  # 0.40 >= 0.3
+    (row_b,) = [r for r in review.rows() if r.entry.name == "b.png"]
+    assert row_b.estimate.calibration == "site-A"
+    assert row_b.estimate.probability == pytest.approx(SITE_A.apply(-2.0))
+    assert review.session.undo_text == ""  # not the clinician's edit
 
 
 def test_a_choice_on_the_scan_area_makes_a_nodule_and_the_list_shows_the_level(review):

@@ -49,7 +49,7 @@ from thyroid_desktop.ui.nodule_panel import NodulePanel
 from thyroid_desktop.ui.result_panel import ResultPanel
 from thyroid_desktop.ui.session_actions import SessionMixin
 from thyroid_desktop.ui.side_column import SideColumn
-from thyroid_desktop.ui.site_actions import SiteCalibrationMixin, calibration_name
+from thyroid_desktop.ui.site_actions import SiteCalibrationMixin
 from thyroid_desktop.ui.study_list import StudyList, make_thumbnail
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
 from thyroid_desktop.ui.validation_dialog import ValidationRunner
@@ -191,7 +191,7 @@ class MainWindow(
         chosen = use_active_profile(classifier)
         if chosen.refused:
             self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
-        self.review.calibration_changed(calibration_name(classifier))
+        self.review.calibration_changed(classifier.calibration, classifier.card.spread_limit)
         self.calibration_menu.classifier = classifier
         self._show_calibration()
         self.panel.set_output_name(classifier.card.output_name)
@@ -242,6 +242,7 @@ class MainWindow(
         that cannot be read says why when it is selected)."""
         entries = self.review.entries
         entry = entries[row]
+
         def read():
             image = open_image(entry.path)
             return image, make_thumbnail(image.pixels)

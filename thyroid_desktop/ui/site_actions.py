@@ -18,11 +18,6 @@ from thyroid_desktop.core.site.profile import (
 from thyroid_desktop.ui.validation_dialog import show_summary
 
 
-def calibration_name(classifier) -> str:
-    """The calibration in use, as results name it (``Finding.calibration``)."""
-    return classifier.calibration.name
-
-
 class SiteCalibrationMixin:
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
@@ -70,7 +65,8 @@ class SiteCalibrationMixin:
         )
 
     def _calibration_changed(self) -> None:
-        self.review.calibration_changed(calibration_name(self.classifier))
+        clf = self.classifier
+        self.review.calibration_changed(clf.calibration, clf.card.spread_limit)
         self._show_calibration()
         self.calibration_menu.rebuild()
         self.statusBar().showMessage(

@@ -33,7 +33,7 @@ from thyroid_desktop.core.review.session import (
     offered_candidates,
 )
 from thyroid_desktop.core.review.study import ResultRow, StudyEntry, expand_paths
-from thyroid_desktop.core.site.calibration import SHIPPED
+from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
 
 
 class Step(enum.Enum):
@@ -500,14 +500,18 @@ class Review:
         """The rows with no result yet (the batch's work)."""
         return [i for i in range(len(self.entries)) if not self.has_result(i)]
 
-    def calibration_changed(self, name: str) -> None:
-        """Another calibration is in use: results made under the old one are dropped (not
-        an undo step), so that no list, CSV or report shows them."""
-        self.calibration = name
+    def calibration_changed(self, calibration: Calibration, spread_limit: float) -> None:
+        """Another calibration is in use: every stored result is re-scored under it at once
+        from its logits (not an undo step), so the list, the CSV and the reports all give
+        the new numbers; a result saved without logits is dropped and analysed again."""
+        self.calibration = calibration.name
         for n in self.session.state.nodules:
-            if n.estimate is not None and n.estimate.calibration != name:
-                self.session.set_estimate(n.id, None)
-        self._area = {k: a for k, a in self._area.items() if a.estimate.calibration == name}
+            if n.estimate is not None and n.estimate.calibration != calibration.name:
+                self.session.set_estimate(n.id, n.estimate.rescored(calibration, spread_limit))
+        area = {
+            k: (a, a.estimate.rescored(calibration, spread_limit)) for k, a in self._area.items()
+        }
+        self._area = {k: AreaResult(a.frame, e) for k, (a, e) in area.items() if e is not None}
 
     def session_shown(self) -> None:
         """After undo, redo or opening a session: the nodule and scale shown are what the

@@ -22,11 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
+from thyroid_desktop.core.pipeline.estimate import call_text
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
-from thyroid_desktop.core.site.calibration import SHIPPED
+from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +96,35 @@ class Estimate:
     #: Why the frame may not be B-mode ultrasound (the scope check's reasons).
     warnings: tuple[str, ...] = ()
     roi_source: BoxSource = BoxSource.MANUAL
+    #: The mean pre-calibration logit and each view's (None/empty in older sessions).
+    logit: float | None = None
+    view_logits: tuple[float, ...] = ()
 
     @property
     def in_scope(self) -> bool:
         """The rule of ``Finding.in_scope``: a number only when nothing withholds it."""
         return not self.no_estimate_reason
+
+    def rescored(self, calibration: Calibration, spread_limit: float) -> Estimate | None:
+        """The same analysis under another calibration (the model's logits do not depend on
+        it, so this is what analysing the box again would give), or None for a result saved
+        without its logits, which must be analysed again."""
+        if calibration.name == self.calibration:
+            return self
+        if self.logit is None or not self.view_logits:
+            return None
+        probability = float(calibration.apply(self.logit))
+        views = np.asarray(calibration.apply(np.asarray(self.view_logits, dtype=np.float64)))
+        spread = float(views.max() - views.min())
+        return dataclasses.replace(
+            self,
+            probability=probability if self.in_scope else None,
+            threshold=calibration.threshold,
+            spread=spread,
+            unstable=spread > spread_limit,
+            call=call_text(probability, calibration.threshold, self.in_scope),
+            calibration=calibration.name,
+        )
 
     @classmethod
     def of(cls, finding) -> Estimate:
@@ -116,6 +143,8 @@ class Estimate:
             finding.tirads_suggestion,
             tuple(finding.warnings),
             BoxSource(finding.roi_source),
+            finding.logit,
+            tuple(finding.view_logits),
         )
 
 
@@ -512,6 +541,7 @@ def _estimate_from_json(est: dict) -> Estimate:
             "box": ROI(*est["box"]),
             "suggestion": TiradsSuggestion.from_json(sug) if sug else None,
             "warnings": tuple(est.get("warnings", ())),
+            "view_logits": tuple(est.get("view_logits", ())),
             "roi_source": BoxSource(est.get("roi_source", BoxSource.MANUAL)),
         }
     )
