@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from thyroid_desktop.core.analysis import Finding
-from thyroid_desktop.core.io.images import ImageLoadError, from_array
+from thyroid_desktop.core.io.images import ImageLoadError, from_array, open_image
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.reading import Review, Step, Tone
 from thyroid_desktop.core.review.session import Session
@@ -194,3 +194,27 @@ def test_a_batch_result_becomes_the_first_nodule_unless_the_user_was_first(revie
     boxes = {n.id: n.box for n in review.session.state.nodules}
     assert boxes == {"N1": mine, "N2": auto}  # the user's box stands
     assert review.rows_to_analyse() == []
+
+
+def test_a_restored_sessions_nodules_reach_the_csv_before_their_images_are_opened(tmp_path):
+    """A session restored with several images: the files read in the background (the
+    thumbnails) make their nodules rows of the CSV, as the study PDF lists them."""
+    first = Review(Session())
+    first.add_files([png(tmp_path, "a.png"), png(tmp_path, "b.png", 1)])
+    for row, box in ((0, ROI(5, 5, 10, 10)), (1, ROI(20, 10, 12, 8))):
+        image = show(first, row)
+        first.detected(image, first.begin_request(), finding(box), Detection([Candidate(box)]))
+    assert [r.nodule.id for r in first.rows()] == ["N1", "N2"]
+
+    restored = Review(Session())
+    restored.session.load(first.session.state)
+    restored.add_files([tmp_path / "a.png", tmp_path / "b.png"])
+    show(restored, 0)  # only the first image is opened
+    assert [r.nodule.id for r in restored.rows() if r.nodule] == ["N1"]
+    b = restored.entries[1]
+    restored.entry_read(1, b.path, open_image(b.path))
+    rows = restored.rows()
+    assert [r.nodule.id for r in rows if r.nodule] == ["N1", "N2"]
+    assert rows[1].estimate is not None and rows[1].estimate.box == ROI(20, 10, 12, 8)
+    restored.entry_read(1, tmp_path / "other.png", open_image(b.path))  # not that row's file
+    assert len(restored.rows()) == 2

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thyroid_desktop.core.clinical.measure import NoduleSize, finding_size
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.images import UltrasoundImage, open_image
 from thyroid_desktop.core.models.gradcam import heatmap_rgba
@@ -95,6 +96,13 @@ class AnalysisResult:
     @property
     def n_frames(self) -> int:
         return self.image.n_frames
+
+    @property
+    def size(self) -> NoduleSize:
+        """The nodule's size by the one rule (``core.clinical.measure``: the mask inside the
+        box, else the box) under the file's own scale; the window adds the clinician's
+        calipers and scale line to the same rule."""
+        return finding_size(self.finding, self.image.scale)
 
 
 def searched_frames(n_frames: int, limit: int = MAX_SEARCHED_FRAMES) -> list[int]:

@@ -242,11 +242,17 @@ class MainWindow(
         that cannot be read says why when it is selected)."""
         entries = self.review.entries
         entry = entries[row]
-        task = Task(lambda: make_thumbnail(open_image(entry.path).pixels))
+        def read():
+            image = open_image(entry.path)
+            return image, make_thumbnail(image.pixels)
 
-        def done(thumb) -> None:
+        task = Task(read)
+
+        def done(result) -> None:
             self._tasks.discard(task)
             if not self._closed and row < len(entries) and entries[row] is entry:
+                image, thumb = result
+                self.review.entry_read(row, entry.path, image)
                 self._show_row(row, thumb)
 
         task.signals.finished.connect(done)

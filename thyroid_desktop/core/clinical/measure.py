@@ -337,6 +337,17 @@ class NoduleSize:
         first, *rest = self._parts()
         return "; ".join([f"{first} ({self.scale_text})", *rest])
 
+    def to_json(self) -> dict[str, Any]:
+        """The size as ``predict --json`` and ``validate`` write it."""
+        mm = self.max_diameter_mm
+        return {
+            "max_diameter_mm": None if mm is None else round(mm, 2),
+            "max_diameter_px": round(self.max_diameter_px, 1),
+            "basis": str(self.basis),
+            "scale": str(self.scale.source),
+            "text": self.text(),
+        }
+
     def summary(self) -> str:
         """The size in one short phrase, e.g. "14.2 mm (mask)" or "130 px (box; uncalibrated)";
         with two views also the volume, e.g. "15.0 mm (three diameters), 0.75 ml"."""

@@ -147,6 +147,14 @@ class Review:
             rows.append(known[f])
         return rows, new
 
+    def entry_read(self, row: int, path: Path, image: UltrasoundImage) -> None:
+        """A file of the list was read in the background (its thumbnail): its key and scale
+        are known from now on, so the CSV, the list and the batch see the session's nodules
+        on it (a restored session's) before it is opened."""
+        if row < len(self.entries) and self.entries[row].path == path:
+            entry = self.entries[row]
+            entry.sha256, entry.scale = image.sha256, image.scale
+
     def open_entry(self, row: int) -> UltrasoundImage:
         """Reads row ``row``'s file at the frame last shown and makes it current, with the
         nodule to show (the one shown before if it is on this image, else its first).
