@@ -242,6 +242,7 @@ class MainWindow(
         that cannot be read says why when it is selected)."""
         entries = self.review.entries
         entry = entries[row]
+
         def read():
             image = open_image(entry.path)
             return image, make_thumbnail(image.pixels)

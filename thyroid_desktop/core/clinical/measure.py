@@ -346,6 +346,8 @@ class NoduleSize:
             "basis": str(self.basis),
             "scale": str(self.scale.source),
             "text": self.text(),
+            "diameters": None if self.diameters is None else self.diameters.values_text(),
+            "volume_ml": None if self.volume_ml is None else round(self.volume_ml, 3),
         }
 
     def summary(self) -> str:
