@@ -86,8 +86,11 @@ def assert_one_answer(window, predicted: dict, validated: dict | None = None) ->
     assert same(predicted["probability"], f.estimate), (predicted["probability"], f.estimate)
     assert same(predicted["logit"], f.logit), (predicted["logit"], f.logit)
     assert predicted["tirads_suggestion"] == suggestion
+    size = json.loads(json.dumps(window.size.to_json()))  # the one size rule, as written
+    assert predicted["size"] == size
     if validated is None:
         return
+    assert validated["size"] == size
     assert validated["frame"] == window.frame and validated["n_frames"] == window.n_frames
     assert validated["roi"] == f.roi.as_list() and validated["roi_source"] == f.roi_source
     assert same(validated["probability"], f.estimate)
@@ -142,6 +145,45 @@ def test_phantom_still_image_auto_and_drawn_box(window_service, tmp_path, capsys
     box = grown(phantom.nodule, 5, window.image.width, window.image.height)
     drawn = window_analysis(window_service, path, box)
     assert_one_answer(drawn, predict_json(path, capsys, "--roi", ",".join(map(str, box.as_list()))))
+
+
+# ------------------------------------------------------- synthetic in-scope image (CI)
+INSCOPE = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+#: A box drawn round the asset's nodule (tests/assets/make_inscope_image.py).
+INSCOPE_BOX = ROI(220, 120, 130, 100)
+
+
+def test_in_scope_still_same_estimate_suggestion_and_size_everywhere(
+    window_service, tmp_path, capsys
+):
+    """The committed synthetic B-mode image gets an estimate, so the numbers compared here
+    are real ones (the phantom gets none), without ../shared/data."""
+    (tmp_path / "study").mkdir()
+    path = tmp_path / "study" / "inscope.png"
+    path.write_bytes(INSCOPE.read_bytes())
+    window = window_analysis(window_service, path)
+    assert window.finding.estimate is not None and window.finding.tirads_suggestion is not None
+    assert window.size.basis == "mask"
+    assert_one_answer(window, predict_json(path, capsys), validate_json(path, tmp_path, capsys))
+    drawn = window_analysis(window_service, path, INSCOPE_BOX)
+    assert drawn.finding.estimate is not None and drawn.finding.roi == INSCOPE_BOX
+    roi = ",".join(map(str, INSCOPE_BOX.as_list()))
+    assert_one_answer(drawn, predict_json(path, capsys, "--roi", roi))
+
+
+def test_in_scope_cine_scored_on_its_best_frame_everywhere(window_service, tmp_path, capsys):
+    """A calibrated cine whose frame 0 is noise and frame 1 the in-scope image: predict,
+    validate and the window all analyse frame 1, with an estimate and a size in mm."""
+    image = cv2.imread(str(INSCOPE), cv2.IMREAD_GRAYSCALE)
+    noise = np.random.default_rng(0).integers(0, 40, image.shape, dtype=np.uint8)
+    (tmp_path / "study").mkdir()
+    cine = write_real_cine(tmp_path / "study" / "loop.dcm", [noise, image, noise])
+    window = window_analysis(window_service, cine)
+    assert window.frame == 1 and window.finding.estimate is not None
+    assert window.size.max_diameter_mm is not None  # calibrated DICOM: mm
+    assert_one_answer(window, predict_json(cine, capsys), validate_json(cine, tmp_path, capsys))
+    frame0 = window_service.analyse_file(cine, frame=0, action=None).finding
+    assert frame0.estimate is None or not same(frame0.logit, window.finding.logit)
 
 
 # ----------------------------------------------------------------------------- real frames

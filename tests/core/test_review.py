@@ -3,17 +3,18 @@ belongs to which nodule, what the list and the CSV say (no models: findings are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import pytest
 
 from thyroid_desktop.core.analysis import Finding
-from thyroid_desktop.core.io.images import ImageLoadError, from_array
+from thyroid_desktop.core.io.images import ImageLoadError, from_array, open_image
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.reading import Review, Step, Tone
 from thyroid_desktop.core.review.session import Session
+from thyroid_desktop.core.site.calibration import Calibration
 
 SCAN = ROI(0, 0, 64, 48)
 
@@ -173,10 +174,37 @@ def test_coming_back_shows_the_stored_result_unless_the_calibration_changed(revi
     again = show(review, 0)
     step = review.present(again)
     assert step.step is Step.SHOW_RESULT and step.finding is shown
-    review.calibration_changed("site-A")
-    assert review.session.state.nodule("N1").estimate is None  # no old numbers anywhere
+    review.calibration_changed(SITE_A, 0.2)
+    assert review.session.state.nodule("N1").estimate is None  # saved without its logits
     assert review.present(again).step is Step.ANALYSE_BOX
     assert review.follow_nodule() == a and review.roi == a
+
+
+SITE_A = Calibration("site-A", a=0.5, b=-1.0, threshold=0.3, source="test")
+
+
+def test_a_calibration_switch_rescores_every_stored_result_at_once(review):
+    """Every nodule's result (shown or not) and a scan-area result get the new calibration's
+    numbers, as analysing them again would: the CSV and the reports agree at once."""
+    image = show(review, 0)
+    a = ROI(5, 5, 10, 10)
+    logged = replace(finding(a), logit=1.2, view_logits=(1.0, 1.4, 1.2, 1.2))
+    review.detected(image, review.begin_request(), logged, Detection([Candidate(a)]))
+    review.accept_proposal()
+    other = show(review, 1)
+    review.use_scan_area()  # asked for: a preliminary result, no nodule
+    area = replace(finding(SCAN, BoxSource.FULL), logit=-2.0, view_logits=(-2.0, -2.0))
+    review.analysed(other, review.begin_request(), area)
+    review.calibration_changed(SITE_A, 0.05)
+    est = review.session.state.nodule("N1").estimate
+    assert est.calibration == "site-A" and est.threshold == 0.3
+    assert est.probability == pytest.approx(SITE_A.apply(1.2))
+    assert est.spread == pytest.approx(SITE_A.apply(1.4) - SITE_A.apply(1.0))
+    assert est.unstable == (est.spread > 0.05)
+    assert est.call == "suspicious (TI-RADS 4-5 likely)"  # 0.40 >= 0.3
+    assert [r.entry.name for r in review.rows()] == ["a.png"]  # b.png has no nodule
+    assert f"{SITE_A.apply(-2.0):.2f}" in review.list_line(1).text
+    assert review.session.undo_text == "add N1"  # the rescoring is no undo step
 
 
 def test_a_tirads_choice_on_a_proposal_accepts_it_and_the_list_shows_the_level(review):
@@ -266,3 +294,30 @@ def test_a_batch_result_is_a_proposal_and_the_users_box_stands(review, tmp_path)
     assert review.rows_to_analyse() == []
     assert [r.nodule.id for r in review.rows()] == ["N1"]  # b.png's proposal: not in the CSV
     assert "proposal" in review.list_line(1).text
+
+
+def test_a_restored_sessions_nodules_reach_the_csv_before_their_images_are_opened(tmp_path):
+    """A session restored with several images: the files read in the background (the
+    thumbnails) make their nodules rows of the CSV, as the study PDF lists them."""
+    first = Review(Session())
+    first.add_files([png(tmp_path, "a.png"), png(tmp_path, "b.png", 1)])
+    for row, box in ((0, ROI(5, 5, 10, 10)), (1, ROI(20, 10, 12, 8))):
+        image = show(first, row)
+        first.detected(image, first.begin_request(), finding(box), Detection([Candidate(box)]))
+        first.accept_proposal()
+    assert [r.nodule.id for r in first.rows()] == ["N1", "N2"]
+
+    restored = Review(Session())
+    restored.session.load(first.session.state)
+    restored.add_files([tmp_path / "a.png", tmp_path / "b.png"])
+    show(restored, 0)  # only the first image is opened
+    assert [r.nodule.id for r in restored.rows() if r.nodule] == ["N1"]
+    b = restored.entries[1]
+    restored.entry_read(1, b.path, open_image(b.path))
+    rows = restored.rows()
+    assert [r.nodule.id for r in rows if r.nodule] == ["N1", "N2"]
+    assert rows[1].estimate is not None and rows[1].estimate.box == ROI(20, 10, 12, 8)
+    restored.entry_read(1, tmp_path / "other.png", open_image(b.path))  # not that row's file
+    assert len(restored.rows()) == 2
+    restored.session.delete_nodule("N1")
+    assert [(r.nodule.id, r.entry.name) for r in restored.rows()] == [("N1", "b.png")]

@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from tests.core.test_dicom import make_dataset, save, speckle, us_region
 from thyroid_desktop.core.clinical.measure import (
+    Caliper,
     Scale,
     ScaleSource,
     SizeBasis,
@@ -145,7 +146,8 @@ class _Finding:
 
 # ----------------------------------------------------------------------------- CSV = PDF
 @pytest.mark.parametrize(
-    ("user_mm_per_px", "calipers"), [(None, ()), (0.1, ()), (0.1, ((100.0, 30.0),))]
+    ("user_mm_per_px", "calipers"),
+    [(None, ()), (0.1, ()), (0.1, (Caliper((100.0, 100.0), (200.0, 130.0)),))],
 )
 def test_csv_and_pdf_give_the_same_size_for_the_same_nodule(
     tmp_path, classifier, user_mm_per_px, calipers
@@ -168,7 +170,7 @@ def test_csv_and_pdf_give_the_same_size_for_the_same_nodule(
         r,
         BoxSource.MANUAL,
         estimate=Estimate.of(finding),
-        calipers_px=calipers,
+        calipers=calipers,
     )
     row = ResultRow(entry, "analysed", nodule.estimate, None, user_mm_per_px, nodule)
     with open(write_csv(tmp_path / "study.csv", [row]), newline="") as fh:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from thyroid_desktop.core.clinical.measure import Caliper
 from thyroid_desktop.core.clinical.tirads import (
     Composition,
     EchogenicFoci,
@@ -185,7 +186,7 @@ def test_autosave_restores_everything_after_a_restart(tmp_path):
     n1 = s.add_nodule(A, 2, ROI(10, 10, 50, 40), BoxSource.AUTO)
     s.set_estimate(n1, estimate())
     s.set_tirads(n1, TiradsChoices().with_choice("margin", Margin.LOBULATED))
-    s.add_caliper(n1, 120.0, 35.0)
+    s.add_caliper(n1, Caliper((10.0, 20.0), (130.0, 55.0), frame=2))
     s.set_notes(n1, "compare with 2025")
     n2 = s.add_nodule(B, 0, ROI(5, 5, 20, 20))
     s.set_location(n2, Lobe.ISTHMUS, None)

@@ -342,12 +342,12 @@ def test_caliper_lines_size_the_nodule_and_undo(window, qtbot, tmp_path):
     window.set_user_scale(0.1)
     window.measure_nodule()
     assert window.view.measuring
-    window.view.lineDrawn.emit(120.0, 50.0)  # as a drag across the nodule ends
+    window.view.lineDrawn.emit((10.0, 20.0), (130.0, 70.0))  # as a drag across the nodule ends
     (nodule,) = window.session.state.nodules
-    assert nodule.calipers_px == ((120.0, 50.0),)
+    assert [c.length_px for c in nodule.calipers] == [130.0]
     assert "calipers 13.0 mm (user scale)" in window.panel.size.text()
     window.undo()
-    assert window.session.state.nodules[0].calipers_px == ()
+    assert window.session.state.nodules[0].calipers == ()
 
 
 def test_report_dialogs_remember_the_reports_folder(window, qtbot, tmp_path, monkeypatch):

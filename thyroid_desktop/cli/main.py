@@ -162,6 +162,7 @@ def result_record(service, path: Path, result, candidates: bool) -> dict:
 
     record: dict = {"file": str(path), "frame": result.frame, "n_frames": result.n_frames}
     record.update(finding_record(result.finding))
+    record["size"] = result.size.to_json()
     if result.frame_scores is not None:
         record["frame_scores"] = [
             None if s != s else round(s, 4) for s in result.frame_scores.scores

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thyroid_desktop.core.clinical.measure import NoduleSize, finding_size
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.images import UltrasoundImage, open_image
 from thyroid_desktop.core.models.gradcam import heatmap_rgba
@@ -95,6 +96,13 @@ class AnalysisResult:
     @property
     def n_frames(self) -> int:
         return self.image.n_frames
+
+    @property
+    def size(self) -> NoduleSize:
+        """The nodule's size by the one rule (``core.clinical.measure``: the mask inside the
+        box, else the box) under the file's own scale; the window adds the clinician's
+        calipers and scale line to the same rule."""
+        return finding_size(self.finding, self.image.scale)
 
 
 def searched_frames(n_frames: int, limit: int = MAX_SEARCHED_FRAMES) -> list[int]:
@@ -285,17 +293,33 @@ def nodule_reports(service: AnalysisService, state) -> list:
     """
     from thyroid_desktop.core.clinical.measure import finding_size
     from thyroid_desktop.core.io.images import ImageLoadError
-    from thyroid_desktop.core.report.pdf import NoduleReport
+    from thyroid_desktop.core.report.pdf import NoduleReport, ReportView
+
+    def opened(key: str, frame: int, name: str):
+        record = state.image(key)
+        image = open_image(record.path, frame=frame)
+        if image.sha256 != key:
+            raise ImageLoadError(f"{Path(record.path).name} changed since {name} was marked")
+        return image
 
     items = []
     for n in state.nodules:
         record = state.image(n.image)
-        image = open_image(record.path, frame=n.frame)
-        if image.sha256 != n.image:
-            raise ImageLoadError(f"{Path(record.path).name} changed since {n.id} was marked")
+        image = opened(n.image, n.frame, n.id)
         box = None if n.source is BoxSource.FULL else n.box
         finding = service.analyse_box(image, box, n.source, action=None).finding
-        size = finding_size(finding, image.scale, record.user_mm_per_px, n.calipers_px)
+        views = state.linked_views(n)
+        size = finding_size(finding, image.scale, record.user_mm_per_px, n.calipers, n.plane, views)
+        other = None
+        if n.views:
+            v, measure = n.views[0], views[0]
+            other = ReportView(
+                opened(v.image, v.frame, n.id),
+                v.plane,
+                v.box,
+                tuple((c.number, c.caliper) for c in n.calipers_on(v.image, v.frame)),
+                measure.scale,
+            )
         items.append(
             NoduleReport(
                 n.id,
@@ -306,6 +330,9 @@ def nodule_reports(service: AnalysisService, state) -> list:
                 n.tirads.descriptors,
                 n.notes,
                 n.tirads,
+                tuple((c.number, c.caliper) for c in n.calipers_on(n.image, n.frame)),
+                n.plane,
+                other,
             )
         )
     return items

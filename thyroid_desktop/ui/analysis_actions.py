@@ -20,6 +20,16 @@ class AnalysisMixin:
     """Mixed into MainWindow (which provides the widgets, the review and the worker)."""
 
     # -- boxes and proposals ---------------------------------------------------------------
+    def _wire_boxes(self) -> None:
+        """The view's boxes and the result panel's buttons, to the actions below."""
+        self.view.roiDrawn.connect(self.set_roi)
+        self.view.candidatePicked.connect(self.pick_candidate)
+        self.panel.acceptRequested.connect(self.accept_proposal)
+        self.panel.rejectRequested.connect(self.reject_proposal)
+        self.panel.overlayToggled.connect(self.view.set_overlay_visible)
+        self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
+        self.view.set_overlay_opacity(0.7)
+
     def set_roi(self, roi: ROI, source: BoxSource = BoxSource.MANUAL) -> None:
         """Analyses ``roi``, drawn, moved or resized by the clinician: the shown nodule's
         box, or a new nodule (a proposal adjusted, or their own box)."""

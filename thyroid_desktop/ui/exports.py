@@ -90,6 +90,8 @@ class ExportsMixin:
         choices = self.tirads.choices()
         n = self.review.nodule()
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
+        shown = self.review.calipers_shown()
+        calipers = tuple((c.number, c.caliper) for c in shown if n and c.nodule_id == n.id)
 
         def done(out: Path) -> None:
             problem = (
@@ -111,6 +113,7 @@ class ExportsMixin:
                 size,
                 nodule=nodule,
                 choices=choices,
+                calipers=calipers,
             ),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),

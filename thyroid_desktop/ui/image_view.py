@@ -1,13 +1,25 @@
 """The image viewer: zoom, pan, window/level, the nodule box drawn, moved and resized with
-the mouse, a measuring line for calibration, and the Grad-CAM overlay (on the image or in
-a second copy beside it)."""
+the mouse, a measuring line (calibration, calipers), the caliper lines that stay (numbered,
+with their lengths; an end dragged moves one, Delete removes the selected one), and the
+Grad-CAM overlay (on the image or in a second copy beside it)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QPolygonF,
+)
 from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
     QGraphicsLineItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
@@ -15,6 +27,7 @@ from PySide6.QtWidgets import (
     QGraphicsScene,
     QGraphicsSimpleTextItem,
     QGraphicsView,
+    QMenu,
 )
 
 from thyroid_desktop.core.pipeline.roi import ROI
@@ -25,6 +38,54 @@ HANDLE_PX = 7
 SIDE_GAP = 12
 #: Smallest box the mouse can make (image pixels).
 MIN_BOX = 4
+#: Caliper lines: their colour, and the colour of the selected one.
+CALIPER_COLOR = QColor(0, 220, 255)
+CALIPER_SELECTED = QColor(255, 120, 220)
+#: Radius of a caliper line's end marks (screen pixels).
+CALIPER_END_PX = 4
+
+
+class CaliperItem(QGraphicsLineItem):
+    """A caliper line that stays: its ends marked, its number and length beside it. Knows
+    whose it is (``nodule_id``) and its ``number`` there."""
+
+    def __init__(self, nodule_id: str, number: int, line: QLineF, label: str) -> None:
+        super().__init__(line)
+        self.nodule_id, self.number, self.label_text = nodule_id, number, label
+        self.setZValue(6)
+        self._ends = []
+        for _ in range(2):
+            end = QGraphicsEllipseItem(
+                -CALIPER_END_PX, -CALIPER_END_PX, 2 * CALIPER_END_PX, 2 * CALIPER_END_PX, self
+            )
+            end.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            self._ends.append(end)
+        self.label = QGraphicsSimpleTextItem(label, self)
+        self.label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setToolTip(f"Caliper {number} of {nodule_id}: {label.split(': ', 1)[-1]}")
+        self.set_selected(False)
+        self.set_line(line)
+
+    def set_line(self, line: QLineF) -> None:
+        self.setLine(line)
+        self._ends[0].setPos(line.p1())
+        self._ends[1].setPos(line.p2())
+        self.label.setPos(line.p2() if line.p2().x() >= line.p1().x() else line.p1())
+
+    def set_selected(self, selected: bool) -> None:
+        self.selected = selected
+        color = CALIPER_SELECTED if selected else CALIPER_COLOR
+        self.setPen(_pen(color, 2.5 if selected else 1.8))
+        for end in self._ends:
+            end.setPen(_pen(color, 1.5))
+            end.setBrush(QBrush(color))
+        self.label.setBrush(color)
+
+    @property
+    def ends(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        line = self.line()
+        return (line.x1(), line.y1()), (line.x2(), line.y2())
+
 
 _CURSORS = {
     "move": Qt.CursorShape.SizeAllCursor,
@@ -60,21 +121,28 @@ class ImageView(QGraphicsView):
     dragging its edges or corners resizes it; a click in another detected candidate's
     (dashed) box picks it. Right-drag changes window/level (up/down: brightness,
     left/right: contrast); middle-drag pans. In measuring mode the next left-drag draws a
-    line.
+    line. A caliper line is selected by a click on it, moved by dragging one of its ends,
+    and deleted with Delete (or its right-click menu).
 
     Signals:
         roiDrawn(ROI): the user drew, moved or resized the box (image pixels).
         candidatePicked(int): the user clicked inside candidate box number ``i``.
         pointClicked(float, float): a click (no drag) on the image outside every box: the
             nodule is there (image pixels).
-        lineDrawn(float, float): the user drew a measuring line: its dx, dy (image pixels).
+        lineDrawn(object, object): the user drew a measuring line: its start and end (x, y)
+            in image pixels.
+        caliperMoved(str, int, object, object): an end of caliper ``number`` of nodule
+            ``id`` was dragged: its new start and end (x, y).
+        caliperDeleteRequested(str, int): delete caliper ``number`` of nodule ``id``.
         stepRequested(int): Up/Down arrow: previous (-1) or next (+1) image of the study.
     """
 
     roiDrawn = Signal(object)
     candidatePicked = Signal(int)
     pointClicked = Signal(float, float)
-    lineDrawn = Signal(float, float)
+    lineDrawn = Signal(object, object)
+    caliperMoved = Signal(str, int, object, object)
+    caliperDeleteRequested = Signal(str, int)
     stepRequested = Signal(int)
 
     def __init__(self, parent=None) -> None:
@@ -124,6 +192,10 @@ class ImageView(QGraphicsView):
         self._before: tuple[QRectF, bool] = (QRectF(), False)
         self._candidates: list[QGraphicsRectItem] = []
         self._others: list[QGraphicsRectItem] = []
+        self._calipers: list[CaliperItem] = []
+        self._views: list[QGraphicsRectItem] = []
+        self._caliper_drag: tuple[CaliperItem, int] | None = None
+        self._right_press: QPointF | None = None
         self._gland = QGraphicsPathItem()
         self._gland.setPen(_pen(QColor(120, 230, 120), 1.5, Qt.PenStyle.DotLine))
         self._gland.setZValue(3.2)
@@ -152,6 +224,8 @@ class ImageView(QGraphicsView):
         self.set_contour(None)
         self.set_candidates([])
         self.set_gland(None)
+        self.set_calipers([])
+        self.set_views([])
         self.fit()
 
     def clear(self) -> None:
@@ -165,6 +239,8 @@ class ImageView(QGraphicsView):
         self.set_candidates([])
         self.set_other_nodules([])
         self.set_gland(None)
+        self.set_calipers([])
+        self.set_views([])
         self._line.hide()
         self.scene().setSceneRect(QRectF())
 
@@ -283,6 +359,72 @@ class ImageView(QGraphicsView):
             self.scene().addItem(box)
             self._others.append(box)
 
+    def set_calipers(self, shown: list) -> None:
+        """The caliper lines on this frame (``core.review.reading.CaliperShown``: whose,
+        number, ends, length), each drawn with its ends and "number: length"; the selection
+        is kept when the same line is drawn again."""
+        selected = self.selected_caliper()
+        for item in self._calipers:
+            self.scene().removeItem(item)
+        self._calipers = []
+        for c in shown:
+            line = QLineF(QPointF(*c.caliper.start), QPointF(*c.caliper.end))
+            item = CaliperItem(c.nodule_id, c.number, line, c.label)
+            item.set_selected(selected == (c.nodule_id, c.number))
+            self.scene().addItem(item)
+            self._calipers.append(item)
+
+    def calipers(self) -> list[CaliperItem]:
+        """The caliper lines drawn."""
+        return list(self._calipers)
+
+    def selected_caliper(self) -> tuple[str, int] | None:
+        """(nodule id, number) of the selected caliper line, if any."""
+        return next(((c.nodule_id, c.number) for c in self._calipers if c.selected), None)
+
+    def select_caliper(self, item: CaliperItem | None) -> None:
+        for c in self._calipers:
+            c.set_selected(c is item)
+
+    def set_views(self, views: list[tuple[str, ROI]]) -> None:
+        """Boxes of nodules' linked views on this frame, labelled, e.g. "N1 longitudinal"."""
+        for item in self._views:
+            self.scene().removeItem(item)
+        self._views = []
+        for name, r in views:
+            box = QGraphicsRectItem(QRectF(r.x, r.y, r.w, r.h))
+            box.setPen(_pen(QColor(255, 220, 0), 1.5, Qt.PenStyle.DashDotLine))
+            label = QGraphicsSimpleTextItem(name, box)
+            label.setBrush(QColor(255, 220, 0))
+            label.setFlag(label.GraphicsItemFlag.ItemIgnoresTransformations)
+            label.setPos(r.x, r.y + r.h)
+            box.setZValue(3.4)
+            self.scene().addItem(box)
+            self._views.append(box)
+
+    def view_labels(self) -> list[str]:
+        return [item.childItems()[0].text() for item in self._views]
+
+    def _caliper_at(self, p: QPointF) -> tuple[CaliperItem, int | None] | None:
+        """The caliper line under scene point ``p``: with the end grabbed (0, 1) or None
+        (on the line itself)."""
+        tol = HANDLE_PX / max(self.transform().m11(), 1e-6)
+        for item in reversed(self._calipers):
+            line = item.line()
+            for which, end in enumerate((line.p1(), line.p2())):
+                if QLineF(p, end).length() <= tol:
+                    return item, which
+            if _distance_to_segment(p, line) <= tol:
+                return item, None
+        return None
+
+    def caliper_menu(self, item: CaliperItem) -> QMenu:
+        """The right-click menu of a caliper line."""
+        menu = QMenu(self)
+        act = menu.addAction(f"Delete caliper {item.number} ({item.label_text.split(': ')[-1]})")
+        act.triggered.connect(lambda: self.caliperDeleteRequested.emit(item.nodule_id, item.number))
+        return menu
+
     def other_nodules(self) -> list[tuple[str, QRectF]]:
         """(id, box) of the other nodules drawn."""
         return [(item.childItems()[0].text(), item.rect()) for item in self._others]
@@ -369,6 +511,10 @@ class ImageView(QGraphicsView):
             self.stepRequested.emit(-1 if event.key() == Qt.Key.Key_Up else 1)
         elif event.key() == Qt.Key.Key_Escape and self.measuring:
             self._end_measuring()
+        elif event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and (
+            self.selected_caliper() is not None
+        ):
+            self.caliperDeleteRequested.emit(*self.selected_caliper())
         else:
             super().keyPressEvent(event)
 
@@ -377,8 +523,14 @@ class ImageView(QGraphicsView):
             super().mousePressEvent(event)
             return
         p = self.mapToScene(event.position().toPoint())
+        grabbed = self._caliper_at(p) if not self.measuring else None
         if event.button() == Qt.MouseButton.RightButton:
             self._wl_start = (event.position(), self.level, self.width)
+            self._right_press = event.position()
+        elif event.button() == Qt.MouseButton.LeftButton and grabbed is not None:
+            item, which = grabbed
+            self.select_caliper(item)
+            self._caliper_drag = (item, which) if which is not None else None
         elif event.button() == Qt.MouseButton.MiddleButton:
             self._pan_start = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
@@ -387,6 +539,7 @@ class ImageView(QGraphicsView):
             self._line.setLine(QLineF(p, p))
             self._line.show()
         elif event.button() == Qt.MouseButton.LeftButton and self.image_rect().contains(p):
+            self.select_caliper(None)
             mode = self._hit(p) or "new"
             self._before = (self._box.rect(), self._box.isVisible())
             if mode == "new":
@@ -412,8 +565,15 @@ class ImageView(QGraphicsView):
             v.setValue(v.value() - round(d.y()))
             return
         p = self.mapToScene(event.position().toPoint())
+        if self._caliper_drag is not None:
+            item, which = self._caliper_drag
+            line = item.line()
+            item.set_line(QLineF(p, line.p2()) if which == 0 else QLineF(line.p1(), p))
+            return
         if self._drag is None:
-            if not self.measuring:
+            if not self.measuring and self._caliper_at(p) is not None:
+                self.viewport().setCursor(Qt.CursorShape.PointingHandCursor)
+            elif not self.measuring:
                 hit = self._hit(p)
                 self.viewport().setCursor(_CURSORS.get(hit, Qt.CursorShape.CrossCursor))
             super().mouseMoveEvent(event)
@@ -447,6 +607,19 @@ class ImageView(QGraphicsView):
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         if self._wl_start is not None and event.button() == Qt.MouseButton.RightButton:
             self._wl_start = None
+            press, self._right_press = self._right_press, None
+            moved = press is None or (event.position() - press).manhattanLength() > 3
+            hit = self._caliper_at(self.mapToScene(event.position().toPoint()))
+            if not moved and hit is not None:
+                self.select_caliper(hit[0])
+                self.caliper_menu(hit[0]).popup(event.globalPosition().toPoint())
+            return
+        if self._caliper_drag is not None and event.button() == Qt.MouseButton.LeftButton:
+            item, _ = self._caliper_drag
+            self._caliper_drag = None
+            start, end = item.ends
+            if QLineF(QPointF(*start), QPointF(*end)).length() >= MIN_BOX:
+                self.caliperMoved.emit(item.nodule_id, item.number, start, end)
             return
         if self._pan_start is not None and event.button() == Qt.MouseButton.MiddleButton:
             self._pan_start = None
@@ -463,7 +636,7 @@ class ImageView(QGraphicsView):
             self.viewport().unsetCursor()
             line = self._line.line()
             if line.length() >= MIN_BOX:
-                self.lineDrawn.emit(abs(line.dx()), abs(line.dy()))
+                self.lineDrawn.emit((line.x1(), line.y1()), (line.x2(), line.y2()))
             else:
                 self._line.hide()
             return
@@ -488,3 +661,14 @@ class ImageView(QGraphicsView):
         self.measuring, self._drag = False, None
         self._line.hide()
         self.viewport().unsetCursor()
+
+
+def _distance_to_segment(p: QPointF, line: QLineF) -> float:
+    """Distance from point ``p`` to the segment ``line`` (scene units)."""
+    d = line.p2() - line.p1()
+    n2 = d.x() ** 2 + d.y() ** 2
+    if n2 == 0:
+        return QLineF(p, line.p1()).length()
+    t = ((p.x() - line.x1()) * d.x() + (p.y() - line.y1()) * d.y()) / n2
+    t = min(max(t, 0.0), 1.0)
+    return QLineF(p, line.p1() + d * t).length()

@@ -49,7 +49,7 @@ from thyroid_desktop.ui.nodule_panel import NodulePanel
 from thyroid_desktop.ui.result_panel import ResultPanel
 from thyroid_desktop.ui.session_actions import SessionMixin
 from thyroid_desktop.ui.side_column import SideColumn
-from thyroid_desktop.ui.site_actions import SiteCalibrationMixin, calibration_name
+from thyroid_desktop.ui.site_actions import SiteCalibrationMixin
 from thyroid_desktop.ui.study_list import StudyList, make_thumbnail
 from thyroid_desktop.ui.tirads_panel import TiradsPanel
 from thyroid_desktop.ui.validation_dialog import ValidationRunner
@@ -149,10 +149,7 @@ class MainWindow(
         self.statusBar().addPermanentWidget(self.batch.cancel_button)
         self.statusBar().addPermanentWidget(self.calibration_status)
         self.statusBar().addPermanentWidget(self.device_label)
-        self.view.roiDrawn.connect(self.set_roi)
-        self.view.candidatePicked.connect(self.pick_candidate)
-        self.panel.acceptRequested.connect(self.accept_proposal)
-        self.panel.rejectRequested.connect(self.reject_proposal)
+        self._wire_boxes()  # the view and the result panel: boxes, proposals, heat map
         self.view.lineDrawn.connect(self._line_drawn)
         self.view.stepRequested.connect(self.step)
         self.study_list.currentRowChanged.connect(self._row_changed)
@@ -166,9 +163,6 @@ class MainWindow(
         self.nodules.addRequested.connect(self.start_new_nodule)
         self.nodules.deleteRequested.connect(self.delete_nodule)
         self.nodules.locationChanged.connect(self._location_changed)
-        self.panel.overlayToggled.connect(self.view.set_overlay_visible)
-        self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
-        self.view.set_overlay_opacity(0.7)
         self._split = split
         self._build_menus()
         self._restore_layout()
@@ -192,7 +186,7 @@ class MainWindow(
         chosen = use_active_profile(classifier)
         if chosen.refused:
             self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
-        self.review.calibration_changed(calibration_name(classifier))
+        self.review.calibration_changed(classifier.calibration, classifier.card.spread_limit)
         self.calibration_menu.classifier = classifier
         self._show_calibration()
         self.panel.set_output_name(classifier.card.output_name)
@@ -243,11 +237,18 @@ class MainWindow(
         that cannot be read says why when it is selected)."""
         entries = self.review.entries
         entry = entries[row]
-        task = Task(lambda: make_thumbnail(open_image(entry.path).pixels))
 
-        def done(thumb) -> None:
+        def read():
+            image = open_image(entry.path)
+            return image, make_thumbnail(image.pixels)
+
+        task = Task(read)
+
+        def done(result) -> None:
             self._tasks.discard(task)
             if not self._closed and row < len(entries) and entries[row] is entry:
+                image, thumb = result
+                self.review.entry_read(row, entry.path, image)
                 self._show_row(row, thumb)
 
         task.signals.finished.connect(done)

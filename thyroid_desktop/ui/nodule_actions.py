@@ -17,6 +17,7 @@ class NodulesMixin:
         self.nodules.show_nodules(list(state.nodules), review.nodule_id, names)
         self.view.set_other_nodules([(n.id, n.box) for n in review.others_shown()])
         self._show_candidates()  # a candidate marked as a nodule is drawn as that nodule
+        self._show_calipers()  # the caliper lines and linked views on this frame
 
     def start_new_nodule(self) -> None:
         """The next box drawn on an image is a new nodule (N2, N3, ...)."""

@@ -1,4 +1,5 @@
-"""The study's nodules: pick one (N1, N2, ...), add or delete one, say where it is."""
+"""The study's nodules: pick one (N1, N2, ...), add or delete one, say where it is, and
+which images show it (its transverse and longitudinal views)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
 )
 
@@ -67,7 +69,11 @@ class NodulePanel(QGroupBox):
         form.addRow(row)
         form.addRow("Lobe", self.lobe)
         form.addRow("Level", self.pole)
+        self.views = QLabel("")
+        self.views.setWordWrap(True)  # long file names must wrap, not be cut off
+        form.addRow("Views", self.views)
         self.show_nodules([], None)
+        self.show_views(None)
 
     def show_nodules(self, nodules: list[Nodule], current: str | None, names=None) -> None:
         """Lists ``nodules`` (``names``: image key -> file name) and shows ``current``."""
@@ -94,3 +100,25 @@ class NodulePanel(QGroupBox):
             w.setEnabled(shown is not None)
         if not nodules:
             self.choice.setPlaceholderText("no nodule yet")
+
+    def show_views(self, nodule: Nodule | None, names=None) -> None:
+        """Which images show ``nodule`` and in which plane (``names``: image key -> file
+        name); how to add the other view when it has one only."""
+        names = names or {}
+
+        def where(key: str, frame: int) -> str:
+            return names.get(key, key[:8]) + (f" frame {frame + 1}" if frame else "")
+
+        if nodule is None:
+            text = "–"
+        elif not nodule.views:
+            text = (
+                f"{where(nodule.image, nodule.frame)} only. For three diameters and the "
+                "volume, show its other plane and use Analysis > Link this frame to nodule…"
+            )
+        else:
+            own = f"{nodule.plane}: {where(nodule.image, nodule.frame)}"
+            others = [f"{v.plane}: {where(v.image, v.frame)}" for v in nodule.views]
+            text = "; ".join([own, *others])
+        self.views.setText(text)
+        self.views.setToolTip(text)

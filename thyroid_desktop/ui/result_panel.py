@@ -98,6 +98,7 @@ class ResultPanel(QWidget):
         self.opacity.setValue(70)
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
         self.size = QLabel("")
+        self.size.setWordWrap(True)  # the size with calipers and diameters is long
         self.notes = QLabel("")  # what the reader had to assume about the file
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: #d07000;")
@@ -134,7 +135,8 @@ class ResultPanel(QWidget):
         self.output_name.setText(text)
 
     def show_measurement(self, text: str) -> None:
-        self.size.setText(f"Box size: {text}")
+        self.size.setText(f"Size: {text}" if text else "")
+        self.size.setToolTip(text)
 
     def show_state(self, text: str) -> None:
         self.state.setText(text)

@@ -18,11 +18,6 @@ from thyroid_desktop.core.site.profile import (
 from thyroid_desktop.ui.validation_dialog import show_summary
 
 
-def calibration_name(classifier) -> str:
-    """The calibration in use, as results name it (``Finding.calibration``)."""
-    return classifier.calibration.name
-
-
 class SiteCalibrationMixin:
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
@@ -70,7 +65,8 @@ class SiteCalibrationMixin:
         )
 
     def _calibration_changed(self) -> None:
-        self.review.calibration_changed(calibration_name(self.classifier))
+        clf = self.classifier
+        self.review.calibration_changed(clf.calibration, clf.card.spread_limit)
         self._show_calibration()
         self.calibration_menu.rebuild()
         self.statusBar().showMessage(
@@ -79,7 +75,9 @@ class SiteCalibrationMixin:
         review = self.review
         if review.image is None:
             return
-        if review.roi is not None:
+        if review.proposal is not None:  # still a proposal: analysed again, not confirmed
+            self.analyse()
+        elif review.roi is not None:
             source = review.finding.roi_source if review.finding is not None else review.roi_source
             self.set_roi(review.roi, source)
         elif review.finding is not None:

@@ -45,6 +45,9 @@ class Finding:
     notes: tuple[str, ...] = ()
     #: Mean pre-calibration logit over the views (site profiles recalibrate from it).
     logit: float = 0.0
+    #: The pre-calibration logit of each view (box, mirror, jitters): a calibration switch
+    #: re-scores a stored result from these without analysing the image again.
+    view_logits: tuple[float, ...] = ()
     #: Max - min of the views' calibrated probabilities.
     spread: float = 0.0
     #: Spread above the card's limit: the estimate depends on where the box is.
@@ -84,9 +87,14 @@ class Finding:
     @property
     def call_text(self) -> str:
         """The call in words: "suspicious (TI-RADS 4-5 likely)" or "not suspicious"."""
-        if not self.in_scope:
-            return "no estimate"
-        return "suspicious (TI-RADS 4-5 likely)" if self.label == "malignant" else "not suspicious"
+        return call_text(self.probability, self.threshold, self.in_scope)
+
+
+def call_text(probability: float | None, threshold: float, in_scope: bool = True) -> str:
+    """The one wording of the model's call at its threshold (an estimate, not a diagnosis)."""
+    if not in_scope or probability is None:
+        return "no estimate"
+    return "suspicious (TI-RADS 4-5 likely)" if probability >= threshold else "not suspicious"
 
 
 def no_estimate_reason(
@@ -226,6 +234,7 @@ def predict(
         warnings=warnings,
         notes=image.notes,
         logit=logit,
+        view_logits=tuple(float(v) for v in np.ravel(out.logits)),
         spread=spread,
         unstable=spread > card.spread_limit,
         novelty=novelty,

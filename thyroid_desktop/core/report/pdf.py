@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_desktop.core.clinical.measure import NoduleSize
+from thyroid_desktop.core.clinical.measure import (
+    Caliper,
+    NoduleSize,
+    Plane,
+    Scale,
+    caliper_length_text,
+)
 from thyroid_desktop.core.clinical.tirads import (
     TiradsChoices,
     TiradsDescriptors,
@@ -162,6 +168,33 @@ def _lines(
     return rows
 
 
+#: A caliper line as a report draws it: its number (1, 2, 3 per nodule) and its ends.
+NumberedLine = tuple[int, Caliper]
+
+CALIPER_COLOUR = "#00dcff"
+
+
+def _draw_calipers(ax, calipers: tuple[NumberedLine, ...], scale: Scale) -> None:
+    """Each caliper line on the image, its ends marked, labelled "number: length"."""
+    for number, c in calipers:
+        (x1, y1), (x2, y2) = c.start, c.end
+        ax.plot([x1, x2], [y1, y2], color=CALIPER_COLOUR, lw=1.2, marker="+", ms=6)
+        x, y = (x2, y2) if x2 >= x1 else (x1, y1)
+        ax.annotate(
+            f"{number}: {caliper_length_text(c, scale)}",
+            (x, y),
+            xytext=(3, 3),
+            textcoords="offset points",
+            color=CALIPER_COLOUR,
+            fontsize=6.5,
+        )
+
+
+def calipers_text(calipers: tuple[NumberedLine, ...], scale: Scale) -> str:
+    """ "1: 12.3 mm, 2: 8.1 mm" (as drawn on the image)."""
+    return ", ".join(f"{n}: {caliper_length_text(c, scale)}" for n, c in calipers)
+
+
 def _write_rows(fig, rows: list[tuple[str, str]], y: float) -> float:
     """Writes ``key: value`` rows down the page from height ``y``; returns where it ended."""
     for key, value in rows:
@@ -183,12 +216,14 @@ def write_report(
     created: dt.datetime | None = None,
     nodule: str = "",
     choices: TiradsChoices | None = None,
+    calipers: tuple[NumberedLine, ...] = (),
 ) -> Path:
     """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``.
     ``size`` is the nodule's (``core.clinical.measure.finding_size``: the same as the panel
     and the CSV); ``nodule`` names and locates it (e.g. "N1, right lobe, upper");
     ``choices`` are the clinician's TI-RADS choices so far (what they did with the AI's
-    suggestions)."""
+    suggestions); ``calipers``: the caliper lines on this frame, drawn with their lengths
+    (under ``size``'s scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,9 +246,17 @@ def write_report(
         ax.imshow(shown)
         r = finding.roi
         ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
+        if i == 0 and calipers:
+            _draw_calipers(ax, calipers, size.scale if size is not None else Scale.none())
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     rows = _lines(image, finding, card, study, tirads, size, created, nodule, choices)
+    if calipers:
+        scale = size.scale if size is not None else Scale.none()
+        rows.insert(
+            rows.index(next(r for r in rows if r[0] == "Size")) + 1,
+            ("Calipers", calipers_text(calipers, scale)),
+        )
     _write_rows(fig, rows, 0.63)
     fig.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
     fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
@@ -226,6 +269,25 @@ def write_report(
 
 
 # ------------------------------------------------------------------------- study report
+@dataclass(frozen=True)
+class ReportView:
+    """A nodule's other view as the study report draws it: the frame, the plane, the box,
+    its caliper lines and the scale their lengths use."""
+
+    image: UltrasoundImage
+    plane: Plane
+    box: object  # ROI
+    calipers: tuple[NumberedLine, ...] = ()
+    scale: Scale = Scale()
+
+    @property
+    def image_text(self) -> str:
+        name = self.image.source.name if self.image.source else "in-memory image"
+        if self.image.n_frames > 1:
+            return f"{name}, frame {self.image.frame_index + 1} of {self.image.n_frames}"
+        return name
+
+
 @dataclass(frozen=True)
 class NoduleReport:
     """One nodule of the study as the study report shows it: the frame it is seen on, the
@@ -240,6 +302,11 @@ class NoduleReport:
     tirads: TiradsDescriptors | None
     notes: str = ""
     choices: TiradsChoices | None = None
+    #: The caliper lines on this frame, drawn on the image with their lengths.
+    calipers: tuple[NumberedLine, ...] = ()
+    #: The nodule's plane on this image, and its other view (when linked).
+    plane: Plane | None = None
+    other_view: ReportView | None = None
 
     @property
     def image_text(self) -> str:
@@ -358,14 +425,23 @@ def write_study_report(
         fig.text(0.06, 0.965, title, fontsize=15, weight="bold")
         fig.text(0.06, 0.945, it.image_text, fontsize=9)
         pixels = np.asarray(it.image.pixels)
-        for i, (name, shown) in enumerate(
-            (("Image and nodule box", pixels), ("Grad-CAM", overlay(pixels, it.finding.heatmap)))
-        ):
-            ax = fig.add_axes((0.06 + i * 0.46, 0.62, 0.42, 0.3))
+        own = f"{it.plane} view" if it.plane else "Image"
+        panels = [
+            (f"{own}, box and calipers", pixels, it.finding.roi, it.calipers, it.size.scale),
+            ("Grad-CAM", overlay(pixels, it.finding.heatmap), it.finding.roi, (), None),
+        ]
+        v = it.other_view
+        if v is not None:
+            title = f"{v.plane} view: {v.image_text}"
+            panels.append((title, np.asarray(v.image.pixels), v.box, v.calipers, v.scale))
+        width = 0.42 if len(panels) == 2 else 0.285
+        for i, (name, shown, r, lines, scale) in enumerate(panels):
+            ax = fig.add_axes((0.06 + i * (width + 0.04), 0.62, width, 0.3))
             ax.imshow(shown)
-            r = it.finding.roi
             ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
-            ax.set_title(name, fontsize=9)
+            if lines:
+                _draw_calipers(ax, lines, scale)
+            ax.set_title(textwrap.fill(name, 40), fontsize=8)
             ax.axis("off")
         lines = _lines(
             it.image,
@@ -389,6 +465,9 @@ def write_study_report(
             "Labels",
         }
         lines = [(k, v) for k, v in lines if k not in skip]
+        lines += [("Calipers", calipers_text(it.calipers, it.size.scale))] if it.calipers else []
+        if v is not None and v.calipers:
+            lines.append((f"Calipers ({v.plane})", calipers_text(v.calipers, v.scale)))
         lines += [("Notes", it.notes)] if it.notes else []
         _write_rows(fig, lines, 0.59)
         fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")

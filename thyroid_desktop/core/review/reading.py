@@ -26,18 +26,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thyroid_desktop.core.analysis import AnalysisResult, Detection, Finding
+from thyroid_desktop.core.clinical.measure import (
+    Caliper,
+    NoduleSize,
+    Plane,
+    box_size,
+    caliper_length_text,
+    effective_scale,
+    finding_size,
+)
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, open_image
+from thyroid_desktop.core.io.scale import Scale
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.session import (
     Estimate,
     LatestRequest,
     Nodule,
     Session,
+    View,
     offered_candidates,
 )
 from thyroid_desktop.core.review.study import ResultRow, StudyEntry, expand_paths
-from thyroid_desktop.core.site.calibration import SHIPPED
+from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
 
 
 class Step(enum.Enum):
@@ -71,6 +82,21 @@ class ListLine:
     text: str
     tooltip: str
     tone: Tone
+
+
+@dataclass(frozen=True)
+class CaliperShown:
+    """A caliper line on the frame on screen: whose (``nodule_id``), its number there, its
+    ends and its length as text ("12.3 mm", or "123 px" uncalibrated)."""
+
+    nodule_id: str
+    number: int
+    caliper: Caliper
+    length_text: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.number}: {self.length_text}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +161,14 @@ class Review:
                 new.append(known[f])
             rows.append(known[f])
         return rows, new
+
+    def entry_read(self, row: int, path: Path, image: UltrasoundImage) -> None:
+        """A file of the list was read in the background (its thumbnail): its key and scale
+        are known from now on, so the CSV, the list and the batch see the session's nodules
+        on it (a restored session's) before it is opened."""
+        if row < len(self.entries) and self.entries[row].path == path:
+            entry = self.entries[row]
+            entry.sha256, entry.scale = image.sha256, image.scale
 
     def open_entry(self, row: int) -> UltrasoundImage:
         """Reads row ``row``'s file at the frame last shown and makes it current, with the
@@ -441,6 +475,142 @@ class Review:
         i = rois.index(self.roi) + 1 if self.roi in rois else 0
         return rois[i % len(rois)]
 
+    # ------------------------------------------------------------------ calipers and views
+    def file_scale(self, key: str) -> Scale:
+        """The scale file ``key`` states itself (none when it is not read yet)."""
+        if self.image is not None and self.image.sha256 == key:
+            return self.image.scale
+        row = self.row_of(key)
+        return self.entries[row].scale if row is not None else Scale.none()
+
+    def scale_of(self, key: str) -> Scale:
+        """The scale sizes on image ``key`` use: the file's, else the user's line."""
+        record = self.session.state.image(key)
+        user = record.user_mm_per_px if record is not None else None
+        return effective_scale(self.file_scale(key), user)
+
+    def measured_nodule(self) -> Nodule | None:
+        """The nodule whose size the panel shows: the shown nodule, else the one a linked
+        view of which is on screen."""
+        nodule = self.nodule()
+        if nodule is not None or self.image is None:
+            return nodule
+        views = self.session.state.views_on(self.image.sha256, self.image.frame_index)
+        return views[0][0] if views else None
+
+    def caliper_target(self) -> tuple[str, int | None] | None:
+        """Where a caliper line drawn on the frame on screen goes: (nodule id, index of its
+        linked view, or None for its own image); None when no nodule is shown here."""
+        if not self.in_session():
+            return None
+        key, frame = self.image.sha256, self.image.frame_index
+        nodule = self.nodule()
+        if nodule is not None and nodule.frame == frame:
+            return nodule.id, None
+        views = self.session.state.views_on(key, frame)
+        mine = [v for v in views if v[0].id == self.nodule_id] or views
+        if mine:
+            return mine[0][0].id, mine[0][1]
+        return (nodule.id, None) if nodule is not None else None
+
+    def add_caliper(self, start: tuple[float, float], end: tuple[float, float]) -> int | None:
+        """A caliper line drawn from ``start`` to ``end`` (image pixels) on the frame on
+        screen, for :meth:`caliper_target` (one undo step). Returns its number, or None
+        when there is no nodule to measure here."""
+        target = self.caliper_target()
+        if target is None:
+            return None
+        nodule_id, view = target
+        caliper = Caliper(start, end, self.image.frame_index)
+        return self.session.add_caliper(nodule_id, caliper, view)
+
+    def move_caliper(self, nodule_id: str, number: int, start, end) -> None:
+        """Caliper ``number`` of ``nodule_id`` now runs from ``start`` to ``end``."""
+        n = self.session.state.nodule(nodule_id)
+        old = next(c for c in n.numbered_calipers() if c.number == number).caliper
+        self.session.move_caliper(nodule_id, number, Caliper(start, end, old.frame))
+
+    def calipers_shown(self) -> list[CaliperShown]:
+        """Every caliper line on the frame on screen (of any nodule), numbered per nodule,
+        with its length under its image's scale."""
+        if not self.in_session():
+            return []
+        key, frame = self.image.sha256, self.image.frame_index
+        scale = self.scale_of(key)
+        out = []
+        for n in self.session.state.nodules:
+            for c in n.calipers_on(key, frame):
+                out.append(
+                    CaliperShown(n.id, c.number, c.caliper, caliper_length_text(c.caliper, scale))
+                )
+        return out
+
+    def views_shown(self) -> list[tuple[str, View]]:
+        """(nodule id, view) of the linked views on the frame on screen: their boxes are
+        drawn labelled, e.g. "N1 longitudinal"."""
+        if not self.in_session():
+            return []
+        views = self.session.state.views_on(self.image.sha256, self.image.frame_index)
+        return [(n.id, n.views[i]) for n, i in views]
+
+    def link_view(self, nodule_id: str, plane: Plane) -> str:
+        """Links the frame on screen, with its box, to nodule ``nodule_id`` as its view in
+        ``plane`` (one undo step). A nodule marked on this frame with that same box is the
+        same nodule: it is absorbed (with its calipers) unless the clinician has already
+        scored or annotated it. Returns "" when linked, else why not."""
+        if not self.in_session():
+            return "Open an image of the study first."
+        target = self.session.state.nodule(nodule_id)
+        if target is None:
+            return f"There is no nodule {nodule_id}."
+        image, box = self.image, self.roi
+        key, frame = image.sha256, image.frame_index
+        if (target.image, target.frame) == (key, frame):
+            return f"This frame is {nodule_id}'s own image: link another image or frame."
+        if box is None:
+            return "Draw the nodule's box on this frame first."
+        same = [n for n in self.session.state.nodules_on(key, frame) if n.box == box]
+        absorb = same[0] if same and same[0].id != nodule_id else None
+        if absorb is not None and (
+            absorb.tirads != TiradsChoices() or absorb.notes or absorb.views
+        ):
+            return (
+                f"{absorb.id} on this frame has its own TI-RADS choices, notes or views: "
+                "delete it first, or link another frame."
+            )
+        view = View(key, frame, Plane(plane), box, file_scale=image.scale)
+        self.session.link_view(nodule_id, view, absorb.id if absorb is not None else None)
+        self.nodule_id = nodule_id
+        self.proposal = None  # the box on screen is now that nodule's view
+        return ""
+
+    def size_shown(self) -> NoduleSize | None:
+        """The size the panel shows (as the CSV and the PDF give it): the measured nodule's
+        (its calipers, else the segmenter's mask, else the box; with its three diameters
+        and volume when it has two views), else the box on screen's; None before an
+        analysis."""
+        if self.finding is None or self.image is None:
+            return None
+        nodule = self.measured_nodule()
+        if nodule is None:
+            return finding_size(self.finding, self.image.scale, self.user_mm_per_px)
+        state = self.session.state
+        record = state.image(nodule.image)
+        shown = self.finding if self.finding.roi == nodule.box else None  # not stored yet
+        if nodule.estimate is not None:
+            suggestion = nodule.estimate.suggestion
+        else:
+            suggestion = shown.tirads_suggestion if shown is not None else None
+        return box_size(
+            nodule.box,
+            suggestion,
+            self.file_scale(nodule.image),
+            record.user_mm_per_px if record is not None else None,
+            nodule.calipers,
+            nodule.plane,
+            state.linked_views(nodule),
+        )
+
     # ------------------------------------------------------------------ results
     def detected(
         self, image: UltrasoundImage, request: int, finding: Finding, detection: Detection
@@ -562,17 +732,22 @@ class Review:
         """The rows with no result yet (the batch's work)."""
         return [i for i in range(len(self.entries)) if not self.has_result(i)]
 
-    def calibration_changed(self, name: str) -> None:
-        """Another calibration is in use: results made under the old one are dropped (not
-        an undo step), so that no list, CSV or report shows them."""
-        self.calibration = name
+    def calibration_changed(self, calibration: Calibration, spread_limit: float) -> None:
+        """Another calibration is in use: every stored result is re-scored under it at once
+        from its logits (not an undo step), so the list, the CSV and the reports all give
+        the new numbers; a result saved without logits is dropped and analysed again."""
+        self.calibration = calibration.name
         for n in self.session.state.nodules:
-            if n.estimate is not None and n.estimate.calibration != name:
-                self.session.set_estimate(n.id, None)
-        self._prelim = {
-            k: a
+            if n.estimate is not None and n.estimate.calibration != calibration.name:
+                self.session.set_estimate(n.id, n.estimate.rescored(calibration, spread_limit))
+        prelim = {
+            k: (a, a.estimate and a.estimate.rescored(calibration, spread_limit))
             for k, a in self._prelim.items()
-            if a.estimate is None or a.estimate.calibration == name
+        }
+        self._prelim = {
+            k: Preliminary(a.frame, e)
+            for k, (a, e) in prelim.items()
+            if a.estimate is None or e is not None
         }
 
     def session_shown(self) -> None:
@@ -638,7 +813,8 @@ class Review:
             cine = record.n_frames > 1
             status = "error" if entry.error else ("analysed" if n.estimate else "not analysed")
             frame = n.frame if cine else None
-            out.append(ResultRow(entry, status, n.estimate, frame, record.user_mm_per_px, n))
+            views = state.linked_views(n)
+            out.append(ResultRow(entry, status, n.estimate, frame, record.user_mm_per_px, n, views))
         return out
 
     def list_line(self, row: int) -> ListLine:

@@ -6,7 +6,7 @@ state of its own. Every state is an immutable :class:`SessionState`, so undo and
 stack of states, and what is saved is exactly what was on screen.
 
 What can be undone: box edits, adding and deleting nodules, TI-RADS choices, locations,
-caliper measurements, notes and a user's scale. What cannot (it is not the user's edit):
+caliper lines (drawn, moved, deleted), linked views, notes and a user's scale. What cannot (it is not the user's edit):
 an analysis result arriving, or moving to another frame.
 """
 
@@ -22,11 +22,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from thyroid_desktop.core.clinical.measure import (
+    Caliper,
+    Plane,
+    ViewMeasure,
+    effective_scale,
+)
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
+from thyroid_desktop.core.io.scale import Scale
+from thyroid_desktop.core.pipeline.estimate import call_text
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
-from thyroid_desktop.core.site.calibration import SHIPPED
+from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +45,7 @@ SESSIONS_FOLDER = "sessions"
 SESSION_FORMAT = 1
 #: At most this many undo steps are kept.
 MAX_UNDO = 200
-#: At most this many caliper measurements per nodule (ACR: three orthogonal diameters).
+#: At most this many caliper lines per view of a nodule (the oldest goes first).
 MAX_CALIPERS = 3
 
 
@@ -93,11 +103,35 @@ class Estimate:
     #: Why the frame may not be B-mode ultrasound (the scope check's reasons).
     warnings: tuple[str, ...] = ()
     roi_source: BoxSource = BoxSource.MANUAL
+    #: The mean pre-calibration logit and each view's (None/empty in older sessions).
+    logit: float | None = None
+    view_logits: tuple[float, ...] = ()
 
     @property
     def in_scope(self) -> bool:
         """The rule of ``Finding.in_scope``: a number only when nothing withholds it."""
         return not self.no_estimate_reason
+
+    def rescored(self, calibration: Calibration, spread_limit: float) -> Estimate | None:
+        """The same analysis under another calibration (the model's logits do not depend on
+        it, so this is what analysing the box again would give), or None for a result saved
+        without its logits, which must be analysed again."""
+        if calibration.name == self.calibration:
+            return self
+        if self.logit is None or not self.view_logits:
+            return None
+        probability = float(calibration.apply(self.logit))
+        views = np.asarray(calibration.apply(np.asarray(self.view_logits, dtype=np.float64)))
+        spread = float(views.max() - views.min())
+        return dataclasses.replace(
+            self,
+            probability=probability if self.in_scope else None,
+            threshold=calibration.threshold,
+            spread=spread,
+            unstable=spread > spread_limit,
+            call=call_text(probability, calibration.threshold, self.in_scope),
+            calibration=calibration.name,
+        )
 
     @classmethod
     def of(cls, finding) -> Estimate:
@@ -116,13 +150,43 @@ class Estimate:
             finding.tirads_suggestion,
             tuple(finding.warnings),
             BoxSource(finding.roi_source),
+            finding.logit,
+            tuple(finding.view_logits),
         )
+
+
+@dataclass(frozen=True)
+class View:
+    """Another image of a nodule, linked by the clinician: the file (``image``, its sha256),
+    the frame, the plane it shows the nodule in, the nodule's box there, the caliper lines
+    drawn on it, and the file's own scale (a user's line comes from the image's record)."""
+
+    image: str
+    frame: int
+    plane: Plane
+    box: ROI
+    calipers: tuple[Caliper, ...] = ()
+    file_scale: Scale = field(default_factory=Scale.none)
+
+
+@dataclass(frozen=True)
+class NumberedCaliper:
+    """A caliper line of a nodule with its number (1, 2, 3 ... over all its views) and the
+    image it is on; ``view`` is the index in ``Nodule.views``, None for the nodule's own
+    image."""
+
+    number: int
+    image: str
+    view: int | None
+    caliper: Caliper
 
 
 @dataclass(frozen=True)
 class Nodule:
     """One nodule: where it is seen (image, frame, box), where it is in the gland, and what
-    the clinician and the model said about it."""
+    the clinician and the model said about it. ``calipers`` are the lines drawn on its own
+    image (each on its frame); ``plane`` is the plane of its own image, stated once another
+    view is linked (``views``: the same nodule on another image or frame)."""
 
     id: str  # "N1", "N2", ...: its place in the order confirmed (renumbered after a delete)
     image: str  # the image's sha256
@@ -132,14 +196,34 @@ class Nodule:
     lobe: Lobe | None = None
     pole: Pole | None = None
     tirads: TiradsChoices = field(default_factory=TiradsChoices)
-    calipers_px: tuple[tuple[float, float], ...] = ()  # (dx, dy) of each caliper line
+    calipers: tuple[Caliper, ...] = ()
     notes: str = ""
     estimate: Estimate | None = None
+    plane: Plane | None = None
+    views: tuple[View, ...] = ()
 
     @property
     def location(self) -> str:
         """e.g. "right lobe, upper"; "" when not given."""
         return ", ".join(str(v) for v in (self.lobe, self.pole) if v is not None)
+
+    def numbered_calipers(self) -> list[NumberedCaliper]:
+        """Every caliper line of the nodule, numbered 1, 2, 3 ...: its own image's first,
+        then each view's."""
+        out = [NumberedCaliper(0, self.image, None, c) for c in self.calipers]
+        for i, v in enumerate(self.views):
+            out += [NumberedCaliper(0, v.image, i, c) for c in v.calipers]
+        return [dataclasses.replace(c, number=k) for k, c in enumerate(out, 1)]
+
+    def calipers_on(self, key: str, frame: int) -> list[NumberedCaliper]:
+        """The numbered caliper lines drawn on frame ``frame`` of image ``key``."""
+        return [c for c in self.numbered_calipers() if c.image == key and c.caliper.frame == frame]
+
+    def view_on(self, key: str, frame: int) -> int | None:
+        """The index of the linked view on frame ``frame`` of image ``key``, if any."""
+        return next(
+            (i for i, v in enumerate(self.views) if (v.image, v.frame) == (key, frame)), None
+        )
 
 
 def offered_candidates(candidates: list[ROI], current: ROI | None, marked: list[ROI]) -> list[ROI]:
@@ -186,6 +270,26 @@ class SessionState:
 
     def nodules_on(self, key: str, frame: int | None = None) -> list[Nodule]:
         return [n for n in self.nodules if n.image == key and frame in (None, n.frame)]
+
+    def linked_views(self, nodule: Nodule) -> tuple[ViewMeasure, ...]:
+        """The nodule's linked views as the size rule reads them (``nodule_size``'s
+        ``others``), each under its image's scale (the file's, else the user's line)."""
+        out = []
+        for v in nodule.views:
+            record = self.image(v.image)
+            user = record.user_mm_per_px if record is not None else None
+            scale = effective_scale(v.file_scale, user)
+            out.append(ViewMeasure(v.plane, v.box, scale, None, v.calipers))
+        return tuple(out)
+
+    def views_on(self, key: str, frame: int) -> list[tuple[Nodule, int]]:
+        """(nodule, view index) of every linked view on frame ``frame`` of image ``key``."""
+        out = []
+        for n in self.nodules:
+            i = n.view_on(key, frame)
+            if i is not None:
+                out.append((n, i))
+        return out
 
     def others_shown(self, key: str, frame: int, nodule_id: str | None) -> list[Nodule]:
         """The nodules on ``frame`` of image ``key`` (the one on screen), except
@@ -358,16 +462,88 @@ class Session:
         pole = Pole(pole) if pole else None
         self._replace(dataclasses.replace(n, lobe=lobe, pole=pole), f"location {nodule_id}")
 
-    def add_caliper(self, nodule_id: str, dx_px: float, dy_px: float) -> None:
-        """One more caliper line, as its extent (dx, dy) in image pixels (the oldest goes
-        when there are already three)."""
+    def add_caliper(self, nodule_id: str, caliper: Caliper, view: int | None = None) -> int:
+        """One more caliper line on the nodule's own image (``view`` None) or on its linked
+        view ``view`` (the oldest there goes when it already has ``MAX_CALIPERS``). Returns
+        its number."""
         n = self._nodule(nodule_id)
-        calipers = (n.calipers_px + ((abs(float(dx_px)), abs(float(dy_px))),))[-MAX_CALIPERS:]
-        self._replace(dataclasses.replace(n, calipers_px=calipers), f"caliper {nodule_id}")
+        if view is None:
+            n = dataclasses.replace(n, calipers=(n.calipers + (caliper,))[-MAX_CALIPERS:])
+        else:
+            v = n.views[view]
+            v = dataclasses.replace(v, calipers=(v.calipers + (caliper,))[-MAX_CALIPERS:])
+            n = _with_view(n, view, v)
+        self._replace(n, f"caliper {nodule_id}")
+        return next(c.number for c in n.numbered_calipers()[::-1] if c.caliper == caliper)
+
+    def move_caliper(self, nodule_id: str, number: int, caliper: Caliper) -> None:
+        """Caliper ``number`` of the nodule now runs as ``caliper`` (an end dragged)."""
+        self._edit_caliper(nodule_id, number, caliper, f"move caliper {number} of {nodule_id}")
+
+    def delete_caliper(self, nodule_id: str, number: int) -> None:
+        """Deletes caliper ``number`` of the nodule (the later ones are renumbered)."""
+        self._edit_caliper(nodule_id, number, None, f"delete caliper {number} of {nodule_id}")
+
+    def _edit_caliper(self, nodule_id: str, number: int, caliper: Caliper | None, what: str):
+        n = self._nodule(nodule_id)
+        found = next((c for c in n.numbered_calipers() if c.number == number), None)
+        if found is None:
+            raise KeyError(f"{nodule_id} has no caliper {number}")
+        keep = () if caliper is None else (caliper,)
+
+        def edit(lines: tuple[Caliper, ...]) -> tuple[Caliper, ...]:
+            i = lines.index(found.caliper)
+            return lines[:i] + keep + lines[i + 1 :]
+
+        if found.view is None:
+            n = dataclasses.replace(n, calipers=edit(n.calipers))
+        else:
+            v = n.views[found.view]
+            n = _with_view(n, found.view, dataclasses.replace(v, calipers=edit(v.calipers)))
+        self._replace(n, what)
 
     def clear_calipers(self, nodule_id: str) -> None:
+        """Deletes every caliper line of the nodule, on all its views."""
         n = self._nodule(nodule_id)
-        self._replace(dataclasses.replace(n, calipers_px=()), f"calipers {nodule_id}")
+        views = tuple(dataclasses.replace(v, calipers=()) for v in n.views)
+        self._replace(dataclasses.replace(n, calipers=(), views=views), f"calipers {nodule_id}")
+
+    def link_view(self, nodule_id: str, view: View, absorb: str | None = None) -> None:
+        """Links ``view`` (another image, or another frame of the nodule's cine loop) to the
+        nodule; the nodule's own image takes the other plane. Two planes, so one linked view:
+        linking another replaces it. ``absorb``: a nodule that was this same view, marked
+        before it was linked: it goes (its caliper lines come along), in the same undo
+        step.
+
+        Raises:
+            ValueError: ``view`` is the nodule's own frame.
+        """
+        n = self._nodule(nodule_id)
+        if (view.image, view.frame) == (n.image, n.frame):
+            raise ValueError(f"this frame is already {nodule_id}'s own image")
+        state = self.state
+        if absorb is not None and absorb != nodule_id:
+            gone = self._nodule(absorb)
+            view = dataclasses.replace(
+                view, calipers=(view.calipers + gone.calipers)[-MAX_CALIPERS:]
+            )
+            state = dataclasses.replace(
+                state, nodules=tuple(x for x in state.nodules if x.id != absorb)
+            )
+        n = dataclasses.replace(n, plane=view.plane.other, views=(view,))
+        nodules = tuple(n if x.id == n.id else x for x in state.nodules)
+        self._set(
+            dataclasses.replace(state, nodules=nodules),
+            f"link {view.plane} view to {nodule_id}",
+            undoable=True,
+        )
+
+    def unlink_view(self, nodule_id: str, index: int) -> None:
+        """Removes linked view ``index`` (with its caliper lines) from the nodule."""
+        n = self._nodule(nodule_id)
+        views = n.views[:index] + n.views[index + 1 :]
+        n = dataclasses.replace(n, views=views, plane=n.plane if views else None)
+        self._replace(n, f"unlink view of {nodule_id}")
 
     def set_notes(self, nodule_id: str, notes: str) -> None:
         n = self._nodule(nodule_id)
@@ -421,6 +597,10 @@ class Session:
         self._changed("open session")
 
 
+def _with_view(n: Nodule, index: int, view: View) -> Nodule:
+    return dataclasses.replace(n, views=n.views[:index] + (view,) + n.views[index + 1 :])
+
+
 def _keep_navigation(target: SessionState, current: SessionState) -> SessionState:
     """Undo/redo restores edits, not which frame is on screen, and never forgets an image."""
     images = []
@@ -448,9 +628,11 @@ def state_to_json(state: SessionState) -> dict:
             "lobe": n.lobe.name if n.lobe else None,
             "pole": n.pole.name if n.pole else None,
             "tirads": n.tirads.to_json(),
-            "calipers_px": [list(c) for c in n.calipers_px],
+            "calipers": [_caliper_json(c) for c in n.calipers],
             "notes": n.notes,
             "estimate": None,
+            "plane": str(n.plane) if n.plane else None,
+            "views": [_view_json(v) for v in n.views],
         }
         if n.estimate is not None:
             sug = n.estimate.suggestion
@@ -491,16 +673,63 @@ def state_from_json(data: dict) -> SessionState:
                     lobe=Lobe[d["lobe"]] if d.get("lobe") else None,
                     pole=Pole[d["pole"]] if d.get("pole") else None,
                     tirads=TiradsChoices.from_json(d.get("tirads") or {}),
-                    calipers_px=tuple(
-                        (float(dx), float(dy)) for dx, dy in d.get("calipers_px", ())
-                    ),
+                    calipers=_calipers_from_json(d),
                     notes=str(d.get("notes", "")),
                     estimate=_estimate_from_json(est) if est else None,
+                    plane=Plane(d["plane"]) if d.get("plane") else None,
+                    views=tuple(_view_from_json(v) for v in d.get("views", ())),
                 )
             )
         return SessionState(images, numbered(tuple(nodules)))
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
+
+
+def _caliper_json(c: Caliper) -> dict:
+    return {"start": list(c.start), "end": list(c.end), "frame": c.frame}
+
+
+def _caliper_from_json(d: dict) -> Caliper:
+    return Caliper(tuple(d["start"]), tuple(d["end"]), int(d.get("frame", 0)))
+
+
+def _calipers_from_json(d: dict) -> tuple[Caliper, ...]:
+    """A nodule's caliper lines; a session saved before they kept their ends had only each
+    line's extent (``calipers_px``: [dx, dy]): drawn centred on the nodule's box, on its
+    frame, their lengths as measured."""
+    if "calipers" in d:
+        return tuple(_caliper_from_json(c) for c in d["calipers"])
+    box = ROI(*d["box"])
+    centre = (box.x + box.w / 2, box.y + box.h / 2)
+    frame = int(d["frame"])
+    return tuple(
+        Caliper.of_extent(float(dx), float(dy), centre, frame)
+        for dx, dy in d.get("calipers_px", ())
+    )
+
+
+def _view_json(v: View) -> dict:
+    scale = v.file_scale
+    return {
+        "image": v.image,
+        "frame": v.frame,
+        "plane": str(v.plane),
+        "box": _roi_json(v.box),
+        "calipers": [_caliper_json(c) for c in v.calipers],
+        "file_scale": [scale.row_mm, scale.col_mm, str(scale.source)],
+    }
+
+
+def _view_from_json(d: dict) -> View:
+    row, col, source = d.get("file_scale") or (None, None, "uncalibrated")
+    return View(
+        image=str(d["image"]),
+        frame=int(d["frame"]),
+        plane=Plane(d["plane"]),
+        box=ROI(*d["box"]),
+        calipers=tuple(_caliper_from_json(c) for c in d.get("calipers", ())),
+        file_scale=Scale(row, col, source),
+    )
 
 
 def _estimate_from_json(est: dict) -> Estimate:
@@ -514,6 +743,7 @@ def _estimate_from_json(est: dict) -> Estimate:
             "box": ROI(*est["box"]),
             "suggestion": TiradsSuggestion.from_json(sug) if sug else None,
             "warnings": tuple(est.get("warnings", ())),
+            "view_logits": tuple(est.get("view_logits", ())),
             "roi_source": BoxSource(est.get("roi_source", BoxSource.MANUAL)),
         }
     )

@@ -9,7 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thyroid_desktop.core.clinical.measure import box_size
+from thyroid_desktop.core.clinical.measure import (
+    ViewMeasure,
+    box_size,
+    caliper_length_text,
+    effective_scale,
+)
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
@@ -97,6 +102,8 @@ class ResultRow:
     frame: int | None = None  # 0-based frame of a cine loop's nodule
     user_mm_per_px: float | None = None
     nodule: Nodule | None = None
+    #: The nodule's linked views (``SessionState.linked_views``), for its three diameters.
+    views: tuple[ViewMeasure, ...] = ()
 
 
 CSV_COLUMNS = (
@@ -120,6 +127,9 @@ CSV_COLUMNS = (
     "size",
     "max_diameter_mm",
     "size_basis",
+    "diameters",
+    "volume_ml",
+    "calipers",
     "scale",
     "tirads_level",
     "tirads_points",
@@ -140,8 +150,12 @@ def csv_row(r: ResultRow) -> dict[str, str]:
     row["frame"] = "" if r.frame is None else str(r.frame)
     row["nodule"] = nodule.id if nodule is not None else ""
     if est is not None:
-        calipers = nodule.calipers_px if nodule is not None else ()
-        size = box_size(est.box, est.suggestion, entry.scale, r.user_mm_per_px, calipers)
+        calipers = nodule.calipers if nodule is not None else ()
+        plane = nodule.plane if nodule is not None else None
+        size = box_size(
+            est.box, est.suggestion, entry.scale, r.user_mm_per_px, calipers, plane, r.views
+        )
+        d = size.diameters
         estimate = est.probability if est.in_scope else None
         row.update(
             probability="" if estimate is None else f"{estimate:.4f}",
@@ -159,6 +173,9 @@ def csv_row(r: ResultRow) -> dict[str, str]:
             size=size.text(),
             max_diameter_mm="" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
             size_basis=str(size.basis),
+            diameters="" if d is None else d.values_text(),
+            volume_ml="" if size.volume_ml is None else f"{size.volume_ml:.2f}",
+            calipers=_calipers_text(nodule, entry.scale, r.user_mm_per_px),
             scale=str(size.scale.source),
             warnings="; ".join(est.warnings),
             model_id=est.model_id,
@@ -177,6 +194,16 @@ def csv_row(r: ResultRow) -> dict[str, str]:
         )
     row["image_sha256"] = entry.sha256
     return row
+
+
+def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px) -> str:
+    """ "1: 12.3 mm; 2: 8.1 mm" for the caliper lines on the nodule's own image (a linked
+    view's lines are in its diameters)."""
+    if nodule is None:
+        return ""
+    scale = effective_scale(file_scale, user_mm_per_px)
+    lines = [c for c in nodule.numbered_calipers() if c.view is None]
+    return "; ".join(f"{c.number}: {caliper_length_text(c.caliper, scale)}" for c in lines)
 
 
 def write_csv(path: str | os.PathLike[str], results: Iterable[ResultRow]) -> Path:

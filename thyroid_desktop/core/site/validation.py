@@ -226,6 +226,8 @@ class ImageResult:
     n_frames: int = 1
     roi: list[int] | None = None
     tirads_suggestion: dict[str, Any] | None = None
+    #: The nodule's size as ``predict --json`` gives it (``NoduleSize.to_json``).
+    size: dict[str, Any] | None = None
 
     @property
     def has_estimate(self) -> bool:
@@ -272,6 +274,7 @@ def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
         n_frames=result.n_frames,
         roi=finding.roi.as_list(),
         tirads_suggestion=sug.to_json() if sug is not None else None,
+        size=result.size.to_json(),
     )
 
 
