@@ -38,6 +38,7 @@ def test_a_caliper_stays_drawn_moves_is_deleted_and_undone(window, qtbot, tmp_pa
     cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
     window.open_paths([path])
     _analysed(window, qtbot)
+    window.accept_proposal()  # the detector's proposal, confirmed: N1
     window.set_user_scale(0.1)
     box = window.review.roi
     y = box.y + box.h / 2
@@ -83,6 +84,7 @@ def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_vo
     assert window.open_paths([cine_dicom])
     qtbot.waitUntil(lambda: window.review.image.frame_index >= 2, timeout=120000)
     _analysed(window, qtbot)
+    window.accept_proposal()
     (n1,) = window.session.state.nodules
     box = window.review.roi
     window.measure_nodule()
@@ -100,6 +102,7 @@ def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_vo
     )
     assert window.review.roi is not None  # the detector's box on this frame
     assert window.link_view("N1", Plane.LONGITUDINAL)
+    assert window.review.proposal is None and not window.view.box_is_proposal()
     nodule = window.session.state.nodule("N1")
     assert nodule.plane is Plane.TRANSVERSE and nodule.views[0].frame == other
     text = window.panel.size.text()

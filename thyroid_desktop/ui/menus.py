@@ -91,7 +91,7 @@ class MenusMixin:
         self._action(
             analysis, "Acce&pt proposal as a nodule", self.accept_proposal, ["Return", "Enter", "Y"]
         )
-        self._action(analysis, "Re&ject proposal", self.reject_proposal, ["X", "Delete"])
+        self._action(analysis, "Re&ject proposal", self.reject_proposal, "X")
         self._action(analysis, "Analyse &whole scan area", self.analyse_whole_image, "W")
         analysis.addSeparator()
         self._action(analysis, "A&dd nodule (draw its box)", self.start_new_nodule, "Ctrl+N")

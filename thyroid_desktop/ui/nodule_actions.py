@@ -16,6 +16,7 @@ class NodulesMixin:
         names = {i.key: Path(i.path).name for i in state.images}
         self.nodules.show_nodules(list(state.nodules), review.nodule_id, names)
         self.view.set_other_nodules([(n.id, n.box) for n in review.others_shown()])
+        self._show_box()  # the nodule's box, or the proposal (dashed)
         self._show_candidates()  # a candidate marked as a nodule is drawn as that nodule
         self._show_calipers()  # the caliper lines and linked views on this frame
 
