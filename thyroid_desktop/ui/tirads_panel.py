@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from thyroid_desktop.core.analysis import SUGGESTED_GROUPS, TiradsSuggestion, review_of
 from thyroid_desktop.core.clinical.tirads import (
     GROUPS,
     EchogenicFoci,
@@ -24,7 +25,6 @@ from thyroid_desktop.core.clinical.tirads import (
     points_of,
     recommend,
 )
-from thyroid_desktop.core.pipeline.tirads_ai import SUGGESTED_GROUPS, TiradsSuggestion, review_of
 
 NOT_CHOSEN = "– choose –"
 #: How a suggestion looks: never like a choice (italic, teal, prefixed "AI").
