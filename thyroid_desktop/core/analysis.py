@@ -294,7 +294,7 @@ class AnalysisService:
 
 
 def nodule_reports(service: AnalysisService, state) -> list:
-    """Every nodule of a session (``core.session.SessionState``) as the study report shows
+    """Every nodule of a session (``core.review.session.SessionState``) as the study report shows
     it: its frame opened again, its box analysed again (the same numbers: analysis is
     deterministic) for the heat map, its size and the clinician's TI-RADS choices.
 

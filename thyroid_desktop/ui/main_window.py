@@ -118,7 +118,6 @@ class MainWindow(
         self.panel = ResultPanel()
         self.tirads = TiradsPanel()
         self.nodules = NodulePanel()
-        self._line_purpose = "scale"  # what the next measuring line is for: scale or caliper
         side = SideColumn([self.panel, self.nodules, self.tirads], min_width=380)
         self.frame_bar = FrameBar()
         centre = QWidget()

@@ -1,4 +1,4 @@
-"""ACR TI-RADS choices; points, level and recommendation come from core.tirads, live."""
+"""ACR TI-RADS choices; points, level and recommendation come from core.clinical.tirads, live."""
 
 from __future__ import annotations
 
