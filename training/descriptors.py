@@ -1,7 +1,7 @@
 """TI-RADS descriptor heads on the classifier's frozen features: grouped CV, fit, test.
 
 The DDTI radiologists' descriptors (``ddti/metadata.csv``) are mapped to the ACR 2017
-lexicon (``core.tirads_ai.DDTI_TO_ACR``); one standardised multinomial logistic regression
+lexicon (``core.pipeline.tirads_ai.DDTI_TO_ACR``); one standardised multinomial logistic regression
 per group (composition, echogenicity, margin, echogenic foci) is trained on the pooled
 features the shipped classifier computes for a crop (mean of the crop and its mirror, exactly
 ``GradCAM.run``'s ``features``), read from the ``training.app_path`` cache.
@@ -182,7 +182,7 @@ def group_metrics(y: np.ndarray, p: np.ndarray, classes: list[Enum], groups: np.
 
 
 def cmd_intensity(args) -> None:
-    """Grey-level features (``core.tirads_ai.intensity_features``) of every cached ddti image,
+    """Grey-level features (``core.pipeline.tirads_ai.intensity_features``) of every cached ddti image,
     inside the expert mask and inside the app's own mask (the segmenter's best candidate, as
     ``auto_predict`` finds it; NaN where it finds none)."""
     from thyroid_desktop.core.io.images import open_image
@@ -421,7 +421,7 @@ def cmd_test(args) -> None:
         "n_images": n_all,
         "n_with_suggestion": len(rows),
         "n_cases": int(len(np.unique(groups))),
-        "scoring": "core.inference.auto_predict (the app's auto box)",
+        "scoring": "core.pipeline.estimate.auto_predict (the app's auto box)",
     }
     # Per-descriptor agreement with the radiologist.
     per = {}

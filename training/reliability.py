@@ -1,6 +1,6 @@
 """Fits what tells the app when not to trust an estimate, and measures it.
 
-1. **Novelty** (``core.novelty``): a Gaussian over the classifier's pooled features of
+1. **Novelty** (``core.models.novelty``): a Gaussian over the classifier's pooled features of
    thyroid crops, each cut as the app cuts them (auto-detected box, else the scan area).
    Reference: the development images of ddti and chaouchi, arcegor frames of the segmenter's
    training groups and tg3k ``train`` frames. The limit is the highest of the collections'

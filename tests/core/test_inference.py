@@ -84,7 +84,7 @@ def test_box_source_is_one_enum_written_as_its_value(classifier):
     from thyroid_desktop.core.pipeline.roi import BoxSource
     from thyroid_desktop.core.review.session import BoxSource as SessionBoxSource
 
-    assert SessionBoxSource is BoxSource  # one definition, in core.roi
+    assert SessionBoxSource is BoxSource  # one definition, in core.pipeline.roi
     phantom = make_phantom()
     image = from_array(phantom.pixels)
     assert predict(image, classifier, phantom.nodule).roi_source is BoxSource.MANUAL

@@ -104,7 +104,7 @@ def test_cache_has_every_view_mirrored_and_round_trips(cache, tmp_path):
     assert np.array_equal(f["expert"][8:], f["scan"][8:])
     assert not f["expert_j0"][8:].any() and f["expert_j0"][:8].any()
     assert f["auto_ctx"].any()
-    # the app's own jitter views of each scored box (as core.inference.predict averages)
+    # the app's own jitter views of each scored box (as core.pipeline.estimate.predict averages)
     from thyroid_desktop.core.pipeline.roi import JITTERS
 
     assert set(built.app_views) == set(A.APP_SCORED)

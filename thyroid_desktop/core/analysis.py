@@ -28,15 +28,23 @@ from thyroid_desktop.core.pipeline.detect import Detection, detect, gland_contou
 from thyroid_desktop.core.pipeline.estimate import Finding, auto_predict, detect_nodules, predict
 from thyroid_desktop.core.pipeline.fov import FieldOfView
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
-from thyroid_desktop.core.pipeline.tirads_ai import nodule_mask, review_of
+from thyroid_desktop.core.pipeline.tirads_ai import (
+    SUGGESTED_GROUPS,
+    TiradsSuggestion,
+    nodule_mask,
+    review_of,
+)
 from thyroid_desktop.core.report.audit import AuditLog, record_for
 
 log = logging.getLogger(__name__)
 
 #: What the window, the CLI and the batch may use; the pipeline's steps stay behind this door.
 __all__ = [
+    "ROI",
+    "SUGGESTED_GROUPS",
     "Action",
     "AnalysisResult",
+    "BoxSource",
     "AnalysisService",
     "Detection",
     "Finding",
@@ -44,7 +52,9 @@ __all__ = [
     "gland_contours",
     "heatmap_rgba",
     "nodule_reports",
+    "review_of",
     "searched_frames",
+    "TiradsSuggestion",
 ]
 
 #: A cine loop longer than this is searched for its best frame on every ``FRAME_STRIDE``-th
@@ -284,7 +294,7 @@ class AnalysisService:
 
 
 def nodule_reports(service: AnalysisService, state) -> list:
-    """Every nodule of a session (``core.session.SessionState``) as the study report shows
+    """Every nodule of a session (``core.review.session.SessionState``) as the study report shows
     it: its frame opened again, its box analysed again (the same numbers: analysis is
     deterministic) for the heat map, its size and the clinician's TI-RADS choices.
 

@@ -5,14 +5,15 @@ latest, is decided by ``core.review.reading.Review``."""
 from __future__ import annotations
 
 from thyroid_desktop.core.analysis import (
+    ROI,
     Action,
     AnalysisResult,
+    BoxSource,
     Finding,
     gland_contours,
     heatmap_rgba,
 )
 from thyroid_desktop.core.io.images import UltrasoundImage
-from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.reading import NOTHING_FOUND, frame_text
 
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QMenu,
 )
 
-from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.analysis import ROI
 
 #: How close (in screen pixels) the mouse must be to a box edge to grab it.
 HANDLE_PX = 7

@@ -1,4 +1,4 @@
-"""ACR TI-RADS choices; points, level and recommendation come from core.tirads, live."""
+"""ACR TI-RADS choices; points, level and recommendation come from core.clinical.tirads, live."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from thyroid_desktop.core.analysis import SUGGESTED_GROUPS, TiradsSuggestion, review_of
 from thyroid_desktop.core.clinical.tirads import (
     GROUPS,
     EchogenicFoci,
@@ -25,7 +26,6 @@ from thyroid_desktop.core.clinical.tirads import (
     recommend,
     tirads_text,
 )
-from thyroid_desktop.core.pipeline.tirads_ai import SUGGESTED_GROUPS, TiradsSuggestion, review_of
 
 NOT_CHOSEN = "– choose –"
 #: How a suggestion looks: never like a choice (italic, teal, prefixed "AI").

@@ -1,4 +1,4 @@
-"""File > Validate on local cases: runs ``core.validation`` in the window's worker with a
+"""File > Validate on local cases: runs ``core.site.validation`` in the window's worker with a
 progress dialog and Cancel, then says what it found and where the PDF is. No analysis here."""
 
 from __future__ import annotations

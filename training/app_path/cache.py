@@ -62,7 +62,7 @@ class FeatureCache:
             view does not exist for an image (expert jitters and context without a mask).
         boxes: name -> ``N x 4`` int (x, y, w, h) of ``fov``, ``auto`` and ``expert``.
         app_views: ``APP_SCORED`` view -> ``N x J x D``: the app's jitter views of that box
-            (``core.inference.jitter_views``, mirrored where the jitter says so).
+            (``core.pipeline.estimate.jitter_views``, mirrored where the jitter says so).
         app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
     """
 
@@ -298,7 +298,7 @@ def add_app_views(
     size: int = INPUT_SIZE,
     margin: float = CROP_MARGIN,
 ) -> None:
-    """Adds the features of the app's jitter views (``core.inference.jitter_views``, as
+    """Adds the features of the app's jitter views (``core.pipeline.estimate.jitter_views``, as
     ``predict`` scores a box) of the cached auto, expert and scan-area boxes."""
     from thyroid_desktop.core.pipeline.estimate import jitter_views
     from thyroid_desktop.core.pipeline.fov import detect_fov

@@ -74,7 +74,7 @@ def score(
     head, cache: FeatureCache, idx: np.ndarray, view: str, two_view: bool, app_views: bool = False
 ) -> np.ndarray:
     """The logit for a box: mean over the crop and its mirror image, and with ``app_views``
-    over the app's jitter views too (what ``core.inference.predict`` calibrates)."""
+    over the app's jitter views too (what ``core.pipeline.estimate.predict`` calibrates)."""
     logits = [head_logits(head, view_features(cache, idx, view, two_view, m)) for m in (0, 1)]
     if app_views:
         jit = cache.app_views[view][idx]

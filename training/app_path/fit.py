@@ -57,7 +57,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "(segmenter's best candidate, else the scan area), and for reference on the expert box "
         "(scan area where no mask) and on the scan area. auto_roi / expert_box / scan_area: "
         "mean logit of the crop and its mirror; *_app: mean logit of the crop, its mirror and "
-        f"the {len(JITTERS)} box jitters core.inference.predict averages (what the app calibrates)",
+        f"the {len(JITTERS)} box jitters core.pipeline.estimate.predict averages (what the app calibrates)",
         "c": c,
         "recipes": {
             r: {
@@ -129,7 +129,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     scoring_text = (
         "auto-ROI as the app scores it: segmenter's best candidate (else the scan area), mean "
         f"logit over the crop, its mirror and the {len(JITTERS)} box jitters of "
-        "core.inference.predict"
+        "core.pipeline.estimate.predict"
     )
     metrics["cv"] = {
         **{s: cv.summary(name, c, RANK_SCORING)[s] for s in SITES},

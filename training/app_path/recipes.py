@@ -40,7 +40,7 @@ EXPERT_VIEWS = ("expert",) + tuple(f"expert_j{i}" for i in range(N_JITTERS))
 BOX_VIEWS = AUTO_VIEWS + EXPERT_VIEWS
 CONTEXT = "_ctx"
 VIEWS = BOX_VIEWS + ("scan",) + tuple(v + CONTEXT for v in BOX_VIEWS)
-#: Boxes the app may analyse; each is also cut as ``core.inference.predict`` scores it now:
+#: Boxes the app may analyse; each is also cut as ``core.pipeline.estimate.predict`` scores it now:
 #: the crop, its mirror and the fixed box jitters ``roi.JITTERS`` (``jitter_views``).
 APP_SCORED = ("auto", "expert", "scan")
 #: Scoring crop -> (cached view, with the app's jitter views). ``expert`` is the scan area

@@ -335,7 +335,7 @@ class Classifier:
     load_seconds: float
     #: Mahalanobis reference of the training crops' features (None: no novelty check).
     novelty: Any = None
-    #: TI-RADS descriptor heads (``core.tirads_ai.DescriptorHeads``; None: no suggestions).
+    #: TI-RADS descriptor heads (``core.pipeline.tirads_ai.DescriptorHeads``; None: no suggestions).
     tirads_heads: Any = None
     #: An active site calibration (``core.site.profile.SiteProfile``): its own probability
     #: mapping and threshold replace the card's. None: the shipped calibration.

@@ -5,7 +5,7 @@ logistic regression, one per group) on the classifier's pooled features of the a
 trained on the DDTI radiologists' descriptors (``training/descriptors.py``). Shape
 (taller-than-wide) comes from the geometry of the nodule's mask, and its size from
 ``core.clinical.measure`` (the one size rule). A suggestion is
-never a choice: :class:`core.tirads.TiradsChoices` holds what the clinician confirmed, and
+never a choice: :class:`core.clinical.tirads.TiradsChoices` holds what the clinician confirmed, and
 only that sets the level they sign.
 """
 
