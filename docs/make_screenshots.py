@@ -30,9 +30,15 @@ os.environ["THYROID_AUDIT_LOG"] = str(Path(_DATA) / "audit.jsonl")
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.conftest import write_cine_dicom  # noqa: E402
-from thyroid_desktop.core.clinical.tirads import Composition, Echogenicity, Margin, Shape  # noqa: E402
+from thyroid_desktop.core.analysis import ROI  # noqa: E402
+from thyroid_desktop.core.clinical.tirads import (  # noqa: E402
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+)
 from thyroid_desktop.core.io.phantom import make_phantom  # noqa: E402
-from thyroid_desktop.core.pipeline.roi import ROI  # noqa: E402
 from thyroid_desktop.core.report.pdf import StudyInfo  # noqa: E402
 from thyroid_desktop.core.review.session import Lobe, Pole  # noqa: E402
 from thyroid_desktop.ui.main_window import MainWindow  # noqa: E402
@@ -110,6 +116,12 @@ def shoot_suggestions(app, window, data: Path = DEFAULT_DATA) -> None:
     print(OUT / "screenshot_tirads_suggestions.png", OUT / "screenshot_tirads_accepted.png")
 
 
+def settled(window) -> bool:
+    """The shown frame's analysis is over: a result (a proposal's), or nothing found."""
+    review = window.review
+    return (review.finding is not None or review.nothing_found) and not review.awaiting
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--real", type=Path, help="also shoot a folder of real images to /tmp")
@@ -137,7 +149,7 @@ def main() -> int:
     window.study_list.setCurrentRow(
         window.review.entries.index(next(e for e in window.review.entries if e.name == "noise.png"))
     )
-    wait_until(app, lambda: window.review.finding is not None)
+    wait_until(app, lambda: settled(window))  # a proposal, or "No nodule found"
     shoot(window, "study_batch_warning")
 
     window.study_list.setCurrentRow(
@@ -159,9 +171,10 @@ def main() -> int:
     os.environ["THYROID_THEME"] = "dark"
     apply_theme(app)
     window.study_list.setCurrentRow(3)
-    wait_until(app, lambda: window.review.finding is not None)
+    wait_until(app, lambda: settled(window))
     for choice in (Composition.SOLID, Echogenicity.HYPO, Shape.WIDER, Margin.SMOOTH):
-        window.tirads.select(choice)
+        window.tirads.select(choice)  # describing the proposal accepts it
+    window.tirads.set_focus(EchogenicFoci.NONE, True)
     shoot(window, "dark")
     os.environ["THYROID_THEME"] = "light"
     apply_theme(app)
@@ -180,6 +193,7 @@ def main() -> int:
         )
     )
     wait_until(app, lambda: window.review.finding is not None and not window.review.awaiting)
+    window.accept_proposal()  # the proposal confirmed: a nodule
     window._location_changed(Lobe.RIGHT, Pole.MID)
     window.start_new_nodule()
     window.set_roi(ROI(70, 60, 70, 60))
@@ -187,6 +201,7 @@ def main() -> int:
     window._location_changed(Lobe.RIGHT, Pole.LOWER)
     for choice in (Composition.MIXED, Echogenicity.HYPER_ISO, Shape.WIDER, Margin.SMOOTH):
         window.tirads.select(choice)
+    window.tirads.set_focus(EchogenicFoci.NONE, True)
     app.processEvents()
     shoot(window, "nodules")
     study_pdf = tmp / "study.pdf"
@@ -215,16 +230,14 @@ def main() -> int:
         real_out = Path("/tmp/thyroid_screens")
         real_out.mkdir(exist_ok=True)
         window.open_paths([args.real])
-        wait_until(app, lambda: window.review.finding is not None)
+        wait_until(app, lambda: settled(window))
         done.clear()
         window.analyse_all()
         wait_until(app, lambda: done, timeout=600)
         real_rows = [i for i, e in enumerate(window.review.entries) if e.path.parent == args.real]
         for row in real_rows[:4]:
             window.study_list.setCurrentRow(row)
-            wait_until(
-                app, lambda: window.review.finding is not None or window.review.image is None
-            )
+            wait_until(app, lambda: settled(window) or window.review.image is None)
             shoot(window, f"real_{row}", real_out)
     window.close()
     return 0
