@@ -80,6 +80,8 @@ def test_browsed_images_reach_neither_the_csv_nor_the_report(window, qtbot, tmp_
         assert list(csv.DictReader(fh)) == []
     window.export_study_dialog()
     assert "Nothing to report" in window.last_message.windowTitle()
+    window.export_dialog()  # the proposal on screen is not reported either
+    assert "proposal, not a nodule" in window.last_message.text()
     window.accept_proposal()  # the clinician confirms the third one
     assert window.export_csv(out)
     with open(out, newline="") as fh:

@@ -39,9 +39,16 @@ class ExportsMixin:
             self.open_paths([Path(path)])
 
     def export_dialog(self) -> None:
-        image = self.review.image
-        if self.review.finding is None:
+        image, review = self.review.image, self.review
+        if review.finding is None:
             self.show_message("Nothing to report", "Analyse an image before exporting a report.")
+            return
+        if review.in_session() and review.preliminary:  # only a confirmed nodule is reported
+            self.show_message(
+                "Nothing to report",
+                "This is a proposal, not a nodule: accept it (Enter), adjust its box or draw "
+                "the nodule's box first.",
+            )
             return
         stem = image.source.stem if image.source else "demo"
         asked = self._ask_report("Export PDF report", f"report_{stem}.pdf")
