@@ -130,3 +130,68 @@ def test_no_tirads_level_until_five_groups_and_the_pdf_says_what_the_panel_says(
     assert panel.result.text().startswith("TR4 (moderately suspicious), 4 points")
     text = pdf_text("scored.pdf")
     assert f"ACR TI-RADS {panel.text()}" in " ".join(text.split()) and "open:" not in text
+
+
+class _Outline:
+    """What ``AnalysisService.analyse_point`` / ``analyse_stroke`` return beside the finding
+    (``core.pipeline.click.PointSegmentation``): here a disc, its size flagged a guess."""
+
+    def __init__(self, roi, shape):
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        cx, cy, r = roi.x + roi.w / 2, roi.y + roi.h / 2, min(roi.w, roi.h) / 2
+        self.mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        self.size_uncertain, self.reason = True, "the outline touches the search window"
+
+
+def test_a_click_or_a_stroke_makes_an_outlined_nodule(window, qtbot, tmp_path, monkeypatch):
+    """The window's side of click-to-outline: the service's answer (stood in for here, as
+    it is another module's) becomes a nodule, its outline drawn, "size uncertain" said."""
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QPointF
+
+    from thyroid_desktop.core.analysis import ROI, BoxSource
+
+    window.open_paths([_png(tmp_path, "scan.png", make_phantom(seed=0).pixels)])
+    _settled(window, qtbot)
+    service, asked = window.service, []
+
+    def outline(kind):
+        def run(image, prompt):
+            asked.append((kind, prompt))
+            x, y = prompt[0], prompt[1]
+            box = ROI(int(x) - 20, int(y) - 15, 40, 30)
+            result = service.analyse_box(image, box, BoxSource.MANUAL)
+            outline = _Outline(box, image.pixels.shape[:2])
+            return SimpleNamespace(  # an AnalysisResult with its ``segmentation``
+                finding=result.finding, audit_problem="", segmentation=outline
+            )
+
+        return run
+
+    monkeypatch.setattr(service, "analyse_point", outline("point"), raising=False)
+    monkeypatch.setattr(service, "analyse_stroke", outline("stroke"), raising=False)
+    proposal = window.review.proposal
+    spot = (proposal.x + proposal.w + 40.0, proposal.y + 10.0)  # outside the proposal
+    vp = window.view.viewport()
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=window.view.mapFromScene(QPointF(*spot)))
+    qtbot.waitUntil(lambda: window.session.state.nodules != (), timeout=60000)
+    (n1,) = window.session.state.nodules
+    ((kind, (x, y)),) = asked
+    assert kind == "point" and abs(x - spot[0]) < 2 and abs(y - spot[1]) < 2
+    assert n1.box == ROI(int(x) - 20, int(y) - 15, 40, 30)
+    qtbot.waitUntil(lambda: not window.review.awaiting, timeout=60000)
+    assert not window.view.contour().isEmpty() and not window.view.box_is_proposal()
+    assert "size uncertain" in window.panel.state.text()
+    a, b = (20.0, 20.0), (60.0, 30.0)
+    qtbot.mousePress(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+        window.view.mapFromScene(QPointF(*a)),
+    )  # fmt: skip
+    qtbot.mouseMove(vp, window.view.mapFromScene(QPointF(*b)))
+    qtbot.mouseRelease(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+        window.view.mapFromScene(QPointF(*b)),
+    )  # fmt: skip
+    qtbot.waitUntil(lambda: len(window.session.state.nodules) == 2, timeout=60000)
+    assert asked[1][0] == "stroke" and window.review.nodule_id == "N2"

@@ -25,6 +25,8 @@ class AnalysisMixin:
         """The view's boxes and the result panel's buttons, to the actions below."""
         self.view.roiDrawn.connect(self.set_roi)
         self.view.candidatePicked.connect(self.pick_candidate)
+        self.view.pointClicked.connect(self.point_at)
+        self.view.strokeDrawn.connect(self.stroke_along)
         self.panel.acceptRequested.connect(self.accept_proposal)
         self.panel.rejectRequested.connect(self.reject_proposal)
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
@@ -34,12 +36,56 @@ class AnalysisMixin:
     def set_roi(self, roi: ROI, source: BoxSource = BoxSource.MANUAL) -> None:
         """Analyses ``roi``, drawn, moved or resized by the clinician: the shown nodule's
         box, or a new nodule (a proposal adjusted, or their own box)."""
+        self.view.set_contour(None)  # an outline from a click is for the box it made
         if self.review.box_drawn(roi, source):
             self.tirads.set_choices(None)  # a new nodule starts with no choices
             self.statusBar().showMessage(f"{self.review.nodule_id} added.", 5000)
         self._show_box()
         self._refresh_nodules()
         self.analyse()
+
+    def point_at(self, x: float, y: float) -> None:
+        """A click on the image (no drag, outside every box): the nodule is there. It is
+        outlined around the click and analysed; the click confirms it (a new nodule)."""
+        self._outline("analyse_point", (x, y), "Outlining the nodule at the click…")
+
+    def stroke_along(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        """A Shift+drag along the nodule's long axis: outlined from both ends, a nodule."""
+        self._outline("analyse_stroke", (x1, y1, x2, y2), "Outlining the nodule along the line…")
+
+    def _outline(self, method: str, prompt: tuple[float, ...], busy: str) -> None:
+        review = self.review
+        if not review.ready(self.classifier is not None):
+            return
+        outline = getattr(self.service, method, None)  # ``core.analysis``, from issue 22 on
+        if outline is None:
+            self.statusBar().showMessage("Outlining from a click is not available: draw a box.")
+            return
+        image = review.image
+        req = self._new_request()
+        self.panel.show_state(busy)
+        self._run(
+            lambda: None if review.stale(req) else outline(image, prompt),
+            lambda r: r is not None and self._outlined(image, req, r),
+            lambda err: self._analysis_failed(req, err),
+        )
+
+    def _outlined(self, image: UltrasoundImage, req: int, result: AnalysisResult) -> None:
+        """The clicked (or stroked) nodule's outline and result: drawn, a nodule."""
+        if not self.review.outlined(image, req, result.finding):
+            return
+        self.tirads.set_choices(None)  # a new nodule starts with no choices
+        self._refresh_nodules()
+        self._result_arrived(image, result.finding, result.audit_problem)
+        seg = getattr(result, "segmentation", None)
+        mask = getattr(seg, "mask", None)
+        contours = gland_contours(mask) if mask is not None else []
+        self.view.set_contour(max(contours, key=len) if contours else None)
+        if seg is not None and seg.size_uncertain:
+            why = f": {seg.reason}" if seg.reason else ""
+            self.panel.show_state(f"{self.review.nodule_id} outlined; size uncertain{why}.")
+        elif self.review.nodule_id:
+            self.panel.show_state(f"{self.review.nodule_id} outlined from your click.")
 
     def _show_box(self) -> None:
         """The box on screen as the review holds it: a nodule's (solid) or a proposal

@@ -129,6 +129,8 @@ class ImageView(QGraphicsView):
         candidatePicked(int): the user clicked inside candidate box number ``i``.
         pointClicked(float, float): a click (no drag) on the image outside every box: the
             nodule is there (image pixels).
+        strokeDrawn(float, float, float, float): a Shift+drag along the nodule's long axis:
+            its ends x1, y1, x2, y2 (image pixels).
         lineDrawn(object, object): the user drew a measuring line: its start and end (x, y)
             in image pixels.
         caliperMoved(str, int, object, object): an end of caliper ``number`` of nodule
@@ -140,6 +142,7 @@ class ImageView(QGraphicsView):
     roiDrawn = Signal(object)
     candidatePicked = Signal(int)
     pointClicked = Signal(float, float)
+    strokeDrawn = Signal(float, float, float, float)
     lineDrawn = Signal(object, object)
     caliperMoved = Signal(str, int, object, object)
     caliperDeleteRequested = Signal(str, int)
@@ -534,8 +537,14 @@ class ImageView(QGraphicsView):
         elif event.button() == Qt.MouseButton.MiddleButton:
             self._pan_start = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif event.button() == Qt.MouseButton.LeftButton and self.measuring:
-            self._drag = ("line", p, QRectF())
+        elif event.button() == Qt.MouseButton.LeftButton and (
+            self.measuring
+            or (
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+                and self.image_rect().contains(p)
+            )
+        ):
+            self._drag = ("line" if self.measuring else "stroke", p, QRectF())
             self._line.setLine(QLineF(p, p))
             self._line.show()
         elif event.button() == Qt.MouseButton.LeftButton and self.image_rect().contains(p):
@@ -579,7 +588,7 @@ class ImageView(QGraphicsView):
             super().mouseMoveEvent(event)
             return
         mode, start, rect = self._drag
-        if mode == "line":
+        if mode in ("line", "stroke"):
             self._line.setLine(QLineF(start, p))
             return
         if mode == "new":
@@ -631,6 +640,12 @@ class ImageView(QGraphicsView):
         mode, start, _ = self._drag
         before, was_visible = self._before
         self._drag = None
+        if mode == "stroke":  # along the nodule's long axis: outlined from both ends
+            line = self._line.line()
+            self._line.hide()
+            if line.length() >= MIN_BOX:
+                self.strokeDrawn.emit(line.x1(), line.y1(), line.x2(), line.y2())
+            return
         if mode == "line":
             self.measuring = False
             self.viewport().unsetCursor()

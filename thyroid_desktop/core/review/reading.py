@@ -370,6 +370,16 @@ class Review:
         self.nodule_id = self.session.add_nodule(image.sha256, image.frame_index, box, source)
         return self.nodule_id
 
+    def outlined(self, image: UltrasoundImage, request: int, finding: Finding) -> bool:
+        """The nodule the clinician clicked on, or drew a stroke along, outlined by the
+        segmenter: a new nodule (the click confirms it; one undo step) with this result.
+        False when it is stale (the user moved on meanwhile)."""
+        if self.stale(request) or image is not self.image:
+            return False
+        self.adding = True
+        self.box_drawn(finding.roi, BoxSource(finding.roi_source))
+        return self.analysed(image, request, finding)
+
     def show_proposal(self, roi: ROI) -> None:
         """A detected candidate is looked at (picked, or the next one): it is the proposal
         on screen, to analyse; no nodule is shown on this frame meanwhile."""
