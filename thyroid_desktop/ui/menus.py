@@ -142,6 +142,8 @@ class MenusMixin:
             if not a.shortcut().isEmpty()
         ]
         extra = [
+            "Click on the image\toutline the nodule there (a new nodule)",
+            "Shift+drag along the nodule\toutline it from its long axis (a new nodule)",
             "Left-drag on the image\tdraw a new nodule box",
             "Drag inside / on the edge of the box\tmove / resize it (a proposal: accept it)",
             "Click in a dashed box\tlook at that detected candidate (a proposal)",
