@@ -243,7 +243,9 @@ def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
     """One image as the app analyses it on opening (through ``service``, a cine loop at its
     best frame); any failure is this image's error."""
     try:
-        result = service.analyse_file(item.path, action=None)  # validation is not audited
+        result = service.analyse_file(  # validation is not audited
+            item.path, action=None, scan_area_fallback=True
+        )
     except ImageLoadError as err:
         return ImageResult(item.file, item.label, item.case, error=str(err))
     except MemoryError:
