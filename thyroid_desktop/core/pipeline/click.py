@@ -1,20 +1,20 @@
 """Click (or stroke) to segment: the clinician points at the nodule, the segmenter outlines it.
 
-The nodule segmenter (``core.models.shipped.Segmenter``) normally sees the whole scan area
-(``core.pipeline.detect``), where a small nodule is a few pixels of its input. Here it sees
-square windows re-centred on the click at a few sizes (``CLICK_SCALES``, shares of the scan
-area's longer side; kept inside the scan area), so the nodule fills more of its input. The
-windows' maps are fused (mean where they overlap), thresholded, and the connected part that
-holds the click (or the nearest one within ``SNAP_RADIUS``) is the nodule: its outline, its
-box and its mask. A stroke (a drag along the nodule's long axis) gives the nodule's length
-and direction: windows centred on its midpoint sized from its length, the parts it crosses,
-and a box at least spanning it.
+The nodule segmenter (``core.models.shipped.Segmenter``) sees square windows re-centred on
+the click at a few sizes (``CLICK_SCALES``, shares of the scan area's longer side, kept
+inside the scan area; 1.0 is the whole scan area, as the detector sees it), in one batch. The
+windows' maps are fused (per pixel the largest probability, ``Fusion``), thresholded at
+``CLICK_THRESHOLD``, and the connected part that holds the click (or the nearest one within
+``SNAP_RADIUS``) is the nodule: its outline, its box and its mask. A stroke (a drag along the
+nodule's long axis) gives the nodule's length and direction: windows centred on its midpoint
+sized from its length, the parts it crosses (cut near its ends), and a box at least spanning
+it.
 
 When the segmenter finds nothing at the click, or the part found runs out of the largest
 window, the result says the size is uncertain and why; with nothing found the box is a guess
-(``DEFAULT_BOX``) around the click, or the stroke's ellipse. The numbers below were chosen by
-grouped cross-validation on arcegor sequences (``python -m training.click_eval``; the
-figures are in its report, docs/experiments).
+(``DEFAULT_BOX``) around the click, or the ellipse on the stroke. The numbers below were
+chosen on the segmenter's held-out arcegor sequences, with grouped cross-validation for the
+figures (``python -m training.click_eval``).
 """
 
 from __future__ import annotations
@@ -33,10 +33,15 @@ from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outs
 from thyroid_desktop.core.pipeline.roi import ROI
 
 #: Click windows' sides as shares of the scan area's longer side (1.0: the whole scan area,
-#: as the detector sees it). Chosen by grouped CV (``training.click_eval``).
-CLICK_SCALES: tuple[float, ...] = (0.25, 0.35, 0.5)
+#: as the detector sees it). Chosen on the segmenter's held-out arcegor sequences
+#: (``training.click_eval``): windows much smaller than the scan area made the segmenter,
+#: trained on whole scan areas, outline less of the nodule, not more.
+CLICK_SCALES: tuple[float, ...] = (0.5, 0.7, 1.0)
 #: Stroke windows' sides as multiples of the stroke's length.
-STROKE_SCALES: tuple[float, ...] = (1.5, 2.0)
+STROKE_SCALES: tuple[float, ...] = (3.0,)
+#: Probability from which a pixel counts as nodule at a click or along a stroke: lower than
+#: the detector's (``detect.MASK_THRESHOLD``), since the clinician says a nodule is there.
+CLICK_THRESHOLD = 0.3
 #: Windows are never smaller than this (pixels): below it the segmenter sees only speckle.
 MIN_WINDOW_PX = 32
 #: A stroke shorter than this (pixels) is a click at its midpoint.
@@ -46,19 +51,20 @@ RELATIVE_THRESHOLD = 0.0
 #: The map's peak at a click is looked for within this share of the scan area's longer side.
 PEAK_RADIUS = 0.02
 #: A click that lands just outside the part found (a sloppy click near the border) snaps to
-#: the nearest part within this share of the scan area's longer side.
-SNAP_RADIUS = 0.03
+#: the nearest part within this share of the scan area's longer side (0: off; snapping did
+#: not raise the hit rate of simulated sloppy clicks).
+SNAP_RADIUS = 0.0
 #: The outline is simplified to within this many pixels of the mask's border.
 OUTLINE_TOLERANCE_PX = 1.0
 #: With nothing found at the click, the guessed box's side, as a share of the scan area's
-#: longer side (about the median nodule in the training images).
-DEFAULT_BOX = 0.15
+#: longer side (the best of 0.1-0.25 on arcegor, whose nodules are small).
+DEFAULT_BOX = 0.1
 #: With nothing found along a stroke, the guessed box is the ellipse with the stroke as its
 #: long axis and this share of its length as its short axis.
 STROKE_SHORT_AXIS = 0.6
 #: Parts of the fused map are kept within this share of the stroke's half length beyond its
 #: ends (a part that leaks into the tissue around the nodule is cut there).
-STROKE_SLACK = 0.25
+STROKE_SLACK = 0.1
 
 
 class Fusion(enum.StrEnum):
@@ -85,9 +91,9 @@ class ClickSettings:
 
     scales: tuple[float, ...] = CLICK_SCALES
     stroke_scales: tuple[float, ...] = STROKE_SCALES
-    fusion: Fusion = Fusion.MEAN
+    fusion: Fusion = Fusion.MAX
     #: None: the segmenter's own threshold (``detect.threshold_of``).
-    threshold: float | None = None
+    threshold: float | None = CLICK_THRESHOLD
     #: The threshold rises to this share of the map's peak at the click (or along the
     #: stroke) when that is higher: a faint nodule is still outlined at a low threshold
     #: while a clear one does not leak into its surroundings (0: a fixed threshold).
