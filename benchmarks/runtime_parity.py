@@ -43,7 +43,10 @@ def main() -> int:
         raise SystemExit(f"not comparing two runtimes: {runtimes}")
     rows = []
     for rel in files:
-        a, b = (services[k].analyse_file(args.data / rel).finding for k in ("onnx", "keras"))
+        a, b = (
+            services[k].analyse_file(args.data / rel, scan_area_fallback=True).finding
+            for k in ("onnx", "keras")
+        )
         rows.append(
             (
                 rel.split("/")[0],

@@ -3,10 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
+import numpy as np
 
 from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.roi import ROI
 
 
 def run_cli(*args):
@@ -57,8 +60,11 @@ def test_predict_without_roi_finds_the_nodule_and_lists_candidates(tmp_path):
     x, y, w, h = found["roi"]
     n = phantom.nodule
     assert abs(x + w / 2 - (n.x + n.w / 2)) < n.w / 4 and abs(y + h / 2 - (n.y + n.h / 2)) < n.h / 4
-    assert empty["roi_source"] == "full" and empty["candidates"] == []
-    assert empty["roi"] == [0, 0, 560, 360]  # a black frame: no scan area found, whole image
+    assert found["preliminary"] is True  # the detector's proposal, not a confirmed nodule
+    # A black frame: nothing found, nothing analysed (and it says why: not ultrasound).
+    assert empty["roi_source"] == "none" and empty["candidates"] == []
+    assert empty["roi"] is None and empty["probability"] is None and empty["logit"] is None
+    assert "blank" in empty["no_estimate_reason"]
 
 
 def test_bad_roi_argument_is_a_usage_error(tmp_path):
@@ -75,14 +81,14 @@ def test_one_files_memory_error_does_not_lose_the_others(tmp_path, monkeypatch, 
     files = [tmp_path / f"{name}.png" for name in ("a", "huge", "c")]
     for f in files:
         cv2.imwrite(str(f), phantom.pixels)
-    real = inference.auto_predict
+    real = inference.detect_nodules
 
-    def flaky(image, clf, seg):
+    def flaky(image, seg):
         if image.source is not None and image.source.name == "huge.png":
             raise MemoryError
-        return real(image, clf, seg)
+        return real(image, seg)
 
-    monkeypatch.setattr(analysis, "auto_predict", flaky)  # where the service calls it
+    monkeypatch.setattr(analysis, "detect_nodules", flaky)  # where the service calls it
     assert cli.main(["predict", "--json", *map(str, files)]) == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
@@ -194,3 +200,83 @@ def test_an_existing_file_or_an_option_still_goes_to_the_window(tmp_path):
     assert unknown_word([str(tmp_path / "missing.dcm")]) == str(tmp_path / "missing.dcm")
     assert unknown_word(["report", str(image)]) == "report"
     assert tuple(commands()) == COMMANDS  # the words __main__ sends to the CLI
+
+
+# ----------------------------------------------------------------------------- prompts
+
+INSCOPE = Path(__file__).resolve().parent / "assets" / "inscope_bmode.png"
+#: The nodule drawn into the in-scope image (tests/assets/make_inscope_image.py, NODULE).
+INSCOPE_NODULE = ROI(220, 120, 130, 100)
+
+
+def predict_lines(capsys, *args) -> tuple[int, list[str]]:
+    """``predict`` in this process: (exit code, stdout lines)."""
+    from thyroid_desktop import cli
+
+    code = cli.main(["predict", "--no-audit", *map(str, args)])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_predict_point_and_stroke_give_the_outlined_box(capsys, tmp_path):
+    phantom = make_phantom()
+    path = tmp_path / "phantom.png"
+    cv2.imwrite(str(path), phantom.pixels)
+    n = phantom.nodule
+    code, lines = predict_lines(
+        capsys, path, "--point", f"{n.x + n.w / 2},{n.y + n.h / 2}", "--json"
+    )
+    assert code == 0
+    clicked = json.loads(lines[0])
+    assert clicked["roi_source"] == "point" and clicked["preliminary"] is False
+    assert ROI(*clicked["roi"]).iou(n) >= 0.5 and clicked["size_uncertain"] is False
+    outline = np.array(clicked["contour"])  # a small outline is printed
+    assert outline.shape[1] == 2 and 4 <= len(outline) <= 200
+    x, y, w, h = clicked["roi"]
+    assert outline[:, 0].min() >= x and outline[:, 0].max() < x + w
+    stroke = f"{n.x + 3},{n.y + n.h // 2},{n.x + n.w - 3},{n.y + n.h // 2}"
+    code, lines = predict_lines(capsys, path, "--stroke", stroke, "--json")
+    drawn = json.loads(lines[0])
+    assert code == 0 and drawn["roi_source"] == "stroke" and ROI(*drawn["roi"]).iou(n) >= 0.5
+    assert drawn["roi"][0] <= n.x + 3 and drawn["roi"][0] + drawn["roi"][2] >= n.x + n.w - 3
+    # On background, in the in-scope image: a guessed box, an estimate, and the doubt said.
+    code, lines = predict_lines(capsys, INSCOPE, "--point", "100,300")
+    assert code == 0 and "point, size uncertain: nothing found at the click" in lines[0]
+
+
+def test_predict_without_a_nodule_found_gives_no_estimate_and_says_what_to_give(
+    capsys, monkeypatch
+):
+    from thyroid_desktop.core.models import shipped
+
+    class NothingSeen:
+        size, threshold = 64, 0.5
+
+        def __call__(self, batch):
+            return np.zeros((len(batch), 64, 64), np.float32)
+
+    monkeypatch.setattr(shipped, "load_segmenter", lambda *a, **k: NothingSeen())
+    code, lines = predict_lines(capsys, INSCOPE, "--json")
+    record = json.loads(lines[0])
+    assert code == 0 and record["probability"] is None and record["roi"] is None
+    assert record["no_estimate_reason"] == "no nodule found: give --point, --stroke or --roi"
+    assert record["roi_source"] == "none" and record["call"] == "no estimate"
+    code, lines = predict_lines(capsys, INSCOPE)
+    assert lines == [f"{INSCOPE}: no estimate (no nodule found: give --point, --stroke or --roi)"]
+    code, lines = predict_lines(capsys, INSCOPE, "--scan-area", "--json")
+    record = json.loads(lines[0])
+    assert code == 0 and record["roi_source"] == "full" and record["probability"] is not None
+    assert record["preliminary"] is False
+
+
+def test_predict_proposal_is_marked_preliminary_in_text(capsys):
+    code, lines = predict_lines(capsys, INSCOPE)
+    assert code == 0 and "auto, preliminary (proposal)" in lines[0]
+
+
+def test_prompts_are_usage_errors_when_malformed_or_combined(tmp_path):
+    result = run_cli(tmp_path / "x.png", "--point", "1,2,3")
+    assert result.returncode == 2 and "two numbers" in result.stderr
+    result = run_cli(tmp_path / "x.png", "--stroke", "1,2,a,4")
+    assert result.returncode == 2 and "four numbers" in result.stderr
+    result = run_cli(tmp_path / "x.png", "--point", "1,2", "--roi", "1,2,3,4")
+    assert result.returncode == 2 and "not allowed with" in result.stderr

@@ -122,7 +122,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         service = AnalysisService(clf, seg, None)  # a self-test is not an analysis to log
         phantom = make_phantom()
         image = from_array(phantom.pixels)
-        finding = service.analyse(image, None, Action.SELFTEST).finding
+        finding = service.analyse(image, None, Action.SELFTEST, scan_area_fallback=True).finding
         _check(finding.roi_source is BoxSource.AUTO, "auto-detect found no nodule in the phantom")
         iou = finding.roi.iou(phantom.nodule)
         _check(iou >= MIN_PHANTOM_IOU, f"auto box on the phantom has IoU {iou:.2f}")
@@ -131,7 +131,7 @@ def run(files: Sequence[str], gui: bool = True) -> tuple[bool, str]:
         results = []
         for name in files:
             try:
-                result = service.analyse_file(name, action=Action.SELFTEST)
+                result = service.analyse_file(name, action=Action.SELFTEST, scan_area_fallback=True)
             except ImageLoadError as err:
                 raise SelfTestError(str(err)) from err
             f = result.finding

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         scores: dict[str, list[float]] = {"expert_box": [], "auto_roi": [], "scan_area": []}
         sources: list[str] = []
         for s in samples:
-            auto = service.analyse_file(s.path, action=None)
+            auto = service.analyse_file(s.path, action=None, scan_area_fallback=True)
             image, finding = auto.image, auto.finding
             box = sample_roi(s, image.width, image.height, auto.detection.fov.box)
             expert = service.analyse_box(image, box, BoxSource.MANUAL, action=None)

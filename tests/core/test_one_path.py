@@ -44,7 +44,7 @@ def window_analysis(service: AnalysisService, path: Path, roi: ROI | None = None
     if image.n_frames > 1:
         image = open_image(path, frame=service.frame_scores(path, image.n_frames).best)
     if roi is None:
-        return service.analyse(image, None, Action.AUTO)
+        return service.analyse(image, None, Action.AUTO, scan_area_fallback=True)
     return service.analyse_box(image, roi, BoxSource.MANUAL, Action.ANALYSE)
 
 
@@ -221,7 +221,12 @@ def test_real_cine_nodule_on_frame_2_same_answer_everywhere(
     predicted = predict_json(arcegor_cine, capsys)
     assert_one_answer(window, predicted, validate_json(arcegor_cine, tmp_path, capsys))
     frame0 = window_service.analyse_file(arcegor_cine, frame=0, action=None).finding
-    assert frame0.roi_source == "full" and not same(frame0.logit, f.logit)
+    # Frame 0 shows no nodule: no estimate unless the scan area is asked for.
+    assert frame0.roi_source == "none" and frame0.estimate is None
+    area0 = window_service.analyse_file(
+        arcegor_cine, frame=0, action=None, scan_area_fallback=True
+    ).finding
+    assert area0.roi_source == "full" and not same(area0.logit, f.logit)
 
 
 @pytest.mark.realdata

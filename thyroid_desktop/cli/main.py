@@ -19,6 +19,12 @@ from thyroid_desktop.core.site.profile import ProfileError, choose_calibration
 log = logging.getLogger(__name__)
 
 
+#: ``no_estimate_reason`` when nothing was asked for and the detector found nothing.
+NO_NODULE_HINT = "give --point, --stroke or --roi"
+#: Contours with at most this many points are printed in the JSON (``contour``).
+MAX_CONTOUR_POINTS = 200
+
+
 def _roi(text: str) -> ROI:
     try:
         return ROI.parse(text)
@@ -26,16 +32,55 @@ def _roi(text: str) -> ROI:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _numbers(text: str, n: int, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n or not all(v == v and abs(v) != float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+    return values
+
+
+def _point(text: str) -> tuple[float, float]:
+    return _numbers(text, 2, "the point must be two numbers x,y")  # type: ignore[return-value]
+
+
+def _stroke(text: str) -> tuple[float, float, float, float]:
+    return _numbers(text, 4, "the stroke must be four numbers x1,y1,x2,y2")  # type: ignore[return-value]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thyroid-review", description="Thyroid Review")
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("predict", help="malignancy estimate for one or more images")
     p.add_argument("images", nargs="+", type=Path)
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--roi",
         type=_roi,
         help="nodule box x,y,w,h in image pixels, analysed as a box drawn in the window "
-        "(default: found automatically, else the scan area)",
+        "(default: the detector's proposal, a preliminary estimate; none when it finds "
+        "nothing)",
+    )
+    where.add_argument(
+        "--point",
+        type=_point,
+        metavar="X,Y",
+        help="a click inside the nodule (image pixels): the nodule is outlined around it and "
+        "its box analysed",
+    )
+    where.add_argument(
+        "--stroke",
+        type=_stroke,
+        metavar="X1,Y1,X2,Y2",
+        help="a line along the nodule's long axis (image pixels): the nodule is outlined "
+        "along it and its box analysed",
+    )
+    where.add_argument(
+        "--scan-area",
+        action="store_true",
+        help="analyse the whole scan area (no nodule box)",
     )
     p.add_argument(
         "--candidates",
@@ -74,12 +119,21 @@ def _rounded(value: float | None, digits: int = 6) -> float | None:
 
 
 def finding_record(finding) -> dict:
-    """The JSON fields of one analysis (``probability`` is null when there is no estimate)."""
+    """The JSON fields of one analysis (``probability`` is null when there is no estimate;
+    ``roi`` and ``logit`` are null when nothing was found and nothing analysed)."""
+    from thyroid_desktop.core.analysis import NO_NODULE
+    from thyroid_desktop.core.pipeline.roi import BoxSource
+
+    nothing = finding.roi_source is BoxSource.NONE
+    reason = finding.no_estimate_reason
+    if nothing and reason == NO_NODULE:
+        reason = f"{NO_NODULE}: {NO_NODULE_HINT}"
     return {
         "output": OUTPUT,
         "probability": _rounded(finding.estimate),
-        "logit": _rounded(finding.logit),  # the model's score, also without an estimate
-        "no_estimate_reason": finding.no_estimate_reason or None,
+        # the model's score, also without an estimate (null: the model did not run)
+        "logit": None if nothing else _rounded(finding.logit),
+        "no_estimate_reason": reason or None,
         "call": finding.call_text,
         "label": finding.label if finding.in_scope else None,
         "threshold": finding.threshold,
@@ -88,8 +142,9 @@ def finding_record(finding) -> dict:
         "novelty": _rounded(finding.novelty, 3),
         "calibration": finding.calibration,
         "profile": finding.calibration if finding.site_calibrated else None,
-        "roi": finding.roi.as_list(),
+        "roi": None if nothing else finding.roi.as_list(),
         "roi_source": finding.roi_source,
+        "preliminary": finding.roi_source is BoxSource.AUTO,
         "model": finding.model_id,
         "ms": round(finding.timings_ms["total"], 1),
         "tirads_suggestion": (
@@ -97,6 +152,21 @@ def finding_record(finding) -> dict:
         ),
         **({"warning": "; ".join(finding.warnings)} if finding.warnings else {}),
         **({"notes": list(finding.notes)} if finding.notes else {}),
+    }
+
+
+def segmentation_record(seg) -> dict:
+    """The JSON fields of a click's or a stroke's outline (the contour when it is short)."""
+    contour = seg.contour
+    return {
+        "size_uncertain": seg.size_uncertain,
+        "size_uncertain_reason": seg.reason or None,
+        "segmentation_score": round(seg.score, 4),
+        **(
+            {"contour": [list(p) for p in contour]}
+            if 0 < len(contour) <= MAX_CONTOUR_POINTS
+            else {"contour_points": len(contour)}
+        ),
     }
 
 
@@ -109,6 +179,14 @@ def predict_command(args: argparse.Namespace) -> int:
 
     if args.frame is not None and args.frame < 0:
         print("error: --frame must be 0 or more", file=sys.stderr)
+        return 2
+    asked = args.roi or args.point or args.stroke or args.scan_area
+    if args.all_frames and asked:
+        print(
+            "error: --all-frames analyses each frame's proposal; give --frame N with --roi, "
+            "--point, --stroke or --scan-area",
+            file=sys.stderr,
+        )
         return 2
     try:
         classifier = load_classifier(args.models)
@@ -131,7 +209,17 @@ def predict_command(args: argparse.Namespace) -> int:
             if args.all_frames:
                 results = service.analyse_all_frames(path, Action.CLI)
             else:
-                results = [service.analyse_file(path, args.frame, args.roi, Action.CLI)]
+                results = [
+                    service.analyse_file(
+                        path,
+                        args.frame,
+                        args.roi,
+                        Action.CLI,
+                        point=args.point,
+                        stroke=args.stroke,
+                        scan_area=args.scan_area,
+                    )
+                ]
             records = [result_record(service, path, r, args.candidates) for r in results]
         except (ImageLoadError, ValueError) as err:
             records = [{"file": str(path), "error": str(err)}]
@@ -162,7 +250,10 @@ def result_record(service, path: Path, result, candidates: bool) -> dict:
 
     record: dict = {"file": str(path), "frame": result.frame, "n_frames": result.n_frames}
     record.update(finding_record(result.finding))
-    record["size"] = result.size.to_json()
+    size = result.size
+    record["size"] = size.to_json() if size is not None else None
+    if result.segmentation is not None:
+        record.update(segmentation_record(result.segmentation))
     if result.frame_scores is not None:
         record["frame_scores"] = [
             None if s != s else round(s, 4) for s in result.frame_scores.scores
@@ -197,7 +288,14 @@ def record_text(path: Path, record: dict) -> str:
         f"-> {record['call']} (threshold {record['threshold']:.3f}"
         + (f", site calibration {record['profile']!r}" if record["profile"] else "")
         + f", roi {record['roi']} "
-        f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''})"
+        f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''}"
+        + (", preliminary (proposal)" if record["preliminary"] else "")
+        + (
+            f", size uncertain: {record['size_uncertain_reason']}"
+            if record.get("size_uncertain")
+            else ""
+        )
+        + ")"
         + _suggestion_text(record.get("tirads_suggestion"))
     )
 

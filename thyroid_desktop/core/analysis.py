@@ -6,6 +6,12 @@ through :class:`AnalysisService`, so they open files, choose a cine loop's frame
 nodule, mask a drawn box and log what they did the same way: the same file and box give the
 same estimate, frame, size and TI-RADS suggestion wherever they are analysed. Detection,
 segmentation, classification and TI-RADS (``core.pipeline``) are this service's internals.
+
+A box comes from the clinician (drawn: ``analyse``/``analyse_box``; a click or a stroke on
+the nodule, outlined by the segmenter: ``analyse_point``/``analyse_stroke``) or from the
+detector (a *proposal*: ``AnalysisResult.preliminary``). When the detector finds nothing
+and nothing was asked for, there is no estimate (``NO_NODULE``); the whole scan area is
+analysed only when asked (``scan_area_fallback``, ``analyse_box(image, None, ...)``).
 """
 
 from __future__ import annotations
@@ -24,10 +30,24 @@ from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.images import UltrasoundImage, open_image
 from thyroid_desktop.core.models.gradcam import heatmap_rgba
 from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.pipeline.click import (
+    ClickSettings,
+    PointSegmentation,
+    guess_point,
+    guess_stroke,
+    segment_point,
+    segment_stroke,
+)
 from thyroid_desktop.core.pipeline.detect import Detection, detect, gland_contours
-from thyroid_desktop.core.pipeline.estimate import Finding, auto_predict, detect_nodules, predict
-from thyroid_desktop.core.pipeline.fov import FieldOfView
+from thyroid_desktop.core.pipeline.estimate import (
+    Finding,
+    detect_nodules,
+    no_estimate_reason,
+    predict,
+)
+from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
+from thyroid_desktop.core.pipeline.scope import check_scope, modality_reason
 from thyroid_desktop.core.pipeline.tirads_ai import (
     SUGGESTED_GROUPS,
     TiradsSuggestion,
@@ -49,6 +69,8 @@ __all__ = [
     "Detection",
     "Finding",
     "FrameScores",
+    "NO_NODULE",
+    "PointSegmentation",
     "gland_contours",
     "heatmap_rgba",
     "nodule_reports",
@@ -60,6 +82,8 @@ __all__ = [
 #: A cine loop longer than this is searched for its best frame on every ``FRAME_STRIDE``-th
 #: frame only (plus the first and last), so that opening a long loop stays quick.
 MAX_SEARCHED_FRAMES = 64
+#: Why there is no estimate when nothing was asked for and the detector found nothing.
+NO_NODULE = "no nodule found"
 
 
 class Action(enum.StrEnum):
@@ -90,14 +114,27 @@ class FrameScores:
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """One analysed frame: the image, the finding, and the detection when the box was found
-    automatically (None for a box drawn by the user)."""
+    """One analysed frame: the image, the finding, the detection when the box was found
+    automatically (None for a box drawn by the user), and the outline when the box came
+    from a click or a stroke."""
 
     image: UltrasoundImage
     finding: Finding
     detection: Detection | None = None
     frame_scores: FrameScores | None = None
     audit_problem: str = ""  # why the audit record could not be written, if it could not
+    #: The nodule outlined from the clinician's click or stroke (None for any other box).
+    segmentation: PointSegmentation | None = None
+
+    @property
+    def preliminary(self) -> bool:
+        """True when the box is the detector's proposal, not one the clinician gave."""
+        return self.finding.roi_source is BoxSource.AUTO
+
+    @property
+    def size_uncertain(self) -> bool:
+        """True when the outline from a click or stroke had to guess the nodule's size."""
+        return self.segmentation is not None and self.segmentation.size_uncertain
 
     @property
     def frame(self) -> int:
@@ -108,10 +145,12 @@ class AnalysisResult:
         return self.image.n_frames
 
     @property
-    def size(self) -> NoduleSize:
+    def size(self) -> NoduleSize | None:
         """The nodule's size by the one rule (``core.clinical.measure``: the mask inside the
         box, else the box) under the file's own scale; the window adds the clinician's
-        calipers and scale line to the same rule."""
+        calipers and scale line to the same rule. None when no box was analysed."""
+        if self.finding.roi is None:
+            return None
         return finding_size(self.finding, self.image.scale)
 
 
@@ -179,12 +218,15 @@ class AnalysisService:
         roi: ROI | None = None,
         action: Action | None = Action.ANALYSE,
         detection: Detection | None = None,
+        scan_area_fallback: bool = False,
     ) -> AnalysisResult:
         """The estimate for ``roi`` (drawn or picked by the user), or with no box for the
-        detector's best candidate (else the scan area). Recorded in the audit log (not for
-        ``action`` None)."""
+        detector's best candidate (a proposal: ``result.preliminary``). When the detector
+        finds nothing there is no estimate (``NO_NODULE``), unless ``scan_area_fallback``
+        asks for the whole scan area instead. Recorded in the audit log (not for ``action``
+        None)."""
         if roi is None:
-            finding, detection = auto_predict(image, self.classifier, self.segmenter)
+            finding, detection = self._auto(image, scan_area_fallback)
         else:
             source = BoxSource.MANUAL if detection is None else BoxSource.AUTO
             fov, mask = self.box_context(image, roi, detection)
@@ -192,17 +234,126 @@ class AnalysisService:
         problem = self.record(action, image, finding)
         return AnalysisResult(image, finding, detection if roi is None else None, None, problem)
 
+    def _auto(
+        self, image: UltrasoundImage, scan_area_fallback: bool
+    ) -> tuple[Finding, Detection | None]:
+        """The detector's best candidate's finding; with none, the scan area's (when asked)
+        or no estimate."""
+        det = self.detect(image)
+        if det is not None and det.best is not None:
+            mask = nodule_mask(det.probability, det.best.roi, det.threshold)
+            finding = predict(
+                image, self.classifier, det.best.roi, BoxSource.AUTO, fov=det.fov, mask=mask
+            )
+        elif scan_area_fallback:
+            fov = det.fov if det is not None else None
+            finding = predict(image, self.classifier, None, BoxSource.FULL, fov=fov)
+        else:
+            finding = self.nothing_found(image, det.fov if det is not None else None)
+        return finding, det
+
+    def nothing_found(self, image: UltrasoundImage, fov: FieldOfView | None = None) -> Finding:
+        """The finding when nothing was found and nothing asked for: no estimate, no heat
+        map, the classifier not run (``roi`` is the scan area searched, ``roi_source``
+        "none"); an image out of scope says that instead."""
+        fov = fov or detect_fov(image.gray)
+        warnings = tuple(check_scope(image, fov).reasons)
+        reason = no_estimate_reason(modality_reason(image), warnings, None, None) or NO_NODULE
+        clf = self.classifier
+        calibration = clf.calibration if clf is not None else None
+        return Finding(
+            probability=float("nan"),
+            threshold=calibration.threshold if calibration is not None else float("nan"),
+            roi=fov.box,
+            roi_source=BoxSource.NONE,
+            window=fov.box,
+            heatmap=np.zeros((image.height, image.width), np.float32),
+            model_id=clf.card.id if clf is not None else "",
+            model_version=clf.card.version if clf is not None else "",
+            device=clf.device if clf is not None else "",
+            timings_ms={"total": 0.0},
+            warnings=warnings,
+            notes=image.notes,
+            no_estimate_reason=reason,
+            **({"calibration": calibration.name} if calibration is not None else {}),
+        )
+
+    def analyse_point(
+        self,
+        image: UltrasoundImage,
+        point: tuple[float, float],
+        action: Action | None = Action.ANALYSE,
+        settings: ClickSettings | None = None,
+    ) -> AnalysisResult:
+        """The nodule the clinician clicked on (``point``: x, y image pixels): outlined by the
+        segmenter around the click (``core.pipeline.click``), its box analysed with its own
+        mask (``roi_source`` "point"); ``result.segmentation`` holds the outline and whether
+        its size had to be guessed.
+
+        Raises:
+            ValueError: the point lies outside the image.
+        """
+        fov = detect_fov(image.gray)
+        if self.segmenter is None:
+            seg = guess_point(fov, point, settings)
+        else:
+            seg = segment_point(
+                np.asarray(image.pixels), image.gray, self.segmenter, point, settings, fov
+            )
+        return self._analyse_outline(image, seg, BoxSource.POINT, fov, action)
+
+    def analyse_stroke(
+        self,
+        image: UltrasoundImage,
+        stroke: tuple[float, float, float, float],
+        action: Action | None = Action.ANALYSE,
+        settings: ClickSettings | None = None,
+    ) -> AnalysisResult:
+        """The nodule the clinician drew a stroke along (``stroke``: x1, y1, x2, y2 image
+        pixels, its long axis), as :meth:`analyse_point` (``roi_source`` "stroke"); the box
+        at least spans the stroke.
+
+        Raises:
+            ValueError: an end of the stroke lies outside the image.
+        """
+        fov = detect_fov(image.gray)
+        if self.segmenter is None:
+            seg = guess_stroke(fov, stroke, settings)
+        else:
+            seg = segment_stroke(
+                np.asarray(image.pixels), image.gray, self.segmenter, stroke, settings, fov
+            )
+        return self._analyse_outline(image, seg, BoxSource.STROKE, fov, action)
+
+    def _analyse_outline(
+        self,
+        image: UltrasoundImage,
+        seg: PointSegmentation,
+        source: BoxSource,
+        fov: FieldOfView,
+        action: Action | None,
+    ) -> AnalysisResult:
+        """The estimate for an outlined nodule's box, with its own mask (shape and size)."""
+        finding = predict(image, self.classifier, seg.roi, source, fov, seg.mask)
+        problem = self.record(action, image, finding)
+        return AnalysisResult(image, finding, None, None, problem, seg)
+
     def analyse_box(
         self,
         image: UltrasoundImage,
         roi: ROI | None,
         source: BoxSource,
         action: Action | None = Action.ANALYSE,
+        mask: np.ndarray | None = None,
     ) -> AnalysisResult:
         """The estimate for a given box with its ``source`` (manual, or auto for a detected
-        candidate the user picked), or with no box for the whole scan area."""
+        candidate the user picked), or with no box for the whole scan area. ``mask``: the
+        nodule's own mask (H x W bool: a click's or a stroke's outline), else the
+        segmenter's map inside the box."""
         if roi is None:
             finding = predict(image, self.classifier, None, BoxSource.FULL)
+        elif mask is not None:
+            finding = predict(image, self.classifier, roi, source, detect_fov(image.gray), mask)
         else:
             fov, mask = self.box_context(image, roi)
             finding = predict(image, self.classifier, roi, source, fov, mask)
@@ -227,22 +378,45 @@ class AnalysisService:
         frame: int | None = None,
         roi: ROI | None = None,
         action: Action | None = Action.ANALYSE,
+        *,
+        point: tuple[float, float] | None = None,
+        stroke: tuple[float, float, float, float] | None = None,
+        scan_area: bool = False,
+        scan_area_fallback: bool = False,
     ) -> AnalysisResult:
         """Opens ``path`` (a cine loop at its best frame unless ``frame`` is given) and
-        analyses it as :meth:`analyse` does: ``roi`` as a box drawn on that frame (with the
-        segmenter's mask inside it, as in the window), else the detector's best box."""
+        analyses on that frame what was asked: ``roi`` as a box drawn (with the segmenter's
+        mask inside it, as in the window), ``point`` or ``stroke`` as a click or a stroke
+        (:meth:`analyse_point`, :meth:`analyse_stroke`), ``scan_area`` the whole scan area;
+        with none of them the detector's best box (:meth:`analyse`, ``scan_area_fallback``
+        as there)."""
+        asked = [roi is not None, point is not None, stroke is not None, scan_area]
+        if sum(asked) > 1:
+            raise ValueError("give one of a box, a point, a stroke or the scan area")
         image, scores = self.open(path, frame)
-        result = self.analyse(image, roi, action)
+        if point is not None:
+            result = self.analyse_point(image, point, action)
+        elif stroke is not None:
+            result = self.analyse_stroke(image, stroke, action)
+        elif scan_area:
+            result = self.analyse_box(image, None, BoxSource.FULL, action)
+        else:
+            result = self.analyse(image, roi, action, scan_area_fallback=scan_area_fallback)
         return dataclasses.replace(result, frame_scores=scores)
 
     def analyse_all_frames(
-        self, path: str | os.PathLike[str], action: Action = Action.CLI
+        self,
+        path: str | os.PathLike[str],
+        action: Action = Action.CLI,
+        scan_area_fallback: bool = False,
     ) -> list[AnalysisResult]:
-        """Every frame of a file, each with its own detected box."""
+        """Every frame of a file, each with its own detected box (``scan_area_fallback`` as
+        in :meth:`analyse`)."""
         first = open_image(path)
-        results = [self.analyse(first, None, action)]
+        results = [self.analyse(first, None, action, scan_area_fallback=scan_area_fallback)]
         for i in range(1, first.n_frames):
-            results.append(self.analyse(open_image(path, frame=i), None, action))
+            image = open_image(path, frame=i)
+            results.append(self.analyse(image, None, action, scan_area_fallback=scan_area_fallback))
         return results
 
     def _candidates_only(self, image: UltrasoundImage) -> Detection:
@@ -275,7 +449,7 @@ class AnalysisService:
                 record_for(
                     str(action),
                     image.sha256,
-                    finding.roi,
+                    None if finding.roi_source is BoxSource.NONE else finding.roi,
                     roi_source=finding.roi_source,
                     model_id=finding.model_id,
                     probability=finding.estimate,

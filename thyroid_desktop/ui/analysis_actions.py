@@ -175,7 +175,11 @@ class AnalysisMixin:
         req = self._new_request()
         self.panel.show_state("Looking for the nodule…")
         self._run(
-            lambda: None if review.stale(req) else service.analyse(image, None, Action.AUTO),
+            lambda: (
+                None
+                if review.stale(req)
+                else service.analyse(image, None, Action.AUTO, scan_area_fallback=True)
+            ),
             lambda r: r is not None and self._auto_done(image, req, r),
             lambda err: self._analysis_failed(req, err),
         )

@@ -199,7 +199,7 @@ def check_export(args, samples: Sequence[Sample], cache: FeatureCache, head, pla
     index = {k: i for i, k in enumerate(cache.keys)}
     for s in samples:
         i = index[sample_key(s)]
-        finding = service.analyse_file(s.path, action=None).finding
+        finding = service.analyse_file(s.path, action=None, scan_area_fallback=True).finding
         z = score(head, cache, np.array([i]), "auto", False, app_views=True)[0]
         expected = float(sigmoid(platt[0] * z + platt[1]))
         log.info(

@@ -34,7 +34,12 @@ def cmd_test(args: argparse.Namespace) -> None:
     for site in SITES:
         samples = samples_in(args.data, site, test_files)
         p = np.array(
-            [service.analyse_file(s.path, action=None).finding.probability for s in samples]
+            [
+                service.analyse_file(
+                    s.path, action=None, scan_area_fallback=True
+                ).finding.probability
+                for s in samples
+            ]
         )
         y = np.array([s.label for s in samples])
         result[site] = evaluate(y, p, [s.group for s in samples], clf.card.threshold).to_dict()

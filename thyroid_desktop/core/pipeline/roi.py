@@ -36,7 +36,11 @@ class BoxSource(enum.StrEnum):
 
     AUTO = "auto"  # the detector's candidate
     MANUAL = "manual"  # drawn or moved by the user
-    FULL = "full"  # nothing found: the whole scan area
+    FULL = "full"  # the whole scan area (asked for, or nothing found where the caller
+    # asked for the scan area then)
+    POINT = "point"  # outlined by the segmenter around the user's click
+    STROKE = "stroke"  # outlined along the user's stroke (the nodule's long axis)
+    NONE = "none"  # nothing found and nothing asked for: no box, no estimate
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,9 @@ def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
     """One image as the app analyses it on opening (through ``service``, a cine loop at its
     best frame); any failure is this image's error."""
     try:
-        result = service.analyse_file(item.path, action=None)  # validation is not audited
+        result = service.analyse_file(  # validation is not audited
+            item.path, action=None, scan_area_fallback=True
+        )
     except ImageLoadError as err:
         return ImageResult(item.file, item.label, item.case, error=str(err))
     except MemoryError:
@@ -274,7 +276,7 @@ def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
         n_frames=result.n_frames,
         roi=finding.roi.as_list(),
         tirads_suggestion=sug.to_json() if sug is not None else None,
-        size=result.size.to_json(),
+        size=result.size.to_json() if result.size is not None else None,
     )
 
 
