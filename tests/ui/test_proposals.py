@@ -6,6 +6,7 @@ groups are set, and the panel and the PDF say the same."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -132,58 +133,54 @@ def test_no_tirads_level_until_five_groups_and_the_pdf_says_what_the_panel_says(
     assert f"ACR TI-RADS {panel.text()}" in " ".join(text.split()) and "open:" not in text
 
 
-class _Outline:
-    """What ``AnalysisService.analyse_point`` / ``analyse_stroke`` return beside the finding
-    (``core.pipeline.click.PointSegmentation``): here a disc, its size flagged a guess."""
-
-    def __init__(self, roi, shape):
-        yy, xx = np.mgrid[: shape[0], : shape[1]]
-        cx, cy, r = roi.x + roi.w / 2, roi.y + roi.h / 2, min(roi.w, roi.h) / 2
-        self.mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-        self.size_uncertain, self.reason = True, "the outline touches the search window"
+INSCOPE = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
 
 
-def test_a_click_or_a_stroke_makes_an_outlined_nodule(window, qtbot, tmp_path, monkeypatch):
-    """The window's side of click-to-outline: the service's answer (stood in for here, as
-    it is another module's) becomes a nodule, its outline drawn, "size uncertain" said."""
-    from types import SimpleNamespace
+def _inside(box, x, y) -> bool:
+    return box.x <= x < box.x + box.w and box.y <= y < box.y + box.h
 
+
+def test_a_click_or_a_stroke_makes_an_outlined_nodule(window, qtbot, tmp_path):
+    """A click on the image (outside every box) and a Shift+drag along a nodule go to the
+    real AnalysisService.analyse_point / analyse_stroke: each gives a nodule (the click is
+    the clinician's confirmation), its outline drawn, "size uncertain" said when the
+    segmenter found nothing at the click and the box is a guess."""
     from PySide6.QtCore import QPointF
 
-    from thyroid_desktop.core.analysis import ROI, BoxSource
+    from thyroid_desktop.core.analysis import BoxSource
 
-    window.open_paths([_png(tmp_path, "scan.png", make_phantom(seed=0).pixels)])
+    path = tmp_path / "inscope.png"
+    path.write_bytes(INSCOPE.read_bytes())
+    window.open_paths([path])
     _settled(window, qtbot)
-    service, asked = window.service, []
-
-    def outline(kind):
-        def run(image, prompt):
-            asked.append((kind, prompt))
-            x, y = prompt[0], prompt[1]
-            box = ROI(int(x) - 20, int(y) - 15, 40, 30)
-            result = service.analyse_box(image, box, BoxSource.MANUAL)
-            outline = _Outline(box, image.pixels.shape[:2])
-            return SimpleNamespace(  # an AnalysisResult with its ``segmentation``
-                finding=result.finding, audit_problem="", segmentation=outline
-            )
-
-        return run
-
-    monkeypatch.setattr(service, "analyse_point", outline("point"), raising=False)
-    monkeypatch.setattr(service, "analyse_stroke", outline("stroke"), raising=False)
-    proposal = window.review.proposal
-    spot = (proposal.x + proposal.w + 40.0, proposal.y + 10.0)  # outside the proposal
     vp = window.view.viewport()
-    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=window.view.mapFromScene(QPointF(*spot)))
-    qtbot.waitUntil(lambda: window.session.state.nodules != (), timeout=60000)
+
+    def click(x, y):
+        qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=window.view.mapFromScene(QPointF(x, y)))
+
+    def count(n):
+        qtbot.waitUntil(lambda: len(window.session.state.nodules) == n, timeout=60000)
+        qtbot.waitUntil(lambda: not window.review.awaiting, timeout=60000)
+
+    if window.review.proposal is not None:  # the detector's box covers the nodule: reject it
+        qtbot.keyClick(window.study_list, Qt.Key.Key_X)
+        qtbot.waitUntil(lambda: window.review.proposal is None or not window.review.awaiting)
+    on_nodule = (280.0, 334.0)  # inside the synthetic nodule the detector proposed
+    proposal = window.review.proposal
+    assert proposal is None or not _inside(proposal, *on_nodule)
+    click(*on_nodule)
+    count(1)
     (n1,) = window.session.state.nodules
-    ((kind, (x, y)),) = asked
-    assert kind == "point" and abs(x - spot[0]) < 2 and abs(y - spot[1]) < 2
-    assert n1.box == ROI(int(x) - 20, int(y) - 15, 40, 30)
-    qtbot.waitUntil(lambda: not window.review.awaiting, timeout=60000)
+    assert n1.id == "N1" and n1.source is BoxSource.POINT and _inside(n1.box, *on_nodule)
+    assert window.review.finding is not None and window.review.finding.roi == n1.box
     assert not window.view.contour().isEmpty() and not window.view.box_is_proposal()
+    assert "outlined from your click" in window.panel.state.text()
+    click(60.0, 60.0)  # plain speckle: nothing to outline, a box of default size
+    count(2)
+    assert _inside(window.session.state.nodule("N2").box, 60.0, 60.0)
     assert "size uncertain" in window.panel.state.text()
-    a, b = (20.0, 20.0), (60.0, 30.0)
+    assert window.view.contour().isEmpty()  # no outline drawn for a guessed box
+    a, b = (225.0, 170.0), (345.0, 170.0)  # along the synthetic nodule's long axis
     qtbot.mousePress(
         vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
         window.view.mapFromScene(QPointF(*a)),
@@ -193,5 +190,7 @@ def test_a_click_or_a_stroke_makes_an_outlined_nodule(window, qtbot, tmp_path, m
         vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
         window.view.mapFromScene(QPointF(*b)),
     )  # fmt: skip
-    qtbot.waitUntil(lambda: len(window.session.state.nodules) == 2, timeout=60000)
-    assert asked[1][0] == "stroke" and window.review.nodule_id == "N2"
+    count(3)
+    n3 = window.session.state.nodule("N3")
+    assert n3.source is BoxSource.STROKE and window.review.nodule_id == "N3"
+    assert n3.box.x <= a[0] and n3.box.x + n3.box.w >= b[0]  # the box spans the stroke

@@ -57,10 +57,7 @@ class AnalysisMixin:
         review = self.review
         if not review.ready(self.classifier is not None):
             return
-        outline = getattr(self.service, method, None)  # ``core.analysis``, from issue 22 on
-        if outline is None:
-            self.statusBar().showMessage("Outlining from a click is not available: draw a box.")
-            return
+        outline = getattr(self.service, method)  # AnalysisService.analyse_point / _stroke
         image = review.image
         req = self._new_request()
         self.panel.show_state(busy)
@@ -77,7 +74,7 @@ class AnalysisMixin:
         self.tirads.set_choices(None)  # a new nodule starts with no choices
         self._refresh_nodules()
         self._result_arrived(image, result.finding, result.audit_problem)
-        seg = getattr(result, "segmentation", None)
+        seg = result.segmentation
         mask = getattr(seg, "mask", None)
         contours = gland_contours(mask) if mask is not None else []
         self.view.set_contour(max(contours, key=len) if contours else None)
@@ -178,7 +175,7 @@ class AnalysisMixin:
             lambda: (
                 None
                 if review.stale(req)
-                else service.analyse(image, None, Action.AUTO, scan_area_fallback=True)
+                else service.analyse(image, None, Action.AUTO)
             ),
             lambda r: r is not None and self._auto_done(image, req, r),
             lambda err: self._analysis_failed(req, err),

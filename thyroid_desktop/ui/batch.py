@@ -15,7 +15,7 @@ from thyroid_desktop.ui.study_list import make_thumbnail
 def analyse_file(path: Path, service: AnalysisService) -> tuple[AnalysisResult, object]:
     """One batch step, in the worker: the file analysed as opening it would (a cine loop at
     its best frame), and its thumbnail."""
-    result = service.analyse_file(path, action=Action.BATCH, scan_area_fallback=True)
+    result = service.analyse_file(path, action=Action.BATCH)
     return result, make_thumbnail(result.image.pixels)
 
 
