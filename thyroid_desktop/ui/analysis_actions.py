@@ -172,11 +172,7 @@ class AnalysisMixin:
         req = self._new_request()
         self.panel.show_state("Looking for the nodule…")
         self._run(
-            lambda: (
-                None
-                if review.stale(req)
-                else service.analyse(image, None, Action.AUTO)
-            ),
+            lambda: None if review.stale(req) else service.analyse(image, None, Action.AUTO),
             lambda r: r is not None and self._auto_done(image, req, r),
             lambda err: self._analysis_failed(req, err),
         )
