@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # A throw-away user data folder: no saved session of the user's is restored or overwritten.
 _DATA = tempfile.mkdtemp(prefix="thyroid-shots-data-")
+INSCOPE = Path(__file__).resolve().parents[1] / "tests" / "assets" / "inscope_bmode.png"
 os.environ["THYROID_USER_DATA"] = _DATA
 os.environ["THYROID_AUDIT_LOG"] = str(Path(_DATA) / "audit.jsonl")
 
@@ -139,6 +140,24 @@ def main() -> int:
     window.start_model_loading()
     wait_until(app, lambda: window.review.finding is not None)
     shoot(window, "result")
+
+    # The committed synthetic in-scope image (tests/assets): the detector's proposal with its
+    # preliminary estimate and heat map, then accepted, measured and outlined by a click.
+    inscope = tmp / "inscope.png"
+    inscope.write_bytes(INSCOPE.read_bytes())
+    window.open_paths([inscope])
+    wait_until(app, lambda: settled(window) and window.review.image.source == inscope)
+    shoot(window, "proposal")
+    window.accept_proposal()
+    box = window.review.roi
+    window.measure_nodule()
+    y = box.y + box.h / 2
+    window.view.lineDrawn.emit((box.x + 3.0, y), (box.x + box.w - 3.0, y))  # as a drag does
+    window.point_at(60.0, 60.0)  # a click on speckle: outlined, size uncertain
+    wait_until(app, lambda: len(window.session.state.nodules) == 2 and not window.review.awaiting)
+    window.pick_nodule("N1")
+    wait_until(app, lambda: not window.review.awaiting)
+    shoot(window, "calipers")
 
     window.open_paths([folder])
     wait_until(app, lambda: window.review.finding is not None)
