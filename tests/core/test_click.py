@@ -4,6 +4,7 @@ bundled segmenter, with made-up segmenters for the edge cases, and on a few real
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -196,3 +197,39 @@ def test_clicks_and_strokes_on_real_ddti_frames(shared_data, segmenter):
         stroke = segment_stroke(pixels, img.gray, segmenter, (*hull[i], *hull[j]))
         assert stroke.roi.iou(truth) >= 0.5, r["file"]
     assert click_hits >= 3
+
+
+INSCOPE = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+
+
+def test_a_clicked_nodule_analysed_again_from_its_stored_outline_gives_the_same_answer(
+    classifier, segmenter, tmp_path
+):
+    """The outline a nodule keeps (``Nodule.outline``) gives, when its box is analysed again
+    (coming back to it, the study report), the same estimate, suggestion and size as the
+    click did; the segmenter's map inside the box alone would not."""
+    from thyroid_desktop.core.analysis import AnalysisService, nodule_reports
+    from thyroid_desktop.core.pipeline.roi import BoxSource
+    from thyroid_desktop.core.review.session import Estimate, Session, read_session, write_session
+
+    service = AnalysisService(classifier, segmenter, None)
+    image = open_image(INSCOPE)
+    clicked = service.analyse_point(image, (280.0, 334.0), None)
+    seg, finding = clicked.segmentation, clicked.finding
+    assert seg.contour and not seg.size_uncertain and finding.estimate is not None
+    again = service.analyse_box(image, finding.roi, BoxSource.POINT, None, seg.contour)
+    assert again.finding.logit == finding.logit
+    assert again.finding.tirads_suggestion == finding.tirads_suggestion
+    assert again.size.to_json() == clicked.size.to_json()
+
+    session = Session()
+    session.add_image(image.sha256, INSCOPE)
+    n1 = session.add_nodule(image.sha256, 0, finding.roi, BoxSource.POINT, outline=seg.contour)
+    session.set_estimate(n1, Estimate.of(finding))
+    (report,) = nodule_reports(service, session.state)
+    assert report.finding.tirads_suggestion == finding.tirads_suggestion
+    assert report.size.text() == clicked.size.text()
+    restored = read_session(write_session(tmp_path / "session.json", session.state))
+    assert restored.nodule(n1).outline == session.state.nodule(n1).outline
+    session.set_box(n1, finding.roi.jittered(4, 0, 1.0, image.width, image.height))
+    assert session.state.nodule(n1).outline == ()  # a moved box is not the outline's any more

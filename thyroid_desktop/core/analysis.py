@@ -20,6 +20,7 @@ import dataclasses
 import enum
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from thyroid_desktop.core.pipeline.click import (
     PointSegmentation,
     guess_point,
     guess_stroke,
+    outline_mask,
     segment_point,
     segment_stroke,
 )
@@ -333,8 +335,11 @@ class AnalysisService:
         fov: FieldOfView,
         action: Action | None,
     ) -> AnalysisResult:
-        """The estimate for an outlined nodule's box, with its own mask (shape and size)."""
-        finding = predict(image, self.classifier, seg.roi, source, fov, seg.mask)
+        """The estimate for an outlined nodule's box, with the mask of its outline (shape and
+        size): the outline as the nodule stores it, so analysing the nodule again
+        (:meth:`analyse_box` with ``outline``) gives the same numbers and suggestions."""
+        mask = outline_mask(seg.contour, image.width, image.height)
+        finding = predict(image, self.classifier, seg.roi, source, fov, mask)
         problem = self.record(action, image, finding)
         return AnalysisResult(image, finding, None, None, problem, seg)
 
@@ -344,15 +349,17 @@ class AnalysisService:
         roi: ROI | None,
         source: BoxSource,
         action: Action | None = Action.ANALYSE,
-        mask: np.ndarray | None = None,
+        outline: Sequence[tuple[float, float]] | None = None,
     ) -> AnalysisResult:
         """The estimate for a given box with its ``source`` (manual, or auto for a detected
-        candidate the user picked), or with no box for the whole scan area. ``mask``: the
-        nodule's own mask (H x W bool: a click's or a stroke's outline), else the
+        candidate the user picked), or with no box for the whole scan area. ``outline``: a
+        clicked or stroked nodule's outline as stored (image pixels; empty when its box was
+        a guess: the box alone), whose filled polygon is the nodule's mask; without it, the
         segmenter's map inside the box."""
         if roi is None:
             finding = predict(image, self.classifier, None, BoxSource.FULL)
-        elif mask is not None:
+        elif outline is not None:
+            mask = outline_mask(outline, image.width, image.height)
             finding = predict(image, self.classifier, roi, source, detect_fov(image.gray), mask)
         else:
             fov, mask = self.box_context(image, roi)
@@ -491,7 +498,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
         record = state.image(n.image)
         image = opened(n.image, n.frame, n.id)
         box = None if n.source is BoxSource.FULL else n.box
-        finding = service.analyse_box(image, box, n.source, action=None).finding
+        finding = service.analyse_box(image, box, n.source, None, n.outline_or_none).finding
         views = state.linked_views(n)
         size = finding_size(finding, image.scale, record.user_mm_per_px, n.calipers, n.plane, views)
         other = None

@@ -4,6 +4,8 @@ latest, is decided by ``core.review.reading.Review``."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from thyroid_desktop.core.analysis import (
     ROI,
     Action,
@@ -69,15 +71,14 @@ class AnalysisMixin:
 
     def _outlined(self, image: UltrasoundImage, req: int, result: AnalysisResult) -> None:
         """The clicked (or stroked) nodule's outline and result: drawn, a nodule."""
-        if not self.review.outlined(image, req, result.finding):
+        seg = result.segmentation
+        outline = seg.contour if seg is not None else ()
+        if not self.review.outlined(image, req, result.finding, outline):
             return
         self.tirads.set_choices(None)  # a new nodule starts with no choices
         self._refresh_nodules()
         self._result_arrived(image, result.finding, result.audit_problem)
-        seg = result.segmentation
-        mask = getattr(seg, "mask", None)
-        contours = gland_contours(mask) if mask is not None else []
-        self.view.set_contour(max(contours, key=len) if contours else None)
+        self.view.set_contour(np.asarray(outline) if outline else None)
         if seg is not None and seg.size_uncertain:
             why = f": {seg.reason}" if seg.reason else ""
             self.panel.show_state(f"{self.review.nodule_id} outlined; size uncertain{why}.")
@@ -91,6 +92,8 @@ class AnalysisMixin:
         proposal = review.proposal is not None and review.roi == review.proposal
         self.view.set_roi(review.roi, proposal=proposal)
         self.panel.set_proposal(proposal, review.preliminary)
+        outline = review.outline()  # a clicked or stroked nodule's, while its box stands
+        self.view.set_contour(np.asarray(outline) if outline else None)
 
     def _show_candidates(self) -> None:
         self.view.set_candidates(self.review.offered())
@@ -191,13 +194,14 @@ class AnalysisMixin:
             return
         image, roi, service = review.image, review.roi, self.service
         source = review.roi_source if roi is not None else BoxSource.FULL
+        outline = review.outline()
         req = self._new_request()
         self.panel.show_state("Analysing…")
         self._run(
             lambda: (
                 None
                 if review.stale(req)
-                else service.analyse_box(image, roi, source, Action.ANALYSE)
+                else service.analyse_box(image, roi, source, Action.ANALYSE, outline)
             ),
             lambda r: r is not None and self._analysed(image, req, r),
             lambda err: self._analysis_failed(req, err),

@@ -295,6 +295,16 @@ def part_at(binary: np.ndarray, px: int, py: int, radius: float) -> tuple[np.nda
     return labels == labels[ys[k], xs[k]], True
 
 
+def outline_mask(outline, width: int, height: int) -> np.ndarray | None:
+    """The nodule's mask (H x W bool) from its outline, as stored with a nodule: the filled
+    polygon; None for an empty outline (a guessed box: the box alone)."""
+    if outline is None or len(outline) < 3:
+        return None
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.asarray(outline, dtype=np.int32).reshape(-1, 1, 2)], 1)
+    return mask.astype(bool)
+
+
 def _outline(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
     """The outer outline of a bool mask (its largest contour), image pixels."""
     contours, _ = cv2.findContours(

@@ -364,21 +364,42 @@ class Review:
         self.session.set_box(self.nodule_id, roi, BoxSource(source), self.image.frame_index)
         return False
 
-    def _add_nodule(self, box: ROI, source: BoxSource) -> str:
+    def _add_nodule(self, box: ROI, source: BoxSource, outline=()) -> str:
         """The one place a nodule is made: the clinician confirmed this box (an undo step)."""
         image = self.image
-        self.nodule_id = self.session.add_nodule(image.sha256, image.frame_index, box, source)
+        self.nodule_id = self.session.add_nodule(
+            image.sha256, image.frame_index, box, source, outline=tuple(outline)
+        )
         return self.nodule_id
 
-    def outlined(self, image: UltrasoundImage, request: int, finding: Finding) -> bool:
+    def outlined(
+        self,
+        image: UltrasoundImage,
+        request: int,
+        finding: Finding,
+        outline: tuple[tuple[float, float], ...] = (),
+    ) -> bool:
         """The nodule the clinician clicked on, or drew a stroke along, outlined by the
-        segmenter: a new nodule (the click confirms it; one undo step) with this result.
-        False when it is stale (the user moved on meanwhile)."""
+        segmenter (``outline``, empty when its box is a guess): a new nodule (the click
+        confirms it; one undo step) with this result; its outline is kept, so every later
+        analysis of it (coming back, the report) uses the same mask. False when it is
+        stale (the user moved on meanwhile)."""
         if self.stale(request) or image is not self.image:
             return False
-        self.adding = True
-        self.box_drawn(finding.roi, BoxSource(finding.roi_source))
+        self.roi, self.roi_source = finding.roi, BoxSource(finding.roi_source)
+        self.proposal, self.nothing_found, self.adding = None, False, False
+        if not self.in_session():
+            return False
+        self._add_nodule(finding.roi, BoxSource(finding.roi_source), outline)
         return self.analysed(image, request, finding)
+
+    def outline(self) -> tuple[tuple[float, float], ...] | None:
+        """What the box on screen is analysed with (``AnalysisService.analyse_box``'s
+        ``outline``): the shown nodule's click or stroke outline, else None."""
+        nodule = self.nodule()
+        if nodule is None or nodule.box != self.roi:
+            return None
+        return nodule.outline_or_none
 
     def show_proposal(self, roi: ROI) -> None:
         """A detected candidate is looked at (picked, or the next one): it is the proposal

@@ -201,6 +201,16 @@ class Nodule:
     estimate: Estimate | None = None
     plane: Plane | None = None
     views: tuple[View, ...] = ()
+    #: The outline of a nodule the clinician clicked or stroked (image pixels; empty when its
+    #: box was a guess); every analysis of its box uses its mask. Dropped when the box moves.
+    outline: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def outline_or_none(self) -> tuple[tuple[float, float], ...] | None:
+        """What ``AnalysisService.analyse_box`` takes as ``outline``: this nodule's for a
+        clicked or stroked one (empty for a guessed box), None for any other (the
+        segmenter's map inside the box)."""
+        return self.outline if self.source in (BoxSource.POINT, BoxSource.STROKE) else None
 
     @property
     def location(self) -> str:
@@ -400,13 +410,15 @@ class Session:
         box: ROI,
         source: BoxSource = BoxSource.MANUAL,
         by_user: bool = True,
+        outline: tuple[tuple[float, float], ...] = (),
     ) -> str:
-        """A new nodule (N1, N2, ...) on ``key``'s ``frame``. Returns its id. One the
-        detector proposed when the image was first opened (``by_user`` False) is not an
-        undo step."""
+        """A new nodule (N1, N2, ...) on ``key``'s ``frame`` (with the ``outline`` of a click
+        or a stroke). Returns its id. One the detector proposed when the image was first
+        opened (``by_user`` False) is not an undo step."""
         self._image(key)
         nodule_id = f"N{len(self.state.nodules) + 1}"
-        nodule = Nodule(nodule_id, key, int(frame), box, BoxSource(source))
+        outline = tuple((float(x), float(y)) for x, y in outline)
+        nodule = Nodule(nodule_id, key, int(frame), box, BoxSource(source), outline=outline)
         state = dataclasses.replace(self.state, nodules=numbered(self.state.nodules + (nodule,)))
         self._set(state, f"add {nodule_id}", undoable=by_user)
         return nodule_id
@@ -433,7 +445,9 @@ class Session:
         if n.box == box and n.source == source and n.frame == frame:
             return
         self._replace(
-            dataclasses.replace(n, box=box, source=BoxSource(source), frame=frame, estimate=None),
+            dataclasses.replace(
+                n, box=box, source=BoxSource(source), frame=frame, estimate=None, outline=()
+            ),
             f"box {nodule_id}",
         )
 
@@ -633,6 +647,7 @@ def state_to_json(state: SessionState) -> dict:
             "estimate": None,
             "plane": str(n.plane) if n.plane else None,
             "views": [_view_json(v) for v in n.views],
+            "outline": [list(p) for p in n.outline],
         }
         if n.estimate is not None:
             sug = n.estimate.suggestion
@@ -678,6 +693,7 @@ def state_from_json(data: dict) -> SessionState:
                     estimate=_estimate_from_json(est) if est else None,
                     plane=Plane(d["plane"]) if d.get("plane") else None,
                     views=tuple(_view_from_json(v) for v in d.get("views", ())),
+                    outline=tuple((float(x), float(y)) for x, y in d.get("outline", ())),
                 )
             )
         return SessionState(images, numbered(tuple(nodules)))
