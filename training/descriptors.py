@@ -373,11 +373,11 @@ def cmd_test(args) -> None:
     """Once: the ddti test split through the app's default path (auto box): per-descriptor
     agreement, AI-only level vs the radiologist's category (weighted kappa), AUROC of the
     AI-only points vs the classifier's probability."""
+    from thyroid_desktop.core.analysis import AnalysisService
     from thyroid_desktop.core.clinical.tirads import Shape, TiradsDescriptors
     from thyroid_desktop.core.io.files import write_atomically
     from thyroid_desktop.core.io.images import open_image
     from thyroid_desktop.core.models.shipped import CARD_FILE, load_classifier, load_segmenter
-    from thyroid_desktop.core.pipeline.estimate import auto_predict
     from thyroid_desktop.core.pipeline.tirads_ai import (
         extents,
         intensity_features,
@@ -388,6 +388,7 @@ def cmd_test(args) -> None:
     from training.data import read_mask, samples_in
 
     clf, seg = load_classifier(args.export), load_segmenter(args.export)
+    service = AnalysisService(clf, seg, None)  # the app's one door, audit off
     card = json.loads((args.export / CARD_FILE).read_text())
     test_files = set(card["data"]["split"]["test_files"])
     meta = read_metadata(args.data)
@@ -396,13 +397,14 @@ def cmd_test(args) -> None:
     for s in samples:
         key = f"ddti/{s.path.parent.name}/{s.path.name}"
         img = open_image(s.path)
-        finding, det = auto_predict(img, clf, seg)
+        result = service.analyse(img, None, None, scan_area_fallback=True)
+        finding, det = result.finding, result.detection
         sug = finding.tirads_suggestion
         expert = read_mask(s.mask_path, img.width, img.height)
         expert = largest_component(expert) if expert is not None else None
         probs = {}
         if sug is not None:  # every head's probabilities, from exactly what predict read
-            mask = nodule_mask(det.probability, finding.roi)
+            mask = nodule_mask(det.probability, finding.roi, det.threshold)
             inten = intensity_features(img.gray, mask, finding.roi, det.fov.mask)
             probs = {
                 g: h.probabilities(finding.features, inten)
@@ -421,7 +423,7 @@ def cmd_test(args) -> None:
         "n_images": n_all,
         "n_with_suggestion": len(rows),
         "n_cases": int(len(np.unique(groups))),
-        "scoring": "core.pipeline.estimate.auto_predict (the app's auto box)",
+        "scoring": "core.analysis.AnalysisService.analyse (the app's auto box)",
     }
     # Per-descriptor agreement with the radiologist.
     per = {}

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thyroid_desktop.core.analysis import AnalysisService
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, from_array, open_image
 from thyroid_desktop.core.models.novelty import NoveltyModel
@@ -42,7 +43,7 @@ from thyroid_desktop.core.models.shipped import (
     models_dir,
     sha256_file,
 )
-from thyroid_desktop.core.pipeline.estimate import classifier_crop, detect_nodules, predict
+from thyroid_desktop.core.pipeline.estimate import classifier_crop, detect_nodules
 from thyroid_desktop.core.pipeline.roi import JITTERS
 from training.data import DEFAULT_DATA, load_dataset, sample_key
 
@@ -241,6 +242,7 @@ def novelty(args, clf, seg, card: dict) -> dict:
 
 def stability(args, clf, seg, card: dict) -> dict:
     """Spread of the shipped estimate over its views on the development images."""
+    service = AnalysisService(clf, seg, None)  # the app's one door, audit off
     test_files = set(card["data"]["split"]["test_files"])
     spreads = []
     for site in ("ddti", "chaouchi"):
@@ -248,9 +250,8 @@ def stability(args, clf, seg, card: dict) -> dict:
             if sample_key(s) in test_files:
                 continue
             image = open_image(s.path)
-            det = detect_nodules(image, seg)
-            roi = det.best.roi if det.best is not None else None
-            spreads.append(predict(image, clf, roi, "auto", det.fov).spread)
+            result = service.analyse(image, None, None, scan_area_fallback=True)
+            spreads.append(result.finding.spread)  # the app's default path, as shown
     spreads = np.array(spreads)
     limit = float(np.quantile(spreads, SPREAD_QUANTILE))
     print(f"spread: median {np.median(spreads):.3f}, limit {limit:.3f}", flush=True)
