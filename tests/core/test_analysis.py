@@ -99,6 +99,7 @@ class NothingSeen:
 
 def test_a_click_gives_the_outlined_box_analysed_with_its_own_mask(service, tmp_path, monkeypatch):
     from thyroid_desktop.core import analysis
+    from thyroid_desktop.core.pipeline.click import outline_mask
 
     ph = make_phantom()
     image = from_array(ph.pixels)
@@ -115,7 +116,9 @@ def test_a_click_gives_the_outlined_box_analysed_with_its_own_mask(service, tmp_
     seg, f = result.segmentation, result.finding
     assert seg is not None and f.roi == seg.roi and f.roi_source == BoxSource.POINT
     assert f.roi.iou(n) >= 0.5 and not result.size_uncertain and not result.preliminary
-    assert seen["roi"] == seg.roi and seen["mask"] is seg.mask  # the click's own outline
+    own = outline_mask(seg.contour, image.width, image.height)  # as the nodule stores it
+    assert seen["roi"] == seg.roi and np.array_equal(seen["mask"], own)
+    assert (own & seg.mask).sum() >= 0.9 * seg.mask.sum()  # the click's outline, filled
     (record,) = AuditLog(tmp_path / "audit.jsonl").read()
     assert record["roi_source"] == "point" and record["roi"] == f.roi.as_list()
 

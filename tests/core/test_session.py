@@ -269,3 +269,33 @@ def test_accepting_ai_suggestions_is_one_undo_step_and_the_suggestion_is_saved(t
     back = read_session(path).nodule(n).estimate.suggestion
     assert back.value("shape") is Shape.TALLER and back.size_px == 42.0
     assert back.groups["composition"].confidence == pytest.approx(0.81)
+
+
+def test_a_session_saved_before_issue_22_keeps_only_the_confirmed_nodules():
+    """Format 1 saved the detector's box of every image browsed as a nodule: reading it,
+    those the clinician never touched are dropped (they must not reach a report); a drawn
+    box and a described detector box stay, renumbered N1, N2."""
+    from thyroid_desktop.core.review.session import state_from_json
+
+    def nodule(i, source, tirads=None, **extra):
+        return {
+            "id": f"N{i}", "image": "a" * 64, "frame": 0, "box": [10, 10, 20, 20],
+            "source": source, "lobe": None, "pole": None, "tirads": tirads or {},
+            "calipers_px": [], "notes": "", "estimate": None, **extra,
+        }  # fmt: skip
+
+    data = {
+        "format": 1,
+        "images": [{"key": "a" * 64, "path": "/x/a.png", "n_frames": 1}],
+        "nodules": [
+            nodule(1, "auto"),  # browsed only
+            nodule(2, "full"),  # scan area, browsed only
+            nodule(3, "manual"),  # drawn by the clinician
+            nodule(4, "auto", notes="seen"),  # a detector box the clinician described
+        ],
+    }
+    state = state_from_json(data)
+    assert [(n.id, str(n.source), n.notes) for n in state.nodules] == [
+        ("N1", "manual", ""),
+        ("N2", "auto", "seen"),
+    ]

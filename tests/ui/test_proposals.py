@@ -21,7 +21,6 @@ from thyroid_desktop.core.clinical.tirads import (
     Shape,
 )
 from thyroid_desktop.core.io.phantom import make_phantom
-from thyroid_desktop.core.review.reading import NOTHING_FOUND
 
 
 def _settled(window, qtbot):
@@ -96,7 +95,9 @@ def test_nothing_found_gives_no_estimate_and_no_heat_map_unless_asked(window, qt
     _settled(window, qtbot)
     review = window.review
     assert review.nothing_found and review.finding is None and review.proposal is None
-    assert window.panel.state.text() == NOTHING_FOUND
+    # Nothing found, and the panel says why first: a flat frame is not B-mode ultrasound.
+    state = window.panel.state.text()
+    assert state.startswith("No estimate: the image does not look like grey-scale ultrasound")
     assert window.panel.probability.text() == "–" and window.view.roi() is None
     assert window.tirads.suggestion() is None
     assert "no nodule found" in window.study_list.item(0).text()
@@ -180,6 +181,11 @@ def test_a_click_or_a_stroke_makes_an_outlined_nodule(window, qtbot, tmp_path):
     assert _inside(window.session.state.nodule("N2").box, 60.0, 60.0)
     assert "size uncertain" in window.panel.state.text()
     assert window.view.contour().isEmpty()  # no outline drawn for a guessed box
+    n1_box = window.session.state.nodule("N1").box
+    click(n1_box.x + n1_box.w / 2, n1_box.y + n1_box.h / 2)  # inside N1's box: pick it
+    qtbot.waitUntil(lambda: window.review.nodule_id == "N1", timeout=60000)
+    qtbot.waitUntil(lambda: not window.review.awaiting, timeout=60000)
+    assert len(window.session.state.nodules) == 2  # no new nodule from that click
     a, b = (225.0, 170.0), (345.0, 170.0)  # along the synthetic nodule's long axis
     qtbot.mousePress(
         vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,

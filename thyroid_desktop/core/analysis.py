@@ -98,6 +98,9 @@ class Action(enum.StrEnum):
     SELFTEST = "selftest"
     EXPORT = "export-report"
     ACCEPT_TIRADS = "accept-ai-tirads"
+    #: The clinician accepted the detector's proposal (it became a nodule) or rejected it.
+    ACCEPT = "accept-proposal"
+    REJECT = "reject-proposal"
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,8 @@ class AnalysisResult:
         """The nodule's size by the one rule (``core.clinical.measure``: the mask inside the
         box, else the box) under the file's own scale; the window adds the clinician's
         calipers and scale line to the same rule. None when no box was analysed."""
-        if self.finding.roi is None:
-            return None
+        if self.finding.roi is None or self.finding.roi_source in (BoxSource.NONE, BoxSource.FULL):
+            return None  # nothing found, or the whole scan area: no nodule to size
         return finding_size(self.finding, self.image.scale)
 
 

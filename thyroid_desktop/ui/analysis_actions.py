@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from thyroid_desktop.core.analysis import (
+    NO_NODULE,
     ROI,
     Action,
     AnalysisResult,
@@ -28,6 +29,7 @@ class AnalysisMixin:
         self.view.roiDrawn.connect(self.set_roi)
         self.view.candidatePicked.connect(self.pick_candidate)
         self.view.pointClicked.connect(self.point_at)
+        self.view.nodulePicked.connect(self.pick_nodule)
         self.view.strokeDrawn.connect(self.stroke_along)
         self.panel.acceptRequested.connect(self.accept_proposal)
         self.panel.rejectRequested.connect(self.reject_proposal)
@@ -128,7 +130,7 @@ class AnalysisMixin:
             self.statusBar().showMessage("No proposal to accept.", 3000)
             return
         if self.service is not None and review.finding is not None:
-            problem = self.service.record("accept-proposal", review.image, review.finding)
+            problem = self.service.record(Action.ACCEPT, review.image, review.finding)
             if problem:
                 self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
         self.tirads.set_choices(review.nodule().tirads)
@@ -140,12 +142,15 @@ class AnalysisMixin:
         self.statusBar().showMessage(f"Proposal accepted as {nodule_id}.", 5000)
 
     def reject_proposal(self) -> None:
-        """The clinician rejects the proposal on screen (X, Delete, or the button): hidden on
-        this frame; the next candidate, if any, is proposed."""
+        """The clinician rejects the proposal on screen (X, or the button): hidden on this
+        frame; the next candidate, if any, is proposed."""
         review = self.review
+        rejected = review.finding if review.finding is not None else None
         if not review.reject_proposal():
             self.statusBar().showMessage("No proposal to reject.", 3000)
             return
+        if self.service is not None and rejected is not None:
+            self.service.record(Action.REJECT, review.image, rejected)
         self._clear_result()
         self._show_box()
         self._refresh_nodules()
@@ -169,7 +174,10 @@ class AnalysisMixin:
         if not review.ready(self.classifier is not None):
             return
         if self.segmenter is None:
-            self.analyse_whole_image()
+            self.panel.show_state(
+                "The nodule detector is not available: draw a box around the nodule, or W for "
+                "the whole scan area."
+            )
             return
         image, service = review.image, self.service
         req = self._new_request()
@@ -223,7 +231,9 @@ class AnalysisMixin:
         self._show_row(review.current)
         if review.nothing_found:
             self._clear_result()
-            self.panel.show_state(NOTHING_FOUND)
+            reason = finding.no_estimate_reason
+            out_of_scope = reason and reason != NO_NODULE  # say why first: not B-mode, ...
+            self.panel.show_state(f"No estimate: {reason}." if out_of_scope else NOTHING_FOUND)
             return
         if review.finding is None:  # the best one was rejected here: the next is analysed
             self.analyse()

@@ -129,6 +129,8 @@ class ImageView(QGraphicsView):
         candidatePicked(int): the user clicked inside candidate box number ``i``.
         pointClicked(float, float): a click (no drag) on the image outside every box: the
             nodule is there (image pixels).
+        nodulePicked(str): a click inside another nodule's box, or a linked view's box: show
+            that nodule (never a new one).
         strokeDrawn(float, float, float, float): a Shift+drag along the nodule's long axis:
             its ends x1, y1, x2, y2 (image pixels).
         lineDrawn(object, object): the user drew a measuring line: its start and end (x, y)
@@ -142,6 +144,7 @@ class ImageView(QGraphicsView):
     roiDrawn = Signal(object)
     candidatePicked = Signal(int)
     pointClicked = Signal(float, float)
+    nodulePicked = Signal(str)
     strokeDrawn = Signal(float, float, float, float)
     lineDrawn = Signal(object, object)
     caliperMoved = Signal(str, int, object, object)
@@ -195,6 +198,7 @@ class ImageView(QGraphicsView):
         self._before: tuple[QRectF, bool] = (QRectF(), False)
         self._candidates: list[QGraphicsRectItem] = []
         self._others: list[QGraphicsRectItem] = []
+        self._deselecting = False  # the press only deselected a caliper: no click
         self._calipers: list[CaliperItem] = []
         self._views: list[QGraphicsRectItem] = []
         self._caliper_drag: tuple[CaliperItem, int] | None = None
@@ -428,6 +432,11 @@ class ImageView(QGraphicsView):
         act.triggered.connect(lambda: self.caliperDeleteRequested.emit(item.nodule_id, item.number))
         return menu
 
+    def marked_boxes(self) -> list[tuple[str, QRectF]]:
+        """(nodule id, box) of every other nodule and linked view drawn on this frame."""
+        views = [(item.childItems()[0].text().split()[0], item.rect()) for item in self._views]
+        return self.other_nodules() + views
+
     def other_nodules(self) -> list[tuple[str, QRectF]]:
         """(id, box) of the other nodules drawn."""
         return [(item.childItems()[0].text(), item.rect()) for item in self._others]
@@ -548,6 +557,7 @@ class ImageView(QGraphicsView):
             self._line.setLine(QLineF(p, p))
             self._line.show()
         elif event.button() == Qt.MouseButton.LeftButton and self.image_rect().contains(p):
+            self._deselecting = any(c.selected for c in self._calipers)
             self.select_caliper(None)
             mode = self._hit(p) or "new"
             self._before = (self._box.rect(), self._box.isVisible())
@@ -660,9 +670,14 @@ class ImageView(QGraphicsView):
             self._box.setRect(before)
             self._box.setVisible(was_visible)
             picked = [i for i, r in enumerate(self.candidate_rects()) if r.contains(start)]
-            if mode == "new" and picked:
+            marked = [n for n, r in self.marked_boxes() if r.contains(start)]
+            if mode != "new" or self._deselecting:
+                return  # a click on the box itself, or one that only deselects a caliper
+            if marked:
+                self.nodulePicked.emit(marked[0])
+            elif picked:
                 self.candidatePicked.emit(picked[0])
-            elif mode == "new":
+            else:
                 self.pointClicked.emit(start.x(), start.y())
             return
         self.set_roi(roi)

@@ -119,7 +119,10 @@ class MeasureMixin:
     def measure_nodule(self) -> None:
         """Next left-drag draws a caliper line across the nodule shown (three per view)."""
         if self.review.caliper_target() is None:
-            self.show_message("No nodule", "Analyse or draw a nodule's box first.")
+            self.show_message(
+                "No nodule",
+                "Accept the proposal (Enter), click on the nodule or draw its box first.",
+            )
             return
         self._line_purpose = "caliper"
         self.view.start_measuring()

@@ -30,7 +30,7 @@ from thyroid_desktop.core.clinical.measure import (
     ViewMeasure,
     effective_scale,
 )
-from thyroid_desktop.core.clinical.tirads import TiradsChoices
+from thyroid_desktop.core.clinical.tirads import GROUPS, TiradsChoices
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
 from thyroid_desktop.core.io.scale import Scale
 from thyroid_desktop.core.pipeline.estimate import call_text
@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Saved sessions live here, in the user data folder.
 SESSIONS_FOLDER = "sessions"
-SESSION_FORMAT = 1
+#: 2 since issue 22: a nodule is only what the clinician confirmed (format 1 also saved the
+#: detector's box of every image browsed; see :func:`confirmed_only`).
+SESSION_FORMAT = 2
 #: At most this many undo steps are kept.
 MAX_UNDO = 200
 #: At most this many caliper lines per view of a nodule (the oldest goes first).
@@ -251,6 +253,22 @@ class ImageRecord:
     n_frames: int = 1
     frame: int = 0
     user_mm_per_px: float | None = None
+
+
+def confirmed_only(nodules: Iterable[Nodule]) -> list[Nodule]:
+    """The nodules of a session saved before issue 22 that a clinician confirmed: that
+    format saved the detector's box (or the whole scan area) of every image browsed as a
+    nodule. One the clinician never touched (detector's or scan-area box, no TI-RADS
+    choice, caliper, note, location or view) is dropped, so it cannot reach a report."""
+
+    def touched(n: Nodule) -> bool:
+        choices = n.tirads
+        chosen = any(getattr(choices, g) is not None for g in GROUPS) or choices.foci_set
+        located = n.lobe is not None or n.pole is not None
+        return chosen or located or bool(n.calipers or n.notes or n.views)
+
+    auto = (BoxSource.AUTO, BoxSource.FULL)
+    return [n for n in nodules if n.source not in auto or touched(n)]
 
 
 def numbered(nodules: tuple[Nodule, ...]) -> tuple[Nodule, ...]:
@@ -672,8 +690,9 @@ def state_to_json(state: SessionState) -> dict:
 def state_from_json(data: dict) -> SessionState:
     """Raises ValueError on anything that is not a session this version can read."""
     try:
-        if data.get("format") != SESSION_FORMAT:
-            raise ValueError(f"session format {data.get('format')!r} is not {SESSION_FORMAT}")
+        version = data.get("format")
+        if version not in (1, SESSION_FORMAT):
+            raise ValueError(f"session format {version!r} is not {SESSION_FORMAT}")
         images = tuple(ImageRecord(**i) for i in data["images"])
         nodules = []
         for d in data["nodules"]:
@@ -696,6 +715,8 @@ def state_from_json(data: dict) -> SessionState:
                     outline=tuple((float(x), float(y)) for x, y in d.get("outline", ())),
                 )
             )
+        if version == 1:
+            nodules = confirmed_only(nodules)
         return SessionState(images, numbered(tuple(nodules)))
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
