@@ -321,3 +321,22 @@ def test_a_restored_sessions_nodules_reach_the_csv_before_their_images_are_opene
     assert len(restored.rows()) == 2
     restored.session.delete_nodule("N1")
     assert [(r.nodule.id, r.entry.name) for r in restored.rows()] == [("N1", "b.png")]
+
+
+def test_adjusting_a_linked_views_box_edits_that_view_not_a_new_nodule(review):
+    """Issue 22 review: nudging the box of a linked view (another image) made a duplicate N2;
+    it is now the view's box, one undo step."""
+    from thyroid_desktop.core.clinical.measure import Plane
+
+    show(review, 0)
+    review.start_new_nodule()
+    review.box_drawn(ROI(5, 5, 10, 10))  # N1 on a.png
+    show(review, 1)
+    review.show_proposal(ROI(20, 10, 12, 8))  # the nodule's box on b.png
+    assert review.link_view("N1", Plane.LONGITUDINAL) == ""
+    assert review.box_drawn(ROI(21, 10, 12, 9)) is False  # the view's box, nudged
+    (n1,) = review.session.state.nodules
+    assert n1.views[0].box == ROI(21, 10, 12, 9) and n1.box == ROI(5, 5, 10, 10)
+    assert review.session.undo_text == "box of N1's view"
+    review.session.undo()
+    assert review.session.state.nodules[0].views[0].box == ROI(20, 10, 12, 8)

@@ -353,16 +353,33 @@ class Review:
         """The clinician drew a box, or moved or resized the one on screen: it is the shown
         nodule's new box, else (a proposal adjusted, or a box of their own) a new nodule, as
         when they asked for one (Ctrl+N). Returns True when a nodule was added."""
+        before = self.roi
         self.roi, self.roi_source = roi, BoxSource(source)
         self.proposal, self.nothing_found = None, False
         if not self.in_session():
             return False
-        if self.adding or self.nodule() is None:
+        frame = self.image.frame_index
+        view = None if self.adding else self._view_with_box(before)
+        if view is not None:  # a linked view's box adjusted: that view, not a new nodule
+            self.session.set_view_box(*view, roi)
+            return False
+        nodule = self.nodule()
+        if self.adding or nodule is None or nodule.frame != frame:
             self.adding = False
             self._add_nodule(roi, BoxSource(source))
             return True
-        self.session.set_box(self.nodule_id, roi, BoxSource(source), self.image.frame_index)
+        self.session.set_box(self.nodule_id, roi, BoxSource(source), frame)
         return False
+
+    def _view_with_box(self, box: ROI | None) -> tuple[str, int] | None:
+        """(nodule id, view index) of the linked view on the frame on screen whose box is
+        ``box``, or None."""
+        if box is None:
+            return None
+        for n, i in self.session.state.views_on(self.image.sha256, self.image.frame_index):
+            if n.views[i].box == box:
+                return n.id, i
+        return None
 
     def _add_nodule(self, box: ROI, source: BoxSource, outline=()) -> str:
         """The one place a nodule is made: the clinician confirmed this box (an undo step)."""

@@ -570,6 +570,15 @@ class Session:
             undoable=True,
         )
 
+    def set_view_box(self, nodule_id: str, index: int, box: ROI) -> None:
+        """The box of linked view ``index`` of the nodule, moved or resized (an undo step)."""
+        n = self._nodule(nodule_id)
+        view = n.views[index]
+        if view.box == box:
+            return
+        views = n.views[:index] + (dataclasses.replace(view, box=box),) + n.views[index + 1 :]
+        self._replace(dataclasses.replace(n, views=views), f"box of {nodule_id}'s view")
+
     def unlink_view(self, nodule_id: str, index: int) -> None:
         """Removes linked view ``index`` (with its caliper lines) from the nodule."""
         n = self._nodule(nodule_id)
