@@ -12,6 +12,8 @@ import numpy as np
 from pypdf import PdfReader
 from PySide6.QtCore import QPointF, Qt
 
+from tests.ui.test_calipers import _drag
+
 INSCOPE = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
 #: Where the synthetic image's nodule is (tests/assets/make_inscope_image.py).
 NODULE = (280.0, 334.0)
@@ -23,14 +25,6 @@ def _settled(window, qtbot):
         lambda: (review.finding is not None or review.nothing_found) and not review.awaiting,
         timeout=120000,
     )
-
-
-def _drag(qtbot, view, a, b):
-    vp = view.viewport()
-    pa, pb = view.mapFromScene(QPointF(*a)), view.mapFromScene(QPointF(*b))
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pa)
-    qtbot.mouseMove(vp, pos=pb)
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pb)
 
 
 def _five_images(tmp_path) -> list[Path]:

@@ -269,6 +269,14 @@ def write_report(
 
 
 # ------------------------------------------------------------------------- study report
+def image_text(image: UltrasoundImage) -> str:
+    """The file (and a cine loop's frame, 1-based) as the report names it."""
+    name = image.source.name if image.source else "in-memory image"
+    if image.n_frames > 1:
+        return f"{name}, frame {image.frame_index + 1} of {image.n_frames}"
+    return name
+
+
 @dataclass(frozen=True)
 class ReportView:
     """A nodule's other view as the study report draws it: the frame, the plane, the box,
@@ -282,10 +290,7 @@ class ReportView:
 
     @property
     def image_text(self) -> str:
-        name = self.image.source.name if self.image.source else "in-memory image"
-        if self.image.n_frames > 1:
-            return f"{name}, frame {self.image.frame_index + 1} of {self.image.n_frames}"
-        return name
+        return image_text(self.image)
 
 
 @dataclass(frozen=True)
@@ -310,10 +315,7 @@ class NoduleReport:
 
     @property
     def image_text(self) -> str:
-        name = self.image.source.name if self.image.source else "in-memory image"
-        if self.image.n_frames > 1:
-            return f"{name}, frame {self.image.frame_index + 1} of {self.image.n_frames}"
-        return name
+        return image_text(self.image)
 
     @property
     def estimate_text(self) -> str:
