@@ -341,10 +341,8 @@ class AnalysisService:
         """The estimate for an outlined nodule's box, with the mask of its outline (shape and
         size): the outline as the nodule stores it, so analysing the nodule again
         (:meth:`analyse_box` with ``outline``) gives the same numbers and suggestions."""
-        mask = outline_mask(seg.contour, image.width, image.height)
-        finding = predict(image, self.classifier, seg.roi, source, fov, mask)
-        problem = self.record(action, image, finding)
-        return AnalysisResult(image, finding, None, None, problem, seg)
+        result = self.analyse_box(image, seg.roi, source, action, seg.contour, fov)
+        return dataclasses.replace(result, segmentation=seg)
 
     def analyse_box(
         self,
@@ -353,17 +351,19 @@ class AnalysisService:
         source: BoxSource,
         action: Action | None = Action.ANALYSE,
         outline: Sequence[tuple[float, float]] | None = None,
+        fov: FieldOfView | None = None,
     ) -> AnalysisResult:
         """The estimate for a given box with its ``source`` (manual, or auto for a detected
         candidate the user picked), or with no box for the whole scan area. ``outline``: a
         clicked or stroked nodule's outline as stored (image pixels; empty when its box was
         a guess: the box alone), whose filled polygon is the nodule's mask; without it, the
-        segmenter's map inside the box."""
+        segmenter's map inside the box. ``fov``: the scan area, when already found."""
         if roi is None:
             finding = predict(image, self.classifier, None, BoxSource.FULL)
         elif outline is not None:
             mask = outline_mask(outline, image.width, image.height)
-            finding = predict(image, self.classifier, roi, source, detect_fov(image.gray), mask)
+            fov = fov or detect_fov(image.gray)
+            finding = predict(image, self.classifier, roi, source, fov, mask)
         else:
             fov, mask = self.box_context(image, roi)
             finding = predict(image, self.classifier, roi, source, fov, mask)
