@@ -63,6 +63,25 @@ class Finding:
     tirads_suggestion: TiradsSuggestion | None = None
     #: Pooled features of the crop (crop + mirror mean) that the heads and novelty read.
     features: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: The out-of-scope reason the clinician overrode ("Analyse anyway", ``predict --force``):
+    #: the estimate exists but lies outside the validated scope ("" when in scope).
+    overridden_reason: str = ""
+    #: True when the calibration in use carries a validation on this site's own labelled
+    #: cases (``Calibration.validated``); the shipped calibration never does.
+    site_validated: bool = False
+
+    @property
+    def caveats(self) -> tuple[str, ...]:
+        """What must be shown wherever this estimate is shown (panel, PDF, CSV, ``predict``):
+        outside the validated scope, not validated at this site. Empty without an estimate."""
+        if not self.in_scope:
+            return ()
+        out = []
+        if self.overridden_reason:
+            out.append(f"outside the validated scope (analysed anyway: {self.overridden_reason})")
+        if not self.site_validated:
+            out.append("not validated at this site")
+        return tuple(out)
 
     @property
     def in_scope(self) -> bool:
