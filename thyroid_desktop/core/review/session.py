@@ -108,6 +108,8 @@ class Estimate:
     #: The mean pre-calibration logit and each view's (None/empty in older sessions).
     logit: float | None = None
     view_logits: tuple[float, ...] = ()
+    #: ``Finding.site_validated``: the calibration was validated at this site.
+    site_validated: bool = False
 
     @property
     def in_scope(self) -> bool:
@@ -118,7 +120,7 @@ class Estimate:
         """The same analysis under another calibration (the model's logits do not depend on
         it, so this is what analysing the box again would give), or None for a result saved
         without its logits, which must be analysed again."""
-        if calibration.name == self.calibration:
+        if calibration.name == self.calibration and calibration.validated == self.site_validated:
             return self
         if self.logit is None or not self.view_logits:
             return None
@@ -133,6 +135,7 @@ class Estimate:
             unstable=spread > spread_limit,
             call=call_text(probability, calibration.threshold, self.in_scope),
             calibration=calibration.name,
+            site_validated=calibration.validated,
         )
 
     @classmethod
@@ -154,6 +157,7 @@ class Estimate:
             BoxSource(finding.roi_source),
             finding.logit,
             tuple(finding.view_logits),
+            finding.site_validated,
         )
 
 
