@@ -577,16 +577,19 @@ def summarise(
             )
     except ValueError:
         n_pos = sum(y)
-        error = (
-            f"the {len(usable)} images with an estimate are {n_pos} malignant and "
-            f"{len(usable) - n_pos} benign: both kinds are needed"
-        )
         n_training = sum(1 for r in results if r.from_training and r.has_estimate)
-        if n_training:
-            error += (
-                f" ({n_training} images with an estimate are from the model's training "
-                "collections and cannot measure it at a site)"
+        if n_training and not usable:
+            error = (
+                f"all {n_training} images with an estimate are from the model's training "
+                "collections, which cannot measure it at a site"
             )
+        else:
+            error = (
+                f"the {len(usable)} images with an estimate are {n_pos} malignant and "
+                f"{len(usable) - n_pos} benign: both kinds are needed"
+            )
+            if n_training:
+                error += f" ({n_training} more are from the model's training collections: excluded)"
     notes = []
     if metrics is not None and min(metrics.n_malignant, metrics.n - metrics.n_malignant) < (
         FEW_PER_CLASS
