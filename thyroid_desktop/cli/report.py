@@ -130,6 +130,10 @@ def _progress(done: int, total: int, name: str) -> None:
 
 
 def send(outbox: Outbox, settings: PacsSettings) -> int:
+    import logging
+
+    # pynetdicom logs each refused association itself; our per-object errors say it better.
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     result = outbox.send(settings, _progress)
     print(f"PACS: {result.message}")
     left = outbox.pending()

@@ -107,10 +107,10 @@ class _Progress(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
         self.window = window
-        self.changed.connect(self.show)
+        self.changed.connect(self.on_changed)
 
     @Slot(int, int, str)
-    def show(self, done: int, total: int, name: str) -> None:
+    def on_changed(self, done: int, total: int, name: str) -> None:
         if name:
             self.window.statusBar().showMessage(f"Sending to the PACS {done + 1}/{total}: {name}")
 

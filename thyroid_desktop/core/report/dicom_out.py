@@ -39,7 +39,7 @@ SCHEME_NAME = "Thyroid Review local codes (ACR TI-RADS lexicon, AI estimate)"
 SR_SERIES, PDF_SERIES, SC_SERIES = 9901, 9902, 9903
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 #: Key image drawing: the nodule box (yellow) and caliper lines (cyan), as the PDF draws them.
-BOX_BGR, CALIPER_RGB, BOX_RGB = (0, 212, 255), (0, 220, 255), (255, 212, 0)
+BOX_RGB, CALIPER_RGB = (255, 212, 0), (0, 220, 255)
 #: Groups of the ACR TI-RADS lexicon: short code values (SH: 16 characters at most).
 _GROUP_CODES = {
     "composition": "TR-COMPOSITION",
@@ -184,8 +184,8 @@ class DicomExport:
 
 # ------------------------------------------------------------------------- key images
 def key_image(item: NoduleReport) -> np.ndarray:
-    """The nodule's frame with its box, outline-free, its caliper lines with their numbers
-    and its id drawn on it (H x W x 3 RGB uint8), as the report's first panel."""
+    """The nodule's frame with its box, its caliper lines with their numbers and its id drawn
+    on it (H x W x 3 RGB uint8), as the report's first panel shows them."""
     rgb = np.array(item.image.pixels, dtype=np.uint8, copy=True)
     r = item.finding.roi
     thick = max(1, round(max(rgb.shape[:2]) / 400))
@@ -432,12 +432,18 @@ def _comments(item: NoduleReport) -> list[str]:
     return out
 
 
+def _qualitative_concept():
+    """TID 1500/1501 "Qualitative Evaluations" (UMLS C0034375): the name of free-text items."""
+    import highdicom as hd
+
+    return hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+
+
 def _text_item(text: str, relationship):
     import highdicom as hd
-    from pydicom.sr.codedict import codes
 
     return hd.sr.TextContentItem(
-        name=codes.DCM.Comment, value=text[:1024], relationship_type=relationship
+        name=_qualitative_concept(), value=text[:1024], relationship_type=relationship
     )
 
 

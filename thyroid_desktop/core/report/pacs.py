@@ -57,7 +57,7 @@ class PacsSettings:
             ("the PACS's AE title", self.ae_title),
             ("our AE title", self.calling_ae),
         ):
-            if not _AE_TITLE.match(value.strip() or "") or not value.strip():
+            if not _AE_TITLE.match(value.strip()):
                 raise PacsError(f"{name} must be 1-16 characters without a backslash: {value!r}")
         if not self.host.strip():
             raise PacsError("the PACS's host is missing")
@@ -192,13 +192,7 @@ def send_files(
     if datasets:
         assoc = ae.associate(settings.host, settings.port, ae_title=settings.ae_title)
         if not assoc.is_established:
-            why = (
-                f"the PACS {settings.text} refused the association (check its AE title "
-                f"and that it knows ours, {settings.calling_ae})"
-                if assoc.is_rejected or assoc.is_aborted
-                else f"the PACS {settings.text} cannot be reached (is it running? host, "
-                "port and network)"
-            )
+            why = not_connected(settings, assoc)
             outcomes += [
                 StoreOutcome(p, f"{p.name}: {describe(ds)}", False, why) for p, ds in datasets
             ]
@@ -219,6 +213,26 @@ def send_files(
     result = SendResult(settings.text, tuple(outcomes))
     log.info("%s", result.message)
     return result
+
+
+def not_connected(settings: PacsSettings, assoc) -> str:
+    """Why no association was made: the PACS refused it (it answers on its port: AE titles),
+    or it cannot be reached at all (pynetdicom reports both as an abort)."""
+    import socket
+
+    if not assoc.is_rejected:
+        try:
+            with socket.create_connection((settings.host, settings.port), timeout=5):
+                pass
+        except OSError:
+            return (
+                f"the PACS {settings.text} cannot be reached (is it running? host, port and "
+                "network)"
+            )
+    return (
+        f"the PACS {settings.text} refused the association (check its AE title and that it "
+        f"knows ours, {settings.calling_ae})"
+    )
 
 
 def _store(assoc, path: Path, ds, name: str, on_stored) -> StoreOutcome:
@@ -263,11 +277,7 @@ def echo(settings: PacsSettings) -> str:
     ae.add_requested_context(Verification)
     assoc = ae.associate(settings.host, settings.port, ae_title=settings.ae_title)
     if not assoc.is_established:
-        return (
-            f"{settings.text} refused the association"
-            if assoc.is_rejected or assoc.is_aborted
-            else f"{settings.text} cannot be reached"
-        )
+        return not_connected(settings, assoc)
     try:
         status = assoc.send_c_echo()
     finally:
