@@ -16,6 +16,7 @@ from thyroid_desktop.core.review.session import (
     write_session,
 )
 from thyroid_desktop.core.review.study import write_csv
+from thyroid_desktop.ui.pacs_dialog import DicomActionsMixin
 from thyroid_desktop.ui.report_dialog import ReportDialog
 
 FILE_FILTER = (
@@ -23,7 +24,7 @@ FILE_FILTER = (
 )
 
 
-class ExportsMixin:
+class ExportsMixin(DicomActionsMixin):
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
     def open_dialog(self) -> None:

@@ -43,6 +43,9 @@ class MenusMixin:
         self._action(
             file_menu, "Export study list as &CSV…", self.export_csv_dialog, "Ctrl+Shift+E"
         )
+        self._action(file_menu, "Export &DICOM…", self.export_dicom_dialog)
+        self._action(file_menu, "Send to &PACS…", self.send_to_pacs_dialog)
+        self._action(file_menu, "PACS settin&gs…", self.pacs_settings_dialog)
         file_menu.addSeparator()
         self._action(file_menu, "&Validate on local cases…", self.validate_dialog)
         file_menu.addSeparator()

@@ -67,6 +67,8 @@ METADATA_KEYWORDS = (
     "StudyDescription",
     "SeriesDescription",
     "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
     "StudyInstanceUID",
     "SeriesInstanceUID",
     "SOPInstanceUID",
