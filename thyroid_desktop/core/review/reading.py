@@ -214,23 +214,28 @@ class Review:
         """The window title: the study's patient and date ("no patient data" for plain
         images, with a warning when images of another patient were added anyway), and the
         image on screen."""
-        state = self.session.state
-        who = self.identity.text
-        if any(i.identity.differs(self.identity) for i in state.images):
-            who += " (+ images of another patient)"
         image = image or self.image
         shown = f" — {display_name(image)}{frame_text(image, ', ')}" if image is not None else ""
-        return f"Thyroid Review — {who}{shown}"
+        return f"Thyroid Review — {self.patient_text}{shown}"
+
+    @property
+    def patient_text(self) -> str:
+        """Whose the study is, for people (see :meth:`title`)."""
+        who = self.identity.text
+        if any(i.identity.differs(self.identity) for i in self.session.state.images):
+            who += " (+ images of another patient)"
+        return who
 
     def to_json(self) -> dict:
         """Everything the reading holds that is kept (the session, the list, the rows the
-        CSV and the report list, the title), as JSON: what a restart must bring back."""
+        CSV and the report list, whose study it is), as JSON: what a restart must bring
+        back."""
         state = self.session.state
         return {
             "session": state_to_json(state),
             "entries": [[str(e.path), e.sha256] for e in self.entries],
             "rows": [r.nodule.id for r in self.rows() if r.nodule is not None],
-            "title": self.title(),
+            "patient": self.patient_text,
         }
 
     # ------------------------------------------------------------------ study list
