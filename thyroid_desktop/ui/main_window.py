@@ -332,7 +332,8 @@ class MainWindow(
 
         def done(result) -> None:
             self._tasks.discard(task)
-            if not self._closed and row < len(entries) and entries[row] is entry:
+            current = entries is self.review.entries  # not a study closed meanwhile
+            if not self._closed and current and row < len(entries) and entries[row] is entry:
                 image, thumb = result
                 self.review.entry_read(row, entry.path, image)
                 self._show_row(row, thumb)
