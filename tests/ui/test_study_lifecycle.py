@@ -71,3 +71,19 @@ def test_close_study_empties_the_window_and_reopening_brings_the_work_back(bare_
     assert SessionStore().open_study() is None  # a closed study is not reopened at start
     assert w.open_paths([anna])
     assert [n.box for n in w.session.state.nodules] == [ROI(10, 10, 40, 30)]
+
+
+def test_the_open_study_comes_back_at_start_even_when_its_files_are_gone(
+    bare_window, qtbot, tmp_path
+):
+    from thyroid_desktop.core.pipeline.roi import ROI
+
+    anna = _dicom(tmp_path / "anna.dcm", "P-1", "Doe^Anna", 1)
+    assert bare_window.open_paths([anna])
+    bare_window.review.box_drawn(ROI(10, 10, 40, 30))
+    anna.unlink()
+    again = MainWindow()  # the next start (the window of ui.app.run)
+    qtbot.addWidget(again)
+    assert again.restore_open_study()
+    assert again.study_list.count() == 1 and len(again.session.state.nodules) == 1
+    assert "unreadable" in again.windowTitle() and "anna.dcm" in again.review.entries[0].error

@@ -300,7 +300,8 @@ class MainWindow(
 
     def restore_open_study(self) -> bool:
         """At start: the study open when the app last stopped (even killed) comes back
-        whole, its list and nodules at once; its first image is shown."""
+        whole, its list and nodules at once; its first image that can be read is shown.
+        False when no study was open."""
         if not self.review.restore_open_study():
             return False
         for row in range(len(self.review.entries)):
@@ -312,7 +313,9 @@ class MainWindow(
             f"{len(self.session.state.nodules)} nodule(s).",
             15000,
         )
-        return any(self.select(row) for row in range(len(self.review.entries)))
+        if not any(self.select(row) for row in range(len(self.review.entries))):
+            self._show_unreadable(0)  # its files are gone: the list says so, the work stays
+        return True
 
     def _show_row(self, row: int | None, thumbnail=None) -> None:
         if row is not None and row < self.study_list.count():
