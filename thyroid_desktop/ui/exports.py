@@ -61,10 +61,11 @@ class ExportsMixin(DicomActionsMixin):
         None when the user cancels. Remembers the operator and the reports folder."""
         meta = self.review.image.metadata if self.review.image is not None else {}
         operator = str(self.settings.value("report/operator", ""))
-        dialog = ReportDialog(StudyInfo.from_metadata(meta, operator=operator), self)
+        dialog = ReportDialog(self.report_details(meta, operator), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         study = dialog.study()
+        self.keep_report_details(study)  # kept in the study's session
         self.settings.setValue("report/operator", study.operator)
         path, _ = QFileDialog.getSaveFileName(
             self, title, str(self.reports_folder() / name), "PDF (*.pdf)"

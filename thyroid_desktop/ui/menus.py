@@ -31,6 +31,9 @@ class MenusMixin:
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Ne&w study", self.new_study, "Ctrl+Shift+N")
+        self._action(file_menu, "C&lose study", self.new_study, QKeySequence.StandardKey.Close)
+        file_menu.addSeparator()
         self._action(file_menu, "&Open images…", self.open_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &recent")

@@ -41,6 +41,9 @@ class AuditRecord:
     tirads_suggested: dict[str, str] | None = None
     #: What the clinician did with them (group -> accepted/changed/open/chosen), if known.
     tirads_review: dict[str, str] | None = None
+    #: What the action was about, in words (e.g. the patients of a "new study or add
+    #: anyway?" question and the answer).
+    detail: str | None = None
     time: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     )
