@@ -55,7 +55,8 @@ def test_report_holds_every_field(tmp_path, classifier):
         finding_size(finding, image.scale),
     )
     assert out.exists() and not list(tmp_path.glob(".*tmp*"))
-    text = " ".join(PdfReader(out).pages[0].extract_text().split())
+    pages = PdfReader(out).pages
+    text = " ".join(" ".join(p.extract_text() for p in pages).split())
     for expected in (
         NOTICE,
         "Testperson, Anna Maria",
