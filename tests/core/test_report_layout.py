@@ -355,3 +355,21 @@ def test_the_default_file_name_names_the_patient_the_study_date_and_thyroid():
     assert report_file_name("Müller 12/3", "20261127") == "Muller_12_3_20261127_thyroid.pdf"
     assert report_file_name("...", "20261127") == "no-patient-id_20261127_thyroid.pdf"
     assert len(report_file_name("x" * 200, "20261127")) == 64 + len("_20261127_thyroid.pdf")
+
+
+def test_a_nodule_whose_text_does_not_fit_continues_on_the_next_page():
+    items, study = sample_study(2, impression="Short.")
+    notes = "Seen on the prior study of 2025; unchanged. " * 120 + "ENDOFNOTES"
+    location = "right lobe, upper pole, posterior, abutting the capsule " * 3
+    items[0] = replace(items[0], notes=notes, location=location.strip())
+    data = study_report_pdf(items, load_card(), study, CREATED)
+    import io
+
+    pages = [_Page(p) for p in PdfReader(io.BytesIO(data)).pages]
+    assert len(pages) == 4  # the summary, N1 and its continuation, N2
+    assert pages[2].flat.count("(continued)") == 1 and "ENDOFNOTES" in pages[2].flat
+    text = " ".join(p.body for p in pages)
+    assert " ".join(notes.split()) in text
+    for page in pages:
+        for piece, x, y, _size, width in page.pieces:
+            assert x >= 0 and x + width <= page.width and 0 <= y <= page.height, piece

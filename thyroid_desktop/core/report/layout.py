@@ -258,8 +258,10 @@ class Flow:
         self.pages.append([])
         self.y = self.top
         if self.continued:
-            self.add(Text(MARGIN_X, self.y, self.continued, 9.0, True, MUTED))
-            self.y += line_height(9.0) + 4
+            for line in wrap(self.continued, CONTENT_W, 9.0, True):
+                self.add(Text(MARGIN_X, self.y, line, 9.0, True, MUTED))
+                self.y += line_height(9.0)
+            self.y += 4
 
     def need(self, height: float) -> None:
         """A page break unless ``height`` points still fit on this page."""

@@ -413,8 +413,7 @@ def _nodule_section(flow: Flow, it: NoduleReport, title: str) -> None:
     TI-RADS with who set each category, and the AI estimate with its caveats."""
     f = it.finding
     flow.new_page(f"{title} (continued)")
-    flow.add(Text(MARGIN_X, flow.y, title, 14.0, True))
-    flow.y += line_height(14.0)
+    flow.paragraph(title, size=14.0, bold=True)
     flow.paragraph(it.image_text, size=8.5, color=MUTED)
     flow.space(4)
     own = f"{str(it.plane).capitalize()} view" if it.plane else "Image"
@@ -510,6 +509,7 @@ def _impression_and_signature(flow: Flow, study: StudyInfo) -> None:
     heading_h = line_height(10.5) + 7
     if len(lines) <= 4:  # short: the heading, the impression and the signature together
         flow.need(heading_h + line_height(9.5) * len(lines) + signature_h)
+    flow.continued = ""  # a page break here starts with the heading itself
     flow.heading("Impression")
     flow.continued = "Impression (continued)"
     flow.lines(lines, size=9.5, keep_last=2, keep_after=signature_h)
