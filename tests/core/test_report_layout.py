@@ -303,14 +303,18 @@ def test_a_nodule_page_shows_views_sizes_tirads_and_the_estimate_with_its_caveat
     assert "margin lobulated or irregular 2 clinician (AI differed) smooth (70 %)" in page
     assert "echogenic foci macrocalcifications 1 clinician (AI differed)" in page
     call = n1.finding.call_text
-    assert f"AI estimate {n1.finding.probability:.2f}: {call} Caveat not validated at this" in page
+    estimate = f"AI estimate {n1.finding.probability:.2f}: {call} (likelihood of TI-RADS 4-5"
+    assert estimate in page
+    beside = page[page.index(estimate) :]
+    assert beside.index("Caveat not validated at this site") < beside.index("Calibration")
     assert "not validated at this site" in text["N2"]
     assert "shape open - not set" in text["N2"]
     assert n6.finding.caveats and all(c in text["N6"] for c in n6.finding.caveats)
     assert "Caveat outside the validated scope (analysed anyway: the image is unlike" in text["N6"]
-    assert f"AI estimate none: {n7.finding.no_estimate_reason}" in text["N7"]
+    assert f"AI estimate NONE: {n7.finding.no_estimate_reason}" in text["N7"]
     assert "No heat map" in text["N7"] and "Caveat" not in text["N7"]
-    assert "validated at this site (calibration" in text["N5"]  # i = 4: site-validated
+    assert "Calibration shipped (model card), validated at this site" in text["N5"]
+    assert "not validated" not in text["N5"]  # i = 4: validated at this site
 
 
 def test_long_text_flows_onto_a_continuation_page_instead_of_being_cut():

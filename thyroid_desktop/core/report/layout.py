@@ -383,6 +383,7 @@ class Flow:
                 draw_row(head, True, True)
                 first = False
             draw_row(wrapped, False, False)
+        self.y += 4
 
     def pictures(
         self, panels: Sequence[tuple[str, Picture | str]], height: float, columns: int = 0

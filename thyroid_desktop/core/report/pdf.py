@@ -33,7 +33,7 @@ from thyroid_desktop.core.io.images import UltrasoundImage
 from thyroid_desktop.core.models.gradcam import heatmap_rgba
 from thyroid_desktop.core.models.shipped import ModelCard
 from thyroid_desktop.core.pipeline.estimate import Finding
-from thyroid_desktop.core.pipeline.tirads_ai import review_of
+from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
 from thyroid_desktop.core.report.layout import (
     CONTENT_W,
     GAP,
@@ -362,38 +362,32 @@ TIRADS_HEADER = ["Category", "Chosen", "Points", "Set by", "AI suggestion"]
 TIRADS_WIDTHS = (72.0, 146.0, 40.0, 110.0, CONTENT_W - 368.0)
 
 
-def _estimate_rows(f: Finding, x: float, width: float) -> list[tuple[str, str, str]]:
-    """The AI estimate with its scope and validation status, each caveat beside it:
-    (key, value, colour) rows."""
+def _estimate_rows(f: Finding, choices: TiradsChoices) -> list[tuple[str, str, str]]:
+    """The AI estimate with its scope and validation status, every caveat beside it, and
+    what the clinician did with the AI's TI-RADS suggestions: (key, value, colour) rows."""
     if not f.in_scope:
         return [
-            ("AI estimate", f"none: {f.no_estimate_reason}", WARN),
+            ("AI estimate", f"NONE: {f.no_estimate_reason}", WARN),
             ("Heat map", "none (no estimate for this image)", INK),
         ]
+    calibration = f"site profile {f.calibration}" if f.site_calibrated else "shipped (model card)"
     rows = [
-        ("AI estimate", f"{f.probability:.2f}: {f.call_text}", INK),
-        *[("Caveat", c, WARN) for c in f.caveats],
         (
-            "Meaning",
-            f"likelihood of TI-RADS 4-5 (threshold {f.threshold:.2f}); not a diagnosis",
+            "AI estimate",
+            f"{f.probability:.2f}: {f.call_text} (likelihood of TI-RADS 4-5, threshold "
+            f"{f.threshold:.2f}; not a diagnosis)",
             INK,
         ),
-        (
-            "Scope",
-            f"outside the validated scope (analysed anyway: {f.overridden_reason})"
+        *[("Caveat", c, WARN) for c in f.caveats],
+        *(
+            []
             if f.overridden_reason
-            else "thyroid B-mode ultrasound, like the images the model was trained on",
-            WARN if f.overridden_reason else INK,
+            else [("Scope", "thyroid B-mode ultrasound like the training images (checked)", INK)]
         ),
         (
-            "Validation",
-            (
-                f"validated at this site (calibration {f.calibration})"
-                if f.site_validated
-                else "not validated at this site"
-                + (f" (site calibration {f.calibration})" if f.site_calibrated else "")
-            ),
-            INK if f.site_validated else WARN,
+            "Calibration",
+            calibration + (", validated at this site" if f.site_validated else ""),
+            INK,
         ),
         (
             "Stability",
@@ -404,13 +398,22 @@ def _estimate_rows(f: Finding, x: float, width: float) -> list[tuple[str, str, s
     ]
     sug = f.tirads_suggestion
     if sug is not None:
-        rows.append(("AI TI-RADS", f"{sug.level_text} (AI only; not a reading)", INK))
+        review = review_text(review_of(choices, sug))
+        rows.append(
+            (
+                "AI suggestions",
+                f"{sug.level_text} (AI only; not a reading). Clinician: {review}.",
+                INK,
+            )
+        )
     return rows
 
 
-def _nodule_section(flow: Flow, it: NoduleReport, title: str) -> None:
+def _nodule_section(flow: Flow, it: NoduleReport, title: str, compact: bool = False) -> None:
     """A nodule's page(s): its views with box, contour and calipers, the heat map, sizes,
-    TI-RADS with who set each category, and the AI estimate with its caveats."""
+    TI-RADS with who set each category, and the AI estimate with its caveats (``compact``:
+    smaller images and no details heading, so that a one-nodule report keeps its impression
+    and signature on the first page)."""
     f = it.finding
     flow.new_page(f"{title} (continued)")
     flow.paragraph(title, size=14.0, bold=True)
@@ -428,9 +431,9 @@ def _nodule_section(flow: Flow, it: NoduleReport, title: str) -> None:
     else:
         heat = "No heat map: there is no AI estimate for this image."
     heat_caption = "Grad-CAM heat map (where the model looked)"
-    height = 165.0
+    height = 115.0 if compact else 165.0
     v = it.other_view
-    estimate = _estimate_rows(f, MARGIN_X, CONTENT_W)
+    estimate = _estimate_rows(f, it.tirads_choices)
     if v is not None:
         other = Picture(
             0, 0, 0, 0, np.asarray(v.image.pixels), view_marks(v.box, (), v.calipers, v.scale)
@@ -470,8 +473,8 @@ def _nodule_section(flow: Flow, it: NoduleReport, title: str) -> None:
         flow.row(key, f"{calipers_text(v.calipers, v.scale)} ({v.plane} view)")
 
     choices = it.tirads_choices
-    flow.heading("ACR TI-RADS")
-    flow.row("Reading", tirads_text(choices))
+    flow.heading("TI-RADS")
+    flow.row("ACR TI-RADS", tirads_text(choices))
     scored = choices.descriptors
     if scored is not None:
         flow.row("Recommendation", recommend(scored.level, it.size).text)
@@ -479,8 +482,9 @@ def _nodule_section(flow: Flow, it: NoduleReport, title: str) -> None:
     suggestion = f.tirads_suggestion if f.in_scope else None
     flow.table(TIRADS_HEADER, tirads_rows(choices, suggestion), TIRADS_WIDTHS)
 
-    flow.heading("Details")
-    flow.row("Image", it.image_text)
+    if not compact:  # (a one-nodule report names the file under its title)
+        flow.heading("Details")
+        flow.row("Image", it.image_text)
     if v is not None:
         flow.row(f"{str(v.plane).capitalize()} view", v.image_text)
     flow.row("Nodule box", f"{f.roi.as_list()} px ({f.roi_source})")
@@ -651,8 +655,7 @@ def write_report(
     )
 
     def sections(flow: Flow) -> None:
-        _nodule_section(flow, item, nodule or "Nodule")
-        flow.row("Operator", study.operator or "-")
+        _nodule_section(flow, item, nodule or "Nodule", compact=True)
         _model_section(flow, card)
         _impression_and_signature(flow, study)
 
