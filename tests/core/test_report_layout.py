@@ -281,6 +281,9 @@ def test_the_summary_lists_every_nodule_and_each_has_its_page(report):
     for it in items:
         assert re.search(rf"\b{it.nodule_id} {re.escape(it.location or '-')}", summary), it
         assert it.level_text in summary and it.estimate_text in summary
+        assert it.caveats_text in summary
+    assert "outside validated scope; not site-validated" in summary  # N6, in short
+    assert "no estimate: the image does not look like grey-scale ultrasound" in summary  # N7
     # one page per nodule, in order, none on the summary's pages, none continued
     titles = [t.split(" ")[0] for p in pages for t in p.titles]
     assert titles == [it.nodule_id for it in items]
@@ -363,7 +366,7 @@ def test_the_default_file_name_names_the_patient_the_study_date_and_thyroid():
 
 def test_a_nodule_whose_text_does_not_fit_continues_on_the_next_page():
     items, study = sample_study(2, impression="Short.")
-    notes = "Seen on the prior study of 2025; unchanged. " * 120 + "ENDOFNOTES"
+    notes = "Seen on the prior study of 2025; unchanged. " * 60 + "ENDOFNOTES"
     location = "right lobe, upper pole, posterior, abutting the capsule " * 3
     items[0] = replace(items[0], notes=notes, location=location.strip())
     data = study_report_pdf(items, load_card(), study, CREATED)

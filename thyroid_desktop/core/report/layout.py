@@ -435,11 +435,12 @@ def core_fonts_suffice(pages: Sequence[Sequence[Operation]], *extra: str) -> boo
     return True
 
 
-#: The regular weight: "medium" is the one the core font Helvetica has (DejaVu's is the same).
-_REGULAR = "medium"
+#: The regular weight by the name each font has it under: the core font Helvetica's AFM
+#: says "medium", DejaVu Sans says "normal" (another name makes findfont warn).
+_REGULAR = {True: "medium", False: "normal"}
 
 
-def _page_artist(ops: Sequence[Operation], for_pdf: _PdfImages):
+def _page_artist(ops: Sequence[Operation], for_pdf: _PdfImages, core: bool):
     """One artist that draws a page straight through the renderer (text, rules, shades and
     pictures with their marks): hundreds of lines per page without a Matplotlib ``Text``, and
     images without an ``Axes``, each of which costs milliseconds to set up."""
@@ -453,7 +454,7 @@ def _page_artist(ops: Sequence[Operation], for_pdf: _PdfImages):
     def prop(size: float, bold: bool) -> FontProperties:
         key = (size, bold)
         if key not in props:
-            props[key] = FontProperties(size=size, weight="bold" if bold else _REGULAR)
+            props[key] = FontProperties(size=size, weight="bold" if bold else _REGULAR[core])
         return props[key]
 
     class PageArtist(Artist):
@@ -599,6 +600,6 @@ def render(
         fig = Figure(figsize=(PAGE_W / 72.0, PAGE_H / 72.0))
         for page, decoration in zip(pages, decorations, strict=True):
             fig.clear()
-            fig.add_artist(_page_artist((*decoration, *page), for_pdf))
+            fig.add_artist(_page_artist((*decoration, *page), for_pdf, core))
             pdf.savefig(fig)
     return buffer.getvalue()

@@ -202,8 +202,8 @@ class ReportView:
 
 #: How the summary table says a caveat in a few words (the nodule's page has it in full).
 _SHORT_CAVEATS = (
-    ("outside the validated scope", "outside the validated scope"),
-    ("not validated at this site", "not validated at this site"),
+    ("outside the validated scope", "outside validated scope"),
+    ("not validated at this site", "not site-validated"),
 )
 
 
