@@ -8,8 +8,9 @@ content area and nothing is clipped: a line that does not fit starts a new page.
 
 Speed: text in the PDF core fonts (Helvetica, not embedded: nothing to subset) whenever every
 character can be written in them (Windows-1252), else DejaVu Sans embedded as TrueType; one
-figure reused for every page; images reduced to the resolution the page shows them at and
-embedded without resampling.
+figure reused for every page, each page drawn by one artist straight through the renderer (no
+``Text`` or ``Axes`` per line or image); images reduced to the resolution the page shows them
+at, grey ones as one channel, a view under its heat map embedded once.
 """
 
 from __future__ import annotations
@@ -585,7 +586,7 @@ def render(
     total = len(pages)
     decorations = [list(decorate(i + 1, total)) for i in range(total)]
     core = core_fonts_suffice([*pages, *decorations], *(metadata or {}).values())
-    rc = {"pdf.compression": 6, "pdf.fonttype": 42, "svg.fonttype": "none"}
+    rc: dict[str, object] = {"pdf.fonttype": 42}  # TrueType, when DejaVu is embedded
     if core:
         rc |= {
             "pdf.use14corefonts": True,
