@@ -380,3 +380,35 @@ def test_a_nodule_whose_text_does_not_fit_continues_on_the_next_page():
     for page in pages:
         for piece, x, y, _size, width in page.pieces:
             assert x >= 0 and x + width <= page.width and 0 <= y <= page.height, piece
+
+
+def test_the_cli_names_the_report_after_the_patient_and_the_study_date(tmp_path, classifier):
+    import pydicom
+
+    from tests.core.test_dicom_out import phantom_dicom
+    from thyroid_desktop.cli.main import main
+    from thyroid_desktop.core.report.names import report_file_name
+
+    dcm = phantom_dicom(tmp_path / "a.dcm", "P-042")
+    box = make_phantom().nodule
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    roi = f"{box.x},{box.y},{box.w},{box.h}"
+    assert main(["report", str(dcm), "--pdf", str(folder), "--roi", roi]) == 0
+    expected = report_file_name("P-042", pydicom.dcmread(dcm).StudyDate)
+    assert expected.startswith("P-042_") and expected.endswith("_thyroid.pdf")
+    assert [p.name for p in folder.iterdir()] == [expected]
+    assert "Page 1 of 2" in PdfReader(folder / expected).pages[0].extract_text()
+
+
+def test_a_signed_report_says_who_signed_it_and_when_below_the_impression():
+    items, study = sample_study(1, impression="Agree with FNA. ENDOFIMPRESSION")
+    data = study_report_pdf(
+        items, load_card(), study, CREATED, signed_by="Dr Example", signed_at=CREATED.isoformat()
+    )
+    import io
+
+    (first, _nodule) = [_Page(p) for p in PdfReader(io.BytesIO(data)).pages]
+    signed = "Signed electronically by Dr Example, 27 Nov 2026 14:05 (UTC+01:00)"
+    assert signed in first.flat and "Signature: ___" not in first.flat
+    assert first.y_of("Signed electronically") < first.y_of("ENDOFIMPRESSION")

@@ -132,9 +132,9 @@ def created_text(created: dt.datetime) -> str:
     """Local time with its zone and UTC offset, e.g. "29 Nov 2026 20:15 CET (UTC+01:00)"."""
     offset = created.strftime("%z")
     offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC offset unknown"
-    return f"{created.strftime('%-d %b %Y %H:%M')} {created.strftime('%Z')} ({offset})".replace(
-        "  ", " "
-    )
+    zone = created.strftime("%Z")
+    zone = "" if zone == offset else zone  # a bare offset (e.g. read from ISO) has no name
+    return f"{created.strftime('%-d %b %Y %H:%M')} {zone} ({offset})".replace("  ", " ")
 
 
 # ------------------------------------------------------------------------- drawing the views
@@ -505,9 +505,23 @@ def _model_section(flow: Flow, card: ModelCard) -> None:
 SIGNATURE_LINE = "Signature: ______________________________      Date: ________________"
 
 
-def _impression_and_signature(flow: Flow, study: StudyInfo) -> None:
+def signed_text(signed_by: str, signed_at: str) -> str:
+    """ "Signed electronically by Dr Example, 27 Nov 2026 14:05 CET (UTC+01:00)" (``signed_at``
+    an ISO time, as the session keeps it)."""
+    try:
+        when = created_text(dt.datetime.fromisoformat(signed_at))
+    except ValueError:
+        when = signed_at
+    return f"Signed electronically by {signed_by}, {when}"
+
+
+def _impression_and_signature(
+    flow: Flow, study: StudyInfo, signed_by: str = "", signed_at: str = ""
+) -> None:
     """The impression, then the signature block on the same page as (at least) the
-    impression's last lines: the signature is never above or apart from what it signs."""
+    impression's last lines: the signature is never above or apart from what it signs.
+    Signed (``signed_by`` and ``signed_at``): who signed it and when, instead of the line to
+    sign on."""
     signature_h = 10 + line_height(9.5) * 3 + 16
     lines = wrap(study.impression or "-", CONTENT_W, 9.5)
     heading_h = line_height(10.5) + 7
@@ -521,8 +535,11 @@ def _impression_and_signature(flow: Flow, study: StudyInfo) -> None:
     flow.space(16)
     flow.add(Text(MARGIN_X, flow.y, f"Reporting clinician: {study.operator or '-'}", 9.5))
     flow.y += line_height(9.5) + 10
-    flow.add(Text(MARGIN_X, flow.y, SIGNATURE_LINE, 9.5))
-    flow.y += line_height(9.5)
+    if signed_by and signed_at:
+        flow.paragraph(signed_text(signed_by, signed_at), size=9.5, bold=True)
+    else:
+        flow.add(Text(MARGIN_X, flow.y, SIGNATURE_LINE, 9.5))
+        flow.y += line_height(9.5)
 
 
 def _header_ops(title: str, study: StudyInfo, created: dt.datetime, number: int, total: int):
@@ -574,6 +591,9 @@ def study_report_pdf(
     card: ModelCard,
     study: StudyInfo,
     created: dt.datetime | None = None,
+    *,
+    signed_by: str = "",
+    signed_at: str = "",
 ) -> bytes:
     """The study report as PDF bytes (e.g. to embed as DICOM Encapsulated PDF).
 
@@ -582,6 +602,8 @@ def study_report_pdf(
     continuation page only when its text does not fit): both views with box, contour and
     numbered calipers, the heat map, sizes, TI-RADS with who set each category, and the AI
     estimate with every caveat. Every page carries the patient header and "Page x of y".
+    ``signed_by`` and ``signed_at`` (an ISO time): the report's signature, when signed
+    (``core.review.session.ReportText``); else a line to sign on.
 
     Raises:
         ValueError: ``items`` is empty.
@@ -598,7 +620,7 @@ def study_report_pdf(
         flow.heading("Summary of nodules")
         flow.table(SUMMARY_HEADER, study_summary_rows(items), SUMMARY_WIDTHS)
         _model_section(flow, card)
-        _impression_and_signature(flow, study)
+        _impression_and_signature(flow, study, signed_by, signed_at)
         for it in items:
             title = it.nodule_id + (f" — {it.location}" if it.location else "")
             _nodule_section(flow, it, title)
@@ -612,10 +634,13 @@ def write_study_report(
     card: ModelCard,
     study: StudyInfo,
     created: dt.datetime | None = None,
+    *,
+    signed_by: str = "",
+    signed_at: str = "",
 ) -> Path:
     """Writes :func:`study_report_pdf` to ``path`` atomically (a temporary file renamed
     over it); returns ``path``."""
-    data = study_report_pdf(items, card, study, created)
+    data = study_report_pdf(items, card, study, created, signed_by=signed_by, signed_at=signed_at)
     return write_atomically(Path(path), lambda tmp: tmp.write_bytes(data))
 
 
