@@ -3,7 +3,6 @@ sessions; File > Sign report."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -93,6 +92,8 @@ class ExportsMixin(DicomActionsMixin):
     def sign_report(self, name: str) -> bool:
         """Signs the report now (``Session.sign``: kept in the study's session; editing the
         report's text afterwards takes the signature away). False when ``name`` is empty."""
+        import datetime as dt
+
         if not name.strip():
             self.show_message("Not signed", "A signature needs the clinician's name.")
             return False
@@ -118,7 +119,8 @@ class ExportsMixin(DicomActionsMixin):
         self.signature_status.setText(f"Report: {self.signature_text()}")
 
     def _signature(self) -> dict[str, str]:
-        """The PDF writers' signature arguments: none while unsigned."""
+        """The study report's signature arguments: none while unsigned (the one-nodule
+        report has no signed block yet)."""
         report = self.session.state.study.report
         return (
             {"signed_by": report.signed_by, "signed_at": report.signed_at} if report.signed else {}
@@ -150,7 +152,6 @@ class ExportsMixin(DicomActionsMixin):
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
         shown = self.review.calipers_shown()
         calipers = tuple((c.number, c.caliper) for c in shown if n and c.nodule_id == n.id)
-        signature = self._signature()
 
         def done(out: Path) -> None:
             problem = (
@@ -173,7 +174,6 @@ class ExportsMixin(DicomActionsMixin):
                 nodule=nodule,
                 choices=choices,
                 calipers=calipers,
-                **signature,
             ),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),
