@@ -1,5 +1,6 @@
 """Analysis > Site calibration: "Shipped calibration" and the saved site profiles, the one
-in use checked. Lists what ``core.site`` says; choosing one is the window's job."""
+in use checked, and "Calibrate for this site…" (the wizard). Lists what ``core.site`` says;
+choosing one is the window's job."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from thyroid_desktop.core.models.shipped import Classifier
 from thyroid_desktop.core.site.profile import incompatibility, list_profiles, model_sha256
 
 SHIPPED_TEXT = "Shipped calibration"
+CALIBRATE_TEXT = "Calibrate for this site…"
 
 
 class CalibrationMenu(QMenu):
@@ -18,9 +20,11 @@ class CalibrationMenu(QMenu):
 
     Signals:
         chosen(object): a profile name, or None for the shipped calibration.
+        calibrateRequested(): the user asks for the calibration wizard.
     """
 
     chosen = Signal(object)
+    calibrateRequested = Signal()
 
     def __init__(self, title: str, parent=None) -> None:
         super().__init__(title, parent)
@@ -54,5 +58,10 @@ class CalibrationMenu(QMenu):
             act.triggered.connect(lambda _=False, n=profile.name: self.chosen.emit(n))
             group.addAction(act)
         self.addSeparator()
-        hint = self.addAction("New profile: python -m thyroid_desktop recalibrate FOLDER --name …")
-        hint.setEnabled(False)
+        calibrate = self.addAction(CALIBRATE_TEXT)
+        calibrate.setEnabled(clf is not None)
+        calibrate.setToolTip(
+            "Validate on your labelled cases, see the figures, and fit a site profile "
+            "(headless: python -m thyroid_desktop recalibrate FOLDER --name …)"
+        )
+        calibrate.triggered.connect(lambda _=False: self.calibrateRequested.emit())

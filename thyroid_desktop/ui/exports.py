@@ -1,4 +1,5 @@
-"""File menu actions that write or read files: the PDF reports, the study CSV and saved sessions."""
+"""File menu actions that write or read files: the PDF reports, the study CSV and saved
+sessions; File > Sign report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
+    QInputDialog,
+    QLabel,
 )
 
 from thyroid_desktop.core.analysis import Action
@@ -81,6 +84,54 @@ class ExportsMixin(DicomActionsMixin):
         self.settings.setValue("report/folder", str(Path(path).parent))
         return Path(path), study
 
+    def sign_report_dialog(self) -> None:
+        """File > Sign report…: asks the clinician's name (the report's operator, else the
+        last one) and signs the study's report."""
+        kept = self.session.state.study.report
+        name = kept.operator or str(self.settings.value("report/operator", ""))
+        name, ok = QInputDialog.getText(
+            self, "Sign report", "Signed by (the clinician's name):", text=name
+        )
+        if ok:
+            self.sign_report(name)
+
+    def sign_report(self, name: str) -> bool:
+        """Signs the report now (``Session.sign``: kept in the study's session; editing the
+        report's text afterwards takes the signature away). False when ``name`` is empty."""
+        import datetime as dt
+
+        if not name.strip():
+            self.show_message("Not signed", "A signature needs the clinician's name.")
+            return False
+        self.session.sign(name, dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+        self.statusBar().showMessage(f"Report {self.signature_text()}.", 10000)
+        return True
+
+    def signature_text(self) -> str:
+        """ "signed by Dr X, 2026-12-04 18:30" or "not signed"."""
+        report = self.session.state.study.report
+        if not report.signed:
+            return "not signed"
+        return f"signed by {report.signed_by}, {report.signed_at[:16].replace('T', ' ')}"
+
+    def _build_signature_status(self) -> None:
+        """The report's signed state in the status bar, kept up to date with the session."""
+        self.signature_status = QLabel()
+        self.statusBar().addPermanentWidget(self.signature_status)
+        self.session.subscribe(lambda _what: self._show_signature())
+        self._show_signature()
+
+    def _show_signature(self) -> None:
+        self.signature_status.setText(f"Report: {self.signature_text()}")
+
+    def _signature(self) -> dict[str, str]:
+        """The study report's signature arguments: none while unsigned (the one-nodule
+        report has no signed block yet)."""
+        report = self.session.state.study.report
+        return (
+            {"signed_by": report.signed_by, "signed_at": report.signed_at} if report.signed else {}
+        )
+
     def reports_folder(self) -> Path:
         """Where the report dialog opens: the folder of the last report, else "Thyroid
         reports" in the user's documents."""
@@ -153,13 +204,16 @@ class ExportsMixin(DicomActionsMixin):
         state, service, card = self.session.state, self.service, self.classifier.card
         image = self.review.image
         study = study or StudyInfo.from_metadata(image.metadata if image else {})
+        signature = self._signature()
 
         def done(out: Path) -> None:
             self.statusBar().showMessage(f"Study report written to {out}", 10000)
             self.last_report = out
 
         self._run(
-            lambda: write_study_report(path, nodule_reports(service, state), card, study),
+            lambda: write_study_report(
+                path, nodule_reports(service, state), card, study, **signature
+            ),
             done,
             lambda err: self.show_message("Study report not written", f"{path}: {err}"),
         )

@@ -1,4 +1,5 @@
-"""Site calibration (switching profiles) and validation on local cases, from the window."""
+"""Site calibration (switching profiles, the calibration wizard) and validation on local
+cases, from the window."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from thyroid_desktop.core.site.profile import (
     deactivate,
     model_sha256,
 )
+from thyroid_desktop.ui.calibration_wizard import CalibrationWizard
 from thyroid_desktop.ui.validation_dialog import show_summary
 
 
@@ -64,9 +66,31 @@ class SiteCalibrationMixin:
             lambda err: self.show_message("Calibration not changed", str(err)),
         )
 
+    def calibrate_dialog(self) -> CalibrationWizard | None:
+        """Analysis > Site calibration > Calibrate for this site…: the wizard (one per window,
+        kept between openings); a profile it accepts becomes the active calibration."""
+        if self.classifier is None:
+            self.show_message("Model not ready", "The model is still loading; try again shortly.")
+            return None
+        wizard = getattr(self, "calibration_wizard", None)
+        if wizard is None:
+            wizard = CalibrationWizard(
+                self._run,
+                self.classifier,
+                self.segmenter,
+                self,
+                str(self.settings.value("files/last_folder", "")),
+            )
+            wizard.profileAccepted.connect(lambda profile: self.use_calibration(profile.name))
+            self.calibration_wizard = wizard
+        wizard.open()
+        return wizard
+
     def _calibration_changed(self) -> None:
         clf = self.classifier
         self.review.calibration_changed(clf.calibration, clf.card.spread_limit)
+        for row in range(self.study_list.count()):  # every line re-scored, not only this one
+            self._show_row(row)
         self._show_calibration()
         self.calibration_menu.rebuild()
         self.statusBar().showMessage(

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 from thyroid_desktop.core.io.files import user_data_dir
 from thyroid_desktop.core.models.shipped import Classifier, Segmenter
 from thyroid_desktop.core.site.validation import (
+    LabelledFolder,
     Validation,
     ValidationFiles,
     save_validation,
@@ -52,7 +53,7 @@ class ValidationRunner(QObject):
 
     def start(
         self,
-        folder: Path,
+        folder: Path | LabelledFolder,
         classifier: Classifier,
         segmenter: Segmenter | None,
         out_dir: Path | None = None,
@@ -63,7 +64,8 @@ class ValidationRunner(QObject):
         self.running = True
         self._cancel.clear()
         out_dir = out_dir or default_output_dir()
-        dialog = QProgressDialog(f"Validating on {folder}…", "Cancel", 0, 0, self._parent)
+        where = getattr(folder, "root", folder)  # a path, or a LabelledFolder already read
+        dialog = QProgressDialog(f"Validating on {where}…", "Cancel", 0, 0, self._parent)
         dialog.setWindowTitle("Thyroid Review — validation")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)

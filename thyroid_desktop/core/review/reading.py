@@ -55,7 +55,7 @@ from thyroid_desktop.core.review.session import (
     state_to_json,
 )
 from thyroid_desktop.core.review.study import ResultRow, StudyEntry, expand_paths
-from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
+from thyroid_desktop.core.site.calibration import SHIPPED, Calibration, calibration_text
 
 
 class Step(enum.Enum):
@@ -989,6 +989,7 @@ class Review:
             est, what = (prelim.estimate if prelim else None), "proposal · "
         if est is None:
             return ListLine(f"{entry.name}\nnot analysed", tooltip, Tone.NORMAL)
+        tooltip += f"\n{calibration_text(est.calibration)}"  # which numbers these are
         scored = nodule.tirads.descriptors if nodule is not None else None
         tr = f" · TR{scored.level.tr}" if scored else ""  # the clinician's score
         if not est.in_scope:

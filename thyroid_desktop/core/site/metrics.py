@@ -124,6 +124,19 @@ def reliability_bins(
     ]
 
 
+def proportion_ci95(k: int, n: int) -> tuple[float, float]:
+    """Wilson's 95 % interval of a share ``k / n`` (a reliability bin's observed malignant
+    share; E. B. Wilson, J. Am. Stat. Assoc. 22 (1927)): inside [0, 1] and sensible for
+    small bins and shares of 0 or 1. (nan, nan) for an empty bin."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    z = 1.959963984540054
+    share = k / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
 def expected_calibration_error(
     y: Sequence[int] | np.ndarray,
     p: Sequence[float] | np.ndarray,

@@ -51,6 +51,7 @@ from thyroid_desktop.core.site.metrics import (
     N_CALIBRATION_BINS,
     Metrics,
     compute_metrics,
+    proportion_ci95,
     roc_points,
 )
 from thyroid_desktop.core.site.training_images import (
@@ -166,6 +167,32 @@ def read_labelled_folder(root: str | os.PathLike[str]) -> LabelledFolder:
             f"{root} has no labels.csv: it needs one with the columns file,label "
             "(label benign/malignant or 0/1) and, ideally, case."
         )
+    return _read_labels_csv(labels_path)
+
+
+def read_labels(path: str | os.PathLike[str]) -> LabelledFolder:
+    """A labelled folder (its ``labels.csv``) or a labels CSV file of any name, in the same
+    format: ``file,label[,case]`` with paths relative to the CSV's folder (and that folder's
+    ``metadata.csv`` for the cases). What the window's calibration wizard accepts.
+
+    Raises:
+        LabelledFolderError: as :func:`read_labelled_folder`, or a file that is not a CSV.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_labelled_folder(path)
+    if not path.is_file():
+        raise LabelledFolderError(f"{path} does not exist.")
+    if path.suffix.lower() not in (".csv", ".txt"):
+        raise LabelledFolderError(
+            f"{path} is not a labels CSV: choose a folder with labels.csv, or a CSV with the "
+            "columns file,label (label benign/malignant or 0/1) and, ideally, case."
+        )
+    return _read_labels_csv(path)
+
+
+def _read_labels_csv(labels_path: Path) -> LabelledFolder:
+    root = labels_path.parent
     rows = _read_csv(labels_path)
     if not rows or "file" not in rows[0] or "label" not in rows[0]:
         raise LabelledFolderError(f"{labels_path} needs the columns file and label.")
@@ -788,47 +815,94 @@ def validation_figure(validation: Validation):
         fig.text(0.25, y, "\n".join(wrapped), fontsize=8.5, va="top")
         y -= 0.018 + 0.0135 * (len(wrapped) - 1)
     if m is not None:
-        usable = v.site_results
-        yy = np.array([r.label for r in usable])
-        pp = np.array([r.probability for r in usable], dtype=float)
         top = max(min(y - 0.03, 0.52), 0.37)  # the text above, the footer below
-        roc = fig.add_axes((0.08, top - 0.30, 0.38, 0.27))
-        fpr, tpr = roc_points(yy, pp)
-        roc.plot(fpr, tpr, lw=2, label=f"AUROC {m.auroc:.3f}")
-        roc.plot([0, 1], [0, 1], "k--", lw=1)
-        roc.plot(1 - m.specificity, m.sensitivity, "o", color="#b00020", label="threshold")
-        roc.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC", xlim=(0, 1))
-        roc.legend(loc="lower right", fontsize=8)
-        rel = fig.add_axes((0.57, top - 0.30, 0.38, 0.27))
-        rel.plot([0, 1], [0, 1], "k--", lw=1)
-        if v.shipped_metrics is not None:
-            sb = v.shipped_metrics.bins
-            rel.plot(
-                [b.mean_probability for b in sb],
-                [b.observed for b in sb],
-                "s:",
-                color="grey",
-                label=f"shipped (ECE {v.shipped_metrics.ece:.3f})",
-            )
-        rel.plot(
-            [b.mean_probability for b in m.bins],
-            [b.observed for b in m.bins],
-            "o-",
-            lw=2,
-            label=f"{'site' if v.shipped_metrics is not None else 'shipped'} (ECE {m.ece:.3f})",
-        )
-        for b in m.bins:
-            rel.annotate(
-                str(b.n), (b.mean_probability, b.observed), xytext=(4, -10), fontsize=7,
-                textcoords="offset points",
-            )  # fmt: skip
-        rel.set(
-            xlabel="estimate",
-            ylabel="observed malignant share",
-            title="Reliability (numbers: images per bin)",
-            xlim=(-0.02, 1.02),
-            ylim=(-0.02, 1.02),
-        )
-        rel.legend(loc="upper left", fontsize=8)
+        plot_roc(fig.add_axes((0.08, top - 0.30, 0.38, 0.27)), v)
+        plot_reliability(fig.add_axes((0.57, top - 0.30, 0.38, 0.27)), v)
     fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
     return fig
+
+
+def plot_roc(ax, validation: Validation) -> None:
+    """The ROC curve of the site's images (the figures' images) on ``ax``, with the AUROC's
+    95 % CI (bootstrap over cases) and the operating point at the threshold."""
+    m = validation.metrics
+    if m is None:
+        ax.text(0.5, 0.5, "no figures", ha="center", va="center", transform=ax.transAxes)
+        return
+    usable = validation.site_results
+    fpr, tpr = roc_points(
+        np.array([r.label for r in usable]), np.array([r.probability for r in usable], dtype=float)
+    )
+    lo, hi = m.auroc_ci95
+    ax.plot(fpr, tpr, lw=2, label=f"AUROC {m.auroc:.3f} (95 % CI {lo:.2f}–{hi:.2f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.plot(
+        1 - m.specificity, m.sensitivity, "o", color="#b00020",
+        label=f"threshold {m.threshold:.3f}",
+    )  # fmt: skip
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC", xlim=(0, 1))
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def plot_reliability(ax, validation: Validation) -> None:
+    """The reliability diagram on ``ax``: each bin's mean estimate against its observed
+    malignant share with Wilson's 95 % interval (numbers: images per bin); the shipped
+    calibration's bins beside a site profile's."""
+    v, m = validation, validation.metrics
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    if m is None:
+        ax.text(0.5, 0.5, "no figures", ha="center", va="center", transform=ax.transAxes)
+        return
+    if v.shipped_metrics is not None:
+        sb = v.shipped_metrics.bins
+        ax.plot(
+            [b.mean_probability for b in sb],
+            [b.observed for b in sb],
+            "s:",
+            color="grey",
+            label=f"shipped (ECE {v.shipped_metrics.ece:.3f})",
+        )
+    x = np.array([b.mean_probability for b in m.bins])
+    obs = np.array([b.observed for b in m.bins])
+    ci = np.array([proportion_ci95(round(b.observed * b.n), b.n) for b in m.bins]).reshape(-1, 2)
+    ax.errorbar(
+        x,
+        obs,
+        yerr=np.vstack([obs - ci[:, 0], ci[:, 1] - obs]),
+        fmt="o-",
+        lw=2,
+        capsize=3,
+        label=f"{'site' if v.shipped_metrics is not None else 'shipped'} (ECE {m.ece:.3f}; "
+        "bars: 95 % CI)",
+    )
+    for b in m.bins:
+        ax.annotate(
+            str(b.n), (b.mean_probability, b.observed), xytext=(4, -10), fontsize=7,
+            textcoords="offset points",
+        )  # fmt: skip
+    ax.set(
+        xlabel="estimate",
+        ylabel="observed malignant share",
+        title="Reliability (numbers: images per bin)",
+        xlim=(-0.02, 1.02),
+        ylim=(-0.02, 1.02),
+    )
+    ax.legend(loc="upper left", fontsize=7)
+
+
+def validation_plots_png(validation: Validation, dpi: int = 100) -> bytes:
+    """The ROC and reliability plots of the validation PDF side by side, as PNG bytes (the
+    window shows them). Uses no pyplot state: safe in a worker thread."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.0, 4.0), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    roc, rel = fig.subplots(1, 2)
+    plot_roc(roc, validation)
+    plot_reliability(rel, validation)
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
