@@ -15,9 +15,11 @@ from thyroid_desktop.core.models.runtime import requested_backend
 from thyroid_desktop.core.models.shipped import (
     CARD_FILE,
     GLAND_CARD_KEY,
+    INT8_CARD_KEY,
     ONNX_CARD_KEY,
     SEGMENTER_CARD_KEY,
     ModelError,
+    int8_entry,
     load_card,
     load_classifier,
     load_segmenter,
@@ -169,3 +171,77 @@ def test_onnx_and_keras_agree_through_the_default_path_on_real_images(
         assert (a.tirads_suggestion is None) == (b.tirads_suggestion is None)
         if a.tirads_suggestion is not None:
             assert a.tirads_suggestion.points == b.tirads_suggestion.points
+
+
+def test_the_shipped_graph_maps_only_the_views_that_use_them(classifier):
+    """The box jitters are only scored: their maps are not computed, and neither the logits nor
+    the crop's and mirror's maps change."""
+    from thyroid_desktop.core.models.runtime import CAM_OUTPUT, CAM_ROWS_INPUT, LOGIT_OUTPUT
+    from training.onnx_export import parity_inputs
+
+    session = load_classifier(backend="onnx", precision="float").session
+    size = classifier.card.input_size
+    x = parity_inputs(size, n=6)
+    name = session.get_inputs()[0].name
+    every_logit, every_map = session.run([LOGIT_OUTPUT, CAM_OUTPUT], {name: x})
+    assert every_map.shape[0] == 6  # a caller that does not ask gets every map, as before
+    logit, maps = session.run(
+        [LOGIT_OUTPUT, CAM_OUTPUT], {name: x, CAM_ROWS_INPUT: np.array([2], np.int64)}
+    )
+    assert maps.shape[0] == 2
+    np.testing.assert_allclose(logit, every_logit, atol=1e-5)
+    np.testing.assert_allclose(maps, every_map[:2], atol=1e-4)
+
+
+def test_precision_choice(monkeypatch):
+    from thyroid_desktop.core.models.runtime import requested_precision
+
+    monkeypatch.delenv("THYROID_PRECISION", raising=False)
+    assert requested_precision() == "float" and requested_precision("int8") == "int8"
+    monkeypatch.setenv("THYROID_PRECISION", "INT8")
+    assert requested_precision() == "int8"
+    monkeypatch.setenv("THYROID_PRECISION", "fp16")
+    assert requested_precision("float") == "float"
+
+
+def test_the_int8_graph_is_current_and_selectable(tmp_path, monkeypatch):
+    card = load_card()
+    entry = int8_entry(card.onnx)
+    assert entry is not None, "no current int8 graph (python -m training.quantize)"
+    assert sha256_file(card.directory / entry["file"]) == entry["sha256"]
+    assert (card.directory / entry["file"]).stat().st_size < 50e6
+    for name in ("ddti_test", "chaouchi_all"):
+        figures = entry["evaluation"][name]
+        assert figures["n"] > 50 and "auroc_int8_ci95" in figures
+    monkeypatch.setenv("THYROID_PRECISION", "float")
+    assert load_classifier(backend="onnx").precision == "float"
+    monkeypatch.setenv("THYROID_PRECISION", "int8")
+    quantised = load_classifier(backend="onnx")
+    assert quantised.precision == "int8"
+    # Re-exported float graph without re-quantising: the stale int8 graph is not run.
+    models = _models_copy(tmp_path)
+    raw = json.loads((models / CARD_FILE).read_text())
+    raw[ONNX_CARD_KEY][INT8_CARD_KEY]["source_sha256"] = "0" * 64
+    (models / CARD_FILE).write_text(json.dumps(raw))
+    assert load_classifier(models, backend="onnx").precision == "float"
+
+
+@pytest.mark.realdata
+def test_the_int8_graph_scores_like_the_float_graph_through_the_app_path(shared_data, segmenter):
+    """A few development images: the same box, probabilities within the card's max |dp|."""
+    from thyroid_desktop.core.analysis import AnalysisService
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.pipeline.estimate import predict
+
+    fp, q = (load_classifier(backend="onnx", precision=p) for p in ("float", "int8"))
+    assert q.precision == "int8"
+    limit = int8_entry(fp.card.onnx)["evaluation"]["ddti_test"]["max_abs_dp"]
+    service = AnalysisService(fp, segmenter, None)
+    with open(shared_data / "ddti" / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[5::60][:5]
+    for row in rows:
+        path = shared_data / "ddti" / row["file"]
+        a = service.analyse_file(path, action=None, scan_area_fallback=True).finding
+        b = predict(open_image(path), q, a.roi, a.roi_source)
+        assert abs(a.probability - b.probability) <= max(limit, 0.05), row["file"]
+        assert b.heatmap.shape == a.heatmap.shape and b.heatmap.max() > 0

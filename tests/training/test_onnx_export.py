@@ -8,6 +8,7 @@ import pytest
 from thyroid_desktop.core.models.gradcam import FEATURES_LAYER, GradCAM
 from thyroid_desktop.core.models.runtime import (
     CAM_OUTPUT,
+    CAM_ROWS_INPUT,
     FEATURES_OUTPUT,
     LOGIT_OUTPUT,
     PROBABILITY,
@@ -102,6 +103,16 @@ def test_classifier_graph_gives_kerass_logits_features_and_gradcam(size, tmp_pat
     want_raw = _tf_weighted_map(model, "add1", "malignancy_logit", x)
     assert np.abs(want_raw).max() > 1e-3
     np.testing.assert_allclose(raw, want_raw, atol=1e-4 * np.abs(want_raw).max())
+    # Maps only where used: the same logits and the same maps of the leading views, no others.
+    session = onnx_session(path)
+    every = session.run([LOGIT_OUTPUT], {"image": x})[0]
+    for rows in (1, 2):
+        logits, some = session.run(
+            [LOGIT_OUTPUT, CAM_OUTPUT], {"image": x, CAM_ROWS_INPUT: np.array([rows])}
+        )
+        assert some.shape == (rows, *raw.shape[1:])
+        np.testing.assert_allclose(some, raw[:rows], atol=1e-4 * np.abs(raw).max())
+        np.testing.assert_allclose(logits, every, atol=1e-5)
 
 
 def _tf_weighted_map(model, conv_layer: str, logit_layer: str, x: np.ndarray) -> np.ndarray:

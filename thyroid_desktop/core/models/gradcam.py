@@ -50,9 +50,11 @@ class Explainer:
     def __init__(self, platt: tuple[float, float]) -> None:
         self._platt = (float(platt[0]), float(platt[1]))
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """``N x S x S x 3`` float32 -> (logits ``N``, maps ``N x h x w`` 0..1, features or
-        None)."""
+    def _forward(
+        self, x: np.ndarray, cam_rows: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``N x S x S x 3`` float32 -> (logits ``N``, maps 0..1 of the first ``cam_rows``
+        views (all: None) ``cam_rows x h x w``, features ``N x D`` or None)."""
         raise NotImplementedError
 
     @property
@@ -76,10 +78,10 @@ class Explainer:
             x = np.concatenate([x, x[:, :, ::-1, :]], axis=0)
         own = len(x)  # the crop (and its mirror): their maps and features are used
         if views is not None and len(views):
-            # One batch, one compiled graph: the extra views' maps are computed too and
-            # ignored, which is faster to start (one trace) than a second graph.
+            # One batch, one graph (one trace, one warm-up); the extra views are only scored:
+            # their maps are not computed where the runtime allows (ONNX's ``cam_rows``).
             x = np.concatenate([x, np.asarray(views, dtype=np.float32)], axis=0)
-        logits, cams, features = self._forward(x)
+        logits, cams, features = self._forward(x, own)
         cam = cams[0] if not mirror else (cams[0] + cams[1][:, ::-1]) / 2.0
         feats = features[:own].mean(axis=0) if features is not None else None
         return ModelOutput(
@@ -146,9 +148,9 @@ class GradCAM(Explainer):
         cam = cam / (tf.reduce_max(cam, axis=(1, 2), keepdims=True) + _EPS)
         return logit[:, 0], cam, *features
 
-    def _forward(self, x: np.ndarray):
+    def _forward(self, x: np.ndarray, cam_rows: int | None = None):
         logits, cams, *features = (t.numpy() for t in self._fn(x))
-        return logits, cams, (features[0] if features else None)
+        return logits, cams[:cam_rows], (features[0] if features else None)
 
 
 def heatmap_rgba(heatmap: np.ndarray, max_alpha: float = 0.6) -> np.ndarray:

@@ -25,6 +25,11 @@ LOGIT_OUTPUT = "logit"
 FEATURES_OUTPUT = "features"
 CAM_OUTPUT = "cam"
 PROBABILITY = "probability"
+#: Optional input of the classifier's graph: how many leading views of the batch get a
+#: Grad-CAM map (int64, shape [1]); graphs from before it compute a map for every view.
+CAM_ROWS_INPUT = "cam_rows"
+#: ``cam_rows``'s default in the graph: every view.
+ALL_ROWS = 2**62
 
 #: Execution providers in order of preference (GPU when an ONNX Runtime build has one).
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
@@ -75,28 +80,54 @@ def requested_backend() -> str:
     return value
 
 
+#: The classifier graphs the app can run (``THYROID_PRECISION``).
+PRECISIONS = ("float", "int8")
+
+
+def requested_precision(default: str = "float") -> str:
+    """``float`` or ``int8`` from ``THYROID_PRECISION``; ``default`` (the card's choice) when
+    it is unset or not one of them."""
+    value = os.environ.get("THYROID_PRECISION", "").strip().lower()
+    if not value:
+        return default
+    if value not in PRECISIONS:
+        log.warning("THYROID_PRECISION=%r is not float or int8; using %s", value, default)
+        return default
+    return value
+
+
 class OnnxGradCAM(Explainer):
     """The classifier's logits, features and Grad-CAM map from its ONNX graph.
 
     The graph's ``cam`` output is the Grad-CAM weighting, computed in the graph by the reverse
     pass ``training.onnx_export`` builds (the logit's gradient at the conv layer, averaged over
     positions, times the conv map, summed over channels); only the ReLU and the normalisation
-    are left to do here.
+    are left to do here. The reverse pass runs only for the views whose maps are used (the
+    graph's ``cam_rows`` input): the crop and its mirror, not the box jitters, in the same run.
     """
 
     def __init__(self, session: Any, platt: tuple[float, float]) -> None:
         super().__init__(platt)
         self._session = session
         self._input = session.get_inputs()[0].name
+        #: Whether the graph computes maps only for the views that use them (``cam_rows``, an
+        #: input with a default: ONNX Runtime lists it among the overridable initialisers).
+        self.maps_where_used = CAM_ROWS_INPUT in {
+            i.name for i in (*session.get_inputs(), *session.get_overridable_initializers())
+        }
         names = {o.name for o in session.get_outputs()}
         self.has_features = FEATURES_OUTPUT in names
         self._outputs = [LOGIT_OUTPUT, CAM_OUTPUT] + (
             [FEATURES_OUTPUT] if self.has_features else []
         )
 
-    def _forward(self, x: np.ndarray):
-        logits, cams, *features = self._session.run(self._outputs, {self._input: x})
-        return logits[:, 0], normalised_cam(cams), (features[0] if features else None)
+    def _forward(self, x: np.ndarray, cam_rows: int | None = None):
+        feed = {self._input: x}
+        if self.maps_where_used and cam_rows is not None:
+            feed[CAM_ROWS_INPUT] = np.array([cam_rows], np.int64)
+        logits, cams, *features = self._session.run(self._outputs, feed)
+        cams = normalised_cam(cams if cam_rows is None else cams[:cam_rows])
+        return logits[:, 0], cams, (features[0] if features else None)
 
 
 class OnnxSegmenterFn:

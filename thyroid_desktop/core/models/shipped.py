@@ -38,6 +38,8 @@ STABILITY_CARD_KEY = "stability"
 #: The card entry (top level for the classifier, inside each segmenter's section) naming the
 #: model's ONNX graph for the fast runtime (``core.runtime``).
 ONNX_CARD_KEY = "onnx"
+#: Key, inside the classifier's ``onnx`` entry, of its int8 graph (``training.quantize``).
+INT8_CARD_KEY = "int8"
 #: The sites whose figures the app and the report show.
 SITES = ("ddti", "chaouchi")
 #: What the output is (the labels are TI-RADS categories, not pathology).
@@ -252,6 +254,33 @@ def _check_platt(card: ModelCard) -> None:
             raise ModelError("The ONNX graph's calibration is not the model card's; reinstall.")
 
 
+def int8_entry(onnx: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The classifier's int8 graph entry, or None when there is none or when it was quantised
+    from another float graph than the card's (re-exported without re-quantising)."""
+    entry = (onnx or {}).get(INT8_CARD_KEY) or None
+    if not entry or not entry.get("file"):
+        return None
+    if entry.get("source_sha256") != onnx.get("sha256"):
+        log.warning("%s was quantised from another float graph; running float", entry["file"])
+        return None
+    return entry
+
+
+def _classifier_graph(card: ModelCard, precision: str | None) -> tuple[dict[str, Any], str]:
+    """The ONNX entry to run and its precision: the int8 graph where asked (``precision``, else
+    ``THYROID_PRECISION``, else the card's ``onnx.int8.default``) and current, else float."""
+    from thyroid_desktop.core.models.runtime import requested_precision
+
+    int8 = int8_entry(card.onnx)
+    default = "int8" if int8 is not None and int8.get("default") else "float"
+    precision = precision or requested_precision(default)
+    if precision == "int8" and int8 is not None:
+        return int8, "int8"
+    if precision == "int8":
+        log.warning("int8 was asked for but the card names no current int8 graph; running float")
+    return card.onnx, "float"
+
+
 def _onnx_session(directory: Path, entry: dict[str, Any]):
     """The verified ONNX graph of a card entry, as an ONNX Runtime session."""
     from thyroid_desktop.core.models.runtime import onnx_session
@@ -345,6 +374,8 @@ class Classifier:
     profile: Any = None
     #: The ONNX Runtime session of the classifier's graph (None: the Keras model runs).
     session: Any = None
+    #: ``float`` or ``int8`` (the quantised ONNX graph, ``training.quantize``).
+    precision: str = "float"
 
     @property
     def runtime(self) -> str:
@@ -378,10 +409,14 @@ class Classifier:
         return GradCAM(self.model, self.card.last_conv_layer, self.card.logit_layer)
 
 
-def load_classifier(directory: Path | None = None, backend: str | None = None) -> Classifier:
+def load_classifier(
+    directory: Path | None = None, backend: str | None = None, precision: str | None = None
+) -> Classifier:
     """Loads the verified classifier: its ONNX graph (ONNX Runtime, under a second) unless
     ``backend`` (default: ``THYROID_BACKEND``, else ``onnx``) is ``keras`` or the card names no
     current graph; the Keras model imports TensorFlow (seconds). Call it off the GUI thread.
+    ``precision`` (default: ``THYROID_PRECISION``, else the card's ``onnx.int8.default``):
+    ``float`` or ``int8``, which ONNX graph runs (int8: ``training.quantize``).
 
     Raises:
         ModelError: missing/corrupted files, or a file the runtime cannot load.
@@ -396,12 +431,13 @@ def load_classifier(directory: Path | None = None, backend: str | None = None) -
 
         _verify_if_present(card.weights_path, str(card.raw["sha256"]))
         _check_platt(card)
-        session = _onnx_session(card.directory, card.onnx)
+        entry, precision = _classifier_graph(card, precision)
+        session = _onnx_session(card.directory, entry)
         model, device = None, session_device(session)
     else:
         _require_keras(card.weights_path)
         verify(card)
-        session = None
+        session, precision = None, "float"
         model = _load_keras(card.weights_path)
         for name in (card.last_conv_layer, card.logit_layer):
             try:
@@ -417,12 +453,20 @@ def load_classifier(directory: Path | None = None, backend: str | None = None) -
         _load_novelty(card),
         _load_tirads_heads(card),
         session=session,
+        precision=precision,
     )
     from thyroid_desktop.core.pipeline.roi import JITTERS
 
     clf.gradcam.warm_up(card.input_size, len(JITTERS))
     clf.load_seconds = time.perf_counter() - t0
-    log.info("loaded %s (%s) on %s in %.2f s", card.id, clf.runtime, clf.device, clf.load_seconds)
+    log.info(
+        "loaded %s (%s, %s) on %s in %.2f s",
+        card.id,
+        clf.runtime,
+        clf.precision,
+        clf.device,
+        clf.load_seconds,
+    )
     return clf
 
 
