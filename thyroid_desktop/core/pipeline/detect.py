@@ -53,6 +53,9 @@ class Detection:
     outside_gland: list[Candidate] = field(default_factory=list)
     #: The probability from which ``probability`` counts as nodule (for a box's mask too).
     threshold: float = MASK_THRESHOLD
+    #: The nodule and gland segmenters' own square maps over the scan area's box (the gland's
+    #: None without a gland model), which the scope check reads.
+    square_maps: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
 
     @property
     def best(self) -> Candidate | None:
@@ -175,11 +178,14 @@ def detect(
         "segmenter": 1000 * (t2 - t1),
         "candidates": 1000 * (t3 - t2),
     }
-    gland_mask, removed = None, []
+    gland_mask, removed, gland_square = None, [], None
     if gland is not None:
-        gland_prob = map_to_image(gland(x)[0], fov, width, height)
+        gland_square = gland(x)[0]
+        gland_prob = map_to_image(gland_square, fov, width, height)
         gland_mask = gland_prob >= threshold_of(gland, GLAND_THRESHOLD)
         if filter_by_gland:
             cands, removed = split_by_gland(cands, gland_mask, fov)
         timings["gland"] = 1000 * (time.perf_counter() - t3)
-    return Detection(fov, cands, full, timings, gland_mask, removed, threshold)
+    return Detection(
+        fov, cands, full, timings, gland_mask, removed, threshold, (prob, gland_square)
+    )

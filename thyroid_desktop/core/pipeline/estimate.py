@@ -224,9 +224,15 @@ def predict(
         if novelty_model is not None and out.features is not None
         else None
     )
-    reason = no_estimate_reason(
-        modality_reason(image), warnings, novelty, novelty_model.limit if novelty_model else None
+    # The scope model (``classifier.scope``, run by the analysis service before this) decides
+    # what is thyroid ultrasound; the novelty distance only refuses when there is none (it
+    # does not separate other organs' lesions from thyroid nodules: docs/model-card.md).
+    limit = (
+        novelty_model.limit
+        if novelty_model is not None and getattr(classifier, "scope", None) is None
+        else None
     )
+    reason = no_estimate_reason(modality_reason(image), warnings, novelty, limit)
     heads = classifier.tirads_heads
     suggestion = (
         heads.suggest(out.features, roi, mask, image.scale, image.gray, fov.mask)

@@ -41,6 +41,8 @@ class AuditRecord:
     tirads_suggested: dict[str, str] | None = None
     #: What the clinician did with them (group -> accepted/changed/open/chosen), if known.
     tirads_review: dict[str, str] | None = None
+    #: The out-of-scope refusal the clinician overrode ("Analyse anyway"), if any.
+    scope_override: str | None = None
     time: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     )

@@ -108,6 +108,8 @@ class Estimate:
     #: The mean pre-calibration logit and each view's (None/empty in older sessions).
     logit: float | None = None
     view_logits: tuple[float, ...] = ()
+    #: The out-of-scope refusal the clinician overrode ("Analyse anyway"; "" when none).
+    overridden_reason: str = ""
 
     @property
     def in_scope(self) -> bool:
@@ -154,6 +156,7 @@ class Estimate:
             BoxSource(finding.roi_source),
             finding.logit,
             tuple(finding.view_logits),
+            finding.overridden_reason,
         )
 
 
