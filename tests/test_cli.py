@@ -158,7 +158,7 @@ def test_a_word_that_is_neither_a_command_nor_a_file_is_refused_without_opening_
     env.pop("QT_QPA_PLATFORM", None)
     probe = (
         "import sys, runpy\n"
-        "sys.argv = ['thyroid_desktop', 'report', 'x.dcm']\n"
+        "sys.argv = ['thyroid_desktop', 'reprot', 'x.dcm']\n"
         "try:\n"
         "    runpy.run_module('thyroid_desktop', run_name='__main__')\n"
         "except SystemExit as e:\n"
@@ -174,10 +174,10 @@ def test_a_word_that_is_neither_a_command_nor_a_file_is_refused_without_opening_
         cwd=tmp_path,
     )
     assert result.stdout.strip() == "exit 2 qt []", result.stderr
-    assert "'report' is neither a command nor a file" in result.stderr
+    assert "'reprot' is neither a command nor a file" in result.stderr
     for name in commands():
         assert f"  {name} " in result.stderr
-    assert set(commands()) == {"predict", "validate", "recalibrate", "profile"}
+    assert set(commands()) == {"predict", "validate", "recalibrate", "profile", "report", "outbox"}
     plain = subprocess.run(
         [sys.executable, "-m", "thyroid_desktop", "prdict"],
         capture_output=True,
@@ -198,7 +198,7 @@ def test_an_existing_file_or_an_option_still_goes_to_the_window(tmp_path):
     assert unknown_word([str(image)]) is None and unknown_word([str(tmp_path)]) is None
     assert unknown_word(["--some-qt-option"]) is None and unknown_word([]) is None
     assert unknown_word([str(tmp_path / "missing.dcm")]) == str(tmp_path / "missing.dcm")
-    assert unknown_word(["report", str(image)]) == "report"
+    assert unknown_word(["reprot", str(image)]) == "reprot"
     assert tuple(commands()) == COMMANDS  # the words __main__ sends to the CLI
 
 

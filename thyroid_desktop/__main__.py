@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 #: The headless commands (``thyroid_desktop.cli``); anything else names files for the window.
-COMMANDS = ("predict", "validate", "recalibrate", "profile")
+COMMANDS = ("predict", "validate", "recalibrate", "profile", "report", "outbox")
 CLI_COMMANDS = {*COMMANDS, "-h", "--help"}
 #: Exit code of a first word that is neither a command, an option nor a file (argparse's).
 USAGE_ERROR = 2

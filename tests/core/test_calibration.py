@@ -129,7 +129,13 @@ def test_an_old_site_profile_file_loads_and_calibrates_predict(classifier):
         "clinic-old", 0.4, -1.0, 0.21, profile.calibration.source
     )
     assert "40 images" in profile.calibration.source
-    assert json.loads(json.dumps(profile.to_dict())) == old_profile_json(classifier.card.id)
+    # An old file knows of no validation at the site: it loads as not validated.
+    assert profile.validated_cases == (0, 0) and not profile.validated
+    assert not profile.calibration.validated
+    assert json.loads(json.dumps(profile.to_dict())) == {
+        **old_profile_json(classifier.card.id),
+        "validated_cases": [0, 0],
+    }
 
     phantom = make_phantom(seed=3)
     image = from_array(phantom.pixels)
@@ -144,6 +150,7 @@ def test_an_old_site_profile_file_loads_and_calibrates_predict(classifier):
     assert local.calibration == "clinic-old" and local.site_calibrated
     assert local.threshold == 0.21
     assert local.probability == pytest.approx(sigmoid(0.4 * shipped.logit - 1.0))
+    assert not local.site_validated  # the finding says so in its caveats when it has a number
     assert not site.same_calibration(shipped, clf) and site.same_calibration(local, clf)
     site.choose_calibration(clf, "shipped")
     assert site.same_calibration(shipped, clf)

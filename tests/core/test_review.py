@@ -340,3 +340,83 @@ def test_adjusting_a_linked_views_box_edits_that_view_not_a_new_nodule(review):
     assert review.session.undo_text == "box of N1's view"
     review.session.undo()
     assert review.session.state.nodules[0].views[0].box == ROI(20, 10, 12, 8)
+
+
+# ------------------------------------------------------------------- the study's lifecycle
+def _dicom(path, patient_id, study_uid="1.2.3", seed=0):
+    from tests.core.test_dicom import make_dataset, save
+
+    rng = np.random.default_rng(seed)
+    ds = make_dataset(rng.integers(0, 255, (48, 64), dtype=np.uint8))
+    ds.PatientID, ds.PatientName, ds.StudyDate = patient_id, "Doe^Jo", "20260102"
+    ds.StudyInstanceUID = study_uid
+    return save(ds, path)
+
+
+def test_a_restart_lists_every_image_and_nodule_of_the_open_study_before_opening_any(tmp_path):
+    """The bug of issue 24: after a restart only the images opened again had their nodules
+    in the list, the CSV and the report. Now the whole study comes back from its file."""
+    from thyroid_desktop.core.review.session import SessionStore
+
+    store = SessionStore(tmp_path / "sessions")
+    first = Review(Session(store))
+    first.add_files([png(tmp_path, f"{n}.png", i) for i, n in enumerate("abc")])
+    for row in range(3):
+        image = show(first, row)
+        detect(first, image, ROI(5, 5, 10, 10), ROI(30, 20, 10, 10))
+        if row != 1:
+            first.accept_proposal()
+        else:
+            first.reject_proposal()  # hidden, and kept so
+            first.box_drawn(ROI(1, 1, 20, 20))
+    assert [r.nodule.id for r in first.rows()] == ["N1", "N2", "N3"]
+    before = first.to_json()
+
+    again = Review(Session(SessionStore(tmp_path / "sessions")))  # a new process
+    assert again.restore_open_study()
+    assert again.image is None  # nothing opened
+    assert again.to_json() == before
+    assert [again.status(r) for r in range(3)] == [first.status(r) for r in range(3)]
+    lines = [again.list_line(r).text.split("\n")[1] for r in range(3)]
+    assert lines[0].startswith("N1 · ") and lines[2].startswith("N3 · ")
+    image = show(again, 1)
+    detect(again, image, ROI(5, 5, 10, 10), ROI(30, 20, 10, 10))
+    assert again.proposal == ROI(30, 20, 10, 10)  # the rejected one stays hidden
+
+
+def test_new_study_empties_the_reading_and_the_closed_one_is_not_restored(tmp_path):
+    from thyroid_desktop.core.review.session import SessionStore
+
+    store = SessionStore(tmp_path)
+    r = Review(Session(store))
+    r.add_files([png(tmp_path, "a.png")])
+    image = show(r, 0)
+    r.box_drawn(ROI(1, 1, 20, 20))
+    assert "no patient data" in r.title() and "a.png" in r.title()
+    r.new_study()
+    assert r.entries == [] and r.image is None and r.session.state.nodules == ()
+    assert r.title() == "Thyroid Review — no patient data"
+    assert not Review(Session(SessionStore(tmp_path))).restore_open_study()
+    r.add_files([tmp_path / "a.png"])
+    show(r, 0)  # reopening its image brings its nodule back
+    assert [n.box for n in r.session.state.nodules] == [ROI(1, 1, 20, 20)]
+    assert image.sha256 == r.image.sha256
+
+
+def test_images_of_another_patient_are_not_admitted_without_asking(tmp_path):
+    r = Review(Session())
+    a1, a2 = _dicom(tmp_path / "a1.dcm", "P-1"), _dicom(tmp_path / "a2.dcm", "P-1", seed=1)
+    b1 = _dicom(tmp_path / "b1.dcm", "P-2", "9.9", seed=2)
+    plain = png(tmp_path, "plain.png")
+    adm = r.admit([a1, b1, plain])
+    assert adm.fits == (a1, plain) and adm.others == (b1,)
+    r.add_files(adm.fits)
+    show(r, 0)
+    assert "Doe, Jo (ID P-1), study 2 Jan 2026" in r.title()
+    adm = r.admit([a2, b1])
+    assert adm.fits == (a2,) and adm.others == (b1,) and "P-2" in adm.question
+    r.add_files([b1])  # added anyway
+    show(r, 2)
+    assert "(+ images of another patient)" in r.title()
+    r.new_study()
+    assert r.admit([b1]).others == ()  # a new study takes whoever comes first

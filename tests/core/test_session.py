@@ -299,3 +299,129 @@ def test_a_session_saved_before_issue_22_keeps_only_the_confirmed_nodules():
         ("N1", "manual", ""),
         ("N2", "auto", "seen"),
     ]
+
+
+def _every_field_session(store=None) -> Session:
+    """A session with every kind of thing a reading keeps, each set to a non-default value."""
+    from thyroid_desktop.core.clinical.measure import Plane
+    from thyroid_desktop.core.review.lifecycle import Identity
+    from thyroid_desktop.core.review.session import ReportText, View
+
+    who = Identity("P-1", "Doe^Jane", "1.2.3", "20260301")
+    s = Session(store)
+    s.add_image(A, "/data/a.dcm", n_frames=5, identity=who)
+    s.add_image(B, "/data/b.png")
+    n1 = s.add_nodule(A, 2, BOX, BoxSource.AUTO)
+    s.set_estimate(n1, estimate())
+    s.set_tirads(
+        n1,
+        TiradsChoices()
+        .with_choice("composition", Composition.SOLID)
+        .with_choice("margin", Margin.LOBULATED),
+    )
+    s.set_location(n1, Lobe.RIGHT, Pole.UPPER)
+    s.add_caliper(n1, Caliper((10.0, 20.0), (130.0, 55.0), frame=2))
+    s.set_notes(n1, "compare with 2025")
+    view = View(B, 0, Plane.LONGITUDINAL, ROI(3, 4, 50, 60))
+    s.link_view(n1, view)
+    s.add_caliper(n1, Caliper((5.0, 6.0), (40.0, 6.0), frame=0), view=0)
+    outline = ((1.0, 2.0), (30.0, 2.5), (15.5, 40.0))
+    s.add_nodule(A, 3, ROI(20, 20, 30, 30), BoxSource.POINT, outline=outline)
+    s.set_frame(A, 3)
+    s.set_user_scale(B, 0.08)
+    s.reject(A, 3, ROI(100, 100, 40, 40))
+    s.set_report(ReportText(operator="Dr. Who", impression="Two nodules.\nTR4 on the right."))
+    s.sign("Dr. Who", "2026-03-01T10:00:00+00:00")
+    return s
+
+
+def test_the_session_file_round_trips_every_field(tmp_path):
+    """Images (paths, hashes, frames, scales, patients), nodules (boxes, sources, outlines,
+    locations, TI-RADS, calipers on both views, notes, estimates), proposals rejected, the
+    study's patient, the report's text and its signature: all come back equal."""
+    s = _every_field_session()
+    state = s.state
+    assert state.study.identity.PatientID == "P-1" and state.study.report.signed
+    back = read_session(write_session(tmp_path / "s.json", state))
+    assert back == state
+    for field in dataclasses.fields(state):  # nothing is left at its default by accident
+        assert getattr(state, field.name), field.name
+    n1, n2 = back.nodules
+    assert n1.views[0].calipers and n1.lobe is Lobe.RIGHT and n2.outline
+    assert back.rejected_on(A, 3) == {ROI(100, 100, 40, 40)}
+
+
+def test_editing_a_signed_report_takes_the_signature_away():
+    from thyroid_desktop.core.review.session import ReportText
+
+    s = Session()
+    s.set_report(ReportText(impression="benign"))
+    s.sign("Dr. A", "2026-03-01T10:00:00")
+    report = s.state.study.report
+    assert report.signed and s.undo_text == "signature"
+    s.set_report(dataclasses.replace(report, impression="suspicious"))
+    assert not s.state.study.report.signed and s.state.study.report.impression == "suspicious"
+    s.undo()
+    assert s.state.study.report.signed and s.state.study.report.impression == "benign"
+    with pytest.raises(ValueError):
+        s.sign(" ", "2026")
+
+
+def test_the_open_study_comes_back_whole_after_a_restart_without_opening_its_images(tmp_path):
+    """Each change is written at once: a new process (nothing in memory) finds the open
+    study and all of it, every image's nodules included; a closed study is not reopened
+    at start but stays in its file (reopening one of its images brings its work back)."""
+    store = SessionStore(tmp_path)
+    s = _every_field_session(store)
+    again = SessionStore(tmp_path).open_study()
+    assert again == s.state
+    study_id = s.state.study.id
+    s.close_study()
+    assert SessionStore(tmp_path).open_study() is None
+    assert s.state.images == () and s.state.study.id != study_id and not s.undo()
+    assert (tmp_path / f"{study_id}.json").exists()
+    later = Session(SessionStore(tmp_path))
+    assert later.add_image(A, "/data/a.dcm")
+    assert [n.image for n in later.state.nodules] == [A, A]
+    assert later.state.rejected_on(A, 3) == {ROI(100, 100, 40, 40)}
+    assert later.state.study.identity.PatientID == "P-1"  # from the image's saved record
+
+
+def test_a_study_keeps_one_file_as_it_grows(tmp_path):
+    """Adding images does not start another file (format 2 named the file by its images,
+    so a restart found only a part of a grown study)."""
+    store = SessionStore(tmp_path)
+    s = Session(store)
+    for key in (A, B, "c" * 64):
+        s.add_image(key, f"/x/{key[0]}.png")
+        s.add_nodule(key, 0, BOX)
+    assert len(list(tmp_path.glob("[0-9a-f]*.json"))) == 1
+    assert len(store.open_study().nodules) == 3
+
+
+def test_undo_keeps_the_proposals_rejected_and_the_study(tmp_path):
+    s = Session()
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, BOX)
+    s.reject(A, 0, ROI(0, 0, 5, 5))
+    s.undo()
+    assert s.state.nodules == () and s.state.rejected_on(A, 0) == {ROI(0, 0, 5, 5)}
+
+
+def test_a_format_2_session_is_still_read(tmp_path):
+    from thyroid_desktop.core.review.session import state_from_json, state_to_json
+
+    s = Session()
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, BOX)
+    data = state_to_json(s.state)
+    data["format"] = 2
+    for key in ("study", "rejected"):
+        del data[key]
+    for image in data["images"]:
+        del image["identity"]
+    state = state_from_json(data)
+    assert state.nodules == s.state.nodules and state.study.id == ""
+    loaded = Session()
+    loaded.load(state)
+    assert loaded.state.study.id  # a study id is given on opening

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,9 +17,16 @@ from thyroid_desktop import cli
 from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.core.pipeline.estimate import auto_predict, predict
+from thyroid_desktop.core.review.session import Estimate
 from thyroid_desktop.core.site import profile as site
-from thyroid_desktop.core.site.calibration import fit_platt
+from thyroid_desktop.core.site.calibration import (
+    MIN_VALIDATED_PER_CLASS,
+    SHIPPED,
+    Calibration,
+    fit_platt,
+)
 from thyroid_desktop.core.site.profile import ProfileError, SiteProfile, fit_profile
+from thyroid_desktop.core.site.training_images import TrainingHashes
 from thyroid_desktop.core.site.validation import ImageResult, LabelledFolder, summarise
 
 
@@ -34,9 +42,12 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def site_run(classifier, n_cases=60, slope=1.5, seed=0, folder="/clinic/cases"):
+def site_run(
+    classifier, n_cases=60, slope=1.5, seed=0, folder="/clinic/cases", training=None, **kw
+):
     """A validation run of a site where the logit ranks the labels with ``slope`` and the
-    shipped calibration overestimates (probability of logit + 2), 2 images per case."""
+    shipped calibration overestimates (probability of logit + 2), 2 images per case.
+    ``training``: the hashes the images were checked against (None: not checked)."""
     rng = np.random.default_rng(seed)
     results = []
     for c in range(n_cases):
@@ -47,7 +58,8 @@ def site_run(classifier, n_cases=60, slope=1.5, seed=0, folder="/clinic/cases"):
             results.append(
                 ImageResult(f"c{c}_{k}.png", label, f"case{c}", shipped, shipped, z, 0.67)
             )
-    return summarise(LabelledFolder(Path(folder), (), (), "labels.csv case"), results, classifier)
+    folder = LabelledFolder(Path(folder), (), (), "labels.csv case")
+    return summarise(folder, results, classifier, training=training, **kw)
 
 
 def make_profile(name="clinic", model_id="m", **kw):
@@ -189,13 +201,18 @@ def test_cli_validate_recalibrate_profile_and_predict(
     assert cli.main(["validate", str(folder), "--out", str(out), "--json"]) == 1  # broken.png
     summary = json.loads(capsys.readouterr().out)
     assert summary["calibration"] == "shipped" and summary["counts"]["unreadable"] == 1
+    assert summary["site_validation"]["counts"] is False  # 8 phantoms: not a site validation
+    assert summary["training_check"].startswith("ddti")  # checked against the shipped list
     assert Path(summary["pdf"]).read_bytes()[:4] == b"%PDF" and summary["exit_code"] == 1
 
     code = cli.main(["recalibrate", str(folder), "--name", "clinic", "--activate"])
     printed = capsys.readouterr().out
     assert code == 1, printed  # fitted and active, but one file was unreadable
     assert "Out-of-fold check" in printed and "Active: yes" in printed
+    assert "Site validation: NOT a site validation" in printed
+    assert "not validated at this site" in printed
     profile = site.load_profile("clinic")
+    assert not profile.validated and not profile.calibration.validated
     assert site.active_name() == "clinic" and profile.model_id == classifier.card.id
     assert cli.main(["recalibrate", str(folder), "--name", "clinic"]) == 2  # name taken
     assert "exists already" in capsys.readouterr().err
@@ -245,3 +262,90 @@ def test_site_commands_help_works_without_docstrings():
     assert done.returncode == 0, done.stderr
     assert "labelled folder" in done.stdout and "exit codes:" in done.stdout
     assert "130 cancelled with Ctrl+C" in done.stdout
+
+
+# -- validated at this site ------------------------------------------------------------------
+CHECKED = TrainingHashes({("file", "0" * 16): "ddti"}, {"ddti": 1})
+
+
+def test_a_profile_from_50_cases_per_class_of_the_sites_own_is_validated(classifier):
+    run = site_run(classifier, n_cases=160, training=CHECKED)
+    sv = run.site_validation
+    benign, malignant = sv.validated_cases
+    assert min(benign, malignant) >= MIN_VALIDATED_PER_CLASS == 50 and sv.counts
+    assert sv.statement().startswith("counts as a validation at this site")
+    profile = fit_profile(run, 0.9, "clinic-v")
+    assert profile.validated_cases == (benign, malignant) and profile.validated
+    assert profile.card["site_validation"]["counts"] is True
+    # Saved and read back, it still is; predict under it says so.
+    site.save_profile(profile)
+    loaded = site.load_profile("clinic-v")
+    assert loaded.validated and loaded.calibration.validated
+    assert "validated at this site (" in loaded.summary()
+    clf = fresh(classifier)
+    site.choose_calibration(clf, "clinic-v")
+    phantom = make_phantom(seed=3)
+    finding = predict(from_array(phantom.pixels), clf, phantom.nodule, "manual")
+    assert finding.site_validated and "not validated at this site" not in finding.caveats
+    site.choose_calibration(clf, "shipped")  # the shipped one never is
+    finding = predict(from_array(phantom.pixels), clf, phantom.nodule, "manual")
+    assert not finding.site_validated and "not validated at this site" in finding.caveats
+
+
+def test_too_few_cases_unchecked_images_or_a_cancelled_run_do_not_validate(classifier):
+    few = site_run(classifier, n_cases=60, training=CHECKED)  # about 24 malignant cases
+    assert not few.site_validation.counts and "at least 50 of each" in few.site_validation.reason
+    assert not fit_profile(few, 0.9, "few").validated
+    unchecked = site_run(classifier, n_cases=160)  # not checked against the training list
+    assert unchecked.site_validation.validated_cases == (0, 0)
+    assert "could not be checked" in unchecked.site_validation.reason
+    assert not fit_profile(unchecked, 0.9, "unchecked").validated
+    cancelled = site_run(classifier, n_cases=160, training=CHECKED, cancelled=True)
+    assert not cancelled.site_validation.counts and "cancelled" in cancelled.site_validation.reason
+
+
+def test_images_from_the_training_collections_are_excluded_from_figures_and_profile(classifier):
+    run = site_run(classifier, n_cases=160, training=CHECKED)
+    marked = [
+        replace(r, training_collection="ddti") if i % 2 == 0 else r
+        for i, r in enumerate(run.results)
+    ]
+    folder = LabelledFolder(run.folder, (), (), run.case_source)
+    mixed = summarise(folder, marked, classifier, training=CHECKED)
+    assert mixed.metrics.n == len(marked) // 2 == len(mixed.site_results)
+    assert len(mixed.from_training) == len(marked) // 2
+    text = "\n".join(mixed.summary_lines())
+    assert f"{len(marked) // 2} images are from the model's training collections (ddti" in text
+    assert mixed.to_dict()["site_validation"]["training_images_excluded"] == len(marked) // 2
+    profile = fit_profile(mixed, 0.9, "mixed")
+    assert profile.n_images == len(marked) // 2  # fitted on the site's own images only
+
+    only_training = summarise(
+        folder, [replace(r, training_collection="ddti") for r in run.results], classifier,
+        training=CHECKED,
+    )  # fmt: skip
+    assert only_training.metrics is None and "training collections" in only_training.metrics_error
+    assert not only_training.site_validation.counts
+    with pytest.raises(ProfileError, match="from the model's training collections"):
+        fit_profile(only_training, 0.9, "training")
+
+
+def test_a_calibration_switch_rescores_the_site_validation_status_too(classifier):
+    clf = fresh(classifier)
+    phantom = make_phantom(seed=3)
+    finding = predict(from_array(phantom.pixels), clf, phantom.nodule, "manual")
+    stored = Estimate.of(finding)
+    assert not stored.site_validated
+    validated = Calibration("clinic", 0.4, -1.0, 0.21, validated_cases=(60, 55))
+    assert validated.validated and not Calibration("c", 0.4, -1.0, 0.2).validated
+    assert not Calibration(SHIPPED, 0.4, -1.0, 0.2, validated_cases=(99, 99)).validated
+    rescored = stored.rescored(validated, clf.card.spread_limit)
+    assert rescored.site_validated and rescored.calibration == "clinic"
+    # The same name, now validated (a profile replaced): re-scored, not kept as it was.
+    same_name = replace(rescored, site_validated=False)
+    assert same_name.rescored(validated, clf.card.spread_limit).site_validated
+    back = rescored.rescored(clf.shipped_calibration, clf.card.spread_limit)
+    assert not back.site_validated
+    assert Calibration.from_dict(validated.to_dict()) == validated
+    old = {k: v for k, v in validated.to_dict().items() if k != "validated_cases"}
+    assert not Calibration.from_dict(old).validated  # saved before: not validated

@@ -113,3 +113,75 @@ def test_folders_are_listed_in_natural_order(tmp_path):
         "IM2.png",
         "IM10.png",
     ]
+
+
+# ------------------------------------------------------------------- one patient per study
+def test_an_image_fits_a_study_unless_its_patient_or_study_differs():
+    from thyroid_desktop.core.review.lifecycle import NO_PATIENT_DATA, Identity
+
+    anna = Identity("P-1", "Doe^Anna", "1.2.1", "20260301")
+    assert not Identity("P-1", "", "1.2.1").differs(anna)
+    assert Identity("P-2", "Roe^Ben", "1.2.9").differs(anna)  # another patient
+    assert Identity("P-1", "", "1.2.2").differs(anna)  # the same patient's other study
+    assert Identity("", "", "1.2.2").differs(anna)  # a study UID alone
+    assert not Identity().differs(anna) and not anna.differs(Identity())  # a plain image
+    assert Identity().text == NO_PATIENT_DATA
+    assert anna.text == "Doe, Anna (ID P-1), study 1 Mar 2026"
+    meta = {"PatientID": " P-1 ", "PatientName": "Doe^Anna", "Modality": "US"}
+    assert Identity.of(meta) == Identity("P-1", "Doe^Anna")
+    assert Identity.from_json(anna.to_json()) == anna
+
+
+def test_files_of_another_patient_wait_for_the_clinicians_answer(tmp_path):
+    from thyroid_desktop.core.review.lifecycle import Identity, sort_new_files
+
+    anna, ben, cleo = Identity("P-1"), Identity("P-2", "Roe^Ben"), Identity("P-3")
+    a1, a2, b1, b2, c1, png = (tmp_path / n for n in ("a1", "a2", "b1", "b2", "c1", "x.png"))
+    files = [(a1, anna), (png, Identity()), (b1, ben), (a2, anna), (c1, cleo), (b2, ben)]
+    study, adm = sort_new_files(Identity(), files)  # an empty study: the first file's patient
+    assert study == anna and adm.study == anna and adm.other == ben
+    assert adm.fits == (a1, png, a2) and adm.others == (b1, b2) and adm.later == (c1,)
+    assert "another patient: Roe, Ben (ID P-2)" in adm.question
+    _, same = sort_new_files(anna, [(a1, anna), (png, Identity())])
+    assert same.others == () and same.question == ""
+    _, later_study = sort_new_files(anna, [(a1, Identity("P-1", "", "9.9"))])
+    assert (
+        "another study of the same patient"
+        in sort_new_files(Identity("P-1", "", "1.1"), [(a1, Identity("P-1", "", "9.9"))])[
+            1
+        ].question
+    )
+    assert later_study.fits == (a1,)  # the study states no UID: nothing to compare
+
+
+def test_a_dicom_header_is_read_without_its_pixels_and_a_plain_image_has_none(tmp_path):
+    from tests.core.test_dicom import make_dataset, save
+    from thyroid_desktop.core.review.lifecycle import Identity, read_identity
+
+    ds = make_dataset(np.zeros((8, 8), np.uint8))
+    ds.PatientID, ds.PatientName, ds.StudyDate = "P-7", "Doe^Jo", "20260102"
+    ds.StudyInstanceUID = "1.2.840.99"
+    path = save(ds, tmp_path / "IM1")
+    assert read_identity(path) == Identity("P-7", "Doe^Jo", "1.2.840.99", "20260102")
+    assert read_identity(_png(tmp_path / "plain.png")) == Identity()
+    (tmp_path / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 7)
+    assert read_identity(tmp_path / "broken.dcm") == Identity()
+    assert read_identity(tmp_path / "missing.dcm") == Identity()
+
+
+def test_the_answer_is_an_audit_record_naming_both_patients(tmp_path):
+    from thyroid_desktop.core.report.audit import AuditLog
+    from thyroid_desktop.core.review.lifecycle import (
+        Answer,
+        Identity,
+        answer_record,
+        sort_new_files,
+    )
+
+    _, adm = sort_new_files(Identity("P-1"), [(tmp_path / "b.dcm", Identity("P-2"))])
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(answer_record(adm, Answer.ADD_ANYWAY))
+    (rec,) = log.read()
+    assert rec["action"] == "other-patient-images" and rec["file"].endswith("b.dcm")
+    assert rec["detail"].startswith("add anyway: 1 image(s) of unnamed patient (ID P-2)")
+    assert "the study is of unnamed patient (ID P-1)" in rec["detail"]

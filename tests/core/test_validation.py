@@ -129,7 +129,14 @@ def test_validate_runs_the_app_path_writes_pdf_and_json_and_survives_bad_files(
         "no_estimate": 0,
         "unreadable": 2,
         "skipped_rows": 1,
+        "from_training": 0,
     }
+    # Checked against the training collections, none of them there, but 2 cases are few.
+    assert data["training_check"] and data["training_check_error"] is None
+    assert data["site_validation"]["counts"] is False
+    sv = data["site_validation"]
+    assert (sv["benign_cases"], sv["malignant_cases"]) == (2, 2)  # a case per label it has
+    assert "NOT a site validation" in sv["statement"] and "at least 50" in sv["reason"]
     assert [r["file"] for r in data["unreadable"]] == ["broken.png", "missing.png"]
     assert data["images"][0]["probability"] == ok.probability
     assert sorted(p.name for p in out.iterdir()) == sorted([files.pdf.name, files.json.name])

@@ -1,5 +1,6 @@
 """Headless use of the same core: ``python -m thyroid_desktop predict IMG ... --json``;
-``validate``, ``recalibrate`` and ``profile`` are in :mod:`thyroid_desktop.cli.site`."""
+``validate``, ``recalibrate`` and ``profile`` are in :mod:`thyroid_desktop.cli.site`; ``report``
+and ``outbox`` in :mod:`thyroid_desktop.cli.report`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from thyroid_desktop.cli import site as cli_site
+from thyroid_desktop.cli import report as cli_report, site as cli_site
 from thyroid_desktop.core.io.images import ImageLoadError
 from thyroid_desktop.core.models.shipped import DEFAULT_OUTPUT_NAME as OUTPUT, ModelError
 from thyroid_desktop.core.pipeline.roi import ROI
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")
     p.add_argument("--profile", metavar="NAME", help=cli_site.PROFILE_HELP)
     cli_site.add_parsers(sub)
+    cli_report.add_parsers(sub)
     return parser
 
 
@@ -354,5 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_site.recalibrate_command(args)
     if args.command == "profile":
         return cli_site.profile_command(args)
+    if args.command == "report":
+        return cli_report.report_command(args)
+    if args.command == "outbox":
+        return cli_report.outbox_command(args)
     build_parser().print_help()
     return 2

@@ -254,7 +254,17 @@ def recalibrate_command(args: argparse.Namespace) -> int:
         _err(str(err) + (" with --force" if "force the fit" in str(err) else ""))
         return NOT_DONE
     if args.json:
-        print(json.dumps({**profile.to_dict(), "path": str(saved), "active": args.activate}))
+        print(
+            json.dumps(
+                {
+                    **profile.to_dict(),
+                    "validated": profile.validated,
+                    "site_validation": validation.site_validation.to_dict(),
+                    "path": str(saved),
+                    "active": args.activate,
+                }
+            )
+        )
     else:
         print("\n".join(profile_report(profile)))
         print(f"Saved: {saved}")
@@ -282,6 +292,16 @@ def profile_report(profile) -> list[str]:
     ]
     if card.get("forced"):
         lines.append("FORCED: the AUROC's interval reaches 0.5 (no evidence the model ranks here)")
+    statement = card.get("site_validation", {}).get("statement")
+    lines.append(
+        f"Site validation: {statement}"
+        if statement
+        else "Site validation: none recorded (a profile saved before this was kept)"
+    )
+    lines.append(
+        f"Estimates under it: {profile.validation_text()}"
+        + ("" if profile.validated else ' (they say "not validated at this site")')
+    )
     if before and after:
         lines.append(f"Out-of-fold check ({cv.get('folds')} folds grouped by case):")
         for label, f in (("shipped", before), ("site", after)):
@@ -335,6 +355,7 @@ def _list_profiles(card, sha: str, as_json: bool) -> int:
                     "profiles": [
                         {
                             **p.to_dict(),
+                            "validated": p.validated,
                             "usable": not incompatibility(p, card.id, sha),
                             "why_not": incompatibility(p, card.id, sha) or None,
                         }

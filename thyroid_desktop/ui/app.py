@@ -43,8 +43,9 @@ def run(argv: Sequence[str]) -> int:
         app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow()
     window.show()
+    restored = window.restore_open_study()  # after a crash or a kill too
     paths = [Path(a) for a in argv if not a.startswith("-")]
-    opened = bool(paths) and window.open_paths(paths)
+    opened = (bool(paths) and window.open_paths(paths)) or restored
     if not opened:
         phantom = make_phantom()
         window.show_image(from_array(phantom.pixels), phantom.nodule)

@@ -16,6 +16,7 @@ from thyroid_desktop.core.review.session import (
     write_session,
 )
 from thyroid_desktop.core.review.study import write_csv
+from thyroid_desktop.ui.pacs_dialog import DicomActionsMixin
 from thyroid_desktop.ui.report_dialog import ReportDialog
 
 FILE_FILTER = (
@@ -23,7 +24,7 @@ FILE_FILTER = (
 )
 
 
-class ExportsMixin:
+class ExportsMixin(DicomActionsMixin):
     """Mixed into MainWindow (which provides the widgets, the session and the worker)."""
 
     def open_dialog(self) -> None:
@@ -60,10 +61,11 @@ class ExportsMixin:
         None when the user cancels. Remembers the operator and the reports folder."""
         meta = self.review.image.metadata if self.review.image is not None else {}
         operator = str(self.settings.value("report/operator", ""))
-        dialog = ReportDialog(StudyInfo.from_metadata(meta, operator=operator), self)
+        dialog = ReportDialog(self.report_details(meta, operator), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         study = dialog.study()
+        self.keep_report_details(study)  # kept in the study's session
         self.settings.setValue("report/operator", study.operator)
         path, _ = QFileDialog.getSaveFileName(
             self, title, str(self.reports_folder() / name), "PDF (*.pdf)"

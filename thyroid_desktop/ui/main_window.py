@@ -26,12 +26,11 @@ from thyroid_desktop.core.models.shipped import (
     load_segmenter,
 )
 from thyroid_desktop.core.report.audit import AuditLog
+from thyroid_desktop.core.review.lifecycle import Answer, answer_record
 from thyroid_desktop.core.review.reading import (
     Next,
     Review,
     Step,
-    display_name,
-    frame_text,
     loop_fps,
 )
 from thyroid_desktop.core.review.session import Session, SessionStore
@@ -212,7 +211,53 @@ class MainWindow(
 
     def open_paths(self, paths) -> bool:
         """Adds files and folders to the study list and shows the first new image that can
-        be read. Files that cannot are marked in the list; the current image stays."""
+        be read. Files that cannot are marked in the list; the current image stays. Images
+        of another patient or study than the open study's are only added when the clinician
+        says so (``Review.admit`` decides what to ask; the answer is in the audit log)."""
+        admission = self.review.admit(paths)
+        if not (admission.fits or admission.others or admission.later):
+            self.show_message("Nothing to open", "No image files found there.")
+            return False
+        answer = self.ask_other_patient(admission) if admission.others else None
+        if answer is not None:
+            self._log_answer(admission, answer)
+        fits = list(admission.fits)
+        if answer is Answer.ADD_ANYWAY:
+            fits += admission.others
+        opened = bool(fits) and self._add_and_show(fits)
+        if answer is Answer.NEW_STUDY:
+            self.new_study()
+            opened = self._add_and_show(list(admission.others))
+        if admission.later:  # a third patient's: asked about in turn
+            opened = self.open_paths(list(admission.later)) or opened
+        return opened
+
+    def ask_other_patient(self, admission) -> Answer:
+        """Asks whether images of another patient start a new study or join this one."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Thyroid Review — another patient",
+            admission.question,
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        buttons = {
+            box.addButton("New study", QMessageBox.ButtonRole.AcceptRole): Answer.NEW_STUDY,
+            box.addButton("Add anyway", QMessageBox.ButtonRole.DestructiveRole): (
+                Answer.ADD_ANYWAY
+            ),
+            box.addButton(QMessageBox.StandardButton.Cancel): Answer.CANCEL,
+        }
+        box.exec()
+        return buttons.get(box.clickedButton(), Answer.CANCEL)
+
+    def _log_answer(self, admission, answer: Answer) -> None:
+        try:
+            self.audit.append(answer_record(admission, answer))
+        except OSError as err:
+            self.statusBar().showMessage(f"Audit log not written: {err}", 15000)
+
+    def _add_and_show(self, paths) -> bool:
         rows, new = self.review.add_files(paths)
         if not rows:
             self.show_message("Nothing to open", "No image files found there.")
@@ -227,6 +272,50 @@ class MainWindow(
         more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
         self.show_message("Cannot open", f"{bad.error}{more}")
         return False
+
+    def new_study(self) -> None:
+        """File > New study / Close study: the study closes (everything stays in its session
+        file: reopening any of its images brings its work back) and the window is empty."""
+        if self.batch.running:
+            self.cancel_batch()
+        self.frame_bar.set_playing(False)
+        before = self.review.identity.text if self.review.entries else ""
+        self.review.new_study()
+        self.study_list.clear()
+        self.view.clear()
+        self.panel.clear()
+        self.tirads.set_choices(None)
+        self.tirads.set_descriptors(None)
+        self.tirads.set_size(None)
+        self.tirads.set_suggestion(None)
+        self.frame_bar.set_loop(1)
+        self._refresh_nodules()
+        self.panel.show_state(FIRST_RUN_HINT)
+        self.setWindowTitle(self.review.title())
+        if before:
+            self.statusBar().showMessage(
+                f"Study of {before} closed; it is kept (reopen any of its images to go on).",
+                15000,
+            )
+
+    def restore_open_study(self) -> bool:
+        """At start: the study open when the app last stopped (even killed) comes back
+        whole, its list and nodules at once; its first image that can be read is shown.
+        False when no study was open."""
+        if not self.review.restore_open_study():
+            return False
+        for row in range(len(self.review.entries)):
+            self.study_list.add_line(self.review.list_line(row))
+            self._make_thumbnail(row)
+        self.setWindowTitle(self.review.title())
+        self.statusBar().showMessage(
+            f"The open study was restored: {len(self.review.entries)} image(s), "
+            f"{len(self.session.state.nodules)} nodule(s).",
+            15000,
+        )
+        if not any(self.select(row) for row in range(len(self.review.entries))):
+            self._show_unreadable(0)  # its files are gone: the list says so, the work stays
+        return True
 
     def _show_row(self, row: int | None, thumbnail=None) -> None:
         if row is not None and row < self.study_list.count():
@@ -246,7 +335,8 @@ class MainWindow(
 
         def done(result) -> None:
             self._tasks.discard(task)
-            if not self._closed and row < len(entries) and entries[row] is entry:
+            current = entries is self.review.entries  # not a study closed meanwhile
+            if not self._closed and current and row < len(entries) and entries[row] is entry:
                 image, thumb = result
                 self.review.entry_read(row, entry.path, image)
                 self._show_row(row, thumb)
@@ -334,7 +424,7 @@ class MainWindow(
         self.panel.clear()
         self.tirads.set_size(None)
         self.tirads.set_suggestion(None)
-        self.setWindowTitle(f"Thyroid Review — {display_name(image)}{frame_text(image, ', ')}")
+        self.setWindowTitle(self.review.title(image))
         if not analyse:
             self.view.set_roi(None)
             self.view.set_candidates([])

@@ -31,6 +31,9 @@ class MenusMixin:
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Ne&w study", self.new_study, "Ctrl+Shift+N")
+        self._action(file_menu, "C&lose study", self.new_study, QKeySequence.StandardKey.Close)
+        file_menu.addSeparator()
         self._action(file_menu, "&Open images…", self.open_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &recent")
@@ -43,6 +46,9 @@ class MenusMixin:
         self._action(
             file_menu, "Export study list as &CSV…", self.export_csv_dialog, "Ctrl+Shift+E"
         )
+        self._action(file_menu, "Export &DICOM…", self.export_dicom_dialog)
+        self._action(file_menu, "Send to &PACS…", self.send_to_pacs_dialog)
+        self._action(file_menu, "PACS settin&gs…", self.pacs_settings_dialog)
         file_menu.addSeparator()
         self._action(file_menu, "&Validate on local cases…", self.validate_dialog)
         file_menu.addSeparator()

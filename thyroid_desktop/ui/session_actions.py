@@ -3,7 +3,11 @@ saved session. The rules are in ``core.review`` (``Session``, ``Review``)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from thyroid_desktop.core.report.pdf import StudyInfo
 from thyroid_desktop.core.review.reading import Step
+from thyroid_desktop.core.review.session import ReportText
 
 
 class SessionMixin:
@@ -16,6 +20,21 @@ class SessionMixin:
     def redo(self) -> None:
         if not self.session.redo():
             self.statusBar().showMessage("Nothing to redo.", 3000)
+
+    def report_details(self, metadata: dict[str, str], operator: str = "") -> StudyInfo:
+        """The report dialog's fields: what was typed for this study (kept in its session),
+        else the DICOM's, else the last operator."""
+        typed = {k: v for k, v in self.session.state.study.report.text.items() if v}
+        typed.setdefault("operator", operator)
+        return StudyInfo.from_metadata(metadata, **typed)
+
+    def keep_report_details(self, study: StudyInfo) -> None:
+        """What the clinician typed in the report dialog is kept in the study's session
+        (saved at once; one undo step)."""
+        kept = self.session.state.study.report
+        fields = {f.name: getattr(study, f.name) for f in dataclasses.fields(StudyInfo)}
+        fields = {k: v for k, v in fields.items() if k in ReportText.__dataclass_fields__}
+        self.session.set_report(dataclasses.replace(kept, **fields))
 
     def _update_undo_actions(self) -> None:
         for act, verb, what in (

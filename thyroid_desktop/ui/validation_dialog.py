@@ -115,8 +115,9 @@ class ValidationRunner(QObject):
 def show_summary(parent: QWidget, validation: Validation, files: ValidationFiles) -> QMessageBox:
     """A non-blocking box with the run's summary and where the report is."""
     text = "\n".join(validation.summary_lines())
+    counts = validation.site_validation.counts  # the statement is in the summary lines
     box = QMessageBox(
-        QMessageBox.Icon.Information,
+        QMessageBox.Icon.Information if counts else QMessageBox.Icon.Warning,
         "Thyroid Review — validation finished"
         if not validation.cancelled
         else "Thyroid Review — validation cancelled",

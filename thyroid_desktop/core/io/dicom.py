@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ METADATA_KEYWORDS = (
     "StudyDescription",
     "SeriesDescription",
     "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
     "StudyInstanceUID",
     "SeriesInstanceUID",
     "SOPInstanceUID",
@@ -264,6 +267,22 @@ def dicom_metadata(ds: Dataset) -> dict[str, str]:
     if any(meanings):
         out["AnatomicRegion"] = "; ".join(m for m in meanings if m)
     return out
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The `METADATA_KEYWORDS` fields of a DICOM file, read without its pixel data (cheap
+    enough to ask of every file opened); {} for any other file, or one that cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(PREAMBLE_BYTES + 4)
+            if not (has_dicom_magic(head) or looks_like_headerless_dicom(head)):
+                return {}
+            fh.seek(0)
+            ds = pydicom.dcmread(fh, force=True, stop_before_pixels=True)
+    except Exception:  # a damaged header: opening the file says why
+        logger.debug("DICOM header not read", exc_info=True)
+        return {}
+    return dicom_metadata(ds)
 
 
 def _parse(data: bytes) -> Dataset:

@@ -29,6 +29,9 @@ GLAND_FILE = "gland.keras"
 CARD_FILE = "model_card.json"
 #: The segmenter's section in the model card.
 SEGMENTER_CARD_KEY = "segmenter"
+#: The entry inside the segmenter's section holding its "nodule present" model
+#: (``core.pipeline.presence``, fitted by ``training.presence``).
+PRESENCE_CARD_KEY = "presence"
 #: The card sections of the novelty reference and of the stability (spread) limit.
 NOVELTY_CARD_KEY = "novelty"
 STABILITY_CARD_KEY = "stability"
@@ -475,6 +478,9 @@ class Segmenter:
     filter_by_gland: bool = False
     #: The ONNX Runtime session of the graph (None: the Keras model runs).
     session: Any = None
+    #: The "nodule present" model of the card (``core.pipeline.presence.PresenceModel``):
+    #: candidates below its threshold are not proposed. None: every candidate is.
+    presence: Any = None
 
     @cached_property
     def _fn(self):
@@ -535,4 +541,27 @@ def load_segmenter(
         if seg.gland.size != seg.size:  # both read the same input
             raise ModelError(f"The gland segmenter's input is not {seg.size} px like the nodule's.")
         seg.filter_by_gland = bool(gland_info.get("filter_candidates", False))
+    if key == SEGMENTER_CARD_KEY:
+        seg.presence = _load_presence(info)
     return seg
+
+
+def _load_presence(info: dict[str, Any]):
+    """The presence model of the segmenter's card section, or None when it states none or
+    when it was fitted on another segmenter's maps (a retrained segmenter, not refitted).
+
+    Raises:
+        ModelError: the section is malformed.
+    """
+    from thyroid_desktop.core.pipeline.presence import PresenceModel
+
+    section = info.get(PRESENCE_CARD_KEY) or None
+    if section is None:
+        return None
+    if section.get("segmenter_sha256") not in (None, info.get("sha256")):
+        log.warning("the presence model was fitted on another segmenter; not used")
+        return None
+    try:
+        return PresenceModel.from_card(section)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"The model card's presence model cannot be read ({err}).") from err

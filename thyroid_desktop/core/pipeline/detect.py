@@ -3,17 +3,20 @@
 The segmenter sees the scan area only (pixels outside the field of view are black), cut to
 the field of view's box and resized to a square. Its probability map is mapped back to the
 image, thresholded, and each connected part becomes a candidate box, best first. "No nodule
-found" is a valid answer: no candidate is ever made up.
+found" is a valid answer: no candidate is ever made up. With a presence model in the card
+(``core.pipeline.presence``), each candidate also gets a "nodule present" probability and
+those below its threshold are not proposed (kept aside in ``Detection.below_presence``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
+from thyroid_desktop.core.pipeline.presence import PresenceModel, part_features
 from thyroid_desktop.core.pipeline.roi import ROI
 
 #: Probability from which a pixel counts as nodule, for candidates and for a box's mask; a
@@ -32,11 +35,13 @@ GLAND_GROW = 0.03
 
 @dataclass(frozen=True)
 class Candidate:
-    """One detected nodule: its box in image pixels and the segmenter's mean probability."""
+    """One detected nodule: its box in image pixels, the segmenter's mean probability and,
+    with a presence model, the probability that it is a nodule at all (None: no model)."""
 
     roi: ROI
     score: float
     area_px: int
+    presence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class Detection:
     #: The nodule and gland segmenters' own square maps over the scan area's box (the gland's
     #: None without a gland model), which the scope check reads.
     square_maps: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
+    #: Candidates the presence model judged not to be a nodule (below its threshold), best
+    #: first: never proposed, kept for frame scores and debugging.
+    below_presence: list[Candidate] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
@@ -88,10 +96,11 @@ def threshold_of(segment, default: float = MASK_THRESHOLD) -> float:
     return default if value is None else float(value)
 
 
-def candidates_from_map(
+def candidate_parts(
     prob: np.ndarray, fov: FieldOfView, threshold: float = MASK_THRESHOLD
-) -> list[Candidate]:
-    """Connected parts of the thresholded map, largest mean probability x area first."""
+) -> tuple[np.ndarray, list[tuple[int, Candidate]]]:
+    """The thresholded map's component labels and its (label, candidate) pairs, largest
+    mean probability x area first (specks below ``MIN_AREA_FRACTION`` left out)."""
     binary = (prob >= threshold).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     min_area = MIN_AREA_FRACTION * max(int(fov.mask.sum()), 1)
@@ -101,9 +110,44 @@ def candidates_from_map(
         if area < min_area:
             continue
         x, y, w, h = (int(v) for v in stats[i, :4])
-        out.append(Candidate(ROI(x, y, w, h), float(prob[labels == i].mean()), area))
-    out.sort(key=lambda c: c.score * np.sqrt(c.area_px), reverse=True)
-    return out
+        part = labels[y : y + h, x : x + w] == i
+        score = float(prob[y : y + h, x : x + w][part].mean())
+        out.append((i, Candidate(ROI(x, y, w, h), score, area)))
+    out.sort(key=lambda lc: lc[1].score * np.sqrt(lc[1].area_px), reverse=True)
+    return labels, out
+
+
+def candidates_from_map(
+    prob: np.ndarray, fov: FieldOfView, threshold: float = MASK_THRESHOLD
+) -> list[Candidate]:
+    """Connected parts of the thresholded map, largest mean probability x area first."""
+    return [c for _, c in candidate_parts(prob, fov, threshold)[1]]
+
+
+def presence_of(segment) -> PresenceModel | None:
+    """The presence model a segmenter's card states (``Segmenter.presence``), else None."""
+    model = getattr(segment, "presence", None)
+    return model if isinstance(model, PresenceModel) else None
+
+
+def split_by_presence(
+    parts: list[tuple[int, Candidate]],
+    labels: np.ndarray,
+    prob: np.ndarray,
+    fov: FieldOfView,
+    model: PresenceModel,
+    gland: np.ndarray | None = None,
+    gray: np.ndarray | None = None,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """(proposed, below): every candidate with its presence probability, split at the
+    model's threshold (none below when the model is not ``enforced``); both keep the
+    detector's order."""
+    table = part_features(labels, parts, prob, fov, gland, gray)
+    kept, below = [], []
+    for (_, c), p in zip(parts, model.probability(table), strict=True):
+        c = replace(c, presence=float(p))
+        (kept if p >= model.threshold or not model.enforced else below).append(c)
+    return kept, below
 
 
 def grown_gland(gland: np.ndarray, fov: FieldOfView, grow: float = GLAND_GROW) -> np.ndarray:
@@ -159,7 +203,10 @@ def detect(
 ) -> Detection:
     """Runs FOV detection and the segmenter (``segment``: uint8 batch -> probability maps);
     with ``gland`` (the gland segmenter, same input) also finds the thyroid gland and, with
-    ``filter_by_gland``, keeps only candidates in or touching it."""
+    ``filter_by_gland``, keeps only candidates in or touching it. With a presence model
+    (``segment.presence``) candidates below its threshold are not proposed (they go to
+    ``below_presence``); a model that reads the gland runs ``segment.gland`` when ``gland``
+    is not given."""
     import time
 
     t0 = time.perf_counter()
@@ -171,21 +218,40 @@ def detect(
     height, width = pixels.shape[:2]
     full = map_to_image(prob, fov, width, height)
     threshold = threshold_of(segment)
-    cands = candidates_from_map(full, fov, threshold)
+    labels, parts = candidate_parts(full, fov, threshold)
     t3 = time.perf_counter()
     timings = {
         "fov": 1000 * (t1 - t0),
         "segmenter": 1000 * (t2 - t1),
         "candidates": 1000 * (t3 - t2),
     }
-    gland_mask, removed, gland_square = None, [], None
+    presence = presence_of(segment)
+    if gland is None and presence is not None and presence.needs_gland and parts:
+        gland = getattr(segment, "gland", None)
+    gland_mask, gland_square = None, None
     if gland is not None:
         gland_square = gland(x)[0]
         gland_prob = map_to_image(gland_square, fov, width, height)
         gland_mask = gland_prob >= threshold_of(gland, GLAND_THRESHOLD)
-        if filter_by_gland:
-            cands, removed = split_by_gland(cands, gland_mask, fov)
         timings["gland"] = 1000 * (time.perf_counter() - t3)
+    below: list[Candidate] = []
+    if presence is not None:
+        t4 = time.perf_counter()
+        cands, below = split_by_presence(parts, labels, full, fov, presence, gland_mask, gray)
+        timings["presence"] = 1000 * (time.perf_counter() - t4)
+    else:
+        cands = [c for _, c in parts]
+    removed: list[Candidate] = []
+    if gland_mask is not None and filter_by_gland:
+        cands, removed = split_by_gland(cands, gland_mask, fov)
     return Detection(
-        fov, cands, full, timings, gland_mask, removed, threshold, (prob, gland_square)
+        fov,
+        cands,
+        full,
+        timings,
+        gland_mask,
+        removed,
+        threshold,
+        below_presence=below,
+        square_maps=(prob, gland_square),
     )

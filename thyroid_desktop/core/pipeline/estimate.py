@@ -265,6 +265,7 @@ def predict(
         novelty=novelty,
         no_estimate_reason=reason,
         calibration=calibration.name,
+        site_validated=calibration.validated,
         tirads_suggestion=suggestion,
         features=out.features,
     )

@@ -43,6 +43,9 @@ class AuditRecord:
     tirads_review: dict[str, str] | None = None
     #: The out-of-scope refusal the clinician overrode ("Analyse anyway"), if any.
     scope_override: str | None = None
+    #: What the action was about, in words (e.g. the patients of a "new study or add
+    #: anyway?" question and the answer).
+    detail: str | None = None
     time: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     )

@@ -39,6 +39,12 @@ from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, open_image
 from thyroid_desktop.core.io.scale import Scale
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
+from thyroid_desktop.core.review.lifecycle import (
+    Admission,
+    Identity,
+    read_identity,
+    sort_new_files,
+)
 from thyroid_desktop.core.review.session import (
     Estimate,
     LatestRequest,
@@ -46,6 +52,7 @@ from thyroid_desktop.core.review.session import (
     Session,
     View,
     offered_candidates,
+    state_to_json,
 )
 from thyroid_desktop.core.review.study import ResultRow, StudyEntry, expand_paths
 from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
@@ -132,8 +139,9 @@ class Review:
         self.proposal: ROI | None = None
         #: The detector found nothing on this frame (no estimate, no heat map).
         self.nothing_found = False
-        #: Proposals the clinician rejected, per (image, frame): hidden there.
-        self.rejected: dict[tuple[str, int], set[ROI]] = {}
+        #: Proposals rejected on an image that is no file of the study (the demo): hidden
+        #: there; a study's are kept in the session (``SessionState.rejected``).
+        self._rejected_here: dict[tuple[str, int], set[ROI]] = {}
         self.nodule_id: str | None = None  # the session's nodule shown (on the frame shown)
         self.adding = False  # the next box drawn is a new nodule
         self.user_mm_per_px: float | None = None  # the user's scale of the shown image
@@ -149,6 +157,89 @@ class Review:
         self._seen: dict[str, Finding] = {}
         #: Images (sha256) refused as out of scope that the clinician analyses anyway.
         self._forced: set[str] = set()
+        #: Whose each file of the list is, read from its header when it was opened.
+        self._identities: dict[Path, Identity] = {}
+
+    # ------------------------------------------------------------------ the study
+    @property
+    def identity(self) -> Identity:
+        """Whose the study is: the session's (its first image that says), else the first
+        file of the list that says (not opened yet)."""
+        known = self.session.state.study.identity
+        if known.known:
+            return known
+        return next((i for i in self._identities.values() if i.known), Identity())
+
+    def admit(self, paths: Iterable[str | os.PathLike[str]]) -> Admission:
+        """Sorts files (and folders' images) being opened against the study's patient (from
+        their headers, no pixels read): those that fit may join it; those of another
+        patient or study wait for the clinician (``Admission.question``)."""
+        known = {e.path for e in self.entries}
+        files = []
+        for f in expand_paths(paths):
+            if f not in known and f not in self._identities:
+                self._identities[f] = read_identity(f)
+            files.append((f, Identity() if f in known else self._identities[f]))
+        return sort_new_files(self.identity, files)[1]
+
+    def new_study(self) -> None:
+        """Closes the study (it stays in its session file) and starts an empty one."""
+        self.session.close_study()
+        self._forget_study()
+
+    def _forget_study(self) -> None:
+        self.entries = []  # a new list: thumbnails under way belong to the old one
+        self.current, self.image, self.roi, self.finding = None, None, None, None
+        self.proposals, self.proposal, self.nothing_found = [], None, False
+        self.nodule_id, self.adding, self.user_mm_per_px = None, False, None
+        self.frame_scores, self._prelim, self._seen = {}, {}, {}
+        self._rejected_here, self._identities = {}, {}
+        self._forced = set()
+        self.requests.supersede()
+        self.awaiting = self.pending = False
+
+    def restore_open_study(self) -> bool:
+        """Brings back the study open when the app last stopped (even killed): its list,
+        nodules, choices, measurements, report text and decisions, without reading each
+        image (their keys are saved; thumbnails and scales follow as the files are read).
+        False when there was none."""
+        store = self.session.store
+        state = store.open_study() if store is not None else None
+        if state is None or not state.images:
+            return False
+        self._forget_study()
+        self.session.load(state)
+        self.entries = [StudyEntry(Path(i.path), sha256=i.key) for i in state.images]
+        self._identities = {Path(i.path): i.identity for i in state.images}
+        return True
+
+    def title(self, image: UltrasoundImage | None = None) -> str:
+        """The window title: the study's patient and date ("no patient data" for plain
+        images, with a warning when images of another patient were added anyway), and the
+        image on screen."""
+        image = image or self.image
+        shown = f" — {display_name(image)}{frame_text(image, ', ')}" if image is not None else ""
+        return f"Thyroid Review — {self.patient_text}{shown}"
+
+    @property
+    def patient_text(self) -> str:
+        """Whose the study is, for people (see :meth:`title`)."""
+        who = self.identity.text
+        if any(i.identity.differs(self.identity) for i in self.session.state.images):
+            who += " (+ images of another patient)"
+        return who
+
+    def to_json(self) -> dict:
+        """Everything the reading holds that is kept (the session, the list, the rows the
+        CSV and the report list, whose study it is), as JSON: what a restart must bring
+        back."""
+        state = self.session.state
+        return {
+            "session": state_to_json(state),
+            "entries": [[str(e.path), e.sha256] for e in self.entries],
+            "rows": [r.nodule.id for r in self.rows() if r.nodule is not None],
+            "patient": self.patient_text,
+        }
 
     # ------------------------------------------------------------------ study list
     def add_files(self, paths: Iterable[str | os.PathLike[str]]) -> tuple[list[int], list[int]]:
@@ -160,17 +251,20 @@ class Review:
             if f not in known:
                 known[f] = len(self.entries)
                 self.entries.append(StudyEntry(f))
+                self._identities.setdefault(f, Identity())
                 new.append(known[f])
             rows.append(known[f])
         return rows, new
 
     def entry_read(self, row: int, path: Path, image: UltrasoundImage) -> None:
         """A file of the list was read in the background (its thumbnail): its key and scale
-        are known from now on, so the CSV, the list and the batch see the session's nodules
-        on it (a restored session's) before it is opened."""
+        are known from now on, and it joins the session, bringing back what was saved for
+        it, so the CSV, the list, the report and the batch see its nodules before it is
+        opened."""
         if row < len(self.entries) and self.entries[row].path == path:
             entry = self.entries[row]
             entry.sha256, entry.scale = image.sha256, image.scale
+            self.session.add_image(image.sha256, path, image.n_frames, Identity.of(image.metadata))
 
     def open_entry(self, row: int) -> UltrasoundImage:
         """Reads row ``row``'s file at the frame last shown and makes it current, with the
@@ -182,7 +276,8 @@ class Review:
         entry = self.entries[row]
         try:
             image = open_image(entry.path)
-            self.session.add_image(image.sha256, entry.path, image.n_frames)
+            identity = Identity.of(image.metadata)
+            self.session.add_image(image.sha256, entry.path, image.n_frames, identity)
             record = self.session.state.image(image.sha256)
             if record.frame:
                 image = open_image(entry.path, frame=record.frame)
@@ -446,7 +541,10 @@ class Review:
         box, image = self.proposal, self.image
         if box is None or image is None:
             return False
-        self.rejected.setdefault((image.sha256, image.frame_index), set()).add(box)
+        if self.in_session():
+            self.session.reject(image.sha256, image.frame_index, box)
+        else:
+            self._rejected_here.setdefault((image.sha256, image.frame_index), set()).add(box)
         self.proposals = [c for c in self.proposals if c.roi != box]
         prelim = self._prelim.get(image.sha256)
         if prelim is not None and prelim.estimate is not None and prelim.estimate.box == box:
@@ -502,6 +600,11 @@ class Review:
         image = self.image
         return self.session.state.others_shown(image.sha256, image.frame_index, self.nodule_id)
 
+    def rejected_on(self, key: str, frame: int) -> set[ROI]:
+        """The proposals the clinician rejected on frame ``frame`` of image ``key``."""
+        here = self._rejected_here.get((key, frame), set())
+        return self.session.state.rejected_on(key, frame) | here
+
     def offered(self) -> list[ROI]:
         """The other candidates drawn dashed (click one to look at it), in rank order: not
         the box on screen, nor one marked as a nodule, nor one rejected on this frame."""
@@ -509,7 +612,7 @@ class Review:
             return []
         image = self.image
         marked = [n.box for n in self.session.state.nodules_on(image.sha256, image.frame_index)]
-        marked += self.rejected.get((image.sha256, image.frame_index), set())
+        marked += self.rejected_on(image.sha256, image.frame_index)
         return offered_candidates([c.roi for c in self.proposals], self.roi, marked)
 
     def next_proposal(self) -> ROI | str:
@@ -518,7 +621,7 @@ class Review:
             return "No other candidate: press A to auto-detect."
         image = self.image
         marked = [n.box for n in self.session.state.nodules_on(image.sha256, image.frame_index)]
-        marked += self.rejected.get((image.sha256, image.frame_index), set())
+        marked += self.rejected_on(image.sha256, image.frame_index)
         rois = offered_candidates([c.roi for c in self.proposals], None, marked)
         if not rois:
             return "Every candidate is a nodule already or rejected."
@@ -771,14 +874,16 @@ class Review:
         image, finding = analysed.image, analysed.finding
         entry = self.entries[row]
         entry.sha256, entry.scale, entry.error = image.sha256, image.scale, ""
-        self.session.add_image(image.sha256, entry.path, image.n_frames)
+        self.session.add_image(
+            image.sha256, entry.path, image.n_frames, Identity.of(image.metadata)
+        )
         on_screen = self.image is not None and (self.image.sha256, self.image.frame_index) == (
             image.sha256,
             image.frame_index,
         )
         if self.has_result(row):
             return False  # the user analysed it meanwhile: theirs stands
-        rejected = self.rejected.get((image.sha256, image.frame_index), set())
+        rejected = self.rejected_on(image.sha256, image.frame_index)
         found = finding.roi_source is BoxSource.AUTO and finding.roi not in rejected
         estimate = Estimate.of(finding) if found else None
         self._prelim[image.sha256] = Preliminary(image.frame_index, estimate)

@@ -6,8 +6,13 @@ state of its own. Every state is an immutable :class:`SessionState`, so undo and
 stack of states, and what is saved is exactly what was on screen.
 
 What can be undone: box edits, adding and deleting nodules, TI-RADS choices, locations,
-caliper lines (drawn, moved, deleted), linked views, notes and a user's scale. What cannot (it is not the user's edit):
-an analysis result arriving, or moving to another frame.
+caliper lines (drawn, moved, deleted), linked views, notes, the report's text and a user's
+scale. What cannot (it is not the user's edit): an analysis result arriving, moving to another
+frame, or a proposal rejected (hidden, not a change to the study).
+
+Everything is saved after every change (one JSON file per study, written atomically, in the
+user data folder): after a crash or a kill the open study comes back whole
+(:meth:`SessionStore.open_study`), without opening each image again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +42,7 @@ from thyroid_desktop.core.io.scale import Scale
 from thyroid_desktop.core.pipeline.estimate import call_text
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
+from thyroid_desktop.core.review.lifecycle import Identity
 from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
 
 log = logging.getLogger(__name__)
@@ -43,8 +50,14 @@ log = logging.getLogger(__name__)
 #: Saved sessions live here, in the user data folder.
 SESSIONS_FOLDER = "sessions"
 #: 2 since issue 22: a nodule is only what the clinician confirmed (format 1 also saved the
-#: detector's box of every image browsed; see :func:`confirmed_only`).
-SESSION_FORMAT = 2
+#: detector's box of every image browsed; see :func:`confirmed_only`). 3 since issue 24: the
+#: study (its id, patient, report text and signature), each image's patient and the proposals
+#: rejected; formats 1 and 2 are still read.
+SESSION_FORMAT = 3
+#: The formats this version reads.
+READABLE_FORMATS = (1, 2, 3)
+#: The store's note of which study is open (restored at start).
+OPEN_STUDY_FILE = "open.json"
 #: At most this many undo steps are kept.
 MAX_UNDO = 200
 #: At most this many caliper lines per view of a nodule (the oldest goes first).
@@ -110,6 +123,8 @@ class Estimate:
     view_logits: tuple[float, ...] = ()
     #: The out-of-scope refusal the clinician overrode ("Analyse anyway"; "" when none).
     overridden_reason: str = ""
+    #: ``Finding.site_validated``: the calibration was validated at this site.
+    site_validated: bool = False
 
     @property
     def in_scope(self) -> bool:
@@ -120,7 +135,7 @@ class Estimate:
         """The same analysis under another calibration (the model's logits do not depend on
         it, so this is what analysing the box again would give), or None for a result saved
         without its logits, which must be analysed again."""
-        if calibration.name == self.calibration:
+        if calibration.name == self.calibration and calibration.validated == self.site_validated:
             return self
         if self.logit is None or not self.view_logits:
             return None
@@ -135,6 +150,7 @@ class Estimate:
             unstable=spread > spread_limit,
             call=call_text(probability, calibration.threshold, self.in_scope),
             calibration=calibration.name,
+            site_validated=calibration.validated,
         )
 
     @classmethod
@@ -157,6 +173,7 @@ class Estimate:
             finding.logit,
             tuple(finding.view_logits),
             finding.overridden_reason,
+            finding.site_validated,
         )
 
 
@@ -256,6 +273,60 @@ class ImageRecord:
     n_frames: int = 1
     frame: int = 0
     user_mm_per_px: float | None = None
+    #: Whose image it is (from DICOM; empty for a plain image).
+    identity: Identity = field(default_factory=Identity)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A proposal the clinician rejected: hidden on that frame of that image from then on."""
+
+    image: str
+    frame: int
+    box: ROI
+
+
+@dataclass(frozen=True)
+class ReportText:
+    """What the clinician typed for the report (the patient and study fields, when not in
+    DICOM, the operator and the impression) and who signed it, when (ISO time; "" unsigned).
+    The field names are ``core.report.pdf.StudyInfo``'s."""
+
+    patient_name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    study_date: str = ""
+    accession: str = ""
+    operator: str = ""
+    impression: str = ""
+    signed_by: str = ""
+    signed_at: str = ""
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signed_by and self.signed_at)
+
+    @property
+    def text(self) -> dict[str, str]:
+        """The typed fields (``StudyInfo``'s keyword arguments), without the signature."""
+        out = dataclasses.asdict(self)
+        del out["signed_by"], out["signed_at"]
+        return out
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """The study itself: its id (its session file's name), whose it is (the first image
+    that says so; empty for plain images) and its report."""
+
+    id: str = ""
+    identity: Identity = field(default_factory=Identity)
+    report: ReportText = field(default_factory=ReportText)
+
+
+def new_study_id() -> str:
+    return uuid.uuid4().hex
 
 
 def confirmed_only(nodules: Iterable[Nodule]) -> list[Nodule]:
@@ -284,10 +355,17 @@ def numbered(nodules: tuple[Nodule, ...]) -> tuple[Nodule, ...]:
 
 @dataclass(frozen=True)
 class SessionState:
-    """The images of the study and its nodules, in the order confirmed (N1..Nn)."""
+    """The study, its images, its nodules in the order confirmed (N1..Nn) and the proposals
+    rejected."""
 
     images: tuple[ImageRecord, ...] = ()
     nodules: tuple[Nodule, ...] = ()
+    rejected: tuple[Rejected, ...] = ()
+    study: StudyRecord = field(default_factory=StudyRecord)
+
+    def rejected_on(self, key: str, frame: int) -> set[ROI]:
+        """The boxes rejected on frame ``frame`` of image ``key``."""
+        return {r.box for r in self.rejected if (r.image, r.frame) == (key, frame)}
 
     @property
     def next_number(self) -> int:
@@ -337,7 +415,7 @@ class Session:
     """
 
     def __init__(self, store: SessionStore | None = None) -> None:
-        self.state = SessionState()
+        self.state = SessionState(study=StudyRecord(new_study_id()))
         self.store = store
         self._undo: list[tuple[str, SessionState]] = []
         self._redo: list[tuple[str, SessionState]] = []
@@ -392,25 +470,81 @@ class Session:
         return True
 
     # ---------------------------------------------------------------- images
-    def add_image(self, key: str, path: str | os.PathLike[str], n_frames: int = 1) -> bool:
-        """Adds a file (once, by content). If it was reviewed before, what was saved for it
-        comes back (nodules, choices, frame, scale). Returns True when something came back."""
+    def add_image(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        n_frames: int = 1,
+        identity: Identity | None = None,
+    ) -> bool:
+        """Adds a file (once, by content) of patient ``identity`` (the study takes it when
+        it has none yet). If it was reviewed before, what was saved for it comes back
+        (nodules, choices, frame, scale, proposals rejected). Returns True when something
+        came back."""
         if self.state.image(key) is not None:
             return False
+        identity = identity or Identity()
         restored = self.store.restore(key) if self.store is not None else None
+        rejected = self.state.rejected
         if restored is not None:
-            image, nodules = restored
+            image, nodules, gone = restored
             image = dataclasses.replace(image, path=str(path))
-            state = dataclasses.replace(  # its nodules follow this session's, renumbered
-                self.state,
-                images=self.state.images + (image,),
-                nodules=numbered(self.state.nodules + tuple(nodules)),
-            )
+            if identity.known:
+                image = dataclasses.replace(image, identity=identity)
+            nodules = numbered(self.state.nodules + tuple(nodules))  # after this study's
+            rejected += tuple(gone)
         else:
-            image = ImageRecord(key, str(path), max(int(n_frames), 1))
-            state = dataclasses.replace(self.state, images=self.state.images + (image,))
+            image = ImageRecord(key, str(path), max(int(n_frames), 1), identity=identity)
+            nodules = self.state.nodules
+        study = self.state.study
+        if not study.identity.known and image.identity.known:
+            study = dataclasses.replace(study, identity=image.identity)
+        state = dataclasses.replace(
+            self.state,
+            images=self.state.images + (image,),
+            nodules=nodules,
+            rejected=rejected,
+            study=study,
+        )
         self._set(state, f"open {Path(path).name}", undoable=False)
         return restored is not None
+
+    def reject(self, key: str, frame: int, box: ROI) -> None:
+        """A proposal rejected on frame ``frame`` of image ``key`` (kept, not an undo step)."""
+        if box in self.state.rejected_on(key, frame):
+            return
+        rejected = self.state.rejected + (Rejected(key, int(frame), box),)
+        self._set(dataclasses.replace(self.state, rejected=rejected), "reject", undoable=False)
+
+    # ---------------------------------------------------------------- the study
+    def set_report(self, report: ReportText) -> None:
+        """The report's typed text (one undo step). Changing the text of a signed report
+        takes the signature away: it signed other words."""
+        old = self.state.study.report
+        if old.signed and report.text != old.text:
+            report = dataclasses.replace(report, signed_by="", signed_at="")
+        self._set_study(dataclasses.replace(self.state.study, report=report), "report text")
+
+    def sign(self, by: str, at: str) -> None:
+        """The report is signed by ``by`` at ``at`` (ISO time; one undo step)."""
+        if not by.strip() or not at:
+            raise ValueError("a signature needs a name and a time")
+        report = dataclasses.replace(self.state.study.report, signed_by=by.strip(), signed_at=at)
+        self._set_study(dataclasses.replace(self.state.study, report=report), "signature")
+
+    def _set_study(self, study: StudyRecord, what: str) -> None:
+        self._set(dataclasses.replace(self.state, study=study), what, undoable=True)
+
+    def close_study(self) -> None:
+        """Closes the study (it stays in its session file, found again by its images) and
+        starts a new, empty one; nothing to undo across it."""
+        self.autosave()
+        if self.store is not None:
+            self.store.forget_open()
+        self._undo.clear()
+        self._redo.clear()
+        self.state = SessionState(study=StudyRecord(new_study_id()))
+        self._changed("new study")
 
     def set_frame(self, key: str, frame: int) -> None:
         image = self._image(key)
@@ -634,7 +768,12 @@ class Session:
             log.warning(self.save_problem)
 
     def load(self, state: SessionState) -> None:
-        """Replaces everything (File > Open session); not undoable."""
+        """Replaces everything (File > Open session, or the open study at start); not
+        undoable. A session without a study id (format 1 or 2) gets one."""
+        if not state.study.id:
+            state = dataclasses.replace(
+                state, study=dataclasses.replace(state.study, id=new_study_id())
+            )
         self._undo.clear()
         self._redo.clear()
         self.state = state
@@ -646,14 +785,16 @@ def _with_view(n: Nodule, index: int, view: View) -> Nodule:
 
 
 def _keep_navigation(target: SessionState, current: SessionState) -> SessionState:
-    """Undo/redo restores edits, not which frame is on screen, and never forgets an image."""
+    """Undo/redo restores edits, not which frame is on screen, and never forgets an image,
+    a proposal rejected or whose study it is."""
     images = []
     for image in current.images:
         old = target.image(image.key)
         images.append(
             image if old is None else dataclasses.replace(old, frame=image.frame, path=image.path)
         )
-    return dataclasses.replace(target, images=tuple(images))
+    study = dataclasses.replace(current.study, report=target.study.report)
+    return dataclasses.replace(target, images=tuple(images), rejected=current.rejected, study=study)
 
 
 # ------------------------------------------------------------------------- serialisation
@@ -690,12 +831,24 @@ def state_to_json(state: SessionState) -> dict:
             }
         return d
 
+    def image(i: ImageRecord) -> dict:
+        return {**dataclasses.asdict(i), "identity": i.identity.to_json()}
+
+    study = state.study
     return {
         "format": SESSION_FORMAT,
         "app": "Thyroid Review",
+        "study": {
+            "id": study.id,
+            "identity": study.identity.to_json(),
+            "report": dataclasses.asdict(study.report),
+        },
         "next_number": state.next_number,
-        "images": [dataclasses.asdict(i) for i in state.images],
+        "images": [image(i) for i in state.images],
         "nodules": [nodule(n) for n in state.nodules],
+        "rejected": [
+            {"image": r.image, "frame": r.frame, "box": _roi_json(r.box)} for r in state.rejected
+        ],
     }
 
 
@@ -703,9 +856,12 @@ def state_from_json(data: dict) -> SessionState:
     """Raises ValueError on anything that is not a session this version can read."""
     try:
         version = data.get("format")
-        if version not in (1, SESSION_FORMAT):
+        if version not in READABLE_FORMATS:
             raise ValueError(f"session format {version!r} is not {SESSION_FORMAT}")
-        images = tuple(ImageRecord(**i) for i in data["images"])
+        images = tuple(
+            ImageRecord(**{**i, "identity": Identity.from_json(i.get("identity"))})
+            for i in data["images"]
+        )
         nodules = []
         for d in data["nodules"]:
             est = d.get("estimate")
@@ -729,7 +885,17 @@ def state_from_json(data: dict) -> SessionState:
             )
         if version == 1:
             nodules = confirmed_only(nodules)
-        return SessionState(images, numbered(tuple(nodules)))
+        rejected = tuple(
+            Rejected(str(r["image"]), int(r["frame"]), ROI(*r["box"]))
+            for r in data.get("rejected", ())
+        )
+        study = data.get("study") or {}
+        record = StudyRecord(
+            str(study.get("id", "")),
+            Identity.from_json(study.get("identity")),
+            ReportText(**{k: str(v) for k, v in (study.get("report") or {}).items()}),
+        )
+        return SessionState(images, numbered(tuple(nodules)), rejected, record)
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
 
@@ -816,11 +982,13 @@ def write_session(path: str | os.PathLike[str], state: SessionState) -> Path:
 
 
 class SessionStore:
-    """Autosaved sessions in the user data folder, found again by the images' sha256.
+    """Autosaved studies in the user data folder, found again by the images' sha256.
 
-    Each session is one file named by the sha256 of its sorted image keys; ``index.json``
-    says, for every image, which session last held it, so that reopening a file (alone or
-    with others) brings back what was done on it.
+    Each study is one file named by its id (``StudyRecord.id``; sessions saved before issue 24
+    were named by the sha256 of their sorted image keys); ``index.json`` says, for every
+    image, which session last held it, so that reopening a file (alone or with others)
+    brings back what was done on it; ``open.json`` names the study open now, restored at
+    start (File > Close study forgets it).
     """
 
     def __init__(self, folder: Path | None = None) -> None:
@@ -841,19 +1009,50 @@ class SessionStore:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def file_name(self, state: SessionState) -> str:
+        """The study's file name: its id (else, as before issue 24, its images' keys)."""
+        return (state.study.id or self.session_key(i.key for i in state.images)) + ".json"
+
     def save(self, state: SessionState) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = self.session_key(i.key for i in state.images) + ".json"
+        name = self.file_name(state)
         path = write_session(self.folder / name, state)
         index = self._index()
         if any(index.get(i.key) != name for i in state.images):
             index.update({i.key: name for i in state.images})
-            text = json.dumps(index, indent=1)
-            write_atomically(self.index_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            _write_json(self.index_path, index)
+        if self._open_name() != name:
+            _write_json(self.folder / OPEN_STUDY_FILE, {"study": name})
         return path
 
-    def restore(self, key: str) -> tuple[ImageRecord, list[Nodule]] | None:
-        """What the last session holding image ``key`` saved for it, or None."""
+    def _open_name(self) -> str:
+        try:
+            data = json.loads((self.folder / OPEN_STUDY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        name = data.get("study") if isinstance(data, dict) else None
+        return name if isinstance(name, str) else ""
+
+    def forget_open(self) -> None:
+        """No study is open (File > Close study): the next start begins with none."""
+        if self._open_name():
+            _write_json(self.folder / OPEN_STUDY_FILE, {"study": None})
+
+    def open_study(self) -> SessionState | None:
+        """The study that was open when the app last stopped (closed, crashed or killed),
+        or None (none open, or its file unreadable: logged)."""
+        name = self._open_name()
+        if not name or "/" in name or "\\" in name:
+            return None
+        try:
+            return read_session(self.folder / name)
+        except ValueError as err:
+            log.warning("the open study %s was not restored: %s", name, err)
+            return None
+
+    def restore(self, key: str) -> tuple[ImageRecord, list[Nodule], list[Rejected]] | None:
+        """What the last session holding image ``key`` saved for it (its record, nodules and
+        proposals rejected), or None."""
         name = self._index().get(key)
         if not name:
             return None
@@ -865,4 +1064,9 @@ class SessionStore:
         image = state.image(key)
         if image is None:
             return None
-        return image, state.nodules_on(key)
+        return image, state.nodules_on(key), [r for r in state.rejected if r.image == key]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1)
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -6,7 +6,10 @@ site (Platt scaling of the model's mean logit, ``p = sigmoid(a * logit + b)``, a
 chosen for a target sensitivity), fitted by :func:`fit_profile` from a validation run
 (:mod:`core.site.validation`), with the figures that show what it does. It only re-maps the
 score: it cannot make the model rank a site's nodules better (AUROC), only make the number
-mean what it says there, and move the operating point. Profiles are JSON files in
+mean what it says there, and move the operating point. A profile carries the validation it
+was fitted from (``validated_cases``): its calibration counts as validated at this site only
+when that run had enough of the site's own cases (``Calibration.validated``); profiles saved
+before this was kept read as not validated. Profiles are JSON files in
 ``<user data>/site_profiles/``; a pointer file ``active`` names the one in use. A profile
 fitted for another model is never applied.
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
 from thyroid_desktop.core.site.calibration import (
+    MIN_VALIDATED_PER_CLASS,
     SHIPPED,
     Calibration,
     CalibrationError,
@@ -94,7 +98,9 @@ class SiteProfile:
     at the top level, as every saved profile has.
 
     ``card`` holds what the site should know about it: the cases it was fitted on and the
-    out-of-fold figures before and after (see :func:`fit_profile`).
+    out-of-fold figures before and after (see :func:`fit_profile`), and ``site_validation``,
+    whether that run counted as a validation at this site and why. ``validated_cases`` are
+    that run's (benign, malignant) cases of the site's own ((0, 0): none, or an older file).
     """
 
     name: str
@@ -108,6 +114,7 @@ class SiteProfile:
     n_cases: int
     model_sha256: str = ""
     card: dict[str, Any] = field(default_factory=dict, compare=False)
+    validated_cases: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -126,7 +133,13 @@ class SiteProfile:
             self.threshold,
             f"site profile fitted {self.created[:10]} on {self.n_images} images in "
             f"{self.n_cases} cases for {self.model_id}",
+            self.validated_cases,
         )
+
+    @property
+    def validated(self) -> bool:
+        """True when it was fitted from a validation at this site (``Calibration.validated``)."""
+        return self.calibration.validated
 
     def probability(self, logit: float) -> float:
         """The site-calibrated probability of one mean logit."""
@@ -145,6 +158,7 @@ class SiteProfile:
             "created": self.created,
             "n_images": self.n_images,
             "n_cases": self.n_cases,
+            "validated_cases": list(self.validated_cases),
             "card": self.card,
         }
 
@@ -163,6 +177,8 @@ class SiteProfile:
                 n_cases=int(data.get("n_cases", 0)),
                 model_sha256=str(data.get("model_sha256", "")),
                 card=dict(data.get("card", {})),
+                # profiles saved before this was kept: not validated at this site
+                validated_cases=tuple(int(n) for n in data.get("validated_cases") or (0, 0)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ProfileError(f"the profile lacks or mangles a field ({err})") from err
@@ -179,7 +195,18 @@ class SiteProfile:
         return (
             f"{self.name}: threshold {self.threshold:.3f} (target sensitivity "
             f"{self.target_sensitivity:.2f}), {self.n_images} images in {self.n_cases} cases, "
-            f"fitted {self.created[:10]} for {self.model_id}{ece}"
+            f"fitted {self.created[:10]} for {self.model_id}{ece}; {self.validation_text()}"
+        )
+
+    def validation_text(self) -> str:
+        """ "validated at this site (60 benign, 55 malignant cases)" or "not validated at
+        this site (...)"."""
+        b, m = self.validated_cases
+        if self.validated:
+            return f"validated at this site ({b} benign, {m} malignant cases)"
+        return (
+            f"not validated at this site ({b} benign, {m} malignant cases of the site's own; "
+            f"{MIN_VALIDATED_PER_CLASS} of each are needed)"
         )
 
 
@@ -224,7 +251,10 @@ def fit_profile(
     the other folds) to measure it honestly: out-of-fold AUROC, ECE, Brier before (shipped
     calibration and threshold) and after go into the profile's card. The threshold is the
     highest that keeps the out-of-fold sensitivity at or above ``target_sensitivity``; the
-    mapping itself is then refitted on all cases. Images without an estimate are left out.
+    mapping itself is then refitted on all cases. Images without an estimate, and images from
+    the model's training collections (``ImageResult.from_training``), are left out. The
+    profile carries the run's ``site_validation``: whether it counts as a validation at this
+    site.
 
     A profile only re-maps the score, so it is refused where nothing shows that the score
     ranks this site's nodules: the AUROC's 95 % interval (bootstrap over cases) reaches 0.5
@@ -240,7 +270,7 @@ def fit_profile(
             f"the target sensitivity must lie between 0 and 1, not {target_sensitivity}"
         )
     usable: list[ImageResult] = [
-        r for r in results.results if r.has_estimate and r.logit is not None
+        r for r in results.results if r.counts_for_site and r.logit is not None
     ]
     y = np.array([r.label for r in usable], dtype=int)
     z = np.array([r.logit for r in usable], dtype=float)
@@ -248,9 +278,16 @@ def fit_profile(
     cases = [r.case for r in usable]
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     if min(n_pos, n_neg) < MIN_PER_CLASS:
+        n_training = sum(1 for r in results.results if r.from_training)
         raise ProfileError(
             f"a site profile needs at least {MIN_PER_CLASS} benign and {MIN_PER_CLASS} malignant "
             f"images with an estimate; this folder has {n_neg} benign and {n_pos} malignant"
+            + (
+                f" of the site's own ({n_training} images from the model's training "
+                "collections were excluded)"
+                if n_training
+                else ""
+            )
         )
     malignant_cases = {c for c, label in zip(cases, y, strict=True) if label == 1}
     n_folds = min(N_FOLDS, len(malignant_cases), len(set(cases) - malignant_cases))
@@ -283,6 +320,7 @@ def fit_profile(
             "to about the prevalence and its threshold would mean little. Validate on more "
             "cases (or force the fit, knowing this)"
         )
+    site_validation = results.site_validation
     threshold = threshold_for_sensitivity(y, oof, target_sensitivity)
     threshold = min(max(threshold, 1e-6), 1 - 1e-6)
     final = sigmoid(a * z + b)
@@ -310,6 +348,7 @@ def fit_profile(
         "in_sample": operating_point(y, final, threshold).to_dict()
         | {"ece": expected_calibration_error(y, final)},
         "forced": bool(force and not ci_low > 0.5),
+        "site_validation": site_validation.to_dict(),
     }
     return SiteProfile(
         name=name,
@@ -323,6 +362,7 @@ def fit_profile(
         n_cases=len(set(cases)),
         model_sha256=results.model_sha256,
         card=card,
+        validated_cases=site_validation.validated_cases,
     )
 
 
@@ -496,6 +536,10 @@ def choose_calibration(classifier, name: str | None) -> ActiveCalibration:
 
 
 def same_calibration(finding, classifier) -> bool:
-    """True when ``finding`` was made under the classifier's current calibration (a result
-    from before a switch is analysed again rather than shown with the old numbers)."""
-    return finding.calibration == classifier.calibration.name
+    """True when ``finding`` was made under the classifier's current calibration, with its
+    site-validation status (a result from before a switch is analysed again rather than
+    shown with the old numbers or status)."""
+    calibration = classifier.calibration
+    return (
+        finding.calibration == calibration.name and finding.site_validated == calibration.validated
+    )

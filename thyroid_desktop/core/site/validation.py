@@ -12,7 +12,11 @@ window and ``predict`` analyse it on opening: a cine loop at the frame where the
 most confident, the auto-detected box, else the whole scan area, with the classifier's active
 calibration.
 Images without an estimate are excluded from the figures and counted with their reasons;
-files that cannot be read are listed with theirs and the run goes on. Qt-free.
+files that cannot be read are listed with theirs and the run goes on. Images the model was
+trained on (:mod:`core.site.training_images`: the training collections' file and pixel hashes)
+are analysed, listed and excluded from the figures: they cannot measure the model at a site.
+A run counts as a validation at this site (:class:`SiteValidation`) only with at least
+``MIN_VALIDATED_PER_CLASS`` cases of each class left. Qt-free.
 """
 
 from __future__ import annotations
@@ -36,13 +40,23 @@ from thyroid_desktop.core.analysis import AnalysisService
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import ImageLoadError
 from thyroid_desktop.core.models.shipped import Classifier, Segmenter
-from thyroid_desktop.core.site.calibration import calibration_text
+from thyroid_desktop.core.site.calibration import (
+    MIN_VALIDATED_PER_CLASS,
+    SHIPPED,
+    calibration_text,
+    is_site_validation,
+)
 from thyroid_desktop.core.site.metrics import (
     N_BOOTSTRAP,
     N_CALIBRATION_BINS,
     Metrics,
     compute_metrics,
     roc_points,
+)
+from thyroid_desktop.core.site.training_images import (
+    TrainingHashes,
+    TrainingHashesError,
+    load_training_hashes,
 )
 
 log = logging.getLogger(__name__)
@@ -228,10 +242,21 @@ class ImageResult:
     tirads_suggestion: dict[str, Any] | None = None
     #: The nodule's size as ``predict --json`` gives it (``NoduleSize.to_json``).
     size: dict[str, Any] | None = None
+    #: The model's training collection this image is from ("" when none or not checked).
+    training_collection: str = ""
 
     @property
     def has_estimate(self) -> bool:
         return self.probability is not None and not self.error and not self.no_estimate_reason
+
+    @property
+    def from_training(self) -> bool:
+        return bool(self.training_collection)
+
+    @property
+    def counts_for_site(self) -> bool:
+        """An estimate on an image the model was not trained on: what site figures use."""
+        return self.has_estimate and not self.from_training
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,9 +266,12 @@ class ImageResult:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
+def analyse_image(
+    item: LabelledImage, service: AnalysisService, training: TrainingHashes | None = None
+) -> ImageResult:
     """One image as the app analyses it on opening (through ``service``, a cine loop at its
-    best frame); any failure is this image's error."""
+    best frame); any failure is this image's error. With ``training``, the analysed frame is
+    looked up in the training collections' hashes (``training_collection``)."""
     try:
         result = service.analyse_file(  # validation is not audited
             item.path, action=None, scan_area_fallback=True
@@ -277,6 +305,7 @@ def analyse_image(item: LabelledImage, service: AnalysisService) -> ImageResult:
         roi=finding.roi.as_list(),
         tirads_suggestion=sug.to_json() if sug is not None else None,
         size=result.size.to_json() if result.size is not None else None,
+        training_collection=training.match(result.image) if training is not None else "",
     )
 
 
@@ -286,17 +315,19 @@ def analyse_folder(
     segmenter: Segmenter | None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    training: TrainingHashes | None = None,
 ) -> tuple[list[ImageResult], bool]:
     """Every image of ``folder`` in order, through the analysis service the window uses
     (audit off, as before); returns the results and whether it was cancelled (then only the
-    images analysed before the cancel are in the results)."""
+    images analysed before the cancel are in the results). ``training``: mark the images
+    from the model's training collections (None: not checked)."""
     service = AnalysisService(classifier, segmenter, None)
     results: list[ImageResult] = []
     total = len(folder.images)
     for i, item in enumerate(folder.images):
         if cancel is not None and cancel():
             return results, True
-        results.append(analyse_image(item, service))
+        results.append(analyse_image(item, service, training))
         if progress is not None:
             progress(i + 1, total, item.file)
     return results, False
@@ -308,6 +339,51 @@ def reason_kind(reason: str) -> str:
 
 
 # -- the whole run ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SiteValidation:
+    """Whether a run counts as a validation of the model at this site, and why.
+
+    ``validated_cases`` are the (benign, malignant) cases of the site's own images with an
+    estimate: (0, 0) when the images could not be checked against the training collections
+    or the run was cancelled. It counts when both reach ``MIN_VALIDATED_PER_CLASS``
+    (``core.site.calibration.is_site_validation``, the rule ``Calibration.validated`` asks).
+    """
+
+    validated_cases: tuple[int, int]
+    reason: str
+    #: Images excluded as from the training collections, per collection.
+    training_images: dict[str, int]
+
+    @property
+    def counts(self) -> bool:
+        return is_site_validation(self.validated_cases)
+
+    def statement(self) -> str:
+        """One line for the CLI, the dialog and the PDF."""
+        head = "counts as a validation at this site" if self.counts else "NOT a site validation"
+        return f"{head}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "statement": self.statement(),
+            "reason": self.reason,
+            "benign_cases": self.validated_cases[0],
+            "malignant_cases": self.validated_cases[1],
+            "min_per_class": MIN_VALIDATED_PER_CLASS,
+            "training_images_excluded": sum(self.training_images.values()),
+            "training_collections": dict(self.training_images),
+        }
+
+
+def training_text(counts: dict[str, int]) -> str:
+    """ "N images are from the model's training collections (ddti 40): excluded"."""
+    n = sum(counts.values())
+    by = ", ".join(f"{name} {k}" for name, k in sorted(counts.items()))
+    verb = "image is" if n == 1 else "images are"
+    return f"{n} {verb} from the model's training collections ({by}): excluded"
+
+
 @dataclass(frozen=True)
 class Validation:
     """A finished (or cancelled) validation run: per-image results and the figures."""
@@ -333,10 +409,50 @@ class Validation:
     #: What the card says about the model (shown beside these figures).
     model_performance: str = ""
     notes: tuple[str, ...] = ()
+    #: What the images were checked against (the training collections), "" when they were not.
+    training_check: str = ""
+    #: Why they were not checked ("" when they were).
+    training_check_error: str = "the images were not checked against the training collections"
 
     @property
     def with_estimate(self) -> list[ImageResult]:
+        """Every image with an estimate (training-collection images included)."""
         return [r for r in self.results if r.has_estimate]
+
+    @property
+    def site_results(self) -> list[ImageResult]:
+        """The images the figures use: an estimate, and not from the training collections."""
+        return [r for r in self.results if r.counts_for_site]
+
+    @property
+    def from_training(self) -> list[ImageResult]:
+        return [r for r in self.results if r.from_training]
+
+    @property
+    def site_validation(self) -> SiteValidation:
+        """Whether this run counts as a validation at this site, and why."""
+        training = dict(Counter(r.training_collection for r in self.from_training))
+        usable = self.site_results
+        benign = len({r.case for r in usable if r.label == 0})
+        malignant = len({r.case for r in usable if r.label == 1})
+        why = []
+        if training:
+            why.append(training_text(training))
+        checked = not self.training_check_error
+        if not checked:
+            why.append(
+                f"the images could not be checked against the model's training collections "
+                f"({self.training_check_error})"
+            )
+        if self.cancelled:
+            why.append("the run was cancelled")
+        cases = (benign, malignant) if checked and not self.cancelled else (0, 0)
+        enough = "" if is_site_validation((benign, malignant)) else "only "
+        why.append(
+            f"{enough}{benign} benign and {malignant} malignant cases of the site's own with an "
+            f"estimate (at least {MIN_VALIDATED_PER_CLASS} of each are needed)"
+        )
+        return SiteValidation(cases, "; ".join(why), training)
 
     @property
     def unreadable(self) -> list[ImageResult]:
@@ -362,6 +478,12 @@ class Validation:
             f"{sum(self.no_estimate.values())} without, {len(self.unreadable)} unreadable"
             + (f"; {len(self.skipped)} labels.csv rows skipped" if self.skipped else ""),
         ]
+        lines.append(f"Site validation: {self.site_validation.statement()}")
+        if self.site_validation.counts and self.calibration == SHIPPED:
+            lines.append(
+                'Estimates still say "not validated at this site" under the shipped calibration: '
+                "a site profile fitted from these cases (recalibrate) carries this validation"
+            )
         m = self.metrics
         if m is None:
             lines.append(f"No figures: {self.metrics_error}")
@@ -407,9 +529,13 @@ class Validation:
             "metrics": self.metrics.to_dict() if self.metrics else None,
             "shipped_metrics": self.shipped_metrics.to_dict() if self.shipped_metrics else None,
             "metrics_error": self.metrics_error or None,
+            "site_validation": self.site_validation.to_dict(),
+            "training_check": self.training_check or None,
+            "training_check_error": self.training_check_error or None,
             "counts": {
                 "images": len(self.results),
                 "with_estimate": len(self.with_estimate),
+                "from_training": len(self.from_training),
                 "no_estimate": sum(self.no_estimate.values()),
                 "unreadable": len(self.unreadable),
                 "skipped_rows": len(self.skipped),
@@ -428,13 +554,17 @@ def summarise(
     results: Sequence[ImageResult],
     classifier: Classifier,
     cancelled: bool = False,
+    training: TrainingHashes | None = None,
+    training_error: str = "",
 ) -> Validation:
-    """The figures of a run; ``classifier`` is the one (and calibration) that made them."""
+    """The figures of a run; ``classifier`` is the one (and calibration) that made them.
+    ``training``: the hashes ``results`` were checked against (None: not checked, then
+    ``training_error`` says why). Images from the training collections are left out."""
     card = classifier.card
     profile = classifier.profile
     calibration = classifier.calibration
     threshold = calibration.threshold
-    usable = [r for r in results if r.has_estimate]
+    usable = [r for r in results if r.counts_for_site]
     y = [r.label for r in usable]
     cases = [r.case for r in usable]
     metrics = shipped = None
@@ -447,10 +577,19 @@ def summarise(
             )
     except ValueError:
         n_pos = sum(y)
-        error = (
-            f"the {len(usable)} images with an estimate are {n_pos} malignant and "
-            f"{len(usable) - n_pos} benign: both kinds are needed"
-        )
+        n_training = sum(1 for r in results if r.from_training and r.has_estimate)
+        if n_training and not usable:
+            error = (
+                f"all {n_training} images with an estimate are from the model's training "
+                "collections, which cannot measure it at a site"
+            )
+        else:
+            error = (
+                f"the {len(usable)} images with an estimate are {n_pos} malignant and "
+                f"{len(usable) - n_pos} benign: both kinds are needed"
+            )
+            if n_training:
+                error += f" ({n_training} more are from the model's training collections: excluded)"
     notes = []
     if metrics is not None and min(metrics.n_malignant, metrics.n - metrics.n_malignant) < (
         FEW_PER_CLASS
@@ -486,6 +625,10 @@ def summarise(
         metrics_error=error,
         model_performance=card.performance_text(),
         notes=tuple(notes),
+        training_check=training.describe() if training is not None else "",
+        training_check_error=""
+        if training is not None
+        else training_error or Validation.training_check_error,
     )
 
 
@@ -502,16 +645,27 @@ def validate(
     segmenter: Segmenter | None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    training: TrainingHashes | None = None,
 ) -> Validation:
-    """Reads the labelled folder, analyses every image and computes the figures.
+    """Reads the labelled folder, analyses every image and computes the figures, leaving
+    out the images of the model's training collections (``training``; None: the list the
+    classifier's model card names; when it cannot be read, the run goes on and says it is
+    not a site validation).
 
     Raises:
         LabelledFolderError: the folder or its labels.csv cannot be used.
     """
     if not isinstance(folder, LabelledFolder):
         folder = read_labelled_folder(folder)
-    results, cancelled = analyse_folder(folder, classifier, segmenter, progress, cancel)
-    return summarise(folder, results, classifier, cancelled)
+    error = ""
+    if training is None:
+        try:
+            training = load_training_hashes(classifier.card)
+        except TrainingHashesError as err:
+            log.warning("validation without the training-collection check: %s", err)
+            error = str(err)
+    results, cancelled = analyse_folder(folder, classifier, segmenter, progress, cancel, training)
+    return summarise(folder, results, classifier, cancelled, training, error)
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -582,6 +736,7 @@ def validation_figure(validation: Validation):
             f"{len(v.unreadable)} unreadable; {len(v.skipped)} labels.csv rows skipped",
         ),
         ("Cases from", v.case_source or "-"),
+        ("Site validation", v.site_validation.statement()),
     ]
     if m is None:
         rows.append(("Figures", f"none: {v.metrics_error}"))
@@ -633,7 +788,7 @@ def validation_figure(validation: Validation):
         fig.text(0.25, y, "\n".join(wrapped), fontsize=8.5, va="top")
         y -= 0.018 + 0.0135 * (len(wrapped) - 1)
     if m is not None:
-        usable = v.with_estimate
+        usable = v.site_results
         yy = np.array([r.label for r in usable])
         pp = np.array([r.probability for r in usable], dtype=float)
         top = max(min(y - 0.03, 0.52), 0.37)  # the text above, the footer below

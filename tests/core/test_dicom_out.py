@@ -1,0 +1,246 @@
+"""The study report as DICOM (SR TID 1500, Encapsulated PDF, Secondary Capture), the PACS
+settings and the outbox, without a PACS (tests/test_pacs_orthanc.py sends to a real one)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from thyroid_desktop.core.clinical.measure import Caliper, finding_size
+from thyroid_desktop.core.clinical.tirads import (
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsChoices,
+    TiradsDescriptors,
+)
+from thyroid_desktop.core.io.images import from_array, open_image
+from thyroid_desktop.core.io.phantom import make_phantom
+from thyroid_desktop.core.pipeline.estimate import predict
+from thyroid_desktop.core.report.dicom_out import (
+    ENCAPSULATED_PDF,
+    DicomExportError,
+    export_study_dicom,
+)
+from thyroid_desktop.core.report.pacs import (
+    Outbox,
+    PacsError,
+    PacsSettings,
+    load_settings,
+    save_settings,
+)
+from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo
+
+TIRADS = TiradsDescriptors(
+    Composition.SOLID,
+    Echogenicity.HYPO,
+    Shape.WIDER,
+    Margin.SMOOTH,
+    frozenset({EchogenicFoci.PUNCTATE}),
+)
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+#: A minimal PDF (what the study report writes is tested in test_report.py).
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def phantom_dicom(path: Path, patient_id: str = "P-042", study_uid: str | None = None) -> Path:
+    """The phantom as an ultrasound DICOM file of a known patient and study (0.1 mm/px)."""
+    from tests.core.test_dicom import make_dataset, save, us_region
+
+    pixels = make_phantom().pixels[:, :, 0].copy()
+    h, w = pixels.shape
+    ds = make_dataset(pixels, regions=[us_region(0.01, 0.01, box=(0, 0, w - 1, h - 1))])
+    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.PatientName = "Testperson^Anna"
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19610304"
+    ds.PatientSex = "F"
+    ds.StudyTime = "101500"
+    ds.AccessionNumber = "ACC-7"
+    ds.ReferringPhysicianName = "Referrer^Rita"
+    return save(ds, path)
+
+
+def nodule_item(image, classifier, nodule_id: str = "N1", location: str = "right lobe, upper"):
+    """A confirmed nodule with the clinician's TI-RADS and one caliper line."""
+    box = make_phantom().nodule
+    # The synthetic phantom is unlike the training images (no estimate): the estimate's
+    # place in the SR is what is checked here, so the rule's answer is set aside.
+    finding = replace(predict(image, classifier, box, "manual"), no_estimate_reason="")
+    caliper = Caliper((box.x, box.y + box.h / 2), (box.x + box.w, box.y + box.h / 2))
+    return NoduleReport(
+        nodule_id=nodule_id,
+        location=location,
+        image=image,
+        finding=finding,
+        size=finding_size(finding, image.scale, calipers=[caliper]),
+        tirads=TIRADS,
+        choices=TiradsChoices.of(TIRADS),
+        calipers=((1, caliper),),
+    )
+
+
+def study_of(image) -> StudyInfo:
+    return StudyInfo.from_metadata(image.metadata, operator="Dr Example", impression="Solid.")
+
+
+def sr_texts(ds) -> list[str]:
+    """Every TEXT value anywhere in an SR's content tree."""
+    out = []
+
+    def walk(items):
+        for it in items:
+            if it.get("ValueType") == "TEXT":
+                out.append(str(it.TextValue))
+            walk(it.get("ContentSequence", []))
+
+    walk(ds.ContentSequence)
+    return out
+
+
+def check_sr(path: Path, item: NoduleReport, card) -> None:
+    """The SR reads back with highdicom: the nodule's measurements, TI-RADS and AI estimate."""
+    import highdicom as hd
+
+    sr = hd.sr.srread(path)
+    assert sr.SOPClassUID == COMPREHENSIVE_3D_SR
+    (group,) = sr.content.get_planar_roi_measurement_groups()
+    assert group.tracking_identifier == f"Nodule {item.nodule_id}"
+    assert group.finding_type.meaning == "Thyroid Nodule"
+    assert group.finding_sites[0].value.meaning == "Right lobe of thyroid"
+    values = {m.name.meaning: (m.value, m.unit.value) for m in group.get_measurements()}
+    assert values["Diameter"] == (pytest.approx(item.size.max_diameter_mm, abs=0.01), "mm")
+    assert values["ACR TI-RADS points"][0] == TIRADS.points == 7
+    ai = next(m for m in group.get_measurements() if m.name.value == "AI-TR45")
+    assert ai.value == pytest.approx(item.finding.probability, abs=1e-4)
+    algorithm = {
+        c.ConceptNameCodeSequence[0].CodeMeaning: str(c.TextValue)
+        for c in ai[0].ContentSequence
+        if c.ValueType == "TEXT"
+    }
+    assert algorithm["Algorithm Name"] == card.id
+    assert algorithm["Algorithm Version"] == card.version
+    evals = {q.name.meaning: q.value for q in group.get_qualitative_evaluations()}
+    assert evals["ACR TI-RADS level"].value == "TR5"
+    assert evals["ACR TI-RADS composition"].meaning == "solid or almost completely solid"
+    assert evals["ACR TI-RADS echogenicity"].value == "HYPO"
+    assert evals["ACR TI-RADS echogenic foci"].value == "PUNCTATE"
+    texts = sr_texts(sr)
+    assert "AI estimate caveat: not validated at this site" in texts
+    assert any(t.startswith("Impression: Solid.") for t in texts)
+
+
+def test_report_joins_the_patients_study(tmp_path, classifier):
+    source = phantom_dicom(tmp_path / "us.dcm")
+    image = open_image(source)
+    item = nodule_item(image, classifier)
+    out = export_study_dicom(tmp_path / "out", [item], classifier.card, study_of(image), PDF)
+    src = pydicom.dcmread(source)
+    assert not out.identity.new_study and "the patient's study" in out.message
+    assert len(out.files) == 3 and not list((tmp_path / "out").glob(".*tmp*"))
+    for f in out.files:
+        ds = pydicom.dcmread(f)
+        for keyword in (
+            "StudyInstanceUID",
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "AccessionNumber",
+            "StudyDate",
+            "ReferringPhysicianName",
+        ):
+            assert ds.get(keyword) == src.get(keyword), (f.name, keyword)
+        assert ds.SeriesInstanceUID != src.SeriesInstanceUID
+    check_sr(out.sr, item, classifier.card)
+    sr = pydicom.dcmread(out.sr)
+    referenced = {
+        i.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for i in series.ReferencedSOPSequence
+    }
+    assert src.SOPInstanceUID in referenced  # the source image is the SR's evidence
+    pdf = pydicom.dcmread(out.pdf)
+    assert pdf.SOPClassUID == ENCAPSULATED_PDF and pdf.Modality == "DOC"
+    assert pdf.EncapsulatedDocument[: len(PDF)] == PDF
+    assert pdf.EncapsulatedDocumentLength == len(PDF)
+    key = pydicom.dcmread(out.key_images[0])
+    assert key.SOPClassUID == SECONDARY_CAPTURE and key.BurnedInAnnotation == "YES"
+    assert key.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    # The key image is the frame with the box drawn on it (yellow), same size as the source.
+    shown = key.pixel_array
+    assert shown.shape == (*image.pixels.shape[:2], 3)
+    box = item.finding.roi
+    assert tuple(shown[box.y, box.x + box.w // 2]) == (255, 212, 0)
+    assert not np.array_equal(shown, image.pixels)
+
+
+def test_images_without_dicom_get_a_new_study_and_say_so(tmp_path, classifier):
+    image = from_array(make_phantom().pixels, spacing_mm=(0.1, 0.1))
+    item = nodule_item(image, classifier, location="")
+    study = StudyInfo(patient_name="Testperson, Bo", patient_id="P-9", birth_date="4 Mar 1961")
+    out = export_study_dicom(tmp_path, [item], classifier.card, study, PDF)
+    assert out.identity.new_study and "NEW study" in out.message
+    uids = {pydicom.dcmread(f).StudyInstanceUID for f in out.files}
+    assert uids == {out.identity.study_instance_uid}
+    sr = pydicom.dcmread(out.sr)
+    assert (str(sr.PatientName), sr.PatientID, sr.PatientBirthDate) == (
+        "Testperson^Bo",
+        "P-9",
+        "19610304",
+    )
+
+
+def test_two_patients_are_not_reported_together(tmp_path, classifier):
+    a = open_image(phantom_dicom(tmp_path / "a.dcm", "P-1"))
+    b = open_image(phantom_dicom(tmp_path / "b.dcm", "P-2"))
+    items = [nodule_item(a, classifier), nodule_item(b, classifier, "N2")]
+    with pytest.raises(DicomExportError, match="more than one patient"):
+        export_study_dicom(tmp_path / "out", items, classifier.card, study_of(a), PDF)
+    with pytest.raises(DicomExportError, match="not a PDF"):
+        export_study_dicom(tmp_path / "out", items[:1], classifier.card, study_of(a), b"no")
+
+
+def test_pacs_settings_round_trip_and_refuse_bad_values(tmp_path):
+    settings = PacsSettings.parse("ORTHANC@pacs.example:4242", calling_ae="US-ROOM-2")
+    assert (settings.ae_title, settings.host, settings.port) == ("ORTHANC", "pacs.example", 4242)
+    assert load_settings() is None
+    save_settings(settings)
+    assert load_settings() == settings
+    for bad in ("ORTHANC@pacs", "@pacs:4242", "ORTHANC@pacs:70000", "A" * 17 + "@h:1"):
+        with pytest.raises(PacsError):
+            PacsSettings.parse(bad)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_outbox_keeps_everything_when_the_pacs_is_down(tmp_path, classifier):
+    image = open_image(phantom_dicom(tmp_path / "us.dcm"))
+    out = export_study_dicom(
+        tmp_path / "out", [nodule_item(image, classifier)], classifier.card, study_of(image), PDF
+    )
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.add(out.files)
+    outbox.add(out.files[:1])  # added twice: kept once
+    seen = []
+    down = PacsSettings("NOBODY", "127.0.0.1", free_port(), timeout_s=2)
+    result = outbox.send(down, lambda done, total, name: seen.append((done, total)))
+    assert not result.ok and result.sent == 0 and len(result.failed) == 3
+    assert all("cannot be reached" in o.error for o in result.failed)
+    assert "0 of 3 object(s) stored" in result.message
+    assert len(outbox.pending()) == 3 and seen[-1] == (3, 3)

@@ -1,0 +1,80 @@
+"""File > Export DICOM…, Send to PACS… and PACS settings…: the session's nodules leave the
+window as SR + PDF + key images, into a real Orthanc (tests/test_pacs_orthanc.py)."""
+
+from __future__ import annotations
+
+import pydicom
+
+from tests.test_pacs_orthanc import orthanc  # noqa: F401  (the fixture)
+from thyroid_desktop.core.clinical.tirads import (
+    Composition,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsChoices,
+    TiradsDescriptors,
+)
+from thyroid_desktop.core.report.pacs import Outbox, load_settings
+from thyroid_desktop.core.report.pdf import StudyInfo
+from thyroid_desktop.ui.pacs_dialog import PacsDialog
+
+TIRADS = TiradsDescriptors(
+    Composition.MIXED, Echogenicity.HYPER_ISO, Shape.WIDER, Margin.SMOOTH, frozenset()
+)
+
+
+def test_pacs_settings_dialog_saves_what_is_usable(qtbot):
+    dialog = PacsDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.ae_title.setText("ORTHANC")
+    dialog.host.setText("")
+    dialog.accept()
+    assert "host is missing" in dialog.status.text() and load_settings() is None
+    dialog.host.setText("pacs.example")
+    dialog.port.setValue(4242)
+    dialog.accept()
+    saved = load_settings()
+    assert (saved.ae_title, saved.host, saved.port) == ("ORTHANC", "pacs.example", 4242)
+
+
+def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
+    window,
+    qtbot,
+    cine_dicom,
+    tmp_path,
+    orthanc,  # noqa: F811
+):
+    texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    assert {"Export &DICOM…", "Send to &PACS…", "PACS settin&gs…"} <= set(texts)
+    assert window.open_paths([cine_dicom])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    (n1,) = window.session.state.nodules
+    window.session.set_tirads("N1", TiradsChoices.of(TIRADS))
+    study = StudyInfo(operator="Dr Example", impression="Mixed nodule.")
+
+    window.export_dicom(tmp_path / "dicom", study)
+    qtbot.waitUntil(lambda: getattr(window, "last_dicom_export", None) is not None, timeout=120000)
+    export = window.last_dicom_export
+    source = pydicom.dcmread(cine_dicom, stop_before_pixels=True)
+    assert not export.identity.new_study
+    import highdicom as hd
+
+    sr = hd.sr.srread(export.sr)
+    assert (sr.StudyInstanceUID, sr.PatientID) == (source.StudyInstanceUID, source.PatientID)
+    (group,) = sr.content.get_planar_roi_measurement_groups()
+    assert group.tracking_identifier == "Nodule N1"
+    evals = {q.name.meaning: q.value.value for q in group.get_qualitative_evaluations()}
+    assert evals["ACR TI-RADS level"] == f"TR{TIRADS.level.tr}"
+    assert evals["ACR TI-RADS composition"] == "MIXED"
+    diameter = next(m for m in group.get_measurements() if m.name.meaning == "Diameter")
+    assert diameter.unit.value == "mm" and diameter.value > 0
+
+    outbox = Outbox(tmp_path / "outbox")
+    window.send_to_pacs(orthanc.settings, study, outbox)
+    qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
+    assert window.last_send.ok, window.last_send.message
+    assert outbox.pending() == [] and len(orthanc.json("/instances")) == 3
+    assert "3 of 3 object(s) stored" in window.statusBar().currentMessage()

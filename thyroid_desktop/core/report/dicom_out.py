@@ -1,0 +1,652 @@
+"""The study report as DICOM, filed with the patient's images: a Comprehensive 3D SR following
+TID 1500 (per nodule its diameters, volume, ACR TI-RADS categories and level, and the AI
+estimate with the model's name, version and caveats), the PDF as Encapsulated PDF, and the
+annotated key image of each nodule as Secondary Capture.
+
+The objects join the study of the source images (the same Study Instance UID and patient
+module). Images without a DICOM study get a new one (new UIDs, the patient as typed), and
+:class:`DicomExport` says so. Written with ``highdicom`` (SR, SC) and ``pydicom`` (the
+Encapsulated PDF, which highdicom does not build).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from thyroid_desktop.core.clinical.tirads import GROUPS, label
+from thyroid_desktop.core.io.files import write_atomically
+from thyroid_desktop.core.io.images import UltrasoundImage
+from thyroid_desktop.core.models.shipped import ModelCard
+from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
+from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo
+
+log = logging.getLogger(__name__)
+
+MANUFACTURER = "Thyroid Review"
+#: Our private coding scheme (PS3.16 8.2: "99" + a local name) for concepts that have no
+#: standard code: ACR TI-RADS categories and level, the model's estimate.
+SCHEME = "99THYROID"
+SCHEME_NAME = "Thyroid Review local codes (ACR TI-RADS lexicon, AI estimate)"
+#: Series numbers of what we add to a study: high, so they sort after the scanner's series.
+SR_SERIES, PDF_SERIES, SC_SERIES = 9901, 9902, 9903
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+#: Key image drawing: the nodule box (yellow) and caliper lines (cyan), as the PDF draws them.
+BOX_RGB, CALIPER_RGB = (255, 212, 0), (0, 220, 255)
+#: Groups of the ACR TI-RADS lexicon: short code values (SH: 16 characters at most).
+_GROUP_CODES = {
+    "composition": "TR-COMPOSITION",
+    "echogenicity": "TR-ECHOGENICITY",
+    "shape": "TR-SHAPE",
+    "margin": "TR-MARGIN",
+}
+
+
+class DicomExportError(Exception):
+    """The report cannot be written as DICOM (said for a clinician)."""
+
+
+@dataclass(frozen=True)
+class StudyIdentity:
+    """The patient and study module the report objects carry: the source images' (DICOM
+    values), or a new study's (``new_study``) for images without DICOM."""
+
+    study_instance_uid: str
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    accession_number: str = ""
+    study_id: str = ""
+    referring_physician_name: str = ""
+    new_study: bool = False
+
+    @classmethod
+    def of_images(
+        cls, images: Sequence[UltrasoundImage], typed: StudyInfo | None = None
+    ) -> StudyIdentity:
+        """The study of the first image that has one; a new study (patient from ``typed``)
+        when none has.
+
+        Raises:
+            DicomExportError: the images come from more than one patient.
+        """
+        metas = [i.metadata for i in images if i.metadata.get("StudyInstanceUID")]
+        patients = sorted({m.get("PatientID", "") for m in metas})
+        if len(patients) > 1:
+            raise DicomExportError(
+                "the nodules come from more than one patient (IDs "
+                + ", ".join(p or "none" for p in patients)
+                + "): export one patient's study at a time"
+            )
+        if not metas:
+            return cls._new(typed or StudyInfo())
+        m = metas[0]
+        return cls(
+            study_instance_uid=m["StudyInstanceUID"],
+            patient_name=m.get("PatientName", ""),
+            patient_id=m.get("PatientID", ""),
+            patient_birth_date=m.get("PatientBirthDate", ""),
+            patient_sex=m.get("PatientSex", ""),
+            study_date=m.get("StudyDate", ""),
+            study_time=m.get("StudyTime", ""),
+            accession_number=m.get("AccessionNumber", ""),
+            study_id=m.get("StudyID", ""),
+            referring_physician_name=m.get("ReferringPhysicianName", ""),
+        )
+
+    @classmethod
+    def _new(cls, typed: StudyInfo) -> StudyIdentity:
+        from pydicom.uid import generate_uid
+
+        now = dt.datetime.now()
+        return cls(
+            study_instance_uid=generate_uid(),
+            patient_name=_dicom_name(typed.patient_name),
+            patient_id=typed.patient_id,
+            patient_birth_date=_dicom_date(typed.birth_date),
+            patient_sex={"male": "M", "female": "F", "other": "O"}.get(
+                typed.sex.strip().lower(), typed.sex if typed.sex in ("M", "F", "O") else ""
+            ),
+            study_date=_dicom_date(typed.study_date) or now.strftime("%Y%m%d"),
+            study_time=now.strftime("%H%M%S"),
+            accession_number=typed.accession,
+            new_study=True,
+        )
+
+    def patient_module(self) -> dict[str, str]:
+        """The keyword arguments highdicom's constructors take for patient and study."""
+        return {
+            "patient_id": self.patient_id,
+            "patient_name": self.patient_name,
+            "patient_birth_date": self.patient_birth_date,
+            "patient_sex": self.patient_sex,
+            "accession_number": self.accession_number,
+            "study_id": self.study_id,
+            "study_date": self.study_date,
+            "study_time": self.study_time,
+            "referring_physician_name": self.referring_physician_name,
+        }
+
+
+def _dicom_name(text: str) -> str:
+    """ "Testperson, Anna" (as the report prints it) -> "Testperson^Anna"."""
+    text = text.strip()
+    if "^" in text or not text:
+        return text
+    if "," not in text:
+        return f"{text}^"  # one component: the family name (PS3.5 6.2.1.2)
+    family, given = text.split(",", 1)
+    return f"{family.strip()}^{given.strip()}"
+
+
+def _dicom_date(text: str) -> str:
+    """ "20 Nov 2026" or "20261120" -> "20261120"; "" for anything else."""
+    for fmt in ("%Y%m%d", "%d %b %Y", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).strftime("%Y%m%d")
+        except ValueError:
+            continue
+    return ""
+
+
+@dataclass(frozen=True)
+class DicomExport:
+    """What was written: the SR, the Encapsulated PDF and one key image per nodule."""
+
+    sr: Path
+    pdf: Path
+    key_images: tuple[Path, ...]
+    identity: StudyIdentity
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return (self.sr, self.pdf, *self.key_images)
+
+    @property
+    def message(self) -> str:
+        where = (
+            f"a NEW study ({self.identity.study_instance_uid}): the images have no DICOM study"
+            if self.identity.new_study
+            else f"the patient's study {self.identity.study_instance_uid}"
+        )
+        return f"{len(self.files)} DICOM objects (SR, PDF, key images) written for {where}"
+
+
+# ------------------------------------------------------------------------- key images
+def key_image(item: NoduleReport) -> np.ndarray:
+    """The nodule's frame with its box, its caliper lines with their numbers and its id drawn
+    on it (H x W x 3 RGB uint8), as the report's first panel shows them."""
+    rgb = np.array(item.image.pixels, dtype=np.uint8, copy=True)
+    r = item.finding.roi
+    thick = max(1, round(max(rgb.shape[:2]) / 400))
+    cv2.rectangle(rgb, (r.x, r.y), (r.x + r.w - 1, r.y + r.h - 1), BOX_RGB, thick)
+    for number, c in item.calipers:
+        a = tuple(int(round(v)) for v in c.start)
+        b = tuple(int(round(v)) for v in c.end)
+        cv2.line(rgb, a, b, CALIPER_RGB, thick, cv2.LINE_AA)
+        cv2.drawMarker(rgb, a, CALIPER_RGB, cv2.MARKER_CROSS, 6 * thick, thick)
+        cv2.drawMarker(rgb, b, CALIPER_RGB, cv2.MARKER_CROSS, 6 * thick, thick)
+        cv2.putText(rgb, str(number), b, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, CALIPER_RGB)
+    cv2.putText(
+        rgb,
+        item.nodule_id,
+        (r.x, max(12 * thick, r.y - 4)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5 * thick,
+        BOX_RGB,
+        thick,
+    )
+    return rgb
+
+
+def _source_header(image: UltrasoundImage):
+    """The source file's DICOM header (no pixels), or None for a file without DICOM."""
+    if image.source is None or not image.metadata.get("SOPInstanceUID"):
+        return None
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(image.source, stop_before_pixels=True, force=True)
+    except Exception as err:  # the report still goes out; only the reference is missing
+        log.warning("source header of %s not read: %s", image.source, err)
+        return None
+    needed = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+    return ds if all(ds.get(k) for k in needed) else None
+
+
+def _secondary_capture(
+    item: NoduleReport, identity: StudyIdentity, series_uid: str, number: int, created
+):
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    scale = item.image.scale
+    sc = hd.sc.SCImage(
+        pixel_array=key_image(item),
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        study_instance_uid=identity.study_instance_uid,
+        series_instance_uid=series_uid,
+        series_number=SC_SERIES,
+        sop_instance_uid=generate_uid(),
+        instance_number=number,
+        manufacturer=MANUFACTURER,
+        pixel_spacing=(scale.row_mm, scale.col_mm) if scale.calibrated else None,
+        patient_orientation=("L", "F"),  # replaced below: an ultrasound frame has none
+        series_description="Thyroid Review key images",
+        **identity.patient_module(),
+    )
+    sc.PatientOrientation = ""  # Type 2: unknown for a freehand ultrasound frame
+    sc.BurnedInAnnotation = "YES"
+    sc.ContentDate, sc.ContentTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
+    sc.ImageComments = (
+        f"{item.nodule_id}{', ' + item.location if item.location else ''}: nodule box and "
+        f"calipers drawn by {MANUFACTURER} on {item.image_text}"
+    )[:10240]
+    source = _source_header(item.image)
+    if source is not None and "SOPClassUID" in source:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = source.SOPClassUID
+        ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+        if item.image.n_frames > 1:
+            ref.ReferencedFrameNumber = item.image.frame_index + 1
+        sc.SourceImageSequence = [ref]
+    return sc, source
+
+
+# ------------------------------------------------------------------------- the SR
+def _code(value: str, meaning: str):
+    import highdicom as hd
+
+    return hd.sr.CodedConcept(value[:16], SCHEME, meaning[:64])
+
+
+def _finding_site(location: str):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    text = location.lower()
+    site = (
+        codes.SCT.RightLobeOfThyroid
+        if "right" in text
+        else codes.SCT.LeftLobeOfThyroid
+        if "left" in text
+        else codes.SCT.ThyroidIsthmus
+        if "isthmus" in text
+        else codes.SCT.Thyroid
+    )
+    return hd.sr.FindingSite(anatomic_location=site)
+
+
+def _measurements(item: NoduleReport, card: ModelCard) -> list:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    size = item.size
+    mm = size.max_diameter_mm is not None
+    unit = codes.UCUM.Millimeter if mm else hd.sr.CodedConcept("{pixels}", "UCUM", "pixels")
+    out = [
+        hd.sr.Measurement(
+            name=codes.SCT.Diameter,
+            value=round(size.max_diameter_mm if mm else size.max_diameter_px, 2),
+            unit=unit,
+            derivation=codes.SCT.Maximum,
+        )
+    ]
+    d = size.diameters
+    if d is not None:
+        d_unit = codes.UCUM.Millimeter if d.mm else unit
+        for name, value in (
+            (codes.SCT.Width, d.width),
+            (codes.DCM.Height, d.depth),  # the anteroposterior depth of the transverse view
+            (codes.SCT.Length, d.length),
+        ):
+            out.append(hd.sr.Measurement(name=name, value=round(value, 2), unit=d_unit))
+    if size.volume_ml is not None:
+        out.append(
+            hd.sr.Measurement(
+                name=codes.SCT.Volume,
+                value=round(size.volume_ml, 3),
+                unit=hd.sr.CodedConcept("ml", "UCUM", "milliliter"),
+            )
+        )
+    if item.tirads is not None:
+        out.append(
+            hd.sr.Measurement(
+                name=_code("TR-POINTS", "ACR TI-RADS points"),
+                value=item.tirads.points,
+                unit=hd.sr.CodedConcept("{points}", "UCUM", "points"),
+            )
+        )
+    f = item.finding
+    if f.in_scope:
+        out.append(
+            hd.sr.Measurement(
+                name=_code("AI-TR45", "AI estimate: likelihood of TI-RADS 4-5"),
+                value=round(float(f.probability), 4),
+                unit=codes.UCUM.NoUnits,
+                algorithm_id=hd.sr.AlgorithmIdentification(
+                    name=card.id or f.model_id,
+                    version=card.version or f.model_version or "unknown",
+                    parameters=[
+                        f"calibration {f.calibration}",
+                        f"threshold {f.threshold:.3f}",
+                    ],
+                ),
+            )
+        )
+    return out
+
+
+def _qualitative(item: NoduleReport) -> list:
+    import highdicom as hd
+
+    out = []
+    d = item.tirads
+    if d is not None:
+        level = d.level
+        out.append(
+            hd.sr.QualitativeEvaluation(
+                _code("TR-LEVEL", "ACR TI-RADS level"),
+                _code(f"TR{level.tr}", f"TR{level.tr} {level.name}"),
+            )
+        )
+        for group in GROUPS:
+            choice = getattr(d, group)
+            out.append(
+                hd.sr.QualitativeEvaluation(
+                    _code(_GROUP_CODES[group], f"ACR TI-RADS {group}"),
+                    _code(choice.name, label(choice)),
+                )
+            )
+        for focus in sorted(d.foci, key=lambda e: e.name):
+            out.append(
+                hd.sr.QualitativeEvaluation(
+                    _code("TR-FOCI", "ACR TI-RADS echogenic foci"),
+                    _code(focus.name, label(focus)),
+                )
+            )
+    f = item.finding
+    if f.in_scope:
+        suspicious = f.probability >= f.threshold
+        out.append(
+            hd.sr.QualitativeEvaluation(
+                _code("AI-CALL", "AI call at its threshold"),
+                _code(
+                    "SUSPICIOUS" if suspicious else "NOT-SUSPICIOUS",
+                    f.call_text,
+                ),
+            )
+        )
+        sug = f.tirads_suggestion
+        if sug is not None:
+            out.append(
+                hd.sr.QualitativeEvaluation(
+                    _code("AI-TR-LEVEL", "AI-suggested TI-RADS level (not a reading)"),
+                    _code(f"TR{sug.level.tr}", f"TR{sug.level.tr} {sug.level.name}"),
+                )
+            )
+    return out
+
+
+def _comments(item: NoduleReport) -> list[str]:
+    """Free-text properties of a nodule: what the codes cannot say."""
+    from thyroid_desktop.core.clinical.tirads import TiradsChoices, tirads_text
+
+    f = item.finding
+    choices = item.choices if item.choices is not None else TiradsChoices.of(item.tirads)
+    out = [
+        f"Location: {item.location or 'not given'}",
+        f"Image: {item.image_text}",
+        f"Size: {item.size.text()}",
+        f"ACR TI-RADS (clinician): {tirads_text(choices)}",
+    ]
+    if f.in_scope:
+        out.append(
+            f"AI estimate: {f.probability:.2f} likelihood of TI-RADS 4-5 -> {f.call_text} "
+            f"(threshold {f.threshold:.2f}, calibration {f.calibration}, model "
+            f"{f.model_id} v{f.model_version}); trained on TI-RADS-derived labels, not pathology"
+        )
+        out += [f"AI estimate caveat: {c}" for c in f.caveats]
+        if f.tirads_suggestion is not None:
+            out.append(
+                f"AI TI-RADS suggestions: {f.tirads_suggestion.text()}. Clinician: "
+                f"{review_text(review_of(choices, f.tirads_suggestion))}"
+            )
+    else:
+        out.append(f"AI estimate: none ({f.no_estimate_reason})")
+    out += [f"Image note: {n}" for n in f.notes]
+    out += [f"Notes: {item.notes}"] if item.notes else []
+    return out
+
+
+def _qualitative_concept():
+    """TID 1500/1501 "Qualitative Evaluations" (UMLS C0034375): the name of free-text items."""
+    import highdicom as hd
+
+    return hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+
+
+def _text_item(text: str, relationship):
+    import highdicom as hd
+
+    return hd.sr.TextContentItem(
+        name=_qualitative_concept(), value=text[:1024], relationship_type=relationship
+    )
+
+
+def _nodule_group(item: NoduleReport, card: ModelCard, sc):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    r = item.finding.roi
+    corners = np.array(
+        [[r.x, r.y], [r.x + r.w, r.y], [r.x + r.w, r.y + r.h], [r.x, r.y + r.h], [r.x, r.y]],
+        dtype=float,
+    )
+    group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(), identifier=f"Nodule {item.nodule_id}"
+        ),
+        referenced_region=hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=corners,
+            source_image=hd.sr.SourceImageForRegion.from_source_image(sc),
+        ),
+        finding_type=codes.SCT.ThyroidNodule,
+        finding_sites=[_finding_site(item.location)],
+        measurements=_measurements(item, card),
+        qualitative_evaluations=_qualitative(item) or None,
+    )
+    container = group[0]
+    for text in _comments(item):
+        container.ContentSequence.append(
+            _text_item(text, hd.sr.RelationshipTypeValues.HAS_PROPERTIES)
+        )
+    return group
+
+
+def _structured_report(
+    items: Sequence[NoduleReport],
+    card: ModelCard,
+    study: StudyInfo,
+    identity: StudyIdentity,
+    key_images: list,
+    sources: list,
+    created: dt.datetime,
+):
+    import highdicom as hd
+    from highdicom.coding_schemes import CodingSchemeIdentificationItem
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    person = (
+        hd.sr.ObserverContext(
+            observer_type=codes.DCM.Person,
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                name=_dicom_name(study.operator)
+            ),
+        )
+        if study.operator
+        else None
+    )
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(),
+            name=MANUFACTURER,
+            manufacturer_name=MANUFACTURER,
+            model_name=f"{card.id} v{card.version}",
+        ),
+    )
+    groups = [_nodule_group(it, card, sc) for it, sc in zip(items, key_images, strict=True)]
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(
+            observer_person_context=person, observer_device_context=device
+        ),
+        procedure_reported=codes.SCT.Ultrasonography,
+        imaging_measurements=groups,
+        title=codes.DCM.ImagingMeasurementReport,
+    )
+    root = report[0]
+    root.ContentSequence.append(
+        _text_item(f"Impression: {study.impression or '-'}", hd.sr.RelationshipTypeValues.CONTAINS)
+    )
+    root.ContentSequence.append(
+        _text_item(
+            f"Model: {card.id} v{card.version}; {card.performance_text()}",
+            hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+    )
+    evidence = [*key_images, *(s for s in sources if s is not None)]
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=generate_uid(),
+        series_number=SR_SERIES,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description="Thyroid Review measurement report",
+        coding_schemes=[CodingSchemeIdentificationItem(SCHEME, name=SCHEME_NAME)],
+    )
+    sr.ContentDate, sr.ContentTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
+    return sr
+
+
+# ------------------------------------------------------------------------- Encapsulated PDF
+def encapsulated_pdf(pdf: bytes, identity: StudyIdentity, created: dt.datetime, title: str):
+    """The PDF as an Encapsulated PDF instance (PS3.3 A.45.1) in ``identity``'s study."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+
+    if not pdf.startswith(b"%PDF"):
+        raise DicomExportError("the report to encapsulate is not a PDF")
+    uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID, ds.SOPInstanceUID = ENCAPSULATED_PDF, uid
+    ds.PatientName = identity.patient_name
+    ds.PatientID = identity.patient_id
+    ds.PatientBirthDate = identity.patient_birth_date
+    ds.PatientSex = identity.patient_sex
+    ds.StudyInstanceUID = identity.study_instance_uid
+    ds.StudyDate, ds.StudyTime = identity.study_date, identity.study_time
+    ds.StudyID = identity.study_id
+    ds.AccessionNumber = identity.accession_number
+    ds.ReferringPhysicianName = identity.referring_physician_name
+    ds.Modality = "DOC"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = PDF_SERIES
+    ds.SeriesDescription = "Thyroid Review report (PDF)"
+    ds.Manufacturer = MANUFACTURER
+    ds.ConversionType = "WSD"  # workstation
+    ds.InstanceNumber = 1
+    day, time = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
+    ds.ContentDate, ds.ContentTime = day, time
+    ds.AcquisitionDateTime = day + time
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = title[:64]
+    ds.ConceptNameCodeSequence = []
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    data = pdf + (b"\0" if len(pdf) % 2 else b"")
+    ds.EncapsulatedDocument = data
+    ds.EncapsulatedDocumentLength = len(pdf)
+    return ds
+
+
+# ------------------------------------------------------------------------- export
+def _save(ds, path: Path) -> Path:
+    return write_atomically(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
+
+
+def export_study_dicom(
+    folder: str | os.PathLike[str],
+    items: Sequence[NoduleReport],
+    card: ModelCard,
+    study: StudyInfo,
+    pdf: bytes | str | os.PathLike[str],
+    created: dt.datetime | None = None,
+) -> DicomExport:
+    """Writes the study report's DICOM objects into ``folder`` (each atomically): the SR
+    (``report_sr.dcm``), the PDF (``report_pdf.dcm``) and a key image per nodule
+    (``key_N1.dcm``, ...), all in the source images' study (or a new one).
+
+    Args:
+        items: the confirmed nodules, as the study report shows them
+            (``core.analysis.nodule_reports``).
+        pdf: the study report's PDF (its bytes or its file).
+
+    Raises:
+        DicomExportError: no nodule, nodules from two patients, or the PDF is not one.
+        OSError: the folder cannot be written.
+    """
+    if not items:
+        raise DicomExportError("the study has no nodule to report")
+    created = created or dt.datetime.now().astimezone()
+    pdf_bytes = pdf if isinstance(pdf, bytes) else Path(pdf).read_bytes()
+    identity = StudyIdentity.of_images([it.image for it in items], study)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    from pydicom.uid import generate_uid
+
+    series = generate_uid()
+    key_images, sources, key_paths = [], [], []
+    for number, it in enumerate(items, start=1):
+        sc, source = _secondary_capture(it, identity, series, number, created)
+        key_images.append(sc)
+        if source is not None and all(s.SOPInstanceUID != source.SOPInstanceUID for s in sources):
+            sources.append(source)
+        key_paths.append(_save(sc, folder / f"key_{_safe(it.nodule_id)}.dcm"))
+    sr = _structured_report(items, card, study, identity, key_images, sources, created)
+    sr_path = _save(sr, folder / "report_sr.dcm")
+    title = "Thyroid ultrasound report" + (f" {identity.patient_id}" if identity.patient_id else "")
+    doc = encapsulated_pdf(pdf_bytes, identity, created, title)
+    pdf_path = _save(doc, folder / "report_pdf.dcm")
+    result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity)
+    log.info("%s in %s", result.message, folder)
+    return result
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text) or "nodule"

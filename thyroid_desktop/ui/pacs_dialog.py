@@ -1,0 +1,242 @@
+"""File > Export DICOM…, Send to PACS… and PACS settings…: thin wiring of
+``core.report.dicom_out`` and ``core.report.pacs`` (the work runs in the worker pool)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+)
+
+from thyroid_desktop.core.report.pacs import (
+    DEFAULT_CALLING_AE,
+    Outbox,
+    PacsError,
+    PacsSettings,
+    echo,
+    load_settings,
+    save_settings,
+)
+from thyroid_desktop.core.report.pdf import StudyInfo
+from thyroid_desktop.ui.report_dialog import ReportDialog
+from thyroid_desktop.ui.workers import Task
+
+
+class PacsDialog(QDialog):
+    """The PACS's AE title, host and port, and ours; "Test" sends a C-ECHO."""
+
+    def __init__(self, initial: PacsSettings | None, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("PACS settings")
+        form = QFormLayout(self)
+        self.ae_title = QLineEdit(initial.ae_title if initial else "")
+        self.ae_title.setPlaceholderText("e.g. ORTHANC")
+        self.host = QLineEdit(initial.host if initial else "")
+        self.host.setPlaceholderText("e.g. pacs.hospital.example")
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(initial.port if initial else 104)
+        self.calling_ae = QLineEdit(initial.calling_ae if initial else DEFAULT_CALLING_AE)
+        form.addRow("PACS AE title", self.ae_title)
+        form.addRow("PACS host", self.host)
+        form.addRow("PACS port", self.port)
+        form.addRow("Our AE title", self.calling_ae)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.test_button = QPushButton("Test connection")
+        self.test_button.clicked.connect(self.test)
+        form.addRow(self.test_button, self.status)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self._task: Task | None = None
+
+    def settings(self) -> PacsSettings:
+        """What was typed. Raises PacsError when it cannot be used."""
+        return PacsSettings(
+            self.ae_title.text(), self.host.text(), self.port.value(), self.calling_ae.text()
+        )
+
+    def accept(self) -> None:
+        try:
+            save_settings(self.settings())
+        except (PacsError, OSError) as err:
+            self.status.setText(f"Not saved: {err}")
+            return
+        super().accept()
+
+    def test(self) -> None:
+        try:
+            settings = self.settings()
+        except PacsError as err:
+            self.status.setText(str(err))
+            return
+        self.status.setText(f"Asking {settings.text}…")
+        self.test_button.setEnabled(False)
+        self._task = Task(lambda: echo(settings))
+        self._task.signals.finished.connect(self._tested)
+        self._task.signals.failed.connect(lambda err: self._tested(str(err)))
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().start(self._task)
+
+    def _tested(self, problem: str) -> None:
+        self.test_button.setEnabled(True)
+        self.status.setText(problem or "The PACS answered (C-ECHO).")
+
+
+class _Progress(QObject):
+    """Progress from the worker to the status bar (queued onto the GUI thread)."""
+
+    changed = Signal(int, int, str)
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.changed.connect(self.on_changed)
+
+    @Slot(int, int, str)
+    def on_changed(self, done: int, total: int, name: str) -> None:
+        if name:
+            self.window.statusBar().showMessage(f"Sending to the PACS {done + 1}/{total}: {name}")
+
+
+class DicomActionsMixin:
+    """Mixed into MainWindow through ExportsMixin (widgets, session, worker, settings)."""
+
+    def _study_details(self) -> StudyInfo | None:
+        meta = self.review.image.metadata if self.review.image is not None else {}
+        operator = str(self.settings.value("report/operator", ""))
+        dialog = ReportDialog(StudyInfo.from_metadata(meta, operator=operator), self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        study = dialog.study()
+        self.settings.setValue("report/operator", study.operator)
+        return study
+
+    def _dicom_job(self, study: StudyInfo):
+        """The worker's job ``job(folder)``: every nodule reported (PDF) and written as DICOM
+        in ``folder`` (the session as it is now)."""
+        from thyroid_desktop.core.analysis import nodule_reports
+        from thyroid_desktop.core.report.dicom_out import export_study_dicom
+        from thyroid_desktop.core.report.pdf import write_study_report
+
+        state, service, card = self.session.state, self.service, self.classifier.card
+
+        def job(folder: Path):
+            items = nodule_reports(service, state)
+            with tempfile.TemporaryDirectory(prefix="thyroid-report-") as tmp:
+                pdf = write_study_report(Path(tmp) / "report.pdf", items, card, study)
+                return export_study_dicom(folder, items, card, study, pdf)
+
+        return job
+
+    def _has_nodules(self) -> bool:
+        if not self.session.state.nodules or self.classifier is None:
+            self.show_message("Nothing to report", "Mark at least one nodule first.")
+            return False
+        return True
+
+    def export_dicom_dialog(self) -> None:
+        if not self._has_nodules():
+            return
+        study = self._study_details()
+        if study is None:
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, "Export DICOM into folder", str(self.reports_folder())
+        )
+        if folder:
+            self.export_dicom(Path(folder), study)
+
+    def export_dicom(self, folder: Path, study: StudyInfo) -> None:
+        def done(export) -> None:
+            self.last_dicom_export = export
+            self.statusBar().showMessage(f"{export.message} in {folder}", 15000)
+            if export.identity.new_study:
+                self.show_message("DICOM written in a new study", export.message, _INFO)
+
+        job = self._dicom_job(study)
+        self._run(
+            lambda: job(folder),
+            done,
+            lambda err: self.show_message("DICOM not written", str(err)),
+        )
+
+    def pacs_settings_dialog(self) -> bool:
+        try:
+            current = load_settings()
+        except PacsError as err:
+            self.show_message("PACS settings", str(err))
+            current = None
+        return PacsDialog(current, self).exec() == QDialog.DialogCode.Accepted
+
+    def send_to_pacs_dialog(self) -> None:
+        """Writes the report as DICOM into the outbox and sends the outbox (with anything an
+        earlier send left there); with no nodule, sends what waits in the outbox."""
+        try:
+            settings = load_settings()
+        except PacsError as err:
+            self.show_message("PACS settings", str(err))
+            settings = None
+        if settings is None:
+            if not self.pacs_settings_dialog():
+                return
+            settings = load_settings()
+        outbox = Outbox()
+        if self.session.state.nodules and self.classifier is None:
+            self.show_message("Nothing to report", "The model is not loaded.")
+            return
+        if not self.session.state.nodules and not outbox.pending():
+            self.show_message("Nothing to send", "Mark at least one nodule first.")
+            return
+        study = self._study_details() if self.session.state.nodules else None
+        if self.session.state.nodules and study is None:
+            return
+        self.send_to_pacs(settings, study, outbox)
+
+    def send_to_pacs(self, settings: PacsSettings, study: StudyInfo | None, outbox: Outbox):
+        progress = _Progress(self)
+        export = self._dicom_job(study) if study is not None else None
+
+        def job():
+            if export is not None:
+                with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
+                    outbox.add(export(Path(tmp)).files)
+            return outbox.send(settings, progress.changed.emit)
+
+        def done(result) -> None:
+            self.last_send = result
+            progress.deleteLater()
+            if result.ok:
+                self.statusBar().showMessage(result.message, 15000)
+                return
+            left = len(outbox.pending())
+            self.show_message(
+                "Not everything reached the PACS",
+                f"{result.message}\n\n{left} object(s) wait in the outbox ({outbox.folder}); "
+                "File > Send to PACS… sends them again.",
+            )
+
+        def failed(err) -> None:
+            progress.deleteLater()
+            self.show_message("Not sent to the PACS", str(err))
+
+        self._run(job, done, failed)
+
+
+_INFO = QMessageBox.Icon.Information
