@@ -55,7 +55,8 @@ def test_report_holds_every_field(tmp_path, classifier):
         finding_size(finding, image.scale),
     )
     assert out.exists() and not list(tmp_path.glob(".*tmp*"))
-    text = " ".join(PdfReader(out).pages[0].extract_text().split())
+    pages = PdfReader(out).pages
+    text = " ".join(" ".join(p.extract_text() for p in pages).split())
     for expected in (
         NOTICE,
         "Testperson, Anna Maria",
@@ -75,6 +76,10 @@ def test_report_holds_every_field(tmp_path, classifier):
     ):
         assert expected in text, expected
     assert "^" not in text and "none or large comet-tail" not in text
+    # one page, numbered, the impression whole and the signature after it
+    assert len(pages) == 1 and "Page 1 of 1" in text
+    assert text.index("Solid hypoechoic nodule with punctate foci.") < text.index("Signature:")
+    assert "Reporting clinician: Dr Example" in text
 
 
 def test_failed_write_leaves_no_file(tmp_path, classifier, monkeypatch):

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from thyroid_desktop.core.clinical.tirads import Composition, EchogenicFoci, Margin
 from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
+from thyroid_desktop.core.report.names import report_file_name
 from thyroid_desktop.ui.main_window import MainWindow
 
 
@@ -371,7 +372,8 @@ def test_report_dialogs_remember_the_reports_folder(window, qtbot, tmp_path, mon
     qtbot.waitUntil(lambda: (reports / "out1.pdf").exists(), timeout=60000)
     window.export_study_dialog()
     qtbot.waitUntil(lambda: (reports / "out2.pdf").exists(), timeout=120000)
-    assert asked[1] == str(reports / "study_report.pdf")  # opened where the last one went
+    # opened where the last one went, named after the patient (none here) and the date
+    assert asked[1] == str(reports / report_file_name("", ""))
 
 
 def test_a_candidate_marked_as_another_nodule_is_drawn_as_that_nodule_and_n_skips_it(

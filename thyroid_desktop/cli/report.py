@@ -63,7 +63,12 @@ def add_parsers(sub) -> None:
         formatter_class=fmt,
     )
     r.add_argument("images", nargs="+", type=Path)
-    r.add_argument("--pdf", type=Path, required=True, help="the PDF report to write")
+    r.add_argument(
+        "--pdf",
+        type=Path,
+        required=True,
+        help="the PDF report to write, or a folder to write <PatientID>_<YYYYMMDD>_thyroid.pdf in",
+    )
     r.add_argument("--dicom", type=Path, metavar="DIR", help="write the DICOM objects here")
     r.add_argument("--send", nargs="?", const="", metavar="AE@HOST:PORT", help=SEND_HELP)
     r.add_argument("--calling-ae", help="our AE title (default: the saved one, THYROIDREVIEW)")
@@ -159,6 +164,7 @@ def report_command(args: argparse.Namespace) -> int:
     from thyroid_desktop.core.pipeline.roi import BoxSource
     from thyroid_desktop.core.report.audit import AuditLog
     from thyroid_desktop.core.report.dicom_out import DicomExportError, export_study_dicom
+    from thyroid_desktop.core.report.names import report_file_name
     from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo, write_study_report
 
     n = len(args.images)
@@ -230,10 +236,13 @@ def report_command(args: argparse.Namespace) -> int:
             if v
         },
     )
+    out = args.pdf
+    if out.is_dir():  # a folder: the report's default name (patient, study date, "thyroid")
+        out = out / report_file_name(study.patient_id, study.study_date)
     try:
-        pdf = write_study_report(args.pdf, items, classifier.card, study)
+        pdf = write_study_report(out, items, classifier.card, study)
     except OSError as err:
-        print(f"error: {args.pdf}: {err}", file=sys.stderr)
+        print(f"error: {out}: {err}", file=sys.stderr)
         return NOT_DONE
     for it in items:
         service.record(Action.EXPORT, it.image, it.finding)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from thyroid_desktop.core.analysis import Action
+from thyroid_desktop.core.report.names import report_file_name
 from thyroid_desktop.core.report.pdf import StudyInfo, write_report
 from thyroid_desktop.core.review.session import (
     read_session,
@@ -56,9 +58,12 @@ class ExportsMixin(DicomActionsMixin):
         if asked is not None:
             self.export_report(*asked)
 
-    def _ask_report(self, title: str, name: str) -> tuple[Path, StudyInfo] | None:
-        """The report details (from the shown image's DICOM, else typed) and where to save;
-        None when the user cancels. Remembers the operator and the reports folder."""
+    def _ask_report(
+        self, title: str, name: str | Callable[[StudyInfo], str]
+    ) -> tuple[Path, StudyInfo] | None:
+        """The report details (from the shown image's DICOM, else typed) and where to save
+        (``name``: the file name offered, or made from the details); None when the user
+        cancels. Remembers the operator and the reports folder."""
         meta = self.review.image.metadata if self.review.image is not None else {}
         operator = str(self.settings.value("report/operator", ""))
         dialog = ReportDialog(self.report_details(meta, operator), self)
@@ -67,6 +72,7 @@ class ExportsMixin(DicomActionsMixin):
         study = dialog.study()
         self.keep_report_details(study)  # kept in the study's session
         self.settings.setValue("report/operator", study.operator)
+        name = name(study) if callable(name) else name
         path, _ = QFileDialog.getSaveFileName(
             self, title, str(self.reports_folder() / name), "PDF (*.pdf)"
         )
@@ -132,7 +138,9 @@ class ExportsMixin(DicomActionsMixin):
         if not self.session.state.nodules or self.classifier is None:
             self.show_message("Nothing to report", "Mark at least one nodule first.")
             return
-        asked = self._ask_report("Export study report", "study_report.pdf")
+        asked = self._ask_report(
+            "Export study report", lambda s: report_file_name(s.patient_id, s.study_date)
+        )
         if asked is not None:
             self.export_study_report(*asked)
 

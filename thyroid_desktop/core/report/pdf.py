@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +17,14 @@ from thyroid_desktop.core.clinical.measure import (
     Plane,
     Scale,
     caliper_length_text,
+    finding_size,
 )
 from thyroid_desktop.core.clinical.tirads import (
+    GROUP_NAMES,
     TiradsChoices,
     TiradsDescriptors,
+    label,
+    points_of,
     recommend,
     tirads_text,
 )
@@ -30,6 +34,25 @@ from thyroid_desktop.core.models.gradcam import heatmap_rgba
 from thyroid_desktop.core.models.shipped import ModelCard
 from thyroid_desktop.core.pipeline.estimate import Finding
 from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
+from thyroid_desktop.core.report.layout import (
+    CONTENT_W,
+    GAP,
+    INK,
+    MARGIN_X,
+    MUTED,
+    PAGE_H,
+    PAGE_W,
+    WARN,
+    Flow,
+    Mark,
+    Picture,
+    Rule,
+    Text,
+    line_height,
+    reduced,
+    render,
+    wrap,
+)
 
 NOTICE = "For research use only. Not for use in diagnostic procedures."
 
@@ -109,85 +132,18 @@ def created_text(created: dt.datetime) -> str:
     """Local time with its zone and UTC offset, e.g. "29 Nov 2026 20:15 CET (UTC+01:00)"."""
     offset = created.strftime("%z")
     offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC offset unknown"
-    return f"{created.strftime('%-d %b %Y %H:%M')} {created.strftime('%Z')} ({offset})".replace(
-        "  ", " "
-    )
+    zone = created.strftime("%Z")
+    zone = "" if zone == offset else zone  # a bare offset (e.g. read from ISO) has no name
+    return f"{created.strftime('%-d %b %Y %H:%M')} {zone} ({offset})".replace("  ", " ")
 
 
-def _lines(
-    image, finding, card, study, tirads, size: NoduleSize | None, created, nodule, choices=None
-) -> list[tuple[str, str]]:
-    raw = card.raw
-    frame = f"   frame {image.frame_index + 1} of {image.n_frames}" if image.n_frames > 1 else ""
-    rows = [
-        ("Patient", study.patient_text),
-        ("Study", f"date {study.study_date or '-'}   accession {study.accession or '-'}"),
-        (
-            "Image",
-            f"{image.source.name if image.source else 'in-memory image'}{frame}   "
-            f"sha256 {image.sha256[:16]}…",
-        ),
-        *([("Nodule", nodule)] if nodule else []),
-        ("Report created", created_text(created)),
-        ("Operator", study.operator or "-"),
-        (
-            card.output_name.split(":")[0],
-            f"NONE: {finding.no_estimate_reason}"
-            if not finding.in_scope
-            else f"{finding.probability:.2f} (likelihood of TI-RADS 4-5; views differ by "
-            f"{finding.spread:.2f}{', UNSTABLE' if finding.unstable else ''}; threshold "
-            f"{finding.threshold:.2f}"
-            + (f", site calibration {finding.calibration}" if finding.site_calibrated else "")
-            + f") -> {finding.call_text}",
-        ),
-        *[("Image note", note) for note in finding.notes],
-        ("Nodule box", f"{finding.roi.as_list()} px ({finding.roi_source})"),
-        ("Size", size.text() if size is not None else "not measured"),
-    ]
-    choices = choices if choices is not None else TiradsChoices.of(tirads)
-    scored = choices.descriptors
-    rows.append(("ACR TI-RADS", tirads_text(choices)))  # the panel's words, the same function
-    if scored is not None:
-        rows.append(("Recommendation", recommend(scored.level, size).text))
-    sug = finding.tirads_suggestion if finding.in_scope else None
-    if sug is not None:
-        review = review_of(choices, sug)
-        rows.append(
-            (
-                "AI suggestions",
-                f"{sug.text()} (AI-only {sug.level_text}; not a reading). "
-                f"Clinician: {review_text(review)}.",
-            )
-        )
-    rows += [
-        ("Impression", study.impression or "-"),
-        ("Model", f"{card.id} v{card.version}   sha256 {str(raw.get('sha256', ''))[:16]}…"),
-        ("Model performance", card.performance_text()),
-        ("Labels", "trained on TI-RADS-derived labels (TR 4-5 vs 2-3), not pathology"),
-    ]
-    return rows
-
-
+# ------------------------------------------------------------------------- drawing the views
 #: A caliper line as a report draws it: its number (1, 2, 3 per nodule) and its ends.
 NumberedLine = tuple[int, Caliper]
 
 CALIPER_COLOUR = "#00dcff"
-
-
-def _draw_calipers(ax, calipers: tuple[NumberedLine, ...], scale: Scale) -> None:
-    """Each caliper line on the image, its ends marked, labelled "number: length"."""
-    for number, c in calipers:
-        (x1, y1), (x2, y2) = c.start, c.end
-        ax.plot([x1, x2], [y1, y2], color=CALIPER_COLOUR, lw=1.2, marker="+", ms=6)
-        x, y = (x2, y2) if x2 >= x1 else (x1, y1)
-        ax.annotate(
-            f"{number}: {caliper_length_text(c, scale)}",
-            (x, y),
-            xytext=(3, 3),
-            textcoords="offset points",
-            color=CALIPER_COLOUR,
-            fontsize=6.5,
-        )
+BOX_COLOUR = "#ffd400"
+OUTLINE_COLOUR = "#7cfc00"
 
 
 def calipers_text(calipers: tuple[NumberedLine, ...], scale: Scale) -> str:
@@ -195,77 +151,28 @@ def calipers_text(calipers: tuple[NumberedLine, ...], scale: Scale) -> str:
     return ", ".join(f"{n}: {caliper_length_text(c, scale)}" for n, c in calipers)
 
 
-def _write_rows(fig, rows: list[tuple[str, str]], y: float) -> float:
-    """Writes ``key: value`` rows down the page from height ``y``; returns where it ended."""
-    for key, value in rows:
-        wrapped = textwrap.wrap(value, 88) or ["-"]
-        fig.text(0.06, y, key, fontsize=9, weight="bold", va="top")
-        fig.text(0.27, y, "\n".join(wrapped), fontsize=9, va="top")
-        y -= 0.02 + 0.0145 * (len(wrapped) - 1)
-    return y
+def view_marks(
+    box, outline=(), calipers: tuple[NumberedLine, ...] = (), scale: Scale | None = None
+) -> tuple[Mark, ...]:
+    """What a report draws over a view, in the image's pixels: the nodule's box, its outline
+    (contour) and each caliper line, its ends marked, labelled "number: length"."""
+    marks = []
+    if box is not None:
+        corners = ((box.x, box.y), (box.x + box.w, box.y), (box.x + box.w, box.y + box.h))
+        marks.append(Mark((*corners, (box.x, box.y + box.h)), BOX_COLOUR, 1.1, closed=True))
+    if outline is not None and len(outline) >= 3:
+        points = tuple((float(x), float(y)) for x, y in outline)
+        marks.append(Mark(points, OUTLINE_COLOUR, 0.9, closed=True))
+    for number, c in calipers:
+        label = f"{number}: {caliper_length_text(c, scale or Scale.none())}"
+        marks.append(Mark((c.start, c.end), CALIPER_COLOUR, 1.1, ends=True, label=label))
+    return tuple(marks)
 
 
-def write_report(
-    path: str | os.PathLike[str],
-    image: UltrasoundImage,
-    finding: Finding,
-    card: ModelCard,
-    study: StudyInfo,
-    tirads: TiradsDescriptors | None = None,
-    size: NoduleSize | None = None,
-    created: dt.datetime | None = None,
-    nodule: str = "",
-    choices: TiradsChoices | None = None,
-    calipers: tuple[NumberedLine, ...] = (),
-) -> Path:
-    """Writes a one-page A4 PDF to a temporary file, then renames it to ``path``.
-    ``size`` is the nodule's (``core.clinical.measure.finding_size``: the same as the panel
-    and the CSV); ``nodule`` names and locates it (e.g. "N1, right lobe, upper");
-    ``choices`` are the clinician's TI-RADS choices so far (what they did with the AI's
-    suggestions); ``calipers``: the caliper lines on this frame, drawn with their lengths
-    (under ``size``'s scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    path = Path(path)
-    created = created or dt.datetime.now().astimezone()
-    fig = plt.figure(figsize=(8.27, 11.69))
-    fig.text(0.06, 0.965, "Thyroid Review — nodule report", fontsize=16, weight="bold")
-    fig.text(0.06, 0.945, NOTICE, fontsize=9, color="#b00020")
-    pixels = np.asarray(image.pixels)
-    for i, (title, shown) in enumerate(
-        (
-            ("Image and nodule box", pixels),
-            ("Grad-CAM (model attention)", overlay(pixels, finding.heatmap)),
-        )
-    ):
-        ax = fig.add_axes((0.06 + i * 0.46, 0.66, 0.42, 0.26))
-        ax.imshow(shown)
-        r = finding.roi
-        ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
-        if i == 0 and calipers:
-            _draw_calipers(ax, calipers, size.scale if size is not None else Scale.none())
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    rows = _lines(image, finding, card, study, tirads, size, created, nodule, choices)
-    if calipers:
-        scale = size.scale if size is not None else Scale.none()
-        rows.insert(
-            rows.index(next(r for r in rows if r[0] == "Size")) + 1,
-            ("Calipers", calipers_text(calipers, scale)),
-        )
-    _write_rows(fig, rows, 0.63)
-    fig.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
-    fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
-    try:
-        with matplotlib.rc_context({"pdf.fonttype": 42}):
-            write_atomically(path, lambda tmp: fig.savefig(tmp, format="pdf"))
-    finally:
-        plt.close(fig)
-    return path
+def heat_layer(heatmap: np.ndarray, width_pt: float) -> np.ndarray:
+    """The heat map as an RGBA layer at the size the page shows (``heatmap_rgba``: the app's
+    colours and transparency), to lie over the view."""
+    return heatmap_rgba(np.clip(reduced(np.asarray(heatmap, np.float32), width_pt), 0.0, 1.0))
 
 
 # ------------------------------------------------------------------------- study report
@@ -293,6 +200,13 @@ class ReportView:
         return image_text(self.image)
 
 
+#: How the summary table says a caveat in a few words (the nodule's page has it in full).
+_SHORT_CAVEATS = (
+    ("outside the validated scope", "outside validated scope"),
+    ("not validated at this site", "not site-validated"),
+)
+
+
 @dataclass(frozen=True)
 class NoduleReport:
     """One nodule of the study as the study report shows it: the frame it is seen on, the
@@ -312,10 +226,26 @@ class NoduleReport:
     #: The nodule's plane on this image, and its other view (when linked).
     plane: Plane | None = None
     other_view: ReportView | None = None
+    #: The nodule's outline (contour) in image pixels; empty: the segmenter's mask outline
+    #: that came with the finding, if any.
+    outline: tuple[tuple[float, float], ...] = ()
 
     @property
     def image_text(self) -> str:
         return image_text(self.image)
+
+    @property
+    def contour(self) -> tuple[tuple[float, float], ...]:
+        """The outline drawn on the image: the clinician's click or stroke outline, else the
+        segmenter's mask outline of the analysed box (none without an estimate)."""
+        if self.outline:
+            return tuple(self.outline)
+        sug = self.finding.tirads_suggestion
+        return tuple(sug.outline) if sug is not None and sug.outline else ()
+
+    @property
+    def tirads_choices(self) -> TiradsChoices:
+        return self.choices if self.choices is not None else TiradsChoices.of(self.tirads)
 
     @property
     def estimate_text(self) -> str:
@@ -328,13 +258,27 @@ class NoduleReport:
         )
 
     @property
+    def caveats_text(self) -> str:
+        """Short, for the summary table: the estimate's caveats, or why there is none."""
+        f = self.finding
+        if not f.in_scope:
+            return f"no estimate: {f.no_estimate_reason}"
+        out = []
+        for caveat in f.caveats:
+            out.append(next((s for k, s in _SHORT_CAVEATS if caveat.startswith(k)), caveat))
+        return "; ".join(out) or "-"
+
+    @property
     def size_text(self) -> str:
         """Short, for the summary table: the size TI-RADS uses and what it comes from."""
         return self.size.summary()
 
     @property
     def level_text(self) -> str:
-        return "not scored" if self.tirads is None else f"TR{self.tirads.level.tr}"
+        """Short: "TR4, 5 points" or "not scored"."""
+        if self.tirads is None:
+            return "not scored"
+        return f"TR{self.tirads.level.tr}, {self.tirads.points} points"
 
     @property
     def recommendation(self) -> str:
@@ -344,7 +288,20 @@ class NoduleReport:
         return recommend(self.tirads.level, self.size).action
 
 
-def study_summary_rows(items: list[NoduleReport]) -> list[list[str]]:
+SUMMARY_HEADER = [
+    "Nodule",
+    "Location",
+    "Size",
+    "TI-RADS",
+    "ACR advice",
+    "AI estimate",
+    "Caveats",
+]
+#: The summary table's column widths in points (they add up to the page's text width).
+SUMMARY_WIDTHS = (38.0, 72.0, 86.0, 62.0, 58.0, 78.0, CONTENT_W - 394.0)
+
+
+def study_summary_rows(items: Sequence[NoduleReport]) -> list[list[str]]:
     """The summary table: one row per nodule."""
     return [
         [
@@ -354,135 +311,378 @@ def study_summary_rows(items: list[NoduleReport]) -> list[list[str]]:
             it.level_text,
             it.recommendation,
             it.estimate_text,
+            it.caveats_text,
         ]
         for it in items
     ]
 
 
-SUMMARY_HEADER = ["Nodule", "Location", "Size", "TI-RADS", "Recommendation", "AI estimate"]
+LABELS_TEXT = (
+    "AI estimate: the likelihood that the nodule would be read TI-RADS 4-5; trained on "
+    "TI-RADS-derived labels (TR 4-5 vs 2-3), not pathology. The estimate and the AI's "
+    "TI-RADS suggestions support the reading; they are not a diagnosis."
+)
+
+#: Who set a TI-RADS category, from ``review_of``'s word for it.
+SET_BY = {
+    "accepted": "AI suggestion, accepted",
+    "changed": "clinician (AI differed)",
+    "chosen": "clinician",
+    "open": "not set",
+}
+
+_TIRADS_GROUPS = ("composition", "echogenicity", "shape", "margin", "echogenic_foci")
+
+
+def tirads_rows(choices: TiradsChoices, suggestion) -> list[list[str]]:
+    """Per ACR category: the clinician's choice, its points, who set it (``review_of``) and
+    the AI's suggestion."""
+    review = review_of(choices, suggestion)
+    rows = []
+    for g in _TIRADS_GROUPS:
+        if g == "echogenic_foci":
+            chosen = sorted(choices.foci, key=lambda f: f.name) if choices.foci_set else []
+            value = ", ".join(label(f) for f in chosen) if chosen else ""
+            points = str(sum(points_of(f) for f in chosen)) if chosen else "-"
+        else:
+            choice = getattr(choices, g)
+            value = label(choice) if choice is not None else ""
+            points = str(points_of(choice)) if choice is not None else "-"
+        s = suggestion.groups.get(g) if suggestion is not None else None
+        if s is None:
+            ai = "none"
+        else:
+            conf = f"{100 * s.confidence:.0f} %" if s.confidence is not None else s.method
+            ai = f"{label(s.value)} ({conf})"
+        rows.append([GROUP_NAMES[g], value or "open", points, SET_BY[review[g]], ai])
+    return rows
+
+
+TIRADS_HEADER = ["Category", "Chosen", "Points", "Set by", "AI suggestion"]
+TIRADS_WIDTHS = (72.0, 146.0, 40.0, 110.0, CONTENT_W - 368.0)
+
+
+def _estimate_rows(f: Finding, choices: TiradsChoices) -> list[tuple[str, str, str]]:
+    """The AI estimate with its scope and validation status, every caveat beside it, and
+    what the clinician did with the AI's TI-RADS suggestions: (key, value, colour) rows."""
+    if not f.in_scope:
+        return [
+            ("AI estimate", f"NONE: {f.no_estimate_reason}", WARN),
+            ("Heat map", "none (no estimate for this image)", INK),
+        ]
+    calibration = f"site profile {f.calibration}" if f.site_calibrated else "shipped (model card)"
+    rows = [
+        (
+            "AI estimate",
+            f"{f.probability:.2f}: {f.call_text} (likelihood of TI-RADS 4-5, threshold "
+            f"{f.threshold:.2f}; not a diagnosis)",
+            INK,
+        ),
+        *[("Caveat", c, WARN) for c in f.caveats],
+        *(
+            []
+            if f.overridden_reason
+            else [("Scope", "thyroid B-mode ultrasound like the training images (checked)", INK)]
+        ),
+        (
+            "Calibration",
+            calibration + (", validated at this site" if f.site_validated else ""),
+            INK,
+        ),
+        (
+            "Stability",
+            f"box, mirror and jitters differ by {f.spread:.2f}"
+            + (": UNSTABLE, the estimate depends on where the box is" if f.unstable else ""),
+            WARN if f.unstable else INK,
+        ),
+    ]
+    sug = f.tirads_suggestion
+    if sug is not None:
+        review = review_text(review_of(choices, sug))
+        rows.append(
+            (
+                "AI suggestions",
+                f"{sug.level_text} (AI only; not a reading). Clinician: {review}.",
+                INK,
+            )
+        )
+    return rows
+
+
+def _nodule_section(flow: Flow, it: NoduleReport, title: str, compact: bool = False) -> None:
+    """A nodule's page(s): its views with box, contour and calipers, the heat map, sizes,
+    TI-RADS with who set each category, and the AI estimate with its caveats (``compact``:
+    smaller images and no details heading, so that a one-nodule report keeps its impression
+    and signature on the first page)."""
+    f = it.finding
+    flow.new_page(f"{title} (continued)")
+    flow.paragraph(title, size=14.0, bold=True)
+    flow.paragraph(it.image_text, size=8.5, color=MUTED)
+    flow.space(4)
+    own = f"{str(it.plane).capitalize()} view" if it.plane else "Image"
+    pixels = np.asarray(it.image.pixels)
+    own_view = Picture(
+        0, 0, 0, 0, pixels, view_marks(f.roi, it.contour, it.calipers, it.size.scale)
+    )
+    half = (CONTENT_W - GAP) / 2
+    heat: Picture | str
+    if f.in_scope:  # the view itself, under the coloured map (as the app shows it)
+        heat = Picture(0, 0, 0, 0, pixels, view_marks(f.roi), layer=heat_layer(f.heatmap, half))
+    else:
+        heat = "No heat map: there is no AI estimate for this image."
+    heat_caption = "Grad-CAM heat map (where the model looked)"
+    height = 115.0 if compact else 165.0
+    v = it.other_view
+    estimate = _estimate_rows(f, it.tirads_choices)
+    if v is not None:
+        other = Picture(
+            0, 0, 0, 0, np.asarray(v.image.pixels), view_marks(v.box, (), v.calipers, v.scale)
+        )
+        flow.pictures(
+            [
+                (f"{own}: {it.image_text}", own_view),
+                (f"{str(v.plane).capitalize()} view: {v.image_text}", other),
+            ],
+            height,
+        )
+        pages, top = len(flow.pages), flow.y
+        flow.pictures([(heat_caption, heat)], height, columns=2)
+        bottom = flow.y
+        if len(flow.pages) == pages:
+            flow.y = top
+        x = MARGIN_X + half + GAP
+        flow.heading("AI estimate", x=x, width=half)
+        for key, value, colour in estimate:
+            flow.row(key, value, key_w=70.0, color=colour, x=x, width=half)
+        flow.y = max(flow.y, bottom) if len(flow.pages) == pages else flow.y
+    else:
+        flow.pictures(
+            [(f"{own}, box, contour and calipers", own_view), (heat_caption, heat)], height
+        )
+        flow.heading("AI estimate")
+        for key, value, colour in estimate:
+            flow.row(key, value, color=colour)
+
+    flow.heading("Size")
+    flow.row("Size", it.size.text())
+    if it.calipers:
+        where = f" ({it.plane} view)" if it.plane else ""
+        flow.row("Calipers", calipers_text(it.calipers, it.size.scale) + where)
+    if v is not None and v.calipers:
+        key = "" if it.calipers else "Calipers"
+        flow.row(key, f"{calipers_text(v.calipers, v.scale)} ({v.plane} view)")
+
+    choices = it.tirads_choices
+    flow.heading("TI-RADS")
+    flow.row("ACR TI-RADS", tirads_text(choices))
+    scored = choices.descriptors
+    if scored is not None:
+        flow.row("Recommendation", recommend(scored.level, it.size).text)
+    flow.space(3)
+    suggestion = f.tirads_suggestion if f.in_scope else None
+    flow.table(TIRADS_HEADER, tirads_rows(choices, suggestion), TIRADS_WIDTHS)
+
+    if not compact:  # (a one-nodule report names the file under its title)
+        flow.heading("Details")
+        flow.row("Image", it.image_text)
+    if v is not None:
+        flow.row(f"{str(v.plane).capitalize()} view", v.image_text)
+    flow.row("Nodule box", f"{f.roi.as_list()} px ({f.roi_source})")
+    for note in f.notes:
+        flow.row("Image note", note)
+    if it.notes:
+        flow.row("Notes", it.notes)
+
+
+def _model_section(flow: Flow, card: ModelCard) -> None:
+    raw = card.raw
+    flow.heading("About the AI")
+    flow.row("Model", f"{card.id} v{card.version}   sha256 {str(raw.get('sha256', ''))[:16]}...")
+    flow.row("Performance", card.performance_text())
+    flow.row("Labels", LABELS_TEXT)
+
+
+SIGNATURE_LINE = "Signature: ______________________________      Date: ________________"
+
+
+def signed_text(signed_by: str, signed_at: str) -> str:
+    """ "Signed electronically by Dr Example, 27 Nov 2026 14:05 CET (UTC+01:00)" (``signed_at``
+    an ISO time, as the session keeps it)."""
+    try:
+        when = created_text(dt.datetime.fromisoformat(signed_at))
+    except ValueError:
+        when = signed_at
+    return f"Signed electronically by {signed_by}, {when}"
+
+
+def _impression_and_signature(
+    flow: Flow, study: StudyInfo, signed_by: str = "", signed_at: str = ""
+) -> None:
+    """The impression, then the signature block on the same page as (at least) the
+    impression's last lines: the signature is never above or apart from what it signs.
+    Signed (``signed_by`` and ``signed_at``): who signed it and when, instead of the line to
+    sign on."""
+    signature_h = 10 + line_height(9.5) * 3 + 16
+    lines = wrap(study.impression or "-", CONTENT_W, 9.5)
+    heading_h = line_height(10.5) + 7
+    if len(lines) <= 4:  # short: the heading, the impression and the signature together
+        flow.need(heading_h + line_height(9.5) * len(lines) + signature_h)
+    flow.continued = ""  # a page break here starts with the heading itself
+    flow.heading("Impression")
+    flow.continued = "Impression (continued)"
+    flow.lines(lines, size=9.5, keep_last=2, keep_after=signature_h)
+    flow.need(signature_h)
+    flow.space(16)
+    flow.add(Text(MARGIN_X, flow.y, f"Reporting clinician: {study.operator or '-'}", 9.5))
+    flow.y += line_height(9.5) + 10
+    if signed_by and signed_at:
+        flow.paragraph(signed_text(signed_by, signed_at), size=9.5, bold=True)
+    else:
+        flow.add(Text(MARGIN_X, flow.y, SIGNATURE_LINE, 9.5))
+        flow.y += line_height(9.5)
+
+
+def _header_ops(title: str, study: StudyInfo, created: dt.datetime, number: int, total: int):
+    """Every page's header (title, patient, study, "Page x of y") and footer."""
+    ops: list = [Text(MARGIN_X, 26.0, title, 13.0, True)]
+    ops.append(Text(PAGE_W - MARGIN_X, 28.0, f"Page {number} of {total}", 9.0, align="right"))
+    y = 26.0 + line_height(13.0) + 2
+    for line in _header_lines(study):
+        ops.append(Text(MARGIN_X, y, line, 8.5))
+        y += line_height(8.5)
+    ops.append(Rule(MARGIN_X, y + 3, PAGE_W - MARGIN_X, y + 3, INK, 0.8))
+    ops.append(Text(MARGIN_X, PAGE_H - 36.0, NOTICE, 7.5, color=WARN))
+    ops.append(
+        Text(MARGIN_X, PAGE_H - 26.0, f"Report created {created_text(created)}", 7.0, color=MUTED)
+    )
+    return ops
+
+
+def _header_lines(study: StudyInfo) -> list[str]:
+    study_line = f"Study date {study.study_date or '-'}   accession {study.accession or '-'}"
+    return wrap(f"Patient {study.patient_text}", CONTENT_W, 8.5) + wrap(study_line, CONTENT_W, 8.5)
+
+
+def _content_top(study: StudyInfo) -> float:
+    return 26.0 + line_height(13.0) + 2 + line_height(8.5) * len(_header_lines(study)) + 14
+
+
+def _pdf(
+    title: str,
+    study: StudyInfo,
+    created: dt.datetime,
+    sections: Callable[[Flow], None],
+) -> bytes:
+    flow = Flow(_content_top(study))
+    sections(flow)
+    return render(
+        flow.pages,
+        lambda number, total: _header_ops(title, study, created, number, total),
+        {"Title": title, "Creator": "Thyroid Review"},
+    )
+
+
+STUDY_TITLE = "Thyroid Review — study report"
+NODULE_TITLE = "Thyroid Review — nodule report"
+
+
+def study_report_pdf(
+    items: Sequence[NoduleReport],
+    card: ModelCard,
+    study: StudyInfo,
+    created: dt.datetime | None = None,
+    *,
+    signed_by: str = "",
+    signed_at: str = "",
+) -> bytes:
+    """The study report as PDF bytes (e.g. to embed as DICOM Encapsulated PDF).
+
+    Page 1: the patient and study, a summary table with one row per nodule, what the model
+    is, the impression, then the signature block. Then one page per nodule (flowing onto a
+    continuation page only when its text does not fit): both views with box, contour and
+    numbered calipers, the heat map, sizes, TI-RADS with who set each category, and the AI
+    estimate with every caveat. Every page carries the patient header and "Page x of y".
+    ``signed_by`` and ``signed_at`` (an ISO time): the report's signature, when signed
+    (``core.review.session.ReportText``); else a line to sign on.
+
+    Raises:
+        ValueError: ``items`` is empty.
+    """
+    if not items:
+        raise ValueError("the study has no nodule to report")
+    created = created or dt.datetime.now().astimezone()
+
+    def sections(flow: Flow) -> None:
+        flow.new_page("Study summary (continued)")
+        flow.row("Operator", study.operator or "-")
+        flow.row("Report created", created_text(created))
+        flow.row("Nodules", str(len(items)))
+        flow.heading("Summary of nodules")
+        flow.table(SUMMARY_HEADER, study_summary_rows(items), SUMMARY_WIDTHS)
+        _model_section(flow, card)
+        _impression_and_signature(flow, study, signed_by, signed_at)
+        for it in items:
+            title = it.nodule_id + (f" — {it.location}" if it.location else "")
+            _nodule_section(flow, it, title)
+
+    return _pdf(STUDY_TITLE, study, created, sections)
 
 
 def write_study_report(
     path: str | os.PathLike[str],
-    items: list[NoduleReport],
+    items: Sequence[NoduleReport],
     card: ModelCard,
     study: StudyInfo,
     created: dt.datetime | None = None,
+    *,
+    signed_by: str = "",
+    signed_at: str = "",
 ) -> Path:
-    """A study report: page 1 has the patient, a summary table with one row per nodule and
-    the model's performance; then one page per nodule with its image, Grad-CAM and details.
-    Written atomically."""
-    import matplotlib
+    """Writes :func:`study_report_pdf` to ``path`` atomically (a temporary file renamed
+    over it); returns ``path``."""
+    data = study_report_pdf(items, card, study, created, signed_by=signed_by, signed_at=signed_at)
+    return write_atomically(Path(path), lambda tmp: tmp.write_bytes(data))
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
-    from matplotlib.patches import Rectangle
 
-    if not items:
-        raise ValueError("the study has no nodule to report")
-    path = Path(path)
+def write_report(
+    path: str | os.PathLike[str],
+    image: UltrasoundImage,
+    finding: Finding,
+    card: ModelCard,
+    study: StudyInfo,
+    tirads: TiradsDescriptors | None = None,
+    size: NoduleSize | None = None,
+    created: dt.datetime | None = None,
+    nodule: str = "",
+    choices: TiradsChoices | None = None,
+    calipers: tuple[NumberedLine, ...] = (),
+) -> Path:
+    """A one-nodule report (the shown image's), laid out as a study report's nodule page
+    followed by the model, the impression and the signature; written atomically.
+    ``size`` is the nodule's (``core.clinical.measure.finding_size``: the same as the panel
+    and the CSV); ``nodule`` names and locates it (e.g. "N1, right lobe, upper");
+    ``choices`` are the clinician's TI-RADS choices so far (what they did with the AI's
+    suggestions); ``calipers``: the caliper lines on this frame, drawn with their lengths
+    (under ``size``'s scale)."""
     created = created or dt.datetime.now().astimezone()
-    figures = []
-    first = plt.figure(figsize=(8.27, 11.69))
-    first.text(0.06, 0.965, "Thyroid Review — study report", fontsize=16, weight="bold")
-    first.text(0.06, 0.945, NOTICE, fontsize=9, color="#b00020")
-    header = [
-        ("Patient", study.patient_text),
-        ("Study", f"date {study.study_date or '-'}   accession {study.accession or '-'}"),
-        ("Report created", created_text(created)),
-        ("Operator", study.operator or "-"),
-        ("Nodules", str(len(items))),
-    ]
-    y = _write_rows(first, header, 0.915)
-    ax = first.add_axes((0.06, y - 0.03 - 0.035 * (len(items) + 1), 0.88, 0.035 * (len(items) + 1)))
-    ax.axis("off")
-    rows = [[textwrap.fill(c, 22) for c in r] for r in study_summary_rows(items)]
-    table = ax.table(
-        cellText=rows,
-        colLabels=SUMMARY_HEADER,
-        colWidths=[0.09, 0.2, 0.2, 0.12, 0.17, 0.22],
-        loc="upper left",
-        cellLoc="left",
+    size = size if size is not None else finding_size(finding, image.scale)
+    if choices is not None:
+        tirads = choices.descriptors
+    item = NoduleReport(
+        nodule.split(",")[0] if nodule else "Nodule",
+        "",
+        image,
+        finding,
+        size,
+        tirads,
+        choices=choices if choices is not None else TiradsChoices.of(tirads),
+        calipers=calipers,
     )
-    table.auto_set_font_size(False)
-    table.set_fontsize(7.5)
-    table.scale(1.0, 2.2)
-    footer = [
-        ("Impression", study.impression or "-"),
-        ("Model", f"{card.id} v{card.version}"),
-        ("Model performance", card.performance_text()),
-        (
-            "Labels",
-            "AI estimate: likelihood of TI-RADS 4-5, trained on TI-RADS-derived labels, not pathology",
-        ),
-    ]
-    _write_rows(first, footer, y - 0.08 - 0.035 * (len(items) + 1))
-    first.text(0.06, 0.07, "Signature: ______________________________", fontsize=10)
-    first.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
-    figures.append(first)
-    for it in items:
-        fig = plt.figure(figsize=(8.27, 11.69))
-        title = f"{it.nodule_id}" + (f" — {it.location}" if it.location else "")
-        fig.text(0.06, 0.965, title, fontsize=15, weight="bold")
-        fig.text(0.06, 0.945, it.image_text, fontsize=9)
-        pixels = np.asarray(it.image.pixels)
-        own = f"{it.plane} view" if it.plane else "Image"
-        panels = [
-            (f"{own}, box and calipers", pixels, it.finding.roi, it.calipers, it.size.scale),
-            ("Grad-CAM", overlay(pixels, it.finding.heatmap), it.finding.roi, (), None),
-        ]
-        v = it.other_view
-        if v is not None:
-            title = f"{v.plane} view: {v.image_text}"
-            panels.append((title, np.asarray(v.image.pixels), v.box, v.calipers, v.scale))
-        width = 0.42 if len(panels) == 2 else 0.285
-        for i, (name, shown, r, lines, scale) in enumerate(panels):
-            ax = fig.add_axes((0.06 + i * (width + 0.04), 0.62, width, 0.3))
-            ax.imshow(shown)
-            ax.add_patch(Rectangle((r.x, r.y), r.w, r.h, fill=False, edgecolor="#ffd400", lw=1.5))
-            if lines:
-                _draw_calipers(ax, lines, scale)
-            ax.set_title(textwrap.fill(name, 40), fontsize=8)
-            ax.axis("off")
-        lines = _lines(
-            it.image,
-            it.finding,
-            card,
-            study,
-            it.tirads,
-            it.size,
-            created,
-            "",
-            it.choices,
-        )
-        skip = {
-            "Patient",
-            "Study",
-            "Report created",
-            "Operator",
-            "Impression",
-            "Model",
-            "Model performance",
-            "Labels",
-        }
-        lines = [(k, v) for k, v in lines if k not in skip]
-        lines += [("Calipers", calipers_text(it.calipers, it.size.scale))] if it.calipers else []
-        if v is not None and v.calipers:
-            lines.append((f"Calipers ({v.plane})", calipers_text(v.calipers, v.scale)))
-        lines += [("Notes", it.notes)] if it.notes else []
-        _write_rows(fig, lines, 0.59)
-        fig.text(0.06, 0.04, NOTICE, fontsize=8, color="#b00020")
-        figures.append(fig)
 
-    def write(tmp: Path) -> None:
-        with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(tmp) as pdf:
-            for fig in figures:
-                pdf.savefig(fig)
+    def sections(flow: Flow) -> None:
+        _nodule_section(flow, item, nodule or "Nodule", compact=True)
+        _model_section(flow, card)
+        _impression_and_signature(flow, study)
 
-    try:
-        write_atomically(path, write)
-    finally:
-        for fig in figures:
-            plt.close(fig)
-    return path
+    data = _pdf(NODULE_TITLE, study, created, sections)
+    return write_atomically(Path(path), lambda tmp: tmp.write_bytes(data))
