@@ -4,7 +4,10 @@ estimate, no heat map, no AI TI-RADS, no gland outline and no proposal, with the
 
 from __future__ import annotations
 
+import csv
+
 import pytest
+from pypdf import PdfReader
 from PySide6.QtCore import Qt
 
 from thyroid_desktop.core.analysis import ROI
@@ -19,7 +22,7 @@ def _settled(window, qtbot):
     )
 
 
-def test_another_organ_is_refused_and_can_be_analysed_anyway(window, qtbot, shared_data):
+def test_another_organ_is_refused_and_can_be_analysed_anyway(window, qtbot, shared_data, tmp_path):
     breast = sorted((shared_data / "nonthyroid" / "breast").glob("*.png"))
     if not breast:
         pytest.skip("../shared/data/nonthyroid is absent")
@@ -42,6 +45,19 @@ def test_another_organ_is_refused_and_can_be_analysed_anyway(window, qtbot, shar
     assert not panel.force_button.isVisible()
     actions = [r["action"] for r in AuditLog().read()]
     assert actions[0] == "auto-detect" and "analyse-anyway" in actions
+    if review.proposal is not None:
+        window.accept_proposal()
+    out = tmp_path / "study.pdf"  # the report marks it too
+    window.export_study_report(out)
+    qtbot.waitUntil(lambda: getattr(window, "last_report", None) == out, timeout=120000)
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(out).pages)
+    assert "outside the validated scope" in text and "not validated at this site" in text
+    table = tmp_path / "study.csv"
+    assert window.export_csv(table)
+    with open(table, newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["caveats"].startswith("outside the validated scope (analysed anyway: does not")
+    assert row["caveats"].endswith("; not validated at this site")
 
 
 def test_a_thyroid_image_shows_no_refusal(window, qtbot, tmp_path):
