@@ -152,7 +152,12 @@ class AnalysisResult:
     @property
     def refused(self) -> bool:
         """True when the image was refused as out of scope (no estimate)."""
-        return self.scope is not None and not self.scope.in_scope and not self.finding.in_scope
+        verdict = self.scope
+        return (
+            verdict is not None
+            and not verdict.in_scope
+            and self.finding.no_estimate_reason == verdict.reason
+        )
 
     @property
     def can_force(self) -> bool:
@@ -293,8 +298,8 @@ class AnalysisService:
             finding = self._predict(image, det.best.roi, BoxSource.AUTO, fov, mask, force, det)
         elif scan_area_fallback:
             finding = self._predict(image, None, BoxSource.FULL, fov, None, force, det)
-        else:
-            finding = self.nothing_found(image, fov)
+        else:  # nothing found (an overridden refusal is not the reason any more)
+            finding = self.nothing_found(image, fov, NO_NODULE if not verdict.in_scope else "")
         return finding, det
 
     def _predict(
