@@ -34,10 +34,14 @@ def test_predict_json_lines_with_a_bad_file_among_good_ones(tmp_path):
     assert [r["file"] for r in lines] == [str(good), str(bad), str(good)]
     ok, err = lines[0], lines[1]
     assert set(ok) >= {"file", "probability", "no_estimate_reason", "spread", "novelty", "roi"}
-    # The phantom is synthetic: the novelty check says so instead of giving a number.
-    assert ok["probability"] is None and ok["label"] is None
-    assert "unlike the images the model was trained on" in ok["no_estimate_reason"]
+    # The thyroid-like phantom passes the scope check: a number, marked not site-validated;
+    # the novelty distance is still reported (it no longer refuses on its own).
+    assert ok["scope"]["in_scope"] and ok["no_estimate_reason"] is None
+    assert 0 <= ok["probability"] <= 1 and ok["label"] in ("benign", "malignant")
+    assert ok["caveats"] == ["not validated at this site"]
+    assert ok["novelty"] > 0 and 0 <= ok["spread"] <= 1
     assert ok["roi"] == phantom.nodule.as_list() and ok["roi_source"] == "manual"
+    assert lines[2]["probability"] == ok["probability"]  # same file, same box: same answer
     assert lines[2]["novelty"] == ok["novelty"] and lines[2]["spread"] == ok["spread"]
     assert "broken.jpg" in err["error"] and "probability" not in err
 
@@ -61,10 +65,13 @@ def test_predict_without_roi_finds_the_nodule_and_lists_candidates(tmp_path):
     n = phantom.nodule
     assert abs(x + w / 2 - (n.x + n.w / 2)) < n.w / 4 and abs(y + h / 2 - (n.y + n.h / 2)) < n.h / 4
     assert found["preliminary"] is True  # the detector's proposal, not a confirmed nodule
-    # A black frame: nothing found, nothing analysed (and it says why: not ultrasound).
-    assert empty["roi_source"] == "none" and empty["candidates"] == []
+    assert found["scope"]["in_scope"] and found["probability"] is not None
+    # A black frame: refused before detection (not B-mode ultrasound), so nothing found,
+    # no candidates listed, nothing analysed, and it says why; not even --force may analyse it.
+    assert empty["roi_source"] == "none" and not empty.get("candidates")
     assert empty["roi"] is None and empty["probability"] is None and empty["logit"] is None
     assert "blank" in empty["no_estimate_reason"]
+    assert not empty["scope"]["in_scope"] and not empty["scope"]["can_force"]
 
 
 def test_bad_roi_argument_is_a_usage_error(tmp_path):

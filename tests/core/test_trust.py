@@ -118,19 +118,40 @@ def test_jittered_boxes_stay_inside_the_image():
 
 
 @pytest.mark.parametrize("kind", ["photo", "ct"])
-def test_novelty_flags_what_is_not_thyroid_ultrasound(classifier, kind):
+def test_what_is_not_thyroid_ultrasound_is_refused_and_novelty_still_reported(
+    classifier, segmenter, kind
+):
+    """Through the app's one path (AnalysisService): a colour photo is refused by the B-mode
+    check (not overridable), a CT slice's pixels without its header by the scope model
+    (overridable: "Analyse anyway"). The novelty distance no longer refuses on its own once
+    the scope model is loaded (issue 23: it did not separate other organs and flagged 12 % of
+    biopsy-proven thyroid images), but ``predict`` still computes and reports it."""
+    from thyroid_desktop.core.analysis import AnalysisService
+    from thyroid_desktop.core.pipeline.scope import NOT_THYROID
+
     if classifier.novelty is None:
         pytest.fail("the model card names no novelty reference (python -m training.reliability)")
+    if classifier.scope is None:
+        pytest.fail("the model card names no scope model (python -m training.scope)")
     if kind == "photo":
         import skimage.data
 
         image = from_array(skimage.data.astronaut())
-    else:  # a 512 x 512 CT slice's pixels without its header: only novelty can tell
-        # (the 64-128 px MR/CT thumbnails of the corpus are not flagged: README)
+    else:  # a 512 x 512 CT slice's pixels without its header: only the scope model can tell
         image = from_array(open_image(PYDICOM_FILES / "693_J2KI.dcm").pixels)
-    finding = predict(image, classifier, None, "full")
-    assert not finding.in_scope
-    assert finding.novelty is not None and finding.novelty > classifier.novelty.limit
+    result = AnalysisService(classifier, segmenter, None).analyse(
+        image, None, None, scan_area_fallback=True
+    )
+    finding = result.finding
+    assert result.refused and not finding.in_scope and finding.estimate is None
+    assert result.detection is None and finding.tirads_suggestion is None
+    assert not finding.heatmap.any()
+    if kind == "photo":
+        assert "grey-scale ultrasound" in finding.no_estimate_reason and not result.can_force
+    else:
+        assert finding.no_estimate_reason.startswith(NOT_THYROID) and result.can_force
+    alone = predict(image, classifier, None, "full")
+    assert alone.novelty is not None and alone.novelty > classifier.novelty.limit
 
 
 def test_novelty_accepts_the_synthetic_phantom_or_says_why(classifier):

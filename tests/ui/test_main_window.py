@@ -20,13 +20,14 @@ def test_phantom_is_analysed_and_shown_value_matches_core(window, qtbot, classif
     window.show_image(image, phantom.nodule)
     qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
     expected = predict(image, classifier, phantom.nodule, "manual")
-    assert window.review.finding.probability == pytest.approx(expected.probability, abs=1e-6)
-    assert window.review.finding.no_estimate_reason == expected.no_estimate_reason
-    # the demo phantom is unlike the training images (novelty): no number, the reason (the
-    # in-scope path: test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere)
-    assert not expected.in_scope and "unlike the images" in expected.no_estimate_reason
-    assert window.panel.probability.text() == "no estimate"
-    assert expected.no_estimate_reason in window.panel.wording.text()
+    finding = window.review.finding
+    assert finding.probability == pytest.approx(expected.probability, abs=1e-6)
+    assert finding.no_estimate_reason == expected.no_estimate_reason == ""
+    # the thyroid-like demo phantom passes the scope check: the number, not site-validated
+    # (a refused image: test_opening_an_image_auto_detects_the_nodule, the CT slice)
+    assert expected.in_scope and finding.in_scope
+    assert window.panel.probability.text() == f"{finding.probability:.2f}"
+    assert window.panel.caveats.text() == "Not validated at this site."
     assert "TI-RADS 4-5" in window.panel.output_name.text()
     assert (
         window.device_label.text().startswith("Device: CPU") or "GPU" in window.device_label.text()
@@ -86,15 +87,32 @@ def test_corrupt_file_gives_a_message_and_keeps_the_current_image(window, qtbot,
     qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
 
 
-def test_opening_an_image_auto_detects_the_nodule(window, qtbot):
+def test_opening_an_image_auto_detects_the_nodule(window, qtbot, tmp_path):
+    import cv2
+    import pydicom
+
     phantom = make_phantom(seed=1)
     window.show_image(from_array(phantom.pixels))
-    qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
-    assert window.review.finding.roi_source == "auto"
-    assert window.review.roi == window.review.finding.roi
+    review = window.review
+    qtbot.waitUntil(lambda: review.finding is not None, timeout=120000)
+    assert review.finding.roi_source == "auto"
+    assert review.roi == review.finding.roi
     assert "candidate" in window.panel.state.text()
-    assert not window.review.finding.in_scope  # the phantom: the reason stays on screen
-    assert "No estimate" in window.panel.state.text()
+    assert review.finding.in_scope  # the thyroid-like phantom: a proposal with its number
+    assert "No estimate" not in window.panel.state.text()
+    assert window.panel.probability.text() == f"{review.finding.probability:.2f}"
+    # A CT slice's pixels saved as PNG (no header to say so): refused by the scope check, so
+    # nothing is detected or analysed, and the reason stays on screen with "Analyse anyway".
+    ct_slice = Path(pydicom.__file__).parent / "data" / "test_files" / "693_J2KI.dcm"
+    path = tmp_path / "ct_slice.png"
+    cv2.imwrite(str(path), np.asarray(open_image(ct_slice).pixels))
+    assert window.open_paths([path])
+    qtbot.waitUntil(lambda: review.nothing_found and not review.awaiting, timeout=120000)
+    assert review.finding is None and review.proposal is None
+    assert window.view.candidate_rects() == [] and window.view.gland_outline().isEmpty()
+    state = window.panel.state.text()
+    assert state.startswith("No estimate: does not look like thyroid ultrasound"), state
+    assert window.panel.probability.text() == "–" and window.panel.force_button.isVisible()
 
 
 def test_export_report_and_audit_log(window, qtbot, tmp_path):
@@ -109,8 +127,9 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
     window.export_report(out)
     qtbot.waitUntil(lambda: out.exists(), timeout=60000)
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
-    assert not window.review.finding.in_scope  # the phantom: no number, the reason
-    assert "NONE: unlike the images the model was trained on" in text
+    finding = window.review.finding
+    assert finding.in_scope  # the thyroid-like phantom: its number, not site-validated
+    assert f"{finding.probability:.2f}" in text and "not validated at this site" in text
     assert "research use only" in text
     assert "uncalibrated" in window.panel.size.text()
     log = AuditLog()
@@ -131,6 +150,8 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
     phantom = make_phantom()
     window.show_image(from_array(phantom.pixels, spacing_mm=(0.1, 0.1)), phantom.nodule)
     qtbot.waitUntil(lambda: window.review.finding is not None, timeout=120000)
+    # in scope: the size TI-RADS uses is the segmenter's mask's longest axis, in mm
+    mask_mm = window.review.finding.tirads_suggestion.size_px * 0.1
     panel = window.tirads
     assert panel.descriptors() is None and "Not scored" in panel.result.text()
     panel.select(Composition.SOLID)
@@ -143,8 +164,11 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
     assert "TR4" in panel.result.text()
     panel.set_focus(EchogenicFoci.PUNCTATE, True)
     assert "TR5" in panel.result.text() and "7 points" in panel.result.text()
-    assert "13.4 cm" not in panel.advice.text() and "1.3 cm: FNA recommended" in panel.advice.text()
-    assert "13.4 x 11.5 mm" in window.panel.size.text()
+    advice = panel.advice.text()
+    assert f"{mask_mm:.1f} cm" not in advice  # millimetres not read as centimetres
+    assert f"{mask_mm / 10:.1f} cm: FNA recommended" in advice, advice
+    size = window.panel.size.text()
+    assert f"mask's longest axis {mask_mm:.1f} mm" in size and "box 13.4 x 11.5 mm" in size
 
 
 def test_recent_files_layout_and_shortcut_help(window, qtbot, tmp_path):

@@ -47,8 +47,8 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     bad = window.study_list.item(3).text()
     assert "scan9.png" in bad and "PNG" in bad  # the list entry says why
     assert window.session.state.nodules == ()  # the batch proposes; it confirms nothing
-    assert "proposal" in window.study_list.item(1).text()
-    assert "no estimate" in window.study_list.item(1).text()
+    listed = window.study_list.item(1).text()
+    assert "proposal" in listed and "no estimate" not in listed
     out = tmp_path / "study.csv"
     assert window.export_csv(out)
     with open(out, newline="") as fh:
@@ -61,17 +61,20 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     result = nodule.estimate
     image = open_image(second.path)
     expected = predict(image, classifier, result.box, "manual")
-    assert result.no_estimate_reason == expected.no_estimate_reason
+    assert result.no_estimate_reason == expected.no_estimate_reason == ""
     assert result.probability == pytest.approx(expected.estimate, abs=1e-6)
-    assert not expected.in_scope  # phantoms are unlike the training images (novelty)
+    assert expected.in_scope  # the thyroid-like phantoms pass the scope check
+    assert f"{result.probability:.2f}" in listed  # the list showed the proposal's number
     assert window.export_csv(out)
     with open(out, newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["status"] == "analysed" and row["file"] == str(second.path)
     rows = [None, row]
     assert rows[1]["nodule"] == nodule.id and rows[1]["roi_w"] == str(result.box.w)
-    assert rows[1]["probability"] == "" and rows[1]["model_estimate"] == "no estimate"
-    assert rows[1]["no_estimate_reason"] == expected.no_estimate_reason
+    assert rows[1]["probability"] == f"{result.probability:.4f}"
+    assert rows[1]["model_estimate"] == expected.call_text
+    assert rows[1]["no_estimate_reason"] == ""
+    assert rows[1]["caveats"] == "not validated at this site"
 
 
 def test_batch_cancel_stops_after_the_current_image(window, qtbot, tmp_path):
@@ -131,8 +134,12 @@ def test_user_scale_gives_mm_and_drawn_line_calibrates(window, qtbot, monkeypatc
     assert "uncalibrated" in window.panel.size.text()
     window.set_user_scale(0.1)
     w, h = phantom.nodule.w * 0.1, phantom.nodule.h * 0.1
-    assert f"{w:.1f} x {h:.1f} mm (user scale)" in window.panel.size.text()
-    assert window.tirads._max_diameter_mm == pytest.approx(max(w, h))
+    # in scope: TI-RADS uses the segmenter's mask's longest axis; the box is listed too
+    mask_mm = window.review.finding.tirads_suggestion.size_px * 0.1
+    size = window.panel.size.text()
+    assert f"mask's longest axis {mask_mm:.1f} mm (user scale)" in size
+    assert f"box {w:.1f} x {h:.1f} mm" in size
+    assert window.tirads._max_diameter_mm == pytest.approx(mask_mm)
     window.set_user_scale(None)
     assert "uncalibrated" in window.panel.size.text()
     # the calibration line: 200 px drawn, "10 mm" typed -> 0.05 mm per pixel

@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="analyse images the scope check refuses as not thyroid ultrasound anyway (the "
+        "result says it lies outside the validated scope; recorded in the audit log)",
+    )
+    p.add_argument(
         "--no-audit", action="store_true", help="do not record the analyses in the audit log"
     )
     p.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")
@@ -152,6 +158,8 @@ def finding_record(finding) -> dict:
         "tirads_suggestion": (
             finding.tirads_suggestion.to_json() if finding.tirads_suggestion is not None else None
         ),
+        "caveats": list(finding.caveats),
+        "scope_override": finding.overridden_reason or None,
         **({"warning": "; ".join(finding.warnings)} if finding.warnings else {}),
         **({"notes": list(finding.notes)} if finding.notes else {}),
     }
@@ -208,18 +216,20 @@ def predict_command(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
+            action = Action.FORCE if args.force else Action.CLI
             if args.all_frames:
-                results = service.analyse_all_frames(path, Action.CLI)
+                results = service.analyse_all_frames(path, action, force=args.force)
             else:
                 results = [
                     service.analyse_file(
                         path,
                         args.frame,
                         args.roi,
-                        Action.CLI,
+                        action,
                         point=args.point,
                         stroke=args.stroke,
                         scan_area=args.scan_area,
+                        force=args.force,
                     )
                 ]
             records = [result_record(service, path, r, args.candidates) for r in results]
@@ -256,6 +266,19 @@ def result_record(service, path: Path, result, candidates: bool) -> dict:
     record["size"] = size.to_json() if size is not None else None
     if result.segmentation is not None:
         record.update(segmentation_record(result.segmentation))
+    verdict = result.scope
+    record["scope"] = (
+        None
+        if verdict is None
+        else {
+            "in_scope": verdict.in_scope,
+            "score": _rounded(verdict.score, 4),
+            "threshold": _rounded(verdict.threshold, 4),
+            "reason": verdict.reason or None,
+            "can_force": result.can_force,
+            "header_evidence": verdict.evidence or None,
+        }
+    )
     if result.frame_scores is not None:
         record["frame_scores"] = [
             None if s != s else round(s, 4) for s in result.frame_scores.scores
@@ -284,7 +307,10 @@ def record_text(path: Path, record: dict) -> str:
         return f"{path}: ERROR {record['error']}"
     where = f" frame {record['frame']} of {record['n_frames']}" if record["n_frames"] > 1 else ""
     if record["probability"] is None:
-        return f"{path}{where}: no estimate ({record['no_estimate_reason']})"
+        force = (
+            " (--force analyses it anyway)" if (record.get("scope") or {}).get("can_force") else ""
+        )
+        return f"{path}{where}: no estimate ({record['no_estimate_reason']}){force}"
     return (
         f"{path}{where}: {OUTPUT} {record['probability']:.3f} ± {record['spread'] / 2:.3f} "
         f"-> {record['call']} (threshold {record['threshold']:.3f}"
@@ -298,6 +324,7 @@ def record_text(path: Path, record: dict) -> str:
             else ""
         )
         + ")"
+        + "".join(f"; {c}" for c in record.get("caveats", ()))
         + _suggestion_text(record.get("tirads_suggestion"))
     )
 

@@ -40,16 +40,26 @@ from thyroid_desktop.core.pipeline.click import (
     segment_point,
     segment_stroke,
 )
-from thyroid_desktop.core.pipeline.detect import Detection, detect, gland_contours
+from thyroid_desktop.core.pipeline.detect import (
+    Detection,
+    detect,
+    gland_contours,
+    segmenter_input,
+)
 from thyroid_desktop.core.pipeline.estimate import (
     Finding,
     detect_nodules,
-    no_estimate_reason,
     predict,
 )
 from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
-from thyroid_desktop.core.pipeline.scope import check_scope, modality_reason
+from thyroid_desktop.core.pipeline.scope import (
+    ScopeVerdict,
+    assess,
+    check_scope,
+    scan_view,
+    scope_inputs,
+)
 from thyroid_desktop.core.pipeline.tirads_ai import (
     SUGGESTED_GROUPS,
     TiradsSuggestion,
@@ -73,6 +83,7 @@ __all__ = [
     "FrameScores",
     "NO_NODULE",
     "PointSegmentation",
+    "ScopeVerdict",
     "gland_contours",
     "heatmap_rgba",
     "nodule_reports",
@@ -86,6 +97,9 @@ __all__ = [
 MAX_SEARCHED_FRAMES = 64
 #: Why there is no estimate when nothing was asked for and the detector found nothing.
 NO_NODULE = "no nodule found"
+#: How many frames' scope verdicts the service remembers (a box moved on the same frame is
+#: not checked again).
+SCOPE_CACHE = 64
 
 
 class Action(enum.StrEnum):
@@ -101,6 +115,8 @@ class Action(enum.StrEnum):
     #: The clinician accepted the detector's proposal (it became a nodule) or rejected it.
     ACCEPT = "accept-proposal"
     REJECT = "reject-proposal"
+    #: The clinician asked for an estimate on an image refused as out of scope.
+    FORCE = "analyse-anyway"
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,23 @@ class AnalysisResult:
     audit_problem: str = ""  # why the audit record could not be written, if it could not
     #: The nodule outlined from the clinician's click or stroke (None for any other box).
     segmentation: PointSegmentation | None = None
+    #: The scope check's verdict on this frame (None: not checked).
+    scope: ScopeVerdict | None = None
+
+    @property
+    def refused(self) -> bool:
+        """True when the image was refused as out of scope (no estimate)."""
+        verdict = self.scope
+        return (
+            verdict is not None
+            and not verdict.in_scope
+            and self.finding.no_estimate_reason == verdict.reason
+        )
+
+    @property
+    def can_force(self) -> bool:
+        """True when the refusal may be overridden ("Analyse anyway", ``--force``)."""
+        return self.refused and self.scope is not None and self.scope.overridable
 
     @property
     def preliminary(self) -> bool:
@@ -183,6 +216,7 @@ class AnalysisService:
         self.classifier = classifier
         self.segmenter = segmenter
         self.audit = audit
+        self._scope: dict[tuple[str, int], ScopeVerdict] = {}
 
     # ---------------------------------------------------------------- frames
     def frame_scores(self, path: str | os.PathLike[str], n_frames: int) -> FrameScores:
@@ -224,46 +258,109 @@ class AnalysisService:
         action: Action | None = Action.ANALYSE,
         detection: Detection | None = None,
         scan_area_fallback: bool = False,
+        force: bool = False,
     ) -> AnalysisResult:
         """The estimate for ``roi`` (drawn or picked by the user), or with no box for the
         detector's best candidate (a proposal: ``result.preliminary``). When the detector
         finds nothing there is no estimate (``NO_NODULE``), unless ``scan_area_fallback``
-        asks for the whole scan area instead. Recorded in the audit log (not for ``action``
-        None)."""
+        asks for the whole scan area instead. An image out of scope (:meth:`scope`) gets no
+        estimate, no heat map, no suggestions and no detection, unless ``force`` overrides
+        a refusal that may be overridden (the finding then says so: ``overridden_reason``).
+        Recorded in the audit log (not for ``action`` None)."""
         if roi is None:
-            finding, detection = self._auto(image, scan_area_fallback)
+            finding, detection = self._auto(image, scan_area_fallback, force)
         else:
             source = BoxSource.MANUAL if detection is None else BoxSource.AUTO
             fov, mask = self.box_context(image, roi, detection)
-            finding = predict(image, self.classifier, roi, source, fov, mask)
+            finding = self._predict(image, roi, source, fov, mask, force, detection)
         problem = self.record(action, image, finding)
-        return AnalysisResult(image, finding, detection if roi is None else None, None, problem)
+        return AnalysisResult(
+            image,
+            finding,
+            detection if roi is None else None,
+            None,
+            problem,
+            scope=self.scope(image, detection),
+        )
 
     def _auto(
-        self, image: UltrasoundImage, scan_area_fallback: bool
+        self, image: UltrasoundImage, scan_area_fallback: bool, force: bool = False
     ) -> tuple[Finding, Detection | None]:
         """The detector's best candidate's finding; with none, the scan area's (when asked)
-        or no estimate."""
+        or no estimate. Out of scope: the refusal, and no detection (nothing to show)."""
         det = self.detect(image)
+        fov = det.fov if det is not None else detect_fov(image.gray)
+        verdict = self.scope(image, det)
+        if not verdict.in_scope and not (force and verdict.overridable):
+            return self.nothing_found(image, fov, verdict.reason), None
         if det is not None and det.best is not None:
             mask = nodule_mask(det.probability, det.best.roi, det.threshold)
-            finding = predict(
-                image, self.classifier, det.best.roi, BoxSource.AUTO, fov=det.fov, mask=mask
-            )
+            finding = self._predict(image, det.best.roi, BoxSource.AUTO, fov, mask, force, det)
         elif scan_area_fallback:
-            fov = det.fov if det is not None else None
-            finding = predict(image, self.classifier, None, BoxSource.FULL, fov=fov)
-        else:
-            finding = self.nothing_found(image, det.fov if det is not None else None)
+            finding = self._predict(image, None, BoxSource.FULL, fov, None, force, det)
+        else:  # nothing found (an overridden refusal is not the reason any more)
+            finding = self.nothing_found(image, fov, NO_NODULE if not verdict.in_scope else "")
         return finding, det
 
-    def nothing_found(self, image: UltrasoundImage, fov: FieldOfView | None = None) -> Finding:
-        """The finding when nothing was found and nothing asked for: no estimate, no heat
-        map, the classifier not run (``roi`` is the scan area searched, ``roi_source``
-        "none"); an image out of scope says that instead."""
+    def _predict(
+        self,
+        image: UltrasoundImage,
+        roi: ROI | None,
+        source: BoxSource,
+        fov: FieldOfView | None,
+        mask: np.ndarray | None,
+        force: bool,
+        detection: Detection | None = None,
+    ) -> Finding:
+        """The classifier's finding for a box after the scope check: refused (no estimate,
+        the classifier not run), or analysed, marked when a refusal was overridden."""
+        verdict = self.scope(image, detection)
+        if not verdict.in_scope and not (force and verdict.overridable):
+            return self.nothing_found(image, fov, verdict.reason)
+        finding = predict(image, self.classifier, roi, source, fov, mask)
+        if not verdict.in_scope:
+            finding = dataclasses.replace(finding, overridden_reason=verdict.reason)
+        return finding
+
+    # ---------------------------------------------------------------- scope
+    def scope(self, image: UltrasoundImage, detection: Detection | None = None) -> ScopeVerdict:
+        """Is this frame thyroid ultrasound (``core.pipeline.scope.assess``)? The header,
+        grey B-mode, and the scope model on the gland and nodule segmenters' maps and the
+        classifier's view of the scan area; ``detection`` of this frame saves running the
+        segmenters again. Remembered per file and frame."""
+        key = (image.sha256, image.frame_index)
+        if key in self._scope:
+            return self._scope[key]
+        fov = detection.fov if detection is not None else detect_fov(image.gray)
+        clf, seg = self.classifier, self.segmenter
+        model = getattr(clf, "scope", None)
+        anatomy = scan = None
+        if model is not None and seg is not None and getattr(seg, "gland", None) is not None:
+            maps = detection.square_maps if detection is not None else None
+            if maps is None or maps[1] is None:
+                x = segmenter_input(np.asarray(image.pixels), fov, seg.size)[None]
+                maps = (seg(x)[0], seg.gland(x)[0])
+            anatomy, _ = scope_inputs(maps[1], maps[0], fov)
+            if model.n_scan:
+                view = scan_view(np.asarray(image.pixels), fov, clf.card.input_size)
+                scan = clf.gradcam.run(view[None]).features
+        verdict = assess(image, fov, anatomy, scan, model if anatomy is not None else None)
+        if len(self._scope) >= SCOPE_CACHE:
+            self._scope.pop(next(iter(self._scope)))
+        self._scope[key] = verdict
+        return verdict
+
+    def nothing_found(
+        self, image: UltrasoundImage, fov: FieldOfView | None = None, reason: str = ""
+    ) -> Finding:
+        """The finding when nothing was found and nothing asked for, or the image is out of
+        scope (``reason``): no estimate, no heat map, the classifier not run (``roi`` is the
+        scan area searched, ``roi_source`` "none"); an image out of scope says why."""
         fov = fov or detect_fov(image.gray)
         warnings = tuple(check_scope(image, fov).reasons)
-        reason = no_estimate_reason(modality_reason(image), warnings, None, None) or NO_NODULE
+        if not reason:
+            verdict = self.scope(image)
+            reason = verdict.reason or NO_NODULE
         clf = self.classifier
         calibration = clf.calibration if clf is not None else None
         return Finding(
@@ -289,6 +386,7 @@ class AnalysisService:
         point: tuple[float, float],
         action: Action | None = Action.ANALYSE,
         settings: ClickSettings | None = None,
+        force: bool = False,
     ) -> AnalysisResult:
         """The nodule the clinician clicked on (``point``: x, y image pixels): outlined by the
         segmenter around the click (``core.pipeline.click``), its box analysed with its own
@@ -305,7 +403,7 @@ class AnalysisService:
             seg = segment_point(
                 np.asarray(image.pixels), image.gray, self.segmenter, point, settings, fov
             )
-        return self._analyse_outline(image, seg, BoxSource.POINT, fov, action)
+        return self._analyse_outline(image, seg, BoxSource.POINT, fov, action, force)
 
     def analyse_stroke(
         self,
@@ -313,6 +411,7 @@ class AnalysisService:
         stroke: tuple[float, float, float, float],
         action: Action | None = Action.ANALYSE,
         settings: ClickSettings | None = None,
+        force: bool = False,
     ) -> AnalysisResult:
         """The nodule the clinician drew a stroke along (``stroke``: x1, y1, x2, y2 image
         pixels, its long axis), as :meth:`analyse_point` (``roi_source`` "stroke"); the box
@@ -328,7 +427,7 @@ class AnalysisService:
             seg = segment_stroke(
                 np.asarray(image.pixels), image.gray, self.segmenter, stroke, settings, fov
             )
-        return self._analyse_outline(image, seg, BoxSource.STROKE, fov, action)
+        return self._analyse_outline(image, seg, BoxSource.STROKE, fov, action, force)
 
     def _analyse_outline(
         self,
@@ -337,11 +436,12 @@ class AnalysisService:
         source: BoxSource,
         fov: FieldOfView,
         action: Action | None,
+        force: bool = False,
     ) -> AnalysisResult:
         """The estimate for an outlined nodule's box, with the mask of its outline (shape and
         size): the outline as the nodule stores it, so analysing the nodule again
         (:meth:`analyse_box` with ``outline``) gives the same numbers and suggestions."""
-        result = self.analyse_box(image, seg.roi, source, action, seg.contour, fov)
+        result = self.analyse_box(image, seg.roi, source, action, seg.contour, fov, force)
         return dataclasses.replace(result, segmentation=seg)
 
     def analyse_box(
@@ -352,23 +452,26 @@ class AnalysisService:
         action: Action | None = Action.ANALYSE,
         outline: Sequence[tuple[float, float]] | None = None,
         fov: FieldOfView | None = None,
+        force: bool = False,
     ) -> AnalysisResult:
         """The estimate for a given box with its ``source`` (manual, or auto for a detected
         candidate the user picked), or with no box for the whole scan area. ``outline``: a
         clicked or stroked nodule's outline as stored (image pixels; empty when its box was
         a guess: the box alone), whose filled polygon is the nodule's mask; without it, the
-        segmenter's map inside the box. ``fov``: the scan area, when already found."""
+        segmenter's map inside the box. ``fov``: the scan area, when already found. Out of
+        scope: no estimate unless ``force`` (as :meth:`analyse`)."""
         if roi is None:
-            finding = predict(image, self.classifier, None, BoxSource.FULL)
+            fov = fov or detect_fov(image.gray)
+            finding = self._predict(image, None, BoxSource.FULL, fov, None, force)
         elif outline is not None:
             mask = outline_mask(outline, image.width, image.height)
             fov = fov or detect_fov(image.gray)
-            finding = predict(image, self.classifier, roi, source, fov, mask)
+            finding = self._predict(image, roi, source, fov, mask, force)
         else:
             fov, mask = self.box_context(image, roi)
-            finding = predict(image, self.classifier, roi, source, fov, mask)
+            finding = self._predict(image, roi, source, fov, mask, force)
         problem = self.record(action, image, finding)
-        return AnalysisResult(image, finding, None, None, problem)
+        return AnalysisResult(image, finding, None, None, problem, scope=self.scope(image))
 
     def box_context(
         self, image: UltrasoundImage, roi: ROI, detection: Detection | None = None
@@ -393,6 +496,7 @@ class AnalysisService:
         stroke: tuple[float, float, float, float] | None = None,
         scan_area: bool = False,
         scan_area_fallback: bool = False,
+        force: bool = False,
     ) -> AnalysisResult:
         """Opens ``path`` (a cine loop at its best frame unless ``frame`` is given) and
         analyses on that frame what was asked: ``roi`` as a box drawn (with the segmenter's
@@ -405,13 +509,15 @@ class AnalysisService:
             raise ValueError("give one of a box, a point, a stroke or the scan area")
         image, scores = self.open(path, frame)
         if point is not None:
-            result = self.analyse_point(image, point, action)
+            result = self.analyse_point(image, point, action, force=force)
         elif stroke is not None:
-            result = self.analyse_stroke(image, stroke, action)
+            result = self.analyse_stroke(image, stroke, action, force=force)
         elif scan_area:
-            result = self.analyse_box(image, None, BoxSource.FULL, action)
+            result = self.analyse_box(image, None, BoxSource.FULL, action, force=force)
         else:
-            result = self.analyse(image, roi, action, scan_area_fallback=scan_area_fallback)
+            result = self.analyse(
+                image, roi, action, scan_area_fallback=scan_area_fallback, force=force
+            )
         return dataclasses.replace(result, frame_scores=scores)
 
     def analyse_all_frames(
@@ -419,14 +525,15 @@ class AnalysisService:
         path: str | os.PathLike[str],
         action: Action = Action.CLI,
         scan_area_fallback: bool = False,
+        force: bool = False,
     ) -> list[AnalysisResult]:
-        """Every frame of a file, each with its own detected box (``scan_area_fallback`` as
-        in :meth:`analyse`)."""
+        """Every frame of a file, each with its own detected box (``scan_area_fallback`` and
+        ``force`` as in :meth:`analyse`)."""
         first = open_image(path)
-        results = [self.analyse(first, None, action, scan_area_fallback=scan_area_fallback)]
+        results = [self.analyse(first, None, action, None, scan_area_fallback, force)]
         for i in range(1, first.n_frames):
             image = open_image(path, frame=i)
-            results.append(self.analyse(image, None, action, scan_area_fallback=scan_area_fallback))
+            results.append(self.analyse(image, None, action, None, scan_area_fallback, force))
         return results
 
     def _candidates_only(self, image: UltrasoundImage) -> Detection:
@@ -469,6 +576,7 @@ class AnalysisService:
                     calibration=finding.calibration,
                     tirads_suggested=suggested,
                     tirads_review=review,
+                    scope_override=finding.overridden_reason or None,
                 )
             )
         except OSError as err:
@@ -501,7 +609,10 @@ def nodule_reports(service: AnalysisService, state) -> list:
         record = state.image(n.image)
         image = opened(n.image, n.frame, n.id)
         box = None if n.source is BoxSource.FULL else n.box
-        finding = service.analyse_box(image, box, n.source, None, n.outline_or_none).finding
+        forced = n.estimate is not None and bool(n.estimate.overridden_reason)
+        finding = service.analyse_box(
+            image, box, n.source, None, n.outline_or_none, force=forced
+        ).finding
         views = state.linked_views(n)
         size = finding_size(finding, image.scale, record.user_mm_per_px, n.calipers, n.plane, views)
         other = None

@@ -33,6 +33,7 @@ class AnalysisMixin:
         self.view.strokeDrawn.connect(self.stroke_along)
         self.panel.acceptRequested.connect(self.accept_proposal)
         self.panel.rejectRequested.connect(self.reject_proposal)
+        self.panel.forceRequested.connect(self.analyse_anyway)
         self.panel.overlayToggled.connect(self.view.set_overlay_visible)
         self.panel.opacityChanged.connect(self.view.set_overlay_opacity)
         self.view.set_overlay_opacity(0.7)
@@ -63,10 +64,11 @@ class AnalysisMixin:
             return
         outline = getattr(self.service, method)  # AnalysisService.analyse_point / _stroke
         image = review.image
+        force = review.forced(image)
         req = self._new_request()
         self.panel.show_state(busy)
         self._run(
-            lambda: None if review.stale(req) else outline(image, prompt),
+            lambda: None if review.stale(req) else outline(image, prompt, force=force),
             lambda r: r is not None and self._outlined(image, req, r),
             lambda err: self._analysis_failed(req, err),
         )
@@ -180,10 +182,14 @@ class AnalysisMixin:
             )
             return
         image, service = review.image, self.service
+        force = review.forced(image)
+        action = Action.FORCE if force else Action.AUTO
         req = self._new_request()
         self.panel.show_state("Looking for the nodule…")
         self._run(
-            lambda: None if review.stale(req) else service.analyse(image, None, Action.AUTO),
+            lambda: (
+                None if review.stale(req) else service.analyse(image, None, action, force=force)
+            ),
             lambda r: r is not None and self._auto_done(image, req, r),
             lambda err: self._analysis_failed(req, err),
         )
@@ -203,13 +209,14 @@ class AnalysisMixin:
         image, roi, service = review.image, review.roi, self.service
         source = review.roi_source if roi is not None else BoxSource.FULL
         outline = review.outline()
+        force = review.forced(image)
         req = self._new_request()
         self.panel.show_state("Analysing…")
         self._run(
             lambda: (
                 None
                 if review.stale(req)
-                else service.analyse_box(image, roi, source, Action.ANALYSE, outline)
+                else service.analyse_box(image, roi, source, Action.ANALYSE, outline, force=force)
             ),
             lambda r: r is not None and self._analysed(image, req, r),
             lambda err: self._analysis_failed(req, err),
@@ -225,12 +232,14 @@ class AnalysisMixin:
         review, finding, detection = self.review, result.finding, result.detection
         if not review.detected(image, req, finding, detection):
             return
-        self.view.set_gland(gland_contours(detection.gland))
+        # refused as out of scope: no gland outline either (detection None)
+        self.view.set_gland(gland_contours(detection.gland) if detection is not None else [])
         self._show_box()
         self._refresh_nodules()
         self._show_row(review.current)
         if review.nothing_found:
             self._clear_result()
+            self.panel.set_refusal(result.can_force)  # "Analyse anyway" for a scope refusal
             reason = finding.no_estimate_reason
             out_of_scope = reason and reason != NO_NODULE  # say why first: not B-mode, ...
             self.panel.show_state(f"No estimate: {reason}." if out_of_scope else NOTHING_FOUND)
@@ -251,6 +260,22 @@ class AnalysisMixin:
     def _analysed(self, image: UltrasoundImage, req: int, result: AnalysisResult) -> None:
         if self.review.analysed(image, req, result.finding):
             self._result_arrived(image, result.finding, result.audit_problem)
+            self.panel.set_refusal(result.can_force)
+
+    def analyse_anyway(self) -> None:
+        """The clinician overrides the scope check's refusal of the shown image: it is
+        analysed, every result of it marked "outside the validated scope", and the override
+        written to the audit log (as the analyses are, with the reason overridden)."""
+        if not self.review.force_scope():
+            return
+        self.panel.set_refusal(False)
+        self.statusBar().showMessage(
+            "Analysed anyway: the estimate lies outside the validated scope.", 8000
+        )
+        if self.review.roi is not None and self.review.nodule_id is not None:
+            self.analyse()
+        else:
+            self.auto_detect()
 
     def _result_arrived(self, image: UltrasoundImage, finding: Finding, problem: str) -> None:
         self._show_box()

@@ -67,6 +67,8 @@ class ResultPanel(QWidget):
     opacityChanged = Signal(float)
     acceptRequested = Signal()
     rejectRequested = Signal()
+    #: The clinician asks for an estimate on an image refused as out of scope.
+    forceRequested = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -88,6 +90,16 @@ class ResultPanel(QWidget):
         for b in (self.accept_button, self.reject_button):
             b.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # a click does not keep the keys
         self.set_proposal(False)
+        self.force_button = QPushButton("Analyse anyway (outside the validated scope)")
+        self.force_button.setToolTip(
+            "The scope check says this is not thyroid ultrasound. An estimate made anyway is "
+            "marked as outside the validated scope, here, in the report and in the audit log."
+        )
+        self.force_button.clicked.connect(self.forceRequested.emit)
+        self.force_button.setVisible(False)
+        self.caveats = QLabel("")  # outside the validated scope; not validated at this site
+        self.caveats.setWordWrap(True)
+        self.caveats.setStyleSheet("color: #d07000; font-weight: bold;")
         self.wording = QLabel("")
         self.wording.setWordWrap(True)
         self.overlay = QCheckBox("Grad-CAM overlay (&G)")
@@ -114,12 +126,14 @@ class ResultPanel(QWidget):
         buttons.addWidget(self.accept_button)
         buttons.addWidget(self.reject_button)
         layout.addLayout(buttons)
+        layout.addWidget(self.force_button)
         self.output_name = QLabel("AI estimate: likelihood of TI-RADS 4-5 (suspicious)")
         self.output_name.setWordWrap(True)
         layout.addWidget(self.output_name)
         layout.addWidget(self.probability)
         layout.addWidget(self.bar)
         layout.addWidget(self.wording)
+        layout.addWidget(self.caveats)
         layout.addWidget(self.size)
         layout.addWidget(self.notes)
         layout.addWidget(self.overlay)
@@ -148,7 +162,13 @@ class ResultPanel(QWidget):
         self.accept_button.setVisible(shown)
         self.reject_button.setVisible(shown)
 
+    def set_refusal(self, can_force: bool) -> None:
+        """The image was refused as out of scope and the clinician may analyse it anyway."""
+        self.force_button.setVisible(can_force)
+
     def clear(self) -> None:
+        self.force_button.setVisible(False)
+        self.caveats.setText("")
         self.probability.setText("–")
         self.bar.set_values(None, None)
         self.wording.setText("")
@@ -158,6 +178,7 @@ class ResultPanel(QWidget):
 
     def show_finding(self, finding: Finding) -> None:
         self.notes.setText("".join(f"Note: {note}.\n" for note in finding.notes).strip())
+        self.caveats.setText("\n".join(c[0].upper() + c[1:] + "." for c in finding.caveats))
         if not finding.in_scope:  # no confident-looking number
             self.probability.setText("no estimate")
             self.bar.set_values(None, finding.threshold)

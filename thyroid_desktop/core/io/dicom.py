@@ -79,6 +79,7 @@ METADATA_KEYWORDS = (
     "ManufacturerModelName",
     "InstitutionName",
     "BodyPartExamined",
+    "ProtocolName",
     "PhotometricInterpretation",
     "FrameTime",
     "CineRate",
@@ -261,6 +262,10 @@ def dicom_metadata(ds: Dataset) -> dict[str, str]:
         text = "" if value is None else str(value).strip()
         if text:
             out[keyword] = text
+    region = _get(ds, "AnatomicRegionSequence")
+    meanings = [str(getattr(item, "CodeMeaning", "")).strip() for item in (region or [])]
+    if any(meanings):
+        out["AnatomicRegion"] = "; ".join(m for m in meanings if m)
     return out
 
 

@@ -369,6 +369,8 @@ class Classifier:
     novelty: Any = None
     #: TI-RADS descriptor heads (``core.pipeline.tirads_ai.DescriptorHeads``; None: no suggestions).
     tirads_heads: Any = None
+    #: "Is this thyroid ultrasound?" (``core.pipeline.scope.ScopeModel``; None: not checked).
+    scope: Any = None
     #: An active site calibration (``core.site.profile.SiteProfile``): its own probability
     #: mapping and threshold replace the card's. None: the shipped calibration.
     profile: Any = None
@@ -452,6 +454,7 @@ def load_classifier(
         0.0,
         _load_novelty(card),
         _load_tirads_heads(card),
+        _load_scope(card),
         session=session,
         precision=precision,
     )
@@ -482,6 +485,15 @@ def _load_tirads_heads(card: ModelCard):
     from thyroid_desktop.core.pipeline.tirads_ai import DescriptorHeads
 
     return _load_side_file(card, card.tirads_heads, DescriptorHeads.load, "TI-RADS heads")
+
+
+def _load_scope(card: ModelCard):
+    """The verified scope model named in the card, or None if it names none."""
+    from thyroid_desktop.core.pipeline.scope import ScopeModel
+
+    info = card.raw.get("scope")
+    threshold = float(info["threshold"]) if info else 0.0
+    return _load_side_file(card, info, lambda p: ScopeModel.load(p, threshold), "scope model")
 
 
 def _load_side_file(card: ModelCard, info: dict[str, Any] | None, load, what: str):

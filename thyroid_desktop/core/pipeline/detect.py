@@ -58,6 +58,9 @@ class Detection:
     outside_gland: list[Candidate] = field(default_factory=list)
     #: The probability from which ``probability`` counts as nodule (for a box's mask too).
     threshold: float = MASK_THRESHOLD
+    #: The nodule and gland segmenters' own square maps over the scan area's box (the gland's
+    #: None without a gland model), which the scope check reads.
+    square_maps: tuple[np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
     #: Candidates the presence model judged not to be a nodule (below its threshold), best
     #: first: never proposed, kept for frame scores and debugging.
     below_presence: list[Candidate] = field(default_factory=list)
@@ -225,9 +228,10 @@ def detect(
     presence = presence_of(segment)
     if gland is None and presence is not None and presence.needs_gland and parts:
         gland = getattr(segment, "gland", None)
-    gland_mask = None
+    gland_mask, gland_square = None, None
     if gland is not None:
-        gland_prob = map_to_image(gland(x)[0], fov, width, height)
+        gland_square = gland(x)[0]
+        gland_prob = map_to_image(gland_square, fov, width, height)
         gland_mask = gland_prob >= threshold_of(gland, GLAND_THRESHOLD)
         timings["gland"] = 1000 * (time.perf_counter() - t3)
     below: list[Candidate] = []
@@ -240,4 +244,14 @@ def detect(
     removed: list[Candidate] = []
     if gland_mask is not None and filter_by_gland:
         cands, removed = split_by_gland(cands, gland_mask, fov)
-    return Detection(fov, cands, full, timings, gland_mask, removed, threshold, below)
+    return Detection(
+        fov,
+        cands,
+        full,
+        timings,
+        gland_mask,
+        removed,
+        threshold,
+        below_presence=below,
+        square_maps=(prob, gland_square),
+    )

@@ -74,14 +74,7 @@ class Finding:
     def caveats(self) -> tuple[str, ...]:
         """What must be shown wherever this estimate is shown (panel, PDF, CSV, ``predict``):
         outside the validated scope, not validated at this site. Empty without an estimate."""
-        if not self.in_scope:
-            return ()
-        out = []
-        if self.overridden_reason:
-            out.append(f"outside the validated scope (analysed anyway: {self.overridden_reason})")
-        if not self.site_validated:
-            out.append("not validated at this site")
-        return tuple(out)
+        return caveats_of(self.in_scope, self.overridden_reason, self.site_validated)
 
     @property
     def in_scope(self) -> bool:
@@ -107,6 +100,18 @@ class Finding:
     def call_text(self) -> str:
         """The call in words: "suspicious (TI-RADS 4-5 likely)" or "not suspicious"."""
         return call_text(self.probability, self.threshold, self.in_scope)
+
+
+def caveats_of(in_scope: bool, overridden_reason: str, site_validated: bool) -> tuple[str, ...]:
+    """The one wording of an estimate's caveats (``Finding.caveats``, and a stored result's)."""
+    if not in_scope:
+        return ()
+    out = []
+    if overridden_reason:
+        out.append(f"outside the validated scope (analysed anyway: {overridden_reason})")
+    if not site_validated:
+        out.append("not validated at this site")
+    return tuple(out)
 
 
 def call_text(probability: float | None, threshold: float, in_scope: bool = True) -> str:
@@ -224,9 +229,15 @@ def predict(
         if novelty_model is not None and out.features is not None
         else None
     )
-    reason = no_estimate_reason(
-        modality_reason(image), warnings, novelty, novelty_model.limit if novelty_model else None
+    # The scope model (``classifier.scope``, run by the analysis service before this) decides
+    # what is thyroid ultrasound; the novelty distance only refuses when there is none (it
+    # does not separate other organs' lesions from thyroid nodules: docs/model-card.md).
+    limit = (
+        novelty_model.limit
+        if novelty_model is not None and getattr(classifier, "scope", None) is None
+        else None
     )
+    reason = no_estimate_reason(modality_reason(image), warnings, novelty, limit)
     heads = classifier.tirads_heads
     suggestion = (
         heads.suggest(out.features, roi, mask, image.scale, image.gray, fov.mask)

@@ -41,6 +41,8 @@ class AuditRecord:
     tirads_suggested: dict[str, str] | None = None
     #: What the clinician did with them (group -> accepted/changed/open/chosen), if known.
     tirads_review: dict[str, str] | None = None
+    #: The out-of-scope refusal the clinician overrode ("Analyse anyway"), if any.
+    scope_override: str | None = None
     #: What the action was about, in words (e.g. the patients of a "new study or add
     #: anyway?" question and the answer).
     detail: str | None = None

@@ -155,6 +155,8 @@ class Review:
         #: The last finding shown per image: its heat map is shown again on coming back,
         #: but only while it is still the stored result (``_reusable``).
         self._seen: dict[str, Finding] = {}
+        #: Images (sha256) refused as out of scope that the clinician analyses anyway.
+        self._forced: set[str] = set()
         #: Whose each file of the list is, read from its header when it was opened.
         self._identities: dict[Path, Identity] = {}
 
@@ -192,6 +194,7 @@ class Review:
         self.nodule_id, self.adding, self.user_mm_per_px = None, False, None
         self.frame_scores, self._prelim, self._seen = {}, {}, {}
         self._rejected_here, self._identities = {}, {}
+        self._forced = set()
         self.requests.supersede()
         self.awaiting = self.pending = False
 
@@ -762,8 +765,29 @@ class Review:
         )
 
     # ------------------------------------------------------------------ results
+    def force_scope(self) -> bool:
+        """The clinician asks for an estimate on the shown image although it was refused
+        as out of scope ("Analyse anyway"): every analysis of it is forced from now on, and
+        each estimate says it lies outside the validated scope. False without an image."""
+        if self.image is None:
+            return False
+        self._forced.add(self.image.sha256)
+        return True
+
+    def forced(self, image: UltrasoundImage | None = None) -> bool:
+        """True when analyses of ``image`` (default: the shown one) override the scope
+        check: asked for in this reading, or a nodule of it was analysed so before."""
+        image = image or self.image
+        if image is None:
+            return False
+        key = image.sha256
+        return key in self._forced or any(
+            n.image == key and n.estimate is not None and n.estimate.overridden_reason
+            for n in self.session.state.nodules
+        )
+
     def detected(
-        self, image: UltrasoundImage, request: int, finding: Finding, detection: Detection
+        self, image: UltrasoundImage, request: int, finding: Finding, detection: Detection | None
     ) -> bool:
         """The detector's result for the shown frame: its best box not rejected nor marked
         is the proposal (never a nodule by itself). When the result is not for that box (the
@@ -771,7 +795,7 @@ class Review:
         nothing (``nothing_found``), no result is shown. False when it is stale."""
         if self.stale(request) or image is not self.image:
             return False
-        self.proposals = list(detection.candidates)
+        self.proposals = list(detection.candidates) if detection is not None else []
         self.roi, self.proposal = None, None
         self.roi_source = BoxSource.AUTO
         found = finding.roi if finding.roi_source is BoxSource.AUTO else None

@@ -39,7 +39,7 @@ from thyroid_desktop.core.clinical.measure import (
 from thyroid_desktop.core.clinical.tirads import GROUPS, TiradsChoices
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
 from thyroid_desktop.core.io.scale import Scale
-from thyroid_desktop.core.pipeline.estimate import call_text
+from thyroid_desktop.core.pipeline.estimate import call_text, caveats_of
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
 from thyroid_desktop.core.review.lifecycle import Identity
@@ -121,6 +121,8 @@ class Estimate:
     #: The mean pre-calibration logit and each view's (None/empty in older sessions).
     logit: float | None = None
     view_logits: tuple[float, ...] = ()
+    #: The out-of-scope refusal the clinician overrode ("Analyse anyway"; "" when none).
+    overridden_reason: str = ""
     #: ``Finding.site_validated``: the calibration was validated at this site.
     site_validated: bool = False
 
@@ -128,6 +130,11 @@ class Estimate:
     def in_scope(self) -> bool:
         """The rule of ``Finding.in_scope``: a number only when nothing withholds it."""
         return not self.no_estimate_reason
+
+    @property
+    def caveats(self) -> tuple[str, ...]:
+        """The rule of ``Finding.caveats``: outside the validated scope, not validated here."""
+        return caveats_of(self.in_scope, self.overridden_reason, self.site_validated)
 
     def rescored(self, calibration: Calibration, spread_limit: float) -> Estimate | None:
         """The same analysis under another calibration (the model's logits do not depend on
@@ -170,6 +177,7 @@ class Estimate:
             BoxSource(finding.roi_source),
             finding.logit,
             tuple(finding.view_logits),
+            finding.overridden_reason,
             finding.site_validated,
         )
 
