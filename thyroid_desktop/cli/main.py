@@ -283,14 +283,20 @@ def result_record(service, path: Path, result, candidates: bool) -> dict:
         record["frame_scores"] = [
             None if s != s else round(s, 4) for s in result.frame_scores.scores
         ]
-    if candidates and result.detection is not None:
+    if candidates and result.detection is None:
+        record["candidates"] = []  # refused as out of scope, or no detector: nothing searched
+    elif candidates:
         record["candidates"] = [
             {
                 "roi": c.roi.as_list(),
                 "score": round(c.score, 4),
                 "probability": _rounded(
                     service.analyse(
-                        result.image, c.roi, Action.CLI, result.detection
+                        result.image,
+                        c.roi,
+                        Action.CLI,
+                        result.detection,
+                        force=bool(result.finding.overridden_reason),
                     ).finding.estimate
                 ),
             }

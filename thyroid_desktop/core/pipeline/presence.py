@@ -183,4 +183,4 @@ class PresenceModel:
         cols = [FEATURES.index(f) for f in self.features]
         z = (table[:, cols] - np.asarray(self.mean)) / np.asarray(self.scale)
         logit = z @ np.asarray(self.coef) + self.intercept
-        return 1.0 / (1.0 + np.exp(-logit))
+        return 1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0)))
