@@ -13,6 +13,7 @@ from thyroid_desktop.core.io.images import UltrasoundImage
 from thyroid_desktop.core.models.shipped import Classifier, Segmenter
 from thyroid_desktop.core.pipeline.detect import Detection, detect
 from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
+from thyroid_desktop.core.pipeline.marks import MarksStep, inpaint_marks, marks_step
 from thyroid_desktop.core.pipeline.roi import JITTERS, ROI, BoxSource, crop_square
 from thyroid_desktop.core.pipeline.scope import check_scope, modality_reason
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, nodule_mask
@@ -162,14 +163,53 @@ def heatmap_to_image(cam: np.ndarray, window: ROI, width: int, height: int) -> n
     return np.clip(full, 0.0, 1.0)
 
 
+def views_window(roi: ROI, margin: float, width: int, height: int) -> ROI:
+    """The part of the image any of ``roi``'s crops reads: the union of the square windows of
+    the box and of its jitters (`roi.JITTERS`), clipped to the image."""
+    wins = [roi.clipped(width, height).square_window(margin)]
+    wins += [
+        roi.jittered(dx, dy, s, width, height).square_window(margin) for dx, dy, s, _ in JITTERS
+    ]
+    x0, y0 = max(min(w.x for w in wins), 0), max(min(w.y for w in wins), 0)
+    x1 = min(max(w.x + w.w for w in wins), width)
+    y1 = min(max(w.y + w.h for w in wins), height)
+    return ROI(x0, y0, max(x1 - x0, 1), max(y1 - y0, 1))
+
+
+def scan_pixels(
+    image: UltrasoundImage,
+    fov: FieldOfView,
+    roi: ROI,
+    margin: float,
+    marks: MarksStep = MarksStep.KEEP,
+) -> np.ndarray:
+    """The image the classifier's crops of ``roi`` are cut from: black outside the scan area;
+    with ``marks`` INPAINT, the marks drawn inside it (calipers, text: `marks.inpaint_marks`)
+    painted out where the box's crops and jitters read (`views_window`), so the cost
+    follows the box, not the frame."""
+    masked = mask_outside(image.pixels, fov)
+    if MarksStep(marks) is not MarksStep.INPAINT:
+        return masked
+    win = views_window(roi, margin, image.width, image.height)
+    ys, xs = slice(win.y, win.y + win.h), slice(win.x, win.x + win.w)
+    masked[ys, xs] = inpaint_marks(masked[ys, xs], fov.mask[ys, xs])
+    return masked
+
+
 def classifier_crop(
-    image: UltrasoundImage, roi: ROI, size: int, margin: float, fov: FieldOfView | None = None
+    image: UltrasoundImage,
+    roi: ROI,
+    size: int,
+    margin: float,
+    fov: FieldOfView | None = None,
+    marks: MarksStep = MarksStep.KEEP,
 ) -> tuple[np.ndarray, ROI]:
     """The classifier's input, shared by training and the app: the scan area only (burned-in
-    text, scale bars and glyphs outside the field of view are black), cut square around the
-    box. Returns the crop and its window in image pixels."""
+    text, scale bars and glyphs outside the field of view are black; with ``marks`` INPAINT
+    the marks inside it painted out), cut square around the box. Returns the crop and its
+    window in image pixels."""
     fov = fov or detect_fov(image.gray)
-    return crop_square(mask_outside(image.pixels, fov), roi, size, margin)
+    return crop_square(scan_pixels(image, fov, roi, margin, marks), roi, size, margin)
 
 
 def jitter_views(
@@ -179,10 +219,11 @@ def jitter_views(
     margin: float,
     fov: FieldOfView,
     masked: np.ndarray | None = None,
+    marks: MarksStep = MarksStep.KEEP,
 ) -> np.ndarray:
     """The crops of the box jitters (`roi.JITTERS`), mirrored where the jitter says so;
-    ``masked`` is the image with the outside of ``fov`` blacked out, if already made."""
-    masked = mask_outside(image.pixels, fov) if masked is None else masked
+    ``masked`` is `scan_pixels` of this box, if already made."""
+    masked = scan_pixels(image, fov, roi, margin, marks) if masked is None else masked
     views = []
     for dx, dy, scale, mirrored in JITTERS:
         box = roi.jittered(dx, dy, scale, image.width, image.height)
@@ -211,7 +252,8 @@ def predict(
     if roi is None:
         roi, roi_source = fov.box, roi_source or BoxSource.FULL
     roi = roi.clipped(image.width, image.height)
-    masked = mask_outside(image.pixels, fov)  # once for the crop and its jitters
+    # Once for the crop and its jitters; marks painted out when the card's model expects it.
+    masked = scan_pixels(image, fov, roi, card.crop_margin, marks_step(card.raw))
     crop, window = crop_square(masked, roi, card.input_size, card.crop_margin)
     views = jitter_views(image, roi, card.input_size, card.crop_margin, fov, masked)
     t1 = time.perf_counter()
