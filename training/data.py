@@ -162,17 +162,22 @@ def sample_roi(sample: Sample, width: int, height: int, fallback: ROI | None = N
     return roi or fallback or ROI.full(width, height)
 
 
-def load_crops(samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN) -> np.ndarray:
-    """The classifier crops of all samples as an ``N x size x size x 3`` uint8 array."""
+def load_crops(
+    samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN, marks: str = "keep"
+) -> np.ndarray:
+    """The classifier crops of all samples as an ``N x size x size x 3`` uint8 array, cut by the
+    app's ``classifier_crop``; ``marks`` "inpaint" paints out calipers and text inside the
+    scan area as the app does for a card with ``crop.marks`` "inpaint"."""
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
     from thyroid_desktop.core.pipeline.fov import detect_fov
+    from thyroid_desktop.core.pipeline.marks import MarksStep
 
     out = np.empty((len(samples), size, size, 3), dtype=np.uint8)
     for i, s in enumerate(samples):
         img = open_image(s.path)
         fov = detect_fov(img.gray)
         roi = sample_roi(s, img.width, img.height, fov.box)
-        out[i], _ = classifier_crop(img, roi, size, margin, fov)
+        out[i], _ = classifier_crop(img, roi, size, margin, fov, MarksStep(marks))
     return out
 
 

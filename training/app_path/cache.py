@@ -208,15 +208,17 @@ def cut_crops(
     size: int,
     margin: float = CROP_MARGIN,
     context_margin: float = CONTEXT_MARGIN,
+    marks: str = "keep",
 ) -> dict[str, np.ndarray]:
-    """Every view's crop, cut by the app's own ``classifier_crop``."""
+    """Every view's crop, cut by the app's own ``classifier_crop`` (``marks``: its marks step)."""
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
+    from thyroid_desktop.core.pipeline.marks import MarksStep
 
-    crops = {}
+    crops, step = {}, MarksStep(marks)
     for view, roi in view_boxes(boxes).items():
-        crops[view], _ = classifier_crop(image, roi, size, margin, fov)
+        crops[view], _ = classifier_crop(image, roi, size, margin, fov, step)
         if view != "scan":
-            crops[view + CONTEXT], _ = classifier_crop(image, roi, size, context_margin, fov)
+            crops[view + CONTEXT], _ = classifier_crop(image, roi, size, context_margin, fov, step)
     return crops
 
 
@@ -297,11 +299,13 @@ def add_app_views(
     feature_model,
     size: int = INPUT_SIZE,
     margin: float = CROP_MARGIN,
+    marks: str = "keep",
 ) -> None:
     """Adds the features of the app's jitter views (``core.pipeline.estimate.jitter_views``, as
     ``predict`` scores a box) of the cached auto, expert and scan-area boxes."""
     from thyroid_desktop.core.pipeline.estimate import jitter_views
     from thyroid_desktop.core.pipeline.fov import detect_fov
+    from thyroid_desktop.core.pipeline.marks import MarksStep
 
     extract = make_extractor(feature_model)
     n, dim = len(cache), int(feature_model.output_shape[-1])
@@ -318,7 +322,8 @@ def add_app_views(
                 if view == "expert" and not cache.has_mask[i]:
                     continue
                 roi = ROI(*(int(v) for v in cache.boxes[view if view != "scan" else "fov"][i]))
-                chunk += [(i, view, c) for c in jitter_views(image, roi, size, margin, fov)]
+                views = jitter_views(image, roi, size, margin, fov, marks=MarksStep(marks))
+                chunk += [(i, view, c) for c in views]
         feats = extract(np.stack([c for _, _, c in chunk]))
         counts: dict[tuple[int, str], int] = {}
         for k, (i, view, _) in enumerate(chunk):

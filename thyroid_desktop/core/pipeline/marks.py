@@ -39,6 +39,9 @@ TOPHAT_MIN = 60
 TOPHAT_SIZE = 3
 #: Grey level of a drawn, near-saturated mark (crosses, dots, dashes are drawn at ~250).
 SATURATED = 235
+#: A component with this many saturated pixels that survive the 3 x 3 opening is a
+#: compact bright spot (an echogenic focus, a calcification): kept.
+FOCUS_MIN_CORE = 3
 #: A thin component narrower than this (pixels) across ...
 STROKE_MIN_WIDTH = 3
 #: ... and shorter than this is a speckle streak unless saturated (ultrasound speckle smears
@@ -148,9 +151,11 @@ def thin_bright_marks(gray: np.ndarray, inside: np.ndarray | None = None) -> np.
     # A short flat streak is speckle smeared sideways unless drawn (saturated) or long.
     streak = (np.minimum(w, h) < STROKE_MIN_WIDTH) & (span < LINE_MIN_LENGTH)
     sparse = (span >= STROKE_MIN_SPAN) & (area <= STROKE_MAX_FILL * np.maximum(w * h, 1))
-    keep = (thin & (~streak | saturated)) | (sparse & saturated)
+    # A saturated blob thick enough to survive the opening is an echogenic focus, not a mark.
+    core = np.bincount(labels[(gray - tophat) >= SATURATED], minlength=n)
+    keep = ((thin & (~streak | saturated)) | (sparse & saturated)) & (core < FOCUS_MIN_CORE)
     keep[0] = False
-    dots = np.flatnonzero((span <= DOT_MAX_SPAN) & saturated)
+    dots = np.flatnonzero((span <= DOT_MAX_SPAN) & saturated & (core < FOCUS_MIN_CORE))
     dots = dots[dots > 0]
     keep[_dotted(centroids, dots)] = True
     return keep[labels] & cand
