@@ -67,6 +67,8 @@ def export(
         "crop": {
             "margin": card_fields["training"]["crop_margin"],
             "shape": "square around the nodule box, black outside",
+            # core.pipeline.marks: "inpaint" when the crops were trained with marks painted out
+            "marks": card_fields["training"].get("marks", "keep"),
         },
         "input": "RGB crop 0..255 float; scaling is inside the model",
         "last_conv_layer": last_conv,

@@ -51,8 +51,11 @@ LINE_MIN_LENGTH = 12
 STROKE_MIN_SPAN = 5
 #: ... and is at most this thick on average (area / longest side, pixels).
 STROKE_MAX_THICKNESS = 1.8
-#: ... or covers at most this share of its bounding box (a cross, an "x", a letter).
-STROKE_MAX_FILL = 0.3
+#: ... or, when saturated, covers at most this share of its bounding box (a cross, an
+#: "x", a letter).
+STROKE_MAX_FILL = 0.45
+#: A saturated (drawn) stroke may be this thick on average (anti-aliased text, 2-px lines).
+DRAWN_MAX_THICKNESS = 2.8
 #: A component spanning at most this many pixels may be one dot of a dotted line.
 DOT_MAX_SPAN = 4
 #: Spacing (pixels) between neighbouring dots of a dotted line.
@@ -153,7 +156,9 @@ def thin_bright_marks(gray: np.ndarray, inside: np.ndarray | None = None) -> np.
     sparse = (span >= STROKE_MIN_SPAN) & (area <= STROKE_MAX_FILL * np.maximum(w * h, 1))
     # A saturated blob thick enough to survive the opening is an echogenic focus, not a mark.
     core = np.bincount(labels[(gray - tophat) >= SATURATED], minlength=n)
-    keep = ((thin & (~streak | saturated)) | (sparse & saturated)) & (core < FOCUS_MIN_CORE)
+    # Drawn (saturated) letters and crosses are often anti-aliased: up to ~2.5 px thick.
+    drawn = saturated & (span >= STROKE_MIN_SPAN) & (area <= DRAWN_MAX_THICKNESS * span)
+    keep = ((thin & ~streak) | ((thin | sparse | drawn) & saturated)) & (core < FOCUS_MIN_CORE)
     keep[0] = False
     dots = np.flatnonzero((span <= DOT_MAX_SPAN) & saturated & (core < FOCUS_MIN_CORE))
     dots = dots[dots > 0]

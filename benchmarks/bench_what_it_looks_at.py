@@ -1,0 +1,360 @@
+"""What the model looks at: marks, pixel scale, box placement and strata, on the held-out split.
+
+Every estimate goes through the app's default path, ``core.analysis.AnalysisService``: the
+segmenter's best candidate (the auto box), else the whole scan area (``scan_area_fallback``,
+as ``python -m training.app_path test`` scores the card's test split); never the expert box.
+The expert mask (ddti) is used only to place pasted marks on the nodule and to split ddti by
+nodule size. Each check runs twice: with the card's crop step as shipped (marks kept) and
+with the marks step switched on (``crop.marks`` "inpaint", ``core.pipeline.marks``); the
+classifier is the same.
+
+(a) marks: 2 calipers (``+`` or ``x``) at the ends of the nodule's long axis, a dotted line
+    between them (half the images) and a label ("N1", "d1", "1.2 cm") beside it, drawn in
+    white-grey or a colour, at random (fixed seed); the auto box and detection of the clean
+    image are kept, so the shift is the classifier's: mean |p(marked) - p(clean)|.
+(b) scale: the image resampled by 0.75 and 1.33 and analysed from scratch (detection
+    included); AUROC per site and pooled, with the 95 % case-grouped bootstrap interval of the
+    difference from 1x.
+(c) box: each edge of the auto box moved by 1-3 px (``--box-changes`` random boxes per image,
+    fixed seed); max and 95th percentile of |shift|.
+(d) Spearman correlation of the estimate with the auto box's area (pooled and per site).
+(e) AUROC per stratum: ddti single vs two-panel frame (scan-area box wider than 1.55 x its
+    height), nodule-size terciles (expert mask area in ddti, auto box area in chaouchi; per
+    site), site.
+
+By default a seeded subsample of 50 of the 149 test images (``--limit 0``: all of them) and
+3 changed boxes per image, so that a run takes about 8 minutes on a 2-core CPU.
+
+Usage: python benchmarks/bench_what_it_looks_at.py [--data ../shared/data] [--limit 50]
+       [--box-changes 3] [--json benchmarks/what_it_looks_at.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SITES = ("ddti", "chaouchi")
+SCALES = (0.75, 1.33)
+SEED = 2026
+#: Default subsample of the 149 test images (seeded), so a run stays under ~8 min on 2 cores.
+LIMIT = 50
+JSON_OUT = ROOT / "benchmarks" / "what_it_looks_at.json"
+#: Scan-area boxes wider than this many heights hold two panels side by side (ddti).
+TWO_PANEL_ASPECT = 1.55
+LABELS = ("N1", "d1", "d2", "1.2cm", "0.8 cm", "L", "S1")
+COLOURS = ((250, 250, 250), (235, 235, 235), (230, 230, 60), (80, 230, 80), (80, 220, 230))
+
+
+def draw_marks(pixels: np.ndarray, roi, mask: np.ndarray | None, rng) -> np.ndarray:
+    """A copy of ``pixels`` with calipers, maybe a dotted line, and a label on the nodule."""
+    out = np.array(pixels, copy=True)
+    if mask is not None and mask.any():
+        ys, xs = np.nonzero(mask)
+        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    else:
+        x0, x1, y0, y1 = roi.x, roi.x + roi.w - 1, roi.y, roi.y + roi.h - 1
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    ends = [(int(x0), int(cy)), (int(x1), int(cy))]
+    if rng.random() < 0.5:
+        ends = [(int(cx), int(y0)), (int(cx), int(y1))]
+    colour = tuple(int(c) for c in COLOURS[rng.integers(len(COLOURS))])
+    arm = int(rng.integers(4, 8))
+    diagonal = rng.random() < 0.3
+    for x, y in ends:
+        if diagonal:
+            cv2.line(out, (x - arm, y - arm), (x + arm, y + arm), colour, 1)
+            cv2.line(out, (x - arm, y + arm), (x + arm, y - arm), colour, 1)
+        else:
+            cv2.line(out, (x - arm, y), (x + arm, y), colour, 1)
+            cv2.line(out, (x, y - arm), (x, y + arm), colour, 1)
+    if rng.random() < 0.5:
+        (ax, ay), (bx, by) = ends
+        n = max(int(np.hypot(bx - ax, by - ay) // 6), 2)
+        for t in np.linspace(0, 1, n + 1)[1:-1]:
+            px, py = int(ax + t * (bx - ax)), int(ay + t * (by - ay))
+            out[py : py + 2, px : px + 2] = colour
+    text = LABELS[rng.integers(len(LABELS))]
+    tx = int(np.clip(cx + rng.integers(-10, 10), 0, out.shape[1] - 30))
+    ty = int(np.clip(y0 + rng.integers(8, 20), 12, out.shape[0] - 1))
+    cv2.putText(out, text, (tx, ty), cv2.FONT_HERSHEY_PLAIN, 0.9, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def box_changes(roi, n: int, rng, width: int, height: int) -> list:
+    """``n`` boxes whose edges each move by 0-3 px (at least one edge by 1-3 px)."""
+    from thyroid_desktop.core.pipeline.roi import ROI
+
+    out = []
+    while len(out) < n:
+        d = rng.integers(-3, 4, 4)
+        if not np.any(d):
+            continue
+        x0, y0 = roi.x + d[0], roi.y + d[1]
+        x1, y1 = roi.x + roi.w + d[2], roi.y + roi.h + d[3]
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        out.append(ROI(int(x0), int(y0), int(x1 - x0), int(y1 - y0)).clipped(width, height))
+    return out
+
+
+def resampled(image, factor: float):
+    from thyroid_desktop.core.io.images import from_array
+
+    w, h = round(image.width * factor), round(image.height * factor)
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return from_array(cv2.resize(np.asarray(image.pixels), (w, h), interpolation=interp))
+
+
+def with_marks_step(classifier, step: str):
+    """The same classifier, its card's crop step set to ``step`` (``core.pipeline.marks``)."""
+    from thyroid_desktop.core.models.shipped import ModelCard
+
+    raw = dict(classifier.card.raw)
+    raw["crop"] = {**raw.get("crop", {}), "marks": step}
+    return dataclasses.replace(classifier, card=ModelCard(raw, classifier.card.directory))
+
+
+def auroc_ci(y, p, groups) -> dict:
+    from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
+
+    y, p = np.asarray(y), np.asarray(p)
+    if len(set(y.tolist())) < 2:
+        return {"auroc": None, "ci95": None, "n": int(len(y))}
+    lo, hi = bootstrap_auroc_ci(y, p, groups)
+    return {"auroc": auroc(y, p), "ci95": [lo, hi], "n": int(len(y))}
+
+
+def delta_ci(y, p1, p0, groups) -> dict:
+    """AUROC(p1) - AUROC(p0), with its 95 % case-grouped bootstrap interval (paired)."""
+    from thyroid_desktop.core.site.metrics import auroc, grouped_bootstrap
+
+    y, p1, p0 = np.asarray(y), np.asarray(p1), np.asarray(p0)
+    if len(set(y.tolist())) < 2:
+        return {"delta": None, "ci95": None}
+
+    def stat(idx):
+        if not 0 < y[idx].sum() < len(idx):
+            return None
+        return auroc(y[idx], p1[idx]) - auroc(y[idx], p0[idx])
+
+    lo, hi = grouped_bootstrap(stat, groups)
+    return {"delta": auroc(y, p1) - auroc(y, p0), "ci95": [lo, hi]}
+
+
+def spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def score_images(args) -> dict:
+    """Runs every check on every test image; returns per-image arrays per mode."""
+    from thyroid_desktop.core.analysis import AnalysisService
+    from thyroid_desktop.core.io.images import from_array, open_image
+    from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
+    from thyroid_desktop.core.pipeline.roi import BoxSource
+    from training.data import read_mask, samples_in
+
+    clf, seg = load_classifier(), load_segmenter()
+    services = {
+        "kept": AnalysisService(with_marks_step(clf, "keep"), seg, None),
+        "inpainted": AnalysisService(with_marks_step(clf, "inpaint"), seg, None),
+    }
+    detector = services["kept"]
+    test = set(clf.card.raw["data"]["split"]["test_files"])
+    samples = [s for site in SITES for s in samples_in(args.data, site, test)]
+    if args.limit:
+        pick = np.random.default_rng(SEED).permutation(len(samples))[: args.limit]
+        samples = [samples[i] for i in sorted(pick)]
+    rng = np.random.default_rng(SEED)
+    rows: dict = {"site": [], "label": [], "group": [], "found": [], "area": [], "size": []}
+    rows["two_panel"] = []
+    per_mode = {m: {"p": [], "marked": [], "scaled": [], "box": []} for m in services}
+
+    def estimate(service, image, roi, det):
+        if roi is None:  # nothing found: the scan area, as the card's test split is scored
+            return service.analyse_box(image, None, BoxSource.FULL, None).finding.probability
+        return service.analyse(image, roi, None, detection=det).finding.probability
+
+    t0 = time.perf_counter()
+    for k, s in enumerate(samples):
+        image = open_image(s.path)
+        det = detector.detect(image)
+        roi = det.best.roi if det.best is not None else None
+        box = roi or det.fov.box
+        mask = read_mask(s.mask_path, image.width, image.height) if s.mask_path else None
+        rows["site"].append(s.dataset)
+        rows["label"].append(s.label)
+        rows["group"].append(f"{s.dataset}:{s.group}")
+        rows["found"].append(roi is not None)
+        rows["area"].append(box.w * box.h)
+        rows["size"].append(float(mask.sum()) if mask is not None else box.w * box.h)
+        rows["two_panel"].append(det.fov.box.w > TWO_PANEL_ASPECT * det.fov.box.h)
+        marked = from_array(draw_marks(image.pixels, box, mask, rng))
+        changed = box_changes(box, args.box_changes, rng, image.width, image.height)
+        scaled = [resampled(image, f) for f in SCALES]
+        scaled_det = [detector.detect(im) for im in scaled]  # detection from scratch, once
+        for mode, service in services.items():
+            out = per_mode[mode]
+            out["p"].append(estimate(service, image, roi, det))
+            out["marked"].append(estimate(service, marked, box, det))
+            out["box"].append([estimate(service, image, b, det) for b in changed])
+            out["scaled"].append(
+                [
+                    estimate(service, im, d.best.roi if d.best is not None else None, d)
+                    for im, d in zip(scaled, scaled_det, strict=True)
+                ]
+            )
+        if (k + 1) % 10 == 0:
+            print(f"  {k + 1}/{len(samples)} images, {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"rows": {k: np.asarray(v) for k, v in rows.items()}, "modes": per_mode}
+
+
+def summarise(scored: dict) -> dict:
+    rows = scored["rows"]
+    y, site, groups = rows["label"], rows["site"], rows["group"]
+    result: dict = {"n": int(len(y)), "found_share": float(rows["found"].mean()), "modes": {}}
+    kept, painted = (np.asarray(scored["modes"][m]["p"]) for m in ("kept", "inpainted"))
+    step = np.abs(painted - kept)  # the marks step itself on the unmarked test images
+    result["inpainting_shift"] = {"mean_abs": float(step.mean()), "max_abs": float(step.max())}
+    result["per_image"] = {
+        **{k: v.tolist() for k, v in rows.items()},
+        **{f"p_{m}": np.asarray(o["p"]).tolist() for m, o in scored["modes"].items()},
+    }
+    for mode, out in scored["modes"].items():
+        p = np.asarray(out["p"])
+        marked, scaled, box = (np.asarray(out[k]) for k in ("marked", "scaled", "box"))
+        shift = marked - p
+        box_shift = np.abs(box - p[:, None]).ravel()
+        r: dict = {
+            "marks": {
+                "mean_abs_shift": float(np.abs(shift).mean()),
+                "mean_shift": float(shift.mean()),
+                "mean_abs_shift_benign": float(np.abs(shift[y == 0]).mean()),
+                "mean_abs_shift_malignant": float(np.abs(shift[y == 1]).mean()),
+            },
+            "box": {
+                "max_abs_shift": float(box_shift.max()),
+                "p95_abs_shift": float(np.percentile(box_shift, 95)),
+                "median_abs_shift": float(np.median(box_shift)),
+            },
+            "spearman_area": {"pooled": spearman(p, rows["area"])},
+            "auroc": {},
+            "scale": {},
+            "strata": {},
+        }
+        for name, sel in [("pooled", np.ones(len(y), bool))] + [(s, site == s) for s in SITES]:
+            r["auroc"][name] = auroc_ci(y[sel], p[sel], groups[sel])
+            r["scale"][name] = {
+                f"{f}x": {
+                    **auroc_ci(y[sel], scaled[sel, i], groups[sel]),
+                    "vs_1x": delta_ci(y[sel], scaled[sel, i], p[sel], groups[sel]),
+                }
+                for i, f in enumerate(SCALES)
+            }
+            if name != "pooled":
+                r["spearman_area"][name] = spearman(p[sel], rows["area"][sel])
+        ddti = site == "ddti"
+        strata = {
+            "ddti single panel": ddti & ~rows["two_panel"],
+            "ddti two panels": ddti & rows["two_panel"],
+        }
+        for s in SITES:
+            sel = site == s
+            cuts = np.percentile(rows["size"][sel], [100 / 3, 200 / 3])
+            tercile = np.digitize(rows["size"], cuts)
+            for t, name in enumerate(("small", "middle", "large")):
+                strata[f"{s} size {name}"] = sel & (tercile == t)
+        for name, sel in strata.items():
+            r["strata"][name] = auroc_ci(y[sel], p[sel], groups[sel])
+        result["modes"][mode] = r
+    return result
+
+
+def fmt_auc(entry: dict) -> str:
+    if entry["auroc"] is None:
+        return f"n/a (n={entry['n']})"
+    lo, hi = entry["ci95"]
+    return f"{entry['auroc']:.3f} [{lo:.2f}-{hi:.2f}] n={entry['n']}"
+
+
+def table(summary: dict) -> str:
+    kept, inp = summary["modes"]["kept"], summary["modes"]["inpainted"]
+    lines = ["| check | marks kept (as shipped) | marks inpainted |", "|---|---|---|"]
+
+    def add(name, a, b):
+        lines.append(f"| {name} | {a} | {b} |")
+
+    for key, label in (
+        ("mean_abs_shift", "pasted marks: mean abs shift (target <= 0.01)"),
+        ("mean_shift", "pasted marks: mean signed shift"),
+        ("mean_abs_shift_benign", "pasted marks: mean abs shift, benign"),
+        ("mean_abs_shift_malignant", "pasted marks: mean abs shift, malignant"),
+    ):
+        add(label, f"{kept['marks'][key]:+.3f}", f"{inp['marks'][key]:+.3f}")
+    for key, label in (
+        ("max_abs_shift", "1-3 px box change: max abs shift (target <= 0.02)"),
+        ("p95_abs_shift", "1-3 px box change: 95th pct abs shift"),
+    ):
+        add(label, f"{kept['box'][key]:.3f}", f"{inp['box'][key]:.3f}")
+    for s in ("pooled", *SITES):
+        add(f"Spearman(estimate, box area), {s}", f"{kept['spearman_area'][s]:+.2f}",
+            f"{inp['spearman_area'][s]:+.2f}")  # fmt: skip
+    for s in ("pooled", *SITES):
+        add(f"AUROC 1x, {s}", fmt_auc(kept["auroc"][s]), fmt_auc(inp["auroc"][s]))
+        for f in SCALES:
+            a, b = kept["scale"][s][f"{f}x"], inp["scale"][s][f"{f}x"]
+
+            def d(e):
+                if e["auroc"] is None or e["vs_1x"]["delta"] is None:
+                    return "n/a"
+                lo, hi = e["vs_1x"]["ci95"]
+                return f"{e['auroc']:.3f} ({e['vs_1x']['delta']:+.3f} [{lo:+.2f}, {hi:+.2f}])"
+
+            add(f"AUROC {f}x (vs 1x), {s}", d(a), d(b))
+    for name in kept["strata"]:
+        add(f"AUROC {name}", fmt_auc(kept["strata"][name]), fmt_auc(inp["strata"][name]))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--limit", type=int, default=LIMIT, help=f"a seeded subsample of N images ({LIMIT}; 0: all)"
+    )
+    parser.add_argument("--box-changes", type=int, default=3, help="changed boxes per image")
+    parser.add_argument("--json", type=Path, default=JSON_OUT, help="also write the figures here")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not all((args.data / s).exists() for s in SITES):
+        print(f"no data at {args.data}")
+        return 1
+    t0 = time.perf_counter()
+    summary = summarise(score_images(args))
+    summary["seconds"] = time.perf_counter() - t0
+    summary["command"] = "python benchmarks/bench_what_it_looks_at.py " + " ".join(sys.argv[1:])
+    print(table(summary))
+    shift = summary["inpainting_shift"]
+    print(f"the marks step itself moves the estimate on the unmarked images by "
+          f"{shift['mean_abs']:.3f} on average (max {shift['max_abs']:.3f})")  # fmt: skip
+    print(f"n = {summary['n']} held-out images (card's test split), auto box found for "
+          f"{summary['found_share']:.0%}; {summary['seconds']:.0f} s")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
