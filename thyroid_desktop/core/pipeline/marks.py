@@ -47,6 +47,13 @@ STROKE_MIN_WIDTH = 3
 #: ... and shorter than this is a speckle streak unless saturated (ultrasound speckle smears
 #: sideways into 5-11 px streaks; a drawn line is longer, a letter or cross is 2-D).
 LINE_MIN_LENGTH = 12
+#: A long component is a drawn line when its pixels spread at most this much (pixels, s.d.)
+#: across its axis: straight. Tissue interfaces are bright thin lines too, but they curve.
+LINE_MAX_WOBBLE = 0.8
+#: ... and one pixel thick (area / length, pixels): a tissue interface is 2 px or more.
+LINE_MAX_THICKNESS = 1.3
+#: A long saturated sparse component at least this tall and wide is a run of text.
+TEXT_MIN_HEIGHT = 5
 #: A stroke component spans at least this many pixels ...
 STROKE_MIN_SPAN = 5
 #: ... and is at most this thick on average (area / longest side, pixels).
@@ -132,6 +139,15 @@ def _dotted(centroids: np.ndarray, dots: np.ndarray) -> np.ndarray:
     return dots[sorted(on_line)] if on_line else np.zeros(0, int)
 
 
+def _straightness(part: np.ndarray) -> float:
+    """Spread (pixels, standard deviation) of a component's pixels across its main axis."""
+    ys, xs = np.nonzero(part)
+    if len(xs) < 3:
+        return 0.0
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64))
+    return float(np.sqrt(max(np.linalg.eigvalsh(cov)[0], 0.0)))
+
+
 def thin_bright_marks(gray: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
     """Thin near-saturated strokes (lines, crosses, letters) and dotted lines (bool ``H x W``)."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (TOPHAT_SIZE, TOPHAT_SIZE))
@@ -159,6 +175,14 @@ def thin_bright_marks(gray: np.ndarray, inside: np.ndarray | None = None) -> np.
     # Drawn (saturated) letters and crosses are often anti-aliased: up to ~2.5 px thick.
     drawn = saturated & (span >= STROKE_MIN_SPAN) & (area <= DRAWN_MAX_THICKNESS * span)
     keep = ((thin & ~streak) | ((thin | sparse | drawn) & saturated)) & (core < FOCUS_MIN_CORE)
+    # A long component is a drawn line only when straight and 1 px thick (tissue interfaces
+    # curve and are thicker), or a saturated run of text (2-D and sparse).
+    text = saturated & (np.minimum(w, h) >= TEXT_MIN_HEIGHT) & sparse
+    for i in np.flatnonzero(keep & (span >= LINE_MIN_LENGTH) & ~text):
+        x, y = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
+        part = labels[y : y + h[i] + 2, x : x + w[i] + 2] == i
+        straight = _straightness(part & cand[y : y + h[i] + 2, x : x + w[i] + 2]) <= LINE_MAX_WOBBLE
+        keep[i] = straight and area[i] <= LINE_MAX_THICKNESS * span[i]
     keep[0] = False
     dots = np.flatnonzero((span <= DOT_MAX_SPAN) & saturated & (core < FOCUS_MIN_CORE))
     dots = dots[dots > 0]
