@@ -24,9 +24,13 @@ from thyroid_desktop.core.report.pdf import NOTICE, StudyInfo, write_report
 def test_report_holds_every_field(tmp_path, classifier):
     phantom = make_phantom()
     image = from_array(phantom.pixels, spacing_mm=(0.1, 0.1))
-    # The synthetic phantom is unlike the training images (no estimate); the layout of an
-    # estimate is what is checked here, so the rule's answer is set aside for this finding.
-    finding = replace(predict(image, classifier, phantom.nodule, "manual"), no_estimate_reason="")
+    # The layout of an estimate and of the clinician's TI-RADS choices is what is checked
+    # here: no AI suggestion (its column would name the AI's foci, e.g. "none or ...").
+    finding = replace(
+        predict(image, classifier, phantom.nodule, "manual"),
+        no_estimate_reason="",
+        tirads_suggestion=None,
+    )
     tirads = TiradsDescriptors(
         Composition.SOLID,
         Echogenicity.HYPO,
