@@ -293,16 +293,6 @@ def test_two_panel_settings_column_stays_outside():
         assert fov.mask[rect_mask(frame.shape, scan)].mean() > 0.99
 
 
-def ddti_two_panel_frames() -> list[Path]:
-    """ddti frames whose scan area holds two panels side by side (wider than 0.8 of the frame)."""
-    frames = []
-    for path in sorted((SHARED_DATA / "ddti" / "images").iterdir()):
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if detect_fov(gray).box.w >= 0.8 * gray.shape[1]:
-            frames.append(path)
-    return frames
-
-
 @pytest.mark.skipif(
     not (SHARED_DATA / "ddti" / "images").is_dir(),
     reason=f"real images not available: {SHARED_DATA} is absent",
@@ -310,13 +300,16 @@ def ddti_two_panel_frames() -> list[Path]:
 def test_ddti_two_panel_frames_leave_the_settings_column_out():
     """The scan area's outer columns hold tissue, not the mostly black settings column.
 
-    Before the fix, 56 ddti two-panel frames took 15 px of it (the right edge's outer 12
+    Before the fix, 55 ddti two-panel frames took 15-17 px of it (the right edge's outer 12
     columns were up to 80 % black); tissue columns, dark ones included, stay below 50 %.
     """
-    frames = ddti_two_panel_frames()
-    assert len(frames) >= 150  # 183 in this copy of ddti
-    for path in frames:
+    two_panel = 0
+    for path in sorted((SHARED_DATA / "ddti" / "images").iterdir()):
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         box = detect_fov(gray).box
+        if box.w < 0.8 * gray.shape[1]:  # one panel
+            continue
+        two_panel += 1
         right = gray[box.y : box.y + box.h, box.x + box.w - 12 : box.x + box.w]
         assert (right <= 2).mean() < 0.5, (path.name, box)
+    assert two_panel >= 150  # 183 in this copy of ddti

@@ -10,7 +10,9 @@ deletes text strokes, ticks and thin lines, and regions much smaller than the la
 (glyphs, separated grey-scale bars) are dropped; two panels side by side are both kept.
 Each kept region becomes its bounding box when it is rectangular, else the convex hull of
 itself and its mirror image (sector and trapezoid fans are symmetric), so dark cysts and
-shadows inside or at the edge of the scan area are never left out.
+shadows inside or at the edge of the scan area are never left out. A text column that
+merged with a rectangle's side (the settings column beside two-panel frames) is trimmed off:
+columns with no long vertical run of scan pixels, mostly black, with crisp white glyphs.
 """
 
 from __future__ import annotations
