@@ -115,7 +115,7 @@ def pixel_study(args) -> int:
         jit = estimate.jitter_views(image, box, size, margin, fov, masked)
         return np.concatenate([crop[None], crop[None, :, ::-1], jit])
 
-    shifts, probs, labels, ms = [], [], [], []
+    shifts, probs, labels, ms, sides = [], [], [], [], []
     for i, s in enumerate(samples):
         image = open_image(s.path)
         fov = detect_fov(image.gray)
@@ -135,14 +135,32 @@ def pixel_study(args) -> int:
         probs.append(float(p[0]))
         labels.append(s.label)
         shifts.extend(np.abs(p[1:] - p[0]).tolist())
+        sides.extend([max(box.w, box.h)] * len(PIXEL_CHANGES))
     d = np.array(shifts)
+    sites = np.array([s.dataset for s in samples])
+    y, pr = np.array(labels), np.array(probs)
+    site_auroc = ", ".join(
+        f"{site} {auroc(y[sites == site], pr[sites == site]):.4f}"
+        for site in ("ddti", "chaouchi")
+        if len(set(y[sites == site])) == 2
+    )
     print(
         f"jitters {args.jitters} ({2 + len(estimate.JITTERS)} views): 1-3 px box change -> "
         f"|change| median {np.median(d):.4f}, p95 {np.quantile(d, 0.95):.4f}, max {d.max():.4f}, "
-        f"share > 0.02: {np.mean(d > 0.02):.1%}; held-out AUROC {auroc(labels, probs):.4f}; "
+        f"share > 0.02: {np.mean(d > 0.02):.1%}; held-out AUROC {site_auroc}; "
         f"predict + Grad-CAM {np.median(ms):.0f} ms (median of {len(ms)})  "
         f"({len(samples)} ddti + chaouchi test images x {len(PIXEL_CHANGES)} changes)"
     )
+    side = np.array(sides)
+    cuts = np.quantile(side, [1 / 3, 2 / 3])
+    for name, sel in (
+        (f"boxes <= {cuts[0]:.0f} px", side <= cuts[0]),
+        (f"{cuts[0]:.0f}-{cuts[1]:.0f} px", (side > cuts[0]) & (side <= cuts[1])),
+        (f"> {cuts[1]:.0f} px", side > cuts[1]),
+    ):
+        print(
+            f"  {name} (longer side): p95 {np.quantile(d[sel], 0.95):.4f}, max {d[sel].max():.4f}"
+        )
     return 0
 
 
