@@ -2,13 +2,15 @@
 #   make run   [ARGS="image.dcm ..."]   start the app (demo image when given none)
 #   make test                           lint + the whole test suite (incl. the bundle build)
 # Also: make test-fast (skips tests marked slow), make dist (PyInstaller bundle + tar.gz),
-#       make benchmark (speed figures).
+#       make benchmark (speed figures), make models (retrain what ships from $(DATA), skipping
+#       steps whose inputs did not change; hours; `make models ARGS=--dry-run` shows the plan).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-installed
+DATA   ?= ../shared/data
 
-.PHONY: run test test-fast lint benchmark dist clean
+.PHONY: run test test-fast lint benchmark dist models clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +43,10 @@ dist: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_predict.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_launch.py
+
+# Every retraining step in order (training/rebuild.py); stamps under runs/rebuild/.
+models: $(STAMP)
+	$(PY) -m training all --data $(DATA) $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(DIST_VENV) build dist .pytest_cache .ruff_cache

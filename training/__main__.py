@@ -1,4 +1,6 @@
-"""``python -m training``: baseline, cross-validation, cross-site check, final fit + export.
+"""``python -m training``: baseline, cross-validation, cross-site check, final fit + export;
+``python -m training all``: every retraining step in order, skipping those whose inputs did
+not change (:mod:`training.rebuild`; ``make models``).
 
 Each dataset is a folder in the generic format of :mod:`training.data`; ``--data DIR``
 names a parent folder and ``--datasets`` the sub-folders to use (default: ddti chaouchi).
@@ -47,6 +49,11 @@ def _config(ns: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "all" in argv:  # the whole rebuild: its options are training.rebuild's
+        from training.rebuild import main as rebuild
+
+        return rebuild([a for a in argv if a != "all"])
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="folder holding the datasets"
@@ -58,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=1, help="repeated CV with seeds seed..seed+N-1"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("all", help="every retraining step in order (training.rebuild; --dry-run)")
     sub.add_parser("baseline", help="frozen ImageNet features + logistic regression, grouped CV")
     for name, text in (
         ("cv", "grouped k-fold CV of the fine-tuned classifier on the development split"),

@@ -245,3 +245,71 @@ def test_real_images_keep_the_nodules_inside(folder):
         covered += fov.mask[nodule].mean() >= 0.97
     if checked:
         assert covered >= 0.98 * checked, f"{checked - covered} of {checked} nodules cut"
+
+
+def two_panel_frame(seed: int = 0) -> tuple[np.ndarray, ROI, np.ndarray]:
+    """A ddti-like two-panel frame: the settings column starts 4 px right of the second panel.
+
+    Returns the frame, the scan area (both panels) and the settings column's pixels.
+    """
+    frame = np.zeros((360, 560), np.uint8)
+    scan = ROI(34, 6, 493, 304)  # two panels of 246 / 247 px, touching
+    frame[scan.y : scan.y + scan.h, scan.x : scan.x + scan.w] = speckle(
+        (scan.h, scan.w), mean=120.0, seed=seed
+    )
+    right = scan.x + scan.w
+    ui = np.zeros_like(frame)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    lines = ["P100", "R", "12L6", "9.0", "31fps", "DR65", "2DG", "92", "L", "12L6", "9.0", "31fps"]
+    for i, line in enumerate(lines):  # the settings column, right-aligned at the image edge
+        (tw, _), _ = cv2.getTextSize(line, font, 0.45, 1)
+        org = (max(right + 4, 558 - tw), 16 + 20 * i)
+        cv2.putText(ui, line, org, font, 0.45, 255, 1)
+    ui = np.where(ui >= 128, 255, 0).astype(np.uint8)  # crisp glyphs, as scanners draw them
+    for y in range(scan.y + 20, scan.y + scan.h, 45):  # depth ticks and focus marks in the gap
+        cv2.rectangle(ui, (right, y), (right + 2, y + 2), 255, -1)
+        cv2.fillPoly(
+            ui, [np.array([[right - 8, y + 20], [right - 2, y + 16], [right - 2, y + 24]])], 230
+        )
+    settings = ui > 0
+    settings[:, : right + 3] = False  # ticks and marks at the scan edge are not the column
+    # Compression noise (0-15) around the text lines, up to the scan area's edge: it keeps
+    # the black between glyphs from counting as background.
+    rng = np.random.default_rng(seed)
+    halo = cv2.dilate(settings.astype(np.uint8), np.ones((9, 15), np.uint8)) > 0
+    halo[:, :right] = False
+    noise = rng.integers(0, 16, frame.shape, dtype=np.uint8) * (rng.random(frame.shape) < 0.7)
+    frame = np.maximum(frame, np.where(halo, noise, 0).astype(np.uint8))
+    return np.maximum(frame, ui), scan, settings
+
+
+def test_two_panel_settings_column_stays_outside():
+    """Two-panel frames put the settings column a few px right of the second panel."""
+    for seed in range(4):
+        frame, scan, settings = two_panel_frame(seed)
+        fov = detect_fov(frame)
+        assert not fov.mask[settings].any(), "settings column text inside the scan area"
+        assert fov.box.x + fov.box.w <= scan.x + scan.w + 3, fov.box
+        assert fov.mask[rect_mask(frame.shape, scan)].mean() > 0.99
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "ddti" / "images").is_dir(),
+    reason=f"real images not available: {SHARED_DATA} is absent",
+)
+def test_ddti_two_panel_frames_leave_the_settings_column_out():
+    """The scan area's outer columns hold tissue, not the mostly black settings column.
+
+    Before the fix, 55 ddti two-panel frames took 15-17 px of it (the right edge's outer 12
+    columns were up to 80 % black); tissue columns, dark ones included, stay below 50 %.
+    """
+    two_panel = 0
+    for path in sorted((SHARED_DATA / "ddti" / "images").iterdir()):
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        box = detect_fov(gray).box
+        if box.w < 0.8 * gray.shape[1]:  # one panel
+            continue
+        two_panel += 1
+        right = gray[box.y : box.y + box.h, box.x + box.w - 12 : box.x + box.w]
+        assert (right <= 2).mean() < 0.5, (path.name, box)
+    assert two_panel >= 150  # 183 in this copy of ddti

@@ -10,7 +10,9 @@ deletes text strokes, ticks and thin lines, and regions much smaller than the la
 (glyphs, separated grey-scale bars) are dropped; two panels side by side are both kept.
 Each kept region becomes its bounding box when it is rectangular, else the convex hull of
 itself and its mirror image (sector and trapezoid fans are symmetric), so dark cysts and
-shadows inside or at the edge of the scan area are never left out.
+shadows inside or at the edge of the scan area are never left out. A text column that
+merged with a rectangle's side (the settings column beside two-panel frames) is trimmed off:
+columns with no long vertical run of scan pixels, mostly black, with crisp white glyphs.
 """
 
 from __future__ import annotations
@@ -55,6 +57,22 @@ _TOP_ROWS = 3
 _EDGE_SHARE = 0.1
 #: A region whose convex hull fills this share of its bounding box is taken as that box.
 _RECT_FILL = 0.92
+#: A column at the side of a rectangle is text, not scan area, if no run of scan pixels in it
+#: is this long (share of the rectangle's height; a line of text is about a tenth) ...
+_SIDE_RUN = 0.25
+#: ... and a stripe of such columns is trimmed if at least this many image pixels wide ...
+_SIDE_MIN = 4
+#: ... and this share of its pixels are bright glyph strokes (this grey level or more) ...
+_SIDE_GLYPHS = 0.02
+_GLYPH_LEVEL = 160
+#: Burned-in glyphs are drawn near white with hard edges: this share of the bright pixels
+#: reach this level, where bright tissue fades through greys.
+_GLYPH_CRISP = 0.8
+_GLYPH_WHITE = 230
+#: ... and this share is background black (dark tissue is not that black).
+_SIDE_BLACK = 0.6
+#: At most this share of a rectangle's width is trimmed on each side.
+_SIDE_MAX = 0.15
 
 
 @dataclass(frozen=True)
@@ -104,8 +122,8 @@ def detect_fov(gray: np.ndarray) -> FieldOfView:
     # Compression noise around glyphs (a little above black) counts as black where most
     # pixels around it are black, so it does not wall off the black between text lines.
     level = _black_level(gray)
-    black = cv2.compare(gray, level + _BLACK_TOLERANCE, cv2.CMP_LE)
-    mostly_black = cv2.compare(cv2.blur(black, (_NOISE_WINDOW, _NOISE_WINDOW)), 127, cv2.CMP_GT)
+    raw_black = cv2.compare(gray, level + _BLACK_TOLERANCE, cv2.CMP_LE)
+    mostly_black = cv2.compare(cv2.blur(raw_black, (_NOISE_WINDOW, _NOISE_WINDOW)), 127, cv2.CMP_GT)
     near_black = cv2.compare(gray, level + _NOISE_TOLERANCE, cv2.CMP_LE)
     black = cv2.bitwise_and(near_black, mostly_black)
     n, labels = cv2.connectedComponents(black, connectivity=4)
@@ -117,6 +135,7 @@ def detect_fov(gray: np.ndarray) -> FieldOfView:
     is_background[0] = False  # label 0: everything not black
     scan_value = np.where(is_background, 0, 255).astype(np.uint8)
     scan = np.take(scan_value, labels)
+    full_scan = scan > 0
 
     scale = min(1.0, _WORK_SIDE / max(height, width))
     if scale < 1.0:
@@ -150,7 +169,11 @@ def detect_fov(gray: np.ndarray) -> FieldOfView:
         if _is_rectangular(region, hull, (x, y, w, h)):
             x0, y0 = math.floor((x - _PAD) * sx), math.floor((y - _PAD) * sy)
             x1, y1 = math.ceil((x + w + _PAD) * sx), math.ceil((y + h + _PAD) * sy)
-            mask[max(y0, 0) : y1, max(x0, 0) : x1] = 1
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+            x0, x1 = _without_side_text(
+                gray, raw_black, full_scan, x0, y0, x1, y1, math.ceil(_PAD * sx)
+            )
+            mask[y0:y1, x0:x1] = 1
         else:
             hull = _mirrored_hull(hull.reshape(-1, 2), region, y)
             cv2.fillConvexPoly(mask, _hull_to_full(hull, sx, sy), 1)
@@ -193,6 +216,63 @@ def _core_rect(region: np.ndarray) -> tuple[int, int, int, int]:
     xs = np.flatnonzero(columns >= _EDGE_SHARE * columns.max())
     ys = np.flatnonzero(rows >= _EDGE_SHARE * rows.max())
     return int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)
+
+
+def _without_side_text(
+    gray: np.ndarray,
+    raw_black: np.ndarray,
+    scan: np.ndarray,
+    x0: int,
+    y0: int,
+    x1: int,
+    y1: int,
+    pad: int,
+) -> tuple[int, int]:
+    """Columns x0..x1 of a rectangular scan area less a text column stuck to its left or right.
+
+    A settings column drawn a few pixels beside the scan area (two-panel frames put it right
+    next to the second panel) merges with it where compression noise around the glyphs and
+    edge ticks bridge the thin black gap. Its columns hold no long vertical run of scan
+    pixels (text lines alternate with black), it is mostly background black, and it holds
+    near-white glyphs: all must hold to trim it, so a dark scan-area edge (poor probe
+    contact, shadow, bright tissue fading into black) is kept.
+    """
+    h = y1 - y0
+    limit = int(_SIDE_MAX * (x1 - x0))
+    if h < 4 * _TOP_ROWS or limit < _SIDE_MIN:
+        return x0, x1
+    index = np.arange(h)[:, None]
+
+    def text_like(c0: int, c1: int) -> np.ndarray:
+        """Per column c0..c1: True where no run of scan pixels is _SIDE_RUN long."""
+        rows = scan[y0:y1, c0:c1]
+        last_gap = np.maximum.accumulate(np.where(rows, -1, index), axis=0)
+        return (index - last_gap).max(axis=0) < _SIDE_RUN * h
+
+    def is_text(c0: int, c1: int) -> bool:
+        stripe = gray[y0:y1, c0:c1]
+        glyphs = float(np.mean(stripe >= _GLYPH_LEVEL))
+        crisp = float(np.mean(stripe >= _GLYPH_WHITE))
+        black = float(np.mean(raw_black[y0:y1, c0:c1])) / 255.0
+        return glyphs >= _SIDE_GLYPHS and crisp >= _GLYPH_CRISP * glyphs and black >= _SIDE_BLACK
+
+    # Right side: the text stripe is [inner, x1), found from the outside in.
+    side = text_like(x1 - limit, x1)
+    inner = limit
+    while inner > 0 and side[inner - 1]:
+        inner -= 1
+    if limit - inner >= _SIDE_MIN and is_text(x1 - limit + inner, x1):
+        new_x1 = x1 - limit + inner + pad
+    else:
+        new_x1 = x1
+    # Left side: [x0, x0 + inner).
+    side = text_like(x0, x0 + limit)
+    inner = 0
+    while inner < limit and side[inner]:
+        inner += 1
+    if inner >= _SIDE_MIN and is_text(x0, x0 + inner):
+        x0 = x0 + inner - pad
+    return x0, new_x1
 
 
 def _is_rectangular(region: np.ndarray, hull: np.ndarray, rect: tuple[int, int, int, int]) -> bool:
