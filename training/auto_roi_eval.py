@@ -42,21 +42,28 @@ def main(argv: list[str] | None = None) -> int:
         samples = samples_in(args.data, site, test_files)
         scores: dict[str, list[float]] = {"expert_box": [], "auto_roi": [], "scan_area": []}
         sources: list[str] = []
+        refused = 0
         for s in samples:
-            auto = service.analyse_file(s.path, action=None, scan_area_fallback=True)
+            # The classifier is scored on every test image: one the scope check would refuse
+            # is analysed anyway (force) and counted (``scope_refused``).
+            auto = service.analyse_file(s.path, action=None, scan_area_fallback=True, force=True)
             image, finding = auto.image, auto.finding
-            box = sample_roi(s, image.width, image.height, auto.detection.fov.box)
-            expert = service.analyse_box(image, box, BoxSource.MANUAL, action=None)
+            refused += bool(finding.overridden_reason)
+            found = auto.detection if auto.detection is not None else service.detect(image)
+            fov = found.fov
+            box = sample_roi(s, image.width, image.height, fov.box)
+            expert = service.analyse_box(image, box, BoxSource.MANUAL, action=None, force=True)
             scores["expert_box"].append(expert.finding.probability)
             scores["auto_roi"].append(finding.probability)
             sources.append(finding.roi_source)
-            scan = service.analyse_box(image, None, BoxSource.FULL, action=None)
+            scan = service.analyse_box(image, None, BoxSource.FULL, action=None, force=True)
             scores["scan_area"].append(scan.finding.probability)
         y = np.array([s.label for s in samples])
         groups = [s.group for s in samples]
         result[site] = {
             "n": len(samples),
             "auto_roi_found_share": float(np.mean([src == "auto" for src in sources])),
+            "scope_refused": refused,
             **{
                 name: {
                     "auroc": auroc(y, p),
