@@ -425,3 +425,16 @@ def test_a_format_2_session_is_still_read(tmp_path):
     loaded = Session()
     loaded.load(state)
     assert loaded.state.study.id  # a study id is given on opening
+
+
+def test_changing_what_was_signed_takes_the_signature_away():
+    """A signature holds for the findings as signed: adding a nodule (or changing one)
+    after signing removes it; undo brings the signed state back."""
+    s = _every_field_session()
+    assert s.state.study.report.signed
+    s.set_report(dataclasses.replace(s.state.study.report))  # the same text: still signed
+    assert s.state.study.report.signed
+    s.add_nodule(A, 3, ROI(10, 10, 20, 20), BoxSource.MANUAL)
+    assert not s.state.study.report.signed
+    s.undo()
+    assert s.state.study.report.signed

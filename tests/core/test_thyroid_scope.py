@@ -227,3 +227,26 @@ def test_empty_frame_fov_is_not_thyroid_shaped():
     verdict = AnalysisService(None, None, None).scope(image)
     assert not verdict.in_scope and not verdict.overridable
     assert detect_fov(image.gray).box.w > 0
+
+
+def test_a_refused_image_keeps_the_box_or_click_asked_for(service, shared_data):
+    """No estimate, but the clinician's box stays the finding's box (a nodule keeps it, the
+    report sizes it); after a calibration switch the stored refusal keeps its reason."""
+    from thyroid_desktop.core.pipeline.roi import BoxSource
+    from thyroid_desktop.core.review.session import Estimate
+    from thyroid_desktop.core.site.calibration import Calibration
+
+    image = open_image(_organs(shared_data, 1)[0])
+    box = ROI(60, 50, 80, 60)
+    drawn = service.analyse_box(image, box, BoxSource.MANUAL, None)
+    assert drawn.refused and drawn.finding.estimate is None
+    assert (drawn.finding.roi, drawn.finding.roi_source) == (box, BoxSource.MANUAL)
+    assert drawn.size is not None  # the box is sized, as for any nodule
+    clicked = service.analyse_point(image, (100.0, 80.0), None)
+    assert clicked.refused and clicked.finding.roi_source is BoxSource.POINT
+    assert clicked.finding.roi == clicked.segmentation.roi
+    stored = Estimate.of(drawn.finding)
+    other = Calibration("site-x", 1.0, 0.0, 0.5)
+    rescored = stored.rescored(other, 0.5)
+    assert rescored is not None and rescored.no_estimate_reason == stored.no_estimate_reason
+    assert rescored.calibration == "site-x" and rescored.probability is None

@@ -216,7 +216,7 @@ def predict_command(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
-            action = Action.FORCE if args.force else Action.CLI
+            action = Action.CLI  # recorded as analyse-anyway where a refusal was overridden
             if args.all_frames:
                 results = service.analyse_all_frames(path, action, force=args.force)
             else:

@@ -98,6 +98,12 @@ def add_parsers(sub) -> None:
     r.add_argument("--patient-name", default="", help="for images without DICOM")
     r.add_argument("--patient-id", default="", help="for images without DICOM")
     r.add_argument("--outbox", type=Path, help="outbox folder (default: the app's)")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="report images the scope check refuses as not thyroid ultrasound anyway (marked "
+        "outside the validated scope; audited)",
+    )
     r.add_argument("--no-audit", action="store_true", help="do not write the audit log")
     r.add_argument("--models", type=Path, help="folder with model_card.json (default: bundled)")
     r.add_argument("--profile", metavar="NAME", help="calibration: a site profile or shipped")
@@ -191,14 +197,22 @@ def report_command(args: argparse.Namespace) -> int:
     items, failed = [], 0
     for path, roi, point in zip(args.images, rois, points, strict=True):
         try:
-            result = service.analyse_file(path, args.frame, roi, Action.CLI, point=point)
+            result = service.analyse_file(
+                path, args.frame, roi, Action.CLI, point=point, force=args.force
+            )
         except (ImageLoadError, ValueError) as err:
             print(f"{path}: ERROR {err}", file=sys.stderr)
             failed += 1
             continue
         f = result.finding
         if f.roi_source in (BoxSource.NONE, BoxSource.FULL):
-            print(f"{path}: no nodule found: give --roi or --point", file=sys.stderr)
+            why = (
+                f"no estimate: {f.no_estimate_reason}"
+                + " (--force reports it anyway)" * result.can_force
+                if result.refused
+                else "no nodule found: give --roi or --point"
+            )
+            print(f"{path}: {why}", file=sys.stderr)
             failed += 1
             continue
         nodule_id = f"N{len(items) + 1}"

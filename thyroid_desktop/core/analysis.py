@@ -316,7 +316,8 @@ class AnalysisService:
         the classifier not run), or analysed, marked when a refusal was overridden."""
         verdict = self.scope(image, detection)
         if not verdict.in_scope and not (force and verdict.overridable):
-            return self.nothing_found(image, fov, verdict.reason)
+            # refused: the box asked for stays the finding's box (a nodule keeps it)
+            return self.nothing_found(image, fov, verdict.reason, roi, source)
         finding = predict(image, self.classifier, roi, source, fov, mask)
         if not verdict.in_scope:
             finding = dataclasses.replace(finding, overridden_reason=verdict.reason)
@@ -351,11 +352,17 @@ class AnalysisService:
         return verdict
 
     def nothing_found(
-        self, image: UltrasoundImage, fov: FieldOfView | None = None, reason: str = ""
+        self,
+        image: UltrasoundImage,
+        fov: FieldOfView | None = None,
+        reason: str = "",
+        roi: ROI | None = None,
+        source: BoxSource = BoxSource.NONE,
     ) -> Finding:
         """The finding when nothing was found and nothing asked for, or the image is out of
-        scope (``reason``): no estimate, no heat map, the classifier not run (``roi`` is the
-        scan area searched, ``roi_source`` "none"); an image out of scope says why."""
+        scope (``reason``): no estimate, no heat map, the classifier not run. ``roi`` is the
+        box asked for (with its ``source``), else the scan area searched (``roi_source``
+        "none"); an image out of scope says why."""
         fov = fov or detect_fov(image.gray)
         warnings = tuple(check_scope(image, fov).reasons)
         if not reason:
@@ -366,8 +373,8 @@ class AnalysisService:
         return Finding(
             probability=float("nan"),
             threshold=calibration.threshold if calibration is not None else float("nan"),
-            roi=fov.box,
-            roi_source=BoxSource.NONE,
+            roi=fov.box if roi is None else roi.clipped(image.width, image.height),
+            roi_source=BoxSource.NONE if roi is None else BoxSource(source),
             window=fov.box,
             heatmap=np.zeros((image.height, image.width), np.float32),
             model_id=clf.card.id if clf is not None else "",
@@ -558,6 +565,8 @@ class AnalysisService:
         (the analysis stands; the caller says so)."""
         if self.audit is None or action is None:
             return ""
+        if finding.overridden_reason and action in (Action.ANALYSE, Action.AUTO, Action.CLI):
+            action = Action.FORCE  # an estimate made although the scope check refused it
         sug = finding.tirads_suggestion
         suggested = {g: s.value.name for g, s in sug.groups.items()} if sug else None
         review = review_of(choices, sug) if choices is not None else None

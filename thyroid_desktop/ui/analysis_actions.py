@@ -82,6 +82,7 @@ class AnalysisMixin:
         self.tirads.set_choices(None)  # a new nodule starts with no choices
         self._refresh_nodules()
         self._result_arrived(image, result.finding, result.audit_problem)
+        self.panel.set_refusal(result.can_force)
         self.view.set_contour(np.asarray(outline) if outline else None)
         if seg is not None and seg.size_uncertain:
             why = f": {seg.reason}" if seg.reason else ""
@@ -183,12 +184,13 @@ class AnalysisMixin:
             return
         image, service = review.image, self.service
         force = review.forced(image)
-        action = Action.FORCE if force else Action.AUTO
         req = self._new_request()
         self.panel.show_state("Looking for the nodule…")
         self._run(
             lambda: (
-                None if review.stale(req) else service.analyse(image, None, action, force=force)
+                None
+                if review.stale(req)
+                else service.analyse(image, None, Action.AUTO, force=force)
             ),
             lambda r: r is not None and self._auto_done(image, req, r),
             lambda err: self._analysis_failed(req, err),

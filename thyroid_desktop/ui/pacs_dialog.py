@@ -121,11 +121,13 @@ class DicomActionsMixin:
     def _study_details(self) -> StudyInfo | None:
         meta = self.review.image.metadata if self.review.image is not None else {}
         operator = str(self.settings.value("report/operator", ""))
-        dialog = ReportDialog(StudyInfo.from_metadata(meta, operator=operator), self)
+        # the same details as the PDF export: typed for this study (kept), else the DICOM's
+        dialog = ReportDialog(self.report_details(meta, operator), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         study = dialog.study()
         self.settings.setValue("report/operator", study.operator)
+        self.keep_report_details(study)
         return study
 
     def _dicom_job(self, study: StudyInfo):
@@ -136,11 +138,12 @@ class DicomActionsMixin:
         from thyroid_desktop.core.report.pdf import write_study_report
 
         state, service, card = self.session.state, self.service, self.classifier.card
+        signature = self._signature()  # a signed study is sent signed
 
         def job(folder: Path):
             items = nodule_reports(service, state)
             with tempfile.TemporaryDirectory(prefix="thyroid-report-") as tmp:
-                pdf = write_study_report(Path(tmp) / "report.pdf", items, card, study)
+                pdf = write_study_report(Path(tmp) / "report.pdf", items, card, study, **signature)
                 return export_study_dicom(folder, items, card, study, pdf)
 
         return job

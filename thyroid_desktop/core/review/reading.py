@@ -872,6 +872,8 @@ class Review:
         when it should be shown now (it is the shown frame, nothing is shown yet and the
         user asked for nothing): then it is the proposal on screen."""
         image, finding = analysed.image, analysed.finding
+        if not self._batch_row_is(row, image):
+            return False  # the study was closed (or its list changed) under the batch
         entry = self.entries[row]
         entry.sha256, entry.scale, entry.error = image.sha256, image.scale, ""
         self.session.add_image(
@@ -885,7 +887,8 @@ class Review:
             return False  # the user analysed it meanwhile: theirs stands
         rejected = self.rejected_on(image.sha256, image.frame_index)
         found = finding.roi_source is BoxSource.AUTO and finding.roi not in rejected
-        estimate = Estimate.of(finding) if found else None
+        # a refusal is kept with its reason (the list says "out of scope", not "nothing found")
+        estimate = Estimate.of(finding) if found or analysed.refused else None
         self._prelim[image.sha256] = Preliminary(image.frame_index, estimate)
         if found and image.n_frames <= 1:
             self._seen[image.sha256] = finding
@@ -901,8 +904,14 @@ class Review:
 
     def batch_failed(self, row: int, reason: str) -> None:
         """A batch analysis of row ``row`` failed; an earlier result of the user's stands."""
-        if not self.has_result(row):
+        if row < len(self.entries) and not self.has_result(row):
             self.entries[row].error = reason
+
+    def _batch_row_is(self, row: int, image: UltrasoundImage) -> bool:
+        """True when ``row`` of the list is still the file the batch analysed."""
+        if not 0 <= row < len(self.entries) or image.source is None:
+            return False
+        return Path(self.entries[row].path) == Path(image.source)
 
     def rows_to_analyse(self) -> list[int]:
         """The rows with no result yet (the batch's work)."""
@@ -1009,6 +1018,11 @@ class Review:
             est, what = nodule.estimate, f"{nodule.id} · "
         elif prelim is not None and prelim.estimate is None:
             return ListLine(f"{entry.name}\nno nodule found", tooltip, Tone.NORMAL)
+        elif prelim is not None and prelim.estimate.roi_source is BoxSource.NONE:
+            why = prelim.estimate.no_estimate_reason  # refused as out of scope
+            return ListLine(
+                f"{entry.name}\n⚠ no estimate: out of scope", f"{tooltip}\n{why}", Tone.WARNING
+            )
         else:
             est, what = (prelim.estimate if prelim else None), "proposal · "
         if est is None:

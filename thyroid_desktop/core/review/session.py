@@ -142,6 +142,13 @@ class Estimate:
         without its logits, which must be analysed again."""
         if calibration.name == self.calibration and calibration.validated == self.site_validated:
             return self
+        if not self.in_scope:  # no estimate (refused, nothing found): nothing to re-score
+            return dataclasses.replace(
+                self,
+                threshold=calibration.threshold,
+                calibration=calibration.name,
+                site_validated=calibration.validated,
+            )
         if self.logit is None or not self.view_logits:
             return None
         probability = float(calibration.apply(self.logit))
@@ -435,6 +442,13 @@ class Session:
     def _set(self, state: SessionState, what: str, undoable: bool) -> None:
         if state == self.state:
             return
+        if state.nodules != self.state.nodules and state.study.report.signed:
+            # what was signed changed (a nodule, a choice, a caliper, a re-scored estimate):
+            # the signature no longer holds
+            report = dataclasses.replace(state.study.report, signed_by="", signed_at="")
+            state = dataclasses.replace(
+                state, study=dataclasses.replace(state.study, report=report)
+            )
         if undoable:
             self._undo.append((what, self.state))
             del self._undo[:-MAX_UNDO]
