@@ -138,7 +138,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
     data = Path(args.data)
     rows = frames(data)
-    classifier, segmenter = load_classifier(), load_segmenter()
+    classifier, segmenter = load_classifier(precision="float"), load_segmenter()  # as fitted
     anat = np.zeros((len(rows), len(ANATOMY_FEATURES)), np.float32)
     feats, rect, ok = None, np.zeros(len(rows), bool), np.ones(len(rows), bool)
     t0 = time.perf_counter()
