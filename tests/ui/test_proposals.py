@@ -100,7 +100,7 @@ def test_nothing_found_gives_no_estimate_and_no_heat_map_unless_asked(window, qt
     assert state.startswith("No estimate: the image does not look like grey-scale ultrasound")
     assert window.panel.probability.text() == "–" and window.view.roi() is None
     assert window.tirads.suggestion() is None
-    assert "no nodule found" in window.study_list.item(0).text()
+    assert "no estimate: out of scope" in window.study_list.item(0).text()  # not B-mode
     window.analyse_whole_image()  # the user asks for the scan area (W)
     qtbot.waitUntil(lambda: review.finding is not None and not review.awaiting, timeout=120000)
     assert window.panel.kind.text().startswith("Preliminary")

@@ -33,6 +33,7 @@ def test_another_organ_is_refused_and_can_be_analysed_anyway(window, qtbot, shar
     assert "does not look like thyroid ultrasound" in panel.state.text()
     assert panel.force_button.isVisible() and panel.probability.text() == "–"
     assert window.view.gland_outline().isEmpty() and window.view.candidate_rects() == []
+    assert "out of scope" in window.study_list.item(0).text()
     qtbot.mouseClick(panel.force_button, Qt.MouseButton.LeftButton)
     _settled(window, qtbot)  # the detector's proposal, or nothing found: then a drawn box
     if review.finding is None:
@@ -43,6 +44,7 @@ def test_another_organ_is_refused_and_can_be_analysed_anyway(window, qtbot, shar
     assert "Outside the validated scope" in panel.caveats.text()
     assert "Not validated at this site" in panel.caveats.text()
     assert not panel.force_button.isVisible()
+    qtbot.waitUntil(lambda: "outside scope" in window.study_list.item(0).text())
     actions = [r["action"] for r in AuditLog().read()]
     assert actions[0] == "auto-detect" and "analyse-anyway" in actions
     if review.proposal is not None:

@@ -808,7 +808,10 @@ class Review:
             self.show_proposal(offered[0])  # the window analyses it
         else:
             self.nothing_found = True
-            if self.in_session():
+            if detection is None and finding.roi_source is BoxSource.NONE:
+                # refused as out of scope: kept with its reason for the list
+                self._prelim[image.sha256] = Preliminary(image.frame_index, Estimate.of(finding))
+            elif self.in_session():
                 self._prelim.setdefault(image.sha256, Preliminary(image.frame_index, None))
         return True
 
@@ -1034,6 +1037,8 @@ class Review:
             return ListLine(f"{entry.name}\n{what}⚠ no estimate{tr}", tooltip, Tone.WARNING)
         shaky = " · unstable" if est.unstable else ""
         text = f"{entry.name}\n{what}{est.probability:.2f} · {est.call}{tr}{shaky}"
+        if est.overridden_reason:  # analysed anyway: said wherever the estimate is
+            return ListLine(f"{text} · ⚠ outside scope", tooltip, Tone.WARNING)
         return ListLine(text, tooltip, Tone.NORMAL)
 
 
