@@ -199,3 +199,44 @@ def test_export_keeps_card_sections_it_does_not_write(tmp_path):
     A.carry_over({"id": "old", "novelty": {"limit": 1.0}, "stability": {"x": 2}}, card)
     out = json.loads(card.read_text())
     assert out["id"] == "new" and out["novelty"] == {"limit": 1.0} and out["stability"]["x"] == 2
+
+
+def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path):
+    """``cache --augment`` (recipe R4): auto-box views only, the marks step as asked, the
+    pasted-marks and resampled views differing from the plain ones; CV runs R1 and R4 on it."""
+    from thyroid_desktop.core.io.images import open_image
+    from training.linear_head import feature_graph
+
+    samples = _write_site(tmp_path / "ddti", 6, masks=True)
+    samples += _write_site(tmp_path / "chaouchi", 6, masks=False, seed0=20)
+    image = open_image(samples[0].path)
+    boxes, fov = A.find_boxes(samples[0], image, DarkBlobSegmenter())
+    crops = A.augmented_crops(image, boxes, fov, SIZE, "keep", 7)
+    assert list(crops) == list(A.AUGMENTED_VIEWS)
+    again = A.augmented_crops(image, boxes, fov, SIZE, "keep", 7)
+    assert all(np.array_equal(crops[v], again[v]) for v in crops)  # seeded
+    plain = A.cut_crops(image, boxes, fov, SIZE)
+    assert np.array_equal(crops["auto"], plain["auto"])
+    assert not np.array_equal(crops["auto_mk0"], crops["auto"])  # marks pasted
+    painted = A.augmented_crops(image, boxes, fov, SIZE, "inpaint", 7)
+    left = np.abs(painted["auto_mk0"].astype(int) - painted["auto"]).mean()
+    drawn = np.abs(crops["auto_mk0"].astype(int) - crops["auto"]).mean()
+    assert left < 0.5 * drawn  # the marks step paints most of them out
+    half = A.resampled(image, 0.5)
+    assert (half.width, half.height) == (round(image.width / 2), round(image.height / 2))
+
+    model, _ = feature_graph("efficientnet_lite0", SIZE, weights=None)
+    built = A.build_cache(samples, model, DarkBlobSegmenter(), SIZE, marks="inpaint", augment=True)
+    assert set(built.features) == set(A.AUGMENTED_VIEWS) and set(built.app_views) == {"auto"}
+    assert built.marks == "inpaint"
+    built.save(tmp_path / "c.npz")
+    assert A.FeatureCache.load(tmp_path / "c.npz").marks == "inpaint"
+    assert [r.name for r in A.recipes_of(built)] == ["R1", "R4"]
+    assert A.scorings_of(built) == ("auto_roi", "auto_roi_app")
+    x1, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R1"])
+    x4, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R4"])
+    assert len(x4) == len(x1) * len(A.AUGMENTED_VIEWS) // len(A.AUTO_VIEWS)
+    splits = A.cv_splits(built, n_folds=2, repeats=1)
+    cv = A.run_cv(built, [(r, 0.03) for r in A.recipes_of(built)], splits)
+    assert ("R4", 0.03, "auto_roi_app") in cv.folds and ("R4", 0.03, "scan_area") not in cv.folds
+    assert A.reference_recipe(cv) == "R1" and A.beats_current(cv, "R1", 0.03)

@@ -9,6 +9,9 @@ auto-ROI crop*, and fits, calibrates and exports the chosen one.
 Usage (in this order; the test split is read only by ``test``)::
 
     python -m training.app_path cache   # features of every development crop (~25 min)
+    # or, the shipped recipe R4 (issue 25): auto-box views with the marks step, pasted marks
+    # and +-30 % resampling (~6 min), and the rest with --out runs/app_path_v2:
+    python -m training.app_path --out runs/app_path_v2 cache --marks inpaint --augment
     python -m training.app_path cv      # recipes x C, 3 x 5-fold grouped CV
     python -m training.app_path fit     # final head, Platt + threshold, export
     python -m training.reliability --skip-novelty   # the new head's stability limit
@@ -24,6 +27,7 @@ from training.app_path.cache import (
     FeatureCache,
     ImageBoxes,
     add_app_views,
+    augmented_crops,
     build_cache,
     cmd_cache,
     cut_crops,
@@ -34,6 +38,7 @@ from training.app_path.cache import (
     jitter_boxes,
     load_cache,
     make_extractor,
+    resampled,
     shipped_card,
     view_boxes,
 )
@@ -47,8 +52,11 @@ from training.app_path.cv import (
     design,
     head_logits,
     print_table,
+    recipes_of,
+    reference_recipe,
     run_cv,
     score,
+    scorings_of,
     site_aurocs,
     summarise,
     view_features,
@@ -57,6 +65,7 @@ from training.app_path.fit import carry_over, check_export, cmd_fit
 from training.app_path.heldout import cmd_test
 from training.app_path.recipes import (
     APP_SCORED,
+    AUGMENTED_VIEWS,
     AUTO_VIEWS,
     BACKBONE,
     BOX_VIEWS,
@@ -73,6 +82,7 @@ from training.app_path.recipes import (
     JITTER_SCALE,
     JITTER_SEED,
     JITTER_SHIFT,
+    MARKED_VIEWS,
     MIN_C_GAIN,
     MIN_MEAN_GAIN,
     N_FOLDS,
@@ -81,6 +91,8 @@ from training.app_path.recipes import (
     OUT_DIR,
     RANK_SCORING,
     RECIPES,
+    SCALE_BANDS,
+    SCALED_VIEWS,
     SCORING,
     SITES,
     TWO_VIEW,
@@ -90,6 +102,7 @@ from training.app_path.recipes import (
 
 __all__ = [
     "APP_SCORED",
+    "AUGMENTED_VIEWS",
     "AUTO_VIEWS",
     "BACKBONE",
     "BOX_VIEWS",
@@ -109,6 +122,7 @@ __all__ = [
     "JITTER_SCALE",
     "JITTER_SEED",
     "JITTER_SHIFT",
+    "MARKED_VIEWS",
     "MIN_C_GAIN",
     "MIN_MEAN_GAIN",
     "N_FOLDS",
@@ -118,11 +132,14 @@ __all__ = [
     "RANK_SCORING",
     "RECIPES",
     "Recipe",
+    "SCALED_VIEWS",
+    "SCALE_BANDS",
     "SCORING",
     "SITES",
     "TWO_VIEW",
     "VIEWS",
     "add_app_views",
+    "augmented_crops",
     "beats_current",
     "build_cache",
     "carry_over",
@@ -145,8 +162,12 @@ __all__ = [
     "load_cache",
     "make_extractor",
     "print_table",
+    "recipes_of",
+    "reference_recipe",
+    "resampled",
     "run_cv",
     "score",
+    "scorings_of",
     "shipped_card",
     "site_aurocs",
     "summarise",

@@ -29,6 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cache", help="features of every development crop")
     p.add_argument("--force", action="store_true", help="recompute an existing cache")
+    p.add_argument(
+        "--marks",
+        choices=("keep", "inpaint"),
+        default="keep",
+        help="crop step for every view (core.pipeline.marks; the card's crop.marks)",
+    )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="auto-box views only, plus pasted marks and +-30 %% resampling (recipe R4)",
+    )
     p = sub.add_parser("cv", help="grouped CV of the recipes, scored on auto-ROI")
     p.add_argument("--folds", type=int, default=N_FOLDS)
     p.add_argument("--repeats", type=int, default=N_REPEATS)

@@ -19,6 +19,9 @@ from thyroid_desktop.core.pipeline.fov import FieldOfView
 from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, JITTERS, ROI, roi_from_mask
 from training.app_path.recipes import (
     APP_SCORED,
+    AUGMENT_SEED,
+    AUGMENTED_VIEWS,
+    AUTO_VIEWS,
     BACKBONE,
     CHUNK_IMAGES,
     CONTEXT,
@@ -29,7 +32,10 @@ from training.app_path.recipes import (
     JITTER_SCALE,
     JITTER_SEED,
     JITTER_SHIFT,
+    MARKED_VIEWS,
     N_JITTERS,
+    SCALE_BANDS,
+    SCALED_VIEWS,
     SITES,
     VIEWS,
 )
@@ -64,6 +70,7 @@ class FeatureCache:
         app_views: ``APP_SCORED`` view -> ``N x J x D``: the app's jitter views of that box
             (``core.pipeline.estimate.jitter_views``, mirrored where the jitter says so).
         app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
+        marks: the crop step every view was cut with (``core.pipeline.marks.MarksStep``).
     """
 
     keys: np.ndarray
@@ -76,6 +83,7 @@ class FeatureCache:
     boxes: dict[str, np.ndarray] = field(default_factory=dict)
     app_views: dict[str, np.ndarray] = field(default_factory=dict)
     app_jitters: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    marks: str = "keep"
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -94,6 +102,7 @@ class FeatureCache:
             **{f"box_{k}": v for k, v in self.boxes.items()},
             **{f"app_{k}": v for k, v in self.app_views.items()},
             "app_jitters": np.asarray(self.app_jitters, np.float64),
+            "marks": np.asarray(self.marks),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -115,6 +124,7 @@ class FeatureCache:
                     k[4:]: z[k] for k in z.files if k.startswith("app_") and k != "app_jitters"
                 },
                 app_jitters=z["app_jitters"] if "app_jitters" in z.files else np.zeros((0, 4)),
+                marks=str(z["marks"]) if "marks" in z.files else "keep",
             )
 
     @classmethod
@@ -131,6 +141,7 @@ class FeatureCache:
             boxes={b: cat([p.boxes[b] for p in parts]) for b in parts[0].boxes},
             app_views={v: cat([p.app_views[v] for p in parts]) for v in parts[0].app_views},
             app_jitters=parts[0].app_jitters,
+            marks=parts[0].marks,
         )
 
     def jitter_columns(self) -> list[int]:
@@ -222,6 +233,50 @@ def cut_crops(
     return crops
 
 
+def resampled(image: UltrasoundImage, factor: float) -> UltrasoundImage:
+    """``image`` resampled by ``factor`` (area averaging down, linear up), as another scanner's
+    pixel size would show the same anatomy."""
+    import cv2
+
+    from thyroid_desktop.core.io.images import from_array
+
+    w, h = max(1, round(image.width * factor)), max(1, round(image.height * factor))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return from_array(cv2.resize(np.asarray(image.pixels), (w, h), interpolation=interp))
+
+
+def augmented_crops(
+    image: UltrasoundImage, boxes: ImageBoxes, fov: FieldOfView, size: int, marks: str, seed: int
+) -> dict[str, np.ndarray]:
+    """The auto box and its jitters (``AUTO_VIEWS``), the box and its first jitter with pasted
+    marks (``MARKED_VIEWS``) and the second and third jitters cut from the image resampled by
+    a factor from each of ``SCALE_BANDS`` (``SCALED_VIEWS``), every one through the marks step
+    ``marks`` and the app's ``classifier_crop``. Deterministic for a given ``seed``."""
+    from thyroid_desktop.core.io.images import from_array
+    from thyroid_desktop.core.pipeline.estimate import classifier_crop
+    from thyroid_desktop.core.pipeline.marks import MarksStep
+    from training.pasted_marks import paste_marks
+
+    step, rng = MarksStep(marks), np.random.default_rng([AUGMENT_SEED, seed])
+    plain = (boxes.auto, *boxes.auto_jitter)
+    crops = {
+        v: classifier_crop(image, roi, size, CROP_MARGIN, fov, step)[0]
+        for v, roi in zip(AUTO_VIEWS, plain, strict=True)
+    }
+    for view, roi in zip(MARKED_VIEWS, plain, strict=False):
+        marked = from_array(paste_marks(image.pixels, (roi.x, roi.y, roi.w, roi.h), rng))
+        crops[view] = classifier_crop(marked, roi, size, CROP_MARGIN, fov, step)[0]
+    for view, roi, (lo, hi) in zip(SCALED_VIEWS, plain[2:], SCALE_BANDS, strict=False):
+        f = float(rng.uniform(lo, hi))
+        scaled = resampled(image, f)
+        box = ROI(
+            round(roi.x * f), round(roi.y * f), max(1, round(roi.w * f)), max(1, round(roi.h * f))
+        )
+        box = box.clipped(scaled.width, scaled.height)
+        crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step)[0]
+    return crops
+
+
 def make_extractor(model, batch_size: int = EXTRACT_BATCH) -> Callable[..., np.ndarray]:
     """``f(crops, mirror) -> features`` with one compiled function (traced once per shape)."""
     import tensorflow as tf
@@ -244,6 +299,8 @@ def build_cache(
     segmenter,
     size: int = INPUT_SIZE,
     on_first_crops: Callable[[np.ndarray], None] | None = None,
+    marks: str = "keep",
+    augment: bool = False,
 ) -> FeatureCache:
     """Runs detection and the frozen backbone over every image once.
 
@@ -253,10 +310,13 @@ def build_cache(
         segmenter: the app's segmenter (or any callable ``AnalysisService`` accepts).
         size: crop side in pixels.
         on_first_crops: called with the first chunk's auto-box crops (feature layout check).
+        marks: the crop step (``core.pipeline.marks``) every view is cut with.
+        augment: cache ``AUGMENTED_VIEWS`` (auto box, jitters, pasted marks, resampled) and
+            the app views of the auto box only, instead of every view of ``VIEWS``.
     """
     extract = make_extractor(feature_model)
     n, dim = len(samples), int(feature_model.output_shape[-1])
-    feats = {v: np.zeros((n, 2, dim), np.float32) for v in VIEWS}
+    feats = {v: np.zeros((n, 2, dim), np.float32) for v in (AUGMENTED_VIEWS if augment else VIEWS)}
     boxes = {b: np.zeros((n, 4), np.int32) for b in ("fov", "auto", "expert")}
     found, has_mask = np.zeros(n, bool), np.zeros(n, bool)
     t0 = time.perf_counter()
@@ -268,7 +328,12 @@ def build_cache(
             found[i], has_mask[i] = b.found, b.expert is not None
             boxes["fov"][i], boxes["auto"][i] = b.fov.as_list(), b.auto.as_list()
             boxes["expert"][i] = (b.expert or b.fov).as_list()
-            chunk += [(i, v, c) for v, c in cut_crops(image, b, fov, size).items()]
+            if augment:
+                seed = image_seed(sample_key(samples[i]))
+                crops = augmented_crops(image, b, fov, size, marks, seed)
+            else:
+                crops = cut_crops(image, b, fov, size, marks=marks)
+            chunk += [(i, v, c) for v, c in crops.items()]
         crops = np.stack([c for _, _, c in chunk])
         if start == 0 and on_first_crops is not None:
             on_first_crops(np.stack([c for _, v, c in chunk if v == "auto"]))
@@ -278,7 +343,8 @@ def build_cache(
         done = min(start + CHUNK_IMAGES, n)
         log.info("%d/%d images, %.0f s", done, n, time.perf_counter() - t0)
     # Without a mask the expert box is the scan area (as sample_roi and the app fall back).
-    feats["expert"][~has_mask] = feats["scan"][~has_mask]
+    if not augment:
+        feats["expert"][~has_mask] = feats["scan"][~has_mask]
     cache = FeatureCache(
         keys=np.array([sample_key(s) for s in samples]),
         sites=np.array([s.dataset for s in samples]),
@@ -288,8 +354,11 @@ def build_cache(
         has_mask=has_mask,
         features=feats,
         boxes=boxes,
+        marks=marks,
     )
-    add_app_views(cache, samples, feature_model, size)
+    add_app_views(
+        cache, samples, feature_model, size, marks=marks, views=("auto",) if augment else APP_SCORED
+    )
     return cache
 
 
@@ -300,16 +369,17 @@ def add_app_views(
     size: int = INPUT_SIZE,
     margin: float = CROP_MARGIN,
     marks: str = "keep",
+    views: Sequence[str] = APP_SCORED,
 ) -> None:
     """Adds the features of the app's jitter views (``core.pipeline.estimate.jitter_views``, as
-    ``predict`` scores a box) of the cached auto, expert and scan-area boxes."""
+    ``predict`` scores a box) of the cached ``views`` boxes (auto, expert, scan area)."""
     from thyroid_desktop.core.pipeline.estimate import jitter_views
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from thyroid_desktop.core.pipeline.marks import MarksStep
 
     extract = make_extractor(feature_model)
     n, dim = len(cache), int(feature_model.output_shape[-1])
-    out = {v: np.zeros((n, len(JITTERS), dim), np.float32) for v in APP_SCORED}
+    out = {v: np.zeros((n, len(JITTERS), dim), np.float32) for v in views}
     t0 = time.perf_counter()
     for start in range(0, n, CHUNK_IMAGES):
         chunk: list[tuple[int, str, np.ndarray]] = []
@@ -318,12 +388,12 @@ def add_app_views(
                 raise ValueError(f"sample {i} is not the cache's {cache.keys[i]}")
             image = open_image(samples[i].path)
             fov = detect_fov(image.gray)  # what the detection found, deterministic
-            for view in APP_SCORED:
+            for view in views:
                 if view == "expert" and not cache.has_mask[i]:
                     continue
                 roi = ROI(*(int(v) for v in cache.boxes[view if view != "scan" else "fov"][i]))
-                views = jitter_views(image, roi, size, margin, fov, marks=MarksStep(marks))
-                chunk += [(i, view, c) for c in views]
+                crops = jitter_views(image, roi, size, margin, fov, marks=MarksStep(marks))
+                chunk += [(i, view, c) for c in crops]
         feats = extract(np.stack([c for _, _, c in chunk]))
         counts: dict[tuple[int, str], int] = {}
         for k, (i, view, _) in enumerate(chunk):
@@ -336,7 +406,8 @@ def add_app_views(
             n,
             time.perf_counter() - t0,
         )
-    out["expert"][~cache.has_mask] = out["scan"][~cache.has_mask]
+    if "expert" in out:
+        out["expert"][~cache.has_mask] = out["scan"][~cache.has_mask]
     cache.app_views = out
     cache.app_jitters = np.asarray(JITTERS, np.float64)
 
@@ -414,13 +485,18 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            if set(cache.app_views) != set(APP_SCORED) or not _has_jitters(cache):
-                add_app_views(cache, part, features)
+            if cache.marks != args.marks:
+                raise SystemExit(f"{path} was cut with marks {cache.marks!r}: use --force")
+            wanted = ("auto",) if args.augment else APP_SCORED
+            if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
+                add_app_views(cache, part, features, marks=args.marks, views=wanted)
                 cache.save(path)
             log.info("%s: cached already (%s)", site, path)
             continue
         t0 = time.perf_counter()
-        cache = build_cache(part, features, segmenter, on_first_crops=check)
+        cache = build_cache(
+            part, features, segmenter, on_first_crops=check, marks=args.marks, augment=args.augment
+        )
         cache.save(path)
         log.info("%s: %d images in %.0f s -> %s", site, len(part), time.perf_counter() - t0, path)
         checks[f"{site}_seconds"] = time.perf_counter() - t0

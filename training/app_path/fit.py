@@ -13,9 +13,18 @@ import numpy as np
 
 from thyroid_desktop.core.pipeline.roi import JITTERS
 from training.app_path.cache import FeatureCache, development_samples, load_cache, shipped_card
-from training.app_path.cv import CvResult, beats_current, choose, design, score, site_aurocs
+from training.app_path.cv import (
+    CvResult,
+    beats_current,
+    choose,
+    design,
+    reference_recipe,
+    score,
+    site_aurocs,
+)
 from training.app_path.recipes import (
     BACKBONE,
+    C_SHIPPED,
     INPUT_SIZE,
     JITTER_SCALE,
     JITTER_SHIFT,
@@ -46,10 +55,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
     with np.load(args.out / "oof.npz") as z:
         oof = {tuple(k.split("|")): z[k] for k in z.files}
     cv = CvResult.from_json(cv_json["fold_aurocs"])
+    recipes = [r for r in RECIPES if any(k[0] == r for k in cv.folds)]
+    scorings = [s for s in SCORING if (recipes[0], C_SHIPPED, s) in cv.folds]
     cs = sorted({c for r, c, _ in cv.folds if r in RECIPES})
-    name, c = choose(cv, list(RECIPES), cs)
-    plain_pick = choose(cv, list(RECIPES), cs, "auto_roi")
-    n_variants = len(RECIPES) * len(cs)
+    name, c = choose(cv, recipes, cs)
+    plain_pick = choose(cv, recipes, cs, "auto_roi")
+    n_variants = len(recipes) * len(cs)
     log.info("chosen %s at C=%s (mean auto-ROI %.3f)", name, c, cv.mean_auto_roi(name, c))
     app_path_cv = {
         "protocol": cv_json["protocol"] + "; each recipe trained on its crops (+ mirror) with "
@@ -63,17 +74,17 @@ def cmd_fit(args: argparse.Namespace) -> None:
             r: {
                 "description": RECIPES[r].description,
                 **{
-                    site: {s: cv.summary(r, c, s)[site] for s in SCORING}
+                    site: {s: cv.summary(r, c, s)[site] for s in scorings}
                     for site in SITES
                     if site in cv.summary(r, c, "auto_roi")
                 },
             }
-            for r in RECIPES
+            for r in recipes
         },
         "c_grid_mean": {
             scoring: {
                 r: {str(cc): {s: cv.summary(r, cc, scoring)[s]["mean"] for s in SITES} for cc in cs}
-                for r in RECIPES
+                for r in recipes
             }
             for scoring in ("auto_roi", RANK_SCORING)
         },
@@ -89,13 +100,18 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "chosen": name,
         "ranked_by": f"mean over sites of {RANK_SCORING}; by auto_roi (crop + mirror) the "
         f"pick would be {plain_pick[0]} at C={plain_pick[1]}",
-        "note": f"picked among {n_variants} variants ({len(RECIPES)} recipes x {len(cs)} C) "
+        "crop_marks": cache.marks,
+        "note": f"picked among {n_variants} variants ({len(recipes)} recipes x {len(cs)} C) "
         "on the same folds: optimistic; the shipped C is kept unless another beats it by "
         f"{MIN_C_GAIN}; two-view variants were a CV experiment only",
     }
     if not beats_current(cv, name, c):
         (args.out / "decision.json").write_text(json.dumps(app_path_cv, indent=2))
-        log.warning("%s does not beat R0 on auto-ROI CV: shipped model left untouched", name)
+        log.warning(
+            "%s does not beat %s on auto-ROI CV: shipped model left untouched",
+            name,
+            reference_recipe(cv),
+        )
         return
 
     # Calibration and threshold from repeat-0 out-of-fold auto-ROI logits as the app scores
@@ -142,6 +158,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     training = {
         **card["training"],
         "c": c,
+        "marks": cache.marks,
         "recipe": f"{name}: {RECIPES[name].description}; each crop and its mirror image, "
         f"{N_JITTERS} jitters per box (shift +-{JITTER_SHIFT:.0%} of the box size, scale "
         f"+-{JITTER_SCALE:.0%}), auto boxes from the shipped segmenter "

@@ -40,6 +40,15 @@ EXPERT_VIEWS = ("expert",) + tuple(f"expert_j{i}" for i in range(N_JITTERS))
 BOX_VIEWS = AUTO_VIEWS + EXPERT_VIEWS
 CONTEXT = "_ctx"
 VIEWS = BOX_VIEWS + ("scan",) + tuple(v + CONTEXT for v in BOX_VIEWS)
+#: Augmented views of the auto box (``cache --augment``): the box and its first jitter with
+#: sonographer's marks pasted on (``training.pasted_marks``), and two jitters cut from the image
+#: resampled by a factor drawn from each of ``SCALE_BANDS`` (+-30 %), all through the marks step.
+MARKED_VIEWS = ("auto_mk0", "auto_mk1")
+SCALED_VIEWS = ("auto_sc0", "auto_sc1")
+SCALE_BANDS = ((0.7, 0.9), (1.1, 1.3))
+AUGMENT_SEED = 25
+#: What an augmented cache holds (it skips the expert, scan-area and context views).
+AUGMENTED_VIEWS = AUTO_VIEWS + MARKED_VIEWS + SCALED_VIEWS
 #: Boxes the app may analyse; each is also cut as ``core.pipeline.estimate.predict`` scores it now:
 #: the crop, its mirror and the fixed box jitters ``roi.JITTERS`` (``jitter_views``).
 APP_SCORED = ("auto", "expert", "scan")
@@ -101,6 +110,13 @@ RECIPES = {
             "R2 plus the scan-area crop of every image",
             AUTO_VIEWS + ("scan",),
             mask_views=EXPERT_VIEWS,
+        ),
+        Recipe(
+            "R4",
+            "R1 plus pasted marks and +-30 % pixel scale: the auto box and a jitter with random "
+            "calipers, dotted lines and labels pasted on (both classes), two jitters from the "
+            "image resampled by 0.7-0.9 and 1.1-1.3",
+            AUGMENTED_VIEWS,
         ),
     )
 }
