@@ -20,6 +20,7 @@ import numpy as np
 
 from thyroid_desktop.core.io.images import UltrasoundImage
 from thyroid_desktop.core.pipeline.fov import FieldOfView
+from thyroid_desktop.core.pipeline.marks import find_marks
 from thyroid_desktop.core.pipeline.roi import ROI
 
 #: DICOM storage classes that hold ultrasound (PS3.4 B.5): US image, US multi-frame, their
@@ -86,7 +87,11 @@ def check_scope(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
     colour = float(coloured.sum()) / max(int(inside.sum()), 1)
     grey = image.gray.astype(np.float32)
     std = float(grey[inside].std()) if inside.any() else 0.0
-    both = inside[:, :-2] & inside[:, 2:]
+    # Speckle is measured on the tissue: calipers, dotted lines and labels (thin 1-px strokes)
+    # would lower the correlation of a small frame below the limit.
+    texture = inside & ~find_marks(np.asarray(image.pixels), inside)
+    texture = texture if texture.sum() > 0.5 * inside.sum() else inside
+    both = texture[:, :-2] & texture[:, 2:]
     a, b = grey[:, :-2][both], grey[:, 2:][both]
     corr = float(np.corrcoef(a, b)[0, 1]) if a.size > 16 and a.std() > 0 and b.std() > 0 else 0.0
     reasons = []
