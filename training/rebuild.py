@@ -49,6 +49,9 @@ THYROID = ("ddti", "chaouchi", "arcegor", "tg3k")
 _TRAIN = ("-m", "training", "--data", "{data}", "--datasets", "ddti", "chaouchi")
 _LITE2 = ("--backbone", "efficientnet_lite2", "--input-size", "260")
 _LINEAR = ("--head", "linear", *_LITE2, "--c", "0.03")
+#: The shipped classifier (issue 25): recipe R4 on crops with the marks step, pasted marks
+#: and +-30 % resampling (``training.app_path``).
+_APP_PATH = ("-m", "training.app_path", "--data", "{data}", "--out", "runs/app_path_v2")
 
 
 @dataclass(frozen=True)
@@ -145,19 +148,19 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "app-path-cache",
-        ("-m", "training.app_path", "--data", "{data}", "cache", "--force"),
+        (*_APP_PATH, "cache", "--marks", "inpaint", "--augment", "--force"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
     ),
     Step(
         "app-path-cv",
-        ("-m", "training.app_path", "--data", "{data}", "cv"),
+        (*_APP_PATH, "cv"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
     ),
     Step(
         "app-path-fit",
-        ("-m", "training.app_path", "--data", "{data}", "fit"),
+        (*_APP_PATH, "fit", "--recipe", "R4", "--version", "1.2.0"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
     ),
@@ -231,6 +234,12 @@ STEPS: tuple[Step, ...] = (
         (),
         "training.onnx_export",
     ),  # fmt: skip
+    Step(
+        "quantize",
+        ("-m", "training.quantize", "--data", "{data}"),
+        ("ddti", "chaouchi"),
+        "training.quantize",
+    ),
 )
 
 

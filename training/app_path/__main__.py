@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
     p = sub.add_parser("fit", help="choose, fit, calibrate and export")
     p.add_argument("--version", default="1.1.1", help="version written into the card")
+    p.add_argument(
+        "--recipe",
+        help="fit this recipe if its CV AUROC is within NON_INFERIORITY of the best (e.g. R4)",
+    )
     sub.add_parser("test", help="once: the test split through the app's path")
     args = parser.parse_args(argv)
     if args.command == "cv" and len(args.c_grid) > len(C_GRID):

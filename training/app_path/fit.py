@@ -30,6 +30,7 @@ from training.app_path.recipes import (
     JITTER_SHIFT,
     MIN_C_GAIN,
     N_JITTERS,
+    NON_INFERIORITY,
     RANK_SCORING,
     RECIPES,
     SCORING,
@@ -59,6 +60,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
     scorings = [s for s in SCORING if (recipes[0], C_SHIPPED, s) in cv.folds]
     cs = sorted({c for r, c, _ in cv.folds if r in RECIPES})
     name, c = choose(cv, recipes, cs)
+    if args.recipe:  # asked for by name: fitted if not clearly worse than the best (in CV)
+        best = cv.mean_auto_roi(name, c)
+        c = choose(cv, [args.recipe], cs)[1]
+        gap = best - cv.mean_auto_roi(args.recipe, c)
+        log.info("%s asked for: %.3f below the best (%s) in CV", args.recipe, gap, name)
+        if gap > NON_INFERIORITY:
+            raise SystemExit(f"{args.recipe} is {gap:.3f} below {name} in CV: not fitted")
+        name = args.recipe
     plain_pick = choose(cv, recipes, cs, "auto_roi")
     n_variants = len(recipes) * len(cs)
     log.info("chosen %s at C=%s (mean auto-ROI %.3f)", name, c, cv.mean_auto_roi(name, c))
@@ -98,6 +107,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
             if k.split("@")[0] in TWO_VIEW
         },
         "chosen": name,
+        "asked_for": args.recipe,
         "ranked_by": f"mean over sites of {RANK_SCORING}; by auto_roi (crop + mirror) the "
         f"pick would be {plain_pick[0]} at C={plain_pick[1]}",
         "crop_marks": cache.marks,
@@ -105,7 +115,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "on the same folds: optimistic; the shipped C is kept unless another beats it by "
         f"{MIN_C_GAIN}; two-view variants were a CV experiment only",
     }
-    if not beats_current(cv, name, c):
+    if not args.recipe and not beats_current(cv, name, c):
         (args.out / "decision.json").write_text(json.dumps(app_path_cv, indent=2))
         log.warning(
             "%s does not beat %s on auto-ROI CV: shipped model left untouched",

@@ -27,6 +27,9 @@ C_GRID = (0.01, 0.03, 0.1)
 MIN_C_GAIN = 0.005
 #: Export only when the chosen recipe beats R0 on both sites or by this much on average.
 MIN_MEAN_GAIN = 0.02
+#: A recipe asked for by name (``fit --recipe``, e.g. R4 for robustness to marks and pixel
+#: scale) is fitted only if its mean auto-ROI CV AUROC is at most this much below the best's.
+NON_INFERIORITY = 0.01
 #: Largest tolerated difference between cached features and the shipped model's.
 FEATURE_TOLERANCE = 1e-3
 #: Images whose crops go through the backbone together (bounds memory).
