@@ -4,9 +4,12 @@ Every estimate goes through the app's default path, ``core.analysis.AnalysisServ
 segmenter's best candidate (the auto box), else the whole scan area (``scan_area_fallback``,
 as ``python -m training.app_path test`` scores the card's test split); never the expert box.
 The expert mask (ddti) is used only to place pasted marks on the nodule and to split ddti by
-nodule size. Each check runs twice: with the card's crop step as shipped (marks kept) and
-with the marks step switched on (``crop.marks`` "inpaint", ``core.pipeline.marks``); the
-classifier is the same.
+nodule size. Each check runs for every model folder named by ``--models`` (default: the
+shipped one), each with the crop step its card asks for (``crop.marks``,
+``core.pipeline.marks``), so a previous model can be compared with today's on the same images:
+``git worktree add /tmp/before c33ef32`` and then
+``--models before=/tmp/before/resources/models after=resources/models``. ``--marks-step``
+forces one crop step on every model (how the step alone was checked on v1.1.1).
 
 (a) marks: 2 calipers (``+`` or ``x``) at the ends of the nodule's long axis, a dotted line
     between them (half the images) and a label ("N1", "d1", "1.2 cm") beside it, drawn in
@@ -27,6 +30,7 @@ By default a seeded subsample of 50 of the 149 test images (``--limit 0``: all o
 
 Usage: python benchmarks/bench_what_it_looks_at.py [--data ../shared/data] [--limit 50]
        [--box-changes 3] [--json benchmarks/what_it_looks_at.json]
+       [--models LABEL=DIR ...] [--marks-step keep|inpaint]
 """
 
 from __future__ import annotations
@@ -116,10 +120,13 @@ def resampled(image, factor: float):
     return from_array(cv2.resize(np.asarray(image.pixels), (w, h), interpolation=interp))
 
 
-def with_marks_step(classifier, step: str):
-    """The same classifier, its card's crop step set to ``step`` (``core.pipeline.marks``)."""
+def with_marks_step(classifier, step: str | None):
+    """The same classifier, its card's crop step set to ``step`` (``core.pipeline.marks``;
+    None: as the card says)."""
     from thyroid_desktop.core.models.shipped import ModelCard
 
+    if step is None:
+        return classifier
     raw = dict(classifier.card.raw)
     raw["crop"] = {**raw.get("crop", {}), "marks": step}
     return dataclasses.replace(classifier, card=ModelCard(raw, classifier.card.directory))
@@ -128,7 +135,9 @@ def with_marks_step(classifier, step: str):
 def auroc_ci(y, p, groups) -> dict:
     from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
 
-    y, p = np.asarray(y), np.asarray(p)
+    y, p = np.asarray(y), np.asarray(p, float)
+    keep = np.isfinite(p)  # an analysis that gave no estimate is left out
+    y, p, groups = y[keep], p[keep], np.asarray(groups)[keep]
     if len(set(y.tolist())) < 2:
         return {"auroc": None, "ci95": None, "n": int(len(y))}
     lo, hi = bootstrap_auroc_ci(y, p, groups)
@@ -139,7 +148,9 @@ def delta_ci(y, p1, p0, groups) -> dict:
     """AUROC(p1) - AUROC(p0), with its 95 % case-grouped bootstrap interval (paired)."""
     from thyroid_desktop.core.site.metrics import auroc, grouped_bootstrap
 
-    y, p1, p0 = np.asarray(y), np.asarray(p1), np.asarray(p0)
+    y, p1, p0 = np.asarray(y), np.asarray(p1, float), np.asarray(p0, float)
+    keep = np.isfinite(p1) & np.isfinite(p0)
+    y, p1, p0, groups = y[keep], p1[keep], p0[keep], np.asarray(groups)[keep]
     if len(set(y.tolist())) < 2:
         return {"delta": None, "ci95": None}
 
@@ -166,13 +177,18 @@ def score_images(args) -> dict:
     from thyroid_desktop.core.pipeline.roi import BoxSource
     from training.data import read_mask, samples_in
 
-    clf, seg = load_classifier(), load_segmenter()
-    services = {
-        "kept": AnalysisService(with_marks_step(clf, "keep"), seg, None),
-        "inpainted": AnalysisService(with_marks_step(clf, "inpaint"), seg, None),
-    }
-    detector = services["kept"]
-    test = set(clf.card.raw["data"]["split"]["test_files"])
+    seg = load_segmenter()
+    services, tests = {}, set()
+    for label, folder in args.models:
+        clf = with_marks_step(load_classifier(folder), args.marks_step)
+        services[label] = AnalysisService(clf, seg, None)
+        tests.add(frozenset(clf.card.raw["data"]["split"]["test_files"]))
+        print(f"{label}: {clf.card.raw['id']} v{clf.card.raw['version']} from {folder}, "
+              f"crop.marks {clf.card.raw.get('crop', {}).get('marks', 'keep')}")  # fmt: skip
+    if len(tests) != 1:
+        raise SystemExit("the models' cards name different test splits")
+    detector = next(iter(services.values()))
+    test = set(next(iter(tests)))
     samples = [s for site in SITES for s in samples_in(args.data, site, test)]
     if args.limit:
         pick = np.random.default_rng(SEED).permutation(len(samples))[: args.limit]
@@ -180,7 +196,9 @@ def score_images(args) -> dict:
     rng = np.random.default_rng(SEED)
     rows: dict = {"site": [], "label": [], "group": [], "found": [], "area": [], "size": []}
     rows["two_panel"] = []
-    per_mode = {m: {"p": [], "marked": [], "scaled": [], "box": []} for m in services}
+    per_mode = {
+        m: {"p": [], "marked": [], "scaled": [], "scaled_box": [], "box": []} for m in services
+    }
 
     refused = {"n": 0}
 
@@ -192,7 +210,11 @@ def score_images(args) -> dict:
         else:
             result = service.analyse(image, roi, None, detection=det, force=True)
         refused["n"] += bool(result.finding.overridden_reason)
-        return result.finding.probability
+        p = result.finding.probability
+        if p is None:  # refused outright (not overridable): left out of the figures, counted
+            refused["none"] = refused.get("none", 0) + 1
+            return float("nan")
+        return p
 
     t0 = time.perf_counter()
     for k, s in enumerate(samples):
@@ -223,13 +245,31 @@ def score_images(args) -> dict:
                     for im, d in zip(scaled, scaled_det, strict=True)
                 ]
             )
+            # the classifier alone: the same box, scaled with the image (no new detection)
+            out["scaled_box"].append(
+                [
+                    service.analyse_box(
+                        im, scaled_roi(box, f, im), BoxSource.AUTO, None, force=True
+                    ).finding.probability
+                    for im, f in zip(scaled, SCALES, strict=True)
+                ]
+            )
         if (k + 1) % 10 == 0:
             print(f"  {k + 1}/{len(samples)} images, {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "rows": {k: np.asarray(v) for k, v in rows.items()},
         "modes": per_mode,
         "scope_refused_analyses": refused["n"],
+        "no_estimate_analyses": refused.get("none", 0),
     }
+
+
+def scaled_roi(box, factor: float, image):
+    from thyroid_desktop.core.pipeline.roi import ROI
+
+    x, y = round(box.x * factor), round(box.y * factor)
+    w, h = max(1, round(box.w * factor)), max(1, round(box.h * factor))
+    return ROI(x, y, w, h).clipped(image.width, image.height)
 
 
 def summarise(scored: dict) -> dict:
@@ -237,24 +277,24 @@ def summarise(scored: dict) -> dict:
     y, site, groups = rows["label"], rows["site"], rows["group"]
     result: dict = {"n": int(len(y)), "found_share": float(rows["found"].mean()), "modes": {}}
     result["scope_refused_analyses"] = int(scored.get("scope_refused_analyses", 0))
-    kept, painted = (np.asarray(scored["modes"][m]["p"]) for m in ("kept", "inpainted"))
-    step = np.abs(painted - kept)  # the marks step itself on the unmarked test images
-    result["inpainting_shift"] = {"mean_abs": float(step.mean()), "max_abs": float(step.max())}
+    result["no_estimate_analyses"] = int(scored.get("no_estimate_analyses", 0))
     result["per_image"] = {
         **{k: v.tolist() for k, v in rows.items()},
         **{f"p_{m}": np.asarray(o["p"]).tolist() for m, o in scored["modes"].items()},
     }
     for mode, out in scored["modes"].items():
         p = np.asarray(out["p"])
-        marked, scaled, box = (np.asarray(out[k]) for k in ("marked", "scaled", "box"))
-        shift = marked - p
+        marked, scaled, box = (np.asarray(out[k], float) for k in ("marked", "scaled", "box"))
+        scaled_box = np.asarray(out["scaled_box"], float)
+        shift = marked - p  # nan where an analysis gave no estimate (left out, counted)
         box_shift = np.abs(box - p[:, None]).ravel()
+        box_shift = box_shift[np.isfinite(box_shift)]
         r: dict = {
             "marks": {
-                "mean_abs_shift": float(np.abs(shift).mean()),
-                "mean_shift": float(shift.mean()),
-                "mean_abs_shift_benign": float(np.abs(shift[y == 0]).mean()),
-                "mean_abs_shift_malignant": float(np.abs(shift[y == 1]).mean()),
+                "mean_abs_shift": float(np.nanmean(np.abs(shift))),
+                "mean_shift": float(np.nanmean(shift)),
+                "mean_abs_shift_benign": float(np.nanmean(np.abs(shift[y == 0]))),
+                "mean_abs_shift_malignant": float(np.nanmean(np.abs(shift[y == 1]))),
             },
             "box": {
                 "max_abs_shift": float(box_shift.max()),
@@ -264,6 +304,7 @@ def summarise(scored: dict) -> dict:
             "spearman_area": {"pooled": spearman(p, rows["area"])},
             "auroc": {},
             "scale": {},
+            "scale_same_box": {},
             "strata": {},
         }
         for name, sel in [("pooled", np.ones(len(y), bool))] + [(s, site == s) for s in SITES]:
@@ -272,6 +313,13 @@ def summarise(scored: dict) -> dict:
                 f"{f}x": {
                     **auroc_ci(y[sel], scaled[sel, i], groups[sel]),
                     "vs_1x": delta_ci(y[sel], scaled[sel, i], p[sel], groups[sel]),
+                }
+                for i, f in enumerate(SCALES)
+            }
+            r["scale_same_box"][name] = {
+                f"{f}x": {
+                    **auroc_ci(y[sel], scaled_box[sel, i], groups[sel]),
+                    "vs_1x": delta_ci(y[sel], scaled_box[sel, i], p[sel], groups[sel]),
                 }
                 for i, f in enumerate(SCALES)
             }
@@ -302,11 +350,14 @@ def fmt_auc(entry: dict) -> str:
 
 
 def table(summary: dict) -> str:
-    kept, inp = summary["modes"]["kept"], summary["modes"]["inpainted"]
-    lines = ["| check | marks kept (as shipped) | marks inpainted |", "|---|---|---|"]
+    modes = summary["modes"]
+    lines = ["| check | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
 
-    def add(name, a, b):
-        lines.append(f"| {name} | {a} | {b} |")
+    def add(name, *cells):
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    def each(fn):
+        return [fn(m) for m in modes.values()]
 
     for key, label in (
         ("mean_abs_shift", "pasted marks: mean abs shift (target <= 0.01)"),
@@ -314,19 +365,18 @@ def table(summary: dict) -> str:
         ("mean_abs_shift_benign", "pasted marks: mean abs shift, benign"),
         ("mean_abs_shift_malignant", "pasted marks: mean abs shift, malignant"),
     ):
-        add(label, f"{kept['marks'][key]:+.3f}", f"{inp['marks'][key]:+.3f}")
+        add(label, *each(lambda m, key=key: f"{m['marks'][key]:+.3f}"))
     for key, label in (
         ("max_abs_shift", "1-3 px box change: max abs shift (target <= 0.02)"),
         ("p95_abs_shift", "1-3 px box change: 95th pct abs shift"),
     ):
-        add(label, f"{kept['box'][key]:.3f}", f"{inp['box'][key]:.3f}")
+        add(label, *each(lambda m, key=key: f"{m['box'][key]:.3f}"))
     for s in ("pooled", *SITES):
-        add(f"Spearman(estimate, box area), {s}", f"{kept['spearman_area'][s]:+.2f}",
-            f"{inp['spearman_area'][s]:+.2f}")  # fmt: skip
+        add(f"Spearman(estimate, box area), {s}",
+            *each(lambda m, s=s: f"{m['spearman_area'][s]:+.2f}"))  # fmt: skip
     for s in ("pooled", *SITES):
-        add(f"AUROC 1x, {s}", fmt_auc(kept["auroc"][s]), fmt_auc(inp["auroc"][s]))
+        add(f"AUROC 1x, {s}", *each(lambda m, s=s: fmt_auc(m["auroc"][s])))
         for f in SCALES:
-            a, b = kept["scale"][s][f"{f}x"], inp["scale"][s][f"{f}x"]
 
             def d(e):
                 if e["auroc"] is None or e["vs_1x"]["delta"] is None:
@@ -334,9 +384,11 @@ def table(summary: dict) -> str:
                 lo, hi = e["vs_1x"]["ci95"]
                 return f"{e['auroc']:.3f} ({e['vs_1x']['delta']:+.3f} [{lo:+.2f}, {hi:+.2f}])"
 
-            add(f"AUROC {f}x (vs 1x), {s}", d(a), d(b))
-    for name in kept["strata"]:
-        add(f"AUROC {name}", fmt_auc(kept["strata"][name]), fmt_auc(inp["strata"][name]))
+            add(f"AUROC {f}x (vs 1x), {s}", *each(lambda m, s=s, f=f: d(m["scale"][s][f"{f}x"])))
+            add(f"AUROC {f}x, same box (vs 1x), {s}",
+                *each(lambda m, s=s, f=f: d(m["scale_same_box"][s][f"{f}x"])))  # fmt: skip
+    for name in next(iter(modes.values()))["strata"]:
+        add(f"AUROC {name}", *each(lambda m, name=name: fmt_auc(m["strata"][name])))
     return "\n".join(lines)
 
 
@@ -348,7 +400,19 @@ def main() -> int:
     )
     parser.add_argument("--box-changes", type=int, default=3, help="changed boxes per image")
     parser.add_argument("--json", type=Path, default=JSON_OUT, help="also write the figures here")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[f"shipped={ROOT / 'resources' / 'models'}"],
+        help="LABEL=DIR model folders to compare (each with its card's crop step)",
+    )
+    parser.add_argument(
+        "--marks-step", choices=("keep", "inpaint"), help="force this crop step on every model"
+    )
     args = parser.parse_args()
+    args.models = [
+        (label, Path(folder)) for label, folder in (m.split("=", 1) for m in args.models)
+    ]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not all((args.data / s).exists() for s in SITES):
         print(f"no data at {args.data}")
@@ -358,12 +422,14 @@ def main() -> int:
     summary["seconds"] = time.perf_counter() - t0
     summary["command"] = "python benchmarks/bench_what_it_looks_at.py " + " ".join(sys.argv[1:])
     print(table(summary))
-    shift = summary["inpainting_shift"]
-    print(f"the marks step itself moves the estimate on the unmarked images by "
-          f"{shift['mean_abs']:.3f} on average (max {shift['max_abs']:.3f})")  # fmt: skip
+    labels = list(summary["modes"])
+    for a, b in zip(labels, labels[1:], strict=False):
+        pa, pb = (np.asarray(summary["per_image"][f"p_{m}"]) for m in (a, b))
+        print(f"{b} against {a} on the unmarked images: mean |dp| {np.abs(pb - pa).mean():.3f}")
     print(f"n = {summary['n']} held-out images (card's test split), auto box found for "
           f"{summary['found_share']:.0%}; {summary['scope_refused_analyses']} analyses refused by "
-          f"the scope check were analysed anyway; {summary['seconds']:.0f} s")  # fmt: skip
+          f"the scope check were analysed anyway, {summary['no_estimate_analyses']} gave no "
+          f"estimate (left out); {summary['seconds']:.0f} s")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -240,3 +240,10 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     cv = A.run_cv(built, [(r, 0.03) for r in A.recipes_of(built)], splits)
     assert ("R4", 0.03, "auto_roi_app") in cv.folds and ("R4", 0.03, "scan_area") not in cv.folds
     assert A.reference_recipe(cv) == "R1" and A.beats_current(cv, "R1", 0.03)
+    same = A.paired_differences(cv, "R4", cv, "R4")
+    assert all(d["mean"] == 0 and d["folds_below"] == 0 for d in same.values())
+    diff = A.paired_differences(cv, "R1", cv, "R4")["ddti"]
+    r1, r4 = (
+        np.mean([f["ddti"] for f in cv.folds[(r, 0.03, "auto_roi_app")]]) for r in ("R1", "R4")
+    )
+    assert diff["mean"] == pytest.approx(r4 - r1) and diff["folds"] == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import training.app_path as package
 from training.app_path.cache import cmd_cache
-from training.app_path.cv import cmd_cv
+from training.app_path.cv import cmd_compare, cmd_cv
 from training.app_path.fit import cmd_fit
 from training.app_path.heldout import cmd_test
 from training.app_path.recipes import C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
@@ -51,11 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         help="fit this recipe if its CV AUROC is within NON_INFERIORITY of the best (e.g. R4)",
     )
     sub.add_parser("test", help="once: the test split through the app's path")
+    p = sub.add_parser("compare", help="paired fold differences between two CV runs")
+    p.add_argument("pairs", nargs="+", help="FOLDER:RECIPE, the first is the baseline")
     args = parser.parse_args(argv)
     if args.command == "cv" and len(args.c_grid) > len(C_GRID):
         parser.error(f"at most {len(C_GRID)} C values")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    {"cache": cmd_cache, "cv": cmd_cv, "fit": cmd_fit, "test": cmd_test}[args.command](args)
+    commands = {"cache": cmd_cache, "cv": cmd_cv, "fit": cmd_fit, "test": cmd_test}
+    {**commands, "compare": cmd_compare}[args.command](args)
     return 0
 
 

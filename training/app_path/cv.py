@@ -297,3 +297,42 @@ def print_table(variants: dict) -> None:
                 rows.append(f"{name:12s} {scoring:11s} " + "   ".join(cells))
     print("variant      scoring      " + "   ".join(f"{s:13s}" for s in SITES))
     print("\n".join(rows))
+
+
+def paired_differences(
+    base: CvResult, base_recipe: str, other: CvResult, recipe: str, c: float = C_SHIPPED
+) -> dict[str, dict[str, float]]:
+    """Per site: mean, SE and the share of folds below, of ``recipe``'s fold AUROC minus
+    ``base_recipe``'s on the same folds (``RANK_SCORING``; both CVs use the card's seeds)."""
+    a = base.folds[(base_recipe, c, RANK_SCORING)]
+    b = other.folds[(recipe, c, RANK_SCORING)]
+    out = {}
+    for site in SITES:
+        d = np.array([y[site] - x[site] for x, y in zip(a, b, strict=True)])
+        out[site] = {
+            "mean": float(d.mean()),
+            "se": float(d.std(ddof=1) / np.sqrt(len(d))),
+            "folds_below": int((d < 0).sum()),
+            "folds": len(d),
+        }
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Paired fold differences between recipes of two CV runs (``--out`` folders)."""
+    runs = {}
+    for spec in args.pairs:
+        folder, recipe = spec.rsplit(":", 1)
+        rows = json.loads((Path(folder) / "cv.json").read_text())["fold_aurocs"]
+        runs[spec] = (CvResult.from_json(rows), recipe)
+    base_spec, *others = args.pairs
+    base, base_recipe = runs[base_spec]
+    print(f"{RANK_SCORING} at C={C_SHIPPED}, paired over the same folds, against {base_spec}")
+    for spec in others:
+        cv, recipe = runs[spec]
+        diff = paired_differences(base, base_recipe, cv, recipe)
+        cells = [
+            f"{s} {d['mean']:+.3f} ± {d['se']:.3f} (below in {d['folds_below']}/{d['folds']})"
+            for s, d in diff.items()
+        ]
+        print(f"{spec:28s} " + "   ".join(cells))
