@@ -99,8 +99,14 @@ def test_estimate_averages_views_deterministically(classifier):
     assert 0.0 <= a.spread <= 1.0
     assert a.probability == pytest.approx(classifier.shipped_calibration.apply(a.logit), abs=1e-6)
     # the heat map is the central box's own, not an average over the jitters
+    from thyroid_desktop.core.pipeline.marks import marks_step
+
     crop, window = classifier_crop(
-        image, phantom.nodule, classifier.card.input_size, classifier.card.crop_margin
+        image,
+        phantom.nodule,
+        classifier.card.input_size,
+        classifier.card.crop_margin,
+        marks=marks_step(classifier.card.raw),  # the card's crop step (v1.2.0: inpaint)
     )
     _, _, cam = classifier.gradcam(crop[None], mirror=classifier.card.tta)
     # (equal up to float rounding: the jitters share the batch, which oneDNN may sum in
