@@ -112,14 +112,6 @@ def box_changes(roi, n: int, rng, width: int, height: int) -> list:
     return out
 
 
-def resampled(image, factor: float):
-    from thyroid_desktop.core.io.images import from_array
-
-    w, h = round(image.width * factor), round(image.height * factor)
-    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-    return from_array(cv2.resize(np.asarray(image.pixels), (w, h), interpolation=interp))
-
-
 def with_marks_step(classifier, step: str | None):
     """The same classifier, its card's crop step set to ``step`` (``core.pipeline.marks``;
     None: as the card says)."""
@@ -175,6 +167,7 @@ def score_images(args) -> dict:
     from thyroid_desktop.core.io.images import from_array, open_image
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
     from thyroid_desktop.core.pipeline.roi import BoxSource
+    from training.app_path.cache import resampled, scaled_box
     from training.data import read_mask, samples_in
 
     seg = load_segmenter()
@@ -249,7 +242,7 @@ def score_images(args) -> dict:
             out["scaled_box"].append(
                 [
                     service.analyse_box(
-                        im, scaled_roi(box, f, im), BoxSource.AUTO, None, force=True
+                        im, scaled_box(box, f, im), BoxSource.AUTO, None, force=True
                     ).finding.probability
                     for im, f in zip(scaled, SCALES, strict=True)
                 ]
@@ -262,14 +255,6 @@ def score_images(args) -> dict:
         "scope_refused_analyses": refused["n"],
         "no_estimate_analyses": refused.get("none", 0),
     }
-
-
-def scaled_roi(box, factor: float, image):
-    from thyroid_desktop.core.pipeline.roi import ROI
-
-    x, y = round(box.x * factor), round(box.y * factor)
-    w, h = max(1, round(box.w * factor)), max(1, round(box.h * factor))
-    return ROI(x, y, w, h).clipped(image.width, image.height)
 
 
 def summarise(scored: dict) -> dict:

@@ -245,6 +245,13 @@ def resampled(image: UltrasoundImage, factor: float) -> UltrasoundImage:
     return from_array(cv2.resize(np.asarray(image.pixels), (w, h), interpolation=interp))
 
 
+def scaled_box(roi: ROI, factor: float, scaled: UltrasoundImage) -> ROI:
+    """``roi`` on the image resampled by ``factor`` (:func:`resampled`), clipped to it."""
+    x, y = round(roi.x * factor), round(roi.y * factor)
+    w, h = max(1, round(roi.w * factor)), max(1, round(roi.h * factor))
+    return ROI(x, y, w, h).clipped(scaled.width, scaled.height)
+
+
 def augmented_crops(
     image: UltrasoundImage, boxes: ImageBoxes, fov: FieldOfView, size: int, marks: str, seed: int
 ) -> dict[str, np.ndarray]:
@@ -269,10 +276,7 @@ def augmented_crops(
     for view, roi, (lo, hi) in zip(SCALED_VIEWS, plain[2:], SCALE_BANDS, strict=False):
         f = float(rng.uniform(lo, hi))
         scaled = resampled(image, f)
-        box = ROI(
-            round(roi.x * f), round(roi.y * f), max(1, round(roi.w * f)), max(1, round(roi.h * f))
-        )
-        box = box.clipped(scaled.width, scaled.height)
+        box = scaled_box(roi, f, scaled)
         crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step)[0]
     return crops
 
