@@ -65,3 +65,20 @@ def test_finding_carries_the_warning(classifier):
     finding = predict(from_array(rng.integers(0, 255, (200, 300), dtype=np.uint8)), classifier)
     assert finding.warnings and "speckle" in finding.warnings[0]
     assert predict(from_array(make_phantom().pixels), classifier).warnings == ()
+
+
+def test_one_analysis_measures_the_frame_once(classifier, segmenter, monkeypatch):
+    """The scope verdict and the finding both ask for the B-mode check (and a frame without a
+    nodule a third time): the frame is measured once; another scan area measures again."""
+    from thyroid_desktop.core.analysis import AnalysisService
+    from thyroid_desktop.core.pipeline import scope
+    from thyroid_desktop.core.pipeline.fov import FieldOfView
+
+    calls = []
+    measure = scope._measure
+    monkeypatch.setattr(scope, "_measure", lambda im, fov: calls.append(1) or measure(im, fov))
+    image = from_array(make_phantom(seed=3).pixels)
+    result = AnalysisService(classifier, segmenter, None).analyse(image)
+    assert result.finding is not None and len(calls) == 1
+    whole = FieldOfView.whole(image.width, image.height)
+    assert check_scope(image, whole) == scope._measure(image, whole) and len(calls) == 3

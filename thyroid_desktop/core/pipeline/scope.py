@@ -13,7 +13,9 @@ Three measurements inside the field of view, with thresholds set well outside wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+import weakref
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -72,15 +74,34 @@ class ScopeCheck:
     colour_fraction: float
     grey_std: float
     neighbour_corr: float
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
 
     @property
     def in_scope(self) -> bool:
         return not self.reasons
 
 
+#: The last check of each image still in memory, with the scan-area mask it was made with:
+#: one analysis asks up to three times (scope verdict, finding, no-estimate finding), and the
+#: marks search inside costs 1-3 ms a frame.
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CHECKED_LOCK = threading.Lock()
+
+
 def check_scope(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
-    """Measures the frame inside ``fov`` and says why it does not look like B-mode ultrasound."""
+    """Measures the frame inside ``fov`` and says why it does not look like B-mode ultrasound.
+    The same image and scan area give the same check, measured once."""
+    with _CHECKED_LOCK:
+        hit = _CHECKED.get(image)
+    if hit is not None and (hit[0] is fov.mask or np.array_equal(hit[0], fov.mask)):
+        return hit[1]
+    check = _measure(image, fov)
+    with _CHECKED_LOCK:
+        _CHECKED[image] = (fov.mask, check)
+    return check
+
+
+def _measure(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
     inside = fov.mask
     hsv = cv2.cvtColor(np.asarray(image.pixels), cv2.COLOR_RGB2HSV)
     coloured = (hsv[..., 1] > 90) & (hsv[..., 2] > 50) & inside
@@ -106,7 +127,7 @@ def check_scope(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
         reasons.append(
             "the frame has no ultrasound speckle structure (noise or another kind of image)"
         )
-    return ScopeCheck(colour, std, corr, reasons)
+    return ScopeCheck(colour, std, corr, tuple(reasons))
 
 
 # ------------------------------------------------------------------ what was scanned
