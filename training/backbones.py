@@ -12,6 +12,12 @@ checkpoints) uses TensorFlow-style "same" padding, batch-norm epsilon 1e-3 and R
 Keras graph below uses ``padding="same"``, Keras' default batch-norm settings and
 ``ReLU(max_value=6)``; no explicit ``ZeroPadding2D`` is needed.
 
+``efficientnet_lite2_aa`` is the same network and weights made anti-aliased without retraining
+(R. Zhang, "Making convolutional networks shift-invariant again", ICML 2019): every strided
+convolution runs at stride 1 and is followed, after its activation, by a fixed 3x3 binomial
+blur taken at stride 2 ("BlurPool"). Downsampling then no longer aliases speckle, so a crop
+moved by a pixel gives nearly the same features (docs/model-card.md, "What the model looks at").
+
 The other backbones come from ``keras.applications``, inlined into one graph by building
 them on our own input tensor. ImageNet weights for those are used when Keras can find or
 download them; offline, the model falls back to random initialisation with a warning.
@@ -56,6 +62,8 @@ class BackboneSpec:
         min_size: Smallest input side length the architecture accepts.
         family: ``"efficientnet_lite"`` (ported here) or ``"keras_applications"``.
         preprocessing: Human-readable description of the in-model preprocessing.
+        antialiased: strided convolutions followed by a blur at stride 2 (Lite only).
+        weights_of: the checkpoint whose weights it takes (default: ``name``).
     """
 
     name: str
@@ -64,6 +72,13 @@ class BackboneSpec:
     min_size: int = 32
     family: str = "keras_applications"
     preprocessing: str = ""
+    antialiased: bool = False
+    weights_of: str = ""
+
+    @property
+    def checkpoint(self) -> str:
+        """The registry name whose ImageNet weights this backbone loads."""
+        return self.weights_of or self.name
 
 
 _LITE_PREPROCESSING = "RGB 0..255 -> (x - 127) / 128 (layer 'preprocess')"
@@ -80,6 +95,14 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec("efficientnet_lite0", 224, "top_activation", **_LITE),
         BackboneSpec("efficientnet_lite1", 240, "top_activation", **_LITE),
         BackboneSpec("efficientnet_lite2", 260, "top_activation", **_LITE),
+        BackboneSpec(
+            "efficientnet_lite2_aa",
+            260,
+            "top_activation",
+            antialiased=True,
+            weights_of="efficientnet_lite2",
+            **_LITE,
+        ),
         BackboneSpec(
             "efficientnet_b4", 380, "top_activation", preprocessing=_EFFICIENTNET_PREPROCESSING
         ),
@@ -143,10 +166,10 @@ def build_backbone(
         raise ValueError(f"{name} needs inputs of at least {spec.min_size} px, got {size}")
 
     if spec.family == "efficientnet_lite":
-        model = _build_lite_features(name, size)
+        model = _build_lite_features(spec.checkpoint, size, spec.antialiased)
         if weights == "imagenet":
             try:
-                load_lite_imagenet_weights(model, name)
+                load_lite_imagenet_weights(model, spec.checkpoint)
             except ImportError as exc:
                 logger.warning("%s: ImageNet weights unavailable (%s); random init", name, exc)
     else:
@@ -254,11 +277,30 @@ def _conv_bn_relu6(x: Any, filters: int, kernel: int, stride: int, conv: str, bn
     return keras.layers.ReLU(max_value=6.0, name=act)(x)
 
 
-def _build_lite_features(name: str, size: int) -> keras.Model:
-    """EfficientNet-Lite up to the 1280-channel head activation, randomly initialised."""
+#: The anti-aliasing filter: a 3x3 binomial blur ([1 2 1] x [1 2 1] / 16).
+_BLUR = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]).astype(np.float32) / 16.0
+
+
+def _blur_pool(x: Any, name: str) -> Any:
+    """A fixed per-channel binomial blur sampled at stride 2 (no trainable weights)."""
+    layer = keras.layers.DepthwiseConv2D(
+        3, strides=2, padding="same", use_bias=False, trainable=False, name=name
+    )
+    y = layer(x)
+    layer.set_weights([np.repeat(_BLUR[:, :, None, None], int(x.shape[-1]), axis=2)])
+    return y
+
+
+def _build_lite_features(name: str, size: int, antialiased: bool = False) -> keras.Model:
+    """EfficientNet-Lite up to the 1280-channel head activation, randomly initialised.
+    ``antialiased``: every stride-2 convolution at stride 1, then a blur pool after its
+    activation (the weights are the same; the blur layers have none to load)."""
+    stride = 1 if antialiased else 2
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
-    x = _conv_bn_relu6(x, _LITE_STEM, 3, 2, "stem_conv", "stem_bn", "stem_activation")
+    x = _conv_bn_relu6(x, _LITE_STEM, 3, stride, "stem_conv", "stem_bn", "stem_activation")
+    if antialiased:
+        x = _blur_pool(x, "stem_blurpool")
 
     blocks = list(_lite_blocks(name))
     for index, block in enumerate(blocks):
@@ -269,11 +311,18 @@ def _build_lite_features(name: str, size: int) -> keras.Model:
             x = _conv_bn_relu6(
                 x, channels, 1, 1, p + "expand_conv", p + "expand_bn", p + "expand_activation"
             )
+        pool = antialiased and block.stride == 2
         x = keras.layers.DepthwiseConv2D(
-            block.kernel, strides=block.stride, padding="same", use_bias=False, name=p + "dwconv"
+            block.kernel,
+            strides=1 if pool else block.stride,
+            padding="same",
+            use_bias=False,
+            name=p + "dwconv",
         )(x)
         x = keras.layers.BatchNormalization(name=p + "bn")(x)
         x = keras.layers.ReLU(max_value=6.0, name=p + "activation")(x)
+        if pool:
+            x = _blur_pool(x, p + "blurpool")
         x = keras.layers.Conv2D(
             block.out_filters, 1, padding="same", use_bias=False, name=p + "project_conv"
         )(x)
@@ -285,7 +334,7 @@ def _build_lite_features(name: str, size: int) -> keras.Model:
             x = keras.layers.Add(name=p + "add")([x, shortcut])
 
     x = _conv_bn_relu6(x, _LITE_HEAD, 1, 1, "top_conv", "top_bn", "top_activation")
-    return keras.Model(inputs, x, name=f"{name}_features")
+    return keras.Model(inputs, x, name=f"{name}{'_aa' if antialiased else ''}_features")
 
 
 def _lite_checkpoint_map(name: str) -> Iterator[tuple[str, str, str]]:

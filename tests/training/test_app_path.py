@@ -247,3 +247,26 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
         np.mean([f["ddti"] for f in cv.folds[(r, 0.03, "auto_roi_app")]]) for r in ("R1", "R4")
     )
     assert diff["mean"] == pytest.approx(r4 - r1) and diff["folds"] == 2
+
+
+def test_cache_records_its_crop_step_and_backbone(tmp_path):
+    """A cache says which marks step and which backbone made it (fit exports that backbone);
+    a cache written before the field existed is the shipped backbone's."""
+    n, d = 3, 4
+    cache = A.FeatureCache(
+        keys=np.array(["a", "b", "c"]),
+        sites=np.array(["ddti"] * n),
+        labels=np.array([0, 1, 0]),
+        groups=np.array(["1", "2", "3"]),
+        found=np.ones(n, bool),
+        has_mask=np.zeros(n, bool),
+        features={"auto": np.zeros((n, 2, d), np.float32)},
+        marks="inpaint",
+        backbone="efficientnet_lite2_aa",
+    )
+    cache.save(tmp_path / "c.npz")
+    back = A.FeatureCache.load(tmp_path / "c.npz")
+    assert (back.marks, back.backbone) == ("inpaint", "efficientnet_lite2_aa")
+    with np.load(tmp_path / "c.npz") as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "backbone"})
+    assert A.FeatureCache.load(tmp_path / "old.npz").backbone == A.BACKBONE

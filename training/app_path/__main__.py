@@ -11,7 +11,7 @@ from training.app_path.cache import cmd_cache
 from training.app_path.cv import cmd_compare, cmd_cv
 from training.app_path.fit import cmd_fit
 from training.app_path.heldout import cmd_test
-from training.app_path.recipes import C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
+from training.app_path.recipes import BACKBONE, C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
 from training.data import DEFAULT_DATA
 
 
@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         "--augment",
         action="store_true",
         help="auto-box views only, plus pasted marks and +-30 %% resampling (recipe R4)",
+    )
+    p.add_argument(
+        "--backbone",
+        default=BACKBONE,
+        help="training.backbones network (efficientnet_lite2_aa: anti-aliased, same weights)",
     )
     p = sub.add_parser("cv", help="grouped CV of the recipes, scored on auto-ROI")
     p.add_argument("--folds", type=int, default=N_FOLDS)

@@ -71,6 +71,7 @@ class FeatureCache:
             (``core.pipeline.estimate.jitter_views``, mirrored where the jitter says so).
         app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
         marks: the crop step every view was cut with (``core.pipeline.marks.MarksStep``).
+        backbone: the ``training.backbones`` network the features come from.
     """
 
     keys: np.ndarray
@@ -84,6 +85,7 @@ class FeatureCache:
     app_views: dict[str, np.ndarray] = field(default_factory=dict)
     app_jitters: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     marks: str = "keep"
+    backbone: str = BACKBONE
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -103,6 +105,7 @@ class FeatureCache:
             **{f"app_{k}": v for k, v in self.app_views.items()},
             "app_jitters": np.asarray(self.app_jitters, np.float64),
             "marks": np.asarray(self.marks),
+            "backbone": np.asarray(self.backbone),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -125,6 +128,7 @@ class FeatureCache:
                 },
                 app_jitters=z["app_jitters"] if "app_jitters" in z.files else np.zeros((0, 4)),
                 marks=str(z["marks"]) if "marks" in z.files else "keep",
+                backbone=str(z["backbone"]) if "backbone" in z.files else BACKBONE,
             )
 
     @classmethod
@@ -142,6 +146,7 @@ class FeatureCache:
             app_views={v: cat([p.app_views[v] for p in parts]) for v in parts[0].app_views},
             app_jitters=parts[0].app_jitters,
             marks=parts[0].marks,
+            backbone=parts[0].backbone,
         )
 
     def jitter_columns(self) -> list[int]:
@@ -305,6 +310,7 @@ def build_cache(
     on_first_crops: Callable[[np.ndarray], None] | None = None,
     marks: str = "keep",
     augment: bool = False,
+    backbone: str = BACKBONE,
 ) -> FeatureCache:
     """Runs detection and the frozen backbone over every image once.
 
@@ -317,6 +323,7 @@ def build_cache(
         marks: the crop step (``core.pipeline.marks``) every view is cut with.
         augment: cache ``AUGMENTED_VIEWS`` (auto box, jitters, pasted marks, resampled) and
             the app views of the auto box only, instead of every view of ``VIEWS``.
+        backbone: the name ``feature_model`` was built from (recorded in the cache).
     """
     extract = make_extractor(feature_model)
     n, dim = len(samples), int(feature_model.output_shape[-1])
@@ -359,6 +366,7 @@ def build_cache(
         features=feats,
         boxes=boxes,
         marks=marks,
+        backbone=backbone,
     )
     add_app_views(
         cache, samples, feature_model, size, marks=marks, views=("auto",) if augment else APP_SCORED
@@ -467,16 +475,21 @@ def cmd_cache(args: argparse.Namespace) -> None:
 
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
-    features, cam_layer = feature_graph(BACKBONE, INPUT_SIZE)
+    features, cam_layer = feature_graph(args.backbone, INPUT_SIZE)
     if cam_layer != card["last_conv_layer"]:
         raise SystemExit(f"feature graph taps {cam_layer}, the card says {card['last_conv_layer']}")
     segmenter = load_segmenter()
     if segmenter is None:
         raise SystemExit("the model card names no segmenter")
-    shipped = load_classifier(backend="keras").model
+    # The layout check compares with the shipped model when it has the same backbone.
+    same = card.get("backbone") == args.backbone
+    shipped = load_classifier(backend="keras").model if same else None
     checks: dict[str, float] = {}
 
     def check(crops: np.ndarray) -> None:
+        if shipped is None:
+            log.info("%s is not the shipped backbone: no layout check", args.backbone)
+            return
         gap = feature_layout_gap(features, shipped, crops[:4])
         checks["max_abs_feature_gap"] = gap
         log.info("cached features vs shipped 'features' layer: max |diff| %.2e", gap)
@@ -489,8 +502,10 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            if cache.marks != args.marks:
-                raise SystemExit(f"{path} was cut with marks {cache.marks!r}: use --force")
+            if cache.marks != args.marks or cache.backbone != args.backbone:
+                raise SystemExit(
+                    f"{path} was cut with marks {cache.marks!r} by {cache.backbone}: use --force"
+                )
             wanted = ("auto",) if args.augment else APP_SCORED
             if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
                 add_app_views(cache, part, features, marks=args.marks, views=wanted)
@@ -499,7 +514,13 @@ def cmd_cache(args: argparse.Namespace) -> None:
             continue
         t0 = time.perf_counter()
         cache = build_cache(
-            part, features, segmenter, on_first_crops=check, marks=args.marks, augment=args.augment
+            part,
+            features,
+            segmenter,
+            on_first_crops=check,
+            marks=args.marks,
+            augment=args.augment,
+            backbone=args.backbone,
         )
         cache.save(path)
         log.info("%s: %d images in %.0f s -> %s", site, len(part), time.perf_counter() - t0, path)

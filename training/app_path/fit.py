@@ -23,7 +23,6 @@ from training.app_path.cv import (
     site_aurocs,
 )
 from training.app_path.recipes import (
-    BACKBONE,
     C_SHIPPED,
     INPUT_SIZE,
     JITTER_SCALE,
@@ -147,7 +146,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
     x, yy, w = design(cache, np.arange(len(cache)), RECIPES[name])
     head = fit_head(x, yy, w, c)
-    features, cam_layer = feature_graph(BACKBONE, INPUT_SIZE)
+    features, cam_layer = feature_graph(cache.backbone, INPUT_SIZE)
     model = classifier_graph(features, head)
     metrics = dict(card["metrics"])
     metrics.pop("auto_roi", None)  # of the previous model; auto_roi_eval writes the new one
@@ -175,7 +174,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "(best candidate, else the scan area), L2 logistic regression on frozen features",
     }
     card_fields = {
-        "backbone": BACKBONE,
+        "backbone": cache.backbone,
         "version": args.version,
         "training": training,
         "data": card["data"],
