@@ -185,6 +185,24 @@ STEPS: tuple[Step, ...] = (
         report=True,
     ),
     Step(
+        "app-path-full-cache",
+        (
+            "-m",
+            "training.app_path",
+            "--data",
+            "{data}",
+            "--out",
+            "runs/app_path",
+            "cache",
+            "--marks",
+            "inpaint",
+            "--force",
+        ),
+        ("ddti", "chaouchi"),
+        "training.app_path.__main__",
+        minutes=9,
+    ),  # fmt: skip
+    Step(
         "descriptors-intensity",
         ("-m", "training.descriptors", "intensity", "--data", "{data}"),
         ("ddti",),
