@@ -244,3 +244,37 @@ def test_outbox_keeps_everything_when_the_pacs_is_down(tmp_path, classifier):
     assert all("cannot be reached" in o.error for o in result.failed)
     assert "0 of 3 object(s) stored" in result.message
     assert len(outbox.pending()) == 3 and seen[-1] == (3, 3)
+
+
+def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, classifier):
+    """Unsigned: the SR is complete but preliminary and unverified. Signed: final, verified
+    by the clinician who signed, at the time they signed (not when the file was written)."""
+    import highdicom as hd
+
+    image = from_array(make_phantom().pixels, spacing_mm=(0.1, 0.1))
+    item = nodule_item(image, classifier)
+    study = StudyInfo(patient_name="Testperson, Bo", patient_id="P-9")
+    draft = pydicom.dcmread(
+        export_study_dicom(tmp_path / "a", [item], classifier.card, study, PDF).sr
+    )
+    assert (draft.CompletionFlag, draft.VerificationFlag) == ("COMPLETE", "UNVERIFIED")
+    assert draft.PreliminaryFlag == "PRELIMINARY" and "VerifyingObserverSequence" not in draft
+    out = export_study_dicom(
+        tmp_path / "b",
+        [item],
+        classifier.card,
+        study,
+        PDF,
+        signed_by="Example, Ada",
+        signed_at="2026-12-05T09:14:03+01:00",
+    )
+    sr = hd.sr.srread(out.sr)
+    assert (sr.CompletionFlag, sr.VerificationFlag, sr.PreliminaryFlag) == (
+        "COMPLETE",
+        "VERIFIED",
+        "FINAL",
+    )
+    observer = sr.VerifyingObserverSequence[0]
+    assert str(observer.VerifyingObserverName) == "Example^Ada"
+    assert observer.VerificationDateTime == "20261205091403+0100"
+    assert sr.content.get_planar_roi_measurement_groups()  # reads back with highdicom

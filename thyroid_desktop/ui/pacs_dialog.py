@@ -144,7 +144,7 @@ class DicomActionsMixin:
             items = nodule_reports(service, state)
             with tempfile.TemporaryDirectory(prefix="thyroid-report-") as tmp:
                 pdf = write_study_report(Path(tmp) / "report.pdf", items, card, study, **signature)
-                return export_study_dicom(folder, items, card, study, pdf)
+                return export_study_dicom(folder, items, card, study, pdf, **signature)
 
         return job
 

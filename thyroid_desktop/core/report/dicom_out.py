@@ -487,6 +487,8 @@ def _structured_report(
     key_images: list,
     sources: list,
     created: dt.datetime,
+    signed_by: str = "",
+    signed_at: str = "",
 ):
     import highdicom as hd
     from highdicom.coding_schemes import CodingSchemeIdentificationItem
@@ -532,6 +534,18 @@ def _structured_report(
         )
     )
     evidence = [*key_images, *(s for s in sources if s is not None)]
+    signed = bool(signed_by and signed_at)
+    # Signed: final and verified by the signer (PS3.3 C.17.2); else preliminary, unverified.
+    verification = (
+        {
+            "is_final": True,
+            "is_verified": True,
+            "verifying_observer_name": _dicom_name(signed_by),
+            "verifying_organization": MANUFACTURER,
+        }
+        if signed
+        else {}
+    )
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
@@ -543,8 +557,14 @@ def _structured_report(
         is_complete=True,
         series_description="Thyroid Review measurement report",
         coding_schemes=[CodingSchemeIdentificationItem(SCHEME, name=SCHEME_NAME)],
+        **verification,
     )
     sr.ContentDate, sr.ContentTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
+    if signed:  # when the clinician signed, not when the file was written
+        when = dt.datetime.fromisoformat(signed_at)
+        sr.VerifyingObserverSequence[0].VerificationDateTime = when.strftime(
+            "%Y%m%d%H%M%S" + ("%z" if when.tzinfo else "")
+        )
     return sr
 
 
@@ -607,6 +627,8 @@ def export_study_dicom(
     study: StudyInfo,
     pdf: bytes | str | os.PathLike[str],
     created: dt.datetime | None = None,
+    signed_by: str = "",
+    signed_at: str = "",
 ) -> DicomExport:
     """Writes the study report's DICOM objects into ``folder`` (each atomically): the SR
     (``report_sr.dcm``), the PDF (``report_pdf.dcm``) and a key image per nodule
@@ -616,6 +638,8 @@ def export_study_dicom(
         items: the confirmed nodules, as the study report shows them
             (``core.analysis.nodule_reports``).
         pdf: the study report's PDF (its bytes or its file).
+        signed_by, signed_at: who signed the study and when (ISO 8601); the SR is then
+            final and verified by them (else preliminary and unverified).
 
     Raises:
         DicomExportError: no nodule, nodules from two patients, or the PDF is not one.
@@ -638,7 +662,9 @@ def export_study_dicom(
         if source is not None and all(s.SOPInstanceUID != source.SOPInstanceUID for s in sources):
             sources.append(source)
         key_paths.append(_save(sc, folder / f"key_{_safe(it.nodule_id)}.dcm"))
-    sr = _structured_report(items, card, study, identity, key_images, sources, created)
+    sr = _structured_report(
+        items, card, study, identity, key_images, sources, created, signed_by, signed_at
+    )
     sr_path = _save(sr, folder / "report_sr.dcm")
     title = "Thyroid ultrasound report" + (f" {identity.patient_id}" if identity.patient_id else "")
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)
