@@ -221,7 +221,22 @@ def cmd_intensity(args) -> None:
 
 def load_ddti(args) -> tuple[FeatureCache, dict]:
     cache = FeatureCache.load(args.cache / "features_ddti.npz")
+    check_cache(cache, json.loads((args.export / "model_card.json").read_text()))
     return cache, read_metadata(args.data)
+
+
+def check_cache(cache: FeatureCache, card: dict) -> None:
+    """The heads read the classifier's features of the app's crop: a cache cut with another
+    marks step or by another backbone than the card's would fit them to other inputs."""
+    from thyroid_desktop.core.pipeline.marks import marks_step
+
+    want = (str(marks_step(card)), card.get("backbone"))
+    if (cache.marks, cache.backbone) != want:
+        raise SystemExit(
+            f"the cache was cut with marks {cache.marks!r} by {cache.backbone}, the classifier "
+            f"with marks {want[0]!r} by {want[1]}: rebuild it (python -m training.app_path "
+            f"--out {APP_OUT} cache --marks {want[0]} --force)"
+        )
 
 
 def load_intensity(cache: FeatureCache) -> dict[str, np.ndarray]:

@@ -270,3 +270,33 @@ def test_cache_records_its_crop_step_and_backbone(tmp_path):
     with np.load(tmp_path / "c.npz") as z:
         np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "backbone"})
     assert A.FeatureCache.load(tmp_path / "old.npz").backbone == A.BACKBONE
+
+
+def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
+    """The descriptor heads read the classifier's features of the app's crop: a cache cut
+    with the marks kept (or by another backbone) for a classifier that paints them out is
+    refused, not fitted on."""
+    from training.descriptors import check_cache
+
+    n = 2
+    cache = A.FeatureCache(
+        keys=np.array(["a", "b"]),
+        sites=np.array(["ddti"] * n),
+        labels=np.array([0, 1]),
+        groups=np.array(["1", "2"]),
+        found=np.ones(n, bool),
+        has_mask=np.ones(n, bool),
+        features={},
+        marks="keep",
+    )
+    card = {"backbone": A.BACKBONE, "crop": {"marks": "inpaint"}}
+    with pytest.raises(SystemExit, match="marks 'keep'"):
+        check_cache(cache, card)
+    check_cache(A.FeatureCache(**{**cache.__dict__, "marks": "inpaint"}), card)
+    with pytest.raises(SystemExit, match="efficientnet_lite2_aa"):
+        check_cache(
+            A.FeatureCache(
+                **{**cache.__dict__, "marks": "inpaint", "backbone": "efficientnet_lite2_aa"}
+            ),
+            card,
+        )
