@@ -78,3 +78,25 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert window.last_send.ok, window.last_send.message
     assert outbox.pending() == [] and len(orthanc.json("/instances")) == 3
     assert "3 of 3 object(s) stored" in window.statusBar().currentMessage()
+
+
+def test_a_signed_study_stays_signed_through_the_export_dialog(window, qtbot, cine_dicom, tmp_path):
+    """Sign, then File > Export DICOM…: the dialog fills the details from the DICOM header and
+    the last operator and keeps them; that is what was signed, so the signature stays and the
+    SR is sent final and verified by the signer."""
+    assert window.open_paths([cine_dicom])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    window.settings.setValue("report/operator", "Dr Example")
+    assert window.sign_report("Example, Ada")
+    # what the export dialog shows and keeps when the clinician presses OK
+    shown = window.report_details(window.review.image.metadata, "Dr Example")
+    window.keep_report_details(shown)
+    assert window.session.state.study.report.signed
+    window.export_dicom(tmp_path / "dicom", shown)
+    qtbot.waitUntil(lambda: getattr(window, "last_dicom_export", None) is not None, timeout=120000)
+    sr = pydicom.dcmread(window.last_dicom_export.sr)
+    assert (sr.VerificationFlag, sr.PreliminaryFlag) == ("VERIFIED", "FINAL")
+    assert str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == "Example^Ada"

@@ -103,6 +103,12 @@ class ExportsMixin(DicomActionsMixin):
         if not name.strip():
             self.show_message("Not signed", "A signature needs the clinician's name.")
             return False
+        # The signature covers the details as the report shows them (typed, else the DICOM's,
+        # else the last operator): kept first, so the export dialog showing the same details
+        # does not count as an edit that takes the signature away.
+        meta = self.review.image.metadata if self.review.image is not None else {}
+        shown = self.report_details(meta, str(self.settings.value("report/operator", "")))
+        self.keep_report_details(shown)
         self.session.sign(name, dt.datetime.now().astimezone().isoformat(timespec="seconds"))
         self.statusBar().showMessage(f"Report {self.signature_text()}.", 10000)
         return True

@@ -34,7 +34,9 @@ class SessionMixin:
         kept = self.session.state.study.report
         fields = {f.name: getattr(study, f.name) for f in dataclasses.fields(StudyInfo)}
         fields = {k: v for k, v in fields.items() if k in ReportText.__dataclass_fields__}
-        self.session.set_report(dataclasses.replace(kept, **fields))
+        report = dataclasses.replace(kept, **fields)
+        if report != kept:  # nothing typed differently: no undo step
+            self.session.set_report(report)
 
     def _update_undo_actions(self) -> None:
         for act, verb, what in (
