@@ -80,6 +80,7 @@ def write_cine_dicom(path: Path, n_frames: int = 12, appears_at: int = 2) -> Pat
     ds.PatientSex = "F"
     ds.StudyDate = "20261120"
     ds.StudyTime = "101500"
+    ds.InstitutionName = "Example Hospital"
     ds.FrameTime = 40.0
     return save(ds, path, syntax=JPEGBaseline8Bit)
 

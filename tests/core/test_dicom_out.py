@@ -277,4 +277,9 @@ def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, class
     observer = sr.VerifyingObserverSequence[0]
     assert str(observer.VerifyingObserverName) == "Example^Ada"
     assert observer.VerificationDateTime == "20261205091403+0100"
+    assert observer.VerifyingOrganization == "institution not recorded"  # a PNG names none
+    with pytest.raises(DicomExportError, match="sign the report again"):
+        export_study_dicom(
+            tmp_path / "c", [item], classifier.card, study, PDF, signed_by="A", signed_at="today"
+        )
     assert sr.content.get_planar_roi_measurement_groups()  # reads back with highdicom

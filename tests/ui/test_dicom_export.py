@@ -100,3 +100,5 @@ def test_a_signed_study_stays_signed_through_the_export_dialog(window, qtbot, ci
     sr = pydicom.dcmread(window.last_dicom_export.sr)
     assert (sr.VerificationFlag, sr.PreliminaryFlag) == ("VERIFIED", "FINAL")
     assert str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == "Example^Ada"
+    assert sr.VerifyingObserverSequence[0].VerifyingOrganization == "Example Hospital"
+    assert sr.InstitutionName == "Example Hospital"

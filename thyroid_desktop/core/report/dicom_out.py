@@ -31,6 +31,8 @@ from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo
 log = logging.getLogger(__name__)
 
 MANUFACTURER = "Thyroid Review"
+#: The verifying organisation of a signed SR whose images name no institution (Type 1).
+NO_INSTITUTION = "institution not recorded"
 #: Our private coding scheme (PS3.16 8.2: "99" + a local name) for concepts that have no
 #: standard code: ACR TI-RADS categories and level, the model's estimate.
 SCHEME = "99THYROID"
@@ -535,17 +537,30 @@ def _structured_report(
     )
     evidence = [*key_images, *(s for s in sources if s is not None)]
     signed = bool(signed_by and signed_at)
+    # The organisation the signer is accountable to: the images' institution (Type 1).
+    institution = next(
+        (str(it.image.metadata.get("InstitutionName", "")) for it in items),
+        "",
+    ).strip()
     # Signed: final and verified by the signer (PS3.3 C.17.2); else preliminary, unverified.
     verification = (
         {
             "is_final": True,
             "is_verified": True,
             "verifying_observer_name": _dicom_name(signed_by),
-            "verifying_organization": MANUFACTURER,
+            "verifying_organization": institution or NO_INSTITUTION,
         }
         if signed
         else {}
     )
+    when = None
+    if signed:
+        try:
+            when = dt.datetime.fromisoformat(signed_at)
+        except ValueError as err:
+            raise DicomExportError(
+                f"the signature's time {signed_at!r} is not a date and time: sign the report again"
+            ) from err
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
@@ -558,10 +573,10 @@ def _structured_report(
         series_description="Thyroid Review measurement report",
         coding_schemes=[CodingSchemeIdentificationItem(SCHEME, name=SCHEME_NAME)],
         **verification,
+        **({"institution_name": institution} if institution else {}),
     )
     sr.ContentDate, sr.ContentTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
-    if signed:  # when the clinician signed, not when the file was written
-        when = dt.datetime.fromisoformat(signed_at)
+    if when is not None:  # when the clinician signed, not when the file was written
         sr.VerifyingObserverSequence[0].VerificationDateTime = when.strftime(
             "%Y%m%d%H%M%S" + ("%z" if when.tzinfo else "")
         )
