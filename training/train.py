@@ -81,7 +81,8 @@ def build_classifier(cfg: TrainConfig, n_aux: int, n_aux_classes: int):
 
 
 def set_trainable(model, trainable_from: str | None) -> None:
-    """Freezes batch-norm everywhere (small batches) and every layer before ``trainable_from``.
+    """Freezes batch-norm everywhere (small batches), the fixed blur of an anti-aliased
+    backbone, and every layer before ``trainable_from``.
 
     ``None`` freezes the whole backbone (head only). Layers are in graph order.
     """
@@ -93,7 +94,8 @@ def set_trainable(model, trainable_from: str | None) -> None:
         if trainable_from is not None and layer.name.startswith(trainable_from):
             reached = True
         is_head = layer.name in head or layer.name.startswith("aux")
-        if isinstance(layer, keras.layers.BatchNormalization) and not is_head:
+        fixed = layer.name.endswith("blurpool")  # the anti-aliasing filter is not learnt
+        if (isinstance(layer, keras.layers.BatchNormalization) and not is_head) or fixed:
             layer.trainable = False
         else:
             layer.trainable = is_head or reached

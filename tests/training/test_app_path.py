@@ -300,3 +300,23 @@ def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
             ),
             card,
         )
+
+
+def test_site_caches_cut_differently_are_not_mixed():
+    """ddti recut by another backbone while chaouchi was not: loading both is refused."""
+    n = 2
+    part = dict(
+        keys=np.array(["a", "b"]),
+        sites=np.array(["ddti"] * n),
+        labels=np.array([0, 1]),
+        groups=np.array(["1", "2"]),
+        found=np.ones(n, bool),
+        has_mask=np.ones(n, bool),
+        features={"auto": np.zeros((n, 2, 3), np.float32)},
+        marks="inpaint",
+    )
+    same = A.FeatureCache.concat([A.FeatureCache(**part), A.FeatureCache(**part)])
+    assert len(same) == 4 and same.backbone == A.BACKBONE
+    other = A.FeatureCache(**{**part, "backbone": "efficientnet_lite2_aa"})
+    with pytest.raises(SystemExit, match="cut differently"):
+        A.FeatureCache.concat([A.FeatureCache(**part), other])

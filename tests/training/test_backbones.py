@@ -115,6 +115,16 @@ def test_antialiased_lite2_has_the_same_weights_and_moves_less_with_the_pixel_gr
     assert moved(aa) < 0.8 * moved(plain)
 
 
+def test_fine_tuning_never_trains_the_anti_aliasing_blur():
+    from training.train import set_trainable
+
+    model, _ = build_backbone("efficientnet_lite2_aa", input_size=TINY * 2, weights=None)
+    set_trainable(model, "stem_conv")
+    blurs = [layer for layer in model.layers if layer.name.endswith("blurpool")]
+    assert len(blurs) == 5 and not any(layer.trainable for layer in blurs)
+    assert model.get_layer("block6a_dwconv").trainable
+
+
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50"])
 def test_saved_model_reloads_without_custom_objects(name, tmp_path):
     model, _ = build_backbone(name, input_size=TINY, weights=None)

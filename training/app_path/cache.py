@@ -133,6 +133,9 @@ class FeatureCache:
 
     @classmethod
     def concat(cls, parts: Sequence[FeatureCache]) -> FeatureCache:
+        mixed = {(p.marks, p.backbone) for p in parts}
+        if len(mixed) > 1:  # e.g. one site recut with --force, the other not
+            raise SystemExit(f"the caches were cut differently {sorted(mixed)}: rerun `cache`")
         cat = np.concatenate
         return cls(
             keys=cat([p.keys for p in parts]),
@@ -484,11 +487,13 @@ def cmd_cache(args: argparse.Namespace) -> None:
     # The layout check compares with the shipped model when it has the same backbone.
     same = card.get("backbone") == args.backbone
     shipped = load_classifier(backend="keras").model if same else None
-    checks: dict[str, float] = {}
+    checks: dict[str, float | str | None] = {}
 
     def check(crops: np.ndarray) -> None:
+        checks["backbone"] = args.backbone
         if shipped is None:
             log.info("%s is not the shipped backbone: no layout check", args.backbone)
+            checks["max_abs_feature_gap"] = None  # not checked (not the shipped backbone)
             return
         gap = feature_layout_gap(features, shipped, crops[:4])
         checks["max_abs_feature_gap"] = gap

@@ -51,6 +51,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
     card = shipped_card(args.export)
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.out, samples)
+    if cache.backbone != card.get("backbone"):
+        # The novelty reference, scope model and TI-RADS heads read the classifier's
+        # features: kept from a card of another backbone, they would read other features.
+        raise SystemExit(
+            f"the cache holds {cache.backbone} features, the shipped card's novelty reference, "
+            f"scope model and TI-RADS heads were fitted on {card.get('backbone')}'s: exporting "
+            "a new backbone means refitting those too (make models), not fit alone"
+        )
     cv_json = json.loads((args.out / "cv.json").read_text())
     with np.load(args.out / "oof.npz") as z:
         oof = {tuple(k.split("|")): z[k] for k in z.files}
