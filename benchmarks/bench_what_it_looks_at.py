@@ -381,9 +381,12 @@ def table(summary: dict) -> str:
         ("mean_abs_shift_benign", "pasted marks: mean abs shift, benign"),
         ("mean_abs_shift_malignant", "pasted marks: mean abs shift, malignant"),
         ("painted_only_mean_abs_shift", "same pixels painted out, no marks: mean abs shift"),
-        ("detector_recall", "drawn mark pixels the marks detector finds"),
+        ("detector_recall", "drawn mark pixels the marks detector finds (mean over images)"),
     ):
-        add(label, *each(lambda m, key=key: f"{m['marks'][key]:+.3f}"))
+        if key == "detector_recall":
+            add(label, *each(lambda m, key=key: f"{100 * m['marks'][key]:.1f} %"))
+        else:
+            add(label, *each(lambda m, key=key: f"{m['marks'][key]:+.3f}"))
     for key, label in (
         ("max_abs_shift", "1-3 px box change: max abs shift (target <= 0.02)"),
         ("p95_abs_shift", "1-3 px box change: 95th pct abs shift"),
