@@ -93,11 +93,14 @@ def check_scope(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
     The same image and scan area give the same check, measured once."""
     with _CHECKED_LOCK:
         hit = _CHECKED.get(image)
-    if hit is not None and (hit[0] is fov.mask or np.array_equal(hit[0], fov.mask)):
+    if hit is not None and np.array_equal(hit[0], fov.mask):
         return hit[1]
     check = _measure(image, fov)
+    # detect_fov's masks are read-only; a writable one is copied so that a later edit of it
+    # is a different scan area, not a stale check.
+    mask = fov.mask if not fov.mask.flags.writeable else fov.mask.copy()
     with _CHECKED_LOCK:
-        _CHECKED[image] = (fov.mask, check)
+        _CHECKED[image] = (mask, check)
     return check
 
 
