@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SEED = 7
 CHANGES = 4
-#: Feature columns of each tapped stage (``training.linear_head.feature_graph``: stage 5,
-#: stage 6, top), read from the graph.
+#: Head variants: (name, kind, strength): lambda of the penalty, or principal components kept.
 HEADS = (("shipped L2", "plain", 0), ("nuisance lambda 10", "nuisance", 10.0))
 HEADS += (
     ("nuisance lambda 100", "nuisance", 100.0),
@@ -47,20 +46,16 @@ HEADS += (
 )
 
 
-def box_changes(roi, n: int, rng, width: int, height: int) -> list:
-    """``n`` boxes whose edges each move by 0-3 px (at least one edge by 1-3 px)."""
-    from bench_what_it_looks_at import box_changes as changes
-
-    return changes(roi, n, rng, width, height)
-
-
 def crops_of(samples, cache) -> np.ndarray:
     """``N x (1 + CHANGES)`` crops: the auto box and its changes, as the app cuts them."""
+    from bench_what_it_looks_at import box_changes
+
     from thyroid_desktop.core.io.images import open_image
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from thyroid_desktop.core.pipeline.marks import MarksStep
-    from thyroid_desktop.core.pipeline.roi import ROI
+    from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, ROI
+    from training.app_path.recipes import INPUT_SIZE
 
     rng, out = np.random.default_rng(SEED), []
     step = MarksStep(cache.marks)
@@ -69,7 +64,9 @@ def crops_of(samples, cache) -> np.ndarray:
         fov = detect_fov(image.gray)
         box = ROI(*(int(v) for v in cache.boxes["auto"][i]))
         boxes = [box, *box_changes(box, CHANGES, rng, image.width, image.height)]
-        out.append([classifier_crop(image, b, 260, 0.15, fov, step)[0] for b in boxes])
+        out.append(
+            [classifier_crop(image, b, INPUT_SIZE, CROP_MARGIN, fov, step)[0] for b in boxes]
+        )
     return np.asarray(out, np.uint8)
 
 
@@ -80,6 +77,7 @@ def noise_ratio(f: np.ndarray) -> np.ndarray:
 
 
 def stage_columns(model) -> dict[str, slice]:
+    """Feature columns of each tapped stage (``training.linear_head.feature_graph``)."""
     names = ("stage 5", "stage 6", "top")
     widths = [int(t.shape[-1]) for t in model.get_layer("features").input]
     edges = np.cumsum([0, *widths])
@@ -166,6 +164,7 @@ def main() -> int:
         make_extractor,
         shipped_card,
     )
+    from training.app_path.recipes import INPUT_SIZE
     from training.data import DEFAULT_DATA
     from training.linear_head import feature_graph
 
@@ -193,7 +192,7 @@ def main() -> int:
     result: dict = {"n_images": len(samples), "changes_per_image": CHANGES, "backbones": {}}
     feats_first = None
     for name in args.backbones:
-        model, _ = feature_graph(name, 260)
+        model, _ = feature_graph(name, INPUT_SIZE)
         t0 = time.perf_counter()
         f = make_extractor(model)(crops.reshape(-1, *crops.shape[2:]))
         f = f.reshape(len(samples), 1 + CHANGES, -1)
