@@ -249,21 +249,24 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     assert diff["mean"] == pytest.approx(r4 - r1) and diff["folds"] == 2
 
 
+def tiny_cache(n: int = 2, **fields) -> A.FeatureCache:
+    """A FeatureCache of ``n`` ddti images with zero features (``fields`` override)."""
+    base = dict(
+        keys=np.array([f"k{i}" for i in range(n)]),
+        sites=np.array(["ddti"] * n),
+        labels=np.arange(n) % 2,
+        groups=np.array([str(i) for i in range(n)]),
+        found=np.ones(n, bool),
+        has_mask=np.ones(n, bool),
+        features={"auto": np.zeros((n, 2, 3), np.float32)},
+    )
+    return A.FeatureCache(**{**base, **fields})
+
+
 def test_cache_records_its_crop_step_and_backbone(tmp_path):
     """A cache says which marks step and which backbone made it (fit exports that backbone);
     a cache written before the field existed is the shipped backbone's."""
-    n, d = 3, 4
-    cache = A.FeatureCache(
-        keys=np.array(["a", "b", "c"]),
-        sites=np.array(["ddti"] * n),
-        labels=np.array([0, 1, 0]),
-        groups=np.array(["1", "2", "3"]),
-        found=np.ones(n, bool),
-        has_mask=np.zeros(n, bool),
-        features={"auto": np.zeros((n, 2, d), np.float32)},
-        marks="inpaint",
-        backbone="efficientnet_lite2_aa",
-    )
+    cache = tiny_cache(3, marks="inpaint", backbone="efficientnet_lite2_aa")
     cache.save(tmp_path / "c.npz")
     back = A.FeatureCache.load(tmp_path / "c.npz")
     assert (back.marks, back.backbone) == ("inpaint", "efficientnet_lite2_aa")
@@ -278,45 +281,18 @@ def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
     refused, not fitted on."""
     from training.descriptors import check_cache
 
-    n = 2
-    cache = A.FeatureCache(
-        keys=np.array(["a", "b"]),
-        sites=np.array(["ddti"] * n),
-        labels=np.array([0, 1]),
-        groups=np.array(["1", "2"]),
-        found=np.ones(n, bool),
-        has_mask=np.ones(n, bool),
-        features={},
-        marks="keep",
-    )
     card = {"backbone": A.BACKBONE, "crop": {"marks": "inpaint"}}
     with pytest.raises(SystemExit, match="marks 'keep'"):
-        check_cache(cache, card)
-    check_cache(A.FeatureCache(**{**cache.__dict__, "marks": "inpaint"}), card)
+        check_cache(tiny_cache(marks="keep"), card)
+    check_cache(tiny_cache(marks="inpaint"), card)
     with pytest.raises(SystemExit, match="efficientnet_lite2_aa"):
-        check_cache(
-            A.FeatureCache(
-                **{**cache.__dict__, "marks": "inpaint", "backbone": "efficientnet_lite2_aa"}
-            ),
-            card,
-        )
+        check_cache(tiny_cache(marks="inpaint", backbone="efficientnet_lite2_aa"), card)
 
 
 def test_site_caches_cut_differently_are_not_mixed():
     """ddti recut by another backbone while chaouchi was not: loading both is refused."""
-    n = 2
-    part = dict(
-        keys=np.array(["a", "b"]),
-        sites=np.array(["ddti"] * n),
-        labels=np.array([0, 1]),
-        groups=np.array(["1", "2"]),
-        found=np.ones(n, bool),
-        has_mask=np.ones(n, bool),
-        features={"auto": np.zeros((n, 2, 3), np.float32)},
-        marks="inpaint",
-    )
-    same = A.FeatureCache.concat([A.FeatureCache(**part), A.FeatureCache(**part)])
+    same = A.FeatureCache.concat([tiny_cache(marks="inpaint"), tiny_cache(marks="inpaint")])
     assert len(same) == 4 and same.backbone == A.BACKBONE
-    other = A.FeatureCache(**{**part, "backbone": "efficientnet_lite2_aa"})
+    other = tiny_cache(marks="inpaint", backbone="efficientnet_lite2_aa")
     with pytest.raises(SystemExit, match="cut differently"):
-        A.FeatureCache.concat([A.FeatureCache(**part), other])
+        A.FeatureCache.concat([tiny_cache(marks="inpaint"), other])
