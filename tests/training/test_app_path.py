@@ -296,3 +296,11 @@ def test_site_caches_cut_differently_are_not_mixed():
     other = tiny_cache(marks="inpaint", backbone="efficientnet_lite2_aa")
     with pytest.raises(SystemExit, match="cut differently"):
         A.FeatureCache.concat([tiny_cache(marks="inpaint"), other])
+
+
+def test_fit_refuses_a_cv_of_a_cache_recut_since():
+    cache = tiny_cache(marks="inpaint")
+    A.check_cv_of({"cache": {"marks": "inpaint", "backbone": A.BACKBONE}}, cache)
+    A.check_cv_of({}, cache)  # written before the field existed
+    with pytest.raises(SystemExit, match="rerun `cv`"):
+        A.check_cv_of({"cache": {"marks": "keep", "backbone": A.BACKBONE}}, cache)

@@ -62,7 +62,7 @@ from training.app_path.cv import (
     summarise,
     view_features,
 )
-from training.app_path.fit import carry_over, check_export, cmd_fit
+from training.app_path.fit import carry_over, check_cv_of, check_export, cmd_fit
 from training.app_path.heldout import cmd_test
 from training.app_path.recipes import (
     APP_SCORED,
@@ -144,6 +144,7 @@ __all__ = [
     "beats_current",
     "build_cache",
     "carry_over",
+    "check_cv_of",
     "check_export",
     "choose",
     "cmd_cache",

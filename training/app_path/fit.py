@@ -60,6 +60,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
             "a new backbone means refitting those too (make models), not fit alone"
         )
     cv_json = json.loads((args.out / "cv.json").read_text())
+    check_cv_of(cv_json, cache)
     with np.load(args.out / "oof.npz") as z:
         oof = {tuple(k.split("|")): z[k] for k in z.files}
     cv = CvResult.from_json(cv_json["fold_aurocs"])
@@ -205,6 +206,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
     (args.out / "decision.json").write_text(json.dumps(decision, indent=2))
     check_export(args, samples[:3] + samples[-3:], cache, head, (a, b))
     log.info("exported %s (threshold %.3f, Platt a %.3f b %.3f)", path, threshold, a, b)
+
+
+def check_cv_of(cv_json: dict, cache: FeatureCache) -> None:
+    """The CV that chose the recipe ran on this cache (not one recut since with another
+    marks step or backbone); a cv.json from before the field existed is taken as it is."""
+    cut = {"marks": cache.marks, "backbone": cache.backbone}
+    if cv_json.get("cache", cut) != cut:
+        raise SystemExit(f"cv.json is of a cache cut as {cv_json['cache']}, not {cut}: rerun `cv`")
 
 
 def carry_over(previous: dict, card_path: Path) -> None:
