@@ -151,18 +151,21 @@ STEPS: tuple[Step, ...] = (
         (*_APP_PATH, "cache", "--marks", "inpaint", "--augment", "--force"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
+        minutes=6,
     ),
     Step(
         "app-path-cv",
         (*_APP_PATH, "cv"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
+        minutes=3,
     ),
     Step(
         "app-path-fit",
         (*_APP_PATH, "fit", "--recipe", "R4", "--version", "1.2.0"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
+        minutes=1,
     ),
     Step(
         "auto-roi-eval",
@@ -215,7 +218,7 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.descriptors", "cv", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
-        minutes=12,
+        minutes=6,
     ),
     Step(
         "descriptors-fit",
