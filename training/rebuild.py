@@ -66,6 +66,9 @@ class Step:
         report: it only measures (nothing later reads what it writes), so a change of its
             inputs does not re-run the steps after it.
         minutes: rough duration from the developer guide, for the plan (None: unknown).
+        makes: files under ``runs/`` it writes that later steps read (not shipped, not in git).
+        needs: such files it reads: when it runs and one is missing (a cache deleted, or
+            never made), the step that makes it runs first, whatever its stamp says.
     """
 
     name: str
@@ -75,6 +78,8 @@ class Step:
     report: bool = False
     minutes: float | None = None
     extra_code: tuple[str, ...] = field(default=())
+    makes: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
 
     def command(self, data: Path) -> list[str]:
         return [a.replace("{data}", str(data)) for a in self.argv]
@@ -87,18 +92,21 @@ STEPS: tuple[Step, ...] = (
         (*_TRAIN, "--repeats", "3", "--out", "runs/baseline", "baseline", *_LITE2),
         ("ddti", "chaouchi"),
         "training.__main__",
+        makes=("runs/baseline/baseline.json",),
     ),
     Step(
         "cv",
         (*_TRAIN, "--repeats", "3", "--out", "runs/cv", "cv", *_LINEAR),
         ("ddti", "chaouchi"),
         "training.__main__",
+        makes=("runs/cv/cv.json",),
     ),
     Step(
         "cross-site",
         (*_TRAIN, "--out", "runs/cross", "cross-site", *_LINEAR),
         ("ddti", "chaouchi"),
         "training.__main__",
+        makes=("runs/cross/cross_site.json",),
     ),
     Step(
         "fit",
@@ -117,6 +125,7 @@ STEPS: tuple[Step, ...] = (
         ),
         ("ddti", "chaouchi"),
         "training.__main__",
+        needs=("runs/cv/cv.json", "runs/baseline/baseline.json", "runs/cross/cross_site.json"),
     ),  # fmt: skip
     Step(
         "segmenter",
@@ -152,6 +161,7 @@ STEPS: tuple[Step, ...] = (
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=6,
+        makes=("runs/app_path_v2/features_ddti.npz", "runs/app_path_v2/features_chaouchi.npz"),
     ),
     Step(
         "app-path-cv",
@@ -159,6 +169,8 @@ STEPS: tuple[Step, ...] = (
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=3,
+        makes=("runs/app_path_v2/cv.json", "runs/app_path_v2/oof.npz"),
+        needs=("runs/app_path_v2/features_ddti.npz", "runs/app_path_v2/features_chaouchi.npz"),
     ),
     Step(
         "app-path-fit",
@@ -166,6 +178,12 @@ STEPS: tuple[Step, ...] = (
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=1,
+        needs=(
+            "runs/app_path_v2/features_ddti.npz",
+            "runs/app_path_v2/features_chaouchi.npz",
+            "runs/app_path_v2/cv.json",
+            "runs/app_path_v2/oof.npz",
+        ),
     ),
     Step(
         "auto-roi-eval",
@@ -204,6 +222,7 @@ STEPS: tuple[Step, ...] = (
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=9,
+        makes=("runs/app_path/features_ddti.npz",),
     ),  # fmt: skip
     Step(
         "descriptors-intensity",
@@ -212,6 +231,8 @@ STEPS: tuple[Step, ...] = (
         "training.descriptors",
         report=True,
         minutes=1,
+        makes=("runs/descriptors/intensity.npz",),
+        needs=("runs/app_path/features_ddti.npz",),
     ),
     Step(
         "descriptors-cv",
@@ -219,12 +240,19 @@ STEPS: tuple[Step, ...] = (
         ("ddti",),
         "training.descriptors",
         minutes=6,
+        makes=("runs/descriptors/cv.json",),
+        needs=("runs/app_path/features_ddti.npz", "runs/descriptors/intensity.npz"),
     ),
     Step(
         "descriptors-fit",
         ("-m", "training.descriptors", "fit", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
+        needs=(
+            "runs/app_path/features_ddti.npz",
+            "runs/descriptors/intensity.npz",
+            "runs/descriptors/cv.json",
+        ),
     ),
     Step(
         "descriptors-test",
@@ -392,8 +420,10 @@ def plan(
     force: bool = False,
     root: Path = ROOT,
     hashes: FileHashes | None = None,
+    outputs: Path | None = None,
 ) -> tuple[list[Planned], dict]:
-    """What a rebuild would run and skip, and why; also the data collections' hashes."""
+    """What a rebuild would run and skip, and why; also the data collections' hashes.
+    ``outputs``: where the steps' ``makes`` files are looked for (default ``root``)."""
     hashes = hashes or FileHashes()
     only = set(only) if only else None
     wanted = {c for s in steps for c in s.collections}
@@ -421,7 +451,24 @@ def plan(
         out.append(Planned(step, command, inputs, key, reasons, recorded, missing))
         if not step.report:
             upstream = key
+    _make_what_is_needed(out, outputs or root)
     return out, data_hashes
+
+
+def _make_what_is_needed(planned: list[Planned], outputs: Path) -> None:
+    """A running step whose ``needs`` are missing under ``outputs`` gets their maker run
+    (latest first, so a maker's own needs are looked at too)."""
+    makers = {f: i for i, p in enumerate(planned) for f in p.step.makes}
+    for i in range(len(planned) - 1, -1, -1):
+        if not planned[i].runs:
+            continue
+        for need in planned[i].step.needs:
+            j = makers.get(need)
+            if j is None or j >= i or (outputs / need).exists():
+                continue
+            why = f"{need} is missing and {planned[i].step.name} reads it"
+            if why not in planned[j].reasons:
+                planned[j].reasons.append(why)
 
 
 def _why(step: Step, inputs: dict, before: dict | None, force: bool, only) -> list[str]:

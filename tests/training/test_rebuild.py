@@ -176,3 +176,35 @@ def test_force_and_steps_options(data, tmp_path, capsys):
         == 0
     )
     assert runner.commands == [["-m", "training.gland", "--data", str(data), "--epochs", "10"]]
+
+
+def test_every_file_a_step_reads_from_runs_is_made_by_an_earlier_step():
+    made: set[str] = set()
+    for step in rebuild.STEPS:
+        assert set(step.needs) <= made, (step.name, set(step.needs) - made)
+        made |= set(step.makes)
+    assert "runs/app_path/features_ddti.npz" in made  # the TI-RADS heads' cache
+
+
+def test_a_step_that_runs_gets_its_missing_inputs_made_first(data, tmp_path):
+    """The stamps say a cache was made, but it is gone (deleted, or runs/ copied without
+    it): a step that runs and reads a missing intermediate file has that file's maker run
+    first (and the maker's own maker), not skipped on its stamp."""
+    stamps = tmp_path / "stamps"
+    assert run(["--data", str(data), "--stamps", str(stamps)]) == 0
+    recorded = json.loads((stamps / rebuild.STAMP_FILE).read_text())
+    outputs = tmp_path / "checkout"  # nothing under its runs/
+    only = {"only": ["descriptors-fit"], "force": True, "outputs": outputs}
+    planned, _ = rebuild.plan(data, recorded, **only)
+    why = {p.step.name: p.reasons for p in planned}
+    assert why["descriptors-fit"] == ["--force"]
+    for maker in ("app-path-full-cache", "descriptors-intensity", "descriptors-cv"):
+        assert any("is missing" in r for r in why[maker]), (maker, why[maker])
+    assert why["app-path-cache"] == [] and why["gland"] == []  # not read by it
+    for path in ("runs/app_path/features_ddti.npz", "runs/descriptors/intensity.npz"):
+        (outputs / path).parent.mkdir(parents=True, exist_ok=True)
+        (outputs / path).write_bytes(b"x")
+    planned, _ = rebuild.plan(data, recorded, **only)
+    why = {p.step.name: p.reasons for p in planned}
+    assert why["app-path-full-cache"] == [] and why["descriptors-intensity"] == []
+    assert why["descriptors-cv"]  # runs/descriptors/cv.json is still missing
