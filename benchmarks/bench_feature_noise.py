@@ -84,57 +84,53 @@ def stage_columns(model) -> dict[str, slice]:
     return {n: slice(int(a), int(b)) for n, a, b in zip(names, edges[:-1], edges[1:], strict=True)}
 
 
-def head_fit(x, y, w, kind: str, strength: float, changes: np.ndarray | None):
-    """(mean, sd, coef, intercept) of one head variant on rows ``x`` (standardised inside)."""
+def head_fit(x, y, w, kind: str, strength: float, changes: np.ndarray):
+    """One head variant on rows ``x``: the shipped L2 head (``linear_head.fit_head``), or
+    the same fitted in features whitened by ``I + strength S`` (``nuisance``: S the
+    box-change covariance) or on the top ``strength`` principal components (``pca``)."""
     from sklearn.linear_model import LogisticRegression
 
-    mean, sd = x.mean(0), np.sqrt(x.var(0) + 1e-6)
-    xs = (x - mean) / sd
-    m = np.eye(x.shape[1])
+    from training.app_path.recipes import C_SHIPPED
+    from training.linear_head import LinearHead, fit_head
+
+    if kind == "plain":
+        return fit_head(x, y, w, C_SHIPPED)
+    mean, var = x.mean(0), x.var(0) + 1e-6
+    xs = (x - mean) / np.sqrt(var)
     if kind == "nuisance":
-        d = changes.reshape(-1, x.shape[1]) / sd
+        d = changes.reshape(-1, x.shape[1]) / np.sqrt(var)
         s = d.T @ d / len(d)
         s /= np.trace(s) / len(s)
         ev, u = np.linalg.eigh(np.eye(len(s)) + strength * s)
         m = u @ np.diag(ev**-0.5) @ u.T
-    elif kind == "pca":
+    else:
         _, _, vt = np.linalg.svd(xs[::3] - xs[::3].mean(0), full_matrices=False)
         m = vt[: int(strength)].T
-    lr = LogisticRegression(C=0.03, max_iter=5000).fit(xs @ m, y, sample_weight=w)
-    return mean, sd, m @ lr.coef_[0], float(lr.intercept_[0])
+    lr = LogisticRegression(C=C_SHIPPED, max_iter=5000).fit(xs @ m, y, sample_weight=w)
+    return LinearHead(mean, var, m @ lr.coef_[0], float(lr.intercept_[0]))
 
 
 def compare_heads(cache, feats: np.ndarray) -> dict:
     """Grouped CV of the head variants on the R4 rows; ``feats``: N x (1 + CHANGES) x D."""
     from thyroid_desktop.core.site.calibration import fit_platt
-    from thyroid_desktop.core.site.metrics import auroc
-    from training.app_path.cv import cv_splits, design
-    from training.app_path.recipes import RECIPES
+    from training.app_path.cv import cv_splits, design, head_logits, score, site_aurocs
+    from training.app_path.recipes import N_REPEATS, RECIPES
 
-    cols, out = cache.jitter_columns(), {}
+    out = {}
     for name, kind, strength in HEADS:
         t0 = time.perf_counter()
-        oof = np.full((3, len(cache)), np.nan)
-        moved = np.full((3, len(cache), CHANGES), np.nan)
+        oof = np.full((N_REPEATS, len(cache)), np.nan)
+        moved = np.full((N_REPEATS, len(cache), CHANGES), np.nan)
         folds: dict[str, list[float]] = {"ddti": [], "chaouchi": []}
         for rep, tr, va in cv_splits(cache):
             x, y, w = design(cache, tr, RECIPES["R4"])
-            changes = feats[tr, 1:] - feats[tr, :1]
-            mean, sd, coef, b0 = head_fit(x, y, w, kind, strength, changes)
-
-            def logit(f, mean=mean, sd=sd, coef=coef, b0=b0):
-                return ((f - mean) / sd) @ coef + b0
-
-            views = [logit(cache.features["auto"][va, m]) for m in (0, 1)]
-            views += [logit(cache.app_views["auto"][va, j]) for j in cols]
-            oof[rep, va] = np.mean(views, axis=0)
-            base = logit(feats[va, 0])
-            moved[rep, va] = np.stack([logit(feats[va, k]) for k in range(1, 1 + CHANGES)], 1)
-            moved[rep, va] -= base[:, None]
-            moved[rep, va] += oof[rep, va][:, None]  # the change, on the app's estimate
-            for site in folds:
-                sel = cache.sites[va] == site
-                folds[site].append(auroc(cache.labels[va][sel], oof[rep, va][sel]))
+            head = head_fit(x, y, w, kind, strength, feats[tr, 1:] - feats[tr, :1])
+            oof[rep, va] = score(head, cache, va, "auto", False, app_views=True)
+            # each box change's change of the crop's logit, on the app's estimate
+            change = head_logits(head, feats[va, 1:]) - head_logits(head, feats[va, :1])
+            moved[rep, va] = oof[rep, va][:, None] + change
+            for site, value in site_aurocs(cache, va, oof[rep, va]).items():
+                folds[site].append(value)
         a, b = fit_platt(oof[0], cache.labels, prior_correction=False)
 
         def sig(z, a=a, b=b):

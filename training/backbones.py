@@ -277,6 +277,8 @@ def _conv_bn_relu6(x: Any, filters: int, kernel: int, stride: int, conv: str, bn
     return keras.layers.ReLU(max_value=6.0, name=act)(x)
 
 
+#: Name ending of the anti-aliasing layers (fixed weights, never trained).
+BLUR_POOL = "blurpool"
 #: The anti-aliasing filter: a 3x3 binomial blur ([1 2 1] x [1 2 1] / 16).
 _BLUR = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]).astype(np.float32) / 16.0
 
@@ -300,7 +302,7 @@ def _build_lite_features(name: str, size: int, antialiased: bool = False) -> ker
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
     x = _conv_bn_relu6(x, _LITE_STEM, 3, stride, "stem_conv", "stem_bn", "stem_activation")
     if antialiased:
-        x = _blur_pool(x, "stem_blurpool")
+        x = _blur_pool(x, f"stem_{BLUR_POOL}")
 
     blocks = list(_lite_blocks(name))
     for index, block in enumerate(blocks):
@@ -322,7 +324,7 @@ def _build_lite_features(name: str, size: int, antialiased: bool = False) -> ker
         x = keras.layers.BatchNormalization(name=p + "bn")(x)
         x = keras.layers.ReLU(max_value=6.0, name=p + "activation")(x)
         if pool:
-            x = _blur_pool(x, p + "blurpool")
+            x = _blur_pool(x, p + BLUR_POOL)
         x = keras.layers.Conv2D(
             block.out_filters, 1, padding="same", use_bias=False, name=p + "project_conv"
         )(x)

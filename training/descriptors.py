@@ -38,7 +38,7 @@ from thyroid_desktop.core.pipeline.tirads_ai import (
     ddti_to_acr,
 )
 from thyroid_desktop.core.site import metrics
-from training.app_path import OUT_DIR as APP_OUT, FeatureCache
+from training.app_path import OUT_DIR as APP_OUT, FeatureCache, shipped_card
 from training.data import DEFAULT_DATA
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def cmd_intensity(args) -> None:
 
 def load_ddti(args) -> tuple[FeatureCache, dict]:
     cache = FeatureCache.load(args.cache / "features_ddti.npz")
-    check_cache(cache, json.loads((args.export / "model_card.json").read_text()))
+    check_cache(cache, shipped_card(args.export))
     return cache, read_metadata(args.data)
 
 
@@ -230,12 +230,12 @@ def check_cache(cache: FeatureCache, card: dict) -> None:
     marks step or by another backbone than the card's would fit them to other inputs."""
     from thyroid_desktop.core.pipeline.marks import marks_step
 
-    want = (str(marks_step(card)), card.get("backbone"))
-    if (cache.marks, cache.backbone) != want:
+    want = {"marks": str(marks_step(card)), "backbone": card.get("backbone")}
+    if cache.cut != want:
         raise SystemExit(
             f"the cache was cut with marks {cache.marks!r} by {cache.backbone}, the classifier "
-            f"with marks {want[0]!r} by {want[1]}: rebuild it (python -m training.app_path "
-            f"--out {APP_OUT} cache --marks {want[0]} --force)"
+            f"with marks {want['marks']!r} by {want['backbone']}: rebuild it (python -m "
+            f"training.app_path --out {APP_OUT} cache --marks {want['marks']} --force)"
         )
 
 

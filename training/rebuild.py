@@ -51,7 +51,17 @@ _LITE2 = ("--backbone", "efficientnet_lite2", "--input-size", "260")
 _LINEAR = ("--head", "linear", *_LITE2, "--c", "0.03")
 #: The shipped classifier (issue 25): recipe R4 on crops with the marks step, pasted marks
 #: and +-30 % resampling (``training.app_path``).
-_APP_PATH = ("-m", "training.app_path", "--data", "{data}", "--out", "runs/app_path_v2")
+_V2 = "runs/app_path_v2"
+#: The full app-path cache (every view) that the TI-RADS heads read.
+_FULL = "runs/app_path"
+_DESC = "runs/descriptors"
+
+
+def _app_path(out: str) -> tuple[str, ...]:
+    return ("-m", "training.app_path", "--data", "{data}", "--out", out)
+
+
+_APP_PATH = _app_path(_V2)
 
 
 @dataclass(frozen=True)
@@ -161,7 +171,7 @@ STEPS: tuple[Step, ...] = (
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=6,
-        makes=("runs/app_path_v2/features_ddti.npz", "runs/app_path_v2/features_chaouchi.npz"),
+        makes=(f"{_V2}/features_ddti.npz", f"{_V2}/features_chaouchi.npz"),
     ),
     Step(
         "app-path-cv",
@@ -169,8 +179,8 @@ STEPS: tuple[Step, ...] = (
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=3,
-        makes=("runs/app_path_v2/cv.json", "runs/app_path_v2/oof.npz"),
-        needs=("runs/app_path_v2/features_ddti.npz", "runs/app_path_v2/features_chaouchi.npz"),
+        makes=(f"{_V2}/cv.json", f"{_V2}/oof.npz"),
+        needs=(f"{_V2}/features_ddti.npz", f"{_V2}/features_chaouchi.npz"),
     ),
     Step(
         "app-path-fit",
@@ -179,10 +189,10 @@ STEPS: tuple[Step, ...] = (
         "training.app_path.__main__",
         minutes=1,
         needs=(
-            "runs/app_path_v2/features_ddti.npz",
-            "runs/app_path_v2/features_chaouchi.npz",
-            "runs/app_path_v2/cv.json",
-            "runs/app_path_v2/oof.npz",
+            f"{_V2}/features_ddti.npz",
+            f"{_V2}/features_chaouchi.npz",
+            f"{_V2}/cv.json",
+            f"{_V2}/oof.npz",
         ),
     ),
     Step(
@@ -207,23 +217,12 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "app-path-full-cache",
-        (
-            "-m",
-            "training.app_path",
-            "--data",
-            "{data}",
-            "--out",
-            "runs/app_path",
-            "cache",
-            "--marks",
-            "inpaint",
-            "--force",
-        ),
+        (*_app_path(_FULL), "cache", "--marks", "inpaint", "--force"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
         minutes=9,
-        makes=("runs/app_path/features_ddti.npz",),
-    ),  # fmt: skip
+        makes=(f"{_FULL}/features_ddti.npz",),
+    ),
     Step(
         "descriptors-intensity",
         ("-m", "training.descriptors", "intensity", "--data", "{data}"),
@@ -231,8 +230,8 @@ STEPS: tuple[Step, ...] = (
         "training.descriptors",
         report=True,
         minutes=1,
-        makes=("runs/descriptors/intensity.npz",),
-        needs=("runs/app_path/features_ddti.npz",),
+        makes=(f"{_DESC}/intensity.npz",),
+        needs=(f"{_FULL}/features_ddti.npz",),
     ),
     Step(
         "descriptors-cv",
@@ -240,8 +239,8 @@ STEPS: tuple[Step, ...] = (
         ("ddti",),
         "training.descriptors",
         minutes=6,
-        makes=("runs/descriptors/cv.json",),
-        needs=("runs/app_path/features_ddti.npz", "runs/descriptors/intensity.npz"),
+        makes=(f"{_DESC}/cv.json",),
+        needs=(f"{_FULL}/features_ddti.npz", f"{_DESC}/intensity.npz"),
     ),
     Step(
         "descriptors-fit",
@@ -249,9 +248,9 @@ STEPS: tuple[Step, ...] = (
         ("ddti",),
         "training.descriptors",
         needs=(
-            "runs/app_path/features_ddti.npz",
-            "runs/descriptors/intensity.npz",
-            "runs/descriptors/cv.json",
+            f"{_FULL}/features_ddti.npz",
+            f"{_DESC}/intensity.npz",
+            f"{_DESC}/cv.json",
         ),
     ),
     Step(

@@ -88,13 +88,15 @@ def set_trainable(model, trainable_from: str | None) -> None:
     """
     import keras
 
+    from training.backbones import BLUR_POOL
+
     head = {"pool", "head_bn", "head_dropout", "malignancy_logit"}
     reached = False
     for layer in model.layers:
         if trainable_from is not None and layer.name.startswith(trainable_from):
             reached = True
         is_head = layer.name in head or layer.name.startswith("aux")
-        fixed = layer.name.endswith("blurpool")  # the anti-aliasing filter is not learnt
+        fixed = layer.name.endswith(BLUR_POOL)  # the anti-aliasing filter is not learnt
         if (isinstance(layer, keras.layers.BatchNormalization) and not is_head) or fixed:
             layer.trainable = False
         else:

@@ -67,9 +67,7 @@ class ExportsMixin(DicomActionsMixin):
         """The report details (from the shown image's DICOM, else typed) and where to save
         (``name``: the file name offered, or made from the details); None when the user
         cancels. Remembers the operator and the reports folder."""
-        meta = self.review.image.metadata if self.review.image is not None else {}
-        operator = str(self.settings.value("report/operator", ""))
-        dialog = ReportDialog(self.report_details(meta, operator), self)
+        dialog = ReportDialog(self.shown_report_details(), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         study = dialog.study()
@@ -106,9 +104,7 @@ class ExportsMixin(DicomActionsMixin):
         # The signature covers the details as the report shows them (typed, else the DICOM's,
         # else the last operator): kept first, so the export dialog showing the same details
         # does not count as an edit that takes the signature away.
-        meta = self.review.image.metadata if self.review.image is not None else {}
-        shown = self.report_details(meta, str(self.settings.value("report/operator", "")))
-        self.keep_report_details(shown)
+        self.keep_report_details(self.shown_report_details())
         self.session.sign(name, dt.datetime.now().astimezone().isoformat(timespec="seconds"))
         self.statusBar().showMessage(f"Report {self.signature_text()}.", 10000)
         return True

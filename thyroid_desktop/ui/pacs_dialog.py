@@ -119,10 +119,8 @@ class DicomActionsMixin:
     """Mixed into MainWindow through ExportsMixin (widgets, session, worker, settings)."""
 
     def _study_details(self) -> StudyInfo | None:
-        meta = self.review.image.metadata if self.review.image is not None else {}
-        operator = str(self.settings.value("report/operator", ""))
         # the same details as the PDF export: typed for this study (kept), else the DICOM's
-        dialog = ReportDialog(self.report_details(meta, operator), self)
+        dialog = ReportDialog(self.shown_report_details(), self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         study = dialog.study()

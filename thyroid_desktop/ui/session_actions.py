@@ -28,15 +28,18 @@ class SessionMixin:
         typed.setdefault("operator", operator)
         return StudyInfo.from_metadata(metadata, **typed)
 
+    def shown_report_details(self) -> StudyInfo:
+        """The report's details as the report dialog shows them for the image on screen."""
+        meta = self.review.image.metadata if self.review.image is not None else {}
+        return self.report_details(meta, str(self.settings.value("report/operator", "")))
+
     def keep_report_details(self, study: StudyInfo) -> None:
         """What the clinician typed in the report dialog is kept in the study's session
         (saved at once; one undo step)."""
         kept = self.session.state.study.report
         fields = {f.name: getattr(study, f.name) for f in dataclasses.fields(StudyInfo)}
         fields = {k: v for k, v in fields.items() if k in ReportText.__dataclass_fields__}
-        report = dataclasses.replace(kept, **fields)
-        if report != kept:  # nothing typed differently: no undo step
-            self.session.set_report(report)
+        self.session.set_report(dataclasses.replace(kept, **fields))
 
     def _update_undo_actions(self) -> None:
         for act, verb, what in (

@@ -62,8 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cv" and len(args.c_grid) > len(C_GRID):
         parser.error(f"at most {len(C_GRID)} C values")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    commands = {"cache": cmd_cache, "cv": cmd_cv, "fit": cmd_fit, "test": cmd_test}
-    {**commands, "compare": cmd_compare}[args.command](args)
+    commands = {
+        "cache": cmd_cache,
+        "cv": cmd_cv,
+        "fit": cmd_fit,
+        "test": cmd_test,
+        "compare": cmd_compare,
+    }
+    commands[args.command](args)
     return 0
 
 

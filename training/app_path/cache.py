@@ -90,6 +90,11 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self.keys)
 
+    @property
+    def cut(self) -> dict[str, str]:
+        """How its crops were made: the marks step and the backbone."""
+        return {"marks": self.marks, "backbone": self.backbone}
+
     def save(self, path: Path) -> None:
         """Writes one ``.npz`` (uncompressed: written once, read often)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,9 +138,9 @@ class FeatureCache:
 
     @classmethod
     def concat(cls, parts: Sequence[FeatureCache]) -> FeatureCache:
-        mixed = {(p.marks, p.backbone) for p in parts}
-        if len(mixed) > 1:  # e.g. one site recut with --force, the other not
-            raise SystemExit(f"the caches were cut differently {sorted(mixed)}: rerun `cache`")
+        cuts = [p.cut for p in parts]
+        if any(c != cuts[0] for c in cuts):  # e.g. one site recut with --force, the other not
+            raise SystemExit(f"the caches were cut differently {cuts}: rerun `cache`")
         cat = np.concatenate
         return cls(
             keys=cat([p.keys for p in parts]),
@@ -487,10 +492,9 @@ def cmd_cache(args: argparse.Namespace) -> None:
     # The layout check compares with the shipped model when it has the same backbone.
     same = card.get("backbone") == args.backbone
     shipped = load_classifier(backend="keras").model if same else None
-    checks: dict[str, float | str | None] = {}
+    checks: dict[str, float | str | None] = {"backbone": args.backbone}
 
     def check(crops: np.ndarray) -> None:
-        checks["backbone"] = args.backbone
         if shipped is None:
             log.info("%s is not the shipped backbone: no layout check", args.backbone)
             checks["max_abs_feature_gap"] = None  # not checked (not the shipped backbone)
@@ -507,10 +511,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            if cache.marks != args.marks or cache.backbone != args.backbone:
-                raise SystemExit(
-                    f"{path} was cut with marks {cache.marks!r} by {cache.backbone}: use --force"
-                )
+            if cache.cut != {"marks": args.marks, "backbone": args.backbone}:
+                raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
             wanted = ("auto",) if args.augment else APP_SCORED
             if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
                 add_app_views(cache, part, features, marks=args.marks, views=wanted)

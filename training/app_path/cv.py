@@ -277,7 +277,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
         "seconds": time.perf_counter() - t0,
         "variants": cv_to_json(cv, variants),
         "auto_roi_found_share": {s: float(cache.found[cache.sites == s].mean()) for s in SITES},
-        "cache": {"marks": cache.marks, "backbone": cache.backbone},
+        "cache": cache.cut,
         "fold_aurocs": cv.fold_json(),
     }
     (args.out / "cv.json").write_text(json.dumps(result, indent=2))

@@ -211,9 +211,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def check_cv_of(cv_json: dict, cache: FeatureCache) -> None:
     """The CV that chose the recipe ran on this cache (not one recut since with another
     marks step or backbone); a cv.json from before the field existed is taken as it is."""
-    cut = {"marks": cache.marks, "backbone": cache.backbone}
-    if cv_json.get("cache", cut) != cut:
-        raise SystemExit(f"cv.json is of a cache cut as {cv_json['cache']}, not {cut}: rerun `cv`")
+    if cv_json.get("cache", cache.cut) != cache.cut:
+        raise SystemExit(
+            f"cv.json is of a cache cut as {cv_json['cache']}, not {cache.cut}: rerun `cv`"
+        )
 
 
 def carry_over(previous: dict, card_path: Path) -> None:

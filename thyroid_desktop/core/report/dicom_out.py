@@ -489,8 +489,7 @@ def _structured_report(
     key_images: list,
     sources: list,
     created: dt.datetime,
-    signed_by: str = "",
-    signed_at: str = "",
+    signature: tuple[str, dt.datetime] | None = None,
 ):
     import highdicom as hd
     from highdicom.coding_schemes import CodingSchemeIdentificationItem
@@ -536,7 +535,6 @@ def _structured_report(
         )
     )
     evidence = [*key_images, *(s for s in sources if s is not None)]
-    signed = bool(signed_by and signed_at)
     # The organisation the signer is accountable to: the images' institution (Type 1).
     institution = next(
         (str(it.image.metadata.get("InstitutionName", "")) for it in items),
@@ -547,20 +545,12 @@ def _structured_report(
         {
             "is_final": True,
             "is_verified": True,
-            "verifying_observer_name": _dicom_name(signed_by),
+            "verifying_observer_name": _dicom_name(signature[0]),
             "verifying_organization": institution or NO_INSTITUTION,
         }
-        if signed
+        if signature
         else {}
     )
-    when = None
-    if signed:
-        try:
-            when = dt.datetime.fromisoformat(signed_at)
-        except ValueError as err:
-            raise DicomExportError(
-                f"the signature's time {signed_at!r} is not a date and time: sign the report again"
-            ) from err
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
@@ -576,7 +566,8 @@ def _structured_report(
         **({"institution_name": institution} if institution else {}),
     )
     sr.ContentDate, sr.ContentTime = created.strftime("%Y%m%d"), created.strftime("%H%M%S")
-    if when is not None:  # when the clinician signed, not when the file was written
+    if signature:  # when the clinician signed, not when the file was written
+        when = signature[1]
         sr.VerifyingObserverSequence[0].VerificationDateTime = when.strftime(
             "%Y%m%d%H%M%S" + ("%z" if when.tzinfo else "")
         )
@@ -631,6 +622,18 @@ def encapsulated_pdf(pdf: bytes, identity: StudyIdentity, created: dt.datetime, 
 
 
 # ------------------------------------------------------------------------- export
+def _signature(signed_by: str, signed_at: str) -> tuple[str, dt.datetime] | None:
+    """(who, when) of a signed study, None unsigned; a time that is not one is an error."""
+    if not (signed_by and signed_at):
+        return None
+    try:
+        return signed_by, dt.datetime.fromisoformat(signed_at)
+    except ValueError as err:
+        raise DicomExportError(
+            f"the signature's time {signed_at!r} is not a date and time: sign the report again"
+        ) from err
+
+
 def _save(ds, path: Path) -> Path:
     return write_atomically(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
 
@@ -657,11 +660,13 @@ def export_study_dicom(
             final and verified by them (else preliminary and unverified).
 
     Raises:
-        DicomExportError: no nodule, nodules from two patients, or the PDF is not one.
+        DicomExportError: no nodule, nodules from two patients, the PDF is not one, or the
+            signature's time is not a date and time (nothing is written then).
         OSError: the folder cannot be written.
     """
     if not items:
         raise DicomExportError("the study has no nodule to report")
+    signature = _signature(signed_by, signed_at)
     created = created or dt.datetime.now().astimezone()
     pdf_bytes = pdf if isinstance(pdf, bytes) else Path(pdf).read_bytes()
     identity = StudyIdentity.of_images([it.image for it in items], study)
@@ -677,9 +682,7 @@ def export_study_dicom(
         if source is not None and all(s.SOPInstanceUID != source.SOPInstanceUID for s in sources):
             sources.append(source)
         key_paths.append(_save(sc, folder / f"key_{_safe(it.nodule_id)}.dcm"))
-    sr = _structured_report(
-        items, card, study, identity, key_images, sources, created, signed_by, signed_at
-    )
+    sr = _structured_report(items, card, study, identity, key_images, sources, created, signature)
     sr_path = _save(sr, folder / "report_sr.dcm")
     title = "Thyroid ultrasound report" + (f" {identity.patient_id}" if identity.patient_id else "")
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)

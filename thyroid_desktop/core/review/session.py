@@ -538,8 +538,10 @@ class Session:
     # ---------------------------------------------------------------- the study
     def set_report(self, report: ReportText) -> None:
         """The report's typed text (one undo step). Changing the text of a signed report
-        takes the signature away: it signed other words."""
+        takes the signature away: it signed other words. The same text again is no step."""
         old = self.state.study.report
+        if report == old:
+            return
         if old.signed and report.text != old.text:
             report = dataclasses.replace(report, signed_by="", signed_at="")
         self._set_study(dataclasses.replace(self.state.study, report=report), "report text")
