@@ -283,3 +283,70 @@ def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, class
             tmp_path / "c", [item], classifier.card, study, PDF, signed_by="A", signed_at="today"
         )
     assert sr.content.get_planar_roi_measurement_groups()  # reads back with highdicom
+
+
+def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
+    """Exported again (e.g. signed after a preliminary send), the SR names the study's earlier
+    SRs in its Predecessor Documents Sequence and is their series' next instance; images
+    without DICOM reuse the first export's new study instead of making another."""
+    import highdicom as hd
+
+    from thyroid_desktop.core.report.dicom_out import SrVersion
+
+    image = from_array(make_phantom().pixels, spacing_mm=(0.1, 0.1))
+    item = nodule_item(image, classifier)
+    study = StudyInfo(patient_name="Testperson, Bo", patient_id="P-9")
+    first = export_study_dicom(tmp_path / "a", [item], classifier.card, study, PDF)
+    assert first.version.instance_number == 1 and not first.version.final
+    assert first.supersedes == () and "Predecessor" not in str(pydicom.dcmread(first.sr))
+    second = export_study_dicom(
+        tmp_path / "b",
+        [item],
+        classifier.card,
+        study,
+        PDF,
+        signed_by="Example, Ada",
+        signed_at="2026-12-05T09:14:03+01:00",
+        previous=(first.version,),
+    )
+    assert second.identity.study_instance_uid == first.identity.study_instance_uid
+    assert second.supersedes == (first.version,) and "version 2" in second.message
+    sr = hd.sr.srread(second.sr)
+    assert sr.PreliminaryFlag == "FINAL" and second.version.final
+    assert (sr.SeriesInstanceUID, sr.InstanceNumber) == (first.version.series_instance_uid, 2)
+    (pre,) = sr.PredecessorDocumentsSequence
+    assert pre.StudyInstanceUID == first.identity.study_instance_uid
+    (series,) = pre.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == first.version.series_instance_uid
+    (ref,) = series.ReferencedSOPSequence
+    assert ref.ReferencedSOPInstanceUID == pydicom.dcmread(first.sr).SOPInstanceUID
+    assert ref.ReferencedSOPClassUID == COMPREHENSIVE_3D_SR
+    third = export_study_dicom(
+        tmp_path / "c",
+        [item],
+        classifier.card,
+        study,
+        PDF,
+        previous=(first.version, second.version),
+    )
+    refs = pydicom.dcmread(third.sr).PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0]
+    assert [r.ReferencedSOPInstanceUID for r in refs.ReferencedSOPSequence] == [
+        first.version.sop_instance_uid,
+        second.version.sop_instance_uid,
+    ]
+    assert third.version.instance_number == 3
+    # a version of another study (the images now have DICOM) is not named
+    dicom_image = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9"))
+    other = export_study_dicom(
+        tmp_path / "d",
+        [nodule_item(dicom_image, classifier)],
+        classifier.card,
+        study_of(dicom_image),
+        PDF,
+        previous=(first.version,),
+    )
+    assert other.supersedes == () and other.version.instance_number == 1
+    assert "PredecessorDocumentsSequence" not in pydicom.dcmread(other.sr)
+    assert SrVersion.from_json(second.version.to_json()) == second.version
+    with pytest.raises(ValueError, match="not an SR version"):
+        SrVersion.from_json({"study_instance_uid": "1.2"})

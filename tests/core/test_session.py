@@ -17,6 +17,7 @@ from thyroid_desktop.core.clinical.tirads import (
     TiradsChoices,
 )
 from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.report.dicom_out import SrVersion
 from thyroid_desktop.core.review.session import (
     BoxSource,
     Estimate,
@@ -32,6 +33,7 @@ A, B = "a" * 64, "b" * 64
 
 
 BOX = ROI(1, 2, 30, 40)
+SR = SrVersion("1.2.3", "1.2.3.4", "1.2.3.4.5", 1, True, "2026-03-01T10:05:00+00:00")
 
 
 def estimate(p=0.7, box=BOX):
@@ -332,6 +334,7 @@ def _every_field_session(store=None) -> Session:
     s.reject(A, 3, ROI(100, 100, 40, 40))
     s.set_report(ReportText(operator="Dr. Who", impression="Two nodules.\nTR4 on the right."))
     s.sign("Dr. Who", "2026-03-01T10:00:00+00:00")
+    s.record_sr(s.state.study.id, SR)
     return s
 
 
@@ -342,6 +345,7 @@ def test_the_session_file_round_trips_every_field(tmp_path):
     s = _every_field_session()
     state = s.state
     assert state.study.identity.PatientID == "P-1" and state.study.report.signed
+    assert state.study.sr_versions == (SR,)
     back = read_session(write_session(tmp_path / "s.json", state))
     assert back == state
     for field in dataclasses.fields(state):  # nothing is left at its default by accident
@@ -438,3 +442,27 @@ def test_changing_what_was_signed_takes_the_signature_away():
     assert not s.state.study.report.signed
     s.undo()
     assert s.state.study.report.signed
+
+
+def test_the_srs_written_stay_with_their_study(tmp_path):
+    """A DICOM SR written is recorded with its study (a later one names it as superseded):
+    no undo step and undo never forgets it, it survives a restart, an SR of a study closed
+    while it was written is not given to the next study, and a damaged entry in the file
+    costs only that entry."""
+    from thyroid_desktop.core.review.session import state_from_json, state_to_json
+
+    store = SessionStore(tmp_path)
+    s = Session(store)
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, BOX)
+    study_id = s.state.study.id
+    assert s.record_sr(study_id, SR) and s.undo_text == "add N1"
+    assert s.record_sr(study_id, SR) and s.state.study.sr_versions == (SR,)  # once
+    s.undo()
+    assert s.state.nodules == () and s.state.study.sr_versions == (SR,)
+    assert SessionStore(tmp_path).open_study().study.sr_versions == (SR,)
+    s.close_study()
+    assert not s.record_sr(study_id, SR) and s.state.study.sr_versions == ()
+    data = state_to_json(read_session(tmp_path / f"{study_id}.json"))
+    data["study"]["sr_versions"].insert(0, {"series_instance_uid": "9"})
+    assert state_from_json(data).study.sr_versions == (SR,)

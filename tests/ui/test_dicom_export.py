@@ -71,6 +71,7 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert evals["ACR TI-RADS composition"] == "MIXED"
     diameter = next(m for m in group.get_measurements() if m.name.meaning == "Diameter")
     assert diameter.unit.value == "mm" and diameter.value > 0
+    assert window.session.state.study.sr_versions == (export.version,)
 
     outbox = Outbox(tmp_path / "outbox")
     window.send_to_pacs(orthanc.settings, study, outbox)
@@ -78,6 +79,12 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert window.last_send.ok, window.last_send.message
     assert outbox.pending() == [] and len(orthanc.json("/instances")) == 3
     assert "3 of 3 object(s) stored" in window.statusBar().currentMessage()
+    # the SR sent names the one exported before as the version it supersedes
+    first, sent = window.session.state.study.sr_versions
+    assert first == export.version and sent.instance_number == 2
+    (stored,) = [i for i in orthanc.instances() if i.SOPInstanceUID == sent.sop_instance_uid]
+    (series,) = stored.PredecessorDocumentsSequence[0].ReferencedSeriesSequence
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == first.sop_instance_uid
 
 
 def test_a_signed_study_stays_signed_through_the_export_dialog(window, qtbot, cine_dicom, tmp_path):

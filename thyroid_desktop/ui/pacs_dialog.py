@@ -130,21 +130,30 @@ class DicomActionsMixin:
 
     def _dicom_job(self, study: StudyInfo):
         """The worker's job ``job(folder)``: every nodule reported (PDF) and written as DICOM
-        in ``folder`` (the session as it is now)."""
+        in ``folder`` (the session as it is now; the SR names the study's earlier SRs as the
+        versions it supersedes)."""
         from thyroid_desktop.core.analysis import nodule_reports
         from thyroid_desktop.core.report.dicom_out import export_study_dicom
         from thyroid_desktop.core.report.pdf import write_study_report
 
         state, service, card = self.session.state, self.service, self.classifier.card
         signature = self._signature()  # a signed study is sent signed
+        previous = state.study.sr_versions
 
         def job(folder: Path):
             items = nodule_reports(service, state)
             with tempfile.TemporaryDirectory(prefix="thyroid-report-") as tmp:
                 pdf = write_study_report(Path(tmp) / "report.pdf", items, card, study, **signature)
-                return export_study_dicom(folder, items, card, study, pdf, **signature)
+                return export_study_dicom(
+                    folder, items, card, study, pdf, **signature, previous=previous
+                )
 
         return job
+
+    def _record_sr(self, study_id: str, export) -> None:
+        """The study's record keeps the SR just written (a later one supersedes it)."""
+        if export is not None and export.version is not None:
+            self.session.record_sr(study_id, export.version)
 
     def _has_nodules(self) -> bool:
         if not self.session.state.nodules or self.classifier is None:
@@ -165,8 +174,11 @@ class DicomActionsMixin:
             self.export_dicom(Path(folder), study)
 
     def export_dicom(self, folder: Path, study: StudyInfo) -> None:
+        study_id = self.session.state.study.id
+
         def done(export) -> None:
             self.last_dicom_export = export
+            self._record_sr(study_id, export)
             self.statusBar().showMessage(f"{export.message} in {folder}", 15000)
             if export.identity.new_study:
                 self.show_message("DICOM written in a new study", export.message, _INFO)
@@ -213,14 +225,19 @@ class DicomActionsMixin:
     def send_to_pacs(self, settings: PacsSettings, study: StudyInfo | None, outbox: Outbox):
         progress = _Progress(self)
         export = self._dicom_job(study) if study is not None else None
+        study_id = self.session.state.study.id
 
         def job():
+            written = None
             if export is not None:
                 with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
-                    outbox.add(export(Path(tmp)).files)
-            return outbox.send(settings, progress.changed.emit)
+                    written = export(Path(tmp))
+                    outbox.add(written.files)
+            return written, outbox.send(settings, progress.changed.emit)
 
-        def done(result) -> None:
+        def done(out) -> None:
+            written, result = out
+            self._record_sr(study_id, written)  # in the outbox: it reaches the PACS
             self.last_send = result
             progress.deleteLater()
             if result.ok:

@@ -11,6 +11,7 @@ Encapsulated PDF, which highdicom does not build).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -40,6 +41,7 @@ SCHEME_NAME = "Thyroid Review local codes (ACR TI-RADS lexicon, AI estimate)"
 #: Series numbers of what we add to a study: high, so they sort after the scanner's series.
 SR_SERIES, PDF_SERIES, SC_SERIES = 9901, 9902, 9903
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 #: Key image drawing: the nodule box (yellow) and caliper lines (cyan), as the PDF draws them.
 BOX_RGB, CALIPER_RGB = (255, 212, 0), (0, 220, 255)
 #: Groups of the ACR TI-RADS lexicon: short code values (SH: 16 characters at most).
@@ -74,10 +76,14 @@ class StudyIdentity:
 
     @classmethod
     def of_images(
-        cls, images: Sequence[UltrasoundImage], typed: StudyInfo | None = None
+        cls,
+        images: Sequence[UltrasoundImage],
+        typed: StudyInfo | None = None,
+        new_study_uid: str = "",
     ) -> StudyIdentity:
         """The study of the first image that has one; a new study (patient from ``typed``)
-        when none has.
+        when none has: ``new_study_uid`` when given (the one an earlier export of this study
+        made, so that every version lands in one study), else a new UID.
 
         Raises:
             DicomExportError: the images come from more than one patient.
@@ -91,7 +97,7 @@ class StudyIdentity:
                 + "): export one patient's study at a time"
             )
         if not metas:
-            return cls._new(typed or StudyInfo())
+            return cls._new(typed or StudyInfo(), new_study_uid)
         m = metas[0]
         return cls(
             study_instance_uid=m["StudyInstanceUID"],
@@ -107,12 +113,12 @@ class StudyIdentity:
         )
 
     @classmethod
-    def _new(cls, typed: StudyInfo) -> StudyIdentity:
+    def _new(cls, typed: StudyInfo, uid: str = "") -> StudyIdentity:
         from pydicom.uid import generate_uid
 
         now = dt.datetime.now()
         return cls(
-            study_instance_uid=generate_uid(),
+            study_instance_uid=uid or generate_uid(),
             patient_name=_dicom_name(typed.patient_name),
             patient_id=typed.patient_id,
             patient_birth_date=_dicom_date(typed.birth_date),
@@ -162,13 +168,60 @@ def _dicom_date(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class SrVersion:
+    """One SR this app wrote for a study, by its UIDs: a later SR of the study names it in
+    its Predecessor Documents Sequence (PS3.3 C.17.2.1), so that a PACS or a reader can tell
+    which version supersedes which (e.g. the signed, final SR after a preliminary one)."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    instance_number: int = 1
+    final: bool = False
+    #: When it was written (ISO 8601).
+    written_at: str = ""
+
+    def as_dataset(self):
+        """The identifying attributes highdicom reads from a previous version."""
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.SOPClassUID = COMPREHENSIVE_3D_SR
+        ds.SOPInstanceUID = self.sop_instance_uid
+        ds.StudyInstanceUID = self.study_instance_uid
+        ds.SeriesInstanceUID = self.series_instance_uid
+        return ds
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SrVersion:
+        """Raises ValueError for an entry that is not one (a damaged session file)."""
+        try:
+            return cls(
+                str(data["study_instance_uid"]),
+                str(data["series_instance_uid"]),
+                str(data["sop_instance_uid"]),
+                int(data.get("instance_number", 1)),
+                bool(data.get("final", False)),
+                str(data.get("written_at", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"not an SR version: {data!r}") from err
+
+
+@dataclass(frozen=True)
 class DicomExport:
-    """What was written: the SR, the Encapsulated PDF and one key image per nodule."""
+    """What was written: the SR, the Encapsulated PDF and one key image per nodule; the SR's
+    ``version`` (for the study's record) and the earlier versions it names as predecessors."""
 
     sr: Path
     pdf: Path
     key_images: tuple[Path, ...]
     identity: StudyIdentity
+    version: SrVersion | None = None
+    supersedes: tuple[SrVersion, ...] = ()
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -181,7 +234,13 @@ class DicomExport:
             if self.identity.new_study
             else f"the patient's study {self.identity.study_instance_uid}"
         )
-        return f"{len(self.files)} DICOM objects (SR, PDF, key images) written for {where}"
+        text = f"{len(self.files)} DICOM objects (SR, PDF, key images) written for {where}"
+        if self.supersedes:
+            text += (
+                f"; the report is version {self.version.instance_number} and names the "
+                f"{len(self.supersedes)} earlier one(s) it supersedes"
+            )
+        return text
 
 
 # ------------------------------------------------------------------------- key images
@@ -490,7 +549,10 @@ def _structured_report(
     sources: list,
     created: dt.datetime,
     signature: tuple[str, dt.datetime] | None = None,
+    previous: Sequence[SrVersion] = (),
 ):
+    """The SR; in the series of the last of ``previous`` (earlier versions in this study,
+    which it names as its predecessors) as its next instance, else in a new series."""
     import highdicom as hd
     from highdicom.coding_schemes import CodingSchemeIdentificationItem
     from pydicom.sr.codedict import codes
@@ -551,13 +613,15 @@ def _structured_report(
         if signature
         else {}
     )
+    last = previous[-1] if previous else None
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
-        series_instance_uid=generate_uid(),
+        series_instance_uid=last.series_instance_uid if last else generate_uid(),
         series_number=SR_SERIES,
         sop_instance_uid=generate_uid(),
-        instance_number=1,
+        instance_number=last.instance_number + 1 if last else 1,
+        previous_versions=[v.as_dataset() for v in previous] or None,
         manufacturer=MANUFACTURER,
         is_complete=True,
         series_description="Thyroid Review measurement report",
@@ -647,6 +711,7 @@ def export_study_dicom(
     created: dt.datetime | None = None,
     signed_by: str = "",
     signed_at: str = "",
+    previous: Sequence[SrVersion] = (),
 ) -> DicomExport:
     """Writes the study report's DICOM objects into ``folder`` (each atomically): the SR
     (``report_sr.dcm``), the PDF (``report_pdf.dcm``) and a key image per nodule
@@ -658,6 +723,10 @@ def export_study_dicom(
         pdf: the study report's PDF (its bytes or its file).
         signed_by, signed_at: who signed the study and when (ISO 8601); the SR is then
             final and verified by them (else preliminary and unverified).
+        previous: the SRs written for this study before (``DicomExport.version`` of each,
+            oldest first). Those in the study the new SR joins are named as its predecessors
+            and it is their series' next instance; images without DICOM reuse the last
+            one's new study instead of making another.
 
     Raises:
         DicomExportError: no nodule, nodules from two patients, the PDF is not one, or the
@@ -669,7 +738,9 @@ def export_study_dicom(
     signature = _signature(signed_by, signed_at)
     created = created or dt.datetime.now().astimezone()
     pdf_bytes = pdf if isinstance(pdf, bytes) else Path(pdf).read_bytes()
-    identity = StudyIdentity.of_images([it.image for it in items], study)
+    reuse = previous[-1].study_instance_uid if previous else ""
+    identity = StudyIdentity.of_images([it.image for it in items], study, reuse)
+    earlier = tuple(v for v in previous if v.study_instance_uid == identity.study_instance_uid)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     from pydicom.uid import generate_uid
@@ -682,12 +753,22 @@ def export_study_dicom(
         if source is not None and all(s.SOPInstanceUID != source.SOPInstanceUID for s in sources):
             sources.append(source)
         key_paths.append(_save(sc, folder / f"key_{_safe(it.nodule_id)}.dcm"))
-    sr = _structured_report(items, card, study, identity, key_images, sources, created, signature)
+    sr = _structured_report(
+        items, card, study, identity, key_images, sources, created, signature, earlier
+    )
     sr_path = _save(sr, folder / "report_sr.dcm")
+    version = SrVersion(
+        identity.study_instance_uid,
+        str(sr.SeriesInstanceUID),
+        str(sr.SOPInstanceUID),
+        int(sr.InstanceNumber),
+        signature is not None,
+        created.isoformat(timespec="seconds"),
+    )
     title = "Thyroid ultrasound report" + (f" {identity.patient_id}" if identity.patient_id else "")
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)
     pdf_path = _save(doc, folder / "report_pdf.dcm")
-    result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity)
+    result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier)
     log.info("%s in %s", result.message, folder)
     return result
 

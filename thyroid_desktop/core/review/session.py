@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
 from thyroid_desktop.core.review.lifecycle import Identity
 from thyroid_desktop.core.site.calibration import SHIPPED, Calibration
+
+if TYPE_CHECKING:
+    from thyroid_desktop.core.report.dicom_out import SrVersion
 
 log = logging.getLogger(__name__)
 
@@ -330,11 +334,13 @@ class ReportText:
 @dataclass(frozen=True)
 class StudyRecord:
     """The study itself: its id (its session file's name), whose it is (the first image
-    that says so; empty for plain images) and its report."""
+    that says so; empty for plain images), its report and the DICOM SRs written of it
+    (oldest first; a new one names them as the versions it supersedes)."""
 
     id: str = ""
     identity: Identity = field(default_factory=Identity)
     report: ReportText = field(default_factory=ReportText)
+    sr_versions: tuple[SrVersion, ...] = ()
 
 
 def new_study_id() -> str:
@@ -552,6 +558,19 @@ class Session:
             raise ValueError("a signature needs a name and a time")
         report = dataclasses.replace(self.state.study.report, signed_by=by.strip(), signed_at=at)
         self._set_study(dataclasses.replace(self.state.study, report=report), "signature")
+
+    def record_sr(self, study_id: str, version: SrVersion) -> bool:
+        """A DICOM SR of study ``study_id`` was written (not an undo step: it was written,
+        and undo never forgets it). False when that study is no longer the open one (it was
+        closed while the export ran): nothing is recorded then."""
+        study = self.state.study
+        if study.id != study_id:
+            log.warning("SR %s of a closed study not recorded", version.sop_instance_uid)
+            return False
+        if version not in study.sr_versions:
+            study = dataclasses.replace(study, sr_versions=(*study.sr_versions, version))
+            self._set(dataclasses.replace(self.state, study=study), "DICOM report", False)
+        return True
 
     def _set_study(self, study: StudyRecord, what: str) -> None:
         self._set(dataclasses.replace(self.state, study=study), what, undoable=True)
@@ -863,6 +882,7 @@ def state_to_json(state: SessionState) -> dict:
             "id": study.id,
             "identity": study.identity.to_json(),
             "report": dataclasses.asdict(study.report),
+            "sr_versions": [v.to_json() for v in study.sr_versions],
         },
         "next_number": state.next_number,
         "images": [image(i) for i in state.images],
@@ -915,10 +935,25 @@ def state_from_json(data: dict) -> SessionState:
             str(study.get("id", "")),
             Identity.from_json(study.get("identity")),
             ReportText(**{k: str(v) for k, v in (study.get("report") or {}).items()}),
+            _sr_versions_from_json(study.get("sr_versions") or ()),
         )
         return SessionState(images, numbered(tuple(nodules)), rejected, record)
     except (KeyError, TypeError, IndexError) as err:
         raise ValueError(f"not a Thyroid Review session ({type(err).__name__}: {err})") from err
+
+
+def _sr_versions_from_json(entries) -> tuple[SrVersion, ...]:
+    """The study's SR versions; a damaged entry is left out (logged), not the session: it
+    only costs a later SR the name of that predecessor."""
+    from thyroid_desktop.core.report.dicom_out import SrVersion
+
+    out = []
+    for entry in entries:
+        try:
+            out.append(SrVersion.from_json(entry))
+        except ValueError as err:
+            log.warning("session: %s left out", err)
+    return tuple(out)
 
 
 def _caliper_json(c: Caliper) -> dict:
