@@ -228,7 +228,6 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.descriptors", "intensity", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
-        report=True,
         minutes=1,
         makes=(f"{_DESC}/intensity.npz",),
         needs=(f"{_FULL}/features_ddti.npz",),

@@ -186,6 +186,15 @@ def test_every_file_a_step_reads_from_runs_is_made_by_an_earlier_step():
     assert "runs/app_path/features_ddti.npz" in made  # the TI-RADS heads' cache
 
 
+def test_a_step_whose_output_a_later_step_reads_is_not_a_report_step():
+    """A report step's change re-runs it alone: one that makes a file later steps read
+    (descriptors-intensity's grey levels, read by the TI-RADS heads' CV and fit) must re-run
+    them too."""
+    needed = {f for step in rebuild.STEPS for f in step.needs}
+    for step in rebuild.STEPS:
+        assert not (step.report and set(step.makes) & needed), step.name
+
+
 def test_a_step_that_runs_gets_its_missing_inputs_made_first(data, tmp_path):
     """The stamps say a cache was made, but it is gone (deleted, or runs/ copied without
     it): a step that runs and reads a missing intermediate file has that file's maker run
