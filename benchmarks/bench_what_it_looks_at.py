@@ -182,7 +182,7 @@ def score_images(args) -> dict:
     from thyroid_desktop.core.analysis import AnalysisService
     from thyroid_desktop.core.io.images import from_array, open_image
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
-    from thyroid_desktop.core.pipeline.marks import INPAINT_RADIUS
+    from thyroid_desktop.core.pipeline.marks import paint_out
     from thyroid_desktop.core.pipeline.roi import BoxSource
     from training.app_path.cache import resampled, scaled_box
     from training.data import read_mask, samples_in
@@ -246,11 +246,7 @@ def score_images(args) -> dict:
         drawn, recall = drawn_and_found(image.pixels, marked_px, det.fov.mask)
         rows["recall"].append(recall)
         marked = from_array(marked_px)
-        painted = from_array(
-            cv2.inpaint(
-                np.ascontiguousarray(image.pixels), drawn, INPAINT_RADIUS, cv2.INPAINT_TELEA
-            )
-        )
+        painted = from_array(paint_out(image.pixels, drawn))  # as the marks step paints
         changed = box_changes(box, args.box_changes, rng, image.width, image.height)
         scaled = [resampled(image, f) for f in SCALES]
         scaled_det = [detector.detect(im) for im in scaled]  # detection from scratch, once

@@ -226,6 +226,32 @@ def test_cli_report_writes_pdf_and_dicom_and_sends_them(tmp_path, orthanc, capsy
     assert list(outbox.glob("*.dcm")) == [] and len(orthanc.json("/instances")) == 6
 
 
+def test_cli_report_supersedes_an_earlier_sr(tmp_path, capsys):
+    """``--supersedes``: the corrected report's SR names the earlier one as its predecessor,
+    in the same (new) study and SR series; a file that is not an SR is refused up front."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = (INSCOPE, "--roi", INSCOPE_ROI, "--pdf", tmp_path, "--patient-id", "SYN-1")
+    assert report_cli(*common, "--dicom", first) == 0
+    old = pydicom.dcmread(first / "report_sr.dcm")
+    code = report_cli(*common, "--dicom", second, "--supersedes", first / "report_sr.dcm")
+    assert code == 0, capsys.readouterr()
+    new = pydicom.dcmread(second / "report_sr.dcm")
+    assert (new.StudyInstanceUID, new.SeriesInstanceUID) == (
+        old.StudyInstanceUID,
+        old.SeriesInstanceUID,
+    )
+    assert new.InstanceNumber == 2
+    (series,) = new.PredecessorDocumentsSequence[0].ReferencedSeriesSequence
+    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == old.SOPInstanceUID
+    assert "supersedes" in capsys.readouterr().out
+    for bad, why in ((first / "report_pdf.dcm", "not a Comprehensive 3D SR"), (INSCOPE, "not a")):
+        assert report_cli(*common, "--dicom", tmp_path / "x", "--supersedes", bad) == 2
+        assert why in capsys.readouterr().err
+    assert report_cli(*common, "--supersedes", first / "report_sr.dcm") == 2
+    assert "needs --dicom or --send" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.realdata
 def test_cli_report_on_a_real_image(tmp_path, shared_data, capsys):
     image = shared_data / "ddti" / "images" / "100_1.png"

@@ -72,6 +72,15 @@ def add_parsers(sub) -> None:
     r.add_argument("--dicom", type=Path, metavar="DIR", help="write the DICOM objects here")
     r.add_argument("--send", nargs="?", const="", metavar="AE@HOST:PORT", help=SEND_HELP)
     r.add_argument("--calling-ae", help="our AE title (default: the saved one, THYROIDREVIEW)")
+    r.add_argument(
+        "--supersedes",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="SR",
+        help="earlier report_sr.dcm file(s) of this study that the new SR replaces: it names "
+        "them in its Predecessor Documents Sequence and is their series' next instance",
+    )
     which = r.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--roi",
@@ -169,7 +178,11 @@ def report_command(args: argparse.Namespace) -> int:
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
     from thyroid_desktop.core.pipeline.roi import BoxSource
     from thyroid_desktop.core.report.audit import AuditLog
-    from thyroid_desktop.core.report.dicom_out import DicomExportError, export_study_dicom
+    from thyroid_desktop.core.report.dicom_out import (
+        DicomExportError,
+        SrVersion,
+        export_study_dicom,
+    )
     from thyroid_desktop.core.report.names import report_file_name
     from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo, write_study_report
 
@@ -178,7 +191,12 @@ def report_command(args: argparse.Namespace) -> int:
         rois = _per_file(args.roi, n, "--roi")
         points = _per_file(args.point, n, "--point")
         settings = destination(args.send, args.calling_ae) if args.send is not None else None
-    except (ValueError, PacsError) as err:
+        if args.supersedes and args.dicom is None and args.send is None:
+            raise ValueError("--supersedes needs --dicom or --send: it is about the DICOM SR")
+        previous = sorted(
+            (SrVersion.read(p) for p in args.supersedes), key=lambda v: v.instance_number
+        )
+    except (ValueError, PacsError, DicomExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return NOT_DONE
     try:
@@ -265,7 +283,9 @@ def report_command(args: argparse.Namespace) -> int:
         return NOT_ALL if failed else OK
     with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
         try:
-            export = export_study_dicom(args.dicom or tmp, items, classifier.card, study, pdf)
+            export = export_study_dicom(
+                args.dicom or tmp, items, classifier.card, study, pdf, previous=previous
+            )
         except (DicomExportError, OSError) as err:
             print(f"error: DICOM not written: {err}", file=sys.stderr)
             return NOT_DONE

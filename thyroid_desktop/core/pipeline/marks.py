@@ -208,7 +208,15 @@ def inpaint_marks(pixels: np.ndarray, inside: np.ndarray | None = None) -> np.nd
     """Copy of an RGB (or grey) uint8 image with the marks inside ``inside`` painted out
     (Telea); the image itself when there are none."""
     pixels = np.asarray(pixels)
-    found = find_marks(pixels, inside)
+    return paint_out(pixels, find_marks(pixels, inside))
+
+
+def paint_out(pixels: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Copy of ``pixels`` with the pixels of ``found`` (bool or 0/1, ``H x W``) painted from
+    their surroundings (Telea), as the marks step paints marks; ``pixels`` itself when
+    ``found`` is empty."""
+    pixels = np.asarray(pixels)
+    found = np.asarray(found).astype(bool)
     if not found.any():
         return pixels
     # Inpaint each mark's own box (plus the radius): the cost follows the marks, not the frame.

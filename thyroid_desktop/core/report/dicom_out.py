@@ -196,6 +196,36 @@ class SrVersion:
         return dataclasses.asdict(self)
 
     @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> SrVersion:
+        """The version an SR file is (one this app or another wrote), e.g. to supersede it.
+
+        Raises:
+            DicomExportError: the file is not a readable Comprehensive 3D SR.
+        """
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            sop_class = str(ds.SOPClassUID)
+            version = cls(
+                str(ds.StudyInstanceUID),
+                str(ds.SeriesInstanceUID),
+                str(ds.SOPInstanceUID),
+                int(ds.get("InstanceNumber") or 1),
+                ds.get("PreliminaryFlag") == "FINAL",
+                "",
+            )
+        except (OSError, InvalidDicomError, AttributeError, ValueError, TypeError) as err:
+            raise DicomExportError(f"{path} is not a readable DICOM SR ({err})") from err
+        if sop_class != COMPREHENSIVE_3D_SR:
+            raise DicomExportError(
+                f"{path} is not a Comprehensive 3D SR (SOP class {sop_class}): only the SR a "
+                "report was sent as can be superseded"
+            )
+        return version
+
+    @classmethod
     def from_json(cls, data: dict) -> SrVersion:
         """Raises ValueError for an entry that is not one (a damaged session file)."""
         try:
