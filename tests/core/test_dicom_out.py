@@ -313,6 +313,8 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     assert second.supersedes == (first.version,) and "version 2" in second.message
     sr = hd.sr.srread(second.sr)
     assert sr.PreliminaryFlag == "FINAL" and second.version.final
+    assert pydicom.dcmread(second.pdf).DocumentTitle == "Thyroid ultrasound report P-9 (version 2)"
+    assert pydicom.dcmread(first.pdf).DocumentTitle == "Thyroid ultrasound report P-9"
     assert (sr.SeriesInstanceUID, sr.InstanceNumber) == (first.version.series_instance_uid, 2)
     (pre,) = sr.PredecessorDocumentsSequence
     assert pre.StudyInstanceUID == first.identity.study_instance_uid

@@ -796,6 +796,8 @@ def export_study_dicom(
         created.isoformat(timespec="seconds"),
     )
     title = "Thyroid ultrasound report" + (f" {identity.patient_id}" if identity.patient_id else "")
+    if earlier:  # which PDF is current, in the PACS's list of the study's documents
+        title += f" (version {version.instance_number})"
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)
     pdf_path = _save(doc, folder / "report_pdf.dcm")
     result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier)
