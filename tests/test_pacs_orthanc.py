@@ -233,7 +233,9 @@ def test_cli_report_supersedes_an_earlier_sr(tmp_path, capsys):
     common = (INSCOPE, "--roi", INSCOPE_ROI, "--pdf", tmp_path, "--patient-id", "SYN-1")
     assert report_cli(*common, "--dicom", first) == 0
     old = pydicom.dcmread(first / "report_sr.dcm")
-    code = report_cli(*common, "--dicom", second, "--supersedes", first / "report_sr.dcm")
+    sr = first / "report_sr.dcm"
+    # before the images, and given twice: named once
+    code = report_cli("--supersedes", sr, "--supersedes", sr, *common, "--dicom", second)
     assert code == 0, capsys.readouterr()
     new = pydicom.dcmread(second / "report_sr.dcm")
     assert (new.StudyInstanceUID, new.SeriesInstanceUID) == (
@@ -242,7 +244,8 @@ def test_cli_report_supersedes_an_earlier_sr(tmp_path, capsys):
     )
     assert new.InstanceNumber == 2
     (series,) = new.PredecessorDocumentsSequence[0].ReferencedSeriesSequence
-    assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == old.SOPInstanceUID
+    (ref,) = series.ReferencedSOPSequence  # once, though given twice
+    assert ref.ReferencedSOPInstanceUID == old.SOPInstanceUID
     assert "supersedes" in capsys.readouterr().out
     for bad, why in ((first / "report_pdf.dcm", "not a Comprehensive 3D SR"), (INSCOPE, "not a")):
         assert report_cli(*common, "--dicom", tmp_path / "x", "--supersedes", bad) == 2
@@ -250,6 +253,10 @@ def test_cli_report_supersedes_an_earlier_sr(tmp_path, capsys):
     assert report_cli(*common, "--supersedes", first / "report_sr.dcm") == 2
     assert "needs --dicom or --send" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    other = (INSCOPE, "--roi", INSCOPE_ROI, "--pdf", tmp_path, "--patient-id", "SYN-2")
+    assert report_cli(*other, "--dicom", tmp_path / "y", "--supersedes", sr) == 2
+    assert "another study or patient" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.realdata

@@ -311,6 +311,9 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     )
     assert second.identity.study_instance_uid == first.identity.study_instance_uid
     assert second.supersedes == (first.version,) and "version 2" in second.message
+    assert not second.identity.new_study and "study of the earlier report" in second.message
+    old, new = pydicom.dcmread(first.sr), pydicom.dcmread(second.sr)
+    assert (new.StudyDate, new.StudyTime) == (old.StudyDate, old.StudyTime)
     sr = hd.sr.srread(second.sr)
     assert sr.PreliminaryFlag == "FINAL" and second.version.final
     assert pydicom.dcmread(second.pdf).DocumentTitle == "Thyroid ultrasound report P-9 (version 2)"
@@ -349,6 +352,89 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     )
     assert other.supersedes == () and other.version.instance_number == 1
     assert "PredecessorDocumentsSequence" not in pydicom.dcmread(other.sr)
+    # the same SR twice is named once; another patient typed: a study of its own
+    twice = export_study_dicom(
+        tmp_path / "e", [item], classifier.card, study, PDF, previous=(first.version,) * 2
+    )
+    assert twice.supersedes == (first.version,)
+    moved = export_study_dicom(
+        tmp_path / "f",
+        [item],
+        classifier.card,
+        replace(study, patient_id="P-10"),
+        PDF,
+        previous=(first.version, second.version),
+    )
+    assert moved.identity.new_study and moved.supersedes == ()
+    assert moved.identity.study_instance_uid != first.identity.study_instance_uid
+    with pytest.raises(DicomExportError, match="another study or patient"):
+        export_study_dicom(
+            tmp_path / "g",
+            [item],
+            classifier.card,
+            replace(study, patient_id="P-10"),
+            PDF,
+            previous=(first.version,),
+            all_of_study=True,
+        )
+    assert not (tmp_path / "g").exists()
     assert SrVersion.from_json(second.version.to_json()) == second.version
-    with pytest.raises(ValueError, match="not an SR version"):
-        SrVersion.from_json({"study_instance_uid": "1.2"})
+    assert SrVersion.read(second.sr) == replace(second.version, written_at="")
+
+
+def test_sr_versions_are_numbered_in_our_series_and_read_back_strictly(tmp_path, classifier):
+    """The next version follows the highest instance of our last series (a version left out
+    of the record does not give its number again); another program's SR is named but its
+    series is not ours to add to; a damaged record entry is refused, not guessed."""
+    from thyroid_desktop.core.report.dicom_out import SrLedger, SrVersion
+
+    image = from_array(make_phantom().pixels, spacing_mm=(0.1, 0.1))
+    item = nodule_item(image, classifier)
+    study = StudyInfo(patient_id="P-9")
+    first = export_study_dicom(tmp_path / "a", [item], classifier.card, study, PDF).version
+    third = replace(first, sop_instance_uid=generate_uid(), instance_number=3)
+    out = export_study_dicom(
+        tmp_path / "b", [item], classifier.card, study, PDF, previous=(third, first)
+    )
+    assert out.version.instance_number == 4
+    assert out.version.series_instance_uid == first.series_instance_uid
+    theirs = replace(
+        first, series_instance_uid="1.2.3.4", sop_instance_uid="1.2.3.4.7", instance_number=7
+    )
+    theirs = replace(theirs, ours=False)
+    out = export_study_dicom(
+        tmp_path / "c", [item], classifier.card, study, PDF, previous=(first, theirs)
+    )
+    assert out.version.series_instance_uid == first.series_instance_uid  # our last one's
+    # only another program's SR, in the images' DICOM study: named, in a series of our own
+    scanned = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9", theirs.study_instance_uid))
+    out = export_study_dicom(
+        tmp_path / "d",
+        [nodule_item(scanned, classifier)],
+        classifier.card,
+        study_of(scanned),
+        PDF,
+        previous=(theirs,),
+    )
+    assert out.version.instance_number == 1 and out.supersedes == (theirs,)
+    assert out.version.series_instance_uid not in (first.series_instance_uid, "1.2.3.4")
+    # PNG images do not join another program's study
+    alone = export_study_dicom(
+        tmp_path / "e", [item], classifier.card, study, PDF, previous=(theirs,)
+    )
+    assert alone.identity.new_study and alone.supersedes == ()
+    good = first.to_json()
+    for bad in (
+        {**good, "study_instance_uid": "not a uid"},
+        {**good, "final": "false"},
+        {**good, "instance_number": 0},
+        {**good, "instance_number": "2"},
+        {"study_instance_uid": "1.2"},
+        "text",
+    ):
+        with pytest.raises(ValueError, match="not an SR version"):
+            SrVersion.from_json(bad)
+    ledger = SrLedger()
+    ledger.add("study-1", out.version)
+    assert ledger.versions("study-1", (first, first)) == (first, out.version)
+    assert ledger.versions("study-2", (first,)) == (first,)

@@ -17,6 +17,7 @@ from thyroid_desktop.core.pipeline.marks import (
     find_marks,
     inpaint_marks,
     marks_step,
+    paint_out,
 )
 from thyroid_desktop.core.pipeline.roi import ROI
 
@@ -43,6 +44,19 @@ def test_a_grey_caliper_cross_is_found_and_painted_out():
     out = inpaint_marks(px)
     assert out[120, 155:166, 0].mean() < 180  # the cross's 250 is gone
     assert np.array_equal(out[:100], px[:100])  # far from the mark nothing changes
+
+
+def test_paint_out_changes_only_the_given_pixels():
+    """The painting the marks step uses, on any mask (the benchmark paints the pixels its
+    own marks covered): only those pixels change; nothing to paint gives the image back."""
+    px = tissue()
+    draw_cross(px, 100, 80)
+    mask = np.zeros(px.shape[:2], bool)
+    mask[75:86, 95:106] = True
+    out = paint_out(px, mask)
+    assert np.array_equal(out[~mask], px[~mask]) and not np.array_equal(out[mask], px[mask])
+    assert out[80, 95:106, 0].mean() < 180  # the cross's 250 is painted from the tissue
+    assert paint_out(px, np.zeros_like(mask)) is px
 
 
 def test_coloured_glyphs_and_text_are_found():

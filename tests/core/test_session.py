@@ -447,8 +447,8 @@ def test_changing_what_was_signed_takes_the_signature_away():
 def test_the_srs_written_stay_with_their_study(tmp_path):
     """A DICOM SR written is recorded with its study (a later one names it as superseded):
     no undo step and undo never forgets it, it survives a restart, an SR of a study closed
-    while it was written is not given to the next study, and a damaged entry in the file
-    costs only that entry."""
+    while it was written goes to that study's file (not the next study), opening the
+    study's images again brings its SRs back, and a damaged entry costs only that entry."""
     from thyroid_desktop.core.review.session import state_from_json, state_to_json
 
     store = SessionStore(tmp_path)
@@ -462,7 +462,16 @@ def test_the_srs_written_stay_with_their_study(tmp_path):
     assert s.state.nodules == () and s.state.study.sr_versions == (SR,)
     assert SessionStore(tmp_path).open_study().study.sr_versions == (SR,)
     s.close_study()
-    assert not s.record_sr(study_id, SR) and s.state.study.sr_versions == ()
+    late = dataclasses.replace(SR, sop_instance_uid="1.2.3.4.6", instance_number=2)
+    # written while the study was being closed: into its own file, not the next study
+    assert s.record_sr(study_id, late) and s.state.study.sr_versions == ()
+    assert read_session(tmp_path / f"{study_id}.json").study.sr_versions == (SR, late)
+    assert not s.record_sr("no-such-study", late)
+    # its images opened again (a new study): a new report supersedes those SRs
+    s.add_image(A, "a.png")
+    assert s.state.study.id != study_id and s.state.study.sr_versions == (SR, late)
     data = state_to_json(read_session(tmp_path / f"{study_id}.json"))
     data["study"]["sr_versions"].insert(0, {"series_instance_uid": "9"})
-    assert state_from_json(data).study.sr_versions == (SR,)
+    assert state_from_json(data).study.sr_versions == (SR, late)
+    data["study"]["sr_versions"] = 7
+    assert state_from_json(data).study.sr_versions == ()

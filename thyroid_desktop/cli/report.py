@@ -75,11 +75,12 @@ def add_parsers(sub) -> None:
     r.add_argument(
         "--supersedes",
         type=Path,
-        nargs="+",
+        action="append",
         default=[],
         metavar="SR",
-        help="earlier report_sr.dcm file(s) of this study that the new SR replaces: it names "
-        "them in its Predecessor Documents Sequence and is their series' next instance",
+        help="an earlier report_sr.dcm of this study that the new SR replaces (repeat for "
+        "more): it names them in its Predecessor Documents Sequence and, if this app wrote "
+        "them, is their series' next instance; an SR of another study is refused",
     )
     which = r.add_mutually_exclusive_group(required=True)
     which.add_argument(
@@ -284,7 +285,13 @@ def report_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
         try:
             export = export_study_dicom(
-                args.dicom or tmp, items, classifier.card, study, pdf, previous=previous
+                args.dicom or tmp,
+                items,
+                classifier.card,
+                study,
+                pdf,
+                previous=previous,
+                all_of_study=True,
             )
         except (DicomExportError, OSError) as err:
             print(f"error: DICOM not written: {err}", file=sys.stderr)

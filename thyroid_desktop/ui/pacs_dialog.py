@@ -138,17 +138,29 @@ class DicomActionsMixin:
 
         state, service, card = self.session.state, self.service, self.classifier.card
         signature = self._signature()  # a signed study is sent signed
-        previous = state.study.sr_versions
+        ledger, study_id, recorded = self._sr_ledger(), state.study.id, state.study.sr_versions
 
         def job(folder: Path):
             items = nodule_reports(service, state)
+            # read when it runs: an export queued just before has written its SR by then
+            previous = ledger.versions(study_id, recorded)
             with tempfile.TemporaryDirectory(prefix="thyroid-report-") as tmp:
                 pdf = write_study_report(Path(tmp) / "report.pdf", items, card, study, **signature)
-                return export_study_dicom(
+                export = export_study_dicom(
                     folder, items, card, study, pdf, **signature, previous=previous
                 )
+            ledger.add(study_id, export.version)
+            return export
 
         return job
+
+    def _sr_ledger(self):
+        """The SRs this window's export jobs wrote, per study (``SrLedger``)."""
+        from thyroid_desktop.core.report.dicom_out import SrLedger
+
+        if getattr(self, "_srs_written", None) is None:
+            self._srs_written = SrLedger()
+        return self._srs_written
 
     def _record_sr(self, study_id: str, export) -> None:
         """The study's record keeps the SR just written (a later one supersedes it)."""
@@ -180,7 +192,7 @@ class DicomActionsMixin:
             self.last_dicom_export = export
             self._record_sr(study_id, export)
             self.statusBar().showMessage(f"{export.message} in {folder}", 15000)
-            if export.identity.new_study:
+            if export.identity.new_study:  # not again when a later version joins it
                 self.show_message("DICOM written in a new study", export.message, _INFO)
 
         job = self._dicom_job(study)

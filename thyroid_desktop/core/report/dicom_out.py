@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ SCHEME_NAME = "Thyroid Review local codes (ACR TI-RADS lexicon, AI estimate)"
 #: Series numbers of what we add to a study: high, so they sort after the scanner's series.
 SR_SERIES, PDF_SERIES, SC_SERIES = 9901, 9902, 9903
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
-COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"  # pydicom's Comprehensive3DSRStorage
 #: Key image drawing: the nodule box (yellow) and caliper lines (cyan), as the PDF draws them.
 BOX_RGB, CALIPER_RGB = (255, 212, 0), (0, 220, 255)
 #: Groups of the ACR TI-RADS lexicon: short code values (SH: 16 characters at most).
@@ -73,17 +74,20 @@ class StudyIdentity:
     study_id: str = ""
     referring_physician_name: str = ""
     new_study: bool = False
+    #: A study this app made for images without DICOM at an earlier export (reused).
+    earlier_study: bool = False
 
     @classmethod
     def of_images(
         cls,
         images: Sequence[UltrasoundImage],
         typed: StudyInfo | None = None,
-        new_study_uid: str = "",
+        earlier: SrVersion | None = None,
     ) -> StudyIdentity:
-        """The study of the first image that has one; a new study (patient from ``typed``)
-        when none has: ``new_study_uid`` when given (the one an earlier export of this study
-        made, so that every version lands in one study), else a new UID.
+        """The study of the first image that has one. When none has: the study of the
+        ``earlier`` SR of this study if it was made for the same patient (so that every
+        version lands in one study, with one study date and time), else a new study
+        (patient from ``typed``).
 
         Raises:
             DicomExportError: the images come from more than one patient.
@@ -97,7 +101,17 @@ class StudyIdentity:
                 + "): export one patient's study at a time"
             )
         if not metas:
-            return cls._new(typed or StudyInfo(), new_study_uid)
+            new = cls._new(typed or StudyInfo())
+            if earlier is not None and earlier.ours and earlier.patient_id == new.patient_id:
+                return dataclasses.replace(
+                    new,
+                    study_instance_uid=earlier.study_instance_uid,
+                    study_date=earlier.study_date or new.study_date,
+                    study_time=earlier.study_time or new.study_time,
+                    new_study=False,
+                    earlier_study=True,
+                )
+            return new
         m = metas[0]
         return cls(
             study_instance_uid=m["StudyInstanceUID"],
@@ -113,12 +127,12 @@ class StudyIdentity:
         )
 
     @classmethod
-    def _new(cls, typed: StudyInfo, uid: str = "") -> StudyIdentity:
+    def _new(cls, typed: StudyInfo) -> StudyIdentity:
         from pydicom.uid import generate_uid
 
         now = dt.datetime.now()
         return cls(
-            study_instance_uid=uid or generate_uid(),
+            study_instance_uid=generate_uid(),
             patient_name=_dicom_name(typed.patient_name),
             patient_id=typed.patient_id,
             patient_birth_date=_dicom_date(typed.birth_date),
@@ -169,9 +183,11 @@ def _dicom_date(text: str) -> str:
 
 @dataclass(frozen=True)
 class SrVersion:
-    """One SR this app wrote for a study, by its UIDs: a later SR of the study names it in
-    its Predecessor Documents Sequence (PS3.3 C.17.2.1), so that a PACS or a reader can tell
-    which version supersedes which (e.g. the signed, final SR after a preliminary one)."""
+    """One SR written for a study, by its UIDs: a later SR of the study names it in its
+    Predecessor Documents Sequence (PS3.3 C.17.2.1), so that a reader (or a PACS that follows
+    it) can tell which version supersedes which (e.g. the signed, final SR after a
+    preliminary one). ``ours``: this app wrote it (its series can take the next version);
+    the patient ID and study date and time are those the SR was written with."""
 
     study_instance_uid: str
     series_instance_uid: str
@@ -180,6 +196,26 @@ class SrVersion:
     final: bool = False
     #: When it was written (ISO 8601).
     written_at: str = ""
+    patient_id: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    ours: bool = True
+
+    @classmethod
+    def of_dataset(cls, ds, written_at: str = "") -> SrVersion:
+        """The version an SR dataset is (read or just written)."""
+        return cls(
+            str(ds.StudyInstanceUID),
+            str(ds.SeriesInstanceUID),
+            str(ds.SOPInstanceUID),
+            int(ds.get("InstanceNumber") or 1),
+            ds.get("PreliminaryFlag") == "FINAL",
+            written_at,
+            str(ds.get("PatientID", "")),
+            str(ds.get("StudyDate", "")),
+            str(ds.get("StudyTime", "")),
+            ds.get("Manufacturer") == MANUFACTURER and ds.get("SeriesNumber") == SR_SERIES,
+        )
 
     def as_dataset(self):
         """The identifying attributes highdicom reads from a previous version."""
@@ -208,14 +244,7 @@ class SrVersion:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             sop_class = str(ds.SOPClassUID)
-            version = cls(
-                str(ds.StudyInstanceUID),
-                str(ds.SeriesInstanceUID),
-                str(ds.SOPInstanceUID),
-                int(ds.get("InstanceNumber") or 1),
-                ds.get("PreliminaryFlag") == "FINAL",
-                "",
-            )
+            version = cls.of_dataset(ds)
         except (OSError, InvalidDicomError, AttributeError, ValueError, TypeError) as err:
             raise DicomExportError(f"{path} is not a readable DICOM SR ({err})") from err
         if sop_class != COMPREHENSIVE_3D_SR:
@@ -228,17 +257,49 @@ class SrVersion:
     @classmethod
     def from_json(cls, data: dict) -> SrVersion:
         """Raises ValueError for an entry that is not one (a damaged session file)."""
+        from pydicom.uid import RE_VALID_UID
+
         try:
-            return cls(
-                str(data["study_instance_uid"]),
-                str(data["series_instance_uid"]),
-                str(data["sop_instance_uid"]),
-                int(data.get("instance_number", 1)),
-                bool(data.get("final", False)),
-                str(data.get("written_at", "")),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            uids = [str(data[k]) for k in _SR_UIDS]
+            flags = [data.get("final", False), data.get("ours", True)]
+            number = data.get("instance_number", 1)
+            texts = [str(data.get(k, "")) for k in ("written_at", "patient_id")]
+            when = [str(data.get(k, "")) for k in ("study_date", "study_time")]
+        except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not an SR version: {data!r}") from err
+        if (
+            not all(len(u) <= 64 and RE_VALID_UID.match(u) for u in uids)
+            or not all(isinstance(f, bool) for f in flags)
+            or not isinstance(number, int)
+            or isinstance(number, bool)
+            or number < 1
+        ):
+            raise ValueError(f"not an SR version: {data!r}")
+        return cls(*uids, number, flags[0], *texts, *when, flags[1])
+
+
+_SR_UIDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
+
+
+class SrLedger:
+    """The SRs written per study (by the study record's id) during this run, for export jobs
+    on worker threads: a job queued before the one ahead of it has been recorded in the
+    study still names that one as its predecessor (and does not take its instance number).
+    Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written: dict[str, list[SrVersion]] = {}
+
+    def versions(self, study_id: str, recorded: Sequence[SrVersion] = ()) -> tuple[SrVersion, ...]:
+        """``recorded`` (the study record's), then those written since, each once."""
+        with self._lock:
+            written = list(self._written.get(study_id, ()))
+        return _unique([*recorded, *written])
+
+    def add(self, study_id: str, version: SrVersion) -> None:
+        with self._lock:
+            self._written.setdefault(study_id, []).append(version)
 
 
 @dataclass(frozen=True)
@@ -259,11 +320,13 @@ class DicomExport:
 
     @property
     def message(self) -> str:
-        where = (
-            f"a NEW study ({self.identity.study_instance_uid}): the images have no DICOM study"
-            if self.identity.new_study
-            else f"the patient's study {self.identity.study_instance_uid}"
-        )
+        uid = self.identity.study_instance_uid
+        if self.identity.new_study:
+            where = f"a NEW study ({uid}): the images have no DICOM study"
+        elif self.identity.earlier_study:
+            where = f"the study of the earlier report ({uid}): the images have no DICOM study"
+        else:
+            where = f"the patient's study {uid}"
         text = f"{len(self.files)} DICOM objects (SR, PDF, key images) written for {where}"
         if self.supersedes:
             text += (
@@ -581,8 +644,8 @@ def _structured_report(
     signature: tuple[str, dt.datetime] | None = None,
     previous: Sequence[SrVersion] = (),
 ):
-    """The SR; in the series of the last of ``previous`` (earlier versions in this study,
-    which it names as its predecessors) as its next instance, else in a new series."""
+    """The SR, naming ``previous`` (earlier versions in this study) as its predecessors; the
+    next instance of the series of the last of them this app wrote, else a new series."""
     import highdicom as hd
     from highdicom.coding_schemes import CodingSchemeIdentificationItem
     from pydicom.sr.codedict import codes
@@ -643,14 +706,14 @@ def _structured_report(
         if signature
         else {}
     )
-    last = previous[-1] if previous else None
+    series, number = _next_in_series(previous)
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
-        series_instance_uid=last.series_instance_uid if last else generate_uid(),
+        series_instance_uid=series or generate_uid(),
         series_number=SR_SERIES,
         sop_instance_uid=generate_uid(),
-        instance_number=last.instance_number + 1 if last else 1,
+        instance_number=number,
         previous_versions=[v.as_dataset() for v in previous] or None,
         manufacturer=MANUFACTURER,
         is_complete=True,
@@ -666,6 +729,17 @@ def _structured_report(
             "%Y%m%d%H%M%S" + ("%z" if when.tzinfo else "")
         )
     return sr
+
+
+def _next_in_series(previous: Sequence[SrVersion]) -> tuple[str, int]:
+    """(series UID, instance number) of a new version: after the highest instance of the
+    series of the last version this app wrote; ("", 1) for a new series when there is none
+    (another program's series is not ours to add to)."""
+    ours = [v for v in previous if v.ours]
+    if not ours:
+        return "", 1
+    series = ours[-1].series_instance_uid
+    return series, 1 + max(v.instance_number for v in ours if v.series_instance_uid == series)
 
 
 # ------------------------------------------------------------------------- Encapsulated PDF
@@ -742,6 +816,7 @@ def export_study_dicom(
     signed_by: str = "",
     signed_at: str = "",
     previous: Sequence[SrVersion] = (),
+    all_of_study: bool = False,
 ) -> DicomExport:
     """Writes the study report's DICOM objects into ``folder`` (each atomically): the SR
     (``report_sr.dcm``), the PDF (``report_pdf.dcm``) and a key image per nodule
@@ -755,12 +830,17 @@ def export_study_dicom(
             final and verified by them (else preliminary and unverified).
         previous: the SRs written for this study before (``DicomExport.version`` of each,
             oldest first). Those in the study the new SR joins are named as its predecessors
-            and it is their series' next instance; images without DICOM reuse the last
-            one's new study instead of making another.
+            and it is the next instance of the series of the last one this app wrote; images
+            without DICOM reuse the last one's study (same patient ID) instead of making
+            another.
+        all_of_study: refuse (nothing written) when one of ``previous`` is of another study
+            (the command line's ``--supersedes``; the app leaves those out silently: the
+            study's images changed).
 
     Raises:
-        DicomExportError: no nodule, nodules from two patients, the PDF is not one, or the
-            signature's time is not a date and time (nothing is written then).
+        DicomExportError: no nodule, nodules from two patients, the PDF is not one, the
+            signature's time is not a date and time, or (``all_of_study``) an earlier SR of
+            another study (nothing is written then).
         OSError: the folder cannot be written.
     """
     if not items:
@@ -768,9 +848,13 @@ def export_study_dicom(
     signature = _signature(signed_by, signed_at)
     created = created or dt.datetime.now().astimezone()
     pdf_bytes = pdf if isinstance(pdf, bytes) else Path(pdf).read_bytes()
-    reuse = previous[-1].study_instance_uid if previous else ""
-    identity = StudyIdentity.of_images([it.image for it in items], study, reuse)
-    earlier = tuple(v for v in previous if v.study_instance_uid == identity.study_instance_uid)
+    identity = StudyIdentity.of_images([it.image for it in items], study, _last_ours(previous))
+    earlier = _unique(v for v in previous if v.study_instance_uid == identity.study_instance_uid)
+    if all_of_study and len(earlier) < len(_unique(previous)):
+        raise DicomExportError(
+            "an earlier SR given to supersede is of another study or patient than this "
+            f"report's ({identity.study_instance_uid}): nothing written"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     from pydicom.uid import generate_uid
@@ -787,14 +871,7 @@ def export_study_dicom(
         items, card, study, identity, key_images, sources, created, signature, earlier
     )
     sr_path = _save(sr, folder / "report_sr.dcm")
-    version = SrVersion(
-        identity.study_instance_uid,
-        str(sr.SeriesInstanceUID),
-        str(sr.SOPInstanceUID),
-        int(sr.InstanceNumber),
-        signature is not None,
-        created.isoformat(timespec="seconds"),
-    )
+    version = SrVersion.of_dataset(sr, created.isoformat(timespec="seconds"))
     title = "Thyroid ultrasound report" + (f" {identity.patient_id}" if identity.patient_id else "")
     if earlier:  # which PDF is current, in the PACS's list of the study's documents
         title += f" (version {version.instance_number})"
@@ -803,6 +880,19 @@ def export_study_dicom(
     result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier)
     log.info("%s in %s", result.message, folder)
     return result
+
+
+def _last_ours(versions: Sequence[SrVersion]) -> SrVersion | None:
+    """The last version this app wrote (whose study images without DICOM can join)."""
+    return next((v for v in reversed(versions) if v.ours), None)
+
+
+def _unique(versions) -> tuple[SrVersion, ...]:
+    """Each SR once (by SOP Instance UID), in order."""
+    seen: dict[str, SrVersion] = {}
+    for v in versions:
+        seen.setdefault(v.sop_instance_uid, v)
+    return tuple(seen.values())
 
 
 def _safe(text: str) -> str:

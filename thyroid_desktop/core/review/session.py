@@ -511,8 +511,11 @@ class Session:
         identity = identity or Identity()
         restored = self.store.restore(key) if self.store is not None else None
         rejected = self.state.rejected
+        study = self.state.study
         if restored is not None:
-            image, nodules, gone = restored
+            image, nodules, gone, srs = restored
+            # the SRs of the study these images were reported in: a new report supersedes them
+            study = dataclasses.replace(study, sr_versions=_merged(study.sr_versions, srs))
             image = dataclasses.replace(image, path=str(path))
             if identity.known:
                 image = dataclasses.replace(image, identity=identity)
@@ -521,7 +524,6 @@ class Session:
         else:
             image = ImageRecord(key, str(path), max(int(n_frames), 1), identity=identity)
             nodules = self.state.nodules
-        study = self.state.study
         if not study.identity.known and image.identity.known:
             study = dataclasses.replace(study, identity=image.identity)
         state = dataclasses.replace(
@@ -561,12 +563,11 @@ class Session:
 
     def record_sr(self, study_id: str, version: SrVersion) -> bool:
         """A DICOM SR of study ``study_id`` was written (not an undo step: it was written,
-        and undo never forgets it). False when that study is no longer the open one (it was
-        closed while the export ran): nothing is recorded then."""
+        and undo never forgets it). A study closed while the export ran gets it in its saved
+        file. False when it could not be recorded."""
         study = self.state.study
         if study.id != study_id:
-            log.warning("SR %s of a closed study not recorded", version.sop_instance_uid)
-            return False
+            return self.store is not None and self.store.add_sr(study_id, version)
         if version not in study.sr_versions:
             study = dataclasses.replace(study, sr_versions=(*study.sr_versions, version))
             self._set(dataclasses.replace(self.state, study=study), "DICOM report", False)
@@ -947,13 +948,22 @@ def _sr_versions_from_json(entries) -> tuple[SrVersion, ...]:
     only costs a later SR the name of that predecessor."""
     from thyroid_desktop.core.report.dicom_out import SrVersion
 
-    out = []
+    out: list[SrVersion] = []
+    if not isinstance(entries, list | tuple):
+        log.warning("session: sr_versions %r left out", entries)
+        entries = ()
     for entry in entries:
         try:
             out.append(SrVersion.from_json(entry))
         except ValueError as err:
             log.warning("session: %s left out", err)
     return tuple(out)
+
+
+def _merged(first: tuple[SrVersion, ...], more: Iterable[SrVersion]) -> tuple[SrVersion, ...]:
+    """``first``, then those of ``more`` not in it (by SOP Instance UID)."""
+    seen = {v.sop_instance_uid for v in first}
+    return first + tuple(v for v in more if v.sop_instance_uid not in seen)
 
 
 def _caliper_json(c: Caliper) -> dict:
@@ -1106,9 +1116,11 @@ class SessionStore:
             log.warning("the open study %s was not restored: %s", name, err)
             return None
 
-    def restore(self, key: str) -> tuple[ImageRecord, list[Nodule], list[Rejected]] | None:
+    def restore(
+        self, key: str
+    ) -> tuple[ImageRecord, list[Nodule], list[Rejected], tuple[SrVersion, ...]] | None:
         """What the last session holding image ``key`` saved for it (its record, nodules and
-        proposals rejected), or None."""
+        proposals rejected) and the DICOM SRs written of that study, or None."""
         name = self._index().get(key)
         if not name:
             return None
@@ -1120,7 +1132,24 @@ class SessionStore:
         image = state.image(key)
         if image is None:
             return None
-        return image, state.nodules_on(key), [r for r in state.rejected if r.image == key]
+        rejected = [r for r in state.rejected if r.image == key]
+        return image, state.nodules_on(key), rejected, state.study.sr_versions
+
+    def add_sr(self, study_id: str, version: SrVersion) -> bool:
+        """Records an SR in the saved file of study ``study_id`` (one not open now); False
+        when there is no such file or it cannot be read or written."""
+        path = self.folder / f"{study_id}.json"
+        try:
+            state = read_session(path)
+            if version not in state.study.sr_versions:
+                study = dataclasses.replace(
+                    state.study, sr_versions=(*state.study.sr_versions, version)
+                )
+                write_session(path, dataclasses.replace(state, study=study))
+        except (OSError, ValueError) as err:
+            log.warning("SR %s not recorded in %s: %s", version.sop_instance_uid, path, err)
+            return False
+        return True
 
 
 def _write_json(path: Path, data: dict) -> None:
