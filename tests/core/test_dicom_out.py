@@ -48,6 +48,8 @@ TIRADS = TiradsDescriptors(
 )
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+#: A signature (who, when) for export_study_dicom.
+SIGNED = {"signed_by": "Example, Ada", "signed_at": "2026-12-05T09:14:03+01:00"}
 #: A minimal PDF (what the study report writes is tested in test_report.py).
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -265,8 +267,7 @@ def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, class
         classifier.card,
         study,
         PDF,
-        signed_by="Example, Ada",
-        signed_at="2026-12-05T09:14:03+01:00",
+        **SIGNED,
     )
     sr = hd.sr.srread(out.sr)
     assert (sr.CompletionFlag, sr.VerificationFlag, sr.PreliminaryFlag) == (
@@ -285,10 +286,18 @@ def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, class
     assert sr.content.get_planar_roi_measurement_groups()  # reads back with highdicom
 
 
+def export_scanned(folder: Path, image, classifier, previous):
+    """The DICOM image's nodule exported with its DICOM study's details, after ``previous``."""
+    item = nodule_item(image, classifier)
+    return export_study_dicom(
+        folder, [item], classifier.card, study_of(image), PDF, previous=previous
+    )
+
+
 def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     """Exported again (e.g. signed after a preliminary send), the SR names the study's earlier
     SRs in its Predecessor Documents Sequence and is their series' next instance; images
-    without DICOM reuse the first export's new study instead of making another."""
+    without DICOM reuse the earlier export's study (same patient) instead of making another."""
     import highdicom as hd
 
     from thyroid_desktop.core.report.dicom_out import SrVersion
@@ -305,8 +314,7 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
         classifier.card,
         study,
         PDF,
-        signed_by="Example, Ada",
-        signed_at="2026-12-05T09:14:03+01:00",
+        **SIGNED,
         previous=(first.version,),
     )
     assert second.identity.study_instance_uid == first.identity.study_instance_uid
@@ -342,14 +350,7 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     assert third.version.instance_number == 3
     # a version of another study (the images now have DICOM) is not named
     dicom_image = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9"))
-    other = export_study_dicom(
-        tmp_path / "d",
-        [nodule_item(dicom_image, classifier)],
-        classifier.card,
-        study_of(dicom_image),
-        PDF,
-        previous=(first.version,),
-    )
+    other = export_scanned(tmp_path / "d", dicom_image, classifier, (first.version,))
     assert other.supersedes == () and other.version.instance_number == 1
     assert "PredecessorDocumentsSequence" not in pydicom.dcmread(other.sr)
     # the same SR twice is named once; another patient typed: a study of its own
@@ -408,14 +409,7 @@ def test_sr_versions_are_numbered_in_our_series_and_read_back_strictly(tmp_path,
     assert out.version.series_instance_uid == first.series_instance_uid  # our last one's
     # only another program's SR, in the images' DICOM study: named, in a series of our own
     scanned = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9", theirs.study_instance_uid))
-    out = export_study_dicom(
-        tmp_path / "d",
-        [nodule_item(scanned, classifier)],
-        classifier.card,
-        study_of(scanned),
-        PDF,
-        previous=(theirs,),
-    )
+    out = export_scanned(tmp_path / "d", scanned, classifier, (theirs,))
     assert out.version.instance_number == 1 and out.supersedes == (theirs,)
     assert out.version.series_instance_uid not in (first.series_instance_uid, "1.2.3.4")
     # PNG images do not join another program's study
