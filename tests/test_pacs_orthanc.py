@@ -246,7 +246,7 @@ def test_cli_report_supersedes_an_earlier_sr(tmp_path, capsys):
     (series,) = new.PredecessorDocumentsSequence[0].ReferencedSeriesSequence
     (ref,) = series.ReferencedSOPSequence  # once, though given twice
     assert ref.ReferencedSOPInstanceUID == old.SOPInstanceUID
-    assert "supersedes" in capsys.readouterr().out
+    assert "Report version 2, superseding 1 earlier" in capsys.readouterr().out
     for bad, why in ((first / "report_pdf.dcm", "not a Comprehensive 3D SR"), (INSCOPE, "not a")):
         assert report_cli(*common, "--dicom", tmp_path / "x", "--supersedes", bad) == 2
         assert why in capsys.readouterr().err

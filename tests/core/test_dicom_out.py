@@ -318,7 +318,8 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
         previous=(first.version,),
     )
     assert second.identity.study_instance_uid == first.identity.study_instance_uid
-    assert second.supersedes == (first.version,) and "version 2" in second.message
+    assert second.supersedes == (first.version,)
+    assert second.message.startswith("Report version 2, superseding 1 earlier: 3 DICOM")
     assert not second.identity.new_study and "study of the earlier report" in second.message
     old, new = pydicom.dcmread(first.sr), pydicom.dcmread(second.sr)
     assert (new.StudyDate, new.StudyTime) == (old.StudyDate, old.StudyTime)

@@ -54,3 +54,8 @@ class SideColumn(QScrollArea):
         height = layout.totalHeightForWidth(max(self.viewport().width(), widest))
         if height != self.column.minimumHeight():
             self.column.setMinimumHeight(height)
+            # Lay the panels out again for it: without this the panel below one that grew
+            # (its label wrapped to more lines) sometimes kept its old place and the two
+            # overlapped (the Nodules panel's "Views" text over the TI-RADS title, seen in
+            # 3 of 4 starts under Xvfb).
+            layout.invalidate()

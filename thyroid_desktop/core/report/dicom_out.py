@@ -328,10 +328,10 @@ class DicomExport:
         else:
             where = f"the patient's study {uid}"
         text = f"{len(self.files)} DICOM objects (SR, PDF, key images) written for {where}"
-        if self.supersedes:
-            text += (
-                f"; the report is version {self.version.instance_number} and names the "
-                f"{len(self.supersedes)} earlier one(s) it supersedes"
+        if self.supersedes:  # first: a status bar cuts the end of a long message
+            text = (
+                f"Report version {self.version.instance_number}, superseding "
+                f"{len(self.supersedes)} earlier: {text}"
             )
         return text
 
