@@ -142,9 +142,7 @@ def main() -> int:
             if e:
                 empty = " / ".join(f"{100 * r[f'boxes_on_empty_{f}'] / e:.1f}" for f in SCALES)
                 line += f"; a box on empty frames {empty} % of {e}"
-            other = " / ".join(
-                f"{r[f'other_box_{f}']}/{r[f'both_found_{f}']}" for f in SCALES[1:]
-            )
+            other = " / ".join(f"{r[f'other_box_{f}']}/{r[f'both_found_{f}']}" for f in SCALES[1:])
             print(line + f"; another box than at 1x (0.75x / 1.33x) {other}")
     result["command"] = "python benchmarks/bench_detector_scale.py" + (
         f" --tta {' '.join(args.tta)}" if args.tta else ""
