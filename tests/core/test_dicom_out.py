@@ -433,3 +433,4 @@ def test_sr_versions_are_numbered_in_our_series_and_read_back_strictly(tmp_path,
     ledger.add("study-1", out.version)
     assert ledger.versions("study-1", (first, first)) == (first, out.version)
     assert ledger.versions("study-2", (first,)) == (first,)
+    assert ledger.written() == {"study-1": (out.version,)}

@@ -108,3 +108,21 @@ def test_a_signed_study_stays_signed_through_the_export_dialog(window, qtbot, ci
     assert str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == "Example^Ada"
     assert sr.VerifyingObserverSequence[0].VerifyingOrganization == "Example Hospital"
     assert sr.InstitutionName == "Example Hospital"
+
+
+def test_an_export_finishing_as_the_window_closes_is_still_recorded(
+    window, qtbot, cine_dicom, tmp_path
+):
+    """The window closed while an export runs: its result is not delivered to the closed
+    window, but the SR it wrote is recorded with the study (a later report supersedes it)."""
+    assert window.open_paths([cine_dicom])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    window.export_dicom(tmp_path / "dicom", StudyInfo(operator="Dr Example"))
+    window.close()  # waits for the running job, then closes
+    assert getattr(window, "last_dicom_export", None) is None  # the result was not delivered
+    written = pydicom.dcmread(tmp_path / "dicom" / "report_sr.dcm")
+    (version,) = window.session.state.study.sr_versions
+    assert version.sop_instance_uid == written.SOPInstanceUID

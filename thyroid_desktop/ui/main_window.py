@@ -482,5 +482,6 @@ class MainWindow(
         self.thumb_pool.clear()
         self.pool.waitForDone(5000)
         self.thumb_pool.waitForDone(5000)
+        self.record_written_srs()  # an export that finished now delivers no result
         self._closed = True
         super().closeEvent(event)

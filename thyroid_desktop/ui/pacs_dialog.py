@@ -162,6 +162,13 @@ class DicomActionsMixin:
             self._srs_written = SrLedger()
         return self._srs_written
 
+    def record_written_srs(self) -> None:
+        """Records every SR the export jobs wrote with its study (at closing: a job that
+        finished as the window closed delivers no result, but its SR was written)."""
+        for study_id, versions in self._sr_ledger().written().items():
+            for version in versions:
+                self.session.record_sr(study_id, version)
+
     def _record_sr(self, study_id: str, export) -> None:
         """The study's record keeps the SR just written (a later one supersedes it)."""
         if export is not None and export.version is not None:

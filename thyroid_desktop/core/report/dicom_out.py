@@ -301,6 +301,12 @@ class SrLedger:
         with self._lock:
             self._written.setdefault(study_id, []).append(version)
 
+    def written(self) -> dict[str, tuple[SrVersion, ...]]:
+        """Every SR written, per study id (e.g. to record those whose result was not
+        delivered: the window closed while the export ran)."""
+        with self._lock:
+            return {k: tuple(v) for k, v in self._written.items()}
+
 
 @dataclass(frozen=True)
 class DicomExport:
