@@ -45,9 +45,11 @@ def test_a_caliper_stays_drawn_moves_is_deleted_and_undone(window, qtbot, tmp_pa
     a, b = (box.x + 5.0, y), (box.x + box.w - 5.0, y)
 
     window.measure_nodule()
+    assert window.panel.state.text().startswith("Measure: drag across")
     _drag(qtbot, window.view, a, b)
     (nodule,) = window.session.state.nodules
     (c,) = nodule.calipers
+    assert window.panel.state.text().startswith("Caliper 1 drawn")  # not the instruction
     assert c.length_px == pytest.approx(box.w - 10, abs=2)
     assert not window.view.measuring and window.view.calipers()  # it stays after the release
     assert _labels(window) == [f"1: {c.length_px * 0.1:.1f} mm"]

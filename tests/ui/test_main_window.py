@@ -353,6 +353,29 @@ def test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere(
     assert records[-1]["roi"] == finding.roi.as_list()
 
 
+def test_the_one_nodule_report_of_a_signed_study_carries_its_signature(window, qtbot, tmp_path):
+    """File > Export PDF report of a nodule of a signed study: signed as the study report is
+    (it printed an empty signature line under a signed study)."""
+    import shutil
+
+    from pypdf import PdfReader
+
+    path = shutil.copy(INSCOPE_PNG, tmp_path / "inscope.png")
+    assert window.open_paths([path])
+    review = window.review
+    qtbot.waitUntil(lambda: review.finding is not None and not review.awaiting, timeout=120000)
+    window.set_roi(INSCOPE_BOX)
+    qtbot.waitUntil(
+        lambda: review.finding.roi == INSCOPE_BOX and not review.awaiting, timeout=60000
+    )
+    assert window.sign_report("Example, Ada")
+    pdf = tmp_path / "one.pdf"
+    window.export_report(pdf)
+    qtbot.waitUntil(lambda: pdf.exists(), timeout=60000)
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "Signed electronically by Example, Ada" in text and "Signature: ___" not in text
+
+
 @pytest.mark.realdata
 def test_a_panel_that_grows_pushes_the_one_below_down(shared_data, tmp_path):
     """A detected nodule accepted on a real frame: the Nodules panel's "Views" text wraps to

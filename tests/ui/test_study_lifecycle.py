@@ -73,6 +73,18 @@ def test_close_study_empties_the_window_and_reopening_brings_the_work_back(bare_
     assert [n.box for n in w.session.state.nodules] == [ROI(10, 10, 40, 30)]
 
 
+@pytest.mark.parametrize("current", [0, 2])
+def test_closing_a_study_of_several_images_raises_nothing(bare_window, tmp_path, current):
+    """Emptying the list moves its current row while the study is already gone: that row
+    must not be opened (it raised IndexError in the list's signal)."""
+    w = bare_window
+    paths = [_dicom(tmp_path / f"{n}.dcm", "P-1", "Doe^Anna", 1) for n in "abc"]
+    assert w.open_paths(paths)
+    w.study_list.setCurrentRow(current)
+    w.new_study()  # pytest-qt fails the test on an exception in a Qt slot
+    assert w.study_list.count() == 0 and w.review.entries == []
+
+
 def test_the_open_study_comes_back_at_start_even_when_its_files_are_gone(
     bare_window, qtbot, tmp_path
 ):

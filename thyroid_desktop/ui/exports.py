@@ -127,8 +127,7 @@ class ExportsMixin(DicomActionsMixin):
         self.signature_status.setText(f"Report: {self.signature_text()}")
 
     def _signature(self) -> dict[str, str]:
-        """The study report's signature arguments: none while unsigned (the one-nodule
-        report has no signed block yet)."""
+        """The report's signature arguments: none while unsigned."""
         report = self.session.state.study.report
         return (
             {"signed_by": report.signed_by, "signed_at": report.signed_at} if report.signed else {}
@@ -160,6 +159,8 @@ class ExportsMixin(DicomActionsMixin):
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
         shown = self.review.calipers_shown()
         calipers = tuple((c.number, c.caliper) for c in shown if n and c.nodule_id == n.id)
+        # signed only as one of the signed study's nodules (not a proposal or a box tried)
+        signature = self._signature() if n is not None and finding.roi == n.box else {}
 
         def done(out: Path) -> None:
             problem = (
@@ -182,6 +183,7 @@ class ExportsMixin(DicomActionsMixin):
                 nodule=nodule,
                 choices=choices,
                 calipers=calipers,
+                **signature,
             ),
             done,
             lambda err: self.show_message("Report not written", f"{path}: {err}"),

@@ -348,7 +348,8 @@ class MainWindow(
 
     def _row_changed(self, row: int) -> None:
         """The user moved in the list (click or arrow keys)."""
-        if row < 0 or row == self.review.current:
+        # not a row of the study (the list being emptied as a study closes moves its row)
+        if not 0 <= row < len(self.review.entries) or row == self.review.current:
             return
         if not self.select(row):
             self._show_unreadable(row)

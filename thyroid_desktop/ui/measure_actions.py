@@ -88,11 +88,12 @@ class MeasureMixin:
             number = self.review.add_caliper(start, end)
             if number is not None:
                 self._show_size()
-                self.statusBar().showMessage(
+                done = (
                     f"Caliper {number} drawn: drag an end to move it; select it and press "
-                    "Delete to remove it.",
-                    8000,
+                    "Delete to remove it."
                 )
+                self.statusBar().showMessage(done, 8000)
+                self.panel.show_state(done)  # not the "Measure: drag…" instruction any more
             return
         length_px = math.hypot(end[0] - start[0], end[1] - start[1])
         mm, ok = QInputDialog.getDouble(
@@ -111,10 +112,9 @@ class MeasureMixin:
         """The user's scale for the current image (None removes it); sizes update at once."""
         self.review.set_user_scale(mm_per_px)
         self._show_size()
-        self.statusBar().showMessage(
-            f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed",
-            8000,
-        )
+        done = f"User scale: {mm_per_px:.4f} mm per pixel" if mm_per_px else "User scale removed"
+        self.statusBar().showMessage(done, 8000)
+        self.panel.show_state(done)  # not the "Calibrate: drag…" instruction any more
 
     def measure_nodule(self) -> None:
         """Next left-drag draws a caliper line across the nodule shown (three per view)."""

@@ -201,6 +201,8 @@ class DicomActionsMixin:
             self.statusBar().showMessage(f"{export.message} in {folder}", 15000)
             if export.identity.new_study:  # not again when a later version joins it
                 self.show_message("DICOM written in a new study", export.message, _INFO)
+            else:  # the panel's line says what happened last, not an earlier export
+                self.panel.show_state(export.message)
 
         job = self._dicom_job(study)
         self._run(

@@ -326,19 +326,24 @@ class DicomExport:
 
     @property
     def message(self) -> str:
-        uid = self.identity.study_instance_uid
+        # No UIDs: a 64-digit number cannot wrap in a panel and tells a clinician nothing
+        # (the log has it).
         if self.identity.new_study:
-            where = f"a NEW study ({uid}): the images have no DICOM study"
+            where = "a NEW study (the images have no DICOM study)"
         elif self.identity.earlier_study:
-            where = f"the study of the earlier report ({uid}): the images have no DICOM study"
+            where = "the study of the earlier report (the images have no DICOM study)"
         else:
-            where = f"the patient's study {uid}"
+            where = "the patient's study"
         text = f"{len(self.files)} DICOM objects (SR, PDF, key images) written for {where}"
         if self.supersedes:  # first: a status bar cuts the end of a long message
             text = (
                 f"Report version {self.version.instance_number}, superseding "
                 f"{len(self.supersedes)} earlier: {text}"
             )
+            if not self.version.final and any(v.final for v in self.supersedes):
+                text += (
+                    ". It is not signed and supersedes a signed report: sign it to make it final"
+                )
         return text
 
 
@@ -884,7 +889,7 @@ def export_study_dicom(
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)
     pdf_path = _save(doc, folder / "report_pdf.dcm")
     result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier)
-    log.info("%s in %s", result.message, folder)
+    log.info("%s in %s (study %s)", result.message, folder, identity.study_instance_uid)
     return result
 
 

@@ -656,9 +656,12 @@ def write_report(
     nodule: str = "",
     choices: TiradsChoices | None = None,
     calipers: tuple[NumberedLine, ...] = (),
+    signed_by: str = "",
+    signed_at: str = "",
 ) -> Path:
     """A one-nodule report (the shown image's), laid out as a study report's nodule page
-    followed by the model, the impression and the signature; written atomically.
+    followed by the model, the impression and the signature (``signed_by``, ``signed_at``:
+    the study's, when it is signed and this is one of its nodules); written atomically.
     ``size`` is the nodule's (``core.clinical.measure.finding_size``: the same as the panel
     and the CSV); ``nodule`` names and locates it (e.g. "N1, right lobe, upper");
     ``choices`` are the clinician's TI-RADS choices so far (what they did with the AI's
@@ -682,7 +685,7 @@ def write_report(
     def sections(flow: Flow) -> None:
         _nodule_section(flow, item, nodule or "Nodule", compact=True)
         _model_section(flow, card)
-        _impression_and_signature(flow, study)
+        _impression_and_signature(flow, study, signed_by, signed_at)
 
     data = _pdf(NODULE_TITLE, study, created, sections)
     return write_atomically(Path(path), lambda tmp: tmp.write_bytes(data))
