@@ -335,14 +335,17 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     (ref,) = series.ReferencedSOPSequence
     assert ref.ReferencedSOPInstanceUID == pydicom.dcmread(first.sr).SOPInstanceUID
     assert ref.ReferencedSOPClassUID == COMPREHENSIVE_3D_SR
+    tracked = replace(item, uid="1.2.826.0.1.3680043.9.7")  # the session's nodule UID
     third = export_study_dicom(
         tmp_path / "c",
-        [item],
+        [tracked],
         classifier.card,
         study,
         PDF,
         previous=(first.version, second.version),
     )
+    (group,) = hd.sr.srread(third.sr).content.get_planar_roi_measurement_groups()
+    assert group.tracking_uid == "1.2.826.0.1.3680043.9.7"  # not a new one per report
     refs = pydicom.dcmread(third.sr).PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0]
     assert [r.ReferencedSOPInstanceUID for r in refs.ReferencedSOPSequence] == [
         first.version.sop_instance_uid,

@@ -475,3 +475,31 @@ def test_the_srs_written_stay_with_their_study(tmp_path):
     assert state_from_json(data).study.sr_versions == (SR, late)
     data["study"]["sr_versions"] = 7
     assert state_from_json(data).study.sr_versions == ()
+
+
+def test_a_nodule_keeps_its_tracking_uid_through_renumbering_saving_and_reopening(tmp_path):
+    """The DICOM tracking UID is made once: a delete renumbers N2 to N1 but keeps its UID,
+    the file keeps it, a nodule saved before UIDs gets one made from what the file says
+    (the same at every reading), and reopening its image in a new study keeps it."""
+    from pydicom.uid import UID
+
+    from thyroid_desktop.core.review.session import state_from_json, state_to_json
+
+    store = SessionStore(tmp_path)
+    s = Session(store)
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, BOX)
+    s.add_nodule(A, 0, ROI(50, 50, 20, 20))
+    first, second = s.state.nodules
+    assert UID(first.uid).is_valid and first.uid != second.uid
+    s.delete_nodule("N1")
+    (kept,) = s.state.nodules
+    assert kept.id == "N1" and kept.uid == second.uid
+    assert read_session(write_session(tmp_path / "s.json", s.state)).nodules[0].uid == kept.uid
+    data = state_to_json(s.state)
+    del data["nodules"][0]["uid"]  # a file written before nodules had one
+    made = state_from_json(data).nodules[0].uid
+    assert UID(made).is_valid and made == state_from_json(data).nodules[0].uid != kept.uid
+    s.close_study()
+    s.add_image(A, "a.png")
+    assert [n.uid for n in s.state.nodules] == [kept.uid]

@@ -70,6 +70,7 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert (sr.StudyInstanceUID, sr.PatientID) == (source.StudyInstanceUID, source.PatientID)
     (group,) = sr.content.get_planar_roi_measurement_groups()
     assert group.tracking_identifier == "Nodule N1"
+    assert group.tracking_uid == n1.uid  # the session's nodule, in every version
     evals = {q.name.meaning: q.value.value for q in group.get_qualitative_evaluations()}
     assert evals["ACR TI-RADS level"] == f"TR{TIRADS.level.tr}"
     assert evals["ACR TI-RADS composition"] == "MIXED"
@@ -85,6 +86,10 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     (stored,) = [i for i in orthanc.instances() if i.SOPInstanceUID == sent.sop_instance_uid]
     (series,) = stored.PredecessorDocumentsSequence[0].ReferencedSeriesSequence
     assert series.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == first.sop_instance_uid
+    (group,) = hd.sr.Comprehensive3DSR.from_dataset(
+        stored
+    ).content.get_planar_roi_measurement_groups()
+    assert group.tracking_uid == n1.uid
 
 
 def test_a_signed_study_stays_signed_through_the_export_dialog(window, qtbot, cine_dicom, tmp_path):

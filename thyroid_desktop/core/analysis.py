@@ -647,6 +647,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
                 tuple((c.number, c.caliper) for c in n.calipers_on(n.image, n.frame)),
                 n.plane,
                 other,
+                uid=n.uid,
             )
         )
     return items

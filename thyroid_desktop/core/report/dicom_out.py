@@ -624,7 +624,7 @@ def _nodule_group(item: NoduleReport, card: ModelCard, sc):
     )
     group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=generate_uid(), identifier=f"Nodule {item.nodule_id}"
+            uid=item.uid or generate_uid(), identifier=f"Nodule {item.nodule_id}"
         ),
         referenced_region=hd.sr.ImageRegion(
             graphic_type=hd.sr.GraphicTypeValues.POLYLINE,

@@ -229,6 +229,8 @@ class NoduleReport:
     #: The nodule's outline (contour) in image pixels; empty: the segmenter's mask outline
     #: that came with the finding, if any.
     outline: tuple[tuple[float, float], ...] = ()
+    #: The nodule's tracking UID (the session's; empty: the DICOM SR makes one).
+    uid: str = ""
 
     @property
     def image_text(self) -> str:

@@ -242,6 +242,10 @@ class Nodule:
     #: The outline of a nodule the clinician clicked or stroked (image pixels; empty when its
     #: box was a guess); every analysis of its box uses its mask. Dropped when the box moves.
     outline: tuple[tuple[float, float], ...] = ()
+    #: Its DICOM tracking UID (TID 1500 "Tracking Unique Identifier"): made once, kept when
+    #: it is renumbered, moved or reopened in another study, so that every report names the
+    #: same nodule the same way (its id "N1" is only its place in the order).
+    uid: str = ""
 
     @property
     def outline_or_none(self) -> tuple[tuple[float, float], ...] | None:
@@ -345,6 +349,22 @@ class StudyRecord:
 
 def new_study_id() -> str:
     return uuid.uuid4().hex
+
+
+def new_uid() -> str:
+    """A new DICOM UID (a nodule's tracking UID)."""
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid())
+
+
+def uid_of_saved(d: dict) -> str:
+    """The tracking UID of a nodule saved before nodules had one: made from what the file
+    says of it (image, frame, box, source), so that it is the same at every reading."""
+    from pydicom.uid import generate_uid
+
+    what = [str(d["image"]), str(d["frame"]), str(list(d["box"])), str(d["source"])]
+    return str(generate_uid(entropy_srcs=what))
 
 
 def confirmed_only(nodules: Iterable[Nodule]) -> list[Nodule]:
@@ -614,7 +634,9 @@ class Session:
         self._image(key)
         nodule_id = f"N{len(self.state.nodules) + 1}"
         outline = tuple((float(x), float(y)) for x, y in outline)
-        nodule = Nodule(nodule_id, key, int(frame), box, BoxSource(source), outline=outline)
+        nodule = Nodule(
+            nodule_id, key, int(frame), box, BoxSource(source), outline=outline, uid=new_uid()
+        )
         state = dataclasses.replace(self.state, nodules=numbered(self.state.nodules + (nodule,)))
         self._set(state, f"add {nodule_id}", undoable=by_user)
         return nodule_id
@@ -860,6 +882,7 @@ def state_to_json(state: SessionState) -> dict:
             "plane": str(n.plane) if n.plane else None,
             "views": [_view_json(v) for v in n.views],
             "outline": [list(p) for p in n.outline],
+            "uid": n.uid,
         }
         if n.estimate is not None:
             sug = n.estimate.suggestion
@@ -923,6 +946,7 @@ def state_from_json(data: dict) -> SessionState:
                     plane=Plane(d["plane"]) if d.get("plane") else None,
                     views=tuple(_view_from_json(v) for v in d.get("views", ())),
                     outline=tuple((float(x), float(y)) for x, y in d.get("outline", ())),
+                    uid=str(d.get("uid") or uid_of_saved(d)),
                 )
             )
         if version == 1:
