@@ -246,6 +246,14 @@ def test_cli_report_supersedes_an_earlier_sr(tmp_path, capsys):
     (series,) = new.PredecessorDocumentsSequence[0].ReferencedSeriesSequence
     (ref,) = series.ReferencedSOPSequence  # once, though given twice
     assert ref.ReferencedSOPInstanceUID == old.SOPInstanceUID
+
+    def tracking(ds) -> str:
+        import highdicom as hd
+
+        sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
+        return sr.content.get_planar_roi_measurement_groups()[0].tracking_uid
+
+    assert tracking(new) == tracking(old)  # the same nodule, the same tracking UID
     assert "Report version 2, superseding 1 earlier" in capsys.readouterr().out
     for bad, why in ((first / "report_pdf.dcm", "not a Comprehensive 3D SR"), (INSCOPE, "not a")):
         assert report_cli(*common, "--dicom", tmp_path / "x", "--supersedes", bad) == 2

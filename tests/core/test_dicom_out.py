@@ -352,8 +352,9 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
         second.version.sop_instance_uid,
     ]
     assert third.version.instance_number == 3
-    assert third.message.endswith("supersedes a signed report: sign it to make it final")
-    assert "sign it" not in second.message and "1.2." not in third.message  # no UIDs
+    assert third.unsigned_over_signed and not second.unsigned_over_signed
+    assert third.message.endswith("It is not signed and supersedes a signed report")
+    assert "1.2." not in third.message  # no UIDs
     # a version of another study (the images now have DICOM) is not named
     dicom_image = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9"))
     other = export_scanned(tmp_path / "d", dicom_image, classifier, (first.version,))

@@ -503,3 +503,50 @@ def test_a_nodule_keeps_its_tracking_uid_through_renumbering_saving_and_reopenin
     s.close_study()
     s.add_image(A, "a.png")
     assert [n.uid for n in s.state.nodules] == [kept.uid]
+
+
+def test_review_mends_undo_absorb_scale_and_damaged_uids(tmp_path):
+    """Undo does not take away nodules that came back with an image opened after the step
+    undone; a nodule absorbed as another's view closes the numbering; a new scale takes the
+    signature away (the signed sizes change); a damaged saved UID is replaced, and two
+    identical nodules saved without one get different UIDs."""
+    from thyroid_desktop.core.clinical.measure import Plane
+    from thyroid_desktop.core.review.session import ReportText, View, state_from_json, state_to_json
+
+    store = SessionStore(tmp_path)
+    s = Session(store)
+    s.add_image(B, "b.png")
+    s.add_nodule(B, 0, BOX)  # saved with B
+    s.close_study()
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, BOX)  # an undo step
+    assert s.add_image(B, "b.png")  # B's nodule comes back (not an undo step)
+    kept = s.state.nodules[1]
+    s.undo()
+    assert [(n.id, n.uid) for n in s.state.nodules] == [("N1", kept.uid)]
+    s.redo()
+    assert len(s.state.nodules) == 2
+
+    t = Session()
+    t.add_image(A, "a.png")
+    t.add_image(B, "b.png")
+    t.add_nodule(B, 0, BOX)  # N1: marked on B before it was linked
+    t.add_nodule(A, 0, ROI(5, 5, 30, 30))  # N2
+    t.link_view("N2", View(B, 0, Plane.LONGITUDINAL, BOX), absorb="N1")
+    assert [n.id for n in t.state.nodules] == ["N1"] and t.state.nodule("N1").views
+
+    t.set_report(ReportText(impression="x"))
+    t.sign("Dr. A", "2026-03-01T10:00:00")
+    t.set_user_scale(A, 0.1)
+    assert not t.state.study.report.signed
+    t.undo()
+    assert t.state.study.report.signed
+
+    data = state_to_json(t.state)
+    data["nodules"][0]["uid"] = "not a uid"
+    made = state_from_json(data).nodules[0].uid
+    assert made != "not a uid" and made == state_from_json(data).nodules[0].uid
+    twin = dict(data["nodules"][0], uid="")
+    data["nodules"] = [twin, dict(twin)]
+    first, second = state_from_json(data).nodules
+    assert first.uid != second.uid

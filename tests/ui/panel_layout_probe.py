@@ -1,6 +1,8 @@
 """Run by tests/ui/test_main_window.py in a process of its own: opens a frame in a new main
 window sized before it is shown, accepts the detected nodule and prints where the side
-panels ended up ("panels ... overlap: none" or the pairs that overlap).
+panels ended up ("panels overlap: none" or the pairs that overlap), after saying how many
+nodules there are and how many lines the Nodules panel's "Views" text takes (the check means
+something only when the accepted nodule's text wrapped).
 
 Usage: python tests/ui/panel_layout_probe.py IMAGE   (QT_QPA_PLATFORM=offscreen)
 """
@@ -43,8 +45,10 @@ def main() -> int:
         for a, b in zip(panels, panels[1:], strict=False)
         if a.geometry().bottom() >= b.geometry().top()
     ]
-    views = window.nodules.views.text()
-    print(f"panels (views text {views[:40]!r}...) overlap: " + ("; ".join(overlaps) or "none"))
+    label = window.nodules.views
+    lines = label.height() // max(label.fontMetrics().lineSpacing(), 1)
+    print(f"nodules {len(window.session.state.nodules)}, views lines {lines}")
+    print("panels overlap: " + ("; ".join(overlaps) or "none"))
     window.pool.waitForDone(30000)
     window.close()
     return 0

@@ -186,6 +186,7 @@ def report_command(args: argparse.Namespace) -> int:
     )
     from thyroid_desktop.core.report.names import report_file_name
     from thyroid_desktop.core.report.pdf import NoduleReport, StudyInfo, write_study_report
+    from thyroid_desktop.core.review.session import tracking_uid
 
     n = len(args.images)
     try:
@@ -244,6 +245,7 @@ def report_command(args: argparse.Namespace) -> int:
                 finding=f,
                 size=size,
                 tirads=None,
+                uid=tracking_uid(result.image.sha256, result.image.frame_index, f.roi),
             )
         )
         estimate = (

@@ -159,8 +159,10 @@ class ExportsMixin(DicomActionsMixin):
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
         shown = self.review.calipers_shown()
         calipers = tuple((c.number, c.caliper) for c in shown if n and c.nodule_id == n.id)
-        # signed only as one of the signed study's nodules (not a proposal or a box tried)
-        signature = self._signature() if n is not None and finding.roi == n.box else {}
+        # signed only as one of the signed study's nodules: the result shown is that
+        # nodule's, on its own frame (not a proposal, a box tried or a linked view's frame)
+        confirmed = self.review.shown_result_matches() and not self.review.awaiting
+        signature = self._signature() if confirmed else {}
 
         def done(out: Path) -> None:
             problem = (

@@ -198,11 +198,16 @@ class DicomActionsMixin:
         def done(export) -> None:
             self.last_dicom_export = export
             self._record_sr(study_id, export)
-            self.statusBar().showMessage(f"{export.message} in {folder}", 15000)
+            message = export.message + (
+                ": sign it (File > Sign report…) to make it final"
+                if export.unsigned_over_signed
+                else ""
+            )
+            self.statusBar().showMessage(f"{message} in {folder}", 15000)
             if export.identity.new_study:  # not again when a later version joins it
-                self.show_message("DICOM written in a new study", export.message, _INFO)
+                self.show_message("DICOM written in a new study", message, _INFO)
             else:  # the panel's line says what happened last, not an earlier export
-                self.panel.show_state(export.message)
+                self.panel.show_state(message)
 
         job = self._dicom_job(study)
         self._run(

@@ -340,11 +340,18 @@ class DicomExport:
                 f"Report version {self.version.instance_number}, superseding "
                 f"{len(self.supersedes)} earlier: {text}"
             )
-            if not self.version.final and any(v.final for v in self.supersedes):
-                text += (
-                    ". It is not signed and supersedes a signed report: sign it to make it final"
-                )
+            if self.unsigned_over_signed:
+                text += ". It is not signed and supersedes a signed report"
         return text
+
+    @property
+    def unsigned_over_signed(self) -> bool:
+        """This SR is preliminary and supersedes a final (signed) one."""
+        return (
+            self.version is not None
+            and not self.version.final
+            and any(v.final for v in self.supersedes)
+        )
 
 
 # ------------------------------------------------------------------------- key images

@@ -358,12 +358,25 @@ def new_uid() -> str:
     return str(generate_uid())
 
 
-def uid_of_saved(d: dict) -> str:
-    """The tracking UID of a nodule saved before nodules had one: made from what the file
-    says of it (image, frame, box, source), so that it is the same at every reading."""
+def uid_of_saved(d: dict, index: int) -> str:
+    """The tracking UID of a nodule as saved; for one saved before nodules had one (or with
+    a damaged one), a UID made from what the file says of it (image, frame, box, source,
+    its place in the list), so that it is the same at every reading."""
+    from pydicom.uid import RE_VALID_UID
+
+    saved = str(d.get("uid") or "")
+    if saved and len(saved) <= 64 and RE_VALID_UID.match(saved):
+        return saved
+    return tracking_uid(str(d["image"]), int(d["frame"]), ROI(*d["box"]), str(d["source"]), index)
+
+
+def tracking_uid(image: str, frame: int, box: ROI, *more) -> str:
+    """A tracking UID made from where a nodule is (image sha256, frame, box and ``more``):
+    the same whenever it is made again (the command line, which keeps no session, and
+    nodules saved before they had one)."""
     from pydicom.uid import generate_uid
 
-    what = [str(d["image"]), str(d["frame"]), str(list(d["box"])), str(d["source"])]
+    what = [image, str(frame), str(box.as_list()), *(str(m) for m in more)]
     return str(generate_uid(entropy_srcs=what))
 
 
@@ -468,9 +481,12 @@ class Session:
     def _set(self, state: SessionState, what: str, undoable: bool) -> None:
         if state == self.state:
             return
-        if state.nodules != self.state.nodules and state.study.report.signed:
-            # what was signed changed (a nodule, a choice, a caliper, a re-scored estimate):
-            # the signature no longer holds
+        scales = [(i.key, i.user_mm_per_px) for i in state.images]
+        before = dict((i.key, i.user_mm_per_px) for i in self.state.images)
+        rescaled = any(k in before and before[k] != mm for k, mm in scales)
+        if (state.nodules != self.state.nodules or rescaled) and state.study.report.signed:
+            # what was signed changed (a nodule, a choice, a caliper, a re-scored estimate,
+            # the scale its sizes are in): the signature no longer holds
             report = dataclasses.replace(state.study.report, signed_by="", signed_at="")
             state = dataclasses.replace(
                 state, study=dataclasses.replace(state.study, report=report)
@@ -763,7 +779,8 @@ class Session:
                 state, nodules=tuple(x for x in state.nodules if x.id != absorb)
             )
         n = dataclasses.replace(n, plane=view.plane.other, views=(view,))
-        nodules = tuple(n if x.id == n.id else x for x in state.nodules)
+        # numbered: the absorbed one's place closes up (N1..Nn stay gapless)
+        nodules = numbered(tuple(n if x.id == n.id else x for x in state.nodules))
         self._set(
             dataclasses.replace(state, nodules=nodules),
             f"link {view.plane} view to {nodule_id}",
@@ -857,7 +874,16 @@ def _keep_navigation(target: SessionState, current: SessionState) -> SessionStat
             image if old is None else dataclasses.replace(old, frame=image.frame, path=image.path)
         )
     study = dataclasses.replace(current.study, report=target.study.report)
-    return dataclasses.replace(target, images=tuple(images), rejected=current.rejected, study=study)
+    # nodules that came back with an image opened after the target state (restored, not
+    # an edit): undo does not take them away
+    restored = tuple(n for n in current.nodules if target.image(n.image) is None)
+    return dataclasses.replace(
+        target,
+        images=tuple(images),
+        nodules=numbered(target.nodules + restored),
+        rejected=current.rejected,
+        study=study,
+    )
 
 
 # ------------------------------------------------------------------------- serialisation
@@ -928,7 +954,7 @@ def state_from_json(data: dict) -> SessionState:
             for i in data["images"]
         )
         nodules = []
-        for d in data["nodules"]:
+        for index, d in enumerate(data["nodules"]):
             est = d.get("estimate")
             nodules.append(
                 Nodule(
@@ -946,7 +972,7 @@ def state_from_json(data: dict) -> SessionState:
                     plane=Plane(d["plane"]) if d.get("plane") else None,
                     views=tuple(_view_from_json(v) for v in d.get("views", ())),
                     outline=tuple((float(x), float(y)) for x, y in d.get("outline", ())),
-                    uid=str(d.get("uid") or uid_of_saved(d)),
+                    uid=uid_of_saved(d, index),
                 )
             )
         if version == 1:
