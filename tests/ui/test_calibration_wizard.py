@@ -217,3 +217,31 @@ def test_sign_report_is_kept_in_the_session_and_removed_by_editing_the_text(
     assert "not signed" in window.signature_status.text()
     assert not SessionStore().open_study().study.report.signed
     assert not window.sign_report("  ")  # a signature needs a name
+
+
+def test_signing_a_study_with_an_unscored_nodule_asks_first(window, tmp_path, monkeypatch):
+    """File > Sign report… with a nodule whose TI-RADS score is incomplete (the report will
+    say "not scored"): the clinician is asked; No signs nothing, Yes signs."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from thyroid_desktop.core.pipeline.roi import ROI
+
+    image = tmp_path / "img.png"
+    shutil.copy(ASSET, image)
+    assert window.open_paths([image])
+    window.review.box_drawn(ROI(20, 20, 60, 40))  # N1, nothing chosen yet
+    assert window.session.state.unscored() == {
+        "N1": ["composition", "echogenicity", "shape", "margin", "echogenic foci"]
+    }
+    asked, answers = [], [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(
+        "thyroid_desktop.ui.exports.QMessageBox.question",
+        lambda parent, title, text, *a: asked.append(text) or answers.pop(0),
+    )
+    monkeypatch.setattr(
+        "thyroid_desktop.ui.exports.QInputDialog.getText", lambda *a, **k: ("Dr Signer", True)
+    )
+    window.sign_report_dialog()
+    assert "N1: composition" in asked[0] and not window.session.state.study.report.signed
+    window.sign_report_dialog()
+    assert len(asked) == 2 and window.session.state.study.report.signed

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QLabel,
+    QMessageBox,
 )
 
 from thyroid_desktop.core.analysis import Action
@@ -86,12 +87,29 @@ class ExportsMixin(DicomActionsMixin):
         """File > Sign report…: asks the clinician's name (the report's operator, else the
         last one) and signs the study's report."""
         kept = self.session.state.study.report
+        unscored = self.session.state.unscored()
+        if unscored and not self.ask_sign_unscored(unscored):
+            return
         name = kept.operator or str(self.settings.value("report/operator", ""))
         name, ok = QInputDialog.getText(
             self, "Sign report", "Signed by (the clinician's name):", text=name
         )
         if ok:
             self.sign_report(name)
+
+    def ask_sign_unscored(self, unscored: dict[str, list[str]]) -> bool:
+        """Whether to sign although some nodules have no complete TI-RADS score (the report
+        says "not scored" for them)."""
+        lines = "\n".join(f"{n}: {', '.join(groups)} not chosen" for n, groups in unscored.items())
+        answer = QMessageBox.question(
+            self,
+            "Sign report",
+            f"These nodules have no complete ACR TI-RADS score; the report will say "
+            f'"not scored" for them:\n{lines}\n\nSign anyway?',
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def sign_report(self, name: str) -> bool:
         """Signs the report now (``Session.sign``: kept in the study's session; editing the

@@ -414,6 +414,12 @@ class SessionState:
     rejected: tuple[Rejected, ...] = ()
     study: StudyRecord = field(default_factory=StudyRecord)
 
+    def unscored(self) -> dict[str, list[str]]:
+        """The nodules without a complete ACR TI-RADS score (the report says "not scored"
+        for them) and the groups still open, e.g. {"N2": ["composition"]}: what signing
+        should point out."""
+        return {n.id: n.tirads.open_groups for n in self.nodules if n.tirads.open_groups}
+
     def rejected_on(self, key: str, frame: int) -> set[ROI]:
         """The boxes rejected on frame ``frame`` of image ``key``."""
         return {r.box for r in self.rejected if (r.image, r.frame) == (key, frame)}
