@@ -257,8 +257,6 @@ class SrVersion:
     @classmethod
     def from_json(cls, data: dict) -> SrVersion:
         """Raises ValueError for an entry that is not one (a damaged session file)."""
-        from pydicom.uid import RE_VALID_UID
-
         try:
             uids = [str(data[k]) for k in _SR_UIDS]
             flags = [data.get("final", False), data.get("ours", True)]
@@ -268,7 +266,7 @@ class SrVersion:
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not an SR version: {data!r}") from err
         if (
-            not all(len(u) <= 64 and RE_VALID_UID.match(u) for u in uids)
+            not all(valid_uid(u) for u in uids)
             or not all(isinstance(f, bool) for f in flags)
             or not isinstance(number, int)
             or isinstance(number, bool)
@@ -279,6 +277,13 @@ class SrVersion:
 
 
 _SR_UIDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
+
+
+def valid_uid(text: str) -> bool:
+    """A DICOM UID (PS3.5 9.1: digits and dots, at most 64 characters)."""
+    from pydicom.uid import RE_VALID_UID
+
+    return 0 < len(text) <= 64 and RE_VALID_UID.match(text) is not None
 
 
 class SrLedger:
@@ -295,7 +300,7 @@ class SrLedger:
         """``recorded`` (the study record's), then those written since, each once."""
         with self._lock:
             written = list(self._written.get(study_id, ()))
-        return _unique([*recorded, *written])
+        return unique_versions([*recorded, *written])
 
     def add(self, study_id: str, version: SrVersion) -> None:
         with self._lock:
@@ -867,8 +872,10 @@ def export_study_dicom(
     created = created or dt.datetime.now().astimezone()
     pdf_bytes = pdf if isinstance(pdf, bytes) else Path(pdf).read_bytes()
     identity = StudyIdentity.of_images([it.image for it in items], study, _last_ours(previous))
-    earlier = _unique(v for v in previous if v.study_instance_uid == identity.study_instance_uid)
-    if all_of_study and len(earlier) < len(_unique(previous)):
+    earlier = unique_versions(
+        v for v in previous if v.study_instance_uid == identity.study_instance_uid
+    )
+    if all_of_study and len(earlier) < len(unique_versions(previous)):
         raise DicomExportError(
             "an earlier SR given to supersede is of another study or patient than this "
             f"report's ({identity.study_instance_uid}): nothing written"
@@ -905,7 +912,7 @@ def _last_ours(versions: Sequence[SrVersion]) -> SrVersion | None:
     return next((v for v in reversed(versions) if v.ours), None)
 
 
-def _unique(versions) -> tuple[SrVersion, ...]:
+def unique_versions(versions) -> tuple[SrVersion, ...]:
     """Each SR once (by SOP Instance UID), in order."""
     seen: dict[str, SrVersion] = {}
     for v in versions:

@@ -362,10 +362,10 @@ def uid_of_saved(d: dict, index: int) -> str:
     """The tracking UID of a nodule as saved; for one saved before nodules had one (or with
     a damaged one), a UID made from what the file says of it (image, frame, box, source,
     its place in the list), so that it is the same at every reading."""
-    from pydicom.uid import RE_VALID_UID
+    from thyroid_desktop.core.report.dicom_out import valid_uid
 
     saved = str(d.get("uid") or "")
-    if saved and len(saved) <= 64 and RE_VALID_UID.match(saved):
+    if valid_uid(saved):
         return saved
     return tracking_uid(str(d["image"]), int(d["frame"]), ROI(*d["box"]), str(d["source"]), index)
 
@@ -487,9 +487,10 @@ class Session:
     def _set(self, state: SessionState, what: str, undoable: bool) -> None:
         if state == self.state:
             return
-        scales = [(i.key, i.user_mm_per_px) for i in state.images]
-        before = dict((i.key, i.user_mm_per_px) for i in self.state.images)
-        rescaled = any(k in before and before[k] != mm for k, mm in scales)
+        before = {i.key: i.user_mm_per_px for i in self.state.images}
+        rescaled = any(
+            before.get(i.key, i.user_mm_per_px) != i.user_mm_per_px for i in state.images
+        )
         if (state.nodules != self.state.nodules or rescaled) and state.study.report.signed:
             # what was signed changed (a nodule, a choice, a caliper, a re-scored estimate,
             # the scale its sizes are in): the signature no longer holds
@@ -610,9 +611,8 @@ class Session:
         study = self.state.study
         if study.id != study_id:
             return self.store is not None and self.store.add_sr(study_id, version)
-        if version not in study.sr_versions:
-            study = dataclasses.replace(study, sr_versions=(*study.sr_versions, version))
-            self._set(dataclasses.replace(self.state, study=study), "DICOM report", False)
+        study = dataclasses.replace(study, sr_versions=_merged(study.sr_versions, [version]))
+        self._set(dataclasses.replace(self.state, study=study), "DICOM report", False)
         return True
 
     def _set_study(self, study: StudyRecord, what: str) -> None:
@@ -1018,8 +1018,9 @@ def _sr_versions_from_json(entries) -> tuple[SrVersion, ...]:
 
 def _merged(first: tuple[SrVersion, ...], more: Iterable[SrVersion]) -> tuple[SrVersion, ...]:
     """``first``, then those of ``more`` not in it (by SOP Instance UID)."""
-    seen = {v.sop_instance_uid for v in first}
-    return first + tuple(v for v in more if v.sop_instance_uid not in seen)
+    from thyroid_desktop.core.report.dicom_out import unique_versions
+
+    return unique_versions([*first, *more])
 
 
 def _caliper_json(c: Caliper) -> dict:
@@ -1197,10 +1198,9 @@ class SessionStore:
         path = self.folder / f"{study_id}.json"
         try:
             state = read_session(path)
-            if version not in state.study.sr_versions:
-                study = dataclasses.replace(
-                    state.study, sr_versions=(*state.study.sr_versions, version)
-                )
+            versions = _merged(state.study.sr_versions, [version])
+            if versions != state.study.sr_versions:
+                study = dataclasses.replace(state.study, sr_versions=versions)
                 write_session(path, dataclasses.replace(state, study=study))
         except (OSError, ValueError) as err:
             log.warning("SR %s not recorded in %s: %s", version.sop_instance_uid, path, err)
