@@ -339,3 +339,19 @@ def test_results_arriving_after_close_are_dropped(window, qtbot):
     window.close()  # waits for the worker, then ignores what it sends
     qtbot.wait(100)
     assert window.review.finding is None
+
+
+def test_a_status_line_about_one_image_goes_when_another_is_shown(window, qtbot, tmp_path):
+    """ "Proposal accepted as N1" (or "AI suggestions accepted") is about the image it was
+    said on: moving to the next image takes it away; a line about the study stays (found in
+    a clinician trial: it stayed its 8 s over a refused image)."""
+    window.open_paths([_study_folder(tmp_path, n=2, bad=False)])
+    qtbot.waitUntil(lambda: window.review.proposal is not None, timeout=120000)
+    window.accept_proposal()
+    assert window.statusBar().currentMessage() == "Proposal accepted as N1."
+    window.step(1)
+    assert "N1" not in window.statusBar().currentMessage()
+    window.step(-1)
+    window.statusBar().showMessage("Report written to somewhere.pdf", 10000)
+    window.step(1)
+    assert window.statusBar().currentMessage() == "Report written to somewhere.pdf"

@@ -44,7 +44,7 @@ class AnalysisMixin:
         self.view.set_contour(None)  # an outline from a click is for the box it made
         if self.review.box_drawn(roi, source):
             self.tirads.set_choices(None)  # a new nodule starts with no choices
-            self.statusBar().showMessage(f"{self.review.nodule_id} added.", 5000)
+            self.say_about_image(f"{self.review.nodule_id} added.", 5000)
         self._show_box()
         self._refresh_nodules()
         self.analyse()
@@ -142,7 +142,7 @@ class AnalysisMixin:
         self._show_row(review.current)
         if review.finding is not None and review.shown_result_matches():
             self._show_finding(review.image, review.finding)
-        self.statusBar().showMessage(f"Proposal accepted as {nodule_id}.", 5000)
+        self.say_about_image(f"Proposal accepted as {nodule_id}.", 5000)
 
     def reject_proposal(self) -> None:
         """The clinician rejects the proposal on screen (X, or the button): hidden on this
@@ -271,7 +271,7 @@ class AnalysisMixin:
         if not self.review.force_scope():
             return
         self.panel.set_refusal(False)
-        self.statusBar().showMessage(
+        self.say_about_image(
             "Analysed anyway: the estimate lies outside the validated scope.", 8000
         )
         if self.review.roi is not None and self.review.nodule_id is not None:
@@ -296,7 +296,7 @@ class AnalysisMixin:
             "No estimate for this image: the reason is below." if not finding.in_scope else "Done."
         )
         total = finding.timings_ms["total"]
-        self.statusBar().showMessage(f"Analysed in {total:.0f} ms{frame_text(image, ' · ')}", 5000)
+        self.say_about_image(f"Analysed in {total:.0f} ms{frame_text(image, ' · ')}", 5000)
         runtime = f" ({self.classifier.runtime})" if self.classifier is not None else ""
         self.device_label.setText(f"Device: {finding.device}{runtime} · {total:.0f} ms")
         self.findingShown.emit(finding)
@@ -314,12 +314,12 @@ class AnalysisMixin:
         if not review.ensure_nodule():
             if review.in_session():  # no box on screen: nothing to describe
                 self.tirads.set_choices(None)
-                self.statusBar().showMessage(NOTHING_FOUND, 8000)
+                self.say_about_image(NOTHING_FOUND, 8000)
             return
         self.session.set_tirads(review.nodule_id, choices)
         if proposal is not None:
             self._show_box()
-            self.statusBar().showMessage(f"Proposal accepted as {review.nodule_id}.", 5000)
+            self.say_about_image(f"Proposal accepted as {review.nodule_id}.", 5000)
 
     def accept_ai_tirads(self) -> None:
         """The clinician accepts the AI's TI-RADS suggestions for the groups still open
@@ -328,7 +328,7 @@ class AnalysisMixin:
         if choices is None:
             return
         if isinstance(choices, str):
-            self.statusBar().showMessage(choices, 8000)
+            self.say_about_image(choices, 8000)
             return
         self.tirads.set_choices(choices)
         if self.service is not None:
@@ -338,6 +338,6 @@ class AnalysisMixin:
             )
             if problem:
                 self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
-        self.statusBar().showMessage(
+        self.say_about_image(
             "AI suggestions accepted for the open groups: check each one before signing.", 8000
         )

@@ -249,7 +249,11 @@ class ImageView(QGraphicsView):
         self.set_calipers([])
         self.set_views([])
         self._line.hide()
-        self.scene().setSceneRect(QRectF())
+        # An empty view has nothing to scroll: a fixed, tiny scene (an automatic one keeps
+        # the extent of items hidden since) and no zoom left from the image before.
+        self.scene().setSceneRect(QRectF(0, 0, 1, 1))
+        self.resetTransform()
+        self.user_zoomed = False
 
     def _show_pixels(self, pixels: np.ndarray) -> None:
         pixmap = QPixmap.fromImage(to_qimage(pixels))

@@ -106,6 +106,8 @@ class MainWindow(
         self.service: AnalysisService | None = None
         self._closed = False
         self.last_message: QMessageBox | None = None
+        #: The status line about the image shown (say_about_image), if it is still up.
+        self._image_message = ""
         self.audit = AuditLog()
         #: The reading state (study list, image, box, nodules, results), over the autosaved
         #: session of undoable edits.
@@ -400,6 +402,7 @@ class MainWindow(
     def _show_unreadable(self, row: int) -> None:
         """A list entry whose file cannot be read is selected: show no image, say why."""
         entry = self.review.entries[row]
+        self._forget_image_message()
         self.review.show_unreadable(row)
         self.view.clear()
         self.panel.clear()
@@ -412,6 +415,7 @@ class MainWindow(
     def show_image(self, image: UltrasoundImage, roi=None, finding=None, analyse=True) -> None:
         """Shows ``image``; analyses ``roi``, or shows an earlier ``finding``, or auto-detects
         (nothing when ``analyse`` is False: a cine loop playing, or a box to follow)."""
+        self._forget_image_message()
         self.review.show(image)
         if image.source is None:  # the demo or an in-memory image: not in the study list
             self.study_list.setCurrentRow(-1)
@@ -438,6 +442,18 @@ class MainWindow(
             self.auto_detect()
 
     # -- plumbing --------------------------------------------------------------------------
+    def say_about_image(self, text: str, ms: int) -> None:
+        """A status line about the image or frame shown (its nodule, proposal, analysis):
+        taken away when another image or frame is shown, so it never seems to say
+        something about that one."""
+        self._image_message = text
+        self.statusBar().showMessage(text, ms)
+
+    def _forget_image_message(self) -> None:
+        if self._image_message and self.statusBar().currentMessage() == self._image_message:
+            self.statusBar().clearMessage()
+        self._image_message = ""
+
     def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> None:
         """Says what went wrong without blocking: panel, status bar and a window-modal box."""
         self.panel.show_state(text)

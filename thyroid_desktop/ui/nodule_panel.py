@@ -4,6 +4,7 @@ which images show it (its transverse and longitudinal views)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -11,12 +12,53 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
 )
 
 from thyroid_desktop.core.review.session import Lobe, Nodule, Pole
 from thyroid_desktop.ui.tirads_panel import NoWheel
 
 NOT_GIVEN = "–"
+
+
+class ElidingComboBox(QComboBox):
+    """A combo box whose shown text ends in "…" where it does not fit (a plain one cuts it
+    off mid-letter); the full text is its tool tip, and the list opens as wide as its
+    longest entry."""
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt naming)
+        painter = QStylePainter(self)
+        opt = self._option()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        opt.currentText = self._elided(opt)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt naming)
+        view = self.view()
+        view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth() + 8)
+        super().showPopup()
+
+    def shown_text(self) -> str:
+        """The text as painted (elided to the field's width)."""
+        return self._elided(self._option())
+
+    def _option(self) -> QStyleOptionComboBox:
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        if self.currentIndex() < 0 and self.placeholderText():  # as QComboBox paints it
+            opt.palette.setBrush(QPalette.ColorRole.ButtonText, opt.palette.placeholderText())
+            opt.currentText = self.placeholderText()
+        return opt
+
+    def _elided(self, opt: QStyleOptionComboBox) -> str:
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        return self.fontMetrics().elidedText(
+            opt.currentText, Qt.TextElideMode.ElideRight, field.width()
+        )
 
 
 class NodulePanel(QGroupBox):
@@ -37,7 +79,12 @@ class NodulePanel(QGroupBox):
     def __init__(self, parent=None) -> None:
         super().__init__("Nodules", parent)
         self._no_wheel = NoWheel(self)
-        self.choice = QComboBox()
+        self.choice = ElidingComboBox()
+        # A long file name must not widen the side column: the text is elided instead.
+        self.choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.choice.setMinimumContentsLength(12)
         self.choice.activated.connect(lambda i: self.picked.emit(self.choice.itemData(i)))
         self.add_button = QPushButton("Add nodule")
         self.add_button.setToolTip("Then draw the new nodule's box on the image (Ctrl+N)")
@@ -84,9 +131,12 @@ class NodulePanel(QGroupBox):
             where = f" · {n.location}" if n.location else ""
             image = names.get(n.image, "")
             frame = f" frame {n.frame + 1}" if n.frame else ""
-            self.choice.addItem(f"{n.id}{where} · {image}{frame}", n.id)
+            text = f"{n.id}{where} · {image}{frame}"
+            self.choice.addItem(text, n.id)
+            self.choice.setItemData(self.choice.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
         index = self.choice.findData(current) if current else -1
         self.choice.setCurrentIndex(index)
+        self.choice.setToolTip(self.choice.currentText())
         self.choice.blockSignals(False)
         shown = next((n for n in nodules if n.id == current), None)
         for combo, value in (
