@@ -3,6 +3,7 @@ settings and the outbox, without a PACS (tests/test_pacs_orthanc.py sends to a r
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -353,7 +354,9 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     ]
     assert third.version.instance_number == 3
     assert third.unsigned_over_signed and not second.unsigned_over_signed
-    assert third.message.endswith("It is not signed and supersedes a signed report")
+    assert "It is not signed and supersedes a signed report" in third.message
+    # versions 1 and 2 were written without the session's UID: another nodule to them
+    assert third.left_out == ("Nodule N1 of version 1", "Nodule N1 of version 2")
     assert "1.2." not in third.message  # no UIDs
     # a version of another study (the images now have DICOM) is not named
     dicom_image = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9"))
@@ -440,3 +443,46 @@ def test_sr_versions_are_numbered_in_our_series_and_read_back_strictly(tmp_path,
     assert ledger.versions("study-1", (first, first)) == (first, out.version)
     assert ledger.versions("study-2", (first,)) == (first,)
     assert ledger.written() == {"study-1": (out.version,)}
+
+
+def test_a_later_version_says_which_nodules_it_leaves_out_and_renames(tmp_path, classifier):
+    """Version 1 reports N1 and N2; version 2 is written with only the second nodule, now
+    called N1 (its image was reopened in another reading). Version 2 must not drop N1
+    silently nor let "N1" seem the same nodule: its SR says what it leaves out and what the
+    nodule was called, its message says it, and the version record keeps the nodules each
+    SR reported (read back from the file, and through the session file's JSON)."""
+    from pydicom.uid import generate_uid
+
+    from thyroid_desktop.core.report.dicom_out import SrVersion
+
+    image = from_array(make_phantom().pixels, spacing_mm=(0.1, 0.1))
+    uid1, uid2 = generate_uid(), generate_uid()
+    n1 = replace(nodule_item(image, classifier, "N1"), uid=uid1)
+    n2 = replace(nodule_item(image, classifier, "N2", "left lobe"), uid=uid2)
+    study = StudyInfo(patient_name="Testperson, Bo", patient_id="P-9")
+    first = export_study_dicom(tmp_path / "a", [n1, n2], classifier.card, study, PDF)
+    expected = ((uid1, "Nodule N1"), (uid2, "Nodule N2"))
+    assert first.version.nodules == expected
+    assert SrVersion.read(first.sr).nodules == expected
+    assert first.left_out == () and "does not report" not in first.message
+    again = SrVersion.from_json(json.loads(json.dumps(first.version.to_json())))
+    assert again == first.version
+
+    renumbered = replace(n2, nodule_id="N1")
+    second = export_study_dicom(
+        tmp_path / "b", [renumbered], classifier.card, study, PDF, previous=(first.version,)
+    )
+    assert second.version.nodules == ((uid2, "Nodule N1"),)
+    assert second.left_out == ("Nodule N1 of version 1",)
+    assert second.message.endswith("It does not report Nodule N1 of version 1")
+    texts = sr_texts(pydicom.dcmread(second.sr))
+    assert any(t.startswith("Not in this version: Nodule N1, reported in version 1") for t in texts)
+    assert "Reported as Nodule N2 in report version 1" in texts
+    assert not any(t.startswith("Reported as") for t in sr_texts(pydicom.dcmread(first.sr)))
+
+    old = {k: v for k, v in first.version.to_json().items() if k != "nodules"}
+    assert SrVersion.from_json(old).nodules == ()  # a session saved before reads as before
+    with pytest.raises(ValueError):
+        SrVersion.from_json({**first.version.to_json(), "nodules": [["not a uid", "x"]]})
+    with pytest.raises(ValueError):
+        SrVersion.from_json({**first.version.to_json(), "nodules": [["1.2.3"]]})

@@ -132,3 +132,56 @@ def test_an_export_finishing_as_the_window_closes_is_still_recorded(
     written = pydicom.dcmread(tmp_path / "dicom" / "report_sr.dcm")
     (version,) = window.session.state.study.sr_versions
     assert version.sop_instance_uid == written.SOPInstanceUID
+
+
+def test_a_new_version_leaving_out_an_earlier_nodule_asks_first(
+    window, qtbot, tmp_path, monkeypatch
+):
+    """N1 on one image and N2 on another are exported; in a new reading only the second
+    image is reopened (its nodule comes back as N1). Exporting again would supersede the
+    report that had both: the window asks first (No writes nothing), and the version written
+    says what it leaves out."""
+    import cv2
+
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.ui import pacs_dialog
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"scan{i}.png")
+        cv2.imwrite(str(paths[-1]), make_phantom(seed=i).pixels)
+    study = StudyInfo(operator="Dr Example", patient_id="P-5")
+    assert window.open_paths(paths)
+    for row in range(2):
+        window.study_list.setCurrentRow(row)
+        qtbot.waitUntil(lambda: window.review.proposal is not None, timeout=120000)
+        window.accept_proposal()
+    first_uids = [n.uid for n in window.session.state.nodules]
+    window.export_dicom(tmp_path / "v1", study)
+    qtbot.waitUntil(lambda: getattr(window, "last_dicom_export", None) is not None, timeout=60000)
+    assert window.last_dicom_export.left_out == ()
+
+    window.new_study()
+    assert window.open_paths([paths[1]])
+    (back,) = window.session.state.nodules
+    assert (back.id, back.uid) == ("N1", first_uids[1])
+    asked = []
+
+    def answer(reply):
+        def question(_parent, _title, text, *_args):
+            asked.append(text)
+            return reply
+
+        return question
+
+    monkeypatch.setattr(pacs_dialog.QMessageBox, "question", answer(pacs_dialog.QMessageBox.No))
+    window.last_dicom_export = None
+    window.export_dicom(tmp_path / "v2", study)
+    qtbot.wait(200)
+    assert "Nodule N1 of version 1" in asked[0] and not (tmp_path / "v2").exists()
+    monkeypatch.setattr(pacs_dialog.QMessageBox, "question", answer(pacs_dialog.QMessageBox.Yes))
+    window.export_dicom(tmp_path / "v2", study)
+    qtbot.waitUntil(lambda: window.last_dicom_export is not None, timeout=60000)
+    assert len(asked) == 2
+    assert window.last_dicom_export.left_out == ("Nodule N1 of version 1",)
+    assert "does not report Nodule N1 of version 1" in window.statusBar().currentMessage()

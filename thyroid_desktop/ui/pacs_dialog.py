@@ -192,7 +192,36 @@ class DicomActionsMixin:
         if folder:
             self.export_dicom(Path(folder), study)
 
+    def ask_leaving_out(self) -> bool:
+        """Whether to write a new version of the study's report although an earlier one
+        reported nodules this one will not (their images are not open now); True when it
+        leaves none out."""
+        state = self.session.state
+        versions = self._sr_ledger().versions(state.study.id, state.study.sr_versions)
+        left_out = state.left_out_of_report(versions)
+        if not left_out:
+            return True
+        one = len(left_out) == 1
+        it, where, image = (
+            ("it", "Its image is", "its image")
+            if one
+            else ("them", "Their images are", "their images")
+        )
+        answer = QMessageBox.question(
+            self,
+            "Earlier report",
+            "The new version supersedes the earlier report, which also reported "
+            f"{', '.join(left_out)}. {where} not open now, so the new version will not "
+            f"report {it} (it will say so).\n\nOpen {image} first to keep {it} in the "
+            "report. Write the new version anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def export_dicom(self, folder: Path, study: StudyInfo) -> None:
+        if not self.ask_leaving_out():
+            return
         study_id = self.session.state.study.id
 
         def done(export) -> None:
@@ -249,6 +278,8 @@ class DicomActionsMixin:
         self.send_to_pacs(settings, study, outbox)
 
     def send_to_pacs(self, settings: PacsSettings, study: StudyInfo | None, outbox: Outbox):
+        if study is not None and not self.ask_leaving_out():
+            return
         progress = _Progress(self)
         export = self._dicom_job(study) if study is not None else None
         study_id = self.session.state.study.id

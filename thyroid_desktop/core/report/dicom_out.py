@@ -200,6 +200,8 @@ class SrVersion:
     study_date: str = ""
     study_time: str = ""
     ours: bool = True
+    #: The nodules it reports: (tracking UID, tracking identifier such as "Nodule N2").
+    nodules: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of_dataset(cls, ds, written_at: str = "") -> SrVersion:
@@ -215,6 +217,7 @@ class SrVersion:
             str(ds.get("StudyDate", "")),
             str(ds.get("StudyTime", "")),
             ds.get("Manufacturer") == MANUFACTURER and ds.get("SeriesNumber") == SR_SERIES,
+            tracked_nodules(ds),
         )
 
     def as_dataset(self):
@@ -263,17 +266,68 @@ class SrVersion:
             number = data.get("instance_number", 1)
             texts = [str(data.get(k, "")) for k in ("written_at", "patient_id")]
             when = [str(data.get(k, "")) for k in ("study_date", "study_time")]
-        except (KeyError, TypeError, AttributeError) as err:
+            nodules = tuple((str(u), str(name)) for u, name in data.get("nodules", ()))
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise ValueError(f"not an SR version: {data!r}") from err
         if (
             not all(valid_uid(u) for u in uids)
+            or not all(valid_uid(u) for u, _name in nodules)
             or not all(isinstance(f, bool) for f in flags)
             or not isinstance(number, int)
             or isinstance(number, bool)
             or number < 1
         ):
             raise ValueError(f"not an SR version: {data!r}")
-        return cls(*uids, number, flags[0], *texts, *when, flags[1])
+        return cls(*uids, number, flags[0], *texts, *when, flags[1], nodules)
+
+
+#: SR concept codes (DCM): Tracking Identifier, Tracking Unique Identifier.
+_TRACKING_ID, _TRACKING_UID = "112039", "112040"
+
+
+def tracked_nodules(ds) -> tuple[tuple[str, str], ...]:
+    """(tracking UID, tracking identifier) of each measurement group of an SR dataset (TID
+    1500 names each nodule so), in order; () when it has none."""
+    found: dict[str, str] = {}
+
+    def walk(items) -> None:
+        uid = name = None
+        for item in items:
+            code = item.get("ConceptNameCodeSequence")
+            value = code[0].get("CodeValue") if code else None
+            if value == _TRACKING_UID:
+                uid = str(item.get("UID", ""))
+            elif value == _TRACKING_ID:
+                name = str(item.get("TextValue", ""))
+            if "ContentSequence" in item:
+                walk(item.ContentSequence)
+        if uid and valid_uid(uid):
+            found.setdefault(uid, name or "")
+
+    walk(ds.get("ContentSequence") or ())
+    return tuple(found.items())
+
+
+def carried_over(previous: Sequence[SrVersion], uids) -> tuple[dict, dict]:
+    """What the earlier versions said of the nodules a new version reports (tracking
+    ``uids``) and of those it does not: (renamed, left_out), each tracking UID -> (the
+    identifier the latest earlier version gave it, that version's instance number). A nodule
+    is renamed when its identifier changed (e.g. "Nodule N2" is N1 now: its image was
+    reopened in another reading); left out when an earlier version reported it and this one
+    does not (its image is not in the study now)."""
+    last: dict[str, tuple[str, int]] = {}
+    for v in previous:
+        for uid, name in v.nodules:
+            last[uid] = (name, v.instance_number)
+    uids = set(uids)
+    left_out = {u: seen for u, seen in last.items() if u not in uids}
+    return {u: seen for u, seen in last.items() if u in uids}, left_out
+
+
+def left_out_text(previous: Sequence[SrVersion], uids) -> tuple[str, ...]:
+    """The nodules earlier versions reported that a new one with tracking ``uids`` does
+    not, e.g. ("Nodule N2 of version 1",)."""
+    return tuple(f"{n} of version {v}" for n, v in carried_over(previous, uids)[1].values())
 
 
 _SR_UIDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
@@ -324,6 +378,8 @@ class DicomExport:
     identity: StudyIdentity
     version: SrVersion | None = None
     supersedes: tuple[SrVersion, ...] = ()
+    #: Nodules an earlier version reported that this one does not ("Nodule N2 of version 1").
+    left_out: tuple[str, ...] = ()
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -347,6 +403,8 @@ class DicomExport:
             )
             if self.unsigned_over_signed:
                 text += ". It is not signed and supersedes a signed report"
+            if self.left_out:
+                text += f". It does not report {', '.join(self.left_out)}"
         return text
 
     @property
@@ -624,7 +682,9 @@ def _text_item(text: str, relationship):
     )
 
 
-def _nodule_group(item: NoduleReport, card: ModelCard, sc):
+def _nodule_group(item: NoduleReport, card: ModelCard, sc, called: tuple[str, int] | None = None):
+    """The nodule's TID 1500 measurement group; ``called``: the identifier and version of the
+    latest earlier report that named it otherwise (said in a text item)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
@@ -649,7 +709,10 @@ def _nodule_group(item: NoduleReport, card: ModelCard, sc):
         qualitative_evaluations=_qualitative(item) or None,
     )
     container = group[0]
-    for text in _comments(item):
+    comments = _comments(item)
+    if called is not None and called[0] != f"Nodule {item.nodule_id}":
+        comments.append(f"Reported as {called[0]} in report version {called[1]}")
+    for text in comments:
         container.ContentSequence.append(
             _text_item(text, hd.sr.RelationshipTypeValues.HAS_PROPERTIES)
         )
@@ -693,7 +756,11 @@ def _structured_report(
             model_name=f"{card.id} v{card.version}",
         ),
     )
-    groups = [_nodule_group(it, card, sc) for it, sc in zip(items, key_images, strict=True)]
+    renamed, left_out = carried_over(previous, (it.uid for it in items if it.uid))
+    groups = [
+        _nodule_group(it, card, sc, renamed.get(it.uid))
+        for it, sc in zip(items, key_images, strict=True)
+    ]
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(
             observer_person_context=person, observer_device_context=device
@@ -712,6 +779,14 @@ def _structured_report(
             hd.sr.RelationshipTypeValues.CONTAINS,
         )
     )
+    for name, number in left_out.values():  # a later version must not drop one silently
+        root.ContentSequence.append(
+            _text_item(
+                f"Not in this version: {name}, reported in version {number} (its image was "
+                "not in the study this version was written from)",
+                hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        )
     evidence = [*key_images, *(s for s in sources if s is not None)]
     # The organisation the signer is accountable to: the images' institution (Type 1).
     institution = next(
@@ -902,7 +977,8 @@ def export_study_dicom(
         title += f" (version {version.instance_number})"
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)
     pdf_path = _save(doc, folder / "report_pdf.dcm")
-    result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier)
+    left_out = left_out_text(earlier, (it.uid for it in items if it.uid))
+    result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier, left_out)
     log.info("%s in %s (study %s)", result.message, folder, identity.study_instance_uid)
     return result
 

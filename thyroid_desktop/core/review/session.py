@@ -420,6 +420,14 @@ class SessionState:
         should point out."""
         return {n.id: n.tirads.open_groups for n in self.nodules if n.tirads.open_groups}
 
+    def left_out_of_report(self, versions: Iterable[SrVersion]) -> list[str]:
+        """The nodules an earlier report of the study (``versions``, its SRs) named that a
+        new version would not, e.g. ["Nodule N2 of version 1"]: their image is not open now
+        (what sending a new version should point out: it supersedes the earlier one)."""
+        from thyroid_desktop.core.report.dicom_out import left_out_text
+
+        return list(left_out_text(tuple(versions), (n.uid for n in self.nodules)))
+
     def rejected_on(self, key: str, frame: int) -> set[ROI]:
         """The boxes rejected on frame ``frame`` of image ``key``."""
         return {r.box for r in self.rejected if (r.image, r.frame) == (key, frame)}
