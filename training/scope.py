@@ -203,14 +203,25 @@ def threshold_for(scores: np.ndarray, sets: np.ndarray, refuse: float = REFUSE_P
     return float(min(out))
 
 
-def grouped_oof(x, y, groups, strata, c: float, seed: int, n_folds: int = 5) -> np.ndarray:
+def grouped_oof(
+    x, y, groups, strata, c: float, seed: int, n_folds: int = 5, extra=None
+) -> np.ndarray:
     from sklearn.model_selection import StratifiedGroupKFold
 
     out = np.zeros(len(y))
     skf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for train, test in skf.split(x, strata, groups):
-        out[test] = fit_lr(x[train], y[train], c).predict_proba(x[test])[:, 1]
+        out[test] = _fit_fold(x, y, train, c, extra).predict_proba(x[test])[:, 1]
     return out
+
+
+def _fit_fold(x, y, train: np.ndarray, c: float, extra=None):
+    """``fit_lr`` on the rows ``train``, plus the rows ``extra(train)`` gives (an
+    experiment's added training examples, made only from those rows; ``None``: none)."""
+    if extra is None:
+        return fit_lr(x[train], y[train], c)
+    more_x, more_y = extra(train)
+    return fit_lr(np.vstack([x[train], more_x]), np.r_[y[train], more_y], c)
 
 
 def auroc_ci(pos: np.ndarray, neg: np.ndarray, groups_neg: np.ndarray, seed: int = 0):
@@ -241,16 +252,19 @@ def share_ci(hits: np.ndarray, groups: np.ndarray, seed: int = 0):
     return float(hits.mean()), [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
 
 
-def evaluate(cache, kind: str, c: float, rect_only: bool = False) -> dict:
-    """Grouped CV (thyroid refusal per collection, organs passed) and leave-one-organ-out."""
+def evaluate(cache, kind: str, c: float, rect_only: bool = False, x=None, extra=None) -> dict:
+    """Grouped CV (thyroid refusal per collection, organs passed) and leave-one-organ-out.
+    ``x``: another feature matrix than ``design(cache, kind)`` (one row per cached frame);
+    ``extra(train_rows)``: examples added to each training fold, made from those rows of the
+    frames evaluated (``training.scope_variants``)."""
     keep = cache["rect"] if rect_only else np.ones(len(cache["organ"]), bool)
-    x = design(cache, kind)[keep]
+    x = (design(cache, kind) if x is None else x)[keep]
     organ, sets, groups = (cache[k][keep] for k in ("organ", "set", "group"))
     y = (organ == "thyroid").astype(int)
     strata = sets
     result: dict = {"kind": kind, "C": c, "rect_only": rect_only, "n": int(len(y))}
     # pooled grouped CV
-    oof = np.mean([grouped_oof(x, y, groups, strata, c, s) for s in SEEDS], axis=0)
+    oof = np.mean([grouped_oof(x, y, groups, strata, c, s, extra=extra) for s in SEEDS], axis=0)
     thr = threshold_for(oof, sets)
     result["cv_threshold"] = thr
     result["cv_refused"] = {
@@ -270,6 +284,7 @@ def evaluate(cache, kind: str, c: float, rect_only: bool = False) -> dict:
         if not held.any():
             continue
         rest = ~held
+        rows = np.flatnonzero(rest)
         xt, yt, gt, st = x[rest], y[rest], groups[rest], strata[rest]
         thyroid_oof = np.zeros(rest.sum())
         organ_scores = []
@@ -278,7 +293,7 @@ def evaluate(cache, kind: str, c: float, rect_only: bool = False) -> dict:
         for seed in SEEDS:
             skf = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
             for train, test in skf.split(xt, st, gt):
-                m = fit_lr(xt[train], yt[train], c)
+                m = _fit_fold(x, y, rows[train], c, extra)
                 thyroid_oof[test] += m.predict_proba(xt[test])[:, 1] / len(SEEDS)
                 organ_scores.append(m.predict_proba(x[held])[:, 1])
         o_scores = np.mean(organ_scores, axis=0)
@@ -396,12 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--models", default=str(MODELS))
     p.add_argument("--kinds", nargs="+", default=["anatomy", "scan", "both"])
-    p.add_argument("--c", nargs="+", type=float, default=[0.03])
+    p.add_argument("--c", nargs="+", type=float, default=[1.0])
     p.add_argument(
         "--rect", action="store_true", help="also evaluate on rectangular scan areas only"
     )
     p.add_argument("--kind", default="both", help="the variant `fit` ships")
-    p.add_argument("--C", type=float, default=0.03, help="the C `fit` ships")
+    p.add_argument("--C", type=float, default=1.0, help="the C `fit` ships (chosen: 1)")
     args = p.parse_args(argv)
     if args.command in ("extract", "all"):
         cmd_extract(args)
