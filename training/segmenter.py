@@ -218,6 +218,35 @@ def _zoom_view(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
     return out_i, out_t
 
 
+#: ``--resample-views``: each frame resampled by a log-uniform factor in this range first (as
+#: another scanner's pixel size shows the same anatomy), then cut and resized as the app does.
+RESAMPLE = (0.6, 1.4)
+
+
+def resampled_view(
+    s: MaskSample, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segmenter input and its uint8 mask of frame ``s`` after resampling the whole frame
+    by a random factor (``RESAMPLE``; ``training.app_path.cache.resampled``, the scale
+    benchmark's resampling), its scan area found again on the resampled frame; mirrored
+    half the time."""
+    from thyroid_desktop.core.io.images import from_array
+    from training.app_path.cache import resampled
+
+    pixels, mask, _gray = load_pair(s)
+    factor = float(np.exp(rng.uniform(*np.log(RESAMPLE))))
+    image = resampled(from_array(pixels), factor)
+    small = cv2.resize(
+        mask.astype(np.uint8) * 255, (image.width, image.height), interpolation=cv2.INTER_NEAREST
+    )
+    fov = detect_fov(image.gray)
+    x = segmenter_input(np.asarray(image.pixels), fov, size)
+    m = segmenter_input(np.repeat(small[..., None], 3, 2), fov, size)[..., 0]
+    if rng.random() < 0.5:
+        x, m = x[:, ::-1], m[:, ::-1]
+    return np.ascontiguousarray(x), np.ascontiguousarray(m)
+
+
 #: ``--augment`` ranges: scale (log-uniform), shift (share of the side), rotation (degrees),
 #: gain, offset (share of full grey), gamma (log-uniform), blur sigma (px), speckle shape
 #: (multiplicative gamma noise of mean 1, sd 1/sqrt(shape)); blur and speckle each in a
@@ -350,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         "--zoom-views", type=int, default=0, help="extra training views zoomed in 1-1.8x"
     )
     parser.add_argument(
+        "--resample-views",
+        type=int,
+        default=0,
+        help="extra cached views per image: the frame resampled by 0.6-1.4x first",
+    )
+    parser.add_argument(
         "--tune-from",
         type=int,
         default=3,
@@ -366,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         "(the frozen encoder stages run every step instead of being cached)",
     )
     args = parser.parse_args(argv)
-    if args.augment and args.zoom_views:
-        parser.error("--zoom-views adds cached views; --augment draws its own (zoom included)")
+    if args.augment and (args.zoom_views or args.resample_views):
+        parser.error("--zoom/resample-views add cached views; --augment draws its own")
     size = args.size
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(0)
@@ -430,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
             extra = features(train_idx, False, zoomed)
             feats = [np.concatenate([a, b]) for a, b in zip(feats, extra, strict=True)]
             targets = np.concatenate([targets, zoom_targets])
+        for _ in range(args.resample_views):
+            views = [resampled_view(samples[k], size, rng) for k in train_idx]
+            extra = features(train_idx, False, np.stack([v[0] for v in views]))
+            feats = [np.concatenate([a, b]) for a, b in zip(feats, extra, strict=True)]
+            targets = np.concatenate([targets, np.stack([_coarse(v[1]) for v in views])[..., None]])
         log.info("encoder features in %.0f s", time.perf_counter() - t0)
         batches = _Batches(feats, targets, 32)
         fit_model = trainer
@@ -518,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
             "augmentation": (
                 AUGMENTATION
                 if args.augment
-                else f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s)"
+                else f"horizontal mirror; {args.zoom_views} random 1-1.8x zoom view(s); "
+                f"{args.resample_views} view(s) of the frame resampled by "
+                f"{RESAMPLE[0]}-{RESAMPLE[1]}x first"
             ),
             "loss": "BCE + soft Dice on the 1/4-resolution grid",
         },

@@ -126,3 +126,30 @@ def cv2_dilate(mask: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.dilate(mask, np.ones((9, 9), np.uint8))
+
+
+def test_a_resampled_view_keeps_the_mask_on_the_nodule(tmp_path):
+    """--resample-views: the frame is resampled (another pixel size), its scan area found
+    again and cut as the app cuts it; the mask follows the nodule, mirrored with it."""
+    import cv2
+
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from training.segmenter import MaskSample, resampled_view
+
+    phantom = make_phantom(seed=3)
+    pixels = np.asarray(phantom.pixels)
+    mask = np.zeros(pixels.shape[:2], np.uint8)
+    b = phantom.nodule
+    cv2.ellipse(mask, (b.x + b.w // 2, b.y + b.h // 2), (b.w // 2, b.h // 2), 0, 0, 360, 255, -1)
+    cv2.imwrite(str(tmp_path / "f.png"), pixels[..., ::-1])
+    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    sample = MaskSample(tmp_path / "f.png", tmp_path / "m.png", "g", "test")
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x, m = resampled_view(sample, 128, rng)
+        assert x.shape == (128, 128, 3) and m.shape == (128, 128)
+        inside = m > 127
+        assert 0.01 < inside.mean() < 0.5
+        # the nodule is the phantom's dark disc: darker inside the mask than around it
+        grey = x.mean(axis=2)
+        assert grey[inside].mean() < grey[~inside & (grey > 0)].mean() - 20
