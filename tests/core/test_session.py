@@ -550,3 +550,36 @@ def test_review_mends_undo_absorb_scale_and_damaged_uids(tmp_path):
     data["nodules"] = [twin, dict(twin)]
     first, second = state_from_json(data).nodules
     assert first.uid != second.uid
+
+
+def test_the_same_result_again_keeps_the_signature(tmp_path):
+    """A signed study restored from its file and analysed again gives the same result as the
+    file holds, up to the file's rounding of the AI suggestion's confidences (0.793 against
+    0.7931746...): that is no change and the signature stays (a clinician trial lost it at
+    every restart). A result for a nodule that had none keeps it too (the signed report
+    computed that result); another result takes it away."""
+    from thyroid_desktop.core.pipeline.tirads_ai import Suggestion, TiradsSuggestion
+
+    suggestion = TiradsSuggestion(
+        {"composition": Suggestion(Composition.SOLID, 0.7931746123, "image features")},
+        size_px=41.23456,
+        aspect=0.812345,
+    )
+    fresh = dataclasses.replace(estimate(0.71234567891), suggestion=suggestion)
+    store = SessionStore(tmp_path)
+    s = Session(store)
+    s.add_image(A, "a.png")
+    s.add_nodule(A, 0, BOX)
+    n2 = s.add_nodule(A, 0, ROI(50, 50, 20, 20))
+    s.set_estimate("N1", fresh)
+    s.sign("Dr. Who", "2026-03-01T10:00:00+00:00")
+    restored = Session(SessionStore(tmp_path))
+    restored.load(SessionStore(tmp_path).open_study())
+    assert restored.state.study.report.signed
+    assert restored.state.nodule("N1").estimate != fresh  # rounded in the file
+    restored.set_estimate("N1", fresh)  # analysed again after the restart
+    assert restored.state.study.report.signed
+    restored.set_estimate(n2, estimate(0.4, ROI(50, 50, 20, 20)))  # had none
+    assert restored.state.study.report.signed
+    restored.set_estimate("N1", estimate(0.2))  # another result
+    assert not restored.state.study.report.signed

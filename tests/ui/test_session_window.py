@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -398,3 +399,33 @@ def test_a_candidate_marked_as_another_nodule_is_drawn_as_that_nodule_and_n_skip
     assert window.review.roi == second
     assert window.session.state.nodule("N1").box == first
     assert window.session.state.nodule("N2").box == second
+
+
+def test_a_signed_study_restored_at_start_stays_signed(qtbot, tmp_path):
+    """Sign, stop; at the next start the open study comes back and its shown nodule is
+    analysed again with the same result: still signed (the file's rounded suggestion
+    confidences counted as a change and took the signature away; found in a trial)."""
+    inscope = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+    path = tmp_path / "scan.png"
+    path.write_bytes(inscope.read_bytes())
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.start_model_loading()
+    first.open_paths([path])
+    qtbot.waitUntil(lambda: first.review.proposal is not None, timeout=120000)
+    first.accept_proposal()
+    qtbot.waitUntil(lambda: not first.review.awaiting, timeout=120000)
+    (nodule,) = first.session.state.nodules
+    assert nodule.estimate is not None and nodule.estimate.suggestion is not None
+    assert first.sign_report("Dr Example")
+    first.close()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.restore_open_study()
+    assert again.session.state.study.report.signed
+    again.start_model_loading()
+    qtbot.waitUntil(lambda: again.review.finding is not None, timeout=120000)
+    again.pool.waitForDone(60000)
+    qtbot.wait(100)
+    assert again.review.shown_result_matches()
+    assert again.session.state.study.report.signed

@@ -355,3 +355,28 @@ def test_a_status_line_about_one_image_goes_when_another_is_shown(window, qtbot,
     window.statusBar().showMessage("Report written to somewhere.pdf", 10000)
     window.step(1)
     assert window.statusBar().currentMessage() == "Report written to somewhere.pdf"
+
+
+def test_a_result_arriving_after_moving_on_is_kept_for_its_nodule(window, qtbot, tmp_path):
+    """N2's box is changed and the clinician moves to the other image before its analysis
+    ends: the result is still N2's (its box and frame), so the list and the CSV have its
+    estimate as the report does (it stayed 'not analysed' until N2 was shown again)."""
+    window.open_paths([_study_folder(tmp_path, n=2, bad=False)])
+    for row in range(2):
+        window.study_list.setCurrentRow(row)
+        qtbot.waitUntil(lambda: window.review.proposal is not None, timeout=120000)
+        window.accept_proposal()
+        qtbot.waitUntil(lambda: not window.review.awaiting, timeout=120000)
+    n2 = window.session.state.nodule("N2")
+    bigger = ROI(n2.box.x - 10, n2.box.y - 5, n2.box.w + 20, n2.box.h + 10)
+    window.set_roi(bigger)
+    window.step(-1)
+    window.pool.waitForDone(120000)
+    qtbot.wait(100)  # the result is delivered
+    n2 = window.session.state.nodule("N2")
+    assert n2.box == bigger and n2.estimate is not None and n2.estimate.box == bigger
+    out = tmp_path / "study.csv"
+    assert window.export_csv(out)
+    with open(out, newline="") as fh:
+        rows = {r["nodule"]: r for r in csv.DictReader(fh)}
+    assert rows["N2"]["probability"] == f"{n2.estimate.probability:.4f}"

@@ -820,11 +820,24 @@ class Review:
         box it is (or the image's, for the scan area with no nodule) and is shown. False
         when it is stale: the user moved on or changed the box, a newer analysis follows."""
         if self.stale(request) or image is not self.image:
+            self._store_late(image, finding)
             return False
         self.awaiting = False
         self._store(image, finding)
         self.finding = finding
         return True
+
+    def _store_late(self, image: UltrasoundImage, finding: Finding) -> None:
+        """A result that arrived after the user moved on is still the result of the nodule
+        whose box and frame it is, when that nodule has none for its box yet: kept, so that
+        no nodule stays without an estimate in the list and the CSV while the report computes
+        one (found in a clinician trial). Not shown; a result under another calibration than
+        the one in use now is dropped (its box is analysed again when shown)."""
+        if image.source is None or finding.calibration != self.calibration:
+            return
+        for n in self.session.state.nodules_on(image.sha256, image.frame_index):
+            if n.box == finding.roi and (n.estimate is None or n.estimate.box != n.box):
+                self.session.set_estimate(n.id, Estimate.of(finding))
 
     def _store(self, image: UltrasoundImage, finding: Finding) -> None:
         if image.source is None or self.session.state.image(image.sha256) is None:

@@ -492,14 +492,15 @@ class Session:
         """``observer(what)`` after every change (``what`` says which, e.g. "box N1")."""
         self._observers.append(observer)
 
-    def _set(self, state: SessionState, what: str, undoable: bool) -> None:
+    def _set(self, state: SessionState, what: str, undoable: bool, unsigns: bool = True) -> None:
         if state == self.state:
             return
         before = {i.key: i.user_mm_per_px for i in self.state.images}
         rescaled = any(
             before.get(i.key, i.user_mm_per_px) != i.user_mm_per_px for i in state.images
         )
-        if (state.nodules != self.state.nodules or rescaled) and state.study.report.signed:
+        changed = state.nodules != self.state.nodules and unsigns
+        if (changed or rescaled) and state.study.report.signed:
             # what was signed changed (a nodule, a choice, a caliper, a re-scored estimate,
             # the scale its sizes are in): the signature no longer holds
             report = dataclasses.replace(state.study.report, signed_by="", signed_at="")
@@ -822,11 +823,24 @@ class Session:
         self._replace(dataclasses.replace(n, notes=notes), f"notes {nodule_id}")
 
     def set_estimate(self, nodule_id: str, estimate: Estimate | None) -> None:
-        """The model's result for the nodule's current box (not an edit: no undo step)."""
+        """The model's result for the nodule's current box (not an edit: no undo step).
+
+        The same result as the one held, as the session file keeps it (a restored result has
+        its suggestion's confidences rounded), changes nothing; a result for a nodule that
+        had none is not a change of what was signed (the signed report computed that same
+        result for its box). Any other new result takes the signature away."""
         n = self.state.nodule(nodule_id)
         if n is None:
             return
-        self._replace(dataclasses.replace(n, estimate=estimate), "estimate", undoable=False)
+        same = estimate is not None and n.estimate is not None
+        if same and _estimate_json(estimate) == _estimate_json(n.estimate):
+            return
+        self._replace(
+            dataclasses.replace(n, estimate=estimate),
+            "estimate",
+            undoable=False,
+            unsigns=n.estimate is not None,
+        )
 
     # ---------------------------------------------------------------- helpers
     def _image(self, key: str) -> ImageRecord:
@@ -841,9 +855,11 @@ class Session:
             raise KeyError(f"no nodule {nodule_id} in the session")
         return n
 
-    def _replace(self, nodule: Nodule, what: str, undoable: bool = True) -> None:
+    def _replace(
+        self, nodule: Nodule, what: str, undoable: bool = True, unsigns: bool = True
+    ) -> None:
         nodules = tuple(nodule if n.id == nodule.id else n for n in self.state.nodules)
-        self._set(dataclasses.replace(self.state, nodules=nodules), what, undoable)
+        self._set(dataclasses.replace(self.state, nodules=nodules), what, undoable, unsigns)
 
     def _replace_image(self, image: ImageRecord, what: str, undoable: bool) -> None:
         images = tuple(image if i.key == image.key else i for i in self.state.images)
@@ -905,6 +921,18 @@ def _roi_json(roi: ROI) -> list[int]:
     return roi.as_list()
 
 
+def _estimate_json(estimate: Estimate) -> dict:
+    """An estimate as the session file keeps it."""
+    sug = estimate.suggestion
+    return {
+        **dataclasses.asdict(estimate),
+        "box": _roi_json(estimate.box),
+        "warnings": list(estimate.warnings),
+        "roi_source": str(estimate.roi_source),
+        "suggestion": sug.to_json() if sug is not None else None,
+    }
+
+
 def state_to_json(state: SessionState) -> dict:
     def nodule(n: Nodule) -> dict:
         d = {
@@ -925,14 +953,7 @@ def state_to_json(state: SessionState) -> dict:
             "uid": n.uid,
         }
         if n.estimate is not None:
-            sug = n.estimate.suggestion
-            d["estimate"] = {
-                **dataclasses.asdict(n.estimate),
-                "box": _roi_json(n.estimate.box),
-                "warnings": list(n.estimate.warnings),
-                "roi_source": str(n.estimate.roi_source),
-                "suggestion": sug.to_json() if sug is not None else None,
-            }
+            d["estimate"] = _estimate_json(n.estimate)
         return d
 
     def image(i: ImageRecord) -> dict:
