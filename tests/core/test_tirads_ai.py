@@ -22,6 +22,7 @@ from thyroid_desktop.core.pipeline.tirads_ai import (
     DDTI_TO_ACR,
     DescriptorHeads,
     Head,
+    Suggestion,
     TiradsSuggestion,
     accept_all,
     ddti_to_acr,
@@ -212,3 +213,39 @@ def test_grey_levels_are_judged_against_the_tissue_around_the_nodule():
     assert 0.4 < f_cyst["anechoic_fraction"] < 0.6
     # Without a mask the ellipse inscribed in the box is used.
     assert intensity_features(dark, None, roi)[0] == pytest.approx(np.log(0.5), abs=0.08)
+
+
+def test_a_choice_the_ai_set_is_not_credited_to_the_clinician_after_the_box_changed():
+    """Accept AI suggestions, then the box changes and the AI now suggests another margin:
+    the margin was still set by accepting the AI (for the earlier box), not by the clinician
+    against the AI (the report said "clinician (AI differed)"; found in a clinician trial).
+    The clinician's own pick of a group ends that; it survives the session file."""
+    import dataclasses
+
+    from thyroid_desktop.core.report.pdf import SET_BY, tirads_rows
+
+    sug = full_suggestion()
+    accepted = accept_all(TiradsChoices().with_choice("shape", Shape.TALLER), sug)
+    assert accepted.by_ai == {"composition", "echogenicity", "margin", "echogenic_foci"}
+    groups = dict(sug.groups)
+    groups["margin"] = Suggestion(Margin.ILL_DEFINED, 0.95, "image features")
+    groups["echogenic_foci"] = Suggestion(EchogenicFoci.MACRO, 0.6, "image features")
+    del groups["composition"]
+    new_box = dataclasses.replace(sug, groups=groups)
+    review = review_of(accepted, new_box)
+    assert review == {
+        "composition": "accepted earlier",
+        "echogenicity": "accepted",
+        "shape": "changed",  # the clinician's own, against the AI
+        "margin": "accepted earlier",
+        "echogenic_foci": "accepted earlier",
+    }
+    rows = {r[0]: r for r in tirads_rows(accepted, new_box)}
+    assert any(SET_BY["accepted earlier"] in cell for cell in rows["margin"])
+    assert not any("clinician" in cell for cell in rows["margin"])
+    mine = accepted.with_choice("margin", Margin.SMOOTH)  # picked again by the clinician
+    assert "margin" not in mine.by_ai and review_of(mine, new_box)["margin"] == "changed"
+    assert TiradsChoices.from_json(accepted.to_json()) == accepted
+    old_file = {k: v for k, v in accepted.to_json().items() if k != "by_ai"}
+    assert TiradsChoices.from_json(old_file).by_ai == frozenset()
+    assert TiradsChoices.from_json({**accepted.to_json(), "by_ai": ["bogus", 3]}).by_ai == set()

@@ -213,7 +213,11 @@ class TiradsPanel(QGroupBox):
                 if s.method == "mask geometry"
                 else (" (from the box)" if s.method == "box geometry" else "")
             )
-            mark = {"accepted": "  ✓ accepted", "changed": "  ✗ changed"}.get(review[group], "")
+            mark = {
+                "accepted": "  ✓ accepted",
+                "accepted earlier": "  ✓ accepted for an earlier box",
+                "changed": "  ✗ changed",
+            }.get(review[group], "")
             hint.setText(f"AI: {label(s.value)}{conf}{how}{mark}")
             hint.show()
         open_groups = (

@@ -174,6 +174,10 @@ class TiradsChoices:
     shape: Shape | None = None
     margin: Margin | None = None
     foci: frozenset[EchogenicFoci] = field(default_factory=frozenset)
+    #: The groups (``GROUPS``' names, "echogenic_foci") whose choice came from accepting the
+    #: AI's suggestion, not from the clinician's own pick: the report says who set each one
+    #: even after the box, and so the suggestion, changed. Setting a group again clears it.
+    by_ai: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def foci_set(self) -> bool:
@@ -190,7 +194,7 @@ class TiradsChoices:
         """``choice`` (or None: not chosen) in the single-choice ``group``."""
         if group not in GROUPS or (choice is not None and not isinstance(choice, GROUPS[group])):
             raise ValueError(f"{choice!r} is not a {group} choice")
-        return dataclasses.replace(self, **{group: choice})
+        return dataclasses.replace(self, **{group: choice}, by_ai=self.by_ai - {group})
 
     def with_focus(self, focus: EchogenicFoci, on: bool) -> TiradsChoices:
         """Ticks or clears one kind of echogenic focus; "none" and the others exclude each
@@ -201,7 +205,14 @@ class TiradsChoices:
             foci = (set(self.foci) - {EchogenicFoci.NONE}) | {focus}
             if not on:
                 foci.discard(focus)
-        return dataclasses.replace(self, foci=frozenset(foci))
+        by_ai = self.by_ai - {"echogenic_foci"}
+        return dataclasses.replace(self, foci=frozenset(foci), by_ai=by_ai)
+
+    def set_by_ai(self, groups) -> TiradsChoices:
+        """The same choices, ``groups`` marked as set by accepting the AI's suggestion
+        (those still open are not)."""
+        done = {g for g in groups if (self.foci_set if g == "echogenic_foci" else getattr(self, g))}
+        return dataclasses.replace(self, by_ai=self.by_ai | done)
 
     @property
     def descriptors(self) -> TiradsDescriptors | None:
@@ -223,6 +234,7 @@ class TiradsChoices:
             **{g: (getattr(self, g).name if getattr(self, g) else None) for g in GROUPS},
             "foci": sorted(f.name for f in self.foci),
             "foci_set": self.foci_set,
+            "by_ai": sorted(self.by_ai),
         }
 
     @classmethod
@@ -236,7 +248,10 @@ class TiradsChoices:
         default_set = not was_default or all(groups.values())
         if was_default and not bool(data.get("foci_set", default_set)):
             foci = frozenset()
-        return cls(**groups, foci=foci)
+        by_ai = data.get("by_ai") or ()
+        chosen = cls(**groups, foci=foci)
+        known = [g for g in by_ai if isinstance(g, str) and (g in GROUPS or g == "echogenic_foci")]
+        return chosen.set_by_ai(known)
 
 
 def tirads_text(choices: TiradsChoices) -> str:

@@ -483,40 +483,42 @@ class DescriptorHeads:
 
 def review_of(choices: TiradsChoices, suggestion: TiradsSuggestion | None) -> dict[str, str]:
     """Per group, what the clinician did with the suggestion: "accepted" (their choice is the
-    suggestion), "changed" (they chose otherwise), "open" (not chosen yet), or "chosen" (no
-    suggestion was made)."""
+    suggestion), "changed" (they chose otherwise), "open" (not chosen yet), "chosen" (no
+    suggestion was made), or "accepted earlier" (the choice is an AI suggestion accepted
+    for an earlier box, and the suggestion for this box differs or is none)."""
     out = {}
     for g in SUGGESTED_GROUPS:
         s = suggestion.groups.get(g) if suggestion is not None else None
         if g == "echogenic_foci":
-            if not choices.foci_set:
-                out[g] = "open"
-            elif s is None:
-                out[g] = "chosen"
-            else:
-                out[g] = "accepted" if choices.foci == frozenset({s.value}) else "changed"
-            continue
-        value = getattr(choices, g)
-        if value is None:
-            out[g] = "open"
-        elif s is None:
-            out[g] = "chosen"
+            chosen = choices.foci if choices.foci_set else None
+            same = s is not None and choices.foci == frozenset({s.value})
         else:
-            out[g] = "accepted" if value is s.value else "changed"
+            chosen = getattr(choices, g)
+            same = s is not None and chosen is s.value
+        if chosen is None:
+            out[g] = "open"
+        elif same:
+            out[g] = "accepted"
+        elif g in choices.by_ai:
+            out[g] = "accepted earlier"
+        else:
+            out[g] = "chosen" if s is None else "changed"
     return out
 
 
 def accept_all(choices: TiradsChoices, suggestion: TiradsSuggestion) -> TiradsChoices:
     """The clinician's one-click acceptance: every group still open takes its suggestion, and
     echogenic foci take the suggested kind; choices already made stay."""
-    out = choices
+    out, taken = choices, []
     for g in GROUPS:
         if getattr(out, g) is None and g in suggestion.groups:
             out = out.with_choice(g, suggestion.groups[g].value)
+            taken.append(g)
     foci = suggestion.value("echogenic_foci")
     if foci is not None and not choices.foci_set:
         out = out.with_focus(foci, True)
-    return out
+        taken.append("echogenic_foci")
+    return out.set_by_ai(taken)
 
 
 def review_text(review: dict[str, str]) -> str:

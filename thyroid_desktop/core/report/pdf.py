@@ -328,6 +328,7 @@ LABELS_TEXT = (
 #: Who set a TI-RADS category, from ``review_of``'s word for it.
 SET_BY = {
     "accepted": "AI suggestion, accepted",
+    "accepted earlier": "AI suggestion (earlier box), accepted",
     "changed": "clinician (AI differed)",
     "chosen": "clinician",
     "open": "not set",
