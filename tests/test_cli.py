@@ -148,6 +148,8 @@ def test_cine_best_frame_chosen_frame_and_every_frame(cine_dicom, tmp_path):
     logged = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [r["frame"] for r in logged] == [best["frame"], 0]
     assert {r["action"] for r in logged} == {"cli-predict"}
+    # the text counts from 1, as the window and the report do (the JSON is an index)
+    assert "frame 1 of 12 (index 0):" in run_cli(cine_dicom, "--frame", 0, "--no-audit").stdout
     text = run_cli(cine_dicom, "--frame", 99)
     assert text.returncode == 1 and "frame 99" in text.stdout.lower()
 

@@ -311,7 +311,10 @@ def record_text(path: Path, record: dict) -> str:
     """One human-readable line per analysed frame."""
     if "error" in record:
         return f"{path}: ERROR {record['error']}"
-    where = f" frame {record['frame']} of {record['n_frames']}" if record["n_frames"] > 1 else ""
+    # Counted from 1 as the window, the report and the PDF say it ("frame 18 of 30"); the
+    # JSON's ``frame`` and ``--frame`` are 0-based indices.
+    n = record["n_frames"]
+    where = f" frame {record['frame'] + 1} of {n} (index {record['frame']})" if n > 1 else ""
     if record["probability"] is None:
         force = (
             " (--force analyses it anyway)" if (record.get("scope") or {}).get("can_force") else ""
