@@ -84,6 +84,20 @@ def test_report_holds_every_field(tmp_path, classifier):
     assert len(pages) == 1 and "Page 1 of 1" in text
     assert text.index("Solid hypoechoic nodule with punctate foci.") < text.index("Signature:")
     assert "Reporting clinician: Dr Example" in text
+    # signed with no operator typed: the signer is the reporting clinician, not "-"
+    unnamed = replace(study, operator="")
+    signed = write_report(
+        tmp_path / "signed.pdf",
+        image,
+        finding,
+        classifier.card,
+        unnamed,
+        tirads,
+        signed_by="Dr Cine",
+        signed_at="2026-12-05T10:00:00+00:00",
+    )
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(signed).pages).split())
+    assert "Reporting clinician: Dr Cine" in text and "Reporting clinician: -" not in text
 
 
 def test_failed_write_leaves_no_file(tmp_path, classifier, monkeypatch):

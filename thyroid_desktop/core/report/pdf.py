@@ -536,7 +536,10 @@ def _impression_and_signature(
     flow.lines(lines, size=9.5, keep_last=2, keep_after=signature_h)
     flow.need(signature_h)
     flow.space(16)
-    flow.add(Text(MARGIN_X, flow.y, f"Reporting clinician: {study.operator or '-'}", 9.5))
+    # Signed: the clinician who signed reports it (the operator may be the sonographer,
+    # or not typed at all).
+    reporter = signed_by if signed_by and signed_at else study.operator
+    flow.add(Text(MARGIN_X, flow.y, f"Reporting clinician: {reporter or '-'}", 9.5))
     flow.y += line_height(9.5) + 10
     if signed_by and signed_at:
         flow.paragraph(signed_text(signed_by, signed_at), size=9.5, bold=True)
