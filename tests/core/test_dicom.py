@@ -487,3 +487,17 @@ def test_unknown_transfer_syntax_is_named(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"1.2.840.10008.1.2.1", b"1.2.840.10008.9.9.9", 1))
     with pytest.raises(ImageLoadError, match="unknown transfer syntax"):
         open_image(path)
+
+
+@pytest.mark.parametrize("share", [0.3, 0.9, 0.99])
+def test_a_compressed_cine_cut_inside_its_pixel_data_is_called_truncated(tmp_path, share, recwarn):
+    """Cut inside its encapsulated (undefined-length) pixel data, pydicom keeps only the
+    file meta header: the file is truncated, not "no Pixel Data" (found in a trial), and
+    pydicom's own warning goes to the log, not to the user's terminal."""
+    from tests.conftest import write_cine_dicom
+
+    whole = write_cine_dicom(tmp_path / "cine.dcm")
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * share)])
+    expect_error(cut, "truncated")
+    assert not [w for w in recwarn if "pydicom" in str(w.filename)]

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -287,10 +288,21 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
 
 def _parse(data: bytes) -> Dataset:
     try:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
+        # pydicom warns (to stderr) about a damaged file it still reads; what is wrong is
+        # said by the checks after this, so its warnings go to the log only.
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        for w in said:
+            logger.debug("pydicom: %s", w.message)
     except Exception as exc:  # pydicom raises many types on damaged headers
         logger.debug("dcmread failed", exc_info=True)
         raise DicomError(f"the DICOM file is truncated or corrupt ({_short(exc)})") from exc
+    if len(ds) == 0 and any("end of file" in str(w.message).lower() for w in said):
+        # cut inside an element of undefined length (e.g. compressed pixel data): pydicom
+        # keeps only the file meta header
+        raise DicomError("the DICOM file is truncated or corrupt (it ends inside its data)")
+    return ds
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:
