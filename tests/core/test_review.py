@@ -420,3 +420,21 @@ def test_images_of_another_patient_are_not_admitted_without_asking(tmp_path):
     assert "(+ images of another patient)" in r.title()
     r.new_study()
     assert r.admit([b1]).others == ()  # a new study takes whoever comes first
+
+
+def test_a_list_of_two_patients_says_so_although_one_file_cannot_be_read(tmp_path):
+    """Patient A's file is damaged (its header is read, its image never opens), a plain
+    image and patient B's file are added anyway: the title warns of two patients whichever
+    entry is shown (it named one patient, then the other, without a warning; found in a
+    trial)."""
+    r = Review(Session())
+    a = _dicom(tmp_path / "a.dcm", "P-1")
+    a.write_bytes(a.read_bytes()[:-200])  # cut inside its pixel data
+    b = _dicom(tmp_path / "b.dcm", "P-2", "9.9", seed=2)
+    plain = png(tmp_path, "plain.png")
+    adm = r.admit([a, plain, b])
+    assert adm.others == (b,)
+    r.add_files([*adm.fits, *adm.others])  # added anyway
+    for row in (1, 2):
+        show(r, row)
+        assert "(+ images of another patient)" in r.title(), r.title()

@@ -224,10 +224,13 @@ class Review:
     @property
     def patient_text(self) -> str:
         """Whose the study is, for people (see :meth:`title`)."""
-        who = self.identity.text
-        if any(i.identity.differs(self.identity) for i in self.session.state.images):
-            who += " (+ images of another patient)"
-        return who
+        study = self.identity
+        listed = [self._identities.get(e.path, Identity()) for e in self.entries]
+        held = [i.identity for i in self.session.state.images]
+        # the list's files too: one whose image cannot be opened is still another patient's
+        if any(i.known and i.differs(study) for i in (*held, *listed)):
+            return study.text + " (+ images of another patient)"
+        return study.text
 
     def to_json(self) -> dict:
         """Everything the reading holds that is kept (the session, the list, the rows the
