@@ -105,6 +105,9 @@ def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_vo
     assert window.review.roi is not None  # the detector's box on this frame
     assert window.link_view("N1", Plane.LONGITUDINAL)
     assert window.review.proposal is None and not window.view.box_is_proposal()
+    state = window.panel.state.text()  # not the proposal's "Enter accepts it" any more
+    assert "Enter accepts" not in state and state.startswith("This frame is N1's longitudinal")
+    assert not window.panel.accept_button.isVisible()
     nodule = window.session.state.nodule("N1")
     assert nodule.plane is Plane.TRANSVERSE and nodule.views[0].frame == other
     text = window.panel.size.text()

@@ -180,8 +180,20 @@ class MeasureMixin:
             self.show_message("Not linked", problem)
             return False
         self._refresh_nodules()
+        self._show_box()  # no longer a proposal: no Accept / Reject
         self._show_size()
-        self.statusBar().showMessage(
+        own = self.session.state.nodule(nodule_id)
+        recorded = (
+            f" ({own.estimate.probability:.2f})"
+            if own.estimate is not None and own.estimate.probability is not None
+            else ""
+        )
+        self.panel.show_state(
+            f"This frame is {nodule_id}'s {plane} view. The estimate and AI suggestions "
+            f"below are this view's box's; {nodule_id}'s own estimate{recorded} and TI-RADS "
+            "choices are from its own frame."
+        )
+        self.say_about_image(
             f"This frame is now {nodule_id}'s {plane} view: its three diameters and volume "
             "are in the panel.",
             8000,
