@@ -429,3 +429,30 @@ def test_a_signed_study_restored_at_start_stays_signed(qtbot, tmp_path):
     qtbot.wait(100)
     assert again.review.shown_result_matches()
     assert again.session.state.study.report.signed
+
+
+def test_a_restored_nodule_shows_its_measured_size_before_the_model_is_loaded(qtbot, tmp_path):
+    """Restored at start, a nodule with a caliper line under the user's scale shows its size
+    in mm at once (the panel said nothing and the TI-RADS advice 'size not calibrated' until
+    the model had loaded and analysed it; found in a trial)."""
+    from thyroid_desktop.core.clinical.measure import Caliper
+
+    inscope = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+    path = tmp_path / "scan.png"
+    path.write_bytes(inscope.read_bytes())
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.start_model_loading()
+    first.open_paths([path])
+    qtbot.waitUntil(lambda: first.review.proposal is not None, timeout=120000)
+    first.accept_proposal()
+    qtbot.waitUntil(lambda: not first.review.awaiting, timeout=120000)
+    (nodule,) = first.session.state.nodules
+    first.session.set_user_scale(nodule.image, 0.1)
+    b = nodule.box
+    first.session.add_caliper("N1", Caliper((b.x, b.y + b.h / 2), (b.x + 100, b.y + b.h / 2)))
+    first.close()
+    again = MainWindow()  # the model is not loaded
+    qtbot.addWidget(again)
+    assert again.restore_open_study()
+    assert "10.0 mm" in again.panel.size.text()

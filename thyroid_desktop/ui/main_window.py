@@ -427,8 +427,8 @@ class MainWindow(
             self.tirads.set_choices(nodule.tirads if nodule else None)
         self._refresh_nodules()  # the other nodules marked on this frame
         self.panel.clear()
-        self.tirads.set_size(None)
         self.tirads.set_suggestion(None)
+        self._show_size()  # a nodule's size (its calipers) before any analysis
         self.setWindowTitle(self.review.title(image))
         if not analyse:
             self.view.set_roi(None)

@@ -743,16 +743,20 @@ class Review:
     def size_shown(self) -> NoduleSize | None:
         """The size the panel shows (as the CSV and the PDF give it): the measured nodule's
         (its calipers, else the segmenter's mask, else the box; with its three diameters
-        and volume when it has two views), else the box on screen's; None before an
-        analysis."""
-        if self.finding is None or self.image is None:
+        and volume when it has two views; a nodule's also before its frame is analysed
+        again, e.g. restored while the model loads), else the box on screen's; None before
+        an analysis."""
+        if self.image is None:
             return None
         nodule = self.measured_nodule()
         if nodule is None:
+            if self.finding is None:
+                return None
             return finding_size(self.finding, self.image.scale, self.user_mm_per_px)
         state = self.session.state
         record = state.image(nodule.image)
-        shown = self.finding if self.finding.roi == nodule.box else None  # not stored yet
+        finding = self.finding
+        shown = finding if finding is not None and finding.roi == nodule.box else None
         if nodule.estimate is not None:
             suggestion = nodule.estimate.suggestion
         else:
