@@ -16,6 +16,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QPolygonF,
+    QTransform,
 )
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
@@ -62,6 +63,10 @@ class CaliperItem(QGraphicsLineItem):
             self._ends.append(end)
         self.label = QGraphicsSimpleTextItem(label, self)
         self.label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        # beside the end, above the line: not under the end's handle nor on the box edge
+        # the line usually ends at (screen pixels, whatever the zoom)
+        lift = self.label.boundingRect().height() + 2
+        self.label.setTransform(QTransform.fromTranslate(CALIPER_END_PX + 4, -lift))
         self.setToolTip(f"Caliper {number} of {nodule_id}: {label.split(': ', 1)[-1]}")
         self.set_selected(False)
         self.set_line(line)
