@@ -187,11 +187,12 @@ def score_images(args) -> dict:
     from training.app_path.cache import resampled, scaled_box
     from training.data import read_mask, samples_in
 
-    seg = load_segmenter()
     services, tests = {}, set()
     for label, folder in args.models:
         clf = with_marks_step(load_classifier(folder), args.marks_step)
-        services[label] = AnalysisService(clf, seg, None)
+        # each folder's own segmenter: the default path (1x and resampled, detected again)
+        # is each model's; the checks that compare the same crops use the first one's box
+        services[label] = AnalysisService(clf, load_segmenter(folder), None)
         tests.add(frozenset(clf.card.raw["data"]["split"]["test_files"]))
         print(f"{label}: {clf.card.raw['id']} v{clf.card.raw['version']} from {folder}, "
               f"crop.marks {clf.card.raw.get('crop', {}).get('marks', 'keep')}")  # fmt: skip
@@ -252,14 +253,20 @@ def score_images(args) -> dict:
         scaled_det = [detector.detect(im) for im in scaled]  # detection from scratch, once
         for mode, service in services.items():
             out = per_mode[mode]
-            out["p"].append(estimate(service, image, roi, det))
+            own = det if service.segmenter is detector.segmenter else service.detect(image)
+            own_roi = own.best.roi if own.best is not None else None
+            out["p"].append(estimate(service, image, own_roi, own))
             out["marked"].append(estimate(service, marked, box, det))
             out["painted"].append(estimate(service, painted, box, det))
             out["box"].append([estimate(service, image, b, det) for b in changed])
+            if service.segmenter is not detector.segmenter:
+                dets = [service.detect(im) for im in scaled]
+            else:
+                dets = scaled_det
             out["scaled"].append(
                 [
                     estimate(service, im, d.best.roi if d.best is not None else None, d)
-                    for im, d in zip(scaled, scaled_det, strict=True)
+                    for im, d in zip(scaled, dets, strict=True)
                 ]
             )
             # the classifier alone: the same box, scaled with the image (no new detection)

@@ -257,6 +257,8 @@ def evaluate(cache, kind: str, c: float, rect_only: bool = False, x=None, extra=
     ``x``: another feature matrix than ``design(cache, kind)`` (one row per cached frame);
     ``extra(train_rows)``: examples added to each training fold, made from those rows of the
     frames evaluated (``training.scope_variants``)."""
+    if rect_only and extra is not None:
+        raise ValueError("extra examples are made from rows of all frames, not rect_only's")
     keep = cache["rect"] if rect_only else np.ones(len(cache["organ"]), bool)
     x = (design(cache, kind) if x is None else x)[keep]
     organ, sets, groups = (cache[k][keep] for k in ("organ", "set", "group"))

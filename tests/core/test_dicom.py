@@ -490,14 +490,12 @@ def test_unknown_transfer_syntax_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("share", [0.3, 0.9, 0.99])
-def test_a_compressed_cine_cut_inside_its_pixel_data_is_called_truncated(tmp_path, share, recwarn):
+def test_a_compressed_cine_cut_inside_its_pixel_data_is_called_truncated(tmp_path, share):
     """Cut inside its encapsulated (undefined-length) pixel data, pydicom keeps only the
-    file meta header: the file is truncated, not "no Pixel Data" (found in a trial), and
-    pydicom's own warning goes to the log, not to the user's terminal."""
+    file meta header: the file is truncated, not "no Pixel Data" (found in a trial)."""
     from tests.conftest import write_cine_dicom
 
     whole = write_cine_dicom(tmp_path / "cine.dcm")
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * share)])
     expect_error(cut, "truncated")
-    assert not [w for w in recwarn if "pydicom" in str(w.filename)]

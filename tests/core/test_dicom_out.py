@@ -355,8 +355,9 @@ def test_a_later_sr_names_the_versions_it_supersedes(tmp_path, classifier):
     assert third.version.instance_number == 3
     assert third.unsigned_over_signed and not second.unsigned_over_signed
     assert "It is not signed and supersedes a signed report" in third.message
-    # versions 1 and 2 were written without the session's UID: another nodule to them
-    assert third.left_out == ("Nodule N1 of version 1", "Nodule N1 of version 2")
+    # versions 1 and 2 were written without the session's UID: no nodule in common with
+    # version 2, so nothing can be matched and nothing is claimed left out
+    assert third.left_out == ()
     assert "1.2." not in third.message  # no UIDs
     # a version of another study (the images now have DICOM) is not named
     dicom_image = open_image(phantom_dicom(tmp_path / "us.dcm", "P-9"))
@@ -482,7 +483,24 @@ def test_a_later_version_says_which_nodules_it_leaves_out_and_renames(tmp_path, 
 
     old = {k: v for k, v in first.version.to_json().items() if k != "nodules"}
     assert SrVersion.from_json(old).nodules == ()  # a session saved before reads as before
-    with pytest.raises(ValueError):
-        SrVersion.from_json({**first.version.to_json(), "nodules": [["not a uid", "x"]]})
-    with pytest.raises(ValueError):
-        SrVersion.from_json({**first.version.to_json(), "nodules": [["1.2.3"]]})
+    for damaged in ([["not a uid", "x"]], [["1.2.3"]], 5, [["1.2.3", 7]]):
+        # the version still counts (superseded, numbered); only its nodule list is lost
+        kept = SrVersion.from_json({**first.version.to_json(), "nodules": damaged})
+        assert kept == replace(first.version, nodules=())
+
+    # a third version, after the second left N1 out: that was said once, not again
+    third = export_study_dicom(
+        tmp_path / "c",
+        [renumbered],
+        classifier.card,
+        study,
+        PDF,
+        previous=(first.version, second.version),
+    )
+    assert third.left_out == () and not any(
+        t.startswith("Not in this version") for t in sr_texts(pydicom.dcmread(third.sr))
+    )
+    # deleted since (its image open): the words do not claim the image is not open
+    assert "deleted since, or its image was not open" in next(
+        t for t in texts if t.startswith("Not in this version")
+    )

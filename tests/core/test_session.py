@@ -583,3 +583,10 @@ def test_the_same_result_again_keeps_the_signature(tmp_path):
     assert restored.state.study.report.signed
     restored.set_estimate("N1", estimate(0.2))  # another result
     assert not restored.state.study.report.signed
+    # a forced ("Analyse anyway") result filling a nodule is a number the signer never saw
+    restored.sign("Dr. Who", "2026-03-01T11:00:00+00:00")
+    n3 = restored.add_nodule(A, 0, ROI(80, 80, 20, 20))
+    restored.sign("Dr. Who", "2026-03-01T11:05:00+00:00")
+    forced = dataclasses.replace(estimate(0.9, ROI(80, 80, 20, 20)), overridden_reason="lung")
+    restored.set_estimate(n3, forced)
+    assert not restored.state.study.report.signed

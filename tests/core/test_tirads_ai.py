@@ -249,3 +249,4 @@ def test_a_choice_the_ai_set_is_not_credited_to_the_clinician_after_the_box_chan
     old_file = {k: v for k, v in accepted.to_json().items() if k != "by_ai"}
     assert TiradsChoices.from_json(old_file).by_ai == frozenset()
     assert TiradsChoices.from_json({**accepted.to_json(), "by_ai": ["bogus", 3]}).by_ai == set()
+    assert TiradsChoices.from_json({**accepted.to_json(), "by_ai": 5}).by_ai == set()

@@ -2,11 +2,12 @@
 and CSV export, driven on the real window with the real models."""
 
 import csv
+import threading
 
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QRunnable, Qt
 
 from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
@@ -357,6 +358,17 @@ def test_a_status_line_about_one_image_goes_when_another_is_shown(window, qtbot,
     assert window.statusBar().currentMessage() == "Report written to somewhere.pdf"
 
 
+class _Wait(QRunnable):
+    """A worker job that holds the (one-thread) pool until ``event`` is set."""
+
+    def __init__(self, event) -> None:
+        super().__init__()
+        self.event = event
+
+    def run(self) -> None:
+        self.event.wait(30)
+
+
 def test_a_result_arriving_after_moving_on_is_kept_for_its_nodule(window, qtbot, tmp_path):
     """N2's box is changed and the clinician moves to the other image before its analysis
     ends: the result is still N2's (its box and frame), so the list and the CSV have its
@@ -369,8 +381,11 @@ def test_a_result_arriving_after_moving_on_is_kept_for_its_nodule(window, qtbot,
         qtbot.waitUntil(lambda: not window.review.awaiting, timeout=120000)
     n2 = window.session.state.nodule("N2")
     bigger = ROI(n2.box.x - 10, n2.box.y - 5, n2.box.w + 20, n2.box.h + 10)
+    busy = threading.Event()
+    window.pool.start(_Wait(busy))  # the worker is busy (an earlier job): N2's waits
     window.set_roi(bigger)
     window.step(-1)
+    busy.set()  # N2's job starts only now, stale: it must still run (found in a review)
     window.pool.waitForDone(120000)
     qtbot.wait(100)  # the result is delivered
     n2 = window.session.state.nodule("N2")

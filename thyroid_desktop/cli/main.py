@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -357,6 +358,9 @@ def _suggestion_text(s: dict | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # pydicom warns about damaged files it still reads; the command says what is wrong
+    # with a file in its own words, so those warnings are not printed as well
+    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
     if args.command == "predict":
         return predict_command(args)
     if args.command == "validate":

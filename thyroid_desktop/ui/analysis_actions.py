@@ -216,9 +216,9 @@ class AnalysisMixin:
         self.panel.show_state("Analysing…")
         self._run(
             lambda: (
-                None
-                if review.stale(req)
-                else service.analyse_box(image, roi, source, Action.ANALYSE, outline, force=force)
+                service.analyse_box(image, roi, source, Action.ANALYSE, outline, force=force)
+                if review.still_wanted(req, image, roi)
+                else None
             ),
             lambda r: r is not None and self._analysed(image, req, r),
             lambda err: self._analysis_failed(req, err),

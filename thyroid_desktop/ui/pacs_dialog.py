@@ -211,9 +211,9 @@ class DicomActionsMixin:
             self,
             "Earlier report",
             "The new version supersedes the earlier report, which also reported "
-            f"{', '.join(left_out)}. {where} not open now, so the new version will not "
-            f"report {it} (it will say so).\n\nOpen {image} first to keep {it} in the "
-            "report. Write the new version anyway?",
+            f"{', '.join(left_out)}. The new version will not report {it} (it will say so): "
+            f"deleted since, or {where.lower()} not open now.\n\nTo keep {it} in the "
+            f"report, open {image} first. Write the new version anyway?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )

@@ -248,7 +248,8 @@ class TiradsChoices:
         default_set = not was_default or all(groups.values())
         if was_default and not bool(data.get("foci_set", default_set)):
             foci = frozenset()
-        by_ai = data.get("by_ai") or ()
+        by_ai = data.get("by_ai")
+        by_ai = by_ai if isinstance(by_ai, list) else []  # damaged: nobody credited
         chosen = cls(**groups, foci=foci)
         known = [g for g in by_ai if isinstance(g, str) and (g in GROUPS or g == "echogenic_foci")]
         return chosen.set_by_ai(known)

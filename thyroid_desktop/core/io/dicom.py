@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import re
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -288,21 +287,24 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
 
 def _parse(data: bytes) -> Dataset:
     try:
-        # pydicom warns (to stderr) about a damaged file it still reads; what is wrong is
-        # said by the checks after this, so its warnings go to the log only.
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        for w in said:
-            logger.debug("pydicom: %s", w.message)
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as exc:  # pydicom raises many types on damaged headers
         logger.debug("dcmread failed", exc_info=True)
         raise DicomError(f"the DICOM file is truncated or corrupt ({_short(exc)})") from exc
-    if len(ds) == 0 and any("end of file" in str(w.message).lower() for w in said):
-        # cut inside an element of undefined length (e.g. compressed pixel data): pydicom
-        # keeps only the file meta header
+    meta_end = getattr(ds, "preamble", None) is not None and _meta_end(data)
+    if len(ds) == 0 and meta_end and len(data) > meta_end:
+        # bytes after the file meta header but no element read from them: cut inside an
+        # element of undefined length (e.g. compressed pixel data), which pydicom drops
         raise DicomError("the DICOM file is truncated or corrupt (it ends inside its data)")
     return ds
+
+
+def _meta_end(data: bytes) -> int:
+    """Where the file meta group of a Part 10 file ends (0 when it cannot be told)."""
+    group = data[PREAMBLE_BYTES + 4 : PREAMBLE_BYTES + 16]
+    if len(group) < 12 or group[:4] != b"\x02\x00\x00\x00":  # (0002,0000) group length
+        return 0
+    return PREAMBLE_BYTES + 4 + 12 + int.from_bytes(group[8:12], "little")
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:

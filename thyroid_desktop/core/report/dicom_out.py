@@ -266,19 +266,28 @@ class SrVersion:
             number = data.get("instance_number", 1)
             texts = [str(data.get(k, "")) for k in ("written_at", "patient_id")]
             when = [str(data.get(k, "")) for k in ("study_date", "study_time")]
-            nodules = tuple((str(u), str(name)) for u, name in data.get("nodules", ()))
-        except (KeyError, TypeError, AttributeError, ValueError) as err:
+        except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"not an SR version: {data!r}") from err
         if (
             not all(valid_uid(u) for u in uids)
-            or not all(valid_uid(u) for u, _name in nodules)
             or not all(isinstance(f, bool) for f in flags)
             or not isinstance(number, int)
             or isinstance(number, bool)
             or number < 1
         ):
             raise ValueError(f"not an SR version: {data!r}")
-        return cls(*uids, number, flags[0], *texts, *when, flags[1], nodules)
+        return cls(*uids, number, flags[0], *texts, *when, flags[1], _nodules(data.get("nodules")))
+
+
+def _nodules(entries) -> tuple[tuple[str, str], ...]:
+    """A saved version's nodules; () when the entry is damaged (the version itself still
+    counts: it is superseded and numbered all the same)."""
+    try:
+        out = tuple((u, name) for u, name in entries or ())
+    except (TypeError, ValueError):
+        return ()
+    ok = all(isinstance(u, str) and valid_uid(u) and isinstance(n, str) for u, n in out)
+    return out if ok else ()
 
 
 #: SR concept codes (DCM): Tracking Identifier, Tracking Unique Identifier.
@@ -309,17 +318,24 @@ def tracked_nodules(ds) -> tuple[tuple[str, str], ...]:
 
 
 def carried_over(previous: Sequence[SrVersion], uids) -> tuple[dict, dict]:
-    """What the earlier versions said of the nodules a new version reports (tracking
-    ``uids``) and of those it does not: (renamed, left_out), each tracking UID -> (the
-    identifier the latest earlier version gave it, that version's instance number). A nodule
-    is renamed when its identifier changed (e.g. "Nodule N2" is N1 now: its image was
-    reopened in another reading); left out when an earlier version reported it and this one
-    does not (its image is not in the study now)."""
-    last: dict[str, tuple[str, int]] = {}
-    for v in previous:
-        for uid, name in v.nodules:
-            last[uid] = (name, v.instance_number)
+    """What the latest earlier version this app wrote said of the nodules a new version
+    reports (tracking ``uids``) and of those it does not: (renamed, left_out), each tracking
+    UID -> (the identifier it had there, that version's instance number). Renamed: its
+    identifier changed (e.g. "Nodule N2" is N1 now: its image was reopened in another
+    reading); left out: that version reported it and this one does not (deleted since, or
+    its image is not open). Earlier versions' omissions were said by the version that
+    made them; with no nodule in common nothing is said (they cannot be matched)."""
     uids = set(uids)
+    latest = _last_ours(previous)
+    last = (
+        {u: (name or "a nodule", latest.instance_number) for u, name in latest.nodules}
+        if latest
+        else {}
+    )
+    if not uids & set(last):
+        # nothing in common: another reading's nodules (e.g. the command line's, whose
+        # tracking UIDs come from the box) cannot be told apart from new ones; say nothing
+        return {}, {}
     left_out = {u: seen for u, seen in last.items() if u not in uids}
     return {u: seen for u, seen in last.items() if u in uids}, left_out
 
@@ -782,8 +798,8 @@ def _structured_report(
     for name, number in left_out.values():  # a later version must not drop one silently
         root.ContentSequence.append(
             _text_item(
-                f"Not in this version: {name}, reported in version {number} (its image was "
-                "not in the study this version was written from)",
+                f"Not in this version: {name}, reported in version {number} (deleted since, "
+                "or its image was not open when this version was written)",
                 hd.sr.RelationshipTypeValues.CONTAINS,
             )
         )

@@ -834,6 +834,17 @@ class Review:
         self.finding = finding
         return True
 
+    def still_wanted(self, request: int, image: UltrasoundImage, roi: ROI | None) -> bool:
+        """Whether an analysis of ``roi`` on ``image`` is still worth running when the worker
+        gets to it: it is the latest request, or its box is a nodule's that has no result
+        for it yet (kept by ``_store_late``: no nodule stays "not analysed")."""
+        if not self.stale(request):
+            return True
+        return any(
+            n.box == roi and (n.estimate is None or n.estimate.box != n.box)
+            for n in self.session.state.nodules_on(image.sha256, image.frame_index)
+        )
+
     def _store_late(self, image: UltrasoundImage, finding: Finding) -> None:
         """A result that arrived after the user moved on is still the result of the nodule
         whose box and frame it is, when that nodule has none for its box yet: kept, so that
@@ -843,7 +854,8 @@ class Review:
         if image.source is None or finding.calibration != self.calibration:
             return
         for n in self.session.state.nodules_on(image.sha256, image.frame_index):
-            if n.box == finding.roi and (n.estimate is None or n.estimate.box != n.box):
+            fits = n.box == finding.roi and finding.roi_source is n.source  # its outline too
+            if fits and (n.estimate is None or n.estimate.box != n.box):
                 self.session.set_estimate(n.id, Estimate.of(finding))
 
     def _store(self, image: UltrasoundImage, finding: Finding) -> None:

@@ -839,7 +839,8 @@ class Session:
             dataclasses.replace(n, estimate=estimate),
             "estimate",
             undoable=False,
-            unsigns=n.estimate is not None,
+            # a forced analysis ("Analyse anyway") is a number the signed report did not have
+            unsigns=n.estimate is not None or bool(estimate and estimate.overridden_reason),
         )
 
     # ---------------------------------------------------------------- helpers
