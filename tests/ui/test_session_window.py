@@ -401,21 +401,27 @@ def test_a_candidate_marked_as_another_nodule_is_drawn_as_that_nodule_and_n_skip
     assert window.session.state.nodule("N2").box == second
 
 
+def _one_nodule_accepted(qtbot, tmp_path):
+    """A window with the in-scope test image open and its proposal accepted (analysed)."""
+    inscope = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
+    path = tmp_path / "scan.png"
+    path.write_bytes(inscope.read_bytes())
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.start_model_loading()
+    window.open_paths([path])
+    qtbot.waitUntil(lambda: window.review.proposal is not None, timeout=120000)
+    window.accept_proposal()
+    qtbot.waitUntil(lambda: not window.review.awaiting, timeout=120000)
+    (nodule,) = window.session.state.nodules
+    return window, nodule
+
+
 def test_a_signed_study_restored_at_start_stays_signed(qtbot, tmp_path):
     """Sign, stop; at the next start the open study comes back and its shown nodule is
     analysed again with the same result: still signed (the file's rounded suggestion
     confidences counted as a change and took the signature away; found in a trial)."""
-    inscope = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
-    path = tmp_path / "scan.png"
-    path.write_bytes(inscope.read_bytes())
-    first = MainWindow()
-    qtbot.addWidget(first)
-    first.start_model_loading()
-    first.open_paths([path])
-    qtbot.waitUntil(lambda: first.review.proposal is not None, timeout=120000)
-    first.accept_proposal()
-    qtbot.waitUntil(lambda: not first.review.awaiting, timeout=120000)
-    (nodule,) = first.session.state.nodules
+    first, nodule = _one_nodule_accepted(qtbot, tmp_path)
     assert nodule.estimate is not None and nodule.estimate.suggestion is not None
     assert first.sign_report("Dr Example")
     first.close()
@@ -437,17 +443,7 @@ def test_a_restored_nodule_shows_its_measured_size_before_the_model_is_loaded(qt
     the model had loaded and analysed it; found in a trial)."""
     from thyroid_desktop.core.clinical.measure import Caliper
 
-    inscope = Path(__file__).resolve().parents[1] / "assets" / "inscope_bmode.png"
-    path = tmp_path / "scan.png"
-    path.write_bytes(inscope.read_bytes())
-    first = MainWindow()
-    qtbot.addWidget(first)
-    first.start_model_loading()
-    first.open_paths([path])
-    qtbot.waitUntil(lambda: first.review.proposal is not None, timeout=120000)
-    first.accept_proposal()
-    qtbot.waitUntil(lambda: not first.review.awaiting, timeout=120000)
-    (nodule,) = first.session.state.nodules
+    first, nodule = _one_nodule_accepted(qtbot, tmp_path)
     first.session.set_user_scale(nodule.image, 0.1)
     b = nodule.box
     first.session.add_caliper("N1", Caliper((b.x, b.y + b.h / 2), (b.x + 100, b.y + b.h / 2)))
