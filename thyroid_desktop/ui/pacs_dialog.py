@@ -193,9 +193,9 @@ class DicomActionsMixin:
             self.export_dicom(Path(folder), study)
 
     def ask_leaving_out(self) -> bool:
-        """Whether to write a new version of the study's report although an earlier one
-        reported nodules this one will not (their images are not open now); True when it
-        leaves none out."""
+        """Whether to write a new version of the study's report although the earlier one
+        reported nodules this one will not (deleted since, or their images are not open);
+        True when it leaves none out."""
         state = self.session.state
         versions = self._sr_ledger().versions(state.study.id, state.study.sr_versions)
         left_out = state.left_out_of_report(versions)
@@ -203,16 +203,16 @@ class DicomActionsMixin:
             return True
         one = len(left_out) == 1
         it, where, image = (
-            ("it", "Its image is", "its image")
+            ("it", "its image is", "its image")
             if one
-            else ("them", "Their images are", "their images")
+            else ("them", "their images are", "their images")
         )
         answer = QMessageBox.question(
             self,
             "Earlier report",
             "The new version supersedes the earlier report, which also reported "
             f"{', '.join(left_out)}. The new version will not report {it} (it will say so): "
-            f"deleted since, or {where.lower()} not open now.\n\nTo keep {it} in the "
+            f"deleted since, or {where} not open now.\n\nTo keep {it} in the "
             f"report, open {image} first. Write the new version anyway?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,

@@ -291,8 +291,8 @@ def _parse(data: bytes) -> Dataset:
     except Exception as exc:  # pydicom raises many types on damaged headers
         logger.debug("dcmread failed", exc_info=True)
         raise DicomError(f"the DICOM file is truncated or corrupt ({_short(exc)})") from exc
-    meta_end = getattr(ds, "preamble", None) is not None and _meta_end(data)
-    if len(ds) == 0 and meta_end and len(data) > meta_end:
+    meta_end = _meta_end(data)
+    if len(ds) == 0 and 0 < meta_end < len(data):
         # bytes after the file meta header but no element read from them: cut inside an
         # element of undefined length (e.g. compressed pixel data), which pydicom drops
         raise DicomError("the DICOM file is truncated or corrupt (it ends inside its data)")

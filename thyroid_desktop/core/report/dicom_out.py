@@ -343,7 +343,11 @@ def carried_over(previous: Sequence[SrVersion], uids) -> tuple[dict, dict]:
 def left_out_text(previous: Sequence[SrVersion], uids) -> tuple[str, ...]:
     """The nodules earlier versions reported that a new one with tracking ``uids`` does
     not, e.g. ("Nodule N2 of version 1",)."""
-    return tuple(f"{n} of version {v}" for n, v in carried_over(previous, uids)[1].values())
+    return _left_out_words(carried_over(previous, uids)[1])
+
+
+def _left_out_words(left_out: dict) -> tuple[str, ...]:
+    return tuple(f"{name} of version {number}" for name, number in left_out.values())
 
 
 _SR_UIDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
@@ -745,9 +749,11 @@ def _structured_report(
     created: dt.datetime,
     signature: tuple[str, dt.datetime] | None = None,
     previous: Sequence[SrVersion] = (),
+    carried: tuple[dict, dict] = ({}, {}),
 ):
     """The SR, naming ``previous`` (earlier versions in this study) as its predecessors; the
-    next instance of the series of the last of them this app wrote, else a new series."""
+    next instance of the series of the last of them this app wrote, else a new series.
+    ``carried``: ``carried_over``'s (renamed, left out) nodules, said in the SR."""
     import highdicom as hd
     from highdicom.coding_schemes import CodingSchemeIdentificationItem
     from pydicom.sr.codedict import codes
@@ -772,7 +778,7 @@ def _structured_report(
             model_name=f"{card.id} v{card.version}",
         ),
     )
-    renamed, left_out = carried_over(previous, (it.uid for it in items if it.uid))
+    renamed, left_out = carried
     groups = [
         _nodule_group(it, card, sc, renamed.get(it.uid))
         for it, sc in zip(items, key_images, strict=True)
@@ -983,8 +989,9 @@ def export_study_dicom(
         if source is not None and all(s.SOPInstanceUID != source.SOPInstanceUID for s in sources):
             sources.append(source)
         key_paths.append(_save(sc, folder / f"key_{_safe(it.nodule_id)}.dcm"))
+    carried = carried_over(earlier, (it.uid for it in items if it.uid))
     sr = _structured_report(
-        items, card, study, identity, key_images, sources, created, signature, earlier
+        items, card, study, identity, key_images, sources, created, signature, earlier, carried
     )
     sr_path = _save(sr, folder / "report_sr.dcm")
     version = SrVersion.of_dataset(sr, created.isoformat(timespec="seconds"))
@@ -993,7 +1000,7 @@ def export_study_dicom(
         title += f" (version {version.instance_number})"
     doc = encapsulated_pdf(pdf_bytes, identity, created, title)
     pdf_path = _save(doc, folder / "report_pdf.dcm")
-    left_out = left_out_text(earlier, (it.uid for it in items if it.uid))
+    left_out = _left_out_words(carried[1])
     result = DicomExport(sr_path, pdf_path, tuple(key_paths), identity, version, earlier, left_out)
     log.info("%s in %s (study %s)", result.message, folder, identity.study_instance_uid)
     return result

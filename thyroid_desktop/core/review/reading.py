@@ -841,7 +841,7 @@ class Review:
         if not self.stale(request):
             return True
         return any(
-            n.box == roi and (n.estimate is None or n.estimate.box != n.box)
+            n.box == roi and _lacks_result(n)
             for n in self.session.state.nodules_on(image.sha256, image.frame_index)
         )
 
@@ -855,7 +855,7 @@ class Review:
             return
         for n in self.session.state.nodules_on(image.sha256, image.frame_index):
             fits = n.box == finding.roi and finding.roi_source is n.source  # its outline too
-            if fits and (n.estimate is None or n.estimate.box != n.box):
+            if fits and _lacks_result(n):
                 self.session.set_estimate(n.id, Estimate.of(finding))
 
     def _store(self, image: UltrasoundImage, finding: Finding) -> None:
@@ -1096,3 +1096,8 @@ def loop_fps(image: UltrasoundImage) -> float | None:
 def display_name(image: UltrasoundImage) -> str:
     """The window title's name of an image (the demo has no file)."""
     return Path(image.source).name if image.source else "demo phantom (synthetic)"
+
+
+def _lacks_result(nodule: Nodule) -> bool:
+    """The nodule has no result for its current box (not analysed yet, or its box moved)."""
+    return nodule.estimate is None or nodule.estimate.box != nodule.box

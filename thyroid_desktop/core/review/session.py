@@ -422,8 +422,9 @@ class SessionState:
 
     def left_out_of_report(self, versions: Iterable[SrVersion]) -> list[str]:
         """The nodules an earlier report of the study (``versions``, its SRs) named that a
-        new version would not, e.g. ["Nodule N2 of version 1"]: their image is not open now
-        (what sending a new version should point out: it supersedes the earlier one)."""
+        new version would not, e.g. ["Nodule N2 of version 1"]: deleted since, or their
+        image is not open (what sending a new version should point out: it supersedes the
+        earlier one)."""
         from thyroid_desktop.core.report.dicom_out import left_out_text
 
         return list(left_out_text(tuple(versions), (n.uid for n in self.nodules)))
@@ -828,7 +829,8 @@ class Session:
         The same result as the one held, as the session file keeps it (a restored result has
         its suggestion's confidences rounded), changes nothing; a result for a nodule that
         had none is not a change of what was signed (the signed report computed that same
-        result for its box). Any other new result takes the signature away."""
+        result for its box), unless it was forced past the scope check. Any other new
+        result takes the signature away."""
         n = self.state.nodule(nodule_id)
         if n is None:
             return
