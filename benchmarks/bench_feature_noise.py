@@ -46,7 +46,7 @@ HEADS += (
 )
 
 
-def crops_of(samples, cache) -> np.ndarray:
+def crops_of(samples, cache, resolution: int | None = None) -> np.ndarray:
     """``N x (1 + CHANGES)`` crops: the auto box and its changes, as the app cuts them."""
     from bench_what_it_looks_at import box_changes
 
@@ -65,7 +65,10 @@ def crops_of(samples, cache) -> np.ndarray:
         box = ROI(*(int(v) for v in cache.boxes["auto"][i]))
         boxes = [box, *box_changes(box, CHANGES, rng, image.width, image.height)]
         out.append(
-            [classifier_crop(image, b, INPUT_SIZE, CROP_MARGIN, fov, step)[0] for b in boxes]
+            [
+                classifier_crop(image, b, INPUT_SIZE, CROP_MARGIN, fov, step, resolution)[0]
+                for b in boxes
+            ]
         )
     return np.asarray(out, np.uint8)
 
@@ -171,6 +174,12 @@ def main() -> int:
         "--backbones", nargs="+", default=["efficientnet_lite2", "efficientnet_lite2_aa"]
     )
     parser.add_argument("--heads", action="store_true", help="CV of the head variants too")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="cut the crops with this detail limit (the card's crop.resolution)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "feature_noise.json")
     args = parser.parse_args()
     if not (args.cache / "features_ddti.npz").exists():
@@ -182,10 +191,11 @@ def main() -> int:
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.cache, samples)
     t0 = time.perf_counter()
-    crops = crops_of(samples, cache)
+    crops = crops_of(samples, cache, args.resolution)
     print(f"{len(samples)} development images x {1 + CHANGES} boxes cut in "
           f"{time.perf_counter() - t0:.0f} s (marks {cache.marks})")  # fmt: skip
     result: dict = {"n_images": len(samples), "changes_per_image": CHANGES, "backbones": {}}
+    result["resolution"] = args.resolution
     feats_first = None
     for name in args.backbones:
         model, _ = feature_graph(name, INPUT_SIZE)

@@ -88,7 +88,7 @@ def main() -> int:
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
     from thyroid_desktop.core.pipeline.estimate import (
         auto_predict,
-        classifier_crop,
+        card_crop,
         detect_nodules,
         heatmap_to_image,
         predict,
@@ -119,7 +119,7 @@ def main() -> int:
     box = roi or detect_fov(image.gray).box
 
     def box_and_mirror_only():  # before jitter averaging: one crop + its mirror
-        crop, window = classifier_crop(image, box, clf.card.input_size, clf.card.crop_margin)
+        crop, window = card_crop(image, box, clf.card)
         _, _, cam = clf.gradcam(crop[None], mirror=clf.card.tta)
         heatmap_to_image(cam, window, image.width, image.height)
 
@@ -138,7 +138,7 @@ def main() -> int:
         )
     # The jitters' cost on this machine, measured round-robin so that the machine's speed
     # drifting during the run affects every variant alike.
-    crop, _ = classifier_crop(image, box, clf.card.input_size, clf.card.crop_margin)
+    crop, _ = card_crop(image, box, clf.card)
     extra = np.repeat(crop[None], 4, axis=0)
     variants = {k: (lambda k=k: clf.gradcam.run(crop[None], True, extra[:k])) for k in (0, 2, 4)}
     for fn in variants.values():

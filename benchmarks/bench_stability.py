@@ -107,12 +107,16 @@ def pixel_study(args) -> int:
     samples = samples[:: args.every]
     samples = samples[: args.limit] if args.limit else samples
     card, calibration = clf.card, clf.calibration
-    size, margin = card.input_size, card.crop_margin
+    size, margin, resolution = card.input_size, card.crop_margin, card.crop_resolution
 
-    def views_of(image, masked, fov, box) -> np.ndarray:
-        """The views ``predict`` averages for ``box``: crop, mirror, jitters."""
-        crop, _ = estimate.crop_square(masked, box, size, margin)
-        jit = estimate.jitter_views(image, box, size, margin, fov, masked)
+    marks = estimate.marks_step(card.raw)
+
+    def views_of(image, fov, box) -> np.ndarray:
+        """The views ``predict`` averages for ``box``: crop, mirror, jitters, cut as it cuts
+        them (the card's marks step painting out where this box's crops read)."""
+        masked = estimate.scan_pixels(image, fov, box, margin, marks)
+        crop, _ = estimate.crop_square(masked, box, size, margin, resolution)
+        jit = estimate.jitter_views(image, box, size, margin, fov, masked, resolution=resolution)
         return np.concatenate([crop[None], crop[None, :, ::-1], jit])
 
     shifts, probs, labels, ms, sides = [], [], [], [], []
@@ -120,11 +124,10 @@ def pixel_study(args) -> int:
         image = open_image(s.path)
         fov = detect_fov(image.gray)
         box = sample_roi(s, image.width, image.height, fov.box)
-        masked = estimate.mask_outside(image.pixels, fov)
         boxes = [box] + [moved(box, c, image.width, image.height) for c in PIXEL_CHANGES]
         boxes = [b.clipped(image.width, image.height) for b in boxes]
         # All boxes' views in one batch (the same numbers as one predict per box, faster).
-        views = np.concatenate([views_of(image, masked, fov, b) for b in boxes])
+        views = np.concatenate([views_of(image, fov, b) for b in boxes])
         logits = clf.gradcam.run(views[:1], views=views[1:]).logits.reshape(len(boxes), -1)
         p = calibration.apply(logits.mean(axis=1))
         if i < args.timed:  # the app's own call, timed, and the same estimate
@@ -181,7 +184,7 @@ def main() -> int:
         return pixel_study(args)
     from thyroid_desktop.core.io.images import open_image
     from thyroid_desktop.core.models.shipped import load_classifier
-    from thyroid_desktop.core.pipeline.estimate import classifier_crop, predict
+    from thyroid_desktop.core.pipeline.estimate import card_crop, predict
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from training.data import load_dataset, sample_key, sample_roi
 
@@ -195,7 +198,7 @@ def main() -> int:
     samples = samples[: args.limit] if args.limit else samples
 
     def single(image, box, fov) -> float:
-        crop, _ = classifier_crop(image, box, card.input_size, card.crop_margin, fov)
+        crop, _ = card_crop(image, box, card, fov)
         return clf.gradcam(crop[None], mirror=card.tta)[0]
 
     before, after, unstable = [], [], []

@@ -163,11 +163,16 @@ def sample_roi(sample: Sample, width: int, height: int, fallback: ROI | None = N
 
 
 def load_crops(
-    samples: Sequence[Sample], size: int, margin: float = CROP_MARGIN, marks: str = "keep"
+    samples: Sequence[Sample],
+    size: int,
+    margin: float = CROP_MARGIN,
+    marks: str = "keep",
+    resolution: int | None = None,
 ) -> np.ndarray:
     """The classifier crops of all samples as an ``N x size x size x 3`` uint8 array, cut by the
     app's ``classifier_crop``; ``marks`` "inpaint" paints out calipers and text inside the
-    scan area as the app does for a card with ``crop.marks`` "inpaint"."""
+    scan area as the app does for a card with ``crop.marks`` "inpaint"; ``resolution``: the
+    card's ``crop.resolution`` (``roi.crop_square``)."""
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from thyroid_desktop.core.pipeline.marks import MarksStep
@@ -177,7 +182,7 @@ def load_crops(
         img = open_image(s.path)
         fov = detect_fov(img.gray)
         roi = sample_roi(s, img.width, img.height, fov.box)
-        out[i], _ = classifier_crop(img, roi, size, margin, fov, MarksStep(marks))
+        out[i], _ = classifier_crop(img, roi, size, margin, fov, MarksStep(marks), resolution)
     return out
 
 

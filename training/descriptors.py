@@ -230,12 +230,14 @@ def check_cache(cache: FeatureCache, card: dict) -> None:
     marks step or by another backbone than the card's would fit them to other inputs."""
     from thyroid_desktop.core.pipeline.marks import marks_step
 
+    resolution = int((card.get("crop") or {}).get("resolution") or 0)
     want = {"marks": str(marks_step(card)), "backbone": card.get("backbone")}
+    want["resolution"] = resolution
     if cache.cut != want:
         raise SystemExit(
-            f"the cache was cut with marks {cache.marks!r} by {cache.backbone}, the classifier "
-            f"with marks {want['marks']!r} by {want['backbone']}: rebuild it (python -m "
-            f"training.app_path --out {APP_OUT} cache --marks {want['marks']} --force)"
+            f"the cache was cut as {cache.cut}, the classifier's crops as {want}: rebuild it "
+            f"(python -m training.app_path --out {APP_OUT} cache --marks {want['marks']} "
+            f"--resolution {resolution} --force)"
         )
 
 

@@ -69,6 +69,8 @@ def export(
             "shape": "square around the nodule box, black outside",
             # core.pipeline.marks: "inpaint" when the crops were trained with marks painted out
             "marks": card_fields["training"].get("marks", "keep"),
+            # roi.crop_square: the crop's detail limit in pixels (None: none)
+            "resolution": card_fields["training"].get("crop_resolution"),
         },
         "input": "RGB crop 0..255 float; scaling is inside the model",
         "last_conv_layer": last_conv,

@@ -77,7 +77,7 @@ class _Crops:
 
 def calibration_crops(data: Path, card: dict, n: int, seed: int = 0) -> np.ndarray:
     """``n`` classifier crops of development images (no test-split file), spread over the
-    sites and labels, cut by the app's crop code."""
+    sites and labels, cut by the app's crop code as the card asks (marks step, detail limit)."""
     from training.app_path.cache import development_samples
     from training.app_path.recipes import SITES
 
@@ -87,7 +87,14 @@ def calibration_crops(data: Path, card: dict, n: int, seed: int = 0) -> np.ndarr
     picked = [samples[i] for i in sorted(rng.choice(len(samples), min(n, len(samples)), False))]
     from training.data import load_crops
 
-    return load_crops(picked, int(card["input_size"]), float(card["crop"]["margin"]))
+    crop = card["crop"]
+    return load_crops(
+        picked,
+        int(card["input_size"]),
+        float(crop["margin"]),
+        marks=str(crop.get("marks", "keep")),
+        resolution=crop.get("resolution") or None,
+    )
 
 
 def quantize(

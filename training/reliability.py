@@ -43,7 +43,7 @@ from thyroid_desktop.core.models.shipped import (
     models_dir,
     sha256_file,
 )
-from thyroid_desktop.core.pipeline.estimate import classifier_crop, detect_nodules
+from thyroid_desktop.core.pipeline.estimate import card_crop, detect_nodules
 from thyroid_desktop.core.pipeline.roi import JITTERS
 from training.data import DEFAULT_DATA, load_dataset, sample_key
 
@@ -111,7 +111,7 @@ def app_crop_features(image: UltrasoundImage, clf, seg) -> np.ndarray:
     the scan area), averaged with its mirror, exactly as ``predict`` computes them."""
     det = detect_nodules(image, seg)
     roi = det.best.roi if det.best is not None else det.fov.box
-    crop, _ = classifier_crop(image, roi, clf.card.input_size, clf.card.crop_margin, det.fov)
+    crop, _ = card_crop(image, roi, clf.card, det.fov)
     out = clf.gradcam.run(crop[None], mirror=clf.card.tta)
     return out.features
 

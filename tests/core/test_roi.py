@@ -73,3 +73,90 @@ def test_box_over_a_long_image_allocates_no_square_of_its_long_side():
     tracemalloc.stop()
     assert crop.shape == (260, 260, 3) and win.w > 4000
     assert peak < 4 * strip.nbytes  # the padded square would be 4600^2 x 3 = 63 MB
+
+
+def _speckle(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Fine random texture (as ultrasound speckle) with a smooth gradient under it."""
+    rng = np.random.default_rng(seed)
+    grain = rng.integers(0, 120, (height, width), dtype=np.uint8).astype(np.float32)
+    ramp = np.linspace(0, 120, width, dtype=np.float32)[None, :]
+    return np.dstack([grain + ramp] * 3).astype(np.uint8)
+
+
+def test_resolution_limit_leaves_small_windows_and_unset_cards_unchanged():
+    img = _speckle(300, 400)
+    box = ROI(100, 100, 80, 60)  # window 104 px, under the limit
+    plain, win = crop_square(img, box, 260)
+    assert np.array_equal(crop_square(img, box, 260, resolution=None)[0], plain)
+    limited, win2 = crop_square(img, box, 260, resolution=128)
+    assert win2 == win and np.array_equal(limited, plain)
+
+
+def test_resolution_limit_makes_the_crop_follow_neither_pixel_size_nor_box_size():
+    """The same anatomy at two pixel sizes (the image and its box enlarged 1.5x) gives nearly
+    the same crop with the limit; without it the larger copy keeps finer speckle."""
+    import cv2
+
+    img = _speckle(300, 400)
+    box = ROI(100, 80, 150, 150)  # window 195 px; enlarged: 292 px, both over 128
+    big = cv2.resize(img, (600, 450), interpolation=cv2.INTER_LINEAR)
+    big_box = ROI(150, 120, 225, 225)
+
+    def gap(resolution):
+        a, _ = crop_square(img, box, 260, resolution=resolution)
+        b, _ = crop_square(big, big_box, 260, resolution=resolution)
+        return np.abs(a.astype(int) - b).mean()
+
+    assert gap(128) < 0.5 * gap(None)
+    # and the limited crop holds no detail finer than 128 px a side: shrinking it to 128 and
+    # back changes it little, where the unlimited crop loses most of its speckle
+    for resolution, most in ((128, 5.0), (None, None)):
+        crop, _ = crop_square(img, box, 260, resolution=resolution)
+        again = cv2.resize(cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA), (260, 260))
+        change = np.abs(again.astype(int) - crop).mean()
+        assert change < most if most else change > 10.0
+
+
+def test_resolution_limit_on_the_bounded_huge_window_path(monkeypatch):
+    import thyroid_desktop.core.pipeline.roi as roi_module
+
+    img = _speckle(600, 900)
+    box = ROI(500, 300, 390, 290)
+    padded, _ = crop_square(img, box, 260, resolution=128)
+    monkeypatch.setattr(roi_module, "MAX_CANVAS_PIXELS", 1000)
+    bounded, _ = crop_square(img, box, 260, resolution=128)
+    assert bounded.shape == (260, 260, 3)
+    assert np.abs(bounded.astype(int) - padded).mean() < 2.0
+
+
+def test_predict_cuts_what_card_crop_cuts_with_the_cards_detail_limit(classifier):
+    """`card_crop` (for code outside predict: the novelty reference, benchmarks) and predict
+    cut the same crop, with the card's marks step and, when the card sets one, its detail
+    limit; a card without ``crop.resolution`` has none."""
+    import dataclasses
+
+    from thyroid_desktop.core.io.images import from_array
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.core.models.shipped import ModelCard
+    from thyroid_desktop.core.pipeline import estimate
+    from thyroid_desktop.core.pipeline.fov import detect_fov
+    from thyroid_desktop.core.pipeline.marks import marks_step
+
+    phantom = make_phantom()
+    image = from_array(phantom.pixels)
+    fov = detect_fov(image.gray)
+    assert classifier.card.crop_resolution is None
+    raw = {**classifier.card.raw, "crop": {**classifier.card.raw["crop"], "resolution": 64}}
+    limited = dataclasses.replace(classifier, card=ModelCard(raw, classifier.card.directory))
+    assert limited.card.crop_resolution == 64
+    box = phantom.nodule
+    for clf in (classifier, limited):
+        card = clf.card
+        crop, window = estimate.card_crop(image, box, card, fov)
+        masked = estimate.scan_pixels(image, fov, box, card.crop_margin, marks_step(card.raw))
+        want, _ = crop_square(masked, box, card.input_size, card.crop_margin, card.crop_resolution)
+        assert np.array_equal(crop, want)
+        finding = estimate.predict(image, clf, box, "manual", fov)
+        assert finding.window == window
+    plain = estimate.predict(image, classifier, box, "manual", fov).probability
+    assert estimate.predict(image, limited, box, "manual", fov).probability != plain

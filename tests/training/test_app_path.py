@@ -3,6 +3,7 @@ recipe rows and grouped folds. Tiny random-weight backbone and a stand-in segmen
 runs in seconds."""
 
 import csv
+import dataclasses
 
 import cv2
 import numpy as np
@@ -282,8 +283,10 @@ def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
     from training.descriptors import check_cache
 
     card = {"backbone": A.BACKBONE, "crop": {"marks": "inpaint"}}
-    with pytest.raises(SystemExit, match="marks 'keep'"):
+    with pytest.raises(SystemExit, match="'marks': 'keep'"):
         check_cache(tiny_cache(marks="keep"), card)
+    with pytest.raises(SystemExit, match="'resolution': 128"):  # a detail limit the card lacks
+        check_cache(dataclasses.replace(tiny_cache(marks="inpaint"), resolution=128), card)
     check_cache(tiny_cache(marks="inpaint"), card)
     with pytest.raises(SystemExit, match="efficientnet_lite2_aa"):
         check_cache(tiny_cache(marks="inpaint", backbone="efficientnet_lite2_aa"), card)
@@ -304,3 +307,5 @@ def test_fit_refuses_a_cv_of_a_cache_recut_since():
     A.check_cv_of({}, cache)  # written before the field existed
     with pytest.raises(SystemExit, match="rerun `cv`"):
         A.check_cv_of({"cache": {"marks": "keep", "backbone": A.BACKBONE}}, cache)
+    with pytest.raises(SystemExit, match="rerun `cv`"):
+        A.check_cv_of({"cache": {**cache.cut, "resolution": 192}}, cache)

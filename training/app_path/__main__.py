@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         default=BACKBONE,
         help="training.backbones network (efficientnet_lite2_aa: anti-aliased, same weights)",
     )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=0,
+        help="crop detail limit in pixels (roi.crop_square; the card's crop.resolution; 0: none)",
+    )
     p = sub.add_parser("cv", help="grouped CV of the recipes, scored on auto-ROI")
     p.add_argument("--folds", type=int, default=N_FOLDS)
     p.add_argument("--repeats", type=int, default=N_REPEATS)

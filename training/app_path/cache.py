@@ -72,6 +72,7 @@ class FeatureCache:
         app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
         marks: the crop step every view was cut with (``core.pipeline.marks.MarksStep``).
         backbone: the ``training.backbones`` network the features come from.
+        resolution: the crops' detail limit (``roi.crop_square``; 0: none).
     """
 
     keys: np.ndarray
@@ -86,14 +87,15 @@ class FeatureCache:
     app_jitters: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     marks: str = "keep"
     backbone: str = BACKBONE
+    resolution: int = 0
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
-    def cut(self) -> dict[str, str]:
-        """How its crops were made: the marks step and the backbone."""
-        return {"marks": self.marks, "backbone": self.backbone}
+    def cut(self) -> dict[str, str | int]:
+        """How its crops were made: the marks step, the backbone and the detail limit."""
+        return {"marks": self.marks, "backbone": self.backbone, "resolution": self.resolution}
 
     def save(self, path: Path) -> None:
         """Writes one ``.npz`` (uncompressed: written once, read often)."""
@@ -111,6 +113,7 @@ class FeatureCache:
             "app_jitters": np.asarray(self.app_jitters, np.float64),
             "marks": np.asarray(self.marks),
             "backbone": np.asarray(self.backbone),
+            "resolution": np.asarray(self.resolution),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -134,6 +137,7 @@ class FeatureCache:
                 app_jitters=z["app_jitters"] if "app_jitters" in z.files else np.zeros((0, 4)),
                 marks=str(z["marks"]) if "marks" in z.files else "keep",
                 backbone=str(z["backbone"]) if "backbone" in z.files else BACKBONE,
+                resolution=int(z["resolution"]) if "resolution" in z.files else 0,
             )
 
     @classmethod
@@ -155,6 +159,7 @@ class FeatureCache:
             app_jitters=parts[0].app_jitters,
             marks=parts[0].marks,
             backbone=parts[0].backbone,
+            resolution=parts[0].resolution,
         )
 
     def jitter_columns(self) -> list[int]:
@@ -233,16 +238,20 @@ def cut_crops(
     margin: float = CROP_MARGIN,
     context_margin: float = CONTEXT_MARGIN,
     marks: str = "keep",
+    resolution: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Every view's crop, cut by the app's own ``classifier_crop`` (``marks``: its marks step)."""
+    """Every view's crop, cut by the app's own ``classifier_crop`` (``marks``: its marks step,
+    ``resolution``: its detail limit)."""
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
     from thyroid_desktop.core.pipeline.marks import MarksStep
 
-    crops, step = {}, MarksStep(marks)
+    crops, step, res = {}, MarksStep(marks), resolution or None
     for view, roi in view_boxes(boxes).items():
-        crops[view], _ = classifier_crop(image, roi, size, margin, fov, step)
+        crops[view], _ = classifier_crop(image, roi, size, margin, fov, step, res)
         if view != "scan":
-            crops[view + CONTEXT], _ = classifier_crop(image, roi, size, context_margin, fov, step)
+            crops[view + CONTEXT], _ = classifier_crop(
+                image, roi, size, context_margin, fov, step, res
+            )
     return crops
 
 
@@ -266,7 +275,13 @@ def scaled_box(roi: ROI, factor: float, scaled: UltrasoundImage) -> ROI:
 
 
 def augmented_crops(
-    image: UltrasoundImage, boxes: ImageBoxes, fov: FieldOfView, size: int, marks: str, seed: int
+    image: UltrasoundImage,
+    boxes: ImageBoxes,
+    fov: FieldOfView,
+    size: int,
+    marks: str,
+    seed: int,
+    resolution: int = 0,
 ) -> dict[str, np.ndarray]:
     """The auto box and its jitters (``AUTO_VIEWS``), the box and its first jitter with pasted
     marks (``MARKED_VIEWS``) and the second and third jitters cut from the image resampled by
@@ -278,19 +293,20 @@ def augmented_crops(
     from training.pasted_marks import paste_marks
 
     step, rng = MarksStep(marks), np.random.default_rng([AUGMENT_SEED, seed])
+    res = resolution or None
     plain = (boxes.auto, *boxes.auto_jitter)
     crops = {
-        v: classifier_crop(image, roi, size, CROP_MARGIN, fov, step)[0]
+        v: classifier_crop(image, roi, size, CROP_MARGIN, fov, step, res)[0]
         for v, roi in zip(AUTO_VIEWS, plain, strict=True)
     }
     for view, roi in zip(MARKED_VIEWS, plain, strict=False):
         marked = from_array(paste_marks(image.pixels, (roi.x, roi.y, roi.w, roi.h), rng))
-        crops[view] = classifier_crop(marked, roi, size, CROP_MARGIN, fov, step)[0]
+        crops[view] = classifier_crop(marked, roi, size, CROP_MARGIN, fov, step, res)[0]
     for view, roi, (lo, hi) in zip(SCALED_VIEWS, plain[2:], SCALE_BANDS, strict=False):
         f = float(rng.uniform(lo, hi))
         scaled = resampled(image, f)
         box = scaled_box(roi, f, scaled)
-        crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step)[0]
+        crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step, res)[0]
     return crops
 
 
@@ -319,6 +335,7 @@ def build_cache(
     marks: str = "keep",
     augment: bool = False,
     backbone: str = BACKBONE,
+    resolution: int = 0,
 ) -> FeatureCache:
     """Runs detection and the frozen backbone over every image once.
 
@@ -332,6 +349,7 @@ def build_cache(
         augment: cache ``AUGMENTED_VIEWS`` (auto box, jitters, pasted marks, resampled) and
             the app views of the auto box only, instead of every view of ``VIEWS``.
         backbone: the name ``feature_model`` was built from (recorded in the cache).
+        resolution: the crops' detail limit (``roi.crop_square``; 0: none).
     """
     extract = make_extractor(feature_model)
     n, dim = len(samples), int(feature_model.output_shape[-1])
@@ -349,9 +367,9 @@ def build_cache(
             boxes["expert"][i] = (b.expert or b.fov).as_list()
             if augment:
                 seed = image_seed(sample_key(samples[i]))
-                crops = augmented_crops(image, b, fov, size, marks, seed)
+                crops = augmented_crops(image, b, fov, size, marks, seed, resolution)
             else:
-                crops = cut_crops(image, b, fov, size, marks=marks)
+                crops = cut_crops(image, b, fov, size, marks=marks, resolution=resolution)
             chunk += [(i, v, c) for v, c in crops.items()]
         crops = np.stack([c for _, _, c in chunk])
         if start == 0 and on_first_crops is not None:
@@ -375,10 +393,10 @@ def build_cache(
         boxes=boxes,
         marks=marks,
         backbone=backbone,
+        resolution=resolution,
     )
-    add_app_views(
-        cache, samples, feature_model, size, marks=marks, views=("auto",) if augment else APP_SCORED
-    )
+    views = ("auto",) if augment else APP_SCORED
+    add_app_views(cache, samples, feature_model, size, marks=marks, views=views)
     return cache
 
 
@@ -392,7 +410,8 @@ def add_app_views(
     views: Sequence[str] = APP_SCORED,
 ) -> None:
     """Adds the features of the app's jitter views (``core.pipeline.estimate.jitter_views``, as
-    ``predict`` scores a box) of the cached ``views`` boxes (auto, expert, scan area)."""
+    ``predict`` scores a box) of the cached ``views`` boxes (auto, expert, scan area), cut
+    with the cache's own detail limit."""
     from thyroid_desktop.core.pipeline.estimate import jitter_views
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from thyroid_desktop.core.pipeline.marks import MarksStep
@@ -412,7 +431,15 @@ def add_app_views(
                 if view == "expert" and not cache.has_mask[i]:
                     continue
                 roi = ROI(*(int(v) for v in cache.boxes[view if view != "scan" else "fov"][i]))
-                crops = jitter_views(image, roi, size, margin, fov, marks=MarksStep(marks))
+                crops = jitter_views(
+                    image,
+                    roi,
+                    size,
+                    margin,
+                    fov,
+                    marks=MarksStep(marks),
+                    resolution=cache.resolution or None,
+                )
                 chunk += [(i, view, c) for c in crops]
         feats = extract(np.stack([c for _, _, c in chunk]))
         counts: dict[tuple[int, str], int] = {}
@@ -511,7 +538,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            if cache.cut != {"marks": args.marks, "backbone": args.backbone}:
+            want = {"marks": args.marks, "backbone": args.backbone, "resolution": args.resolution}
+            if cache.cut != want:
                 raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
             wanted = ("auto",) if args.augment else APP_SCORED
             if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
@@ -528,6 +556,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
             marks=args.marks,
             augment=args.augment,
             backbone=args.backbone,
+            resolution=args.resolution,
         )
         cache.save(path)
         log.info("%s: %d images in %.0f s -> %s", site, len(part), time.perf_counter() - t0, path)

@@ -177,6 +177,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         **card["training"],
         "c": c,
         "marks": cache.marks,
+        "crop_resolution": cache.resolution or None,
         "recipe": f"{name}: {RECIPES[name].description}; each crop and its mirror image, "
         f"{N_JITTERS} jitters per box (shift +-{JITTER_SHIFT:.0%} of the box size, scale "
         f"+-{JITTER_SCALE:.0%}), auto boxes from the shipped segmenter "
@@ -210,8 +211,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def check_cv_of(cv_json: dict, cache: FeatureCache) -> None:
     """The CV that chose the recipe ran on this cache (not one recut since with another
-    marks step or backbone); a cv.json from before the field existed is taken as it is."""
-    if cv_json.get("cache", cache.cut) != cache.cut:
+    marks step, backbone or detail limit); a cv.json from before the field existed is taken
+    as it is, and one from before the detail limit had none."""
+    cut = {"resolution": 0, **cv_json.get("cache", cache.cut)}
+    if cut != cache.cut:
         raise SystemExit(
             f"cv.json is of a cache cut as {cv_json['cache']}, not {cache.cut}: rerun `cv`"
         )

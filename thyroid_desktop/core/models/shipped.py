@@ -110,6 +110,13 @@ class ModelCard:
         return float(self.raw["crop"]["margin"])
 
     @property
+    def crop_resolution(self) -> int | None:
+        """The crop's detail limit (``crop.resolution``, `roi.crop_square`); None: no limit
+        (cards before it)."""
+        value = (self.raw.get("crop") or {}).get("resolution")
+        return int(value) if value else None
+
+    @property
     def last_conv_layer(self) -> str:
         return str(self.raw["last_conv_layer"])
 

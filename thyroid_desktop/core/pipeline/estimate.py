@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from thyroid_desktop.core.io.images import UltrasoundImage
-from thyroid_desktop.core.models.shipped import Classifier, Segmenter
+from thyroid_desktop.core.models.shipped import Classifier, ModelCard, Segmenter
 from thyroid_desktop.core.pipeline.detect import Detection, detect
 from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov, mask_outside
 from thyroid_desktop.core.pipeline.marks import MarksStep, inpaint_marks, marks_step
@@ -203,13 +203,26 @@ def classifier_crop(
     margin: float,
     fov: FieldOfView | None = None,
     marks: MarksStep = MarksStep.KEEP,
+    resolution: int | None = None,
 ) -> tuple[np.ndarray, ROI]:
     """The classifier's input, shared by training and the app: the scan area only (burned-in
     text, scale bars and glyphs outside the field of view are black; with ``marks`` INPAINT
-    the marks inside it painted out), cut square around the box. Returns the crop and its
-    window in image pixels."""
+    the marks inside it painted out), cut square around the box (at most ``resolution``
+    pixels of detail a side: `crop_square`). Returns the crop and its window in image
+    pixels."""
     fov = fov or detect_fov(image.gray)
-    return crop_square(scan_pixels(image, fov, roi, margin, marks), roi, size, margin)
+    pixels = scan_pixels(image, fov, roi, margin, marks)
+    return crop_square(pixels, roi, size, margin, resolution)
+
+
+def card_crop(
+    image: UltrasoundImage, roi: ROI, card: ModelCard, fov: FieldOfView | None = None
+) -> tuple[np.ndarray, ROI]:
+    """The crop `predict` analyses for ``roi``, cut as ``card`` asks (its input side, margin,
+    marks step and detail limit): for code outside `predict` that must see what it sees."""
+    marks = marks_step(card.raw)
+    size, margin, resolution = card.input_size, card.crop_margin, card.crop_resolution
+    return classifier_crop(image, roi, size, margin, fov, marks, resolution)
 
 
 def jitter_views(
@@ -220,6 +233,7 @@ def jitter_views(
     fov: FieldOfView,
     masked: np.ndarray | None = None,
     marks: MarksStep = MarksStep.KEEP,
+    resolution: int | None = None,
 ) -> np.ndarray:
     """The crops of the box jitters (`roi.JITTERS`), mirrored where the jitter says so;
     ``masked`` is `scan_pixels` of this box, if already made."""
@@ -227,7 +241,7 @@ def jitter_views(
     views = []
     for dx, dy, scale, mirrored in JITTERS:
         box = roi.jittered(dx, dy, scale, image.width, image.height)
-        crop, _ = crop_square(masked, box, size, margin)
+        crop, _ = crop_square(masked, box, size, margin, resolution)
         views.append(crop[:, ::-1] if mirrored else crop)
     return np.stack(views) if views else np.zeros((0, size, size, 3), np.uint8)
 
@@ -254,8 +268,9 @@ def predict(
     roi = roi.clipped(image.width, image.height)
     # Once for the crop and its jitters; marks painted out when the card's model expects it.
     masked = scan_pixels(image, fov, roi, card.crop_margin, marks_step(card.raw))
-    crop, window = crop_square(masked, roi, card.input_size, card.crop_margin)
-    views = jitter_views(image, roi, card.input_size, card.crop_margin, fov, masked)
+    size, margin, resolution = card.input_size, card.crop_margin, card.crop_resolution
+    crop, window = crop_square(masked, roi, size, margin, resolution)
+    views = jitter_views(image, roi, size, margin, fov, masked, resolution=resolution)
     t1 = time.perf_counter()
     out = classifier.gradcam.run(crop[None], mirror=card.tta, views=views)
     t2 = time.perf_counter()

@@ -129,7 +129,11 @@ def roi_from_mask(mask: np.ndarray) -> ROI | None:
 
 
 def crop_square(
-    pixels: np.ndarray, roi: ROI, size: int, margin: float = CROP_MARGIN
+    pixels: np.ndarray,
+    roi: ROI,
+    size: int,
+    margin: float = CROP_MARGIN,
+    resolution: int | None = None,
 ) -> tuple[np.ndarray, ROI]:
     """Cuts the classifier's input from an RGB image.
 
@@ -138,6 +142,11 @@ def crop_square(
         roi: nodule box in image pixels.
         size: output side in pixels.
         margin: fraction of the box's longer side added on every side.
+        resolution: when set (the card's ``crop.resolution``), a window wider than this is
+            first shrunk to ``resolution`` pixels a side (area averaging) and then brought to
+            ``size`` (linear), so the crop's detail follows neither the box size nor the
+            scanner's pixel size, and a 1-3 px change of a large box moves the grid by a
+            fraction of a pixel. None: straight to ``size``.
 
     Returns:
         The ``size x size x 3`` uint8 crop (parts outside the image are black, as the
@@ -149,12 +158,17 @@ def crop_square(
     win = roi.square_window(margin)
     sx0, sy0 = max(win.x, 0), max(win.y, 0)
     sx1, sy1 = min(win.x + win.w, width), min(win.y + win.h, height)
+    side = size if resolution is None or win.w <= resolution else min(resolution, size)
     if win.w * win.h > MAX_CANVAS_PIXELS:
-        return _crop_large_window(pixels[sy0:sy1, sx0:sx1], win, sx0, sy0, size), win
-    canvas = np.zeros((win.h, win.w, 3), dtype=np.uint8)
-    canvas[sy0 - win.y : sy1 - win.y, sx0 - win.x : sx1 - win.x] = pixels[sy0:sy1, sx0:sx1]
-    interp = cv2.INTER_AREA if win.w > size else cv2.INTER_LINEAR
-    return cv2.resize(canvas, (size, size), interpolation=interp), win
+        small = _crop_large_window(pixels[sy0:sy1, sx0:sx1], win, sx0, sy0, side)
+    else:
+        canvas = np.zeros((win.h, win.w, 3), dtype=np.uint8)
+        canvas[sy0 - win.y : sy1 - win.y, sx0 - win.x : sx1 - win.x] = pixels[sy0:sy1, sx0:sx1]
+        interp = cv2.INTER_AREA if win.w > side else cv2.INTER_LINEAR
+        small = cv2.resize(canvas, (side, side), interpolation=interp)
+    if side == size:
+        return small, win
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR), win
 
 
 def _crop_large_window(part: np.ndarray, win: ROI, x0: int, y0: int, size: int) -> np.ndarray:

@@ -1,0 +1,132 @@
+"""What tells the label apart besides the nodule: image-level properties as lone predictors.
+
+For every labelled image of ddti and chaouchi (development and test; no model is run, so
+nothing here is fitted to the test split), measures properties that say nothing about the
+nodule's tissue: the frame's and the scan area's size, two panels side by side, the file
+number, the file's bytes per pixel and its JPEG 8x8 block edges (how hard it was
+compressed), and the box's size (the expert mask's box, else the scan area). Each is scored
+as the only predictor of the label: AUROC oriented to >= 0.5 (the direction is printed),
+with a 95 % bootstrap interval over the site's groups (case / run of file numbers). A
+property far above 0.5 is a shortcut a model can learn from these data and that will not
+hold on another hospital's images.
+
+Usage: python benchmarks/bench_confounds.py [--data ../shared/data]
+       [--json benchmarks/confounds.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SITES = ("ddti", "chaouchi")
+#: Scan-area boxes wider than this many heights hold two panels side by side (as
+#: ``bench_what_it_looks_at.TWO_PANEL_ASPECT``).
+TWO_PANEL_ASPECT = 1.55
+#: Property -> what it is (printed and written with the figures).
+PROPERTIES = {
+    "frame width": "pixels",
+    "frame height": "pixels",
+    "scan-area width": "pixels (core.pipeline.fov)",
+    "scan-area height": "pixels",
+    "two panels": "scan area wider than 1.55 x its height",
+    "file number": "the digits of the file name",
+    "bytes per pixel": "file size / (width x height)",
+    "JPEG block edges": "mean |step| across 8-px column borders / mean |step| elsewhere",
+    "box area": "the expert mask's box (else the scan area), share of the frame",
+}
+
+
+def block_edges(gray: np.ndarray) -> float:
+    """How much larger the grey-level steps across 8-pixel column borders are than elsewhere
+    (1: no block structure; JPEG compressed harder gives more)."""
+    steps = np.abs(np.diff(gray.astype(np.float32), axis=1))
+    on = steps[:, 7::8].mean()
+    return float(on / (steps.mean() + 1e-6))
+
+
+def properties(sample) -> dict[str, float]:
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.pipeline.fov import detect_fov
+    from training.data import sample_roi
+
+    image = open_image(sample.path)
+    fov = detect_fov(image.gray).box
+    box = sample_roi(sample, image.width, image.height, fov)
+    digits = re.findall(r"\d+", sample.path.stem)
+    return {
+        "frame width": image.width,
+        "frame height": image.height,
+        "scan-area width": fov.w,
+        "scan-area height": fov.h,
+        "two panels": float(fov.w > TWO_PANEL_ASPECT * fov.h),
+        "file number": float(digits[0]) if digits else np.nan,
+        "bytes per pixel": sample.path.stat().st_size / (image.width * image.height),
+        "JPEG block edges": block_edges(image.gray),
+        "box area": box.w * box.h / (image.width * image.height),
+    }
+
+
+def lone_auroc(y: np.ndarray, v: np.ndarray, groups: np.ndarray) -> dict:
+    """AUROC of ``v`` alone, oriented to >= 0.5, with its 95 % group bootstrap interval."""
+    from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
+
+    keep = np.isfinite(v)
+    y, v, groups = y[keep], v[keep], groups[keep]
+    if len(set(v.tolist())) < 2 or len(set(y.tolist())) < 2:
+        return {"auroc": None, "ci95": None, "higher_in": None, "n": int(len(y))}
+    sign = 1.0 if auroc(y, v) >= 0.5 else -1.0
+    lo, hi = bootstrap_auroc_ci(y, sign * v, groups)
+    return {
+        "auroc": auroc(y, sign * v),
+        "ci95": [lo, hi],
+        "higher_in": "malignant" if sign > 0 else "benign",
+        "n": int(len(y)),
+    }
+
+
+def main() -> int:
+    from training.data import DEFAULT_DATA, load_dataset
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "confounds.json")
+    args = parser.parse_args()
+    out: dict = {"properties": PROPERTIES, "sites": {}}
+    for site in SITES:
+        if not (args.data / site).is_dir():
+            print(f"{site}: not under {args.data}, skipped")
+            continue
+        samples = load_dataset(args.data / site, site)
+        rows = [properties(s) for s in samples]
+        y = np.array([s.label for s in samples])
+        groups = np.array([s.group for s in samples])
+        table = {}
+        print(f"\n{site}: {len(samples)} images, {len(set(groups))} groups, "
+              f"{y.mean():.0%} malignant")  # fmt: skip
+        for name in PROPERTIES:
+            v = np.array([r[name] for r in rows], float)
+            table[name] = lone_auroc(y, v, groups)
+            t = table[name]
+            if t["auroc"] is None:
+                print(f"  {name:18s} constant")
+                continue
+            print(
+                f"  {name:18s} AUROC {t['auroc']:.3f} [{t['ci95'][0]:.2f}-{t['ci95'][1]:.2f}]"
+                f"  higher in {t['higher_in']}"
+            )
+        out["sites"][site] = {"n": len(samples), "malignant_share": float(y.mean()), **table}
+    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
