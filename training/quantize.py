@@ -93,7 +93,7 @@ def calibration_crops(data: Path, card: dict, n: int, seed: int = 0) -> np.ndarr
         int(card["input_size"]),
         float(crop["margin"]),
         marks=str(crop.get("marks", "keep")),
-        resolution=crop.get("resolution") or None,
+        resolution=crop.get("resolution"),
     )
 
 

@@ -245,12 +245,12 @@ def cut_crops(
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
     from thyroid_desktop.core.pipeline.marks import MarksStep
 
-    crops, step, res = {}, MarksStep(marks), resolution or None
+    crops, step = {}, MarksStep(marks)
     for view, roi in view_boxes(boxes).items():
-        crops[view], _ = classifier_crop(image, roi, size, margin, fov, step, res)
+        crops[view], _ = classifier_crop(image, roi, size, margin, fov, step, resolution)
         if view != "scan":
             crops[view + CONTEXT], _ = classifier_crop(
-                image, roi, size, context_margin, fov, step, res
+                image, roi, size, context_margin, fov, step, resolution
             )
     return crops
 
@@ -293,20 +293,19 @@ def augmented_crops(
     from training.pasted_marks import paste_marks
 
     step, rng = MarksStep(marks), np.random.default_rng([AUGMENT_SEED, seed])
-    res = resolution or None
     plain = (boxes.auto, *boxes.auto_jitter)
     crops = {
-        v: classifier_crop(image, roi, size, CROP_MARGIN, fov, step, res)[0]
+        v: classifier_crop(image, roi, size, CROP_MARGIN, fov, step, resolution)[0]
         for v, roi in zip(AUTO_VIEWS, plain, strict=True)
     }
     for view, roi in zip(MARKED_VIEWS, plain, strict=False):
         marked = from_array(paste_marks(image.pixels, (roi.x, roi.y, roi.w, roi.h), rng))
-        crops[view] = classifier_crop(marked, roi, size, CROP_MARGIN, fov, step, res)[0]
+        crops[view] = classifier_crop(marked, roi, size, CROP_MARGIN, fov, step, resolution)[0]
     for view, roi, (lo, hi) in zip(SCALED_VIEWS, plain[2:], SCALE_BANDS, strict=False):
         f = float(rng.uniform(lo, hi))
         scaled = resampled(image, f)
         box = scaled_box(roi, f, scaled)
-        crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step, res)[0]
+        crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step, resolution)[0]
     return crops
 
 
@@ -438,7 +437,7 @@ def add_app_views(
                     margin,
                     fov,
                     marks=MarksStep(marks),
-                    resolution=cache.resolution or None,
+                    resolution=cache.resolution,
                 )
                 chunk += [(i, view, c) for c in crops]
         feats = extract(np.stack([c for _, _, c in chunk]))

@@ -146,7 +146,7 @@ def crop_square(
             first shrunk to ``resolution`` pixels a side (area averaging) and then brought to
             ``size`` (linear), so the crop's detail follows neither the box size nor the
             scanner's pixel size, and a 1-3 px change of a large box moves the grid by a
-            fraction of a pixel. None: straight to ``size``.
+            fraction of a pixel. None or 0: straight to ``size``.
 
     Returns:
         The ``size x size x 3`` uint8 crop (parts outside the image are black, as the
@@ -158,7 +158,7 @@ def crop_square(
     win = roi.square_window(margin)
     sx0, sy0 = max(win.x, 0), max(win.y, 0)
     sx1, sy1 = min(win.x + win.w, width), min(win.y + win.h, height)
-    side = size if resolution is None or win.w <= resolution else min(resolution, size)
+    side = size if not resolution or win.w <= resolution else min(resolution, size)
     if win.w * win.h > MAX_CANVAS_PIXELS:
         small = _crop_large_window(pixels[sy0:sy1, sx0:sx1], win, sx0, sy0, side)
     else:
