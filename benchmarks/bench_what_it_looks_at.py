@@ -28,6 +28,10 @@ forces one crop step on every model (how the step alone was checked on v1.1.1).
 (e) AUROC per stratum: ddti single vs two-panel frame (scan-area box wider than 1.55 x its
     height), nodule-size terciles (expert mask area in ddti, auto box area in chaouchi; per
     site), site.
+(f) compression: the frame re-encoded as a JPEG of quality 50 and 30 (``JPEG_QUALITIES``;
+    ``training.compression``), the auto box and detection of the clean frame kept: mean and
+    95th percentile of |p(re-encoded) - p(clean)| (a frame exported at another quality, as
+    another hospital's PACS or a screen capture does, must not change the estimate).
 
 By default a seeded subsample of 50 of the 149 test images (``--limit 0``: all of them) and
 3 changed boxes per image, so that a run takes about 8 minutes on a 2-core CPU.
@@ -54,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SITES = ("ddti", "chaouchi")
 SCALES = (0.75, 1.33)
+#: JPEG qualities of the compression check (f).
+JPEG_QUALITIES = (50, 30)
 SEED = 2026
 #: Default subsample of the 149 test images (seeded), so a run stays under ~8 min on 2 cores.
 LIMIT = 50
@@ -185,6 +191,7 @@ def score_images(args) -> dict:
     from thyroid_desktop.core.pipeline.marks import paint_out
     from thyroid_desktop.core.pipeline.roi import BoxSource
     from training.app_path.cache import resampled, scaled_box
+    from training.compression import reencode
     from training.data import read_mask, samples_in
 
     services, tests = {}, set()
@@ -209,7 +216,7 @@ def score_images(args) -> dict:
     rows["two_panel"] = []
     rows["recall"] = []
     per_mode = {
-        m: {"p": [], "marked": [], "painted": [], "scaled": [], "scaled_box": [], "box": []}
+        m: {k: [] for k in ("p", "marked", "painted", "scaled", "scaled_box", "box", "jpeg")}
         for m in services
     }
 
@@ -250,6 +257,7 @@ def score_images(args) -> dict:
         painted = from_array(paint_out(image.pixels, drawn))  # as the marks step paints
         changed = box_changes(box, args.box_changes, rng, image.width, image.height)
         scaled = [resampled(image, f) for f in SCALES]
+        pressed = [from_array(reencode(image.pixels, q)) for q in JPEG_QUALITIES]
         scaled_det = [detector.detect(im) for im in scaled]  # detection from scratch, once
         for mode, service in services.items():
             out = per_mode[mode]
@@ -259,6 +267,7 @@ def score_images(args) -> dict:
             out["marked"].append(estimate(service, marked, box, det))
             out["painted"].append(estimate(service, painted, box, det))
             out["box"].append([estimate(service, image, b, det) for b in changed])
+            out["jpeg"].append([estimate(service, im, box, det) for im in pressed])
             if service.segmenter is not detector.segmenter:
                 dets = [service.detect(im) for im in scaled]
             else:
@@ -306,6 +315,7 @@ def summarise(scored: dict) -> dict:
         painted = np.asarray(out["painted"], float) - p
         box_shift = np.abs(box - p[:, None]).ravel()
         box_shift = box_shift[np.isfinite(box_shift)]
+        jpeg_shift = np.abs(np.asarray(out["jpeg"], float) - p[:, None])
         r: dict = {
             "marks": {
                 "mean_abs_shift": float(np.nanmean(np.abs(shift))),
@@ -319,6 +329,17 @@ def summarise(scored: dict) -> dict:
                 "max_abs_shift": float(box_shift.max()),
                 "p95_abs_shift": float(np.percentile(box_shift, 95)),
                 "median_abs_shift": float(np.median(box_shift)),
+            },
+            "jpeg": {
+                f"q{q}": {
+                    name: {
+                        "mean_abs_shift": float(np.nanmean(jpeg_shift[sel, i])),
+                        "p95_abs_shift": float(np.nanpercentile(jpeg_shift[sel, i], 95)),
+                    }
+                    for name, sel in [("pooled", np.ones(len(y), bool))]
+                    + [(s, site == s) for s in SITES]
+                }
+                for i, q in enumerate(JPEG_QUALITIES)
             },
             "spearman_area": {"pooled": spearman(p, rows["area"])},
             "auroc": {},
@@ -396,6 +417,11 @@ def table(summary: dict) -> str:
         ("median_abs_shift", "1-3 px box change: median abs shift"),
     ):
         add(label, *each(lambda m, key=key: f"{m['box'][key]:.3f}"))
+    for q in JPEG_QUALITIES:
+        for s in ("pooled", *SITES):
+            add(f"re-encoded as JPEG q{q}: mean / 95th pct abs shift, {s}",
+                *each(lambda m, q=q, s=s: "{mean_abs_shift:.3f} / {p95_abs_shift:.3f}".format(
+                    **m["jpeg"][f"q{q}"][s]) if "jpeg" in m else "n/a"))  # fmt: skip
     for s in ("pooled", *SITES):
         add(f"Spearman(estimate, box area), {s}",
             *each(lambda m, s=s: f"{m['spearman_area'][s]:+.2f}"))  # fmt: skip

@@ -170,7 +170,7 @@ STEPS: tuple[Step, ...] = (
         (*_APP_PATH, "cache", "--marks", "inpaint", "--augment", "--force"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
-        minutes=6,
+        minutes=7,
         makes=(f"{_V2}/features_ddti.npz", f"{_V2}/features_chaouchi.npz"),
     ),
     Step(

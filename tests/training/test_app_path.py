@@ -203,8 +203,9 @@ def test_export_keeps_card_sections_it_does_not_write(tmp_path):
 
 
 def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path):
-    """``cache --augment`` (recipe R4): auto-box views only, the marks step as asked, the
-    pasted-marks and resampled views differing from the plain ones; CV runs R1 and R4 on it."""
+    """``cache --augment`` (recipes R4, R5): auto-box views only, the marks step as asked, the
+    pasted-marks, resampled and JPEG views differing from the plain ones; CV runs R1, R4 and
+    R5 on it and measures the held-out shift under JPEG re-encoding."""
     from thyroid_desktop.core.io.images import open_image
     from training.linear_head import feature_graph
 
@@ -223,20 +224,29 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     left = np.abs(painted["auto_mk0"].astype(int) - painted["auto"]).mean()
     drawn = np.abs(crops["auto_mk0"].astype(int) - crops["auto"]).mean()
     assert left < 0.5 * drawn  # the marks step paints most of them out
+    # JPEG views: the plain box and fourth jitter, re-encoded (fixed quality for the probe)
+    assert not np.array_equal(crops[A.JPEG_PROBE], crops["auto"])
+    assert np.abs(crops[A.JPEG_PROBE].astype(int) - crops["auto"]).mean() < 8
+    assert not np.array_equal(crops["auto_jq0"], plain["auto_j3"])
     half = A.resampled(image, 0.5)
     assert (half.width, half.height) == (round(image.width / 2), round(image.height / 2))
 
     model, _ = feature_graph("efficientnet_lite0", SIZE, weights=None)
     built = A.build_cache(samples, model, DarkBlobSegmenter(), SIZE, marks="inpaint", augment=True)
-    assert set(built.features) == set(A.AUGMENTED_VIEWS) and set(built.app_views) == {"auto"}
+    assert set(built.features) == set(A.AUGMENTED_VIEWS)
+    assert set(built.app_views) == {"auto", A.JPEG_PROBE}
+    assert not np.array_equal(built.app_views["auto"], built.app_views[A.JPEG_PROBE])
     assert built.marks == "inpaint"
     built.save(tmp_path / "c.npz")
     assert A.FeatureCache.load(tmp_path / "c.npz").marks == "inpaint"
-    assert [r.name for r in A.recipes_of(built)] == ["R1", "R4"]
-    assert A.scorings_of(built) == ("auto_roi", "auto_roi_app")
+    assert [r.name for r in A.recipes_of(built)] == ["R1", "R4", "R5"]
+    assert A.scorings_of(built) == ("auto_roi", "auto_roi_app", A.JPEG_SCORING)
     x1, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R1"])
     x4, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R4"])
-    assert len(x4) == len(x1) * len(A.AUGMENTED_VIEWS) // len(A.AUTO_VIEWS)
+    x5, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R5"])
+    assert len(x4) == len(x1) * len(A.R4_VIEWS) // len(A.AUTO_VIEWS)
+    assert len(x5) == len(x1) * (len(A.R4_VIEWS) + len(A.JPEG_VIEWS)) // len(A.AUTO_VIEWS)
+    assert A.JPEG_PROBE not in A.RECIPES["R5"].views  # measured on, never trained on
     splits = A.cv_splits(built, n_folds=2, repeats=1)
     cv = A.run_cv(built, [(r, 0.03) for r in A.recipes_of(built)], splits)
     assert ("R4", 0.03, "auto_roi_app") in cv.folds and ("R4", 0.03, "scan_area") not in cv.folds
@@ -248,6 +258,31 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
         np.mean([f["ddti"] for f in cv.folds[(r, 0.03, "auto_roi_app")]]) for r in ("R1", "R4")
     )
     assert diff["mean"] == pytest.approx(r4 - r1) and diff["folds"] == 2
+    assert ("R5", 0.03, A.JPEG_SCORING) in cv.oof
+    table = A.cv_to_json(cv, [(A.RECIPES["R5"], 0.03)], built)
+    assert set(table["R5@0.03"]["jpeg_shift"]) == {"ddti", "chaouchi"}
+
+
+def test_jpeg_shift_is_the_calibrated_held_out_move():
+    """``jpeg_shift``: |dp| between the app's scoring of the clean and the re-encoded frame,
+    both through the Platt map fitted on the clean out-of-fold logits (as ``fit`` calibrates)."""
+    from thyroid_desktop.core.site.calibration import sigmoid
+    from training.evaluate import fit_platt
+
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.arange(n) % 2
+    sites = np.where(np.arange(n) < n // 2, "ddti", "chaouchi")
+    z = (labels * 2.0 - 1.0 + rng.normal(0, 1, n))[None]
+    moved = z + np.where(sites == "chaouchi", 0.5, 0.0)[None]  # only chaouchi moves
+    cv = A.CvResult({}, {("R5", 0.03, A.RANK_SCORING): z, ("R5", 0.03, A.JPEG_SCORING): moved})
+    shift = A.jpeg_shift(cv, labels, sites, "R5", 0.03)
+    assert shift["ddti"]["mean_abs"] == 0 and shift["ddti"]["p95_abs"] == 0
+    a, b = fit_platt(z[0], labels)
+    want = sigmoid(a * moved[0] + b) - sigmoid(a * z[0] + b)
+    ch = sites == "chaouchi"
+    assert shift["chaouchi"]["mean_abs"] == pytest.approx(np.abs(want[ch]).mean())
+    assert shift["chaouchi"]["mean_benign"] > 0 and shift["chaouchi"]["mean_malignant"] > 0
 
 
 def tiny_cache(n: int = 2, **fields) -> A.FeatureCache:

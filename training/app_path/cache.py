@@ -20,6 +20,7 @@ from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, JITTERS, ROI, roi_fro
 from training.app_path.recipes import (
     APP_SCORED,
     AUGMENT_SEED,
+    AUGMENTED_APP,
     AUGMENTED_VIEWS,
     AUTO_VIEWS,
     BACKBONE,
@@ -32,6 +33,10 @@ from training.app_path.recipes import (
     JITTER_SCALE,
     JITTER_SEED,
     JITTER_SHIFT,
+    JPEG_BANDS,
+    JPEG_PROBE,
+    JPEG_PROBE_QUALITY,
+    JPEG_VIEWS,
     MARKED_VIEWS,
     N_JITTERS,
     SCALE_BANDS,
@@ -284,12 +289,16 @@ def augmented_crops(
     resolution: int = 0,
 ) -> dict[str, np.ndarray]:
     """The auto box and its jitters (``AUTO_VIEWS``), the box and its first jitter with pasted
-    marks (``MARKED_VIEWS``) and the second and third jitters cut from the image resampled by
-    a factor from each of ``SCALE_BANDS`` (``SCALED_VIEWS``), every one through the marks step
-    ``marks`` and the app's ``classifier_crop``. Deterministic for a given ``seed``."""
+    marks (``MARKED_VIEWS``), the second and third jitters cut from the image resampled by
+    a factor from each of ``SCALE_BANDS`` (``SCALED_VIEWS``), the fourth jitter and the box
+    from the frame re-encoded as a JPEG of a quality from each of ``JPEG_BANDS``
+    (``JPEG_VIEWS``) and the box from the frame re-encoded at ``JPEG_PROBE_QUALITY``
+    (``JPEG_PROBE``), every one through the marks step ``marks`` and the app's
+    ``classifier_crop``. Deterministic for a given ``seed``."""
     from thyroid_desktop.core.io.images import from_array
     from thyroid_desktop.core.pipeline.estimate import classifier_crop
     from thyroid_desktop.core.pipeline.marks import MarksStep
+    from training.compression import reencode
     from training.pasted_marks import paste_marks
 
     step, rng = MarksStep(marks), np.random.default_rng([AUGMENT_SEED, seed])
@@ -306,6 +315,12 @@ def augmented_crops(
         scaled = resampled(image, f)
         box = scaled_box(roi, f, scaled)
         crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step, resolution)[0]
+    # qualities drawn last: the views above are those of a cache cut before the JPEG views
+    jpeg = [(v, roi, int(rng.integers(lo, hi))) for v, roi, (lo, hi) in
+            zip(JPEG_VIEWS, (plain[4], plain[0]), JPEG_BANDS, strict=True)]  # fmt: skip
+    for view, roi, q in [*jpeg, (JPEG_PROBE, boxes.auto, JPEG_PROBE_QUALITY)]:
+        pressed = from_array(reencode(image.pixels, q))
+        crops[view] = classifier_crop(pressed, roi, size, CROP_MARGIN, fov, step, resolution)[0]
     return crops
 
 
@@ -394,7 +409,7 @@ def build_cache(
         backbone=backbone,
         resolution=resolution,
     )
-    views = ("auto",) if augment else APP_SCORED
+    views = AUGMENTED_APP if augment else APP_SCORED
     add_app_views(cache, samples, feature_model, size, marks=marks, views=views)
     return cache
 
@@ -409,11 +424,16 @@ def add_app_views(
     views: Sequence[str] = APP_SCORED,
 ) -> None:
     """Adds the features of the app's jitter views (``core.pipeline.estimate.jitter_views``, as
-    ``predict`` scores a box) of the cached ``views`` boxes (auto, expert, scan area), cut
-    with the cache's own detail limit."""
+    ``predict`` scores a box) of the cached ``views`` boxes (auto, expert, scan area, and
+    ``JPEG_PROBE``: the auto box of the frame re-encoded at ``JPEG_PROBE_QUALITY``), cut with
+    the cache's own detail limit."""
+    from thyroid_desktop.core.io.images import from_array
     from thyroid_desktop.core.pipeline.estimate import jitter_views
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from thyroid_desktop.core.pipeline.marks import MarksStep
+    from training.compression import reencode
+
+    box_of = {"auto": "auto", "expert": "expert", "scan": "fov", JPEG_PROBE: "auto"}
 
     extract = make_extractor(feature_model)
     n, dim = len(cache), int(feature_model.output_shape[-1])
@@ -429,9 +449,13 @@ def add_app_views(
             for view in views:
                 if view == "expert" and not cache.has_mask[i]:
                     continue
-                roi = ROI(*(int(v) for v in cache.boxes[view if view != "scan" else "fov"][i]))
+                roi = ROI(*(int(v) for v in cache.boxes[box_of[view]][i]))
+                if view == JPEG_PROBE:
+                    seen = from_array(reencode(image.pixels, JPEG_PROBE_QUALITY))
+                else:
+                    seen = image
                 crops = jitter_views(
-                    image,
+                    seen,
                     roi,
                     size,
                     margin,
@@ -540,7 +564,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
             want = {"marks": args.marks, "backbone": args.backbone, "resolution": args.resolution}
             if cache.cut != want:
                 raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
-            wanted = ("auto",) if args.augment else APP_SCORED
+            wanted = AUGMENTED_APP if args.augment else APP_SCORED
             if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
                 add_app_views(cache, part, features, marks=args.marks, views=wanted)
                 cache.save(path)

@@ -18,6 +18,8 @@ from training.app_path.recipes import (
     C_SHIPPED,
     CONTEXT,
     CV_SEED,
+    JPEG_PROBE_QUALITY,
+    JPEG_SCORING,
     MIN_C_GAIN,
     MIN_MEAN_GAIN,
     N_FOLDS,
@@ -248,8 +250,36 @@ def reference_recipe(cv: CvResult) -> str:
     return "R0" if any(r == "R0" for r, _, _ in cv.folds) else "R1"
 
 
-def cv_to_json(cv: CvResult, variants: Sequence[tuple[Recipe, float]]) -> dict:
-    return {
+def jpeg_shift(cv: CvResult, labels: np.ndarray, sites: np.ndarray, recipe: str, c: float) -> dict:
+    """Per site: how far the held-out estimate moves when the frame is re-encoded as a JPEG of
+    quality ``JPEG_PROBE_QUALITY`` (same box): mean and 95th percentile of |dp| over images
+    and repeats, the probability calibrated per repeat as ``fit`` calibrates (Platt on the
+    repeat's out-of-fold ``RANK_SCORING`` logits), and the mean signed shift per class."""
+    from thyroid_desktop.core.site.calibration import sigmoid
+    from training.evaluate import fit_platt
+
+    z, zq = cv.oof[(recipe, c, RANK_SCORING)], cv.oof[(recipe, c, JPEG_SCORING)]
+    d = np.empty_like(z)
+    for rep in range(len(z)):
+        a, b = fit_platt(z[rep], labels)
+        d[rep] = sigmoid(a * zq[rep] + b) - sigmoid(a * z[rep] + b)
+    out = {}
+    for site in SITES:
+        sel = sites == site
+        ds = d[:, sel]
+        out[site] = {
+            "mean_abs": float(np.abs(ds).mean()),
+            "p95_abs": float(np.quantile(np.abs(ds), 0.95)),
+            "mean_benign": float(ds[:, labels[sel] == 0].mean()),
+            "mean_malignant": float(ds[:, labels[sel] == 1].mean()),
+        }
+    return out
+
+
+def cv_to_json(
+    cv: CvResult, variants: Sequence[tuple[Recipe, float]], cache: FeatureCache | None = None
+) -> dict:
+    out = {
         f"{r.name}@{c}": {
             "recipe": r.description,
             "c": c,
@@ -257,6 +287,12 @@ def cv_to_json(cv: CvResult, variants: Sequence[tuple[Recipe, float]]) -> dict:
         }
         for r, c in variants
     }
+    if cache is not None:
+        for r, c in variants:
+            if (r.name, c, JPEG_SCORING) in cv.oof:
+                shift = jpeg_shift(cv, cache.labels, cache.sites, r.name, c)
+                out[f"{r.name}@{c}"]["jpeg_shift"] = shift
+    return out
 
 
 def cmd_cv(args: argparse.Namespace) -> None:
@@ -275,7 +311,8 @@ def cmd_cv(args: argparse.Namespace) -> None:
         f"neighbouring ids (chaouchi), stratified by site and label, seeds {CV_SEED}.."
         f"{CV_SEED + args.repeats - 1} (the shipped card's folds), development split only",
         "seconds": time.perf_counter() - t0,
-        "variants": cv_to_json(cv, variants),
+        "variants": cv_to_json(cv, variants, cache),
+        "jpeg_probe_quality": JPEG_PROBE_QUALITY,
         "auto_roi_found_share": {s: float(cache.found[cache.sites == s].mean()) for s in SITES},
         "cache": cache.cut,
         "fold_aurocs": cv.fold_json(),
@@ -298,6 +335,14 @@ def print_table(variants: dict) -> None:
                 rows.append(f"{name:12s} {scoring:11s} " + "   ".join(cells))
     print("variant      scoring      " + "   ".join(f"{s:13s}" for s in SITES))
     print("\n".join(rows))
+    shifts = {name: v["jpeg_shift"] for name, v in variants.items() if "jpeg_shift" in v}
+    if shifts:
+        print(
+            f"\nheld-out |dp| when the frame is re-encoded as JPEG q{JPEG_PROBE_QUALITY}: mean / p95"
+        )
+        for name, shift in shifts.items():
+            cells = [f"{s} {d['mean_abs']:.3f} / {d['p95_abs']:.3f}" for s, d in shift.items()]
+            print(f"{name:12s} " + "   ".join(cells))
 
 
 def paired_differences(

@@ -50,8 +50,21 @@ MARKED_VIEWS = ("auto_mk0", "auto_mk1")
 SCALED_VIEWS = ("auto_sc0", "auto_sc1")
 SCALE_BANDS = ((0.7, 0.9), (1.1, 1.3))
 AUGMENT_SEED = 25
-#: What an augmented cache holds (it skips the expert, scan-area and context views).
-AUGMENTED_VIEWS = AUTO_VIEWS + MARKED_VIEWS + SCALED_VIEWS
+#: Two more jitters cut from the frame re-encoded as a JPEG of a quality drawn from each of
+#: ``JPEG_BANDS`` (``training.compression``): how hard a frame was compressed carries no label.
+JPEG_VIEWS = ("auto_jq0", "auto_jq1")
+JPEG_BANDS = ((20, 50), (50, 90))
+#: The auto box of the frame re-encoded at ``JPEG_PROBE_QUALITY``, scored as the app scores a
+#: box (crop, mirror, jitters): never trained on, it measures how far the held-out estimate
+#: moves when the same frame is compressed harder (``cv``'s ``jpeg_shift``).
+JPEG_PROBE = "auto_q50"
+JPEG_PROBE_QUALITY = 50
+#: R4's views: the auto box and its jitters, pasted marks, resampled.
+R4_VIEWS = AUTO_VIEWS + MARKED_VIEWS + SCALED_VIEWS
+#: What an augmented cache holds (it skips the expert, scan-area and context views), and the
+#: boxes it holds the app's jitter views of.
+AUGMENTED_VIEWS = R4_VIEWS + JPEG_VIEWS + (JPEG_PROBE,)
+AUGMENTED_APP = ("auto", JPEG_PROBE)
 #: Boxes the app may analyse; each is also cut as ``core.pipeline.estimate.predict`` scores it now:
 #: the crop, its mirror and the fixed box jitters ``roi.JITTERS`` (``jitter_views``).
 APP_SCORED = ("auto", "expert", "scan")
@@ -66,7 +79,10 @@ SCORING = {
     "auto_roi_app": ("auto", True),
     "expert_box_app": ("expert", True),
     "scan_area_app": ("scan", True),
+    "auto_roi_app_q50": (JPEG_PROBE, True),
 }
+#: The scoring of the held-out frames re-encoded at ``JPEG_PROBE_QUALITY`` (``cv.jpeg_shift``).
+JPEG_SCORING = "auto_roi_app_q50"
 #: What recipes are ranked, calibrated and reported by: the app's own scoring of its box.
 RANK_SCORING = "auto_roi_app"
 
@@ -119,7 +135,13 @@ RECIPES = {
             "R1 plus pasted marks and +-30 % pixel scale: the auto box and a jitter with random "
             "calipers, dotted lines and labels pasted on (both classes), two jitters from the "
             "image resampled by 0.7-0.9 and 1.1-1.3",
-            AUGMENTED_VIEWS,
+            R4_VIEWS,
+        ),
+        Recipe(
+            "R5",
+            "R4 plus JPEG re-encoding: two more jitters cut from the frame re-encoded at a "
+            "random quality (20-50 and 50-90), both classes",
+            R4_VIEWS + JPEG_VIEWS,
         ),
     )
 }
