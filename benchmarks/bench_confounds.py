@@ -10,8 +10,15 @@ with a 95 % bootstrap interval over the site's groups (case / run of file number
 property far above 0.5 is a shortcut a model can learn from these data and that will not
 hold on another hospital's images.
 
+Whether the model follows one: with ``--cv runs/app_path_v2`` (an app-path CV run, its
+``oof.npz`` and cache), also the Spearman correlation of each property with the
+out-of-fold logit of the shipped recipe (R4, the shipped C, scored as the app scores the
+auto box; mean over the CV repeats) within each class of each site's development images.
+Near 0 in both classes: the estimate does not follow the property beyond what the label
+explains.
+
 Usage: python benchmarks/bench_confounds.py [--data ../shared/data]
-       [--json benchmarks/confounds.json]
+       [--json benchmarks/confounds.json] [--cv runs/app_path_v2]
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ SITES = ("ddti", "chaouchi")
 #: Scan-area boxes wider than this many heights hold two panels side by side (as
 #: ``bench_what_it_looks_at.TWO_PANEL_ASPECT``).
 TWO_PANEL_ASPECT = 1.55
+#: The shipped recipe, whose out-of-fold estimates ``--cv`` reads.
+RECIPE = "R4"
 #: Property -> what it is (printed and written with the figures).
 PROPERTIES = {
     "frame width": "pixels",
@@ -92,12 +101,46 @@ def lone_auroc(y: np.ndarray, v: np.ndarray, groups: np.ndarray) -> dict:
     }
 
 
+def within_class(cv_out: Path, samples, rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per property: Spearman of the property with the out-of-fold logit, per class."""
+    from scipy.stats import spearmanr
+
+    from training.app_path.cache import FeatureCache
+    from training.app_path.recipes import C_SHIPPED, RANK_SCORING
+    from training.data import sample_key
+
+    site = samples[0].dataset
+    keys = [str(k) for k in FeatureCache.load(cv_out / f"features_{site}.npz").keys]
+    with np.load(cv_out / "oof.npz") as z:
+        # the CV's images are both sites' caches in order (training.app_path.cache.load_cache)
+        order = [
+            str(k) for s in SITES for k in FeatureCache.load(cv_out / f"features_{s}.npz").keys
+        ]
+        oof = z[f"{RECIPE}|{C_SHIPPED}|{RANK_SCORING}"].mean(axis=0)
+    logit = dict(zip(order, oof, strict=True))
+    pick = [i for i, s in enumerate(samples) if sample_key(s) in set(keys)]
+    y = np.array([samples[i].label for i in pick])
+    z = np.array([logit[sample_key(samples[i])] for i in pick])
+    out = {}
+    for name in PROPERTIES:
+        v = np.array([rows[i][name] for i in pick], float)
+        out[name] = {
+            cls: float(spearmanr(v[y == k], z[y == k])[0])
+            if len(set(v[y == k].tolist())) > 1
+            else None
+            for k, cls in ((0, "benign"), (1, "malignant"))
+        }
+        out[name]["n"] = len(pick)
+    return out
+
+
 def main() -> int:
     from training.data import DEFAULT_DATA, load_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "confounds.json")
+    parser.add_argument("--cv", type=Path, help="an app-path CV folder: does the model follow them")
     args = parser.parse_args()
     out: dict = {"properties": PROPERTIES, "sites": {}}
     for site in SITES:
@@ -123,6 +166,15 @@ def main() -> int:
                 f"  higher in {t['higher_in']}"
             )
         out["sites"][site] = {"n": len(samples), "malignant_share": float(y.mean()), **table}
+        if args.cv:
+            follows = within_class(args.cv, samples, rows)
+            out["sites"][site]["oof_logit_spearman_within_class"] = follows
+            print(f"  does the {RECIPE} estimate follow it? Spearman with the out-of-fold logit "
+                  f"within class (development images, n = {next(iter(follows.values()))['n']})")  # fmt: skip
+            for name, r in follows.items():
+                cells = [f"{c} {r[c]:+.2f}" if r[c] is not None else f"{c} n/a"
+                         for c in ("benign", "malignant")]  # fmt: skip
+                print(f"    {name:18s} " + "   ".join(cells))
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {args.json}")
     return 0
