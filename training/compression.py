@@ -1,14 +1,17 @@
-"""Training augmentation: the frame re-encoded as a JPEG of random quality, for both classes.
+"""The frame re-encoded as a JPEG: a training augmentation tried (recipe R5) and the probe of
+how far the estimate moves when a frame is compressed harder.
 
 How hard a frame was compressed says nothing about the nodule, but it can tell the label in
 one collection: in chaouchi the benign images carry stronger JPEG 8x8 block edges
 (``benchmarks/bench_confounds.py``, AUROC 0.62 as the only predictor), and other hospitals
 export at other qualities (PACS exports, screen captures, teaching files). A model that
-learns the artefacts moves when the same frame is compressed differently. Cutting a few
-training views from the frame re-encoded at a random quality, benign and malignant alike,
-makes the block structure carry no label. The app does not re-encode anything: this is
-training only, and ``benchmarks/bench_what_it_looks_at.py`` measures the estimate's shift
-when a frame is re-encoded.
+learns the artefacts moves when the same frame is compressed differently. Recipe R5 cuts
+two training views from the frame re-encoded at a random quality, benign and malignant
+alike, so that the block structure carries no label; it did not make the estimate steadier
+and is not shipped (docs/experiments.md). The app does not re-encode anything: the cache's
+quality-50 probe (``training.app_path``'s ``jpeg_shift``) and
+``benchmarks/bench_what_it_looks_at.py`` measure the estimate's shift when a frame is
+re-encoded.
 """
 
 from __future__ import annotations

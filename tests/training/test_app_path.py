@@ -202,7 +202,7 @@ def test_export_keeps_card_sections_it_does_not_write(tmp_path):
     assert out["id"] == "new" and out["novelty"] == {"limit": 1.0} and out["stability"]["x"] == 2
 
 
-def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path):
+def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path, monkeypatch):
     """``cache --augment`` (recipes R4, R5): auto-box views only, the marks step as asked, the
     pasted-marks, resampled and JPEG views differing from the plain ones; CV runs R1, R4 and
     R5 on it and measures the held-out shift under JPEG re-encoding."""
@@ -224,10 +224,22 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     left = np.abs(painted["auto_mk0"].astype(int) - painted["auto"]).mean()
     drawn = np.abs(crops["auto_mk0"].astype(int) - crops["auto"]).mean()
     assert left < 0.5 * drawn  # the marks step paints most of them out
-    # JPEG views: the plain box and fourth jitter, re-encoded (fixed quality for the probe)
-    assert not np.array_equal(crops[A.JPEG_PROBE], crops["auto"])
-    assert np.abs(crops[A.JPEG_PROBE].astype(int) - crops["auto"]).mean() < 8
-    assert not np.array_equal(crops["auto_jq0"], plain["auto_j3"])
+
+    # JPEG views: the fourth jitter and the box, re-encoded (fixed quality for the probe):
+    # close to their clean crop, not to another box's
+    def gap(a, b):
+        return np.abs(a.astype(int) - b).mean()
+
+    for view, box in ((A.JPEG_PROBE, "auto"), ("auto_jq0", "auto_j3"), ("auto_jq1", "auto")):
+        assert 0 < gap(crops[view], plain[box]) < 8
+        others = [v for v in A.AUTO_VIEWS if v != box]
+        assert gap(crops[view], plain[box]) < min(gap(crops[view], plain[v]) for v in others)
+    # the JPEG qualities are drawn last: the other views do not depend on them (a one-value
+    # band draws nothing, so drawing it earlier would shift every later draw)
+    monkeypatch.setattr(A.cache, "JPEG_BANDS", ((90, 91), (95, 96)))
+    fixed = A.augmented_crops(image, boxes, fov, SIZE, "keep", 7)
+    assert all(np.array_equal(fixed[v], crops[v]) for v in A.R4_VIEWS + (A.JPEG_PROBE,))
+    assert not np.array_equal(fixed["auto_jq0"], crops["auto_jq0"])
     half = A.resampled(image, 0.5)
     assert (half.width, half.height) == (round(image.width / 2), round(image.height / 2))
 
@@ -263,6 +275,13 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     assert set(table["R5@0.03"]["jpeg_shift"]) == {"ddti", "chaouchi"}
 
 
+def test_fit_never_chooses_a_cv_only_recipe():
+    """R5 (JPEG views) is compared in CV only: ``fit`` neither picks it nor ranks R4 against it."""
+    folds = {(r, 0.03, A.RANK_SCORING): [{"ddti": 0.8}] for r in ("R1", "R4", "R5")}
+    assert A.RECIPES["R5"].experimental and not A.RECIPES["R4"].experimental
+    assert A.candidates(A.CvResult(folds, {})) == ["R1", "R4"]
+
+
 def test_jpeg_shift_is_the_calibrated_held_out_move():
     """``jpeg_shift``: |dp| between the app's scoring of the clean and the re-encoded frame,
     both through the Platt map fitted on the clean out-of-fold logits (as ``fit`` calibrates)."""
@@ -273,15 +292,21 @@ def test_jpeg_shift_is_the_calibrated_held_out_move():
     n = 200
     labels = np.arange(n) % 2
     sites = np.where(np.arange(n) < n // 2, "ddti", "chaouchi")
-    z = (labels * 2.0 - 1.0 + rng.normal(0, 1, n))[None]
+    # two CV repeats with different logits: each repeat calibrated by its own Platt map
+    z = np.stack([labels * k - k / 2 + rng.normal(0, 1, n) for k in (2.0, 4.0)])
     moved = z + np.where(sites == "chaouchi", 0.5, 0.0)[None]  # only chaouchi moves
     cv = A.CvResult({}, {("R5", 0.03, A.RANK_SCORING): z, ("R5", 0.03, A.JPEG_SCORING): moved})
     shift = A.jpeg_shift(cv, labels, sites, "R5", 0.03)
     assert shift["ddti"]["mean_abs"] == 0 and shift["ddti"]["p95_abs"] == 0
-    a, b = fit_platt(z[0], labels)
-    want = sigmoid(a * moved[0] + b) - sigmoid(a * z[0] + b)
+    want = []
+    for rep in range(2):
+        a, b = fit_platt(z[rep], labels)
+        want.append(sigmoid(a * moved[rep] + b) - sigmoid(a * z[rep] + b))
     ch = sites == "chaouchi"
-    assert shift["chaouchi"]["mean_abs"] == pytest.approx(np.abs(want[ch]).mean())
+    assert shift["chaouchi"]["mean_abs"] == pytest.approx(np.abs(np.stack(want)[:, ch]).mean())
+    a0, _ = fit_platt(z[0], labels)
+    a1, _ = fit_platt(z[1], labels)
+    assert abs(a0 - a1) > 0.1  # the two maps differ, so one map for both would fail above
     assert shift["chaouchi"]["mean_benign"] > 0 and shift["chaouchi"]["mean_malignant"] > 0
 
 

@@ -10,7 +10,8 @@ Usage (in this order; the test split is read only by ``test``)::
 
     python -m training.app_path cache   # features of every development crop (~25 min)
     # or, the shipped recipe R4 (issue 25): auto-box views with the marks step, pasted marks
-    # and +-30 % resampling (~6 min), and the rest with --out runs/app_path_v2:
+    # and +-30 % resampling, JPEG views (R5, CV only) and the quality-50 probe (~7 min), and
+    # the rest with --out runs/app_path_v2:
     python -m training.app_path --out runs/app_path_v2 cache --marks inpaint --augment
     python -m training.app_path cv      # recipes x C, 3 x 5-fold grouped CV
     python -m training.app_path fit     # final head, Platt + threshold, export
@@ -63,7 +64,7 @@ from training.app_path.cv import (
     summarise,
     view_features,
 )
-from training.app_path.fit import carry_over, check_cv_of, check_export, cmd_fit
+from training.app_path.fit import candidates, carry_over, check_cv_of, check_export, cmd_fit
 from training.app_path.heldout import cmd_test
 from training.app_path.recipes import (
     APP_SCORED,
@@ -158,6 +159,7 @@ __all__ = [
     "augmented_crops",
     "beats_current",
     "build_cache",
+    "candidates",
     "carry_over",
     "check_cv_of",
     "check_export",

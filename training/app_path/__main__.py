@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--augment",
         action="store_true",
-        help="auto-box views only, plus pasted marks and +-30 %% resampling (recipe R4)",
+        help="auto-box views only, plus pasted marks and +-30 %% resampling (recipe R4), "
+        "JPEG re-encoded views (R5, CV only) and a quality-50 probe (cv's jpeg_shift)",
     )
     p.add_argument(
         "--backbone",

@@ -72,8 +72,9 @@ class FeatureCache:
         features: view -> ``N x 2 x D`` float32 (index 1: the mirror image); zeros where the
             view does not exist for an image (expert jitters and context without a mask).
         boxes: name -> ``N x 4`` int (x, y, w, h) of ``fov``, ``auto`` and ``expert``.
-        app_views: ``APP_SCORED`` view -> ``N x J x D``: the app's jitter views of that box
-            (``core.pipeline.estimate.jitter_views``, mirrored where the jitter says so).
+        app_views: ``APP_SCORED`` (an augmented cache: ``AUGMENTED_APP``) view -> ``N x J x D``:
+            the app's jitter views of that box (``core.pipeline.estimate.jitter_views``,
+            mirrored where the jitter says so).
         app_jitters: ``J x 4``: the ``roi.JITTERS`` rows the app views were cut with.
         marks: the crop step every view was cut with (``core.pipeline.marks.MarksStep``).
         backbone: the ``training.backbones`` network the features come from.
@@ -317,7 +318,7 @@ def augmented_crops(
         crops[view] = classifier_crop(scaled, box, size, CROP_MARGIN, None, step, resolution)[0]
     # qualities drawn last: the views above are those of a cache cut before the JPEG views
     jpeg = [(v, roi, int(rng.integers(lo, hi))) for v, roi, (lo, hi) in
-            zip(JPEG_VIEWS, (plain[4], plain[0]), JPEG_BANDS, strict=True)]  # fmt: skip
+            zip(JPEG_VIEWS, (boxes.auto_jitter[-1], boxes.auto), JPEG_BANDS, strict=True)]  # fmt: skip
     for view, roi, q in [*jpeg, (JPEG_PROBE, boxes.auto, JPEG_PROBE_QUALITY)]:
         pressed = from_array(reencode(image.pixels, q))
         crops[view] = classifier_crop(pressed, roi, size, CROP_MARGIN, fov, step, resolution)[0]
@@ -360,8 +361,10 @@ def build_cache(
         size: crop side in pixels.
         on_first_crops: called with the first chunk's auto-box crops (feature layout check).
         marks: the crop step (``core.pipeline.marks``) every view is cut with.
-        augment: cache ``AUGMENTED_VIEWS`` (auto box, jitters, pasted marks, resampled) and
-            the app views of the auto box only, instead of every view of ``VIEWS``.
+        augment: cache ``AUGMENTED_VIEWS`` (auto box, jitters, pasted marks, resampled,
+            JPEG re-encoded, the quality-50 probe) and the app views of ``AUGMENTED_APP``
+            (the auto box, clean and re-encoded at quality 50) only, instead of every view
+            of ``VIEWS``.
         backbone: the name ``feature_model`` was built from (recorded in the cache).
         resolution: the crops' detail limit (``roi.crop_square``; 0: none).
     """

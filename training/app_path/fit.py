@@ -27,6 +27,8 @@ from training.app_path.recipes import (
     INPUT_SIZE,
     JITTER_SCALE,
     JITTER_SHIFT,
+    JPEG_PROBE_QUALITY,
+    JPEG_SCORING,
     MIN_C_GAIN,
     N_JITTERS,
     NON_INFERIORITY,
@@ -39,6 +41,14 @@ from training.app_path.recipes import (
 from training.data import Sample, sample_key
 
 log = logging.getLogger(__name__)
+
+
+def candidates(cv: CvResult) -> list[str]:
+    """The recipes ``fit`` chooses among: those the CV ran, less the CV-only ones
+    (``Recipe.experimental``, e.g. R5), which are neither chosen nor what a recipe asked
+    for by name is ranked against."""
+    ran = {k[0] for k in cv.folds}
+    return [r for r in RECIPES if r in ran and not RECIPES[r].experimental]
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -64,7 +74,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     with np.load(args.out / "oof.npz") as z:
         oof = {tuple(k.split("|")): z[k] for k in z.files}
     cv = CvResult.from_json(cv_json["fold_aurocs"])
-    recipes = [r for r in RECIPES if any(k[0] == r for k in cv.folds)]
+    recipes = candidates(cv)
     scorings = [s for s in SCORING if (recipes[0], C_SHIPPED, s) in cv.folds]
     cs = sorted({c for r, c, _ in cv.folds if r in RECIPES})
     name, c = choose(cv, recipes, cs)
@@ -85,7 +95,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "(segmenter's best candidate, else the scan area), and for reference on the expert box "
         "(scan area where no mask) and on the scan area. auto_roi / expert_box / scan_area: "
         "mean logit of the crop and its mirror; *_app: mean logit of the crop, its mirror and "
-        f"the {len(JITTERS)} box jitters core.pipeline.estimate.predict averages (what the app calibrates)",
+        f"the {len(JITTERS)} box jitters core.pipeline.estimate.predict averages (what the app calibrates); "
+        f"{JPEG_SCORING}: *_app of the auto box of the frame re-encoded as JPEG quality "
+        f"{JPEG_PROBE_QUALITY} (never trained on)",
         "c": c,
         "recipes": {
             r: {
