@@ -315,7 +315,8 @@ def summarise(scored: dict) -> dict:
         painted = np.asarray(out["painted"], float) - p
         box_shift = np.abs(box - p[:, None]).ravel()
         box_shift = box_shift[np.isfinite(box_shift)]
-        jpeg_shift = np.abs(np.asarray(out["jpeg"], float) - p[:, None])
+        jpeg = np.asarray(out["jpeg"], float)
+        jpeg_shift = np.abs(jpeg - p[:, None])
         r: dict = {
             "marks": {
                 "mean_abs_shift": float(np.nanmean(np.abs(shift))),
@@ -335,6 +336,10 @@ def summarise(scored: dict) -> dict:
                     name: {
                         "mean_abs_shift": float(np.nanmean(jpeg_shift[sel, i])),
                         "p95_abs_shift": float(np.nanpercentile(jpeg_shift[sel, i], 95)),
+                        "mean_shift_benign": float(np.nanmean((jpeg[:, i] - p)[sel & (y == 0)])),
+                        "mean_shift_malignant": float(np.nanmean((jpeg[:, i] - p)[sel & (y == 1)])),
+                        **auroc_ci(y[sel], jpeg[sel, i], groups[sel]),
+                        "vs_1x": delta_ci(y[sel], jpeg[sel, i], p[sel], groups[sel]),
                     }
                     for name, sel in [("pooled", np.ones(len(y), bool))]
                     + [(s, site == s) for s in SITES]
@@ -389,6 +394,14 @@ def fmt_auc(entry: dict) -> str:
     return f"{entry['auroc']:.3f} [{lo:.2f}-{hi:.2f}] n={entry['n']}"
 
 
+def fmt_delta(entry: dict) -> str:
+    """AUROC with its difference from 1x and that difference's interval."""
+    if entry["auroc"] is None or entry["vs_1x"]["delta"] is None:
+        return "n/a"
+    lo, hi = entry["vs_1x"]["ci95"]
+    return f"{entry['auroc']:.3f} ({entry['vs_1x']['delta']:+.3f} [{lo:+.2f}, {hi:+.2f}])"
+
+
 def table(summary: dict) -> str:
     modes = summary["modes"]
     lines = ["| check | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
@@ -422,22 +435,23 @@ def table(summary: dict) -> str:
             add(f"re-encoded as JPEG q{q}: mean / 95th pct abs shift, {s}",
                 *each(lambda m, q=q, s=s: "{mean_abs_shift:.3f} / {p95_abs_shift:.3f}".format(
                     **m["jpeg"][f"q{q}"][s]) if "jpeg" in m else "n/a"))  # fmt: skip
+            add(f"re-encoded as JPEG q{q}: mean signed shift benign / malignant, {s}",
+                *each(lambda m, q=q, s=s: "{mean_shift_benign:+.3f} / {mean_shift_malignant:+.3f}"
+                      .format(**m["jpeg"][f"q{q}"][s]) if "jpeg" in m else "n/a"))  # fmt: skip
+            add(f"AUROC re-encoded as JPEG q{q} (vs 1x), {s}",
+                *each(lambda m, q=q, s=s: fmt_delta(m["jpeg"][f"q{q}"][s]) if "jpeg" in m else "n/a"))  # fmt: skip
     for s in ("pooled", *SITES):
         add(f"Spearman(estimate, box area), {s}",
             *each(lambda m, s=s: f"{m['spearman_area'][s]:+.2f}"))  # fmt: skip
     for s in ("pooled", *SITES):
         add(f"AUROC 1x, {s}", *each(lambda m, s=s: fmt_auc(m["auroc"][s])))
         for f in SCALES:
-
-            def d(e):
-                if e["auroc"] is None or e["vs_1x"]["delta"] is None:
-                    return "n/a"
-                lo, hi = e["vs_1x"]["ci95"]
-                return f"{e['auroc']:.3f} ({e['vs_1x']['delta']:+.3f} [{lo:+.2f}, {hi:+.2f}])"
-
-            add(f"AUROC {f}x (vs 1x), {s}", *each(lambda m, s=s, f=f: d(m["scale"][s][f"{f}x"])))
+            add(
+                f"AUROC {f}x (vs 1x), {s}",
+                *each(lambda m, s=s, f=f: fmt_delta(m["scale"][s][f"{f}x"])),
+            )
             add(f"AUROC {f}x, same box (vs 1x), {s}",
-                *each(lambda m, s=s, f=f: d(m["scale_same_box"][s][f"{f}x"])))  # fmt: skip
+                *each(lambda m, s=s, f=f: fmt_delta(m["scale_same_box"][s][f"{f}x"])))  # fmt: skip
     for name in next(iter(modes.values()))["strata"]:
         add(f"AUROC {name}", *each(lambda m, name=name: fmt_auc(m["strata"][name])))
     return "\n".join(lines)

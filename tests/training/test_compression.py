@@ -6,13 +6,13 @@ import pytest
 from training.compression import reencode
 
 
-def _frame(seed: int = 0) -> np.ndarray:
+def frame_of_speckle(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    grey = cv_blur(rng.integers(0, 255, (96, 128)).astype(np.uint8))
+    grey = blurred(rng.integers(0, 255, (96, 128)).astype(np.uint8))
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def cv_blur(a: np.ndarray) -> np.ndarray:
+def blurred(a: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.GaussianBlur(a, (0, 0), 2)
@@ -24,7 +24,7 @@ def block_edges(grey: np.ndarray) -> float:
 
 
 def test_lower_quality_changes_more_and_adds_block_edges():
-    frame = _frame()
+    frame = frame_of_speckle()
     hard, light = reencode(frame, 20), reencode(frame, 90)
     assert hard.shape == frame.shape and hard.dtype == np.uint8
     err = [np.abs(x.astype(int) - frame).mean() for x in (light, hard)]
@@ -47,4 +47,4 @@ def test_refuses_what_is_not_an_rgb8_frame(bad):
 
 def test_refuses_a_quality_out_of_range():
     with pytest.raises(ValueError):
-        reencode(_frame(), 0)
+        reencode(frame_of_speckle(), 0)
