@@ -105,20 +105,19 @@ def within_class(cv_out: Path, samples, rows: list[dict]) -> dict[str, dict[str,
     """Per property: Spearman of the property with the out-of-fold logit, per class."""
     from scipy.stats import spearmanr
 
-    from training.app_path.cache import FeatureCache
     from training.app_path.recipes import C_SHIPPED, RANK_SCORING
     from training.data import sample_key
 
-    site = samples[0].dataset
-    keys = [str(k) for k in FeatureCache.load(cv_out / f"features_{site}.npz").keys]
+    # the CV's images are both sites' caches in order (training.app_path.cache.load_cache);
+    # only the keys are read, and a key names its site, so the other site's never match
+    order = []
+    for s in SITES:
+        with np.load(cv_out / f"features_{s}.npz") as cache:
+            order += [str(k) for k in cache["keys"]]
     with np.load(cv_out / "oof.npz") as z:
-        # the CV's images are both sites' caches in order (training.app_path.cache.load_cache)
-        order = [
-            str(k) for s in SITES for k in FeatureCache.load(cv_out / f"features_{s}.npz").keys
-        ]
         oof = z[f"{RECIPE}|{C_SHIPPED}|{RANK_SCORING}"].mean(axis=0)
     logit = dict(zip(order, oof, strict=True))
-    pick = [i for i, s in enumerate(samples) if sample_key(s) in set(keys)]
+    pick = [i for i, s in enumerate(samples) if sample_key(s) in logit]
     y = np.array([samples[i].label for i in pick])
     z = np.array([logit[sample_key(samples[i])] for i in pick])
     out = {}

@@ -59,20 +59,23 @@ def main() -> int:
             )
             for test_name, test_view in pairs:
                 z = np.mean([A.head_logits(head, v) for v in views(va, test_view)], axis=0)
-                key = (train_name, test_name)
+                key = (f"{train_name} -> {test_name}", A.C_SHIPPED, A.RANK_SCORING)
                 folds.setdefault(key, []).append(A.site_aurocs(cache, va, z))
-    base = folds[("clean", "clean")]
-    print(f"trained on -> scored on   CV AUROC (mean ± SD over {len(base)} folds), paired "
-          "difference from clean -> clean (mean ± SE, folds below)")  # fmt: skip
-    for key, rows in folds.items():
-        cells = []
-        for site in A.SITES:
-            v = np.array([r[site] for r in rows])
-            d = v - np.array([r[site] for r in base])
-            se = d.std(ddof=1) / np.sqrt(len(d))
-            cells.append(f"{site} {v.mean():.3f} ± {v.std(ddof=1):.3f} "
-                         f"({d.mean():+.3f} ± {se:.3f}, {(d < 0).sum()}/{len(d)})")  # fmt: skip
-        print(f"{key[0]:6s} -> {key[1]:6s}  " + "   ".join(cells))
+    cv = A.CvResult(folds, {})  # each train -> score pair stands as a recipe
+    base = "clean -> clean"
+    print(f"trained on -> scored on   CV AUROC (mean ± SD over {len(folds[key])} folds), paired "
+          f"difference from {base} (mean ± SE, folds below)")  # fmt: skip
+    for name, *_ in folds:
+        summary, diff = (
+            cv.summary(name, A.C_SHIPPED, A.RANK_SCORING),
+            A.paired_differences(cv, base, cv, name),
+        )
+        cells = [
+            f"{site} {summary[site]['mean']:.3f} ± {summary[site]['sd']:.3f} "
+            f"({d['mean']:+.3f} ± {d['se']:.3f}, {d['folds_below']}/{d['folds']})"
+            for site, d in diff.items()
+        ]
+        print(f"{name:14s}  " + "   ".join(cells))
     return 0
 
 
