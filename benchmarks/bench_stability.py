@@ -107,16 +107,10 @@ def pixel_study(args) -> int:
     samples = samples[:: args.every]
     samples = samples[: args.limit] if args.limit else samples
     card, calibration = clf.card, clf.calibration
-    size, margin, resolution = card.input_size, card.crop_margin, card.crop_resolution
-
-    marks = estimate.marks_step(card.raw)
 
     def views_of(image, fov, box) -> np.ndarray:
-        """The views ``predict`` averages for ``box``: crop, mirror, jitters, cut as it cuts
-        them (the card's marks step painting out where this box's crops read)."""
-        masked = estimate.scan_pixels(image, fov, box, margin, marks)
-        crop, _ = estimate.crop_square(masked, box, size, margin, resolution)
-        jit = estimate.jitter_views(image, box, size, margin, fov, masked, resolution=resolution)
+        """The views ``predict`` averages for ``box``: crop, mirror, jitters, as it cuts them."""
+        crop, _, jit = estimate.card_views(image, box, card, fov)
         return np.concatenate([crop[None], crop[None, :, ::-1], jit])
 
     shifts, probs, labels, ms, sides = [], [], [], [], []

@@ -156,6 +156,9 @@ def test_predict_cuts_what_card_crop_cuts_with_the_cards_detail_limit(classifier
         masked = estimate.scan_pixels(image, fov, box, card.crop_margin, marks_step(card.raw))
         want, _ = crop_square(masked, box, card.input_size, card.crop_margin, card.crop_resolution)
         assert np.array_equal(crop, want)
+        views_crop, views_window, jitters = estimate.card_views(image, box, card, fov)
+        assert np.array_equal(views_crop, want) and views_window == window
+        assert len(jitters) == len(estimate.JITTERS)
         finding = estimate.predict(image, clf, box, "manual", fov)
         assert finding.window == window
     plain = estimate.predict(image, classifier, box, "manual", fov).probability

@@ -246,6 +246,19 @@ def jitter_views(
     return np.stack(views) if views else np.zeros((0, size, size, 3), np.uint8)
 
 
+def card_views(
+    image: UltrasoundImage, roi: ROI, card: ModelCard, fov: FieldOfView
+) -> tuple[np.ndarray, ROI, np.ndarray]:
+    """What `predict` puts through the classifier for ``roi`` (already clipped), cut as
+    ``card`` asks: the crop, its window in image pixels and the box jitters' views (the mirror
+    is made by the classifier). The marks are painted out once for the crop and its jitters."""
+    masked = scan_pixels(image, fov, roi, card.crop_margin, marks_step(card.raw))
+    size, margin, resolution = card.input_size, card.crop_margin, card.crop_resolution
+    crop, window = crop_square(masked, roi, size, margin, resolution)
+    views = jitter_views(image, roi, size, margin, fov, masked, resolution=resolution)
+    return crop, window, views
+
+
 def predict(
     image: UltrasoundImage,
     classifier: Classifier,
@@ -266,11 +279,7 @@ def predict(
     if roi is None:
         roi, roi_source = fov.box, roi_source or BoxSource.FULL
     roi = roi.clipped(image.width, image.height)
-    # Once for the crop and its jitters; marks painted out when the card's model expects it.
-    masked = scan_pixels(image, fov, roi, card.crop_margin, marks_step(card.raw))
-    size, margin, resolution = card.input_size, card.crop_margin, card.crop_resolution
-    crop, window = crop_square(masked, roi, size, margin, resolution)
-    views = jitter_views(image, roi, size, margin, fov, masked, resolution=resolution)
+    crop, window, views = card_views(image, roi, card, fov)
     t1 = time.perf_counter()
     out = classifier.gradcam.run(crop[None], mirror=card.tta, views=views)
     t2 = time.perf_counter()
