@@ -63,6 +63,8 @@ class BackboneSpec:
         family: ``"efficientnet_lite"`` (ported here) or ``"keras_applications"``.
         preprocessing: Human-readable description of the in-model preprocessing.
         antialiased: strided convolutions followed by a blur at stride 2 (Lite only).
+        atrous: how many of the last stride-2 stages run at stride 1, the convolutions after
+            them dilated to match (Lite only; 0: the original network).
         weights_of: the checkpoint whose weights it takes (default: ``name``).
     """
 
@@ -73,6 +75,7 @@ class BackboneSpec:
     family: str = "keras_applications"
     preprocessing: str = ""
     antialiased: bool = False
+    atrous: int = 0
     weights_of: str = ""
 
     @property
@@ -100,6 +103,22 @@ BACKBONES: dict[str, BackboneSpec] = {
             260,
             "top_activation",
             antialiased=True,
+            weights_of="efficientnet_lite2",
+            **_LITE,
+        ),
+        BackboneSpec(
+            "efficientnet_lite2_atrous",
+            260,
+            "top_activation",
+            atrous=1,
+            weights_of="efficientnet_lite2",
+            **_LITE,
+        ),
+        BackboneSpec(
+            "efficientnet_lite2_atrous2",
+            260,
+            "top_activation",
+            atrous=2,
             weights_of="efficientnet_lite2",
             **_LITE,
         ),
@@ -166,7 +185,7 @@ def build_backbone(
         raise ValueError(f"{name} needs inputs of at least {spec.min_size} px, got {size}")
 
     if spec.family == "efficientnet_lite":
-        model = _build_lite_features(spec.checkpoint, size, spec.antialiased)
+        model = _build_lite_features(spec.checkpoint, size, spec.antialiased, spec.atrous)
         if weights == "imagenet":
             try:
                 load_lite_imagenet_weights(model, spec.checkpoint)
@@ -293,10 +312,16 @@ def _blur_pool(x: Any, name: str) -> Any:
     return y
 
 
-def _build_lite_features(name: str, size: int, antialiased: bool = False) -> keras.Model:
+def _build_lite_features(
+    name: str, size: int, antialiased: bool = False, atrous: int = 0
+) -> keras.Model:
     """EfficientNet-Lite up to the 1280-channel head activation, randomly initialised.
     ``antialiased``: every stride-2 convolution at stride 1, then a blur pool after its
-    activation (the weights are the same; the blur layers have none to load)."""
+    activation (the weights are the same; the blur layers have none to load).
+    ``atrous``: the last ``atrous`` stride-2 blocks at stride 1 and every depthwise
+    convolution after them dilated by 2 per removed stride (the "atrous" trick of DeepLab):
+    the same weights computed at every position of the finer grid, so the pooled features
+    average over where the removed downsampling would have sampled."""
     stride = 1 if antialiased else 2
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
@@ -305,6 +330,9 @@ def _build_lite_features(name: str, size: int, antialiased: bool = False) -> ker
         x = _blur_pool(x, f"stem_{BLUR_POOL}")
 
     blocks = list(_lite_blocks(name))
+    strided = [i for i, b in enumerate(blocks) if b.stride == 2]
+    undone = set(strided[len(strided) - atrous :]) if atrous else set()
+    dilation = 1
     for index, block in enumerate(blocks):
         p = block.prefix
         shortcut = x
@@ -316,11 +344,14 @@ def _build_lite_features(name: str, size: int, antialiased: bool = False) -> ker
         pool = antialiased and block.stride == 2
         x = keras.layers.DepthwiseConv2D(
             block.kernel,
-            strides=1 if pool else block.stride,
+            strides=1 if pool or index in undone else block.stride,
+            dilation_rate=dilation,
             padding="same",
             use_bias=False,
             name=p + "dwconv",
         )(x)
+        if index in undone:  # every later spatial kernel spans the grid it would have seen
+            dilation *= 2
         x = keras.layers.BatchNormalization(name=p + "bn")(x)
         x = keras.layers.ReLU(max_value=6.0, name=p + "activation")(x)
         if pool:
@@ -336,7 +367,8 @@ def _build_lite_features(name: str, size: int, antialiased: bool = False) -> ker
             x = keras.layers.Add(name=p + "add")([x, shortcut])
 
     x = _conv_bn_relu6(x, _LITE_HEAD, 1, 1, "top_conv", "top_bn", "top_activation")
-    return keras.Model(inputs, x, name=f"{name}{'_aa' if antialiased else ''}_features")
+    suffix = ("_aa" if antialiased else "") + (f"_atrous{atrous}" if atrous else "")
+    return keras.Model(inputs, x, name=f"{name}{suffix}_features")
 
 
 def _lite_checkpoint_map(name: str) -> Iterator[tuple[str, str, str]]:

@@ -53,6 +53,8 @@ def test_every_backbone_is_registered():
         "efficientnet_lite1",
         "efficientnet_lite2",
         "efficientnet_lite2_aa",
+        "efficientnet_lite2_atrous",
+        "efficientnet_lite2_atrous2",
         "efficientnet_b4",
         "efficientnet_b5",
         "efficientnet_b7",
@@ -113,6 +115,22 @@ def test_antialiased_lite2_has_the_same_weights_and_moves_less_with_the_pixel_gr
         return float(np.linalg.norm(f[1] - f[0]) / np.linalg.norm(f[0]))
 
     assert moved(aa) < 0.8 * moved(plain)
+
+
+@pytest.mark.parametrize(
+    ("name", "step"), [("efficientnet_lite2_atrous", 2), ("efficientnet_lite2_atrous2", 4)]
+)
+def test_atrous_lite2_is_the_plain_network_on_a_finer_grid(name, step):
+    """efficientnet_lite2_atrous(2): the last one (two) stride-2 blocks at stride 1 and the
+    depthwise convolutions after them dilated: the same weights, whose output at every
+    ``step``-th position is exactly the plain network's."""
+    plain, _ = build_backbone("efficientnet_lite2", input_size=260, weights=None)
+    dense, last_conv = build_backbone(name, input_size=260, weights=None)
+    dense.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (1, 260, 260, 3)).astype("float32")
+    want, got = np.asarray(plain(x)), np.asarray(dense(x))
+    assert got.shape[1] == (want.shape[1] - 1) * step + 1 and last_conv == "top_activation"
+    np.testing.assert_allclose(got[:, ::step, ::step], want, atol=1e-5)
 
 
 def test_fine_tuning_never_trains_the_anti_aliasing_blur():
