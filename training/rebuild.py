@@ -75,7 +75,8 @@ class Step:
         module: the module it runs (its imports within ``training`` are its code).
         report: it only measures (nothing later reads what it writes), so a change of its
             inputs does not re-run the steps after it.
-        minutes: rough duration from the developer guide, for the plan (None: unknown).
+        minutes: its time in the timed `make models` of 2026-12-06 (developer guide,
+            "Retraining"; 2-core CPU shared with other jobs), for the plan (None: unknown).
         makes: files under ``runs/`` it writes that later steps read (not shipped, not in git).
         needs: such files it reads: when it runs and one is missing (a cache deleted, or
             never made), the step that makes it runs first, whatever its stamp says.
@@ -102,6 +103,7 @@ STEPS: tuple[Step, ...] = (
         (*_TRAIN, "--repeats", "3", "--out", "runs/baseline", "baseline", *_LITE2),
         ("ddti", "chaouchi"),
         "training.__main__",
+        minutes=1.1,
         makes=("runs/baseline/baseline.json",),
     ),
     Step(
@@ -109,6 +111,7 @@ STEPS: tuple[Step, ...] = (
         (*_TRAIN, "--repeats", "3", "--out", "runs/cv", "cv", *_LINEAR),
         ("ddti", "chaouchi"),
         "training.__main__",
+        minutes=10.4,
         makes=("runs/cv/cv.json",),
     ),
     Step(
@@ -116,6 +119,7 @@ STEPS: tuple[Step, ...] = (
         (*_TRAIN, "--out", "runs/cross", "cross-site", *_LINEAR),
         ("ddti", "chaouchi"),
         "training.__main__",
+        minutes=1.9,
         makes=("runs/cross/cross_site.json",),
     ),
     Step(
@@ -135,6 +139,7 @@ STEPS: tuple[Step, ...] = (
         ),
         ("ddti", "chaouchi"),
         "training.__main__",
+        minutes=5.6,
         needs=("runs/cv/cv.json", "runs/baseline/baseline.json", "runs/cross/cross_site.json"),
     ),  # fmt: skip
     Step(
@@ -142,27 +147,28 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.segmenter", "--data", "{data}"),
         ("ddti", "arcegor"),
         "training.segmenter",
-        minutes=37,
+        minutes=47,
     ),
     Step(
         "gland",
         ("-m", "training.gland", "--data", "{data}", "--epochs", "10"),
         ("tg3k",),
         "training.gland",
-        minutes=10,
+        minutes=7.8,
     ),
     Step(
         "presence",
         ("-m", "training.presence", "--data", "{data}"),
         ("ddti", "arcegor"),
         "training.presence",
-        minutes=1,
+        minutes=0.75,
     ),
     Step(
         "detector-eval",
         ("-m", "training.detector_eval", "--data", "{data}"),
         ("ddti", "arcegor", "tg3k"),
         "training.detector_eval",
+        minutes=4.8,
         report=True,
     ),
     Step(
@@ -170,7 +176,7 @@ STEPS: tuple[Step, ...] = (
         (*_APP_PATH, "cache", "--marks", "inpaint", "--augment", "--force"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
-        minutes=7,
+        minutes=7.4,
         makes=(f"{_V2}/features_ddti.npz", f"{_V2}/features_chaouchi.npz"),
     ),
     Step(
@@ -178,7 +184,7 @@ STEPS: tuple[Step, ...] = (
         (*_APP_PATH, "cv"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
-        minutes=3,
+        minutes=3.4,
         makes=(f"{_V2}/cv.json", f"{_V2}/oof.npz"),
         needs=(f"{_V2}/features_ddti.npz", f"{_V2}/features_chaouchi.npz"),
     ),
@@ -187,7 +193,7 @@ STEPS: tuple[Step, ...] = (
         (*_APP_PATH, "fit", "--recipe", "R4", "--version", "1.2.0"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
-        minutes=1,
+        minutes=0.3,
         needs=(
             f"{_V2}/features_ddti.npz",
             f"{_V2}/features_chaouchi.npz",
@@ -200,6 +206,7 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.auto_roi_eval", "--data", "{data}"),
         ("ddti", "chaouchi"),
         "training.auto_roi_eval",
+        minutes=1.4,
         report=True,
     ),
     Step(
@@ -207,12 +214,14 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.reliability", "--data", "{data}"),
         THYROID,
         "training.reliability",
+        minutes=5.5,
     ),
     Step(
         "review-gradcam",
         ("-m", "training.review_gradcam", "--data", "{data}"),
         ("ddti",),
         "training.review_gradcam",
+        minutes=0.3,
         report=True,
     ),
     Step(
@@ -220,7 +229,7 @@ STEPS: tuple[Step, ...] = (
         (*_app_path(_FULL), "cache", "--marks", "inpaint", "--force"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",
-        minutes=9,
+        minutes=16.5,
         makes=(f"{_FULL}/features_ddti.npz",),
     ),
     Step(
@@ -228,7 +237,7 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.descriptors", "intensity", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
-        minutes=1,
+        minutes=0.9,
         makes=(f"{_DESC}/intensity.npz",),
         needs=(f"{_FULL}/features_ddti.npz",),
     ),
@@ -237,7 +246,7 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.descriptors", "cv", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
-        minutes=6,
+        minutes=12.5,
         makes=(f"{_DESC}/cv.json",),
         needs=(f"{_FULL}/features_ddti.npz", f"{_DESC}/intensity.npz"),
     ),
@@ -246,6 +255,7 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.descriptors", "fit", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
+        minutes=0.2,
         needs=(
             f"{_FULL}/features_ddti.npz",
             f"{_DESC}/intensity.npz",
@@ -257,6 +267,7 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.descriptors", "test", "--data", "{data}"),
         ("ddti",),
         "training.descriptors",
+        minutes=0.7,
         report=True,
     ),
     Step(
@@ -264,13 +275,14 @@ STEPS: tuple[Step, ...] = (
         ("-m", "training.scope", "all", "--data", "{data}"),
         (*THYROID, "nonthyroid"),
         "training.scope",
-        minutes=5,
+        minutes=7.2,
     ),
     Step(
         "training-hashes",
         ("-m", "training.training_hashes", "--data", "{data}", "--collections", *THYROID),
         THYROID,
         "training.training_hashes",
+        minutes=0.2,
     ),
     Step(
         "onnx-export",
@@ -280,12 +292,14 @@ STEPS: tuple[Step, ...] = (
         ),
         (),
         "training.onnx_export",
+        minutes=0.25,
     ),  # fmt: skip
     Step(
         "quantize",
         ("-m", "training.quantize", "--data", "{data}"),
         ("ddti", "chaouchi"),
         "training.quantize",
+        minutes=3.3,
     ),
 )
 
@@ -505,7 +519,7 @@ def _took(p: Planned) -> str:
     if p.recorded_seconds is not None:
         return f"took {_fmt_seconds(p.recorded_seconds)} last time"
     if p.step.minutes:
-        return f"about {_fmt_seconds(60.0 * p.step.minutes)} per the developer guide"
+        return f"about {_fmt_seconds(60.0 * p.step.minutes)} in the timed rebuild (developer guide)"
     return "never timed"
 
 
@@ -521,10 +535,17 @@ def print_plan(planned: list[Planned], out=print) -> None:
             out(f"{head} skip  (inputs unchanged; {_took(p)})")
         out(f"          python {' '.join(p.command)}")
     known = [p.recorded_seconds for p in todo if p.recorded_seconds is not None]
+    # Where this machine never ran a step, the timed rebuild's minutes stand in for it.
+    expected = [
+        p.recorded_seconds if p.recorded_seconds is not None else 60.0 * p.step.minutes
+        for p in todo
+        if p.recorded_seconds is not None or p.step.minutes
+    ]
     out(
         f"{len(todo)} to run, {len(planned) - len(todo)} skipped; recorded time of those to run: "
         f"{_fmt_seconds(sum(known)) if known else 'none recorded'}"
-        + (f" ({len(todo) - len(known)} never timed)" if len(known) < len(todo) else "")
+        + (f" ({len(todo) - len(known)} never timed here)" if len(known) < len(todo) else "")
+        + (f"; expected about {_fmt_seconds(sum(expected))}" if expected else "")
     )
 
 

@@ -217,3 +217,18 @@ def test_a_step_that_runs_gets_its_missing_inputs_made_first(data, tmp_path):
     why = {p.step.name: p.reasons for p in planned}
     assert why["app-path-full-cache"] == [] and why["descriptors-intensity"] == []
     assert why["descriptors-cv"]  # runs/descriptors/cv.json is still missing
+
+
+def test_every_step_has_a_time_and_the_plan_sums_them(data, tmp_path, capsys):
+    """Each step carries the timed rebuild's minutes, so a dry run on a new machine says how
+    long the whole rebuild takes; a step this machine has run counts with its own time."""
+    assert all(s.minutes for s in rebuild.STEPS)
+    first, second = rebuild.STEPS[:2]
+    planned = [
+        rebuild.Planned(first, ["python"], {}, "k", ["never ran"], None),
+        rebuild.Planned(second, ["python"], {}, "k", ["never ran"], 30.0),
+    ]
+    lines: list[str] = []
+    rebuild.print_plan(planned, lines.append)
+    want = 60.0 * first.minutes + 30.0
+    assert lines[-1].endswith(f"expected about {rebuild._fmt_seconds(want)}"), lines[-1]
