@@ -321,7 +321,12 @@ def _build_lite_features(
     ``atrous``: the last ``atrous`` stride-2 blocks at stride 1 and every depthwise
     convolution after them dilated by 2 per removed stride (the "atrous" trick of DeepLab):
     the same weights computed at every position of the finer grid, so the pooled features
-    average over where the removed downsampling would have sampled."""
+    average over where the removed downsampling would have sampled. Every ``2**atrous``-th
+    output position equals the plain network's where the map entering each undone block has
+    an odd side (260 px: 33 and 17); at an even side TF's "same" padding samples the odd
+    positions instead."""
+    if antialiased and atrous:
+        raise ValueError("a network is either anti-aliased or atrous, not both")
     stride = 1 if antialiased else 2
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
@@ -331,6 +336,8 @@ def _build_lite_features(
 
     blocks = list(_lite_blocks(name))
     strided = [i for i, b in enumerate(blocks) if b.stride == 2]
+    if not 0 <= atrous <= len(strided):
+        raise ValueError(f"atrous must be 0..{len(strided)}, got {atrous}")
     undone = set(strided[len(strided) - atrous :]) if atrous else set()
     dilation = 1
     for index, block in enumerate(blocks):

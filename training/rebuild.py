@@ -75,8 +75,9 @@ class Step:
         module: the module it runs (its imports within ``training`` are its code).
         report: it only measures (nothing later reads what it writes), so a change of its
             inputs does not re-run the steps after it.
-        minutes: its time in the timed `make models` of 2026-12-06 (developer guide,
-            "Retraining"; 2-core CPU shared with other jobs), for the plan (None: unknown).
+        minutes: its time in the timed rebuilds of 2026-12-06 (steps 1-14 by ``make models``,
+            15-23 by ``--steps``; developer guide, "Retraining"; 2-core CPU shared with other
+            jobs), for the plan (None: unknown).
         makes: files under ``runs/`` it writes that later steps read (not shipped, not in git).
         needs: such files it reads: when it runs and one is missing (a cache deleted, or
             never made), the step that makes it runs first, whatever its stamp says.
@@ -546,6 +547,7 @@ def print_plan(planned: list[Planned], out=print) -> None:
         f"{_fmt_seconds(sum(known)) if known else 'none recorded'}"
         + (f" ({len(todo) - len(known)} never timed here)" if len(known) < len(todo) else "")
         + (f"; expected about {_fmt_seconds(sum(expected))}" if expected else "")
+        + (f" ({len(todo) - len(expected)} without a time)" if len(expected) < len(todo) else "")
     )
 
 

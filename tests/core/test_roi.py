@@ -158,7 +158,16 @@ def test_predict_cuts_what_card_crop_cuts_with_the_cards_detail_limit(classifier
         assert np.array_equal(crop, want)
         views_crop, views_window, jitters = estimate.card_views(image, box, card, fov)
         assert np.array_equal(views_crop, want) and views_window == window
-        assert len(jitters) == len(estimate.JITTERS)
+        want_jitters = estimate.jitter_views(
+            image,
+            box,
+            card.input_size,
+            card.crop_margin,
+            fov,
+            masked,
+            resolution=card.crop_resolution,
+        )
+        assert np.array_equal(jitters, want_jitters) and len(jitters) == len(estimate.JITTERS)
         finding = estimate.predict(image, clf, box, "manual", fov)
         assert finding.window == window
     plain = estimate.predict(image, classifier, box, "manual", fov).probability
