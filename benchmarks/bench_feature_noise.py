@@ -43,6 +43,8 @@ HEADS += (
     ("nuisance lambda 100", "nuisance", 100.0),
     ("pca 16", "pca", 16),
     ("pca 128", "pca", 128),
+    ("stages 5 + 6 only", "stages", ("stage 5", "stage 6")),
+    ("stage 5 only", "stages", ("stage 5",)),
 )
 
 
@@ -87,10 +89,12 @@ def stage_columns(model) -> dict[str, slice]:
     return {n: slice(int(a), int(b)) for n, a, b in zip(names, edges[:-1], edges[1:], strict=True)}
 
 
-def head_fit(x, y, w, kind: str, strength: float, changes: np.ndarray):
+def head_fit(x, y, w, kind: str, strength, changes: np.ndarray, columns: dict[str, slice]):
     """One head variant on rows ``x``: the shipped L2 head (``linear_head.fit_head``), or
     the same fitted in features whitened by ``I + strength S`` (``nuisance``: S the
-    box-change covariance) or on the top ``strength`` principal components (``pca``)."""
+    box-change covariance), on the top ``strength`` principal components (``pca``) or on the
+    pooled features of the stages named in ``strength`` only (``stages``: the noisier later
+    stages left out; ``columns`` names each stage's feature columns)."""
     from sklearn.linear_model import LogisticRegression
 
     from training.app_path.recipes import C_SHIPPED
@@ -98,6 +102,14 @@ def head_fit(x, y, w, kind: str, strength: float, changes: np.ndarray):
 
     if kind == "plain":
         return fit_head(x, y, w, C_SHIPPED)
+    if kind == "stages":
+        keep = np.zeros(x.shape[1], bool)
+        for stage in strength:
+            keep[columns[stage]] = True
+        part = fit_head(x[:, keep], y, w, C_SHIPPED)
+        coef = np.zeros(x.shape[1])
+        coef[keep] = part.coef
+        return LinearHead(x.mean(0), x.var(0) + 1e-6, coef, part.intercept)
     mean, var = x.mean(0), x.var(0) + 1e-6
     xs = (x - mean) / np.sqrt(var)
     if kind == "nuisance":
@@ -113,21 +125,24 @@ def head_fit(x, y, w, kind: str, strength: float, changes: np.ndarray):
     return LinearHead(mean, var, m @ lr.coef_[0], float(lr.intercept_[0]))
 
 
-def compare_heads(cache, feats: np.ndarray) -> dict:
-    """Grouped CV of the head variants on the R4 rows; ``feats``: N x (1 + CHANGES) x D."""
+def compare_heads(cache, feats: np.ndarray, columns: dict[str, slice], names=None) -> dict:
+    """Grouped CV of the head variants (``names``: those only) on the R4 rows; ``feats``:
+    N x (1 + CHANGES) x D; ``columns``: each stage's feature columns."""
     from thyroid_desktop.core.site.calibration import fit_platt
     from training.app_path.cv import cv_splits, design, head_logits, score, site_aurocs
     from training.app_path.recipes import N_REPEATS, RECIPES
 
     out = {}
     for name, kind, strength in HEADS:
+        if names and name not in names:
+            continue
         t0 = time.perf_counter()
         oof = np.full((N_REPEATS, len(cache)), np.nan)
         moved = np.full((N_REPEATS, len(cache), CHANGES), np.nan)
         folds: dict[str, list[float]] = {"ddti": [], "chaouchi": []}
         for rep, tr, va in cv_splits(cache):
             x, y, w = design(cache, tr, RECIPES["R4"])
-            head = head_fit(x, y, w, kind, strength, feats[tr, 1:] - feats[tr, :1])
+            head = head_fit(x, y, w, kind, strength, feats[tr, 1:] - feats[tr, :1], columns)
             oof[rep, va] = score(head, cache, va, "auto", False, app_views=True)
             # each box change's change of the crop's logit, on the app's estimate
             change = head_logits(head, feats[va, 1:]) - head_logits(head, feats[va, :1])
@@ -175,6 +190,9 @@ def main() -> int:
     )
     parser.add_argument("--heads", action="store_true", help="CV of the head variants too")
     parser.add_argument(
+        "--head-names", nargs="+", default=None, help="only these head variants (default: all)"
+    )
+    parser.add_argument(
         "--resolution",
         type=int,
         default=None,
@@ -214,7 +232,8 @@ def main() -> int:
         if cache.backbone != args.backbones[0]:
             raise SystemExit(f"the cache holds {cache.backbone} features, not {args.backbones[0]}")
         print(f"head variants on {args.backbones[0]} (R4 rows, grouped CV 3 x 5):")
-        result["heads"] = compare_heads(cache, feats_first)
+        columns = stage_columns(feature_graph(args.backbones[0], INPUT_SIZE)[0])
+        result["heads"] = compare_heads(cache, feats_first, columns, args.head_names)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
