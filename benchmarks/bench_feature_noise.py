@@ -12,13 +12,15 @@ is never read), so what it finds can be used to choose.
    (3 x 5 folds, the card's) of the R4 rows with heads that ask for stability: the shipped
    L2 logistic regression, the same with a penalty on the directions the box changes move
    (``nuisance``: the fit in features whitened by ``I + lambda * S``, S the box-change
-   covariance of the training folds), and on the top-k principal components only (``pca``).
-   Prints each head's CV AUROC per site and the out-of-fold |change| of the calibrated
-   estimate of one crop under the box changes (median, 95th percentile).
+   covariance of the training folds), on the top-k principal components only (``pca``), and
+   on some stages' pooled features only (``stages``: the noisier later ones left out; the
+   same C). Prints each head's CV AUROC per site and the out-of-fold |change| of the
+   calibrated estimate (the app's views) when one crop's logit changes as the box changes
+   (median, 95th percentile). ``--head-names`` runs only the heads named.
 
 Usage: python benchmarks/bench_feature_noise.py [--data ../shared/data]
        [--cache runs/app_path_v2] [--backbones efficientnet_lite2 efficientnet_lite2_aa]
-       [--heads] [--json benchmarks/feature_noise.json]
+       [--heads] [--head-names "shipped L2" "stage 5 only"] [--json benchmarks/feature_noise.json]
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SEED = 7
 CHANGES = 4
-#: Head variants: (name, kind, strength): lambda of the penalty, or principal components kept.
+#: Head variants: (name, kind, strength): lambda of the penalty, principal components kept,
+#: or the stages whose features the head sees.
 HEADS = (("shipped L2", "plain", 0), ("nuisance lambda 10", "nuisance", 10.0))
 HEADS += (
     ("nuisance lambda 100", "nuisance", 100.0),
@@ -200,6 +203,9 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "feature_noise.json")
     args = parser.parse_args()
+    unknown = set(args.head_names or ()) - {name for name, _, _ in HEADS}
+    if unknown:
+        parser.error(f"--head-names: no head {sorted(unknown)}; heads: {[h[0] for h in HEADS]}")
     if not (args.cache / "features_ddti.npz").exists():
         raise SystemExit(
             f"no app-path cache in {args.cache}: run python -m training.app_path "

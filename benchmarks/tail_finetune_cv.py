@@ -3,7 +3,7 @@ consistency loss, so that a 1-3 px box change stops moving the estimate. Develop
 only (the card's test split is never read); grouped CV folds of the card (first repeat).
 
 Why: a 1-3 px change of the box changes the frozen ImageNet features through aliasing, and the
-later stages amplify it (noise ratio stage 5 0.029, stage 6 0.057, top 0.110;
+later stages amplify it (noise ratio stage 5 0.029, stage 6 0.057, top 0.109;
 ``bench_feature_noise.py``). Heads alone could not separate the noise from what ranks ddti.
 Here stages 6-7 and the top convolution (3.7 M weights, 17 x 17 -> 9 x 9) are trained, on
 stage-5 maps cached once, to give the same logit for every view of an image.
@@ -14,7 +14,8 @@ of each, cut as the app cuts them (marks painted out): 10 views. Stages 1-5 run 
 (frozen); the tail and the head are trained per fold:
 
 - epoch 0: the tail frozen, the shipped L2 logistic head (C = 0.03) fitted on the box and
-  mirror views of the training images: the baseline, in the same code;
+  mirror views of the training images: the baseline, in the same code (not the shipped
+  recipe's rows, R4, nor its scoring with the app's jitter views);
 - then Adam on: balanced BCE over all views + ``--consistency`` x the variance of an image's
   logits over its 10 views + the head's L2 penalty + ``--anchor`` x |tail - ImageNet|^2.
 
@@ -27,7 +28,8 @@ changes by 1-3 px (box + mirror of the changed box against box + mirror of the b
 docs/experiments.md (box stability: fine-tuning the last stages).
 
 Usage: python benchmarks/tail_finetune_cv.py [--data ../shared/data]
-       [--cache runs/app_path_v2] [--epochs 4] [--consistency 1.0] [--folds 5]
+       [--cache runs/app_path_v2] [--epochs 4] [--consistency 10] [--folds 5]
+       [--rescore runs/tail_finetune/oof_....npy]
 """
 
 from __future__ import annotations
@@ -81,9 +83,10 @@ def tail_model():
     feature graph from its first tapped stage on)."""
     import keras
 
+    from training.app_path.recipes import INPUT_SIZE
     from training.linear_head import feature_graph
 
-    model, first = feature_graph(BACKBONE, 260)
+    model, first = feature_graph(BACKBONE, INPUT_SIZE)
     return keras.Model(model.get_layer(first).output, model.output)
 
 
@@ -183,30 +186,42 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
     return np.stack(result)
 
 
-def summarise(oof: np.ndarray, y, s) -> list[dict]:
-    """Per epoch: AUROC per site of the box + mirror logit, and the calibrated estimate's
-    shift under the 4 box changes (each: changed box + its mirror)."""
+def summarise(oof: np.ndarray, y, s, folds: list[np.ndarray]) -> list[dict]:
+    """Per epoch, scored within each fold (each fold's model has its own logit offset, so
+    logits of different folds are not pooled): AUROC per site of the box + mirror logit (mean
+    and SD over folds), the logit's noise ratio under the 4 box changes (each: changed box +
+    its mirror; mean over folds), and the calibrated estimate's shift (Platt fitted per fold
+    on that fold's box logits; shifts of all folds together: median, p95, max)."""
     from thyroid_desktop.core.site.calibration import fit_platt
 
     rows = []
     for e in range(oof.shape[0]):
-        z = oof[e]
-        box = (z[:, 0] + z[:, 5]) / 2
-        changed = (z[:, 1:5] + z[:, 6:10]) / 2
-        a, b = fit_platt(box, y, prior_correction=False)
+        aurocs: dict[str, list[float]] = {"ddti": [], "chaouchi": []}
+        noise, shifts = [], []
+        for va in folds:
+            z = oof[e, va]
+            box = (z[:, 0] + z[:, 5]) / 2
+            changed = (z[:, 1:5] + z[:, 6:10]) / 2
+            for site, value in auroc_by_site(y[va], s[va], box).items():
+                aurocs[site].append(value)
+            # half the mean squared change over the variance between images, as
+            # bench_feature_noise's per feature; unlike the shift it does not shrink with
+            # the calibration's slope when the ranking falls
+            noise.append(((changed - box[:, None]) ** 2).mean() / 2 / box.var())
+            a, b = fit_platt(box, y[va], prior_correction=False)
 
-        def sig(t, a=a, b=b):
-            return 1.0 / (1.0 + np.exp(-(a * t + b)))
+            def sig(t, a=a, b=b):
+                return 1.0 / (1.0 + np.exp(-(a * t + b)))
 
-        shift = np.abs(sig(changed) - sig(box)[:, None])
-        # the shift above shrinks with the calibration's slope, which falls when the ranking
-        # does; the logit's noise ratio (as bench_feature_noise's per feature) does not
-        noise = float(((changed - box[:, None]) ** 2).mean() / 2 / box.var())
+            shifts.append(np.abs(sig(changed) - sig(box)[:, None]).ravel())
+        shift = np.concatenate(shifts)
         rows.append(
             {
                 "epoch": e,
-                "auroc": auroc_by_site(y, s, box),
-                "noise_ratio": noise,
+                "auroc": {k: float(np.mean(v)) for k, v in aurocs.items()},
+                "auroc_sd": {k: float(np.std(v)) for k, v in aurocs.items()},
+                "auroc_folds": {k: [float(x) for x in v] for k, v in aurocs.items()},
+                "noise_ratio": float(np.mean(noise)),
                 "shift_median": float(np.median(shift)),
                 "shift_p95": float(np.percentile(shift, 95)),
                 "shift_max": float(shift.max()),
@@ -220,6 +235,7 @@ def main() -> int:
 
     from training.app_path.cache import development_samples, load_cache, shipped_card
     from training.app_path.cv import cv_splits
+    from training.app_path.recipes import N_FOLDS
     from training.data import DEFAULT_DATA
     from training.train import balanced_weights
 
@@ -230,48 +246,70 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=8, help="images per step (x 10 views)")
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--consistency", type=float, default=1.0)
+    parser.add_argument("--consistency", type=float, default=10.0)
     parser.add_argument("--anchor", type=float, default=1e-4)
     parser.add_argument("--folds", type=int, default=5, help="folds of the first repeat run")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--rescore", type=Path, default=None, help="score saved out-of-fold logits (no training)"
+    )
     args = parser.parse_args()
+    if not 1 <= args.folds <= N_FOLDS:
+        parser.error(f"--folds: 1 to {N_FOLDS} (the first repeat's folds)")
 
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.cache, samples)
-    args.work.mkdir(parents=True, exist_ok=True)
-    if not (args.work / "stage5.npy").exists():
-        t0 = time.perf_counter()
-        crops = crops_of(samples, cache)
-        print(f"{len(samples)} images x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
-        maps = stage5_maps(crops, args.work)
-    else:
-        maps = np.load(args.work / "stage5.npy", mmap_mode="r")
     y, s = cache.labels.astype(np.float32), cache.sites
-    w = balanced_weights(cache.labels, cache.sites).astype(np.float32)
-    oof = np.full((args.epochs + 1, len(y), maps.shape[1]), np.nan, np.float32)
-    done = np.zeros(len(y), bool)
-    for _rep, tr, va in cv_splits(cache)[: args.folds]:
-        t0 = time.perf_counter()
-        print(f"  fold: {len(tr)} training, {len(va)} held-out images", flush=True)
-        oof[:, va] = run_fold(maps, y, w, tr, va, args)
-        done[va] = True
-        print(f"  fold done in {time.perf_counter() - t0:.0f} s", flush=True)
-    rows = summarise(oof[:, done], cache.labels[done], s[done])
-    np.save(args.work / f"oof_c{args.consistency:g}_lr{args.lr:g}.npy", oof)
-    print(f"consistency {args.consistency}, lr {args.lr}, anchor {args.anchor}, "
-          f"{int(done.sum())} held-out images")  # fmt: skip
-    print(
-        "epoch | AUROC ddti | AUROC chaouchi | logit noise ratio | 1-3 px shift median | p95 | max"
+    folds = cv_splits(cache, repeats=1)[: args.folds]
+    tag = f"c{args.consistency:g}_lr{args.lr:g}_a{args.anchor:g}_e{args.epochs}_f{args.folds}"
+    store = args.work / f"oof_{tag}.npy"
+    if args.rescore:
+        oof = np.load(args.rescore)
+    else:
+        args.work.mkdir(parents=True, exist_ok=True)
+        if not (args.work / "stage5.npy").exists():
+            t0 = time.perf_counter()
+            crops = crops_of(samples, cache)
+            print(f"{len(samples)} images x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
+            maps = stage5_maps(crops, args.work)
+        else:
+            maps = np.load(args.work / "stage5.npy", mmap_mode="r")
+        if len(maps) != len(y):
+            raise SystemExit(f"{args.work / 'stage5.npy'} holds {len(maps)} images, not {len(y)}")
+        oof = np.full((args.epochs + 1, len(y), maps.shape[1]), np.nan, np.float32)
+        for _rep, tr, va in folds:
+            t0 = time.perf_counter()
+            print(f"  fold: {len(tr)} training, {len(va)} held-out images", flush=True)
+            # weights from the training images only, as app_path's design() does
+            w = np.zeros(len(y), np.float32)
+            w[tr] = balanced_weights(cache.labels[tr], cache.sites[tr])
+            oof[:, va] = run_fold(maps, y, w, tr, va, args)
+            print(f"  fold done in {time.perf_counter() - t0:.0f} s", flush=True)
+        np.save(store, oof)
+    rows = summarise(oof, cache.labels, s, [va for _rep, _tr, va in folds])
+    done = sum(len(va) for _rep, _tr, va in folds)
+    what = (
+        f"rescored {args.rescore}"
+        if args.rescore
+        else (f"consistency {args.consistency}, lr {args.lr}, anchor {args.anchor}")
     )
+    print(f"{what}: {done} held-out images, scored within each of {len(folds)} folds")
+    print("epoch | AUROC ddti, mean +- SD over folds (paired change from epoch 0) | "
+          "AUROC chaouchi (same) | logit noise ratio | 1-3 px shift median | p95 | max")  # fmt: skip
     for r in rows:
-        print(f"{r['epoch']:5d} | {r['auroc']['ddti']:.3f} | {r['auroc']['chaouchi']:.3f} | "
+        a, sd = r["auroc"], r["auroc_sd"]
+        # paired over the same folds: this epoch's AUROC minus the frozen tail's
+        d = {k: np.subtract(r["auroc_folds"][k], rows[0]["auroc_folds"][k]) for k in a}
+        print(f"{r['epoch']:5d} | {a['ddti']:.3f} +- {sd['ddti']:.3f} "
+              f"({d['ddti'].mean():+.3f} +- {d['ddti'].std():.3f}) | "
+              f"{a['chaouchi']:.3f} +- {sd['chaouchi']:.3f} "
+              f"({d['chaouchi'].mean():+.3f} +- {d['chaouchi'].std():.3f}) | "
               f"{r['noise_ratio']:.3f} | "
               f"{r['shift_median']:.3f} | {r['shift_p95']:.3f} | {r['shift_max']:.3f}")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"data": str(args.data),
-            "cache": str(args.cache), "work": str(args.work), "json": str(args.json)},
-            "rows": rows}, indent=2) + "\n")  # fmt: skip
+        args.json.write_text(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()}, "rows": rows}, indent=2) + "\n")  # fmt: skip
     return 0
 
 
