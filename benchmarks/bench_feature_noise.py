@@ -220,7 +220,7 @@ def main() -> int:
           f"{time.perf_counter() - t0:.0f} s (marks {cache.marks})")  # fmt: skip
     result: dict = {"n_images": len(samples), "changes_per_image": CHANGES, "backbones": {}}
     result["resolution"] = args.resolution
-    feats_first = None
+    feats_first = columns_first = None
     for name in args.backbones:
         model, _ = feature_graph(name, INPUT_SIZE)
         t0 = time.perf_counter()
@@ -233,13 +233,13 @@ def main() -> int:
         print(f"{name:24s} noise ratio (median over features) {np.median(r):.4f}; "
               + ", ".join(f"{k} {v:.4f}" for k, v in per.items())
               + f"  ({seconds:.0f} s through the backbone)", flush=True)  # fmt: skip
-        feats_first = f if feats_first is None else feats_first
+        if feats_first is None:
+            feats_first, columns_first = f, stage_columns(model)
     if args.heads:
         if cache.backbone != args.backbones[0]:
             raise SystemExit(f"the cache holds {cache.backbone} features, not {args.backbones[0]}")
         print(f"head variants on {args.backbones[0]} (R4 rows, grouped CV 3 x 5):")
-        columns = stage_columns(feature_graph(args.backbones[0], INPUT_SIZE)[0])
-        result["heads"] = compare_heads(cache, feats_first, columns, args.head_names)
+        result["heads"] = compare_heads(cache, feats_first, columns_first, args.head_names)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0

@@ -50,19 +50,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKBONE = "efficientnet_lite2"
 
 
-def stage5_maps(crops: np.ndarray, work: Path) -> np.ndarray:
-    """Stage-5 output (float16) of every crop and its mirror: N x 10 x 17 x 17 x C."""
+def stage5_maps(samples, cache, work: Path) -> np.ndarray:
+    """Stage-5 output (float16) of every image's 5 boxes and their mirrors, N x 10 x 17 x 17 x
+    C: read from ``work`` when there, else cut (``bench_feature_noise.crops_of``), computed
+    and stored."""
     store = work / "stage5.npy"
     if store.exists():
-        return np.load(store, mmap_mode="r")
+        maps = np.load(store, mmap_mode="r")
+        if len(maps) != len(samples):
+            raise SystemExit(f"{store} holds {len(maps)} images, not {len(samples)}")
+        return maps
     import keras
+    import tensorflow as tf
+    from bench_feature_noise import crops_of
 
     from training.linear_head import feature_graph
 
+    t0 = time.perf_counter()
+    crops = crops_of(samples, cache)
+    print(f"{len(samples)} images x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
     model, first = feature_graph(BACKBONE, crops.shape[-2])
     head = keras.Model(model.input, model.get_layer(first).output)
-    import tensorflow as tf
-
     call = tf.function(lambda x: head(x, training=False), jit_compile=False)
     n = len(crops)
     views = np.concatenate([crops, crops[:, :, :, ::-1]], axis=1)  # N x 10 x H x W x 3
@@ -74,6 +82,7 @@ def stage5_maps(crops: np.ndarray, work: Path) -> np.ndarray:
         if i % 640 == 0:
             print(f"  stage 5: {i}/{len(flat)} crops, {time.perf_counter() - t0:.0f} s", flush=True)
     maps = np.concatenate(out).reshape(n, views.shape[1], *out[0].shape[1:])
+    work.mkdir(parents=True, exist_ok=True)
     np.save(store, maps)
     return maps
 
@@ -88,12 +97,6 @@ def tail_model():
 
     model, first = feature_graph(BACKBONE, INPUT_SIZE)
     return keras.Model(model.get_layer(first).output, model.output)
-
-
-def auroc_by_site(y, s, z) -> dict[str, float]:
-    from thyroid_desktop.core.site.metrics import auroc
-
-    return {site: float(auroc(y[s == site], z[s == site])) for site in ("ddti", "chaouchi")}
 
 
 def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
@@ -157,9 +160,7 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
         opt.apply_gradients(zip(grads, variables, strict=True))
         return loss, var
 
-    @tf.function
-    def held(m):
-        return logits_of(m)
+    held = tf.function(logits_of)
 
     def evaluate():
         out = []
@@ -186,13 +187,16 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
     return np.stack(result)
 
 
-def summarise(oof: np.ndarray, y, s, folds: list[np.ndarray]) -> list[dict]:
+def summarise(oof: np.ndarray, cache, folds: list[np.ndarray]) -> list[dict]:
     """Per epoch, scored within each fold (each fold's model has its own logit offset, so
     logits of different folds are not pooled): AUROC per site of the box + mirror logit (mean
     and SD over folds), the logit's noise ratio under the 4 box changes (each: changed box +
     its mirror; mean over folds), and the calibrated estimate's shift (Platt fitted per fold
     on that fold's box logits; shifts of all folds together: median, p95, max)."""
-    from thyroid_desktop.core.site.calibration import fit_platt
+    from bench_feature_noise import noise_ratio
+
+    from thyroid_desktop.core.site.calibration import fit_platt, sigmoid
+    from training.app_path.cv import site_aurocs
 
     rows = []
     for e in range(oof.shape[0]):
@@ -202,18 +206,14 @@ def summarise(oof: np.ndarray, y, s, folds: list[np.ndarray]) -> list[dict]:
             z = oof[e, va]
             box = (z[:, 0] + z[:, 5]) / 2
             changed = (z[:, 1:5] + z[:, 6:10]) / 2
-            for site, value in auroc_by_site(y[va], s[va], box).items():
+            for site, value in site_aurocs(cache, va, box).items():
                 aurocs[site].append(value)
-            # half the mean squared change over the variance between images, as
-            # bench_feature_noise's per feature; unlike the shift it does not shrink with
+            # as bench_feature_noise's per feature; unlike the shift it does not shrink with
             # the calibration's slope when the ranking falls
-            noise.append(((changed - box[:, None]) ** 2).mean() / 2 / box.var())
-            a, b = fit_platt(box, y[va], prior_correction=False)
-
-            def sig(t, a=a, b=b):
-                return 1.0 / (1.0 + np.exp(-(a * t + b)))
-
-            shifts.append(np.abs(sig(changed) - sig(box)[:, None]).ravel())
+            noise.append(noise_ratio(np.column_stack([box, changed])[..., None])[0])
+            a, b = fit_platt(box, cache.labels[va], prior_correction=False)
+            p_box, p_changed = sigmoid(a * box + b), sigmoid(a * changed + b)
+            shifts.append(np.abs(p_changed - p_box[:, None]).ravel())
         shift = np.concatenate(shifts)
         rows.append(
             {
@@ -231,8 +231,6 @@ def summarise(oof: np.ndarray, y, s, folds: list[np.ndarray]) -> list[dict]:
 
 
 def main() -> int:
-    from bench_feature_noise import crops_of
-
     from training.app_path.cache import development_samples, load_cache, shipped_card
     from training.app_path.cv import cv_splits
     from training.app_path.recipes import N_FOLDS
@@ -260,23 +258,14 @@ def main() -> int:
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.cache, samples)
-    y, s = cache.labels.astype(np.float32), cache.sites
+    y = cache.labels.astype(np.float32)
     folds = cv_splits(cache, repeats=1)[: args.folds]
     tag = f"c{args.consistency:g}_lr{args.lr:g}_a{args.anchor:g}_e{args.epochs}_f{args.folds}"
     store = args.work / f"oof_{tag}.npy"
     if args.rescore:
         oof = np.load(args.rescore)
     else:
-        args.work.mkdir(parents=True, exist_ok=True)
-        if not (args.work / "stage5.npy").exists():
-            t0 = time.perf_counter()
-            crops = crops_of(samples, cache)
-            print(f"{len(samples)} images x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
-            maps = stage5_maps(crops, args.work)
-        else:
-            maps = np.load(args.work / "stage5.npy", mmap_mode="r")
-        if len(maps) != len(y):
-            raise SystemExit(f"{args.work / 'stage5.npy'} holds {len(maps)} images, not {len(y)}")
+        maps = stage5_maps(samples, cache, args.work)
         oof = np.full((args.epochs + 1, len(y), maps.shape[1]), np.nan, np.float32)
         for _rep, tr, va in folds:
             t0 = time.perf_counter()
@@ -287,12 +276,12 @@ def main() -> int:
             oof[:, va] = run_fold(maps, y, w, tr, va, args)
             print(f"  fold done in {time.perf_counter() - t0:.0f} s", flush=True)
         np.save(store, oof)
-    rows = summarise(oof, cache.labels, s, [va for _rep, _tr, va in folds])
+    rows = summarise(oof, cache, [va for _rep, _tr, va in folds])
     done = sum(len(va) for _rep, _tr, va in folds)
     what = (
         f"rescored {args.rescore}"
         if args.rescore
-        else (f"consistency {args.consistency}, lr {args.lr}, anchor {args.anchor}")
+        else f"consistency {args.consistency}, lr {args.lr}, anchor {args.anchor}"
     )
     print(f"{what}: {done} held-out images, scored within each of {len(folds)} folds")
     print("epoch | AUROC ddti, mean +- SD over folds (paired change from epoch 0) | "
