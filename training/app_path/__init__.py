@@ -16,12 +16,14 @@ Usage (in this order; the test split is read only by ``test``)::
     python -m training.app_path cv      # recipes x C, 3 x 5-fold grouped CV
     python -m training.app_path fit     # final head, Platt + threshold, export
     python -m training.reliability --skip-novelty   # the new head's stability limit
+    python -m training.app_path cross-site  # train on one site, score the other (development)
     python -m training.app_path test    # once: test split through the app's path
     python -m training.auto_roi_eval    # expert box / auto-ROI / scan area on the test split
 
 The protocol's parts, by job: :mod:`.recipes` (what is compared), :mod:`.cache` (features of
 the app's crops), :mod:`.cv` (heads and grouped CV), :mod:`.fit` (the shipped head, its
-calibration and export), :mod:`.heldout` (the test split, once); ``__main__`` the commands.
+calibration and export), :mod:`.heldout` (the test split, once), :mod:`.cross_site` (one site's head on the other's
+images); ``__main__`` the commands.
 """
 
 from training.app_path.cache import (
@@ -43,6 +45,7 @@ from training.app_path.cache import (
     shipped_card,
     view_boxes,
 )
+from training.app_path.cross_site import cmd_cross_site, site_to_site
 from training.app_path.cv import (
     CvResult,
     beats_current,
@@ -165,6 +168,7 @@ __all__ = [
     "check_export",
     "choose",
     "cmd_cache",
+    "cmd_cross_site",
     "cmd_cv",
     "cmd_fit",
     "cmd_test",
@@ -191,6 +195,7 @@ __all__ = [
     "scorings_of",
     "shipped_card",
     "site_aurocs",
+    "site_to_site",
     "summarise",
     "view_boxes",
     "view_features",

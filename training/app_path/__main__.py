@@ -1,4 +1,4 @@
-"""``python -m training.app_path cache|cv|fit|test``."""
+"""``python -m training.app_path cache|cv|fit|test|compare|cross-site``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 import training.app_path as package
 from training.app_path.cache import cmd_cache
+from training.app_path.cross_site import cmd_cross_site
 from training.app_path.cv import cmd_compare, cmd_cv
 from training.app_path.fit import cmd_fit
 from training.app_path.heldout import cmd_test
 from training.app_path.recipes import BACKBONE, C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
 from training.data import DEFAULT_DATA
+from training.intensity import INTENSITY_STEPS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="crop detail limit in pixels (roi.crop_square; the card's crop.resolution; 0: none)",
     )
+    p.add_argument(
+        "--intensity",
+        choices=INTENSITY_STEPS,
+        default="none",
+        help="experimental grey-level normalisation of every crop (training.intensity; "
+        "CV and cross-site only)",
+    )
     p = sub.add_parser("cv", help="grouped CV of the recipes, scored on auto-ROI")
     p.add_argument("--folds", type=int, default=N_FOLDS)
     p.add_argument("--repeats", type=int, default=N_REPEATS)
@@ -63,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         help="fit this recipe if its CV AUROC is within NON_INFERIORITY of the best (e.g. R4)",
     )
     sub.add_parser("test", help="once: the test split through the app's path")
+    p = sub.add_parser("cross-site", help="train on one site, score the other (development)")
+    p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
     p = sub.add_parser("compare", help="paired fold differences between two CV runs")
     p.add_argument("pairs", nargs="+", help="FOLDER:RECIPE, the first is the baseline")
     args = parser.parse_args(argv)
@@ -75,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit": cmd_fit,
         "test": cmd_test,
         "compare": cmd_compare,
+        "cross-site": cmd_cross_site,
     }
     commands[args.command](args)
     return 0

@@ -79,6 +79,9 @@ class FeatureCache:
         marks: the crop step every view was cut with (``core.pipeline.marks.MarksStep``).
         backbone: the ``training.backbones`` network the features come from.
         resolution: the crops' detail limit (``roi.crop_square``; 0: none).
+        intensity: ``none`` (the app's crops) or an experimental grey-level normalisation
+            applied to every crop before the backbone (``training.intensity``; CV and
+            cross-site only, ``fit`` refuses it).
     """
 
     keys: np.ndarray
@@ -94,14 +97,23 @@ class FeatureCache:
     marks: str = "keep"
     backbone: str = BACKBONE
     resolution: int = 0
+    intensity: str = "none"
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
     def cut(self) -> dict[str, str | int]:
-        """How its crops were made: the marks step, the backbone and the detail limit."""
-        return {"marks": self.marks, "backbone": self.backbone, "resolution": self.resolution}
+        """How its crops were made: the marks step, the backbone, the detail limit and (only
+        when not ``none``) the grey-level normalisation."""
+        cut: dict[str, str | int] = {
+            "marks": self.marks,
+            "backbone": self.backbone,
+            "resolution": self.resolution,
+        }
+        if self.intensity != "none":
+            cut["intensity"] = self.intensity
+        return cut
 
     def save(self, path: Path) -> None:
         """Writes one ``.npz`` (uncompressed: written once, read often)."""
@@ -120,6 +132,7 @@ class FeatureCache:
             "marks": np.asarray(self.marks),
             "backbone": np.asarray(self.backbone),
             "resolution": np.asarray(self.resolution),
+            "intensity": np.asarray(self.intensity),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -144,6 +157,7 @@ class FeatureCache:
                 marks=str(z["marks"]) if "marks" in z.files else "keep",
                 backbone=str(z["backbone"]) if "backbone" in z.files else BACKBONE,
                 resolution=int(z["resolution"]) if "resolution" in z.files else 0,
+                intensity=str(z["intensity"]) if "intensity" in z.files else "none",
             )
 
     @classmethod
@@ -166,6 +180,7 @@ class FeatureCache:
             marks=parts[0].marks,
             backbone=parts[0].backbone,
             resolution=parts[0].resolution,
+            intensity=parts[0].intensity,
         )
 
     def jitter_columns(self) -> list[int]:
@@ -325,13 +340,19 @@ def augmented_crops(
     return crops
 
 
-def make_extractor(model, batch_size: int = EXTRACT_BATCH) -> Callable[..., np.ndarray]:
-    """``f(crops, mirror) -> features`` with one compiled function (traced once per shape)."""
+def make_extractor(
+    model, batch_size: int = EXTRACT_BATCH, intensity: str = "none"
+) -> Callable[..., np.ndarray]:
+    """``f(crops, mirror) -> features`` with one compiled function (traced once per shape);
+    ``intensity``: the grey-level normalisation applied to the crops first."""
     import tensorflow as tf
+
+    from training.intensity import normalise
 
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def extract(crops: np.ndarray, mirror: bool = False) -> np.ndarray:
+        crops = normalise(crops, intensity)
         out = []
         for i in range(0, len(crops), batch_size):
             x = tf.cast(crops[i : i + batch_size], tf.float32)
@@ -351,6 +372,7 @@ def build_cache(
     augment: bool = False,
     backbone: str = BACKBONE,
     resolution: int = 0,
+    intensity: str = "none",
 ) -> FeatureCache:
     """Runs detection and the frozen backbone over every image once.
 
@@ -367,8 +389,9 @@ def build_cache(
             of ``VIEWS``.
         backbone: the name ``feature_model`` was built from (recorded in the cache).
         resolution: the crops' detail limit (``roi.crop_square``; 0: none).
+        intensity: grey-level normalisation of every crop (``training.intensity``).
     """
-    extract = make_extractor(feature_model)
+    extract = make_extractor(feature_model, intensity=intensity)
     n, dim = len(samples), int(feature_model.output_shape[-1])
     feats = {v: np.zeros((n, 2, dim), np.float32) for v in (AUGMENTED_VIEWS if augment else VIEWS)}
     boxes = {b: np.zeros((n, 4), np.int32) for b in ("fov", "auto", "expert")}
@@ -411,6 +434,7 @@ def build_cache(
         marks=marks,
         backbone=backbone,
         resolution=resolution,
+        intensity=intensity,
     )
     views = AUGMENTED_APP if augment else APP_SCORED
     add_app_views(cache, samples, feature_model, size, marks=marks, views=views)
@@ -438,7 +462,7 @@ def add_app_views(
 
     box_of = {"auto": "auto", "expert": "expert", "scan": "fov", JPEG_PROBE: "auto"}
 
-    extract = make_extractor(feature_model)
+    extract = make_extractor(feature_model, intensity=cache.intensity)
     n, dim = len(cache), int(feature_model.output_shape[-1])
     out = {v: np.zeros((n, len(JITTERS), dim), np.float32) for v in views}
     t0 = time.perf_counter()
@@ -565,6 +589,8 @@ def cmd_cache(args: argparse.Namespace) -> None:
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
             want = {"marks": args.marks, "backbone": args.backbone, "resolution": args.resolution}
+            if args.intensity != "none":
+                want["intensity"] = args.intensity
             if cache.cut != want:
                 raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
             wanted = AUGMENTED_APP if args.augment else APP_SCORED
@@ -583,6 +609,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
             augment=args.augment,
             backbone=args.backbone,
             resolution=args.resolution,
+            intensity=args.intensity,
         )
         cache.save(path)
         log.info("%s: %d images in %.0f s -> %s", site, len(part), time.perf_counter() - t0, path)

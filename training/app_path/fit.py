@@ -13,6 +13,7 @@ import numpy as np
 
 from thyroid_desktop.core.pipeline.roi import JITTERS
 from training.app_path.cache import FeatureCache, development_samples, load_cache, shipped_card
+from training.app_path.cross_site import site_to_site
 from training.app_path.cv import (
     CvResult,
     beats_current,
@@ -20,7 +21,6 @@ from training.app_path.cv import (
     design,
     reference_recipe,
     score,
-    site_aurocs,
 )
 from training.app_path.recipes import (
     C_SHIPPED,
@@ -61,6 +61,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
     card = shipped_card(args.export)
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.out, samples)
+    if cache.intensity != "none":
+        raise SystemExit(
+            f"the cache's crops were normalised ({cache.intensity}); the app does not do that"
+        )
     if cache.backbone != card.get("backbone"):
         # The novelty reference, scope model and TI-RADS heads read the classifier's
         # features: kept from a card of another backbone, they would read other features.
@@ -157,13 +161,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
         sel = sites == site
         development_oof[site] = evaluate(y[sel], oof_p[sel], cache.groups[sel], threshold).to_dict()
         save_plots(y[sel], oof_p[sel], args.out / "plots", f"development_oof {site} auto-roi")
-    cross_site: dict = {"scoring": f"{RANK_SCORING} (development images)"}
-    for src in SITES:
-        tr, te = np.flatnonzero(sites == src), np.flatnonzero(sites != src)
-        hx, hy, hw = design(cache, tr, RECIPES[name])
-        cross_site[f"train_{src}"] = site_aurocs(
-            cache, te, score(fit_head(hx, hy, hw, c), cache, te, "auto", False, True)
-        )
+    cross_site = {
+        "scoring": f"{RANK_SCORING} (development images)",
+        **site_to_site(cache, RECIPES[name], c),
+    }
 
     x, yy, w = design(cache, np.arange(len(cache)), RECIPES[name])
     head = fit_head(x, yy, w, c)

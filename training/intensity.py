@@ -1,0 +1,42 @@
+"""Experimental grey-level normalisation of classifier crops (CV and cross-site only; the app
+does not do it): does taking each scanner's gain and dynamic range out of the crop help a head
+trained on one site rank another?
+
+``stretch``: each crop's grey levels are mapped linearly so that its 1st and 99th percentiles,
+over the pixels inside the scan area (non-zero: the field-of-view mask and the padding are 0),
+become 0 and 255. The nodule's contrast with the tissue around it is kept, the absolute level
+is not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INTENSITY_STEPS = ("none", "stretch")
+#: The percentiles mapped to 0 and 255.
+LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.0
+#: Fewer non-zero pixels than this (an all-black crop): left as it is.
+MIN_PIXELS = 64
+
+
+def stretch(crop: np.ndarray) -> np.ndarray:
+    """One ``S x S x 3`` crop, normalised; float32 in 0..255, black (masked) pixels stay 0."""
+    grey = crop.astype(np.float32)
+    inside = grey[..., 0] > 0
+    if inside.sum() < MIN_PIXELS:
+        return grey
+    lo, hi = np.percentile(grey[..., 0][inside], [LOW_PERCENTILE, HIGH_PERCENTILE])
+    if hi - lo < 1.0:
+        return grey
+    out = np.clip((grey - lo) * (255.0 / (hi - lo)), 0.0, 255.0)  # float64 (lo, hi are)
+    out[~inside] = 0.0
+    return out.astype(np.float32)
+
+
+def normalise(crops: np.ndarray, step: str) -> np.ndarray:
+    """``N x S x S x 3`` crops through ``step`` (``none``: unchanged)."""
+    if step == "none":
+        return crops
+    if step == "stretch":
+        return np.stack([stretch(c) for c in crops]) if len(crops) else crops
+    raise ValueError(f"unknown intensity step {step!r}; one of {INTENSITY_STEPS}")
