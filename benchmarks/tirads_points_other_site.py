@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "ai_points_all_images": figure(has, "points"),
         "ai_points_test_split": figure(has & test, "points"),
         "classifier_test_split": figure(has & test, "probability"),
-        "ai_level_counts": {
-            f"TR{k}": int(sum(r["level"] == k for r in rows)) for k in range(1, 6)
-        },
+        "ai_level_counts": {f"TR{k}": int(sum(r["level"] == k for r in rows)) for k in range(1, 6)},
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(out, indent=2))
