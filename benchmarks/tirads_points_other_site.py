@@ -3,7 +3,8 @@
 The descriptor heads (``training.descriptors``) were fitted on ddti's radiologist descriptors
 only, on frozen ImageNet features, and the segmenter never saw a chaouchi mask. So the AI-only
 ACR TI-RADS points of a chaouchi image come from nothing that saw a chaouchi label: scored on
-**all** chaouchi images they are a cross-site figure. The classifier's probability is shown
+**all** chaouchi images they are a cross-site figure; so is each group's suggested points
+alone (echogenicity, shape, margin, echogenic foci) and the mask's aspect ratio. The classifier's probability is shown
 beside it on the chaouchi test split only (its development images trained the classifier).
 
 Both through the app's default path (``AnalysisService.analyse``: the auto box, else the scan
@@ -12,7 +13,7 @@ AUROC with a 95 % CI by bootstrap over cases (chaouchi's groups: runs of neighbo
 Labels: chaouchi's benign / malignant folders, of undocumented provenance (not pathology).
 
 Usage: python benchmarks/tirads_points_other_site.py [--data ../shared/data] [--json out.json]
-(about 2 minutes here).
+(1-2 minutes here).
 """
 
 from __future__ import annotations
@@ -28,8 +29,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+#: Groups whose suggested category's ACR points are scored alone (composition is never
+#: suggested; shape also as the mask's anteroposterior / transverse ratio, ``aspect``).
+GROUP_SCORES = ("echogenicity", "shape", "margin", "echogenic_foci")
+
+
 def main(argv: list[str] | None = None) -> int:
     from thyroid_desktop.core.analysis import AnalysisService
+    from thyroid_desktop.core.clinical.tirads import points_of
     from thyroid_desktop.core.io.images import open_image
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
     from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
                 "points": None if sug is None else sug.points,
                 "level": None if sug is None else sug.level.tr,
                 "probability": f.probability,
+                **{
+                    g: None if sug is None or sug.value(g) is None else points_of(sug.value(g))
+                    for g in GROUP_SCORES
+                },
+                "aspect": None if sug is None else sug.aspect,
             }
         )
     y = np.array([r["label"] for r in rows])
@@ -66,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     test = np.array([r["test"] for r in rows])
 
     def figure(sel: np.ndarray, key: str) -> dict:
+        sel = sel & np.array([r[key] is not None for r in rows])
         score = np.array([r[key] for r in rows], float)[sel]
         lo, hi = bootstrap_auroc_ci(y[sel], score, groups[sel])
         return {
@@ -83,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "ai_points_all_images": figure(has, "points"),
         "ai_points_test_split": figure(has & test, "points"),
         "classifier_test_split": figure(has & test, "probability"),
+        "each_group_all_images": {g: figure(has, g) for g in (*GROUP_SCORES, "aspect")},
         "ai_level_counts": {f"TR{k}": int(sum(r["level"] == k for r in rows)) for k in range(1, 6)},
         "seconds": round(time.perf_counter() - t0, 1),
     }
