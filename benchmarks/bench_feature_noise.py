@@ -214,6 +214,8 @@ def main() -> int:
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.cache, samples)
+    if cache.grey_levels != "none":  # the fresh features below would be the app's crops'
+        raise SystemExit(f"{args.cache}: grey levels {cache.grey_levels}, not the app's crops")
     t0 = time.perf_counter()
     crops = crops_of(samples, cache, args.resolution)
     print(f"{len(samples)} development images x {1 + CHANGES} boxes cut in "

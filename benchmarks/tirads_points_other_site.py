@@ -3,9 +3,10 @@
 The descriptor heads (``training.descriptors``) were fitted on ddti's radiologist descriptors
 only, on frozen ImageNet features, and the segmenter never saw a chaouchi mask. So the AI-only
 ACR TI-RADS points of a chaouchi image come from nothing that saw a chaouchi label: scored on
-**all** chaouchi images they are a cross-site figure; so is each group's suggested points
-alone (echogenicity, shape, margin, echogenic foci) and the mask's aspect ratio. The classifier's probability is shown
-beside it on the chaouchi test split only (its development images trained the classifier).
+**all** chaouchi images they are a cross-site figure; so are each group's suggested points
+alone (echogenicity, shape, margin, echogenic foci) and the mask's aspect ratio. The
+classifier's probability is shown beside them on the chaouchi test split only (its
+development images trained the classifier).
 
 Both through the app's default path (``AnalysisService.analyse``: the auto box, else the scan
 area). Images where nothing was found get no suggestion (no points) and are counted apart.
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from thyroid_desktop.core.clinical.tirads import points_of
     from thyroid_desktop.core.io.images import open_image
     from thyroid_desktop.core.models.shipped import load_classifier, load_segmenter
-    from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
+    from thyroid_desktop.core.site.metrics import auroc_with_ci
     from training.app_path import shipped_card
     from training.data import DEFAULT_DATA, load_dataset, sample_key
 
@@ -80,13 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     def figure(sel: np.ndarray, key: str) -> dict:
         sel = sel & np.array([r[key] is not None for r in rows])
         score = np.array([r[key] for r in rows], float)[sel]
-        lo, hi = bootstrap_auroc_ci(y[sel], score, groups[sel])
-        return {
-            "auroc": round(float(auroc(y[sel], score)), 3),
-            "ci95": [round(lo, 3), round(hi, 3)],
-            "n": int(sel.sum()),
-            "n_positive": int(y[sel].sum()),
-        }
+        return auroc_with_ci(y[sel], score, groups[sel]).to_dict(ndigits=3)
 
     out = {
         "site": args.site,

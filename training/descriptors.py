@@ -231,11 +231,7 @@ def check_cache(cache: FeatureCache, card: dict) -> None:
     from thyroid_desktop.core.pipeline.marks import marks_step
 
     resolution = int((card.get("crop") or {}).get("resolution") or 0)
-    want = {
-        "marks": str(marks_step(card)),
-        "backbone": card.get("backbone"),
-        "resolution": resolution,
-    }
+    want = FeatureCache.cut_of(str(marks_step(card)), card.get("backbone"), resolution)
     if cache.cut != want:
         raise SystemExit(
             f"the cache was cut as {cache.cut}, the classifier's crops as {want}: rebuild it "

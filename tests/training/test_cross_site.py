@@ -1,27 +1,33 @@
-"""The app-path cross-site check and the experimental crop intensity step, on synthetic
-features and crops (no backbone)."""
+"""The app-path cross-site check and the experimental grey-level step, on synthetic features
+and crops (a tiny random-weight backbone where one is needed)."""
 
+import argparse
 import dataclasses
 
 import numpy as np
 import pytest
 
 from thyroid_desktop.core.pipeline.roi import JITTERS
+from thyroid_desktop.core.site.metrics import auroc_with_ci
 from training import app_path as A
-from training.intensity import normalise, stretch
+from training.app_path import cache as cache_module, fit as fit_module
+from training.grey_levels import GreyLevels, apply, stretch
+from training.linear_head import fit_head
 
 
-def two_site_cache(flip_chaouchi: bool, n: int = 40, dim: int = 6, seed: int = 0):
-    """ddti and chaouchi images whose features carry the label along one direction (the
-    opposite one in chaouchi with ``flip_chaouchi``), in every R1 view and app jitter view."""
+def two_site_cache(flip_chaouchi: bool, n_ddti: int = 40, n_chaouchi: int = 30, seed: int = 0):
+    """ddti and chaouchi images (different counts) whose features carry the label along one
+    direction (the opposite one in chaouchi with ``flip_chaouchi``), in every R1 view and app
+    jitter view; cases of 2 images."""
     rng = np.random.default_rng(seed)
-    sites = np.array(["ddti"] * n + ["chaouchi"] * n)
-    labels = np.tile(np.arange(n) % 2, 2)
+    n = n_ddti + n_chaouchi
+    sites = np.array(["ddti"] * n_ddti + ["chaouchi"] * n_chaouchi)
+    labels = np.r_[np.arange(n_ddti) % 2, (np.arange(n_chaouchi) // 3) % 2]
     sign = np.where((sites == "chaouchi") & flip_chaouchi, -1.0, 1.0)
     signal = (2 * labels - 1) * sign
 
     def view(*shape):
-        x = rng.normal(0, 0.3, (2 * n, *shape, dim)).astype(np.float32)
+        x = rng.normal(0, 0.8, (n, *shape, 6)).astype(np.float32)
         x[..., 0] += signal.reshape((-1,) + (1,) * len(shape))
         return x
 
@@ -29,39 +35,39 @@ def two_site_cache(flip_chaouchi: bool, n: int = 40, dim: int = 6, seed: int = 0
         keys=np.array([f"{s}/{i}" for i, s in enumerate(sites)]),
         sites=sites,
         labels=labels,
-        groups=np.array([str(i // 2) for i in range(2 * n)]),  # cases of 2 images
-        found=np.ones(2 * n, bool),
-        has_mask=np.ones(2 * n, bool),
+        groups=np.array([f"{s}-{i // 2}" for i, s in enumerate(sites)]),
+        found=np.ones(n, bool),
+        has_mask=np.ones(n, bool),
         features={v: view(2) for v in A.AUTO_VIEWS},
         app_views={"auto": view(len(JITTERS))},
         app_jitters=np.asarray(JITTERS, np.float64),
     )
 
 
-def test_site_to_site_scores_the_other_site_only_through_the_app_scoring():
-    same = A.site_to_site(two_site_cache(flip_chaouchi=False), A.RECIPES["R1"], 0.03)
-    assert set(same) == {"ddti->chaouchi", "chaouchi->ddti"}
-    for row in same.values():
-        assert row["auroc"] > 0.99 and row["n"] == 40 and row["n_positive"] == 20
-        lo, hi = row["ci95"]
-        assert lo <= row["auroc"] <= hi
-    # a site whose label runs the other way is ranked backwards: the head never saw it
-    flipped = A.site_to_site(two_site_cache(flip_chaouchi=True), A.RECIPES["R1"], 0.03)
-    assert all(row["auroc"] < 0.01 for row in flipped.values())
-
-
-def test_site_to_site_uses_the_app_jitter_views():
-    """Scrambling the app's jitter views of the scored site moves the figure: they are part
-    of the score, as in predict."""
+def test_site_to_site_is_the_app_scoring_of_a_head_fitted_on_the_other_site_only():
     cache = two_site_cache(flip_chaouchi=False)
-    before = A.site_to_site(cache, A.RECIPES["R1"], 0.03)["ddti->chaouchi"]["auroc"]
-    rng = np.random.default_rng(1)
-    views = cache.app_views["auto"].copy()
-    ch = cache.sites == "chaouchi"
-    views[ch, :, 0] = rng.normal(0, 30, views[ch, :, 0].shape)
-    scrambled = dataclasses.replace(cache, app_views={"auto": views})
-    after = A.site_to_site(scrambled, A.RECIPES["R1"], 0.03)["ddti->chaouchi"]["auroc"]
-    assert after < before - 0.1
+    got = A.site_to_site(cache, A.RECIPES["R1"], 0.03)
+    assert set(got) == {"ddti->chaouchi", "chaouchi->ddti"}
+    for train, test in (("ddti", "chaouchi"), ("chaouchi", "ddti")):
+        tr = np.flatnonzero(cache.sites == train)
+        te = np.flatnonzero(cache.sites == test)
+        head = fit_head(*A.design(cache, tr, A.RECIPES["R1"]), 0.03)
+        z = A.score(head, cache, te, "auto", False, app_views=True)  # crop, mirror, jitters
+        assert got[f"{train}->{test}"] == auroc_with_ci(cache.labels[te], z, cache.groups[te])
+    assert got["ddti->chaouchi"].n == 30 and got["chaouchi->ddti"].n == 40
+    assert 0.7 < got["ddti->chaouchi"].auroc <= got["ddti->chaouchi"].ci95[1]
+
+
+def test_site_to_site_never_reads_the_scored_sites_labels_to_fit():
+    """Relabelling the scored collection changes its score's sign, not the head: a head that
+    had read them would follow the new labels."""
+    same = A.site_to_site(two_site_cache(flip_chaouchi=False), A.RECIPES["R1"], 0.03)
+    flipped = A.site_to_site(two_site_cache(flip_chaouchi=True), A.RECIPES["R1"], 0.03)
+    assert same["ddti->chaouchi"].auroc > 0.7
+    assert flipped["ddti->chaouchi"].auroc == pytest.approx(1 - same["ddti->chaouchi"].auroc)
+    assert (
+        flipped["chaouchi->ddti"].auroc < 0.3
+    )  # fitted on the flipped labels, ranks ddti backwards
 
 
 def test_stretch_maps_the_scan_area_percentiles_and_keeps_the_mask_black():
@@ -75,46 +81,77 @@ def test_stretch_maps_the_scan_area_percentiles_and_keeps_the_mask_black():
     assert np.percentile(inside, 1) == pytest.approx(0, abs=2)
     assert np.percentile(inside, 99) == pytest.approx(255, abs=2)
     # the order of grey levels is kept: a brighter pixel stays brighter
-    a, b = crop[:, 16:, 0].ravel(), inside.ravel()
-    order = np.argsort(a, kind="stable")
-    assert np.all(np.diff(b[order]) >= 0)
+    order = np.argsort(crop[:, 16:, 0].ravel(), kind="stable")
+    assert np.all(np.diff(inside.ravel()[order]) >= 0)
     # the same tissue at another gain gives the same crop
     brighter = crop.copy()
     brighter[:, 16:] = np.clip(crop[:, 16:].astype(int) * 2, 0, 255).astype(np.uint8)
     assert np.abs(stretch(brighter)[:, 16:] - out[:, 16:]).max() < 4
 
 
-def test_stretch_leaves_a_black_or_flat_crop_and_unknown_steps_refused():
+def test_stretch_leaves_a_black_or_flat_crop_and_unknown_steps_are_refused():
     black = np.zeros((32, 32, 3), np.uint8)
     assert not stretch(black).any()
     flat = np.full((32, 32, 3), 90, np.uint8)
     assert np.array_equal(stretch(flat), flat.astype(np.float32))
     crops = np.stack([black, flat])
-    assert normalise(crops, "none") is crops
-    assert normalise(crops, "stretch").shape == crops.shape
-    with pytest.raises(ValueError, match="unknown intensity step"):
-        normalise(crops, "equalise")
+    assert apply(crops, GreyLevels.NONE) is crops
+    assert apply(crops, "stretch").shape == crops.shape
+    with pytest.raises(ValueError, match="equalise"):
+        apply(crops, "equalise")
 
 
-def test_cache_records_the_intensity_step_only_when_it_is_used(tmp_path):
-    plain = two_site_cache(flip_chaouchi=False, n=4)
-    assert "intensity" not in plain.cut  # caches cut before the step existed still match
-    stretched = dataclasses.replace(plain, intensity="stretch")
-    assert stretched.cut["intensity"] == "stretch"
+def test_cache_records_the_grey_level_step_only_when_it_is_used(tmp_path):
+    plain = two_site_cache(flip_chaouchi=False, n_ddti=4, n_chaouchi=4)
+    assert "grey_levels" not in plain.cut  # caches cut before the step existed still match
+    assert plain.cut == A.FeatureCache.cut_of(plain.marks, plain.backbone, plain.resolution)
+    stretched = dataclasses.replace(plain, grey_levels="stretch")
+    assert stretched.cut["grey_levels"] == "stretch"
     stretched.save(tmp_path / "c.npz")
-    assert A.FeatureCache.load(tmp_path / "c.npz").intensity == "stretch"
+    assert A.FeatureCache.load(tmp_path / "c.npz").grey_levels == "stretch"
+    with np.load(tmp_path / "c.npz") as z:  # a cache written before the field existed
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "grey_levels"})
+    assert A.FeatureCache.load(tmp_path / "old.npz").grey_levels == "none"
     with pytest.raises(SystemExit, match="cut differently"):
         A.FeatureCache.concat([plain, stretched])
 
 
-def test_extractor_normalises_every_crop_it_is_given():
+def test_fit_refuses_a_cache_whose_grey_levels_were_changed(monkeypatch, tmp_path):
+    stretched = dataclasses.replace(two_site_cache(False, 4, 4), grey_levels="stretch")
+    card = {"data": {"split": {"test_files": []}}, "backbone": A.BACKBONE}
+    monkeypatch.setattr(fit_module, "shipped_card", lambda *_: card)
+    monkeypatch.setattr(fit_module, "development_samples", lambda *_: [])
+    monkeypatch.setattr(fit_module, "load_cache", lambda *_: stretched)
+    args = argparse.Namespace(export=tmp_path, data=tmp_path, out=tmp_path)
+    with pytest.raises(SystemExit, match="stretch"):
+        A.cmd_fit(args)
+
+
+def test_extractor_applies_the_step_to_every_crop_it_is_given():
     from training.linear_head import feature_graph
 
     model, _ = feature_graph("efficientnet_lite0", 64, weights=None)
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 140, (3, 64, 64, 3)).astype(np.uint8)
     plain = A.make_extractor(model)
-    stretched = A.make_extractor(model, intensity="stretch")
-    want = plain(normalise(crops, "stretch"), mirror=True)
+    stretched = A.make_extractor(model, grey_levels="stretch")
+    want = plain(apply(crops, "stretch"), mirror=True)
     assert np.allclose(stretched(crops, mirror=True), want, atol=1e-5)
     assert not np.array_equal(plain(crops), stretched(crops))
+
+
+def test_cache_building_passes_its_step_to_every_extractor(monkeypatch):
+    """build_cache and add_app_views (the app's jitter views) both cut with the step."""
+    seen = []
+
+    def spy(model, batch_size=32, grey_levels="none"):
+        seen.append(grey_levels)
+        raise RuntimeError("stop")  # nothing else is needed from the extractor
+
+    monkeypatch.setattr(cache_module, "make_extractor", spy)
+    with pytest.raises(RuntimeError, match="stop"):
+        A.build_cache([], None, None, grey_levels="stretch")
+    cache = dataclasses.replace(two_site_cache(False, 2, 2), grey_levels="stretch")
+    with pytest.raises(RuntimeError, match="stop"):
+        A.add_app_views(cache, [], None)
+    assert seen == ["stretch", "stretch"]

@@ -22,8 +22,8 @@ Usage (in this order; the test split is read only by ``test``)::
 
 The protocol's parts, by job: :mod:`.recipes` (what is compared), :mod:`.cache` (features of
 the app's crops), :mod:`.cv` (heads and grouped CV), :mod:`.fit` (the shipped head, its
-calibration and export), :mod:`.heldout` (the test split, once), :mod:`.cross_site` (one site's head on the other's
-images); ``__main__`` the commands.
+calibration and export), :mod:`.heldout` (the test split, once), :mod:`.cross_site` (one
+collection's head on the other's images); ``__main__`` the commands.
 """
 
 from training.app_path.cache import (

@@ -14,7 +14,7 @@ from training.app_path.fit import cmd_fit
 from training.app_path.heldout import cmd_test
 from training.app_path.recipes import BACKBONE, C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
 from training.data import DEFAULT_DATA
-from training.intensity import INTENSITY_STEPS
+from training.grey_levels import GreyLevels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         help="crop detail limit in pixels (roi.crop_square; the card's crop.resolution; 0: none)",
     )
     p.add_argument(
-        "--intensity",
-        choices=INTENSITY_STEPS,
-        default="none",
-        help="experimental grey-level normalisation of every crop (training.intensity; "
+        "--grey-levels",
+        choices=[g.value for g in GreyLevels],
+        default=GreyLevels.NONE.value,
+        help="experimental grey-level step for every crop (training.grey_levels; "
         "CV and cross-site only)",
     )
     p = sub.add_parser("cv", help="grouped CV of the recipes, scored on auto-ROI")

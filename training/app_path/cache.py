@@ -79,8 +79,8 @@ class FeatureCache:
         marks: the crop step every view was cut with (``core.pipeline.marks.MarksStep``).
         backbone: the ``training.backbones`` network the features come from.
         resolution: the crops' detail limit (``roi.crop_square``; 0: none).
-        intensity: ``none`` (the app's crops) or an experimental grey-level normalisation
-            applied to every crop before the backbone (``training.intensity``; CV and
+        grey_levels: ``none`` (the app's crops) or an experimental grey-level normalisation
+            applied to every crop before the backbone (``training.grey_levels``; CV and
             cross-site only, ``fit`` refuses it).
     """
 
@@ -97,23 +97,31 @@ class FeatureCache:
     marks: str = "keep"
     backbone: str = BACKBONE
     resolution: int = 0
-    intensity: str = "none"
+    grey_levels: str = "none"
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    @staticmethod
+    def cut_of(
+        marks: str, backbone: str, resolution: int, grey_levels: str = "none"
+    ) -> dict[str, str | int]:
+        """How crops are made, as :attr:`cut` says it: the grey-level step only when it is
+        not ``none`` (so caches and CV results written before it existed still match)."""
+        cut: dict[str, str | int] = {
+            "marks": str(marks),
+            "backbone": backbone,
+            "resolution": int(resolution),
+        }
+        if grey_levels != "none":
+            cut["grey_levels"] = str(grey_levels)
+        return cut
+
     @property
     def cut(self) -> dict[str, str | int]:
         """How its crops were made: the marks step, the backbone, the detail limit and (only
-        when not ``none``) the grey-level normalisation."""
-        cut: dict[str, str | int] = {
-            "marks": self.marks,
-            "backbone": self.backbone,
-            "resolution": self.resolution,
-        }
-        if self.intensity != "none":
-            cut["intensity"] = self.intensity
-        return cut
+        when not ``none``) the grey-level step."""
+        return self.cut_of(self.marks, self.backbone, self.resolution, self.grey_levels)
 
     def save(self, path: Path) -> None:
         """Writes one ``.npz`` (uncompressed: written once, read often)."""
@@ -132,7 +140,7 @@ class FeatureCache:
             "marks": np.asarray(self.marks),
             "backbone": np.asarray(self.backbone),
             "resolution": np.asarray(self.resolution),
-            "intensity": np.asarray(self.intensity),
+            "grey_levels": np.asarray(self.grey_levels),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -157,7 +165,7 @@ class FeatureCache:
                 marks=str(z["marks"]) if "marks" in z.files else "keep",
                 backbone=str(z["backbone"]) if "backbone" in z.files else BACKBONE,
                 resolution=int(z["resolution"]) if "resolution" in z.files else 0,
-                intensity=str(z["intensity"]) if "intensity" in z.files else "none",
+                grey_levels=str(z["grey_levels"]) if "grey_levels" in z.files else "none",
             )
 
     @classmethod
@@ -180,7 +188,7 @@ class FeatureCache:
             marks=parts[0].marks,
             backbone=parts[0].backbone,
             resolution=parts[0].resolution,
-            intensity=parts[0].intensity,
+            grey_levels=parts[0].grey_levels,
         )
 
     def jitter_columns(self) -> list[int]:
@@ -341,18 +349,18 @@ def augmented_crops(
 
 
 def make_extractor(
-    model, batch_size: int = EXTRACT_BATCH, intensity: str = "none"
+    model, batch_size: int = EXTRACT_BATCH, grey_levels: str = "none"
 ) -> Callable[..., np.ndarray]:
     """``f(crops, mirror) -> features`` with one compiled function (traced once per shape);
-    ``intensity``: the grey-level normalisation applied to the crops first."""
+    ``grey_levels``: the step (``training.grey_levels``) applied to the crops first."""
     import tensorflow as tf
 
-    from training.intensity import normalise
+    from training import grey_levels as grey
 
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def extract(crops: np.ndarray, mirror: bool = False) -> np.ndarray:
-        crops = normalise(crops, intensity)
+        crops = grey.apply(crops, grey_levels)
         out = []
         for i in range(0, len(crops), batch_size):
             x = tf.cast(crops[i : i + batch_size], tf.float32)
@@ -372,7 +380,7 @@ def build_cache(
     augment: bool = False,
     backbone: str = BACKBONE,
     resolution: int = 0,
-    intensity: str = "none",
+    grey_levels: str = "none",
 ) -> FeatureCache:
     """Runs detection and the frozen backbone over every image once.
 
@@ -389,9 +397,9 @@ def build_cache(
             of ``VIEWS``.
         backbone: the name ``feature_model`` was built from (recorded in the cache).
         resolution: the crops' detail limit (``roi.crop_square``; 0: none).
-        intensity: grey-level normalisation of every crop (``training.intensity``).
+        grey_levels: grey-level step of every crop (``training.grey_levels``).
     """
-    extract = make_extractor(feature_model, intensity=intensity)
+    extract = make_extractor(feature_model, grey_levels=grey_levels)
     n, dim = len(samples), int(feature_model.output_shape[-1])
     feats = {v: np.zeros((n, 2, dim), np.float32) for v in (AUGMENTED_VIEWS if augment else VIEWS)}
     boxes = {b: np.zeros((n, 4), np.int32) for b in ("fov", "auto", "expert")}
@@ -434,7 +442,7 @@ def build_cache(
         marks=marks,
         backbone=backbone,
         resolution=resolution,
-        intensity=intensity,
+        grey_levels=grey_levels,
     )
     views = AUGMENTED_APP if augment else APP_SCORED
     add_app_views(cache, samples, feature_model, size, marks=marks, views=views)
@@ -462,7 +470,7 @@ def add_app_views(
 
     box_of = {"auto": "auto", "expert": "expert", "scan": "fov", JPEG_PROBE: "auto"}
 
-    extract = make_extractor(feature_model, intensity=cache.intensity)
+    extract = make_extractor(feature_model, grey_levels=cache.grey_levels)
     n, dim = len(cache), int(feature_model.output_shape[-1])
     out = {v: np.zeros((n, len(JITTERS), dim), np.float32) for v in views}
     t0 = time.perf_counter()
@@ -588,9 +596,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            want = {"marks": args.marks, "backbone": args.backbone, "resolution": args.resolution}
-            if args.intensity != "none":
-                want["intensity"] = args.intensity
+            want = FeatureCache.cut_of(args.marks, args.backbone, args.resolution, args.grey_levels)
             if cache.cut != want:
                 raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
             wanted = AUGMENTED_APP if args.augment else APP_SCORED
@@ -609,7 +615,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
             augment=args.augment,
             backbone=args.backbone,
             resolution=args.resolution,
-            intensity=args.intensity,
+            grey_levels=args.grey_levels,
         )
         cache.save(path)
         log.info("%s: %d images in %.0f s -> %s", site, len(part), time.perf_counter() - t0, path)

@@ -1,6 +1,7 @@
 """Cross-site check through the app's path: a head trained on one collection's development
 images, scored on the other collection's development images as the app scores its own box
-(auto box, its mirror and the app's jitters); the ``cross-site`` command.
+(auto box, its mirror and the app's jitters; the scope check is not applied); the
+``cross-site`` command.
 
 Neither site's test split is touched. The two collections differ in scanner, layout and in
 what their labels are (ddti: the radiologist's TI-RADS category; chaouchi: benign/malignant
@@ -13,22 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 
 import numpy as np
 
+from thyroid_desktop.core.site.metrics import AurocWithCi, auroc_with_ci
 from training.app_path.cache import development_samples, load_cache, shipped_card
 from training.app_path.cv import design, recipes_of, score
 from training.app_path.recipes import RANK_SCORING, SCORING, SITES
 
-log = logging.getLogger(__name__)
 
-
-def site_to_site(cache, recipe, c: float) -> dict[str, dict]:
-    """``train -> test`` site pair: AUROC of the app's scoring with a 95 % CI by bootstrap
-    over the test site's cases (split groups), and how many images of each class."""
-    from thyroid_desktop.core.site.metrics import auroc, bootstrap_auroc_ci
+def site_to_site(cache, recipe, c: float) -> dict[str, AurocWithCi]:
+    """``"train->scored"`` collection pair -> the head's AUROC on the scored collection, as the
+    app scores its box (scope check not applied), with a 95 % CI by bootstrap over the scored
+    collection's cases. Only the training collection's labels fit the head."""
     from training.linear_head import fit_head
 
     view, app_views = SCORING[RANK_SCORING]
@@ -39,22 +38,15 @@ def site_to_site(cache, recipe, c: float) -> dict[str, dict]:
                 continue
             tr = np.flatnonzero(cache.sites == train)
             te = np.flatnonzero(cache.sites == test)
-            x, y, w = design(cache, tr, recipe)
-            head = fit_head(x, y, w, c)
+            head = fit_head(*design(cache, tr, recipe), c)
             z = score(head, cache, te, view, recipe.two_view, app_views)
-            yt = cache.labels[te]
-            lo, hi = bootstrap_auroc_ci(yt, z, cache.groups[te])
-            out[f"{train}->{test}"] = {
-                "auroc": float(auroc(yt, z)),
-                "ci95": [lo, hi],
-                "n": int(len(te)),
-                "n_positive": int(yt.sum()),
-            }
+            out[f"{train}->{test}"] = auroc_with_ci(cache.labels[te], z, cache.groups[te])
     return out
 
 
 def cmd_cross_site(args: argparse.Namespace) -> None:
-    """Every recipe the cache holds x the C grid, both directions; writes cross_site.json."""
+    """Every recipe the cache holds (two-view ones left out) x the C grid, both directions;
+    writes ``cross_site.json``."""
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.out, samples)
@@ -64,18 +56,23 @@ def cmd_cross_site(args: argparse.Namespace) -> None:
         if recipe.two_view:
             continue
         for c in args.c_grid:
-            rows[f"{recipe.name}@{c}"] = site_to_site(cache, recipe, c)
+            pairs = site_to_site(cache, recipe, c)
+            rows[f"{recipe.name}@{c}"] = {k: v.to_dict() for k, v in pairs.items()}
             cells = [
-                f"{k} {v['auroc']:.3f} ({v['ci95'][0]:.3f}-{v['ci95'][1]:.3f})"
-                for k, v in rows[f"{recipe.name}@{c}"].items()
+                f"{k} {v.auroc:.3f} ({_fmt(v.ci95[0])}-{_fmt(v.ci95[1])})" for k, v in pairs.items()
             ]
             print(f"{recipe.name}@{c:<6} " + "   ".join(cells), flush=True)
     result = {
         "protocol": "head fitted on all development images of one site, scored on all "
         f"development images of the other ({RANK_SCORING}: auto box, mirror and the app's "
-        "jitters); 95 % CI by bootstrap over the test site's cases; test splits untouched",
+        "jitters; scope check not applied); 95 % CI by bootstrap over the scored site's "
+        "cases; test splits untouched",
         "seconds": time.perf_counter() - t0,
         "cache": cache.cut,
         "variants": rows,
     }
     (args.out / "cross_site.json").write_text(json.dumps(result, indent=2))
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"

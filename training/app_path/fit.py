@@ -61,9 +61,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
     card = shipped_card(args.export)
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.out, samples)
-    if cache.intensity != "none":
+    if cache.grey_levels != "none":
         raise SystemExit(
-            f"the cache's crops were normalised ({cache.intensity}); the app does not do that"
+            f"the cache's crops had their grey levels changed ({cache.grey_levels}); "
+            "the app does not do that"
         )
     if cache.backbone != card.get("backbone"):
         # The novelty reference, scope model and TI-RADS heads read the classifier's
@@ -163,7 +164,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         save_plots(y[sel], oof_p[sel], args.out / "plots", f"development_oof {site} auto-roi")
     cross_site = {
         "scoring": f"{RANK_SCORING} (development images)",
-        **site_to_site(cache, RECIPES[name], c),
+        **{k: v.to_dict() for k, v in site_to_site(cache, RECIPES[name], c).items()},
     }
 
     x, yy, w = design(cache, np.arange(len(cache)), RECIPES[name])

@@ -97,6 +97,44 @@ def bootstrap_auroc_ci(
 
 
 @dataclass(frozen=True)
+class AurocWithCi:
+    """An AUROC, its 95 % interval by bootstrap over cases (None where undefined) and how
+    many images it is over."""
+
+    auroc: float
+    ci95: tuple[float | None, float | None]
+    n: int
+    n_positive: int
+
+    def to_dict(self, ndigits: int | None = None) -> dict[str, Any]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else (v if ndigits is None else round(v, ndigits))
+
+        return {
+            "auroc": r(self.auroc),
+            "ci95": [r(v) for v in self.ci95],
+            "n": self.n,
+            "n_positive": self.n_positive,
+        }
+
+
+def auroc_with_ci(
+    y: Sequence[int] | np.ndarray,
+    p: Sequence[float] | np.ndarray,
+    cases: Sequence[str] | np.ndarray,
+) -> AurocWithCi:
+    """:func:`auroc` with :func:`bootstrap_auroc_ci` over ``cases``."""
+    y = np.asarray(y, dtype=int)
+    lo, hi = bootstrap_auroc_ci(y, p, cases)
+    return AurocWithCi(
+        float(auroc(y, p)),
+        (None if math.isnan(lo) else lo, None if math.isnan(hi) else hi),
+        int(len(y)),
+        int(y.sum()),
+    )
+
+
+@dataclass(frozen=True)
 class ReliabilityBin:
     """One probability bin: how many images, their mean estimate, the malignant share."""
 

@@ -1,22 +1,33 @@
 """Experimental grey-level normalisation of classifier crops (CV and cross-site only; the app
 does not do it): does taking each scanner's gain and dynamic range out of the crop help a head
-trained on one site rank another?
+trained on one collection rank another? (Not the descriptor heads' grey-level *features*,
+``core.pipeline.tirads_ai.intensity_features``.)
 
 ``stretch``: each crop's grey levels are mapped linearly so that its 1st and 99th percentiles,
 over the pixels inside the scan area (non-zero: the field-of-view mask and the padding are 0),
 become 0 and 255. The nodule's contrast with the tissue around it is kept, the absolute level
-is not.
+is not. The resampled training views (``training.app_path`` ``SCALED_VIEWS``) are cut without
+the field-of-view mask, so burned-in text beside the scan area counts towards their
+percentiles.
 """
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 
-INTENSITY_STEPS = ("none", "stretch")
 #: The percentiles mapped to 0 and 255.
 LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.0
 #: Fewer non-zero pixels than this (an all-black crop): left as it is.
 MIN_PIXELS = 64
+
+
+class GreyLevels(enum.StrEnum):
+    """What is done to a crop's grey levels before the backbone (a cache's ``grey_levels``)."""
+
+    NONE = "none"
+    STRETCH = "stretch"
 
 
 def stretch(crop: np.ndarray) -> np.ndarray:
@@ -33,10 +44,13 @@ def stretch(crop: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def normalise(crops: np.ndarray, step: str) -> np.ndarray:
-    """``N x S x S x 3`` crops through ``step`` (``none``: unchanged)."""
-    if step == "none":
+def apply(crops: np.ndarray, step: GreyLevels | str) -> np.ndarray:
+    """``N x S x S x 3`` crops through ``step`` (``none``: unchanged).
+
+    Raises:
+        ValueError: ``step`` is not a :class:`GreyLevels`.
+    """
+    step = GreyLevels(step)
+    if step is GreyLevels.NONE:
         return crops
-    if step == "stretch":
-        return np.stack([stretch(c) for c in crops]) if len(crops) else crops
-    raise ValueError(f"unknown intensity step {step!r}; one of {INTENSITY_STEPS}")
+    return np.stack([stretch(c) for c in crops]) if len(crops) else crops
