@@ -4,8 +4,8 @@ with itself when the box moves by 1-3 px.
 Issue 25's guard for the int8 graph (``training.quantize``): AUROC within 0.005 of the float
 graph's and at most 2 % of calls flipped at the shipped threshold, on the same box. This
 script puts that beside what the float graph (the default) does on its own when each edge of
-the auto box moves by 0-3 px (at least one by 1-3 px; ``bench_what_it_looks_at.box_changes``,
-the same seeded changes): how many calls flip, how far the probability moves, and the AUROC of
+the auto box moves by 0-3 px (at least one by 1-3 px; drawn by
+``bench_what_it_looks_at.box_changes``, seeded, not the same draws as that check's): how many calls flip, how far the probability moves, and the AUROC of
 the moved boxes. Held-out test split (ddti 94, chaouchi 55), the app's default path
 (``AnalysisService``: the float graph's auto box, else the scan area; the same box and
 detection for both graphs).
