@@ -155,3 +155,17 @@ def test_cache_building_passes_its_step_to_every_extractor(monkeypatch):
     with pytest.raises(RuntimeError, match="stop"):
         A.add_app_views(cache, [], None)
     assert seen == ["stretch", "stretch"]
+
+
+def test_cv_can_train_each_fold_on_one_collection_and_still_score_every_held_out_image():
+    """With chaouchi's label running the other way, ddti-only heads rank chaouchi's held-out
+    images backwards and chaouchi-only heads ddti's; every held-out image is scored."""
+    cache = two_site_cache(flip_chaouchi=True)
+    splits = A.cv_splits(cache, n_folds=2, repeats=1)
+    variants = [(A.RECIPES["R1"], 0.03)]
+    only = A.run_cv(cache, variants, splits, train_sites=("ddti",))
+    other = A.run_cv(cache, variants, splits, train_sites=("chaouchi",))
+    key = ("R1", 0.03, "auto_roi_app")
+    assert not np.isnan(only.oof[key]).any() and not np.isnan(other.oof[key]).any()
+    assert all(f["chaouchi"] < 0.2 and f["ddti"] > 0.8 for f in only.folds[key])
+    assert all(f["ddti"] < 0.2 and f["chaouchi"] > 0.8 for f in other.folds[key])

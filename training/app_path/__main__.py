@@ -12,7 +12,7 @@ from training.app_path.cross_site import cmd_cross_site
 from training.app_path.cv import cmd_compare, cmd_cv
 from training.app_path.fit import cmd_fit
 from training.app_path.heldout import cmd_test
-from training.app_path.recipes import BACKBONE, C_GRID, N_FOLDS, N_REPEATS, OUT_DIR
+from training.app_path.recipes import BACKBONE, C_GRID, N_FOLDS, N_REPEATS, OUT_DIR, SITES
 from training.data import DEFAULT_DATA
 from training.grey_levels import GreyLevels
 
@@ -65,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=N_FOLDS)
     p.add_argument("--repeats", type=int, default=N_REPEATS)
     p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
+    p.add_argument(
+        "--train-sites",
+        nargs="+",
+        choices=SITES,
+        default=list(SITES),
+        help="train each fold on these collections only (every held-out image is scored; "
+        "writes cv_train_<sites>.json)",
+    )
     p = sub.add_parser("fit", help="choose, fit, calibrate and export")
     p.add_argument("--version", default="1.1.1", help="version written into the card")
     p.add_argument(
@@ -75,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cross-site", help="train on one site, score the other (development)")
     p.add_argument("--c-grid", type=float, nargs="+", default=list(C_GRID))
     p = sub.add_parser("compare", help="paired fold differences between two CV runs")
-    p.add_argument("pairs", nargs="+", help="FOLDER:RECIPE, the first is the baseline")
+    p.add_argument(
+        "pairs", nargs="+", help="FOLDER:RECIPE or CV_FILE.json:RECIPE, the first is the baseline"
+    )
     args = parser.parse_args(argv)
     if args.command == "cv" and len(args.c_grid) > len(C_GRID):
         parser.error(f"at most {len(C_GRID)} C values")

@@ -179,10 +179,12 @@ def run_cv(
     cache: FeatureCache,
     variants: Sequence[tuple[Recipe, float]],
     splits: Sequence[tuple[int, np.ndarray, np.ndarray]],
+    train_sites: Sequence[str] = SITES,
 ) -> CvResult:
     """Fits every (recipe, C) on each training part and scores the held-out images on the
     auto-ROI, expert-box and scan-area crops, each as crop + mirror and as the app scores it
-    (two-view recipes: auto-ROI crop + mirror only)."""
+    (two-view recipes: auto-ROI crop + mirror only). ``train_sites``: only these collections'
+    images of each training part are trained on (every held-out image is still scored)."""
     from training.linear_head import fit_head
 
     repeats = 1 + max(rep for rep, _, _ in splits)
@@ -190,6 +192,7 @@ def run_cv(
     oof: dict = {}
     for k, (rep, tr, va) in enumerate(splits):
         t0 = time.perf_counter()
+        tr = tr[np.isin(cache.sites[tr], list(train_sites))]
         for recipe, c in variants:
             x, y, w = design(cache, tr, recipe)
             head = fit_head(x, y, w, c)
@@ -305,7 +308,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
     if "auto" + CONTEXT in cache.features:
         variants += [(r, C_SHIPPED) for r in TWO_VIEW.values()]
     t0 = time.perf_counter()
-    cv = run_cv(cache, variants, splits)
+    cv = run_cv(cache, variants, splits, args.train_sites)
     result = {
         "protocol": f"{args.repeats} x {args.folds}-fold CV grouped by case (ddti) / runs of "
         f"neighbouring ids (chaouchi), stratified by site and label, seeds {CV_SEED}.."
@@ -315,10 +318,12 @@ def cmd_cv(args: argparse.Namespace) -> None:
         "jpeg_probe_quality": JPEG_PROBE_QUALITY,
         "auto_roi_found_share": {s: float(cache.found[cache.sites == s].mean()) for s in SITES},
         "cache": cache.cut,
+        "train_sites": list(args.train_sites),
         "fold_aurocs": cv.fold_json(),
     }
-    (args.out / "cv.json").write_text(json.dumps(result, indent=2))
-    np.savez(args.out / "oof.npz", **{"|".join(map(str, k)): v for k, v in cv.oof.items()})
+    tag = "" if set(args.train_sites) == set(SITES) else "_train_" + "+".join(args.train_sites)
+    (args.out / f"cv{tag}.json").write_text(json.dumps(result, indent=2))
+    np.savez(args.out / f"oof{tag}.npz", **{"|".join(map(str, k)): v for k, v in cv.oof.items()})
     print_table(result["variants"])
 
 
@@ -365,11 +370,13 @@ def paired_differences(
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    """Paired fold differences between recipes of two CV runs (``--out`` folders)."""
+    """Paired fold differences between recipes of two CV runs (``--out`` folders, whose
+    ``cv.json`` is read, or a CV file such as ``cv_train_ddti.json``)."""
     runs = {}
     for spec in args.pairs:
-        folder, recipe = spec.rsplit(":", 1)
-        rows = json.loads((Path(folder) / "cv.json").read_text())["fold_aurocs"]
+        where, recipe = spec.rsplit(":", 1)
+        path = Path(where) if where.endswith(".json") else Path(where) / "cv.json"
+        rows = json.loads(path.read_text())["fold_aurocs"]
         runs[spec] = (CvResult.from_json(rows), recipe)
     base_spec, *others = args.pairs
     base, base_recipe = runs[base_spec]
