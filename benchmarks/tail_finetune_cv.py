@@ -50,11 +50,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKBONE = "efficientnet_lite2"
 
 
-def stage5_maps(samples, cache, work: Path) -> np.ndarray:
+def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndarray:
     """Stage-5 output (float16) of every image's 5 boxes and their mirrors, N x 10 x 17 x 17 x
     C: read from ``work`` when there, else cut (``bench_feature_noise.crops_of``), computed
     and stored."""
-    store = work / "stage5.npy"
+    store = work / ("stage5.npy" if backbone == BACKBONE else f"stage5_{backbone}.npy")
     if store.exists():
         maps = np.load(store, mmap_mode="r")
         if len(maps) != len(samples):
@@ -69,7 +69,7 @@ def stage5_maps(samples, cache, work: Path) -> np.ndarray:
     t0 = time.perf_counter()
     crops = crops_of(samples, cache)
     print(f"{len(samples)} images x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
-    model, first = feature_graph(BACKBONE, crops.shape[-2])
+    model, first = feature_graph(backbone, crops.shape[-2])
     head = keras.Model(model.input, model.get_layer(first).output)
     call = tf.function(lambda x: head(x, training=False), jit_compile=False)
     n = len(crops)
@@ -87,15 +87,15 @@ def stage5_maps(samples, cache, work: Path) -> np.ndarray:
     return maps
 
 
-def tail_model():
-    """Stage-5 map -> pooled (stage 5, stage 6, top) features, ImageNet weights (the shipped
-    feature graph from its first tapped stage on)."""
+def tail_model(backbone: str = BACKBONE):
+    """Stage-5 map -> pooled (stage 5, stage 6, top) features, ImageNet weights (the
+    ``backbone``'s feature graph from its first tapped stage on)."""
     import keras
 
     from training.app_path.recipes import INPUT_SIZE
     from training.linear_head import feature_graph
 
-    model, first = feature_graph(BACKBONE, INPUT_SIZE)
+    model, first = feature_graph(backbone, INPUT_SIZE)
     return keras.Model(model.get_layer(first).output, model.output)
 
 
@@ -107,7 +107,7 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
     from training.app_path.recipes import C_SHIPPED
     from training.linear_head import fit_head
 
-    tail = tail_model()
+    tail = tail_model(args.backbone)
     start = [v.numpy().copy() for v in tail.trainable_variables]
 
     def feats(idx, views):
@@ -247,6 +247,11 @@ def main() -> int:
     parser.add_argument("--consistency", type=float, default=10.0)
     parser.add_argument("--anchor", type=float, default=1e-4)
     parser.add_argument("--folds", type=int, default=5, help="folds of the first repeat run")
+    parser.add_argument(
+        "--backbone",
+        default=BACKBONE,
+        help="training.backbones network (efficientnet_lite2_aa: anti-aliased, same weights)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--rescore", type=Path, default=None, help="score saved out-of-fold logits (no training)"
@@ -261,11 +266,13 @@ def main() -> int:
     y = cache.labels.astype(np.float32)
     folds = cv_splits(cache, repeats=1)[: args.folds]
     tag = f"c{args.consistency:g}_lr{args.lr:g}_a{args.anchor:g}_e{args.epochs}_f{args.folds}"
+    if args.backbone != BACKBONE:
+        tag += f"_{args.backbone}"
     store = args.work / f"oof_{tag}.npy"
     if args.rescore:
         oof = np.load(args.rescore)
     else:
-        maps = stage5_maps(samples, cache, args.work)
+        maps = stage5_maps(samples, cache, args.work, args.backbone)
         oof = np.full((args.epochs + 1, len(y), maps.shape[1]), np.nan, np.float32)
         for _rep, tr, va in folds:
             t0 = time.perf_counter()
