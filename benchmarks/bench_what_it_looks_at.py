@@ -134,6 +134,17 @@ def box_changes(roi, n: int, rng, width: int, height: int) -> list:
     return out
 
 
+def forced_finding(service, image, roi, det):
+    """The default path's finding for ``roi`` (None, nothing found: the scan area, as the card's
+    test split is scored), analysed even where the scope check refuses (``force``), so that
+    every check compares estimates of the same images."""
+    from thyroid_desktop.core.pipeline.roi import BoxSource
+
+    if roi is None:
+        return service.analyse_box(image, None, BoxSource.FULL, None, force=True).finding
+    return service.analyse(image, roi, None, detection=det, force=True).finding
+
+
 def with_marks_step(classifier, step: str | None):
     """The same classifier, its card's crop step set to ``step`` (``core.pipeline.marks``;
     None: as the card says)."""
@@ -223,14 +234,9 @@ def score_images(args) -> dict:
     refused = {"n": 0}
 
     def estimate(service, image, roi, det):
-        # ``force``: a frame the scope check refuses is analysed anyway (and counted), so
-        # that every check compares estimates of the same images.
-        if roi is None:  # nothing found: the scan area, as the card's test split is scored
-            result = service.analyse_box(image, None, BoxSource.FULL, None, force=True)
-        else:
-            result = service.analyse(image, roi, None, detection=det, force=True)
-        refused["n"] += bool(result.finding.overridden_reason)
-        p = result.finding.probability
+        finding = forced_finding(service, image, roi, det)
+        refused["n"] += bool(finding.overridden_reason)  # refused by scope, analysed anyway
+        p = finding.probability
         if p is None:  # refused outright (not overridable): left out of the figures, counted
             refused["none"] = refused.get("none", 0) + 1
             return float("nan")
