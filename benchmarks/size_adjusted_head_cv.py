@@ -1,0 +1,231 @@
+"""The box-size shortcut taken out of the head: the box's size as a training covariate that
+the app never gets, on the development folds.
+
+The classifier's crop is the box's window resized to 260 px, so the crop's sharpness tells
+the model how many pixels the box spans, and in these data a small box is more often
+malignant (ddti: box area alone gives AUROC 0.67). On another scanner the same nodule spans
+another number of pixels, so whatever the estimate learns from it will not carry. A standard
+way to take a known confounder out of a linear model: fit the head with the confounder as one
+more column (here the log of the auto box's longer side, and of the side the resampled
+training views were cut at), so that the image features need not carry it, then score
+without it (a constant: the AUROC does not depend on which). ``--weights`` scales the
+covariate's standardised column, i.e. how much less the L2 penalty holds it back (1: like
+any feature).
+
+Per head, on the same 3 x 5 grouped development folds and scoring as ``training.app_path
+cv`` (recipe R4, C = 0.03 as shipped; the test split is not read):
+
+- CV AUROC per site as the app scores its box, and the paired difference from the shipped
+  head (mean ± standard error over the 15 folds, folds below);
+- Spearman of the out-of-fold logit (mean over the repeats) with the auto box's area within
+  each class of each site (near 0: the estimate no longer follows the box's size beyond
+  what the label explains);
+- the other collection through the app's path (``training.app_path.cross_site``: fitted
+  on all development images of one site, scored on the other's, 95 % CI over its cases);
+- the held-out images' resampled views (the frame resampled by 0.7-0.9 and 1.1-1.3, a
+  jittered box; crop + mirror): AUROC change from the unresampled jitters, and the mean
+  logit shift.
+
+Reads an augmented cache (``training.app_path cache --augment``). About 4 minutes here.
+
+Usage: python benchmarks/size_adjusted_head_cv.py [--out runs/app_path_v2]
+       [--weights 1 3 10] [--json runs/size_adjusted_head_cv.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: The two resampled views of an augmented cache and the middle of each band they were cut
+#: from (``training.app_path.recipes.SCALE_BANDS``).
+RESAMPLED = ("auto_sc0", "auto_sc1")
+
+
+def box_covariate(cache, idx: np.ndarray, recipe) -> np.ndarray:
+    """Per row of ``training.app_path.cv.design(cache, idx, recipe)``: the log of the side, in
+    pixels, of the box its view was cut at (the auto box; the resampled views at the middle of
+    their band)."""
+    from training.app_path.recipes import SCALE_BANDS
+
+    factor = dict(zip(RESAMPLED, (np.mean(b) for b in SCALE_BANDS), strict=True))
+    side = np.log(cache.boxes["auto"][:, 2:].max(axis=1).astype(float))
+    out = []
+    for has_mask in (True, False):  # the order design() builds its rows in
+        sel = idx[cache.has_mask[idx] == has_mask]
+        if not len(sel):
+            continue
+        for view in recipe.views_for(has_mask):
+            out += [side[sel] + np.log(factor.get(view, 1.0))] * 2  # the view and its mirror
+    return np.concatenate(out)[:, None]
+
+
+def fit_adjusted(x, covariate, y, w, c: float, weight: float):
+    """A ``LinearHead`` on ``x`` fitted with ``covariate`` as extra standardised columns
+    scaled by ``weight``; the covariate's coefficients are dropped (a constant at scoring,
+    absorbed by the Platt map), and returned beside the head."""
+    from sklearn.linear_model import LogisticRegression
+
+    from training.linear_head import LinearHead
+
+    full = np.concatenate([x, covariate], axis=1)
+    mean, var = full.mean(axis=0), full.var(axis=0) + 1e-6
+    z = (full - mean) / np.sqrt(var)
+    z[:, x.shape[1] :] *= weight
+    lr = LogisticRegression(C=c, max_iter=5000).fit(z, y, sample_weight=w)
+    d = x.shape[1]
+    head = LinearHead(mean[:d], var[:d], lr.coef_[0][:d], float(lr.intercept_[0]))
+    return head, lr.coef_[0][d:] * weight
+
+
+def main() -> int:
+    from scipy.stats import spearmanr
+
+    import training.app_path as A
+    from thyroid_desktop.core.site.metrics import auroc_with_ci
+    from training.app_path.cv import design, head_logits, score, site_aurocs
+    from training.data import DEFAULT_DATA
+    from training.linear_head import fit_head
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=Path("runs/app_path_v2"), help="the cache")
+    parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 3.0, 10.0])
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    card = A.shipped_card()
+    samples = A.development_samples(args.data, set(card["data"]["split"]["test_files"]))
+    cache = A.load_cache(args.out, samples)
+    missing = [v for v in A.R4_VIEWS if v not in cache.features]
+    if missing or A.RANK_SCORING not in A.scorings_of(cache):
+        raise SystemExit(f"{args.out} is not an augmented cache: rerun `cache --augment`")
+    recipe, c = A.RECIPES["R4"], A.C_SHIPPED
+    view, app_views = A.SCORING[A.RANK_SCORING]
+    heads = {"shipped head (R4)": None} | {
+        f"box size as covariate, weight {k:g}": k for k in args.weights
+    }
+
+    def fit(idx, weight):
+        x, y, w = design(cache, idx, recipe)
+        if weight is None:
+            return fit_head(x, y, w, c), None
+        return fit_adjusted(x, box_covariate(cache, idx, recipe), y, w, c, weight)
+
+    def crops(head, idx, views):
+        return np.mean(
+            [head_logits(head, cache.features[v][idx, m]) for v in views for m in (0, 1)], 0
+        )
+
+    jitters = [v for v in A.AUTO_VIEWS if v != "auto"]
+    splits = A.cv_splits(cache)
+    folds = {h: [] for h in heads}
+    oof = {h: np.full((1 + max(r for r, _, _ in splits), len(cache)), np.nan) for h in heads}
+    scale = {h: [] for h in heads}
+    for rep, tr, va in splits:
+        for name, weight in heads.items():
+            head, _ = fit(tr, weight)
+            z = score(head, cache, va, view, recipe.two_view, app_views)
+            folds[name].append(site_aurocs(cache, va, z))
+            oof[name][rep, va] = z
+            zj = crops(head, va, jitters)
+            scale[name].append(
+                {
+                    "jitters": site_aurocs(cache, va, zj),
+                    **{v: site_aurocs(cache, va, crops(head, va, [v])) for v in RESAMPLED},
+                    "shift": {v: crops(head, va, [v]) - zj for v in RESAMPLED},
+                    "sites": cache.sites[va],
+                }
+            )
+
+    area = cache.boxes["auto"][:, 2].astype(float) * cache.boxes["auto"][:, 3]
+    base = next(iter(heads))
+    result: dict = {}
+    for name, weight in heads.items():
+        row: dict = {"cv_auroc": {}, "paired_vs_shipped": {}, "spearman_box_area": {}}
+        z = np.nanmean(oof[name], axis=0)
+        for s in A.SITES:
+            vals = np.array([f[s] for f in folds[name]])
+            row["cv_auroc"][s] = float(vals.mean())
+            if name != base:
+                d = vals - np.array([f[s] for f in folds[base]])
+                row["paired_vs_shipped"][s] = {
+                    "mean": float(d.mean()),
+                    "se": float(d.std(ddof=1) / np.sqrt(len(d))),
+                    "folds_below": int((d < 0).sum()),
+                    "folds": len(d),
+                }
+            for k, cls in ((0, "benign"), (1, "malignant")):
+                sel = (cache.sites == s) & (cache.labels == k)
+                row["spearman_box_area"][f"{s} {cls}"] = float(spearmanr(area[sel], z[sel])[0])
+            j = np.array([f["jitters"][s] for f in scale[name]])
+            row.setdefault("resampled", {})[s] = {
+                v: {
+                    "auroc_change": float(np.mean([f[v][s] for f in scale[name]]) - j.mean()),
+                    "mean_logit_shift": float(
+                        np.mean(
+                            np.concatenate([f["shift"][v][f["sites"] == s] for f in scale[name]])
+                        )
+                    ),
+                }
+                for v in RESAMPLED
+            }
+        row["cross_site"] = {}
+        for train in A.SITES:
+            for test in A.SITES:
+                if train != test:
+                    tr, te = (np.flatnonzero(cache.sites == s) for s in (train, test))
+                    head, _ = fit(tr, weight)
+                    zt = score(head, cache, te, view, recipe.two_view, app_views)
+                    ci = auroc_with_ci(cache.labels[te], zt, cache.groups[te])
+                    row["cross_site"][f"{train}->{test}"] = ci.to_dict()
+        result[name] = row
+        print_row(name, row)
+    if args.json:
+        args.json.write_text(json.dumps({"cache": cache.cut, "c": c, "heads": result}, indent=2))
+    return 0
+
+
+def print_row(name: str, row: dict) -> None:
+    print(f"\n{name}")
+    for s, auc in row["cv_auroc"].items():
+        d = row["paired_vs_shipped"].get(s)
+        paired = (
+            f"  paired {d['mean']:+.3f} ± {d['se']:.3f} ({d['folds_below']}/{d['folds']} below)"
+            if d
+            else ""
+        )
+        print(f"  CV AUROC {s} {auc:.3f}{paired}")
+    print(
+        "  Spearman(logit, box area) within class: "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in row["spearman_box_area"].items())
+    )
+    print(
+        "  cross-site: "
+        + ", ".join(
+            f"{k} {_f(v['auroc'])} ({_f(v['ci95'][0])}-{_f(v['ci95'][1])})"
+            for k, v in row["cross_site"].items()
+        )
+    )
+    for s, views in row["resampled"].items():
+        print(
+            f"  resampled {s}: "
+            + ", ".join(
+                f"{v} AUROC {r['auroc_change']:+.3f}, logit {r['mean_logit_shift']:+.2f}"
+                for v, r in views.items()
+            )
+        )
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
