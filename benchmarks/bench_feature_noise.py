@@ -100,6 +100,7 @@ def head_fit(x, y, w, kind: str, strength, changes: np.ndarray, columns: dict[st
     stages left out; ``columns`` names each stage's feature columns)."""
     from sklearn.linear_model import LogisticRegression
 
+    from training.app_path.invariant import nuisance_penalty
     from training.app_path.recipes import C_SHIPPED
     from training.linear_head import LinearHead, fit_head
 
@@ -116,11 +117,7 @@ def head_fit(x, y, w, kind: str, strength, changes: np.ndarray, columns: dict[st
     mean, var = x.mean(0), x.var(0) + 1e-6
     xs = (x - mean) / np.sqrt(var)
     if kind == "nuisance":
-        d = changes.reshape(-1, x.shape[1]) / np.sqrt(var)
-        s = d.T @ d / len(d)
-        s /= np.trace(s) / len(s)
-        ev, u = np.linalg.eigh(np.eye(len(s)) + strength * s)
-        m = u @ np.diag(ev**-0.5) @ u.T
+        m = nuisance_penalty(changes.reshape(-1, x.shape[1]), var, strength)
     else:
         _, _, vt = np.linalg.svd(xs[::3] - xs[::3].mean(0), full_matrices=False)
         m = vt[: int(strength)].T

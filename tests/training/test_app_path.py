@@ -251,7 +251,7 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     assert built.marks == "inpaint"
     built.save(tmp_path / "c.npz")
     assert A.FeatureCache.load(tmp_path / "c.npz").marks == "inpaint"
-    assert [r.name for r in A.recipes_of(built)] == ["R1", "R4", "R5"]
+    assert [r.name for r in A.recipes_of(built)] == ["R1", "R4", "R5", "R6"]
     assert A.scorings_of(built) == ("auto_roi", "auto_roi_app", A.JPEG_SCORING)
     x1, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R1"])
     x4, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R4"])
@@ -259,6 +259,15 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     assert len(x4) == len(x1) * len(A.R4_VIEWS) // len(A.AUTO_VIEWS)
     assert len(x5) == len(x1) * (len(A.R4_VIEWS) + len(A.JPEG_VIEWS)) // len(A.AUTO_VIEWS)
     assert A.JPEG_PROBE not in A.RECIPES["R5"].views  # measured on, never trained on
+    # R6: R4's rows; its penalty pairs each marked / resampled view with the box it was cut as
+    x6, _, _ = A.design(built, np.arange(len(built)), A.RECIPES["R6"])
+    assert np.array_equal(x6, x4)
+    d = A.nuisance_differences(built, np.arange(len(built)), A.RECIPES["R6"])
+    assert d.shape == (2 * len(A.NUISANCE_PAIRS) * len(built), x4.shape[1])
+    for view, plain in A.NUISANCE_PAIRS:
+        assert gap(crops[view], crops[plain]) < min(
+            gap(crops[view], crops[v]) for v in A.AUTO_VIEWS if v != plain
+        )
     splits = A.cv_splits(built, n_folds=2, repeats=1)
     cv = A.run_cv(built, [(r, 0.03) for r in A.recipes_of(built)], splits)
     assert ("R4", 0.03, "auto_roi_app") in cv.folds and ("R4", 0.03, "scan_area") not in cv.folds
@@ -271,6 +280,7 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
     )
     assert diff["mean"] == pytest.approx(r4 - r1) and diff["folds"] == 2
     assert ("R5", 0.03, A.JPEG_SCORING) in cv.oof
+    assert ("R6", 0.03, "auto_roi_app") in cv.folds
     table = A.cv_to_json(cv, [(A.RECIPES["R5"], 0.03)], built)
     assert set(table["R5@0.03"]["jpeg_shift"]) == {"ddti", "chaouchi"}
 
@@ -369,3 +379,67 @@ def test_fit_refuses_a_cv_of_a_cache_recut_since():
         A.check_cv_of({"cache": {"marks": "keep", "backbone": A.BACKBONE}}, cache)
     with pytest.raises(SystemExit, match="rerun `cv`"):
         A.check_cv_of({"cache": {**cache.cut, "resolution": 192}}, cache)
+
+
+def test_invariant_head_stops_following_the_nuisance_and_keeps_the_signal():
+    """``fit_invariant_head``: strength 0 is the plain L2 head; with the penalty the head
+    follows a nuisance direction (one the training labels happen to follow too) far less,
+    and still ranks by the feature that carries the label."""
+    from training.linear_head import fit_head
+
+    rng = np.random.default_rng(0)
+    n, dim = 400, 6
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, dim))
+    x[:, 0] += 1.5 * y  # the signal
+    x[:, 1] += 0.8 * y  # a nuisance that tracks the label in these data
+    w = np.ones(n)
+    nuisance = np.zeros((50, dim))
+    nuisance[:, 1] = rng.normal(1.0, 0.2, 50)  # what the nuisance changes: feature 1
+    plain = fit_head(x, y, w, 0.1)
+    same = A.fit_invariant_head(x, y, w, 0.1, nuisance, 0.0)
+    assert np.allclose(same.coef, plain.coef, atol=1e-4)
+    invariant = A.fit_invariant_head(x, y, w, 0.1, nuisance, 100.0)
+
+    def response(head):  # logit change per unit of the nuisance, against the signal's
+        return abs(head.coef[1] / np.sqrt(head.var[1])) / abs(head.coef[0] / np.sqrt(head.var[0]))
+
+    assert response(invariant) < 0.2 * response(plain)
+    assert invariant.coef[0] > 0
+    assert A.nuisance_penalty(nuisance, x.var(axis=0), 0.0) == pytest.approx(np.eye(dim))
+
+
+def test_a_recipe_with_invariance_is_fitted_with_its_penalty():
+    """``fit_recipe_head`` (what cv, cross-site and fit call): a recipe's penalty changes the
+    head and makes it follow its view pairs' differences less; without one it is
+    ``fit_head`` on ``design``'s rows."""
+    from dataclasses import replace
+
+    from training.linear_head import fit_head
+
+    rng = np.random.default_rng(1)
+    n, dim = 80, 5
+    labels = np.arange(n) % 2
+    base = rng.normal(size=(n, 1, dim)) + labels[:, None, None] * np.array([1.0, 0.6, 0, 0, 0])
+    views = {v: base + 0.1 * rng.normal(size=(n, 2, dim)) for v in A.AUTO_VIEWS}
+    views["auto_j0"][..., 1] += 1.0  # what this "nuisance" view changes: feature 1
+    cache = A.FeatureCache(
+        keys=np.array([f"k{i}" for i in range(n)]),
+        sites=np.array(["ddti", "chaouchi"])[np.arange(n) // 2 % 2],
+        labels=labels,
+        groups=np.array([f"g{i}" for i in range(n)]),
+        found=np.ones(n, bool),
+        has_mask=np.zeros(n, bool),
+        features=views,
+    )
+    idx = np.arange(n)
+    r1 = A.RECIPES["R1"]
+    plain = A.fit_recipe_head(cache, idx, r1, 0.03)
+    assert np.allclose(plain.coef, fit_head(*A.design(cache, idx, r1), 0.03).coef)
+    penalised = A.fit_recipe_head(
+        cache, idx, replace(r1, invariant_to=(("auto_j0", "auto"),), invariance=10.0), 0.03
+    )
+    d = A.nuisance_differences(cache, idx, replace(r1, invariant_to=(("auto_j0", "auto"),)))
+    assert d.shape == (2 * n, dim)
+    assert np.abs(d @ penalised.coef).mean() < 0.5 * np.abs(d @ plain.coef).mean()
+    assert penalised.coef[0] > 0

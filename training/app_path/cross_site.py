@@ -20,7 +20,7 @@ import numpy as np
 
 from thyroid_desktop.core.site.metrics import AurocWithCi, auroc_with_ci
 from training.app_path.cache import development_samples, load_cache, shipped_card
-from training.app_path.cv import design, recipes_of, score
+from training.app_path.cv import fit_recipe_head, recipes_of, score
 from training.app_path.recipes import RANK_SCORING, SCORING, SITES
 
 
@@ -28,8 +28,6 @@ def site_to_site(cache, recipe, c: float) -> dict[str, AurocWithCi]:
     """``"train->scored"`` collection pair -> the head's AUROC on the scored collection, as the
     app scores its box (scope check not applied), with a 95 % CI by bootstrap over the scored
     collection's cases. Only the training collection's labels fit the head."""
-    from training.linear_head import fit_head
-
     view, app_views = SCORING[RANK_SCORING]
     out = {}
     for train in SITES:
@@ -38,7 +36,7 @@ def site_to_site(cache, recipe, c: float) -> dict[str, AurocWithCi]:
                 continue
             tr = np.flatnonzero(cache.sites == train)
             te = np.flatnonzero(cache.sites == test)
-            head = fit_head(*design(cache, tr, recipe), c)
+            head = fit_recipe_head(cache, tr, recipe, c)
             z = score(head, cache, te, view, recipe.two_view, app_views)
             out[f"{train}->{test}"] = auroc_with_ci(cache.labels[te], z, cache.groups[te])
     return out

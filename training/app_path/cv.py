@@ -57,6 +57,31 @@ def design(
     return np.concatenate(xs), y, balanced_weights(y, s)
 
 
+def nuisance_differences(cache: FeatureCache, idx: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """The feature differences of ``recipe.invariant_to``'s view pairs for the images
+    ``idx``, each pair and its mirror image."""
+    return np.concatenate(
+        [
+            cache.features[view][idx, m] - cache.features[plain][idx, m]
+            for view, plain in recipe.invariant_to
+            for m in (0, 1)
+        ]
+    )
+
+
+def fit_recipe_head(cache: FeatureCache, idx: np.ndarray, recipe: Recipe, c: float):
+    """The head of ``recipe`` fitted on the images ``idx`` (``design``'s rows; with the
+    penalty on ``recipe.invariant_to``'s differences where it asks for one)."""
+    from training.app_path.invariant import fit_invariant_head
+    from training.linear_head import fit_head
+
+    x, y, w = design(cache, idx, recipe)
+    if not recipe.invariance:
+        return fit_head(x, y, w, c)
+    differences = nuisance_differences(cache, idx, recipe)
+    return fit_invariant_head(x, y, w, c, differences, recipe.invariance)
+
+
 def view_features(
     cache: FeatureCache, idx: np.ndarray, view: str, two_view: bool, mirror: int
 ) -> np.ndarray:
@@ -185,8 +210,6 @@ def run_cv(
     auto-ROI, expert-box and scan-area crops, each as crop + mirror and as the app scores it
     (two-view recipes: auto-ROI crop + mirror only). ``train_sites``: only these collections'
     images of each training part are trained on (every held-out image is still scored)."""
-    from training.linear_head import fit_head
-
     repeats = 1 + max(rep for rep, _, _ in splits)
     folds: dict = {}
     oof: dict = {}
@@ -194,8 +217,7 @@ def run_cv(
         t0 = time.perf_counter()
         tr = tr[np.isin(cache.sites[tr], list(train_sites))]
         for recipe, c in variants:
-            x, y, w = design(cache, tr, recipe)
-            head = fit_head(x, y, w, c)
+            head = fit_recipe_head(cache, tr, recipe, c)
             scorings = ("auto_roi",) if recipe.two_view else scorings_of(cache)
             for scoring in scorings:
                 key = (recipe.name, c, scoring)

@@ -18,7 +18,7 @@ from training.app_path.cv import (
     CvResult,
     beats_current,
     choose,
-    design,
+    fit_recipe_head,
     reference_recipe,
     score,
 )
@@ -55,7 +55,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     """Chooses the recipe, fits it on all development images, calibrates and exports."""
     from training.evaluate import evaluate, fit_platt, save_plots, threshold_for_sensitivity
     from training.experiment import TARGET_SENSITIVITY
-    from training.linear_head import classifier_graph, feature_graph, fit_head
+    from training.linear_head import classifier_graph, feature_graph
     from training.train import sigmoid
 
     card = shipped_card(args.export)
@@ -167,8 +167,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         **{k: v.to_dict() for k, v in site_to_site(cache, RECIPES[name], c).items()},
     }
 
-    x, yy, w = design(cache, np.arange(len(cache)), RECIPES[name])
-    head = fit_head(x, yy, w, c)
+    head = fit_recipe_head(cache, np.arange(len(cache)), RECIPES[name], c)
     features, cam_layer = feature_graph(cache.backbone, INPUT_SIZE)
     model = classifier_graph(features, head)
     metrics = dict(card["metrics"])

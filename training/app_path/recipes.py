@@ -62,6 +62,16 @@ JPEG_PROBE = "auto_q50"
 JPEG_PROBE_QUALITY = 50
 #: R4's views: the auto box and its jitters, pasted marks, resampled.
 R4_VIEWS = AUTO_VIEWS + MARKED_VIEWS + SCALED_VIEWS
+#: Each pasted-marks and resampled view with the view it was cut like (``cache.augmented_crops``):
+#: the same box without the marks, or cut from the frame not resampled.
+NUISANCE_PAIRS = (
+    ("auto_mk0", "auto"),
+    ("auto_mk1", "auto_j0"),
+    ("auto_sc0", "auto_j1"),
+    ("auto_sc1", "auto_j2"),
+)
+#: R6's penalty on them (the strength the box-change penalty of bench_feature_noise used).
+INVARIANCE = 10.0
 #: What an augmented cache holds (it skips the expert, scan-area and context views), and the
 #: boxes it holds the app's jitter views of.
 AUGMENTED_VIEWS = R4_VIEWS + JPEG_VIEWS + (JPEG_PROBE,)
@@ -104,6 +114,10 @@ class Recipe:
     mask_views: tuple[str, ...] = ()
     no_mask_views: tuple[str, ...] = ()
     two_view: bool = False
+    #: (view, the same box without the nuisance) pairs whose feature differences the head is
+    #: penalised for following, and how much (``training.app_path.invariant``; 0: plain L2).
+    invariant_to: tuple[tuple[str, str], ...] = ()
+    invariance: float = 0.0
     #: Compared in CV only: ``fit`` never chooses it nor ranks the shipped recipe against it.
     experimental: bool = False
 
@@ -145,6 +159,16 @@ RECIPES = {
             "R4 plus JPEG re-encoding: the fourth jitter and the auto box cut again from the "
             "frame re-encoded at a random quality (20-49 and 50-89), both classes",
             R4_VIEWS + JPEG_VIEWS,
+            experimental=True,
+        ),
+        Recipe(
+            "R6",
+            "R4 with a head that ignores what pasted marks and resampling change: the L2 "
+            f"penalty |w|^2 made w'(I + {INVARIANCE:g} S)w, S the second moment of the feature "
+            "differences between each marked or resampled view and the same box without",
+            R4_VIEWS,
+            invariant_to=NUISANCE_PAIRS,
+            invariance=INVARIANCE,
             experimental=True,
         ),
     )

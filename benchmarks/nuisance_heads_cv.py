@@ -1,19 +1,24 @@
-"""The box-size shortcut taken out of the head: the box's size as a training covariate that
-the app never gets, on the development folds.
+"""Heads that ignore a nuisance, on the development folds: the box's size as a training
+covariate the app never gets, and recipe R6's penalty on what pasted marks and resampling
+change (``training.app_path.invariant``), against the shipped head (R4).
 
-The classifier's crop is the box's window resized to 260 px, so the crop's sharpness tells
-the model how many pixels the box spans, and in these data a small box is more often
-malignant (ddti: box area alone gives AUROC 0.67). On another scanner the same nodule spans
-another number of pixels, so whatever the estimate learns from it will not carry. A standard
-way to take a known confounder out of a linear model: fit the head with the confounder as one
-more column (here the log of the auto box's longer side, and of the side the resampled
-training views were cut at), so that the image features need not carry it, then score
-without it (a constant: the AUROC does not depend on which). ``--weights`` scales the
-covariate's standardised column, i.e. how much less the L2 penalty holds it back (1: like
+**The box's size.** The classifier's crop is the box's window resized to 260 px, so the
+crop's sharpness tells the model how many pixels the box spans, and in these data a small box
+is more often malignant (ddti: box area alone gives AUROC 0.67). On another scanner the same
+nodule spans another number of pixels, so whatever the estimate learns from it will not
+carry. A standard way to take a known confounder out of a linear model: fit the head with the
+confounder as one more column (here the log of the auto box's longer side, and of the side
+the resampled training views were cut at), so that the image features need not carry it,
+then score without it (a constant: the AUROC does not depend on which). ``--weights`` scales
+the covariate's standardised column, i.e. how much less the L2 penalty holds it back (1: like
 any feature).
 
+**R6** (``--no-r6`` leaves it out): R4's rows, the head penalised for following the feature
+differences between each pasted-marks or resampled view and the same box without
+(``recipes.NUISANCE_PAIRS``).
+
 Per head, on the same 3 x 5 grouped development folds and scoring as ``training.app_path
-cv`` (recipe R4, C = 0.03 as shipped; the test split is not read):
+cv`` (C = 0.03 as shipped; the test split is not read):
 
 - CV AUROC per site as the app scores its box, and the paired difference from the shipped
   head (mean ± standard error over the 15 folds, folds below);
@@ -22,14 +27,15 @@ cv`` (recipe R4, C = 0.03 as shipped; the test split is not read):
   what the label explains);
 - the other collection through the app's path (``training.app_path.cross_site``: fitted
   on all development images of one site, scored on the other's, 95 % CI over its cases);
-- the held-out images' resampled views (the frame resampled by 0.7-0.9 and 1.1-1.3, a
-  jittered box; crop + mirror): AUROC change from the unresampled jitters, and the mean
-  logit shift.
+- the held-out images' resampled views (the frame resampled by 0.7-0.9 and by 1.1-1.3, each
+  against the same jittered box cut from the frame itself; crop + mirror): the AUROC change
+  and the mean logit shift; and their pasted-marks views against the same box without marks:
+  the mean |logit shift| and mean logit shift.
 
-Reads an augmented cache (``training.app_path cache --augment``). About 4 minutes here.
+Reads an augmented cache (``training.app_path cache --augment``). About 3 minutes here.
 
-Usage: python benchmarks/size_adjusted_head_cv.py [--out runs/app_path_v2]
-       [--weights 1 3 10] [--json runs/size_adjusted_head_cv.json]
+Usage: python benchmarks/nuisance_heads_cv.py [--out runs/app_path_v2] [--weights 1 3 10]
+       [--no-r6] [--json runs/nuisance_heads_cv.json]
 """
 
 from __future__ import annotations
@@ -44,8 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: The two resampled views of an augmented cache and the middle of each band they were cut
-#: from (``training.app_path.recipes.SCALE_BANDS``).
+#: The two resampled views of an augmented cache.
 RESAMPLED = ("auto_sc0", "auto_sc1")
 
 
@@ -70,7 +75,7 @@ def box_covariate(cache, idx: np.ndarray, recipe) -> np.ndarray:
 def fit_adjusted(x, covariate, y, w, c: float, weight: float):
     """A ``LinearHead`` on ``x`` fitted with ``covariate`` as extra standardised columns
     scaled by ``weight``; the covariate's coefficients are dropped (a constant at scoring,
-    absorbed by the Platt map), and returned beside the head."""
+    absorbed by the Platt map)."""
     from sklearn.linear_model import LogisticRegression
 
     from training.linear_head import LinearHead
@@ -81,23 +86,24 @@ def fit_adjusted(x, covariate, y, w, c: float, weight: float):
     z[:, x.shape[1] :] *= weight
     lr = LogisticRegression(C=c, max_iter=5000).fit(z, y, sample_weight=w)
     d = x.shape[1]
-    head = LinearHead(mean[:d], var[:d], lr.coef_[0][:d], float(lr.intercept_[0]))
-    return head, lr.coef_[0][d:] * weight
+    return LinearHead(mean[:d], var[:d], lr.coef_[0][:d], float(lr.intercept_[0]))
 
 
 def main() -> int:
     from scipy.stats import spearmanr
 
     import training.app_path as A
+    from thyroid_desktop.core.site.calibration import sigmoid
     from thyroid_desktop.core.site.metrics import auroc_with_ci
-    from training.app_path.cv import design, head_logits, score, site_aurocs
+    from training.app_path.cv import design, fit_recipe_head, head_logits, score, site_aurocs
     from training.data import DEFAULT_DATA
-    from training.linear_head import fit_head
+    from training.evaluate import fit_platt
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("runs/app_path_v2"), help="the cache")
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 3.0, 10.0])
+    parser.add_argument("--no-r6", action="store_true", help="leave recipe R6 out")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     card = A.shipped_card()
@@ -106,40 +112,40 @@ def main() -> int:
     missing = [v for v in A.R4_VIEWS if v not in cache.features]
     if missing or A.RANK_SCORING not in A.scorings_of(cache):
         raise SystemExit(f"{args.out} is not an augmented cache: rerun `cache --augment`")
-    recipe, c = A.RECIPES["R4"], A.C_SHIPPED
+    r4, c = A.RECIPES["R4"], A.C_SHIPPED
     view, app_views = A.SCORING[A.RANK_SCORING]
-    heads = {"shipped head (R4)": None} | {
-        f"box size as covariate, weight {k:g}": k for k in args.weights
-    }
+    # head name -> (recipe, weight of the box-size covariate or None)
+    heads = {"shipped head (R4)": (r4, None)}
+    if not args.no_r6:
+        heads["R6: ignores what marks and resampling change"] = (A.RECIPES["R6"], None)
+    heads |= {f"R4, box size as covariate, weight {k:g}": (r4, k) for k in args.weights}
 
-    def fit(idx, weight):
-        x, y, w = design(cache, idx, recipe)
+    def fit(idx, recipe, weight):
         if weight is None:
-            return fit_head(x, y, w, c), None
+            return fit_recipe_head(cache, idx, recipe, c)
+        x, y, w = design(cache, idx, recipe)
         return fit_adjusted(x, box_covariate(cache, idx, recipe), y, w, c, weight)
 
-    def crops(head, idx, views):
-        return np.mean(
-            [head_logits(head, cache.features[v][idx, m]) for v in views for m in (0, 1)], 0
-        )
+    def crop(head, idx, v):  # the crop and its mirror
+        return np.mean([head_logits(head, cache.features[v][idx, m]) for m in (0, 1)], axis=0)
 
-    jitters = [v for v in A.AUTO_VIEWS if v != "auto"]
+    resampled = [p for p in A.NUISANCE_PAIRS if p[0] in RESAMPLED]
+    marked = [p for p in A.NUISANCE_PAIRS if p[0] not in RESAMPLED]
     splits = A.cv_splits(cache)
     folds = {h: [] for h in heads}
     oof = {h: np.full((1 + max(r for r, _, _ in splits), len(cache)), np.nan) for h in heads}
-    scale = {h: [] for h in heads}
+    pairs = {h: [] for h in heads}
     for rep, tr, va in splits:
-        for name, weight in heads.items():
-            head, _ = fit(tr, weight)
+        for name, (recipe, weight) in heads.items():
+            head = fit(tr, recipe, weight)
             z = score(head, cache, va, view, recipe.two_view, app_views)
             folds[name].append(site_aurocs(cache, va, z))
             oof[name][rep, va] = z
-            zj = crops(head, va, jitters)
-            scale[name].append(
+            logits = {v: crop(head, va, v) for p in A.NUISANCE_PAIRS for v in p}
+            pairs[name].append(
                 {
-                    "jitters": site_aurocs(cache, va, zj),
-                    **{v: site_aurocs(cache, va, crops(head, va, [v])) for v in RESAMPLED},
-                    "shift": {v: crops(head, va, [v]) - zj for v in RESAMPLED},
+                    "auroc": {v: site_aurocs(cache, va, zv) for v, zv in logits.items()},
+                    "logits": logits,
                     "sites": cache.sites[va],
                 }
             )
@@ -147,9 +153,14 @@ def main() -> int:
     area = cache.boxes["auto"][:, 2].astype(float) * cache.boxes["auto"][:, 3]
     base = next(iter(heads))
     result: dict = {}
-    for name, weight in heads.items():
+    for name, (recipe, weight) in heads.items():
         row: dict = {"cv_auroc": {}, "paired_vs_shipped": {}, "spearman_box_area": {}}
+        row["resampled"], row["marks"] = {}, {}
         z = np.nanmean(oof[name], axis=0)
+        # shifts as the app would show them: the head's own Platt map, fitted as `fit` fits it
+        # (repeat 0's out-of-fold logits), so that heads whose logits spread differently compare
+        a, b = fit_platt(oof[name][0], cache.labels)
+        row["platt"] = {"a": a, "b": b}
         for s in A.SITES:
             vals = np.array([f[s] for f in folds[name]])
             row["cv_auroc"][s] = float(vals.mean())
@@ -164,25 +175,38 @@ def main() -> int:
             for k, cls in ((0, "benign"), (1, "malignant")):
                 sel = (cache.sites == s) & (cache.labels == k)
                 row["spearman_box_area"][f"{s} {cls}"] = float(spearmanr(area[sel], z[sel])[0])
-            j = np.array([f["jitters"][s] for f in scale[name]])
-            row.setdefault("resampled", {})[s] = {
+
+            def shift(v, s=s, name=name, a=a, b=b):
+                plain = dict(A.NUISANCE_PAIRS)[v]
+                return np.concatenate(
+                    [
+                        sigmoid(a * f["logits"][v] + b)[f["sites"] == s]
+                        - sigmoid(a * f["logits"][plain] + b)[f["sites"] == s]
+                        for f in pairs[name]
+                    ]
+                )
+
+            row["resampled"][s] = {
                 v: {
-                    "auroc_change": float(np.mean([f[v][s] for f in scale[name]]) - j.mean()),
-                    "mean_logit_shift": float(
-                        np.mean(
-                            np.concatenate([f["shift"][v][f["sites"] == s] for f in scale[name]])
-                        )
+                    "auroc_change": float(
+                        np.mean([f["auroc"][v][s] - f["auroc"][plain][s] for f in pairs[name]])
                     ),
+                    "mean_shift": float(shift(v).mean()),
+                    "mean_abs_shift": float(np.abs(shift(v)).mean()),
                 }
-                for v in RESAMPLED
+                for v, plain in resampled
+            }
+            moved = np.concatenate([shift(v) for v, _ in marked])
+            row["marks"][s] = {
+                "mean_abs_shift": float(np.abs(moved).mean()),
+                "mean_shift": float(moved.mean()),
             }
         row["cross_site"] = {}
         for train in A.SITES:
             for test in A.SITES:
                 if train != test:
                     tr, te = (np.flatnonzero(cache.sites == s) for s in (train, test))
-                    head, _ = fit(tr, weight)
-                    zt = score(head, cache, te, view, recipe.two_view, app_views)
+                    zt = score(fit(tr, recipe, weight), cache, te, view, recipe.two_view, app_views)
                     ci = auroc_with_ci(cache.labels[te], zt, cache.groups[te])
                     row["cross_site"][f"{train}->{test}"] = ci.to_dict()
         result[name] = row
@@ -213,13 +237,18 @@ def print_row(name: str, row: dict) -> None:
             for k, v in row["cross_site"].items()
         )
     )
-    for s, views in row["resampled"].items():
+    for s in row["resampled"]:
+        views = row["resampled"][s]
+        marks = row["marks"][s]
         print(
-            f"  resampled {s}: "
+            f"  {s}: resampled "
             + ", ".join(
-                f"{v} AUROC {r['auroc_change']:+.3f}, logit {r['mean_logit_shift']:+.2f}"
+                f"{v} AUROC {r['auroc_change']:+.3f} dp {r['mean_shift']:+.3f}"
+                f" |dp| {r['mean_abs_shift']:.3f}"
                 for v, r in views.items()
             )
+            + f"; pasted marks |dp| {marks['mean_abs_shift']:.3f}"
+            + f" (mean {marks['mean_shift']:+.3f})"
         )
 
 
