@@ -4,7 +4,8 @@ change (``training.app_path.invariant``), against the shipped head (R4).
 
 **The box's size.** The classifier's crop is the box's window resized to 260 px, so the
 crop's sharpness tells the model how many pixels the box spans, and in these data a small box
-is more often malignant (ddti: box area alone gives AUROC 0.67). On another scanner the same
+is more often malignant (ddti: the expert box's area alone gives AUROC 0.67,
+``bench_confounds.py``). On another scanner the same
 nodule spans another number of pixels, so whatever the estimate learns from it will not
 carry. A standard way to take a known confounder out of a linear model: fit the head with the
 confounder as one more column (here the log of the auto box's longer side, and of the side
@@ -29,10 +30,12 @@ cv`` (C = 0.03 as shipped; the test split is not read):
   on all development images of one site, scored on the other's, 95 % CI over its cases);
 - the held-out images' resampled views (the frame resampled by 0.7-0.9 and by 1.1-1.3, each
   against the same jittered box cut from the frame itself; crop + mirror): the AUROC change
-  and the mean logit shift; and their pasted-marks views against the same box without marks:
-  the mean |logit shift| and mean logit shift.
+  and the mean and mean absolute shift of the probability; and their pasted-marks views
+  against the same box without marks: the same shifts. The probability is each head's own
+  Platt map, fitted on repeat 0's out-of-fold logits (as ``fit`` fits it) and applied to
+  every repeat's logits, so that heads whose logits spread differently compare.
 
-Reads an augmented cache (``training.app_path cache --augment``). About 3 minutes here.
+Reads an augmented cache (``training.app_path cache --augment``). About 2.5 minutes here.
 
 Usage: python benchmarks/nuisance_heads_cv.py [--out runs/app_path_v2] [--weights 1 3 10]
        [--no-r6] [--json runs/nuisance_heads_cv.json]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from thyroid_desktop.core.io.phantom import make_phantom
-from thyroid_desktop.core.pipeline.roi import ROI
+from thyroid_desktop.core.pipeline.roi import JITTERS, ROI
 from training import app_path as A
 from training.data import load_dataset
 
@@ -106,8 +106,6 @@ def test_cache_has_every_view_mirrored_and_round_trips(cache, tmp_path):
     assert not f["expert_j0"][8:].any() and f["expert_j0"][:8].any()
     assert f["auto_ctx"].any()
     # the app's own jitter views of each scored box (as core.pipeline.estimate.predict averages)
-    from thyroid_desktop.core.pipeline.roi import JITTERS
-
     assert set(built.app_views) == set(A.APP_SCORED)
     assert all(v.shape == (n, len(JITTERS), dims_d(built)) for v in built.app_views.values())
     assert np.array_equal(built.app_views["expert"][8:], built.app_views["scan"][8:])
@@ -286,9 +284,12 @@ def test_augmented_cache_pastes_marks_resamples_and_scores_the_auto_box(tmp_path
 
 
 def test_fit_never_chooses_a_cv_only_recipe():
-    """R5 (JPEG views) is compared in CV only: ``fit`` neither picks it nor ranks R4 against it."""
-    folds = {(r, 0.03, A.RANK_SCORING): [{"ddti": 0.8}] for r in ("R1", "R4", "R5")}
-    assert A.RECIPES["R5"].experimental and not A.RECIPES["R4"].experimental
+    """R5 (JPEG views) and R6 (the nuisance-penalised head) are compared in CV only: ``fit``
+    neither picks them nor ranks R4 against them (``make models`` fits R4 by name, refused
+    when it is more than ``NON_INFERIORITY`` below the best candidate)."""
+    folds = {(r, 0.03, A.RANK_SCORING): [{"ddti": 0.8}] for r in ("R1", "R4", "R5", "R6")}
+    assert A.RECIPES["R5"].experimental and A.RECIPES["R6"].experimental
+    assert not A.RECIPES["R4"].experimental
     assert A.candidates(A.CvResult(folds, {})) == ["R1", "R4"]
 
 
@@ -393,9 +394,12 @@ def test_invariant_head_stops_following_the_nuisance_and_keeps_the_signal():
     x = rng.normal(size=(n, dim))
     x[:, 0] += 1.5 * y  # the signal
     x[:, 1] += 0.8 * y  # a nuisance that tracks the label in these data
+    scale = np.array([1.0, 0.01, 30.0, 1.0, 5.0, 0.2])  # features of unequal scales
+    x *= scale
     w = np.ones(n)
     nuisance = np.zeros((50, dim))
-    nuisance[:, 1] = rng.normal(1.0, 0.2, 50)  # what the nuisance changes: feature 1
+    nuisance[:, 1] = rng.normal(1.0, 0.2, 50) * scale[1]  # what the nuisance changes
+    nuisance[:, 2] = rng.normal(0.0, 0.01, 50) * scale[2]  # and, a little, feature 2
     plain = fit_head(x, y, w, 0.1)
     same = A.fit_invariant_head(x, y, w, 0.1, nuisance, 0.0)
     assert np.allclose(same.coef, plain.coef, atol=1e-4)
@@ -407,6 +411,7 @@ def test_invariant_head_stops_following_the_nuisance_and_keeps_the_signal():
     assert response(invariant) < 0.2 * response(plain)
     assert invariant.coef[0] > 0
     assert A.nuisance_penalty(nuisance, x.var(axis=0), 0.0) == pytest.approx(np.eye(dim))
+    assert A.nuisance_penalty(0 * nuisance, x.var(axis=0), 10.0) == pytest.approx(np.eye(dim))
 
 
 def test_a_recipe_with_invariance_is_fitted_with_its_penalty():
@@ -431,6 +436,8 @@ def test_a_recipe_with_invariance_is_fitted_with_its_penalty():
         found=np.ones(n, bool),
         has_mask=np.zeros(n, bool),
         features=views,
+        app_views={"auto": base.repeat(len(JITTERS), axis=1)},
+        app_jitters=np.array(JITTERS, dtype=float),
     )
     idx = np.arange(n)
     r1 = A.RECIPES["R1"]
@@ -439,7 +446,16 @@ def test_a_recipe_with_invariance_is_fitted_with_its_penalty():
     penalised = A.fit_recipe_head(
         cache, idx, replace(r1, invariant_to=(("auto_j0", "auto"),), invariance=10.0), 0.03
     )
-    d = A.nuisance_differences(cache, idx, replace(r1, invariant_to=(("auto_j0", "auto"),)))
-    assert d.shape == (2 * n, dim)
+    asked = replace(r1, invariant_to=(("auto_j0", "auto"),), invariance=10.0)
+    d = A.nuisance_differences(cache, idx, asked)
+    mirror_wise = [views["auto_j0"][:, m] - views["auto"][:, m] for m in (0, 1)]
+    assert np.array_equal(d, np.concatenate(mirror_wise))  # each view with its own mirror
     assert np.abs(d @ penalised.coef).mean() < 0.5 * np.abs(d @ plain.coef).mean()
     assert penalised.coef[0] > 0
+    # cv and cross-site fit a recipe's head through it: the penalised recipe scores otherwise
+    splits = A.cv_splits(cache, n_folds=2, repeats=1)
+    cv = A.run_cv(cache, [(r1, 0.03), (replace(asked, name="R1i"), 0.03)], splits)
+    first, second = (cv.oof[(r, 0.03, "auto_roi")][0] for r in ("R1", "R1i"))
+    assert not np.allclose(first, second)
+    across = A.site_to_site(cache, r1, 0.03), A.site_to_site(cache, asked, 0.03)
+    assert any(across[0][k].auroc != across[1][k].auroc for k in across[0])

@@ -165,7 +165,7 @@ RECIPES = {
             "R6",
             "R4 with a head that ignores what pasted marks and resampling change: the L2 "
             f"penalty |w|^2 made w'(I + {INVARIANCE:g} S)w, S the second moment of the feature "
-            "differences between each marked or resampled view and the same box without",
+            "differences between each marked or resampled view and the same box without them",
             R4_VIEWS,
             invariant_to=NUISANCE_PAIRS,
             invariance=INVARIANCE,
