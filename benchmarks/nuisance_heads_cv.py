@@ -97,8 +97,7 @@ def main() -> int:
 
     import training.app_path as A
     from thyroid_desktop.core.site.calibration import sigmoid
-    from thyroid_desktop.core.site.metrics import auroc_with_ci
-    from training.app_path.cv import design, fit_recipe_head, head_logits, score, site_aurocs
+    from training.app_path.cv import design, fit_recipe_head, score, site_aurocs
     from training.data import DEFAULT_DATA
     from training.evaluate import fit_platt
 
@@ -129,9 +128,6 @@ def main() -> int:
         x, y, w = design(cache, idx, recipe)
         return fit_adjusted(x, box_covariate(cache, idx, recipe), y, w, c, weight)
 
-    def crop(head, idx, v):  # the crop and its mirror
-        return np.mean([head_logits(head, cache.features[v][idx, m]) for m in (0, 1)], axis=0)
-
     resampled = [p for p in A.NUISANCE_PAIRS if p[0] in RESAMPLED]
     marked = [p for p in A.NUISANCE_PAIRS if p[0] not in RESAMPLED]
     splits = A.cv_splits(cache)
@@ -144,7 +140,8 @@ def main() -> int:
             z = score(head, cache, va, view, recipe.two_view, app_views)
             folds[name].append(site_aurocs(cache, va, z))
             oof[name][rep, va] = z
-            logits = {v: crop(head, va, v) for p in A.NUISANCE_PAIRS for v in p}
+            # each view's crop and its mirror
+            logits = {v: score(head, cache, va, v, False) for p in A.NUISANCE_PAIRS for v in p}
             pairs[name].append(
                 {
                     "auroc": {v: site_aurocs(cache, va, zv) for v, zv in logits.items()},
@@ -204,14 +201,10 @@ def main() -> int:
                 "mean_abs_shift": float(np.abs(moved).mean()),
                 "mean_shift": float(moved.mean()),
             }
-        row["cross_site"] = {}
-        for train in A.SITES:
-            for test in A.SITES:
-                if train != test:
-                    tr, te = (np.flatnonzero(cache.sites == s) for s in (train, test))
-                    zt = score(fit(tr, recipe, weight), cache, te, view, recipe.two_view, app_views)
-                    ci = auroc_with_ci(cache.labels[te], zt, cache.groups[te])
-                    row["cross_site"][f"{train}->{test}"] = ci.to_dict()
+        across = A.site_to_site(
+            cache, recipe, c, lambda idx, recipe=recipe, weight=weight: fit(idx, recipe, weight)
+        )
+        row["cross_site"] = {k: v.to_dict() for k, v in across.items()}
         result[name] = row
         print_row(name, row)
     if args.json:

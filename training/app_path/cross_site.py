@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,10 +25,18 @@ from training.app_path.cv import fit_recipe_head, recipes_of, score
 from training.app_path.recipes import RANK_SCORING, SCORING, SITES
 
 
-def site_to_site(cache, recipe, c: float) -> dict[str, AurocWithCi]:
+def site_to_site(
+    cache, recipe, c: float, fit: Callable[[np.ndarray], object] | None = None
+) -> dict[str, AurocWithCi]:
     """``"train->scored"`` collection pair -> the head's AUROC on the scored collection, as the
     app scores its box (scope check not applied), with a 95 % CI by bootstrap over the scored
-    collection's cases. Only the training collection's labels fit the head."""
+    collection's cases. Only the training collection's labels fit the head: ``fit(idx)``
+    (default: the recipe's own head, ``fit_recipe_head``) on the training collection's images."""
+    if fit is None:
+
+        def fit(idx):
+            return fit_recipe_head(cache, idx, recipe, c)
+
     view, app_views = SCORING[RANK_SCORING]
     out = {}
     for train in SITES:
@@ -36,8 +45,7 @@ def site_to_site(cache, recipe, c: float) -> dict[str, AurocWithCi]:
                 continue
             tr = np.flatnonzero(cache.sites == train)
             te = np.flatnonzero(cache.sites == test)
-            head = fit_recipe_head(cache, tr, recipe, c)
-            z = score(head, cache, te, view, recipe.two_view, app_views)
+            z = score(fit(tr), cache, te, view, recipe.two_view, app_views)
             out[f"{train}->{test}"] = auroc_with_ci(cache.labels[te], z, cache.groups[te])
     return out
 
