@@ -227,16 +227,19 @@ def load_ddti(args) -> tuple[FeatureCache, dict]:
 
 def check_cache(cache: FeatureCache, card: dict) -> None:
     """The heads read the classifier's features of the app's crop: a cache cut with another
-    marks step or by another backbone than the card's would fit them to other inputs."""
+    marks step, input side or by another backbone than the card's would fit them to other
+    inputs."""
     from thyroid_desktop.core.pipeline.marks import marks_step
 
     resolution = int((card.get("crop") or {}).get("resolution") or 0)
-    want = FeatureCache.cut_of(str(marks_step(card)), card.get("backbone"), resolution)
+    want = FeatureCache.cut_of(
+        str(marks_step(card)), card.get("backbone"), resolution, input_size=int(card["input_size"])
+    )
     if cache.cut != want:
         raise SystemExit(
             f"the cache was cut as {cache.cut}, the classifier's crops as {want}: rebuild it "
             f"(python -m training.app_path --out {APP_OUT} cache --marks {want['marks']} "
-            f"--resolution {resolution} --force)"
+            f"--resolution {resolution} --input-size {want['input_size']} --force)"
         )
 
 

@@ -353,7 +353,7 @@ def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
     refused, not fitted on."""
     from training.descriptors import check_cache
 
-    card = {"backbone": A.BACKBONE, "crop": {"marks": "inpaint"}}
+    card = {"backbone": A.BACKBONE, "input_size": A.INPUT_SIZE, "crop": {"marks": "inpaint"}}
     with pytest.raises(SystemExit, match="'marks': 'keep'"):
         check_cache(tiny_cache(marks="keep"), card)
     with pytest.raises(SystemExit, match="'resolution': 128"):  # a detail limit the card lacks
@@ -361,6 +361,8 @@ def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
     check_cache(tiny_cache(marks="inpaint"), card)
     with pytest.raises(SystemExit, match="efficientnet_lite2_aa"):
         check_cache(tiny_cache(marks="inpaint", backbone="efficientnet_lite2_aa"), card)
+    with pytest.raises(SystemExit, match="'input_size': 260.*--input-size 224"):
+        check_cache(dataclasses.replace(tiny_cache(marks="inpaint"), input_size=260), card)
 
 
 def test_site_caches_cut_differently_are_not_mixed():
@@ -374,7 +376,11 @@ def test_site_caches_cut_differently_are_not_mixed():
 
 def test_fit_refuses_a_cv_of_a_cache_recut_since():
     cache = tiny_cache(marks="inpaint")
-    A.check_cv_of({"cache": {"marks": "inpaint", "backbone": A.BACKBONE}}, cache)
+    old = dataclasses.replace(cache, input_size=A.LEGACY_INPUT_SIZE)
+    # written before the input side was recorded: of a 260 px cache
+    A.check_cv_of({"cache": {"marks": "inpaint", "backbone": A.BACKBONE}}, old)
+    with pytest.raises(SystemExit, match="rerun `cv`"):
+        A.check_cv_of({"cache": {"marks": "inpaint", "backbone": A.BACKBONE}}, cache)
     A.check_cv_of({}, cache)  # written before the field existed
     with pytest.raises(SystemExit, match="rerun `cv`"):
         A.check_cv_of({"cache": {"marks": "keep", "backbone": A.BACKBONE}}, cache)

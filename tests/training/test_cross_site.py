@@ -3,6 +3,7 @@ and crops (a tiny random-weight backbone where one is needed)."""
 
 import argparse
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -116,6 +117,27 @@ def test_cache_records_the_grey_level_step_only_when_it_is_used(tmp_path):
         A.FeatureCache.concat([plain, stretched])
 
 
+def test_cache_records_its_input_side_and_an_old_cache_is_read_as_260_px(tmp_path):
+    plain = two_site_cache(flip_chaouchi=False, n_ddti=4, n_chaouchi=4)
+    assert plain.input_size == A.INPUT_SIZE == plain.cut["input_size"]
+    small = dataclasses.replace(plain, input_size=192)
+    assert small.cut == {**plain.cut, "input_size": 192}  # cv.json and fit tell them apart
+    small.save(tmp_path / "c.npz")
+    assert A.FeatureCache.load(tmp_path / "c.npz").input_size == 192
+    with np.load(tmp_path / "c.npz") as z:  # a cache written before the field existed
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "input_size"})
+    assert A.FeatureCache.load(tmp_path / "old.npz").input_size == A.LEGACY_INPUT_SIZE == 260
+    assert A.FeatureCache.concat([small, small]).input_size == 192
+    with pytest.raises(SystemExit, match="cut differently"):
+        A.FeatureCache.concat([plain, small])
+    # a cv.json written before the field existed was of a 260 px cache
+    old_cv = {"cache": {k: v for k, v in plain.cut.items() if k != "input_size"}}
+    A.check_cv_of({"cache": plain.cut}, plain)
+    with pytest.raises(SystemExit, match="rerun `cv`"):
+        A.check_cv_of(old_cv, plain)
+    A.check_cv_of(old_cv, dataclasses.replace(plain, input_size=260))
+
+
 def test_fit_refuses_a_cache_whose_grey_levels_were_changed(monkeypatch, tmp_path):
     stretched = dataclasses.replace(two_site_cache(False, 4, 4), grey_levels="stretch")
     card = {"data": {"split": {"test_files": []}}, "backbone": A.BACKBONE}
@@ -125,6 +147,37 @@ def test_fit_refuses_a_cache_whose_grey_levels_were_changed(monkeypatch, tmp_pat
     args = argparse.Namespace(export=tmp_path, data=tmp_path, out=tmp_path)
     with pytest.raises(SystemExit, match="stretch"):
         A.cmd_fit(args)
+
+
+def test_fit_refuses_another_input_side_unless_asked_for_a_candidate(monkeypatch, tmp_path):
+    """The novelty reference, scope model and TI-RADS heads read the classifier's features:
+    a cache at another input side is not fitted over them; a candidate leaves them out."""
+    small = dataclasses.replace(two_site_cache(False, 4, 4), input_size=192)
+    card = {
+        "data": {"split": {"test_files": []}},
+        "backbone": A.BACKBONE,
+        "input_size": A.INPUT_SIZE,
+    }
+    monkeypatch.setattr(fit_module, "shipped_card", lambda *_: card)
+    monkeypatch.setattr(fit_module, "development_samples", lambda *_: [])
+    monkeypatch.setattr(fit_module, "load_cache", lambda *_: small)
+    args = argparse.Namespace(export=tmp_path, data=tmp_path, out=tmp_path)
+    for asked in (dict(), dict(without_feature_models=False)):
+        with pytest.raises(SystemExit, match="192 px.*refitting"):
+            A.cmd_fit(argparse.Namespace(**vars(args), **asked))
+    # asked for: it goes on to the CV it was chosen by (none here)
+    with pytest.raises(FileNotFoundError, match="cv.json"):
+        A.cmd_fit(argparse.Namespace(**vars(args), without_feature_models=True))
+
+
+def test_a_candidate_card_keeps_what_does_not_read_the_features(tmp_path):
+    previous = {"novelty": {"file": "n"}, "scope": {}, "tirads_heads": {}, "stability": {"x": 1}}
+    path = tmp_path / "model_card.json"
+    path.write_text('{"id": "new"}')
+    fit_module.carry_over(previous, path, fit_module.FEATURE_MODELS)
+    assert json.loads(path.read_text()) == {"id": "new", "stability": {"x": 1}}
+    fit_module.carry_over(previous, path)
+    assert set(json.loads(path.read_text())) == {"id", "stability", *fit_module.FEATURE_MODELS}
 
 
 def test_extractor_applies_the_step_to_every_crop_it_is_given():

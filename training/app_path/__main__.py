@@ -12,7 +12,15 @@ from training.app_path.cross_site import cmd_cross_site
 from training.app_path.cv import cmd_compare, cmd_cv
 from training.app_path.fit import cmd_fit
 from training.app_path.heldout import cmd_test
-from training.app_path.recipes import BACKBONE, C_GRID, N_FOLDS, N_REPEATS, OUT_DIR, SITES
+from training.app_path.recipes import (
+    BACKBONE,
+    C_GRID,
+    INPUT_SIZE,
+    N_FOLDS,
+    N_REPEATS,
+    OUT_DIR,
+    SITES,
+)
 from training.data import DEFAULT_DATA
 from training.grey_levels import GreyLevels
 
@@ -55,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         help="crop detail limit in pixels (roi.crop_square; the card's crop.resolution; 0: none)",
     )
     p.add_argument(
+        "--input-size",
+        type=int,
+        default=INPUT_SIZE,
+        help="crop side in pixels, the backbone's input (shipped: %(default)s)",
+    )
+    p.add_argument(
         "--grey-levels",
         choices=[g.value for g in GreyLevels],
         default=GreyLevels.NONE.value,
@@ -78,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--recipe",
         help="fit this recipe if its CV AUROC is within NON_INFERIORITY of the best (e.g. R4)",
+    )
+    p.add_argument(
+        "--without-feature-models",
+        action="store_true",
+        help="a cache of another backbone or input side than the card's: export without the "
+        "novelty reference, scope model and TI-RADS heads (they read the classifier's features; "
+        "make models refits them in later steps)",
     )
     sub.add_parser("test", help="once: the test split through the app's path")
     p = sub.add_parser("cross-site", help="train on one site, score the other (development)")

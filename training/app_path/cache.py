@@ -37,6 +37,7 @@ from training.app_path.recipes import (
     JPEG_PROBE,
     JPEG_PROBE_QUALITY,
     JPEG_VIEWS,
+    LEGACY_INPUT_SIZE,
     MARKED_VIEWS,
     N_JITTERS,
     SCALE_BANDS,
@@ -82,6 +83,8 @@ class FeatureCache:
         grey_levels: ``none`` (the app's crops) or an experimental grey-level normalisation
             applied to every crop before the backbone (``training.grey_levels``; CV and
             cross-site only, ``fit`` refuses it).
+        input_size: the crops' side in pixels, the backbone's input (``INPUT_SIZE`` as
+            shipped; ``LEGACY_INPUT_SIZE`` in a cache written before the field existed).
     """
 
     keys: np.ndarray
@@ -98,13 +101,18 @@ class FeatureCache:
     backbone: str = BACKBONE
     resolution: int = 0
     grey_levels: str = "none"
+    input_size: int = INPUT_SIZE
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @staticmethod
     def cut_of(
-        marks: str, backbone: str, resolution: int, grey_levels: str = "none"
+        marks: str,
+        backbone: str,
+        resolution: int,
+        grey_levels: str = "none",
+        input_size: int = INPUT_SIZE,
     ) -> dict[str, str | int]:
         """How crops are made, as :attr:`cut` says it: the grey-level step only when it is
         not ``none`` (so caches and CV results written before it existed still match)."""
@@ -115,13 +123,16 @@ class FeatureCache:
         }
         if grey_levels != "none":
             cut["grey_levels"] = str(grey_levels)
+        cut["input_size"] = int(input_size)
         return cut
 
     @property
     def cut(self) -> dict[str, str | int]:
-        """How its crops were made: the marks step, the backbone, the detail limit and (only
-        when not ``none``) the grey-level step."""
-        return self.cut_of(self.marks, self.backbone, self.resolution, self.grey_levels)
+        """How its crops were made: the marks step, the backbone, the detail limit, the input
+        side and (only when not ``none``) the grey-level step."""
+        return self.cut_of(
+            self.marks, self.backbone, self.resolution, self.grey_levels, self.input_size
+        )
 
     def save(self, path: Path) -> None:
         """Writes one ``.npz`` (uncompressed: written once, read often)."""
@@ -141,6 +152,7 @@ class FeatureCache:
             "backbone": np.asarray(self.backbone),
             "resolution": np.asarray(self.resolution),
             "grey_levels": np.asarray(self.grey_levels),
+            "input_size": np.asarray(self.input_size),
         }
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
@@ -166,6 +178,7 @@ class FeatureCache:
                 backbone=str(z["backbone"]) if "backbone" in z.files else BACKBONE,
                 resolution=int(z["resolution"]) if "resolution" in z.files else 0,
                 grey_levels=str(z["grey_levels"]) if "grey_levels" in z.files else "none",
+                input_size=(int(z["input_size"]) if "input_size" in z.files else LEGACY_INPUT_SIZE),
             )
 
     @classmethod
@@ -189,6 +202,7 @@ class FeatureCache:
             backbone=parts[0].backbone,
             resolution=parts[0].resolution,
             grey_levels=parts[0].grey_levels,
+            input_size=parts[0].input_size,
         )
 
     def jitter_columns(self) -> list[int]:
@@ -443,6 +457,7 @@ def build_cache(
         backbone=backbone,
         resolution=resolution,
         grey_levels=grey_levels,
+        input_size=size,
     )
     views = AUGMENTED_APP if augment else APP_SCORED
     add_app_views(cache, samples, feature_model, size, marks=marks, views=views)
@@ -568,20 +583,24 @@ def cmd_cache(args: argparse.Namespace) -> None:
 
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
-    features, cam_layer = feature_graph(args.backbone, INPUT_SIZE)
+    features, cam_layer = feature_graph(args.backbone, args.input_size)
     if cam_layer != card["last_conv_layer"]:
         raise SystemExit(f"feature graph taps {cam_layer}, the card says {card['last_conv_layer']}")
     segmenter = load_segmenter()
     if segmenter is None:
         raise SystemExit("the model card names no segmenter")
     # The layout check compares with the shipped model when it has the same backbone.
-    same = card.get("backbone") == args.backbone
+    same = card.get("backbone") == args.backbone and card["input_size"] == args.input_size
     shipped = load_classifier(backend="keras").model if same else None
     checks: dict[str, float | str | None] = {"backbone": args.backbone}
 
     def check(crops: np.ndarray) -> None:
         if shipped is None:
-            log.info("%s is not the shipped backbone: no layout check", args.backbone)
+            log.info(
+                "%s at %d px is not the shipped model: no layout check",
+                args.backbone,
+                args.input_size,
+            )
             checks["max_abs_feature_gap"] = None  # not checked (not the shipped backbone)
             return
         gap = feature_layout_gap(features, shipped, crops[:4])
@@ -596,12 +615,16 @@ def cmd_cache(args: argparse.Namespace) -> None:
         part = [s for s in samples if s.dataset == site]
         if path.exists() and not args.force:
             cache = FeatureCache.load(path)
-            want = FeatureCache.cut_of(args.marks, args.backbone, args.resolution, args.grey_levels)
+            want = FeatureCache.cut_of(
+                args.marks, args.backbone, args.resolution, args.grey_levels, args.input_size
+            )
             if cache.cut != want:
                 raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
             wanted = AUGMENTED_APP if args.augment else APP_SCORED
             if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
-                add_app_views(cache, part, features, marks=args.marks, views=wanted)
+                add_app_views(
+                    cache, part, features, args.input_size, marks=args.marks, views=wanted
+                )
                 cache.save(path)
             log.info("%s: cached already (%s)", site, path)
             continue
@@ -610,6 +633,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
             part,
             features,
             segmenter,
+            size=args.input_size,
             on_first_crops=check,
             marks=args.marks,
             augment=args.augment,

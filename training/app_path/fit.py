@@ -24,11 +24,11 @@ from training.app_path.cv import (
 )
 from training.app_path.recipes import (
     C_SHIPPED,
-    INPUT_SIZE,
     JITTER_SCALE,
     JITTER_SHIFT,
     JPEG_PROBE_QUALITY,
     JPEG_SCORING,
+    LEGACY_INPUT_SIZE,
     MIN_C_GAIN,
     N_JITTERS,
     NON_INFERIORITY,
@@ -41,6 +41,11 @@ from training.app_path.recipes import (
 from training.data import Sample, sample_key
 
 log = logging.getLogger(__name__)
+
+#: Card sections whose models read the classifier's features: a candidate of another backbone
+#: or input side (``fit --without-feature-models``) is exported without them (the app then
+#: runs with no scope check, novelty reference or TI-RADS suggestions).
+FEATURE_MODELS = ("novelty", "scope", "tirads_heads")
 
 
 def candidates(cv: CvResult) -> list[str]:
@@ -66,13 +71,20 @@ def cmd_fit(args: argparse.Namespace) -> None:
             f"the cache's crops had their grey levels changed ({cache.grey_levels}); "
             "the app does not do that"
         )
-    if cache.backbone != card.get("backbone"):
+    other_features = (cache.backbone, cache.input_size) != (
+        card.get("backbone"),
+        card.get("input_size"),
+    )
+    if other_features and not getattr(args, "without_feature_models", False):
         # The novelty reference, scope model and TI-RADS heads read the classifier's
-        # features: kept from a card of another backbone, they would read other features.
+        # features: kept from a card of another backbone or input side, they would read
+        # other features.
         raise SystemExit(
-            f"the cache holds {cache.backbone} features, the shipped card's novelty reference, "
-            f"scope model and TI-RADS heads were fitted on {card.get('backbone')}'s: exporting "
-            "a new backbone means refitting those too (make models), not fit alone"
+            f"the cache holds {cache.backbone} features at {cache.input_size} px, the shipped "
+            "card's novelty reference, scope model and TI-RADS heads were fitted on "
+            f"{card.get('backbone')}'s at {card.get('input_size')} px: exporting these features "
+            "means refitting those too (make models), or a candidate without them "
+            "(--without-feature-models)"
         )
     cv_json = json.loads((args.out / "cv.json").read_text())
     check_cv_of(cv_json, cache)
@@ -168,7 +180,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     }
 
     head = fit_recipe_head(cache, np.arange(len(cache)), RECIPES[name], c)
-    features, cam_layer = feature_graph(cache.backbone, INPUT_SIZE)
+    features, cam_layer = feature_graph(cache.backbone, cache.input_size)
     model = classifier_graph(features, head)
     metrics = dict(card["metrics"])
     metrics.pop("auto_roi", None)  # of the previous model; auto_roi_eval writes the new one
@@ -215,7 +227,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from training.export import export
 
     path = export(model, cam_layer, (a, b), threshold, card_fields, args.export)
-    carry_over(card, path)
+    carry_over(card, path, FEATURE_MODELS if other_features else ())
     decision = {**app_path_cv, "exported": str(path), "a": a, "b": b, "threshold": threshold}
     (args.out / "decision.json").write_text(json.dumps(decision, indent=2))
     check_export(args, samples[:3] + samples[-3:], cache, head, (a, b))
@@ -226,22 +238,24 @@ def check_cv_of(cv_json: dict, cache: FeatureCache) -> None:
     """The CV that chose the recipe ran on this cache (not one recut since with another
     marks step, backbone or detail limit); a cv.json from before the field existed is taken
     as it is, and one from before the detail limit had none."""
-    cut = {"resolution": 0, **cv_json.get("cache", cache.cut)}
+    cut = {"resolution": 0, "input_size": LEGACY_INPUT_SIZE, **cv_json.get("cache", cache.cut)}
     if cut != cache.cut:
         raise SystemExit(
             f"cv.json is of a cache cut as {cv_json['cache']}, not {cache.cut}: rerun `cv`"
         )
 
 
-def carry_over(previous: dict, card_path: Path) -> None:
+def carry_over(previous: dict, card_path: Path, dropped: Sequence[str] = ()) -> None:
     """Keeps the card sections ``export`` does not write (novelty reference, stability limit,
-    ...) as they were. The novelty reference is on the frozen backbone's features, which the
-    new head does not change; the stability limit is the head's: refit it with
-    ``python -m training.reliability --skip-novelty``."""
+    ...) as they were, except ``dropped``. The novelty reference is on the frozen backbone's
+    features, which the new head does not change; the stability limit is the head's: refit it
+    with ``python -m training.reliability --skip-novelty``."""
     from thyroid_desktop.core.io.files import write_atomically
 
     card = json.loads(card_path.read_text())
-    kept = [k for k in previous if k not in card]
+    if dropped:
+        log.warning("card sections left out (they read other features): %s", list(dropped))
+    kept = [k for k in previous if k not in card and k not in dropped]
     card.update({k: previous[k] for k in kept})
     write_atomically(card_path, lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     log.info("card sections kept from the previous card: %s", kept)

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The shipped backbone and input side; the cached features must be exactly the model's.
+#: 224 px since v1.3.0 (2026-12-07): against Lite2's own 260 px, development CV ddti +0.017 ±
+#: 0.015, chaouchi +0.011 ± 0.017 (192 px: -0.022 / -0.018), about a quarter less time per
+#: analysis (docs/experiments.md, "A smaller input").
 BACKBONE = "efficientnet_lite2"
-INPUT_SIZE = 260
+INPUT_SIZE = 224
+#: The input side of caches and CV results written before they recorded it.
+LEGACY_INPUT_SIZE = 260
 #: Margin of the second, wider crop of the two-view experiment.
 CONTEXT_MARGIN = 0.5
 #: Jittered copies per box, their largest shift (share of the box side) and scale change.
