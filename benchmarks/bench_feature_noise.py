@@ -60,7 +60,6 @@ def crops_of(samples, cache, resolution: int | None = None) -> np.ndarray:
     from thyroid_desktop.core.pipeline.fov import detect_fov
     from thyroid_desktop.core.pipeline.marks import MarksStep
     from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, ROI
-    from training.app_path.recipes import INPUT_SIZE
 
     rng, out = np.random.default_rng(SEED), []
     step = MarksStep(cache.marks)
@@ -71,7 +70,7 @@ def crops_of(samples, cache, resolution: int | None = None) -> np.ndarray:
         boxes = [box, *box_changes(box, CHANGES, rng, image.width, image.height)]
         out.append(
             [
-                classifier_crop(image, b, INPUT_SIZE, CROP_MARGIN, fov, step, resolution)[0]
+                classifier_crop(image, b, cache.input_size, CROP_MARGIN, fov, step, resolution)[0]
                 for b in boxes
             ]
         )
@@ -178,7 +177,6 @@ def main() -> int:
         make_extractor,
         shipped_card,
     )
-    from training.app_path.recipes import INPUT_SIZE
     from training.data import DEFAULT_DATA
     from training.linear_head import feature_graph
 
@@ -221,7 +219,7 @@ def main() -> int:
     result["resolution"] = args.resolution
     feats_first = columns_first = None
     for name in args.backbones:
-        model, _ = feature_graph(name, INPUT_SIZE)
+        model, _ = feature_graph(name, cache.input_size)  # the cache's side: --heads mixes both
         t0 = time.perf_counter()
         f = make_extractor(model)(crops.reshape(-1, *crops.shape[2:]))
         f = f.reshape(len(samples), 1 + CHANGES, -1)

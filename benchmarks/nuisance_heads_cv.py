@@ -2,7 +2,7 @@
 covariate the app never gets, and recipe R6's penalty on what pasted marks and resampling
 change (``training.app_path.invariant``), against the shipped head (R4).
 
-**The box's size.** The classifier's crop is the box's window resized to 260 px, so the
+**The box's size.** The classifier's crop is the box's window resized to 224 px (260 before v1.3.0), so the
 crop's sharpness tells the model how many pixels the box spans, and in these data a small box
 is more often malignant (ddti: the expert box's area alone gives AUROC 0.67,
 ``bench_confounds.py``). On another scanner the same

@@ -5,7 +5,8 @@ only (the card's test split is never read); grouped CV folds of the card (first 
 Why: a 1-3 px change of the box changes the frozen ImageNet features through aliasing, and the
 later stages amplify it (noise ratio stage 5 0.029, stage 6 0.057, top 0.109;
 ``bench_feature_noise.py``). Heads alone could not separate the noise from what ranks ddti.
-Here stages 6-7 and the top convolution (3.7 M weights, 17 x 17 -> 9 x 9) are trained, on
+Here stages 6-7 and the top convolution (3.7 M weights, 17 x 17 -> 9 x 9 at 260 px; 14 x 14 ->
+7 x 7 at the 224 px of v1.3.0: the cache's side) are trained, on
 stage-5 maps cached once, to give the same logit for every view of an image.
 
 Views of every development image: its auto box (the app-path cache's), 4 changes of it (each
@@ -48,13 +49,19 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKBONE = "efficientnet_lite2"
+#: The input side of the maps stored before the side was part of their name.
+LEGACY_INPUT_SIZE = 260
 
 
 def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndarray:
-    """Stage-5 output (float16) of every image's 5 boxes and their mirrors, N x 10 x 17 x 17 x
-    C: read from ``work`` when there, else cut (``bench_feature_noise.crops_of``), computed
-    and stored."""
-    store = work / ("stage5.npy" if backbone == BACKBONE else f"stage5_{backbone}.npy")
+    """Stage-5 output (float16) of every image's 5 boxes and their mirrors, N x 10 x h x w x C
+    (17 x 17 at 260 px): read from ``work`` when there, else cut at the cache's input side
+    (``bench_feature_noise.crops_of``), computed and stored (maps of 260 px caches, stored
+    before the side was part of the name, keep their old name)."""
+    name = "stage5" if backbone == BACKBONE else f"stage5_{backbone}"
+    if cache.input_size != LEGACY_INPUT_SIZE:
+        name += f"_{cache.input_size}px"
+    store = work / f"{name}.npy"
     if store.exists():
         maps = np.load(store, mmap_mode="r")
         if len(maps) != len(samples):
@@ -87,15 +94,14 @@ def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndar
     return maps
 
 
-def tail_model(backbone: str = BACKBONE):
+def tail_model(backbone: str = BACKBONE, size: int = LEGACY_INPUT_SIZE):
     """Stage-5 map -> pooled (stage 5, stage 6, top) features, ImageNet weights (the
-    ``backbone``'s feature graph from its first tapped stage on)."""
+    ``backbone``'s feature graph at input side ``size`` from its first tapped stage on)."""
     import keras
 
-    from training.app_path.recipes import INPUT_SIZE
     from training.linear_head import feature_graph
 
-    model, first = feature_graph(backbone, INPUT_SIZE)
+    model, first = feature_graph(backbone, size)
     return keras.Model(model.get_layer(first).output, model.output)
 
 
@@ -107,7 +113,7 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
     from training.app_path.recipes import C_SHIPPED
     from training.linear_head import fit_head
 
-    tail = tail_model(args.backbone)
+    tail = tail_model(args.backbone, args.input_size)
     start = [v.numpy().copy() for v in tail.trainable_variables]
 
     def feats(idx, views):
@@ -263,6 +269,7 @@ def main() -> int:
     card = shipped_card()
     samples = development_samples(args.data, set(card["data"]["split"]["test_files"]))
     cache = load_cache(args.cache, samples)
+    args.input_size = cache.input_size  # the tail is built at the side its maps were cut at
     y = cache.labels.astype(np.float32)
     folds = cv_splits(cache, repeats=1)[: args.folds]
     tag = f"c{args.consistency:g}_lr{args.lr:g}_a{args.anchor:g}_e{args.epochs}_f{args.folds}"

@@ -191,8 +191,9 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "app-path-fit",
-        # the novelty reference, scope model and TI-RADS heads of the card before it read
-        # the features of step 4's model (260 px): left out, the steps below refit them
+        # the novelty reference, scope model and TI-RADS heads of the card before it (step
+        # 4's, 260 px, or the last shipped one) may read other features: then they are left
+        # out and the steps below refit them
         (*_APP_PATH, "fit", "--recipe", "R4", "--version", "1.3.0", "--without-feature-models"),
         ("ddti", "chaouchi"),
         "training.app_path.__main__",

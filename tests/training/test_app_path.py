@@ -98,6 +98,7 @@ def test_cache_has_every_view_mirrored_and_round_trips(cache, tmp_path):
     assert built.has_mask.tolist() == [True] * 8 + [False] * 6
     assert built.found.all()  # the dark nodule is found in every phantom
     assert seen and seen[0].shape[1:] == (SIZE, SIZE, 3)
+    assert built.input_size == SIZE and built.cut["input_size"] == SIZE  # the side it was cut at
     # mirror features differ from the plain ones; the expert view of unmasked images is the
     # scan area, and views that do not exist stay zero
     f = built.features
@@ -363,6 +364,11 @@ def test_tirads_heads_refuse_a_cache_cut_otherwise_than_the_classifier():
         check_cache(tiny_cache(marks="inpaint", backbone="efficientnet_lite2_aa"), card)
     with pytest.raises(SystemExit, match="'input_size': 260.*--input-size 224"):
         check_cache(dataclasses.replace(tiny_cache(marks="inpaint"), input_size=260), card)
+    # the card's side, not the constant's: a 260 px card takes a 260 px cache, not a 224 one
+    at_260 = {**card, "input_size": 260}
+    check_cache(dataclasses.replace(tiny_cache(marks="inpaint"), input_size=260), at_260)
+    with pytest.raises(SystemExit, match="'input_size': 224.*--input-size 260"):
+        check_cache(dataclasses.replace(tiny_cache(marks="inpaint"), input_size=224), at_260)
 
 
 def test_site_caches_cut_differently_are_not_mixed():
@@ -381,7 +387,10 @@ def test_fit_refuses_a_cv_of_a_cache_recut_since():
     A.check_cv_of({"cache": {"marks": "inpaint", "backbone": A.BACKBONE}}, old)
     with pytest.raises(SystemExit, match="rerun `cv`"):
         A.check_cv_of({"cache": {"marks": "inpaint", "backbone": A.BACKBONE}}, cache)
-    A.check_cv_of({}, cache)  # written before the field existed
+    # written before the cut was recorded: marks kept, 260 px
+    with pytest.raises(SystemExit, match="rerun `cv`"):
+        A.check_cv_of({}, cache)
+    A.check_cv_of({}, dataclasses.replace(old, marks="keep"))
     with pytest.raises(SystemExit, match="rerun `cv`"):
         A.check_cv_of({"cache": {"marks": "keep", "backbone": A.BACKBONE}}, cache)
     with pytest.raises(SystemExit, match="rerun `cv`"):

@@ -168,6 +168,10 @@ def test_fit_refuses_another_input_side_unless_asked_for_a_candidate(monkeypatch
     # asked for: it goes on to the CV it was chosen by (none here)
     with pytest.raises(FileNotFoundError, match="cv.json"):
         A.cmd_fit(argparse.Namespace(**vars(args), without_feature_models=True))
+    # the card's own side, whatever INPUT_SIZE is: a 192 px card takes a 192 px cache
+    card["input_size"] = 192
+    with pytest.raises(FileNotFoundError, match="cv.json"):
+        A.cmd_fit(args)
 
 
 def test_a_candidate_card_keeps_what_does_not_read_the_features(tmp_path):

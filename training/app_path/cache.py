@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from thyroid_desktop.core.io.images import UltrasoundImage, open_image
@@ -301,8 +302,6 @@ def cut_crops(
 def resampled(image: UltrasoundImage, factor: float) -> UltrasoundImage:
     """``image`` resampled by ``factor`` (area averaging down, linear up), as another scanner's
     pixel size would show the same anatomy."""
-    import cv2
-
     from thyroid_desktop.core.io.images import from_array
 
     w, h = max(1, round(image.width * factor)), max(1, round(image.height * factor))
@@ -468,7 +467,7 @@ def add_app_views(
     cache: FeatureCache,
     samples: Sequence[Sample],
     feature_model,
-    size: int = INPUT_SIZE,
+    size: int | None = None,
     margin: float = CROP_MARGIN,
     marks: str = "keep",
     views: Sequence[str] = APP_SCORED,
@@ -476,7 +475,7 @@ def add_app_views(
     """Adds the features of the app's jitter views (``core.pipeline.estimate.jitter_views``, as
     ``predict`` scores a box) of the cached ``views`` boxes (auto, expert, scan area, and
     ``JPEG_PROBE``: the auto box of the frame re-encoded at ``JPEG_PROBE_QUALITY``), cut with
-    the cache's own detail limit."""
+    the cache's own detail limit and (``size`` None) input side."""
     from thyroid_desktop.core.io.images import from_array
     from thyroid_desktop.core.pipeline.estimate import jitter_views
     from thyroid_desktop.core.pipeline.fov import detect_fov
@@ -484,6 +483,7 @@ def add_app_views(
     from training.compression import reencode
 
     box_of = {"auto": "auto", "expert": "expert", "scan": "fov", JPEG_PROBE: "auto"}
+    size = cache.input_size if size is None else size
 
     extract = make_extractor(feature_model, grey_levels=cache.grey_levels)
     n, dim = len(cache), int(feature_model.output_shape[-1])
@@ -589,21 +589,27 @@ def cmd_cache(args: argparse.Namespace) -> None:
     segmenter = load_segmenter()
     if segmenter is None:
         raise SystemExit("the model card names no segmenter")
-    # The layout check compares with the shipped model when it has the same backbone.
-    same = card.get("backbone") == args.backbone and card["input_size"] == args.input_size
+    # The layout check compares with the shipped model when it has the same backbone: at the
+    # shipped model's own input side (the same weights; a cache of another side is checked on
+    # its crops resized to that side).
+    same = card.get("backbone") == args.backbone
     shipped = load_classifier(backend="keras").model if same else None
+    shipped_size = int(card["input_size"])
+    at_shipped_size = (
+        features
+        if shipped_size == args.input_size
+        else feature_graph(args.backbone, shipped_size)[0]
+    )
     checks: dict[str, float | str | None] = {"backbone": args.backbone}
 
     def check(crops: np.ndarray) -> None:
         if shipped is None:
-            log.info(
-                "%s at %d px is not the shipped model: no layout check",
-                args.backbone,
-                args.input_size,
-            )
+            log.info("%s is not the shipped backbone: no layout check", args.backbone)
             checks["max_abs_feature_gap"] = None  # not checked (not the shipped backbone)
             return
-        gap = feature_layout_gap(features, shipped, crops[:4])
+        if shipped_size != args.input_size:
+            crops = np.stack([cv2.resize(c, (shipped_size, shipped_size)) for c in crops[:4]])
+        gap = feature_layout_gap(at_shipped_size, shipped, crops[:4])
         checks["max_abs_feature_gap"] = gap
         log.info("cached features vs shipped 'features' layer: max |diff| %.2e", gap)
         if gap > FEATURE_TOLERANCE:

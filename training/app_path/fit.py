@@ -200,6 +200,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     metrics["cross_site"] = cross_site
     training = {
         **card["training"],
+        "backbone": cache.backbone,
+        "input_size": cache.input_size,
         "c": c,
         "marks": cache.marks,
         "crop_resolution": cache.resolution or None,
@@ -236,13 +238,13 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def check_cv_of(cv_json: dict, cache: FeatureCache) -> None:
     """The CV that chose the recipe ran on this cache (not one recut since with another
-    marks step, backbone or detail limit); a cv.json from before the field existed is taken
-    as it is, and one from before the detail limit had none."""
-    cut = {"resolution": 0, "input_size": LEGACY_INPUT_SIZE, **cv_json.get("cache", cache.cut)}
+    marks step, backbone, detail limit or input side); a cv.json from before it recorded the
+    cut was of crops with the marks kept at 260 px, one from before the detail limit had none
+    and one from before the input side was at 260 px."""
+    legacy = {"marks": "keep", "backbone": cache.backbone, "resolution": 0}
+    cut = {"resolution": 0, "input_size": LEGACY_INPUT_SIZE, **cv_json.get("cache", legacy)}
     if cut != cache.cut:
-        raise SystemExit(
-            f"cv.json is of a cache cut as {cv_json['cache']}, not {cache.cut}: rerun `cv`"
-        )
+        raise SystemExit(f"cv.json is of a cache cut as {cut}, not {cache.cut}: rerun `cv`")
 
 
 def carry_over(previous: dict, card_path: Path, dropped: Sequence[str] = ()) -> None:

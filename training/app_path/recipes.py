@@ -8,8 +8,8 @@ from pathlib import Path
 
 #: The shipped backbone and input side; the cached features must be exactly the model's.
 #: 224 px since v1.3.0 (2026-12-07): against Lite2's own 260 px, development CV ddti +0.017 ±
-#: 0.015, chaouchi +0.011 ± 0.017 (192 px: -0.022 / -0.018), about a quarter less time per
-#: analysis (docs/experiments.md, "A smaller input").
+#: 0.015, chaouchi +0.011 ± 0.017 (192 px: -0.022 / -0.018), about a fifth less time per
+#: analysis (60 against 73 ms) (docs/experiments.md, "A smaller input").
 BACKBONE = "efficientnet_lite2"
 INPUT_SIZE = 224
 #: The input side of caches and CV results written before they recorded it.

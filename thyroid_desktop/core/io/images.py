@@ -46,7 +46,7 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
 #: bounded by a small multiple of this (see `roi.crop_square`, `inference.heatmap_to_image`).
 MAX_PIXELS = 100_000_000
 MAX_FILE_BYTES = 2 * 1024**3
-#: A side shorter than this holds no nodule the models could see (their inputs are 256-260 px).
+#: A side shorter than this holds no nodule the models could see (their inputs are 224-256 px).
 MIN_SIDE = 32
 #: Ultrasound frames are at most about 3:1 (two panels side by side); beyond this a file is a
 #: strip, a line profile or damaged header dimensions, never a scan.

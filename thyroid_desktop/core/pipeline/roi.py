@@ -19,7 +19,7 @@ CROP_MARGIN = 0.15
 #: Box jitters averaged into every estimate, as (shift x, shift y, scale, mirrored): shifts of
 #: 10 % of the box's width/height and scales of +-15 %, as a clinician's box might differ.
 #: With the crop and its mirror that makes 4 views; the heat map comes from the crop only.
-#: Two opposite jitters, not four: each 260 px view costs ~25 ms on a 2-core CPU, and four
+#: Two opposite jitters, not four: each 260 px view cost ~25 ms on a 2-core CPU, and four
 #: jitters took predict + Grad-CAM past 150 ms for no measurable gain (README, "Speed").
 JITTERS: tuple[tuple[float, float, float, bool], ...] = (
     (+0.10, +0.10, 1.15, False),
