@@ -103,7 +103,7 @@ def test_opening_an_image_auto_detects_the_nodule(window, qtbot, tmp_path):
     assert window.panel.probability.text() == f"{review.finding.probability:.2f}"
     # A CT slice's pixels saved as PNG (no header to say so): refused by the scope check, so
     # nothing is detected or analysed, and the reason stays on screen with "Analyse anyway".
-    ct_slice = Path(pydicom.__file__).parent / "data" / "test_files" / "693_J2KI.dcm"
+    ct_slice = Path(pydicom.__file__).parent / "data" / "test_files" / "J2K_pixelrep_mismatch.dcm"
     path = tmp_path / "ct_slice.png"
     cv2.imwrite(str(path), np.asarray(open_image(ct_slice).pixels))
     assert window.open_paths([path])
