@@ -49,8 +49,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKBONE = "efficientnet_lite2"
-#: The input side of the maps stored before the side was part of their name.
-LEGACY_INPUT_SIZE = 260
 
 
 def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndarray:
@@ -58,6 +56,8 @@ def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndar
     (17 x 17 at 260 px): read from ``work`` when there, else cut at the cache's input side
     (``bench_feature_noise.crops_of``), computed and stored (maps of 260 px caches, stored
     before the side was part of the name, keep their old name)."""
+    from training.app_path.recipes import LEGACY_INPUT_SIZE
+
     name = "stage5" if backbone == BACKBONE else f"stage5_{backbone}"
     if cache.input_size != LEGACY_INPUT_SIZE:
         name += f"_{cache.input_size}px"
@@ -94,7 +94,7 @@ def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndar
     return maps
 
 
-def tail_model(backbone: str = BACKBONE, size: int = LEGACY_INPUT_SIZE):
+def tail_model(backbone: str, size: int):
     """Stage-5 map -> pooled (stage 5, stage 6, top) features, ImageNet weights (the
     ``backbone``'s feature graph at input side ``size`` from its first tapped stage on)."""
     import keras

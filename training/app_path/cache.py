@@ -596,9 +596,9 @@ def cmd_cache(args: argparse.Namespace) -> None:
     shipped = load_classifier(backend="keras").model if same else None
     shipped_size = int(card["input_size"])
     at_shipped_size = (
-        features
-        if shipped_size == args.input_size
-        else feature_graph(args.backbone, shipped_size)[0]
+        feature_graph(args.backbone, shipped_size)[0]
+        if same and shipped_size != args.input_size
+        else features
     )
     checks: dict[str, float | str | None] = {"backbone": args.backbone}
 
@@ -628,9 +628,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
                 raise SystemExit(f"{path} was cut as {cache.cut}: use --force")
             wanted = AUGMENTED_APP if args.augment else APP_SCORED
             if set(cache.app_views) != set(wanted) or not _has_jitters(cache):
-                add_app_views(
-                    cache, part, features, args.input_size, marks=args.marks, views=wanted
-                )
+                add_app_views(cache, part, features, marks=args.marks, views=wanted)
                 cache.save(path)
             log.info("%s: cached already (%s)", site, path)
             continue
