@@ -214,6 +214,15 @@ def test_mask_outside_zeros_outside_and_keeps_inside():
         mask_outside(rgb[:30], fov)
     whole = FieldOfView.whole(80, 60)
     assert (mask_outside(rgb, whole) == rgb).all()
+    # Grey frames, views into a larger array and an irregular mask: as boolean indexing does.
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (60, 160, 3), dtype=np.uint8)
+    ragged = FieldOfView(rng.random((60, 80)) < 0.5, ROI(0, 0, 80, 60))
+    for pixels in (big[:, ::2], big[:, :80, 0], big[:, 80:]):
+        want = pixels.copy()
+        want[~ragged.mask] = 0
+        got = mask_outside(pixels, ragged)
+        assert got.dtype == np.uint8 and np.array_equal(got, want)
 
 
 def real_images(folder: str) -> list[Path]:

@@ -15,6 +15,17 @@ def check(pixels):
     return check_scope(image, detect_fov(image.gray))
 
 
+def test_speckle_correlation_is_pearsons():
+    from thyroid_desktop.core.pipeline.scope import _correlation
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(100, 20, 5000).astype(np.float32)
+    b = (0.6 * a + rng.normal(0, 15, 5000)).astype(np.float32)
+    assert _correlation(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-9)
+    assert _correlation(a, -a) == pytest.approx(-1.0)
+    assert _correlation(a, np.full_like(a, 7.0)) == 0.0
+
+
 def test_phantom_is_in_scope():
     assert check(make_phantom().pixels).in_scope
 

@@ -215,6 +215,66 @@ def test_grey_levels_are_judged_against_the_tissue_around_the_nodule():
     assert intensity_features(dark, None, roi)[0] == pytest.approx(np.log(0.5), abs=0.08)
 
 
+def _intensity_over_the_whole_frame(gray, mask, roi, fov_mask):
+    """``intensity_features`` as first written: the ring dilated over the whole frame."""
+    g = np.asarray(gray, np.float32)
+    h, w = g.shape
+    if mask is None or not np.any(mask):
+        mask = np.zeros((h, w), np.uint8)
+        r = roi.clipped(w, h)
+        centre, axes = (r.x + r.w // 2, r.y + r.h // 2), (max(r.w // 2, 1), max(r.h // 2, 1))
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1)
+    inside = np.asarray(mask, bool)
+    ys, xs = np.nonzero(inside)
+    size = max(int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    k = max(3, int(0.35 * size)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    ring = cv2.dilate(inside.astype(np.uint8), kernel).astype(bool) & ~inside
+    if fov_mask is not None:
+        ring &= fov_mask
+    vals, around = g[inside], g[ring]
+    ref = float(np.median(around if around.size else g)) + 1.0
+    return np.array(
+        [
+            np.log((vals.mean() + 1.0) / ref),
+            np.log((np.median(vals) + 1.0) / ref),
+            np.percentile(vals, 10) / ref,
+            np.percentile(vals, 90) / ref,
+            float((vals < 0.35 * ref).mean()),
+            float((vals > 1.6 * ref).mean()),
+            vals.std() / ref,
+        ]
+    )
+
+
+def test_grey_levels_read_only_the_window_around_the_nodule_and_give_the_same_values():
+    """The ring is read from a window around the nodule (speed): the values are those of the
+    whole-frame computation, for boxes and masks in the middle, at the edges and corners,
+    with and without a scan-area mask, on uint8 and float frames."""
+    from thyroid_desktop.core.pipeline.tirads_ai import intensity_features
+
+    rng = np.random.default_rng(3)
+    h, w = 240, 320
+    gray = rng.integers(0, 256, (h, w)).astype(np.uint8)
+    fov = np.zeros((h, w), bool)
+    fov[10:230, 30:300] = True
+    checked = 0
+    for x, y, bw, bh in [(120, 80, 60, 40), (0, 0, 50, 30), (290, 200, 40, 50), (-5, 100, 30, 90),
+                         (10, 5, 300, 230), (150, 120, 3, 3)]:  # fmt: skip
+        roi = ROI(x, y, bw, bh)
+        blob = np.zeros((h, w), bool)
+        r = roi.clipped(w, h)
+        blob[r.y : r.y + r.h, r.x : r.x + max(r.w // 2, 1)] = True  # a mask off the box centre
+        for mask in (None, blob):
+            for fov_mask in (None, fov):
+                for frame in (gray, gray.astype(np.float64) * 0.7):
+                    got = intensity_features(frame, mask, roi, fov_mask)
+                    want = _intensity_over_the_whole_frame(frame, mask, roi, fov_mask)
+                    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+                    checked += 1
+    assert checked == 48
+
+
 def test_a_choice_the_ai_set_is_not_credited_to_the_clinician_after_the_box_changed():
     """Accept AI suggestions, then the box changes and the AI now suggests another margin:
     the margin was still set by accepting the AI (for the earlier box), not by the clinician

@@ -333,7 +333,7 @@ def intensity_features(
     Returns:
         ``len(INTENSITY_FEATURES)`` float64 values.
     """
-    g = np.asarray(gray, dtype=np.float32)
+    g = np.asarray(gray)
     h, w = g.shape
     if mask is None or not np.any(mask):
         mask = np.zeros((h, w), np.uint8)
@@ -349,17 +349,26 @@ def intensity_features(
             -1,
         )
     inside = np.asarray(mask, bool)
-    ys, xs = np.nonzero(inside)
-    size = max(int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-    k = max(3, int(0.35 * size)) | 1
+    x, y, bw, bh = cv2.boundingRect(inside.view(np.uint8))
+    k = max(3, int(0.35 * max(bw, bh))) | 1
+    # The ring lies within k // 2 of the nodule: read only that window of the frame (the
+    # dilation's cost follows the nodule, not the frame; the values are the same).
+    pad = k // 2 + 1
+    x0, y0, x1, y1 = max(x - pad, 0), max(y - pad, 0), min(x + bw + pad, w), min(y + bh + pad, h)
+    inside = inside[y0:y1, x0:x1]
+    win = g[y0:y1, x0:x1].astype(np.float32)
     grown = cv2.dilate(
         inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     )
     ring = grown.astype(bool) & ~inside
     if fov_mask is not None:
-        ring &= fov_mask
-    vals, around = g[inside], g[ring]
-    ref = float(np.median(around)) + 1.0 if around.size else float(np.median(g)) + 1.0
+        ring &= np.asarray(fov_mask, bool)[y0:y1, x0:x1]
+    vals, around = win[inside], win[ring]
+    ref = (
+        float(np.median(around)) + 1.0
+        if around.size
+        else float(np.median(g.astype(np.float32))) + 1.0
+    )
     return np.array(
         [
             np.log((vals.mean() + 1.0) / ref),
