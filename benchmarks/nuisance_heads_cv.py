@@ -14,6 +14,10 @@ then score without it (a constant: the AUROC does not depend on which). ``--weig
 the covariate's standardised column, i.e. how much less the L2 penalty holds it back (1: like
 any feature).
 
+**The layout** (``--layout-weights``): the same construction with a column that is 1 where
+the scan area holds two panels side by side (ddti's two-panel frames are 91 % malignant);
+each head's within-class Spearman with that column is printed beside the box area's.
+
 **R6** (``--no-r6`` leaves it out): R4's rows, the head penalised for following the feature
 differences between each pasted-marks or resampled view and the same box without
 (``recipes.NUISANCE_PAIRS``).
@@ -38,7 +42,7 @@ cv`` (C = 0.03 as shipped; the test split is not read):
 Reads an augmented cache (``training.app_path cache --augment``). About 2.5 minutes here.
 
 Usage: python benchmarks/nuisance_heads_cv.py [--out runs/app_path_v2] [--weights 1 3 10]
-       [--no-r6] [--json runs/nuisance_heads_cv.json]
+       [--layout-weights 1 3 10] [--no-r6] [--json runs/nuisance_heads_cv.json]
 """
 
 from __future__ import annotations
@@ -57,22 +61,45 @@ sys.path.insert(0, str(ROOT))
 RESAMPLED = ("auto_sc0", "auto_sc1")
 
 
-def box_covariate(cache, idx: np.ndarray, recipe) -> np.ndarray:
-    """Per row of ``training.app_path.cv.design(cache, idx, recipe)``: the log of the side, in
-    pixels, of the box its view was cut at (the auto box; the resampled views at the middle of
-    their band)."""
-    from training.app_path.recipes import SCALE_BANDS
+#: Scan-area boxes wider than this many heights hold two panels side by side
+#: (``bench_confounds.TWO_PANEL_ASPECT``).
+TWO_PANEL_ASPECT = 1.55
 
-    factor = dict(zip(RESAMPLED, (np.mean(b) for b in SCALE_BANDS), strict=True))
-    side = np.log(cache.boxes["auto"][:, 2:].max(axis=1).astype(float))
+
+def per_row(cache, idx: np.ndarray, recipe, values: np.ndarray, per_view=None) -> np.ndarray:
+    """Per row of ``training.app_path.cv.design(cache, idx, recipe)``: the image's entry of
+    ``values`` (plus ``per_view(view)`` where given), in the order design() builds its rows."""
     out = []
-    for has_mask in (True, False):  # the order design() builds its rows in
+    for has_mask in (True, False):
         sel = idx[cache.has_mask[idx] == has_mask]
         if not len(sel):
             continue
         for view in recipe.views_for(has_mask):
-            out += [side[sel] + np.log(factor.get(view, 1.0))] * 2  # the view and its mirror
+            extra = per_view(view) if per_view is not None else 0.0
+            out += [values[sel] + extra] * 2  # the view and its mirror
     return np.concatenate(out)[:, None]
+
+
+def box_covariate(cache, idx: np.ndarray, recipe) -> np.ndarray:
+    """Per row of ``design``: the log of the side, in pixels, of the box its view was cut at
+    (the auto box; the resampled views at the middle of their band)."""
+    from training.app_path.recipes import SCALE_BANDS
+
+    factor = dict(zip(RESAMPLED, (np.mean(b) for b in SCALE_BANDS), strict=True))
+    side = np.log(cache.boxes["auto"][:, 2:].max(axis=1).astype(float))
+    return per_row(cache, idx, recipe, side, lambda view: np.log(factor.get(view, 1.0)))
+
+
+def two_panels(cache) -> np.ndarray:
+    """1.0 where the image's scan area holds two panels side by side, else 0.0."""
+    fov = cache.boxes["fov"]
+    return (fov[:, 2] > TWO_PANEL_ASPECT * fov[:, 3]).astype(float)
+
+
+def layout_covariate(cache, idx: np.ndarray, recipe) -> np.ndarray:
+    """Per row of ``design``: whether its image shows two panels side by side (ddti's
+    two-panel frames are 91 % malignant: a layout, not a nodule, property)."""
+    return per_row(cache, idx, recipe, two_panels(cache))
 
 
 def fit_adjusted(x, covariate, y, w, c: float, weight: float):
@@ -105,6 +132,13 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("runs/app_path_v2"), help="the cache")
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 3.0, 10.0])
+    parser.add_argument(
+        "--layout-weights",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also heads with the two-panel layout as a dropped covariate, at these weights",
+    )
     parser.add_argument("--no-r6", action="store_true", help="leave recipe R6 out")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -116,17 +150,24 @@ def main() -> int:
         raise SystemExit(f"{args.out} is not an augmented cache: rerun `cache --augment`")
     r4, c = A.RECIPES["R4"], A.C_SHIPPED
     view, app_views = A.SCORING[A.RANK_SCORING]
-    # head name -> (recipe, weight of the box-size covariate or None)
+    # head name -> (recipe, (covariate, its weight) or None)
     heads = {"shipped head (R4)": (r4, None)}
     if not args.no_r6:
         heads["R6: ignores what marks and resampling change"] = (A.RECIPES["R6"], None)
-    heads |= {f"R4, box size as covariate, weight {k:g}": (r4, k) for k in args.weights}
+    heads |= {
+        f"R4, box size as covariate, weight {k:g}": (r4, (box_covariate, k)) for k in args.weights
+    }
+    heads |= {
+        f"R4, two panels as covariate, weight {k:g}": (r4, (layout_covariate, k))
+        for k in args.layout_weights
+    }
 
     def fit(idx, recipe, weight):
         if weight is None:
             return fit_recipe_head(cache, idx, recipe, c)
+        covariate, k = weight
         x, y, w = design(cache, idx, recipe)
-        return fit_adjusted(x, box_covariate(cache, idx, recipe), y, w, c, weight)
+        return fit_adjusted(x, covariate(cache, idx, recipe), y, w, c, k)
 
     resampled = [p for p in A.NUISANCE_PAIRS if p[0] in RESAMPLED]
     marked = [p for p in A.NUISANCE_PAIRS if p[0] not in RESAMPLED]
@@ -155,6 +196,7 @@ def main() -> int:
     result: dict = {}
     for name, (recipe, weight) in heads.items():
         row: dict = {"cv_auroc": {}, "paired_vs_shipped": {}, "spearman_box_area": {}}
+        row["spearman_two_panels"] = {}
         row["resampled"], row["marks"] = {}, {}
         z = np.nanmean(oof[name], axis=0)
         # shifts as the app would show them: the head's own Platt map, fitted as `fit` fits it
@@ -175,6 +217,10 @@ def main() -> int:
             for k, cls in ((0, "benign"), (1, "malignant")):
                 sel = (cache.sites == s) & (cache.labels == k)
                 row["spearman_box_area"][f"{s} {cls}"] = float(spearmanr(area[sel], z[sel])[0])
+                panels = two_panels(cache)[sel]
+                row["spearman_two_panels"][f"{s} {cls}"] = (
+                    float(spearmanr(panels, z[sel])[0]) if 0 < panels.sum() < len(panels) else None
+                )
 
             def shift(v, s=s, name=name, a=a, b=b):
                 plain = dict(A.NUISANCE_PAIRS)[v]
@@ -227,6 +273,10 @@ def print_row(name: str, row: dict) -> None:
         + ", ".join(f"{k} {v:+.2f}" for k, v in row["spearman_box_area"].items())
     )
     print(
+        "  Spearman(logit, two panels) within class: "
+        + ", ".join(f"{k} {_f(v, '+.2f')}" for k, v in row["spearman_two_panels"].items())
+    )
+    print(
         "  cross-site: "
         + ", ".join(
             f"{k} {_f(v['auroc'])} ({_f(v['ci95'][0])}-{_f(v['ci95'][1])})"
@@ -248,8 +298,8 @@ def print_row(name: str, row: dict) -> None:
         )
 
 
-def _f(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
+def _f(v: float | None, spec: str = ".3f") -> str:
+    return "n/a" if v is None else format(v, spec)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ runs in seconds."""
 
 import csv
 import dataclasses
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -474,3 +475,37 @@ def test_a_recipe_with_invariance_is_fitted_with_its_penalty():
     assert not np.allclose(first, second)
     across = A.site_to_site(cache, r1, 0.03), A.site_to_site(cache, asked, 0.03)
     assert any(across[0][k].auroc != across[1][k].auroc for k in across[0])
+
+
+def test_nuisance_benchmark_covariates_follow_design_rows():
+    """`benchmarks/nuisance_heads_cv.py` builds one covariate value per row of `cv.design`
+    (images with and without a mask, each view, each with its mirror): the value must be
+    that row's image's, in design's order, or the dropped covariate adjusts the wrong rows."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import nuisance_heads_cv as N
+
+    from training.app_path.cv import design
+
+    n = 6
+    has_mask = np.array([True, False, True, True, False, False])
+    # Each image's features carry its index, so design's rows can be traced back to images.
+    feats = np.repeat(np.arange(n, dtype=np.float32)[:, None, None], 2, axis=1).repeat(3, 2)
+    fov = np.array([[0, 0, 400, 100], [0, 0, 100, 100]] * 3)  # wide scan area = two panels
+    cache = tiny_cache(
+        n,
+        has_mask=has_mask,
+        sites=np.array(["ddti", "chaouchi"] * 3),
+        features={"auto": feats, "auto_j0": feats + 0.25},
+        boxes={"fov": fov, "auto": np.array([[0, 0, 10 + i, 5] for i in range(n)])},
+    )
+    recipe = A.Recipe("T", "test", views=("auto",), mask_views=("auto_j0",))
+    idx = np.array([5, 0, 2, 3, 1])
+    x, _, _ = design(cache, idx, recipe)
+    image = np.floor(x[:, 0]).astype(int)  # the image each row was cut from
+    layout = N.layout_covariate(cache, idx, recipe)[:, 0]
+    assert len(layout) == len(x)
+    np.testing.assert_array_equal(layout, N.two_panels(cache)[image])
+    side = N.box_covariate(cache, idx, recipe)[:, 0]
+    np.testing.assert_allclose(side, np.log(10.0 + image))
