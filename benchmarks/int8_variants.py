@@ -16,10 +16,12 @@ the float graph on the same crops:
   guide only: time speed with ``bench_predict.py --quick``, alternated, in separate processes).
 
 Variants: the shipped recipe re-run; Percentile and Entropy calibration; 296 calibration crops
-instead of 96; blocks 6-7 or 7 also in float; and, on the shipped graph's own features, the
+instead of 96; blocks 6-7 or 7 also in float; and, on the shipped recipe's features, the
 head corrected per feature (a least-squares map from each int8 feature to the float one,
 fitted on the calibration crops): if the int8 error were a systematic bias or scale of the
-features, that would remove it.
+features, that would remove it. With the development feature cache (``--cache``), R4's head
+is also refitted with R6's penalty on the calibration crops' int8-minus-float feature
+differences: if the noise lay in a few directions, the head could learn to ignore them.
 
 Usage: python benchmarks/int8_variants.py [--data ../shared/data] [--models resources/models]
 [--eval 240] [--only NAME ...] [--json out.json]   (about 6 minutes here)
@@ -135,6 +137,31 @@ def head_weights(float_graph: Path) -> tuple[np.ndarray, float]:
     return w / std, float(init["malignancy_logit/B"].ravel()[0] - (mean / std) @ w)
 
 
+def penalised_heads(args, card: dict, differences, float_feats, int8_feats) -> dict:
+    """R4's head refitted on every development image's rows, plain and with R6's penalty
+    (``training.app_path.invariant``) on the int8-minus-float feature differences of the
+    calibration crops; per head, the held-back crops' mean |logit change| from float to int8
+    features as a share of the float logits' SD between images."""
+    import training.app_path as A
+    from training.app_path.cv import design, head_logits
+    from training.app_path.invariant import fit_invariant_head
+
+    samples = A.development_samples(args.data, set(card["data"]["split"]["test_files"]))
+    cache = A.load_cache(args.cache, samples)
+    x, y, w = design(cache, np.arange(len(cache)), A.RECIPES["R4"])
+    out = {}
+    for strength in (0.0, 1.0, 10.0, 100.0):
+        head = fit_invariant_head(x, y, w, A.C_SHIPPED, differences, strength)
+        lf, lq = head_logits(head, float_feats), head_logits(head, int8_feats)
+        out[f"strength {strength:g}"] = float(np.abs(lq - lf).mean() / lf.std())
+        print(
+            f"head penalised for the int8 differences, strength {strength:g}: "
+            f"mean |logit change| / SD {out[f'strength {strength:g}']:.3f}",
+            flush=True,
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from training.data import DEFAULT_DATA
     from training.quantize import quantize
@@ -144,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=ROOT / "resources" / "models")
     parser.add_argument("--eval", type=int, default=240, help="evaluation crops")
     parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / "runs" / "app_path_v2",
+        help="development feature cache for the noise-penalised heads (skipped when absent)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     card = json.loads((args.models / "model_card.json").read_text())
@@ -169,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             quantize(float_graph, dst, calib, **kwargs)
             logits, feats, ms = run_graph(dst, crops["eval"])
             row = compare(ref, logits, card) | {"ms_app_batch": ms}
+            cos = (feats * ref_feats).sum(1) / (
+                np.linalg.norm(feats, axis=1) * np.linalg.norm(ref_feats, axis=1)
+            )
+            rel = np.linalg.norm(feats - ref_feats, axis=1) / np.linalg.norm(ref_feats, axis=1)
+            row |= {
+                "feature_cosine_median": float(np.median(cos)),
+                "feature_relative_error_median": float(np.median(rel)),
+            }
             if name.startswith("shipped"):
                 # The same graph's features, corrected per feature by a least-squares map
                 # fitted on the calibration crops.
@@ -182,11 +223,16 @@ def main(argv: list[str] | None = None) -> int:
                 out["variants"]["shipped recipe, head corrected per feature"] = compare(
                     ref, fixed, card
                 )
+                if args.cache.exists():
+                    out["noise_penalised_heads"] = penalised_heads(
+                        args, card, cal_q - cal_f, ref_feats, feats
+                    )
             out["variants"][name] = row
             print(
                 f"{name}: |dlogit| mean {row['mean_abs_dlogit']:.2f} p95 {row['p95_abs_dlogit']:.2f}, "
                 f"|dp| {row['mean_abs_dp']:.3f}, flipped {100 * row['flipped_share']:.1f} %, "
-                f"{ms:.1f} ms a batch",
+                f"features: cosine {row['feature_cosine_median']:.4f}, relative error "
+                f"{row['feature_relative_error_median']:.3f}; {ms:.1f} ms a batch",
                 flush=True,
             )
     if "shipped recipe, head corrected per feature" in out["variants"]:
