@@ -15,16 +15,22 @@ the float graph on the same crops:
 - ms of one app batch (4 views, 2 maps), one run after the other in this process (a rough
   guide only: time speed with ``bench_predict.py --quick``, alternated, in separate processes).
 
-Variants: the shipped recipe re-run; Percentile and Entropy calibration; 296 calibration crops
+Variants: the shipped recipe re-run (its file compared with the shipped int8 graph's sha256);
+Percentile calibration (Entropy is not offered: as ``quantize_static`` runs it, with 128 bins
+and 128 quantised bins, it reduces to MinMax); 296 calibration crops
 instead of 96; blocks 6-7 or 7 also in float; and, on the shipped recipe's features, the
 head corrected per feature (a least-squares map from each int8 feature to the float one,
 fitted on the calibration crops): if the int8 error were a systematic bias or scale of the
 features, that would remove it. With the development feature cache (``--cache``), R4's head
-is also refitted with R6's penalty on the calibration crops' int8-minus-float feature
-differences: if the noise lay in a few directions, the head could learn to ignore them.
+is also refitted with R6's penalty on the int8-minus-float feature differences of the 296
+calibration crops and their mirrors (592 rows): if the noise lay in a few directions, the
+head could learn to ignore them.
+
+At one crop per image, calls flipped on 240 crops (1 % = 2-3 crops) cannot decide the guard;
+the logit change is the figure to compare.
 
 Usage: python benchmarks/int8_variants.py [--data ../shared/data] [--models resources/models]
-[--eval 240] [--only NAME ...] [--json out.json]   (about 6 minutes here)
+[--eval 240] [--cache runs/app_path_v2] [--only NAME ...] [--json out.json]   (2-4 minutes here)
 """
 
 from __future__ import annotations
@@ -47,7 +53,6 @@ sys.path.insert(0, str(ROOT))
 VARIANTS: dict[str, dict] = {
     "shipped recipe (MinMax, 96 crops)": {},
     "Percentile calibration": {"method": "Percentile"},
-    "Entropy calibration": {"method": "Entropy"},
     "296 calibration crops": {"crops": "more"},
     "block 7 also in float": {"also_float": r"^t/block7"},
     "blocks 6-7 also in float": {"also_float": r"^t/block[67]"},
@@ -139,8 +144,8 @@ def head_weights(float_graph: Path) -> tuple[np.ndarray, float]:
 
 def penalised_heads(args, card: dict, differences, float_feats, int8_feats) -> dict:
     """R4's head refitted on every development image's rows, plain and with R6's penalty
-    (``training.app_path.invariant``) on the int8-minus-float feature differences of the
-    calibration crops; per head, the held-back crops' mean |logit change| from float to int8
+    (``training.app_path.invariant``) on ``differences`` (int8-minus-float features of the
+    calibration crops and their mirrors); per head, the held-back crops' mean |logit change| from float to int8
     features as a share of the float logits' SD between images."""
     import training.app_path as A
     from training.app_path.cv import design, head_logits
@@ -163,6 +168,7 @@ def penalised_heads(args, card: dict, differences, float_feats, int8_feats) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
+    from thyroid_desktop.core.models.shipped import sha256_file
     from training.data import DEFAULT_DATA
     from training.quantize import quantize
 
@@ -211,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
                 "feature_relative_error_median": float(np.median(rel)),
             }
             if name.startswith("shipped"):
+                shipped_sha = card["onnx"].get("int8", {}).get("sha256")
+                row["same_file_as_shipped_int8"] = sha256_file(dst) == shipped_sha
+                print(
+                    f"re-run shipped recipe == shipped int8 file: {row['same_file_as_shipped_int8']}"
+                )
                 # The same graph's features, corrected per feature by a least-squares map
                 # fitted on the calibration crops.
                 _, cal_q, _ = run_graph(dst, calib)
@@ -224,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                     ref, fixed, card
                 )
                 if args.cache.exists():
+                    both = np.concatenate([calib, crops["more"]])
+                    both = np.concatenate([both, both[:, :, ::-1]])
+                    _, pen_q, _ = run_graph(dst, both)
+                    _, pen_f, _ = run_graph(float_graph, both)
                     out["noise_penalised_heads"] = penalised_heads(
-                        args, card, cal_q - cal_f, ref_feats, feats
+                        args, card, pen_q - pen_f, ref_feats, feats
                     )
             out["variants"][name] = row
             print(

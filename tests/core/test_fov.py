@@ -218,11 +218,13 @@ def test_mask_outside_zeros_outside_and_keeps_inside():
     rng = np.random.default_rng(0)
     big = rng.integers(0, 256, (60, 160, 3), dtype=np.uint8)
     ragged = FieldOfView(rng.random((60, 80)) < 0.5, ROI(0, 0, 80, 60))
-    for pixels in (big[:, ::2], big[:, :80, 0], big[:, 80:]):
+    odd = (big[:, :80, :1], big[:, :80].astype(np.uint16), np.zeros((60, 80, 5), np.uint8))
+    for pixels in (big[:, ::2], big[:, :80, 0], big[:, 80:], *odd):
         want = pixels.copy()
         want[~ragged.mask] = 0
         got = mask_outside(pixels, ragged)
-        assert got.dtype == np.uint8 and np.array_equal(got, want)
+        assert got.dtype == pixels.dtype and got.shape == pixels.shape
+        assert np.array_equal(got, want)
 
 
 def real_images(folder: str) -> list[Path]:

@@ -477,13 +477,11 @@ def test_a_recipe_with_invariance_is_fitted_with_its_penalty():
     assert any(across[0][k].auroc != across[1][k].auroc for k in across[0])
 
 
-def test_nuisance_benchmark_covariates_follow_design_rows():
+def test_nuisance_benchmark_covariates_follow_design_rows(monkeypatch):
     """`benchmarks/nuisance_heads_cv.py` builds one covariate value per row of `cv.design`
     (images with and without a mask, each view, each with its mirror): the value must be
     that row's image's, in design's order, or the dropped covariate adjusts the wrong rows."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import nuisance_heads_cv as N
 
     from training.app_path.cv import design

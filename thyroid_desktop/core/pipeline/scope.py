@@ -106,12 +106,13 @@ def check_scope(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's correlation of two samples (0 when either is constant): ``np.corrcoef``'s
-    value without its covariance-matrix overhead. Elementwise sums, not ``np.dot``: a BLAS
-    call leaves its threads spinning, and they slow the model run that follows by half."""
+    value (to about 1e-15) without its covariance-matrix overhead. Elementwise sums, not
+    ``np.dot``: a large BLAS call leaves its threads spinning, and they slowed the model run
+    that followed by half."""
     a = a.astype(np.float64) - a.mean(dtype=np.float64)
     b = b.astype(np.float64) - b.mean(dtype=np.float64)
     norm = float(np.sqrt(np.square(a).sum() * np.square(b).sum()))
-    return float(np.multiply(a, b).sum()) / norm if norm > 0 else 0.0
+    return min(max(float(np.multiply(a, b).sum()) / norm, -1.0), 1.0) if norm > 0 else 0.0
 
 
 def _measure(image: UltrasoundImage, fov: FieldOfView) -> ScopeCheck:
