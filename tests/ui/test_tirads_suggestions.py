@@ -50,6 +50,30 @@ def test_panel_shows_suggestions_apart_and_counts_only_confirmed_choices(qtbot):
     assert panel.ai_result.text() == ""
 
 
+def test_a_choice_accepted_for_an_earlier_box_is_not_ticked_beside_a_new_suggestion(qtbot):
+    """The box changed after "Accept AI suggestions" and the AI now suggests another shape
+    and other foci: the panel must not put a tick beside the new suggestion (it reads as
+    agreement); it says the clinician's choice came from the AI for an earlier box."""
+    import dataclasses
+
+    from thyroid_desktop.core.pipeline.tirads_ai import Suggestion
+
+    panel = TiradsPanel()
+    qtbot.addWidget(panel)
+    sug = full_suggestion()
+    panel.set_suggestion(sug)
+    panel.set_choices(accept_all(panel.choices(), sug))
+    groups = dict(sug.groups)
+    groups["shape"] = Suggestion(Shape.TALLER, None, "mask geometry")
+    groups["echogenic_foci"] = Suggestion(EchogenicFoci.MACRO, 0.6, "image features")
+    panel.set_suggestion(dataclasses.replace(sug, groups=groups))
+    shape, foci = panel.suggestion_text("shape"), panel.suggestion_text("echogenic_foci")
+    assert "✓" not in shape and "✓" not in foci
+    assert shape.startswith("AI: taller-than-wide") and "yours (wider-than-tall)" in shape
+    assert "earlier box" in shape and "yours (punctate" in foci
+    assert panel.suggestion_text("margin").endswith("✓ accepted")  # unchanged groups stay
+
+
 def test_choices_of_an_old_session_keep_their_foci(qtbot):
     old = {"composition": "SOLID", "foci": ["MACRO"]}  # saved before ``foci_set`` existed
     assert TiradsChoices.from_json(old).foci_set

@@ -215,7 +215,9 @@ class TiradsPanel(QGroupBox):
             )
             mark = {
                 "accepted": "  ✓ accepted",
-                "accepted earlier": "  ✓ accepted for an earlier box",
+                # Not a tick: the suggestion shown now is not what the clinician's choice is.
+                "accepted earlier": f"  ≠ yours ({self._chosen_words(group)}) is the AI's "
+                "suggestion for an earlier box",
                 "changed": "  ✗ changed",
             }.get(review[group], "")
             hint.setText(f"AI: {label(s.value)}{conf}{how}{mark}")
@@ -234,6 +236,13 @@ class TiradsPanel(QGroupBox):
             f"AI-only: TR{sug.level.tr} ({sug.level.name}), {sug.points} points{extra}. "
             "Not counted until you confirm."
         )
+
+    def _chosen_words(self, group: str) -> str:
+        """The clinician's choice for ``group`` in the lexicon's words."""
+        if group == "echogenic_foci":
+            return ", ".join(sorted(label(f) for f in self._choices.foci)) or "none chosen"
+        chosen = getattr(self._choices, group)
+        return label(chosen) if chosen is not None else "none chosen"
 
     def _update_text(self) -> None:
         self._update_hints()
