@@ -33,10 +33,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_what_it_looks_at import TWO_PANEL_ASPECT  # noqa: E402
+
 SITES = ("ddti", "chaouchi")
-#: Scan-area boxes wider than this many heights hold two panels side by side (as
-#: ``bench_what_it_looks_at.TWO_PANEL_ASPECT``).
-TWO_PANEL_ASPECT = 1.55
 #: The shipped recipe, whose out-of-fold estimates ``--cv`` reads.
 RECIPE = "R4"
 #: Property -> what it is (printed and written with the figures).

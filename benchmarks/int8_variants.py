@@ -63,32 +63,18 @@ CALIBRATION, MORE_CALIBRATION, SEED = 96, 200, 0
 def crops_of(data: Path, card: dict, n_eval: int) -> dict[str, np.ndarray]:
     """The shipped calibration crops (``training.quantize.calibration_crops``' draw), 200
     more development crops for calibration and ``n_eval`` others for evaluation."""
-    from training.app_path.cache import development_samples
-    from training.app_path.recipes import SITES
-    from training.data import load_crops
+    from training.quantize import calibration_picks, calibration_pool, card_crops
 
-    samples = development_samples(data, set(card["data"]["split"]["test_files"]))
-    samples = [s for s in samples if s.dataset in SITES]
-    rng = np.random.default_rng(SEED)  # the same draw as calibration_crops(seed=0)
-    calib = set(rng.choice(len(samples), min(CALIBRATION, len(samples)), False).tolist())
-    rest = np.array([i for i in range(len(samples)) if i not in calib])
+    pool = calibration_pool(data, card)
+    calib = calibration_picks(len(pool), CALIBRATION, SEED)
+    rest = np.array(sorted(set(range(len(pool))) - set(calib)))
     order = np.random.default_rng(SEED + 1).permutation(rest)
     groups = {
-        "calibration": sorted(calib),
+        "calibration": calib,
         "more": sorted(order[:MORE_CALIBRATION].tolist()),
         "eval": sorted(order[MORE_CALIBRATION : MORE_CALIBRATION + n_eval].tolist()),
     }
-    crop = card["crop"]
-    return {
-        k: load_crops(
-            [samples[i] for i in idx],
-            int(card["input_size"]),
-            float(crop["margin"]),
-            marks=str(crop.get("marks", "keep")),
-            resolution=crop.get("resolution"),
-        )
-        for k, idx in groups.items()
-    }
+    return {k: card_crops([pool[i] for i in idx], card) for k, idx in groups.items()}
 
 
 def run_graph(path: Path, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

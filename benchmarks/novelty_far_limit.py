@@ -43,9 +43,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field",
-               "immunohistochemistry", "moon", "page", "text", "brick", "grass", "gravel",
-               "coins", "horse", "retina", "logo", "colorwheel")  # fmt: skip
 COLLECTIONS = ("ddti", "chaouchi", "arcegor", "tg3k")
 FAR_QUANTILE = 0.99
 
@@ -59,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import DEFAULT_DATA
     from training.reliability import (
         CACHE,
+        PHOTOGRAPHS,
         app_crop_features,
         features_of,
         fit_novelty,

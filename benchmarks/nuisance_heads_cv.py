@@ -56,14 +56,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_what_it_looks_at import TWO_PANEL_ASPECT  # noqa: E402
 
 #: The two resampled views of an augmented cache.
 RESAMPLED = ("auto_sc0", "auto_sc1")
-
-
-#: Scan-area boxes wider than this many heights hold two panels side by side
-#: (``bench_confounds.TWO_PANEL_ASPECT``).
-TWO_PANEL_ASPECT = 1.55
 
 
 def per_row(cache, idx: np.ndarray, recipe, values: np.ndarray, per_view=None) -> np.ndarray:
@@ -192,6 +190,7 @@ def main() -> int:
             )
 
     area = cache.boxes["auto"][:, 2].astype(float) * cache.boxes["auto"][:, 3]
+    panels_all = two_panels(cache)
     base = next(iter(heads))
     result: dict = {}
     for name, (recipe, weight) in heads.items():
@@ -217,7 +216,7 @@ def main() -> int:
             for k, cls in ((0, "benign"), (1, "malignant")):
                 sel = (cache.sites == s) & (cache.labels == k)
                 row["spearman_box_area"][f"{s} {cls}"] = float(spearmanr(area[sel], z[sel])[0])
-                panels = two_panels(cache)[sel]
+                panels = panels_all[sel]
                 row["spearman_two_panels"][f"{s} {cls}"] = (
                     float(spearmanr(panels, z[sel])[0]) if 0 < panels.sum() < len(panels) else None
                 )

@@ -75,26 +75,42 @@ class _Crops:
         return next(self._batches, None)
 
 
-def calibration_crops(data: Path, card: dict, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` classifier crops of development images (no test-split file), spread over the
-    sites and labels, cut by the app's crop code as the card asks (marks step, detail limit)."""
+def calibration_pool(data: Path, card: dict) -> list:
+    """The development images (no test-split file) of the sites the classifier trains on,
+    from which calibration crops are drawn."""
     from training.app_path.cache import development_samples
     from training.app_path.recipes import SITES
 
     samples = development_samples(data, set(card["data"]["split"]["test_files"]))
-    samples = [s for s in samples if s.dataset in SITES]
+    return [s for s in samples if s.dataset in SITES]
+
+
+def calibration_picks(n_pool: int, n: int, seed: int = 0) -> list[int]:
+    """Indices of the ``n`` images drawn from a pool of ``n_pool`` (sorted, seeded)."""
     rng = np.random.default_rng(seed)
-    picked = [samples[i] for i in sorted(rng.choice(len(samples), min(n, len(samples)), False))]
+    return sorted(rng.choice(n_pool, min(n, n_pool), False).tolist())
+
+
+def card_crops(samples: list, card: dict) -> np.ndarray:
+    """The classifier crops of ``samples`` cut by the app's crop code as the card asks
+    (input side, margin, marks step, detail limit)."""
     from training.data import load_crops
 
     crop = card["crop"]
     return load_crops(
-        picked,
+        samples,
         int(card["input_size"]),
         float(crop["margin"]),
         marks=str(crop.get("marks", "keep")),
         resolution=crop.get("resolution"),
     )
+
+
+def calibration_crops(data: Path, card: dict, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` classifier crops of development images (no test-split file), spread over the
+    sites and labels, cut by the app's crop code as the card asks (marks step, detail limit)."""
+    pool = calibration_pool(data, card)
+    return card_crops([pool[i] for i in calibration_picks(len(pool), n, seed)], card)
 
 
 def quantize(

@@ -160,6 +160,12 @@ def out_of_fold_distances(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return d
 
 
+#: scikit-image's bundled sample images, the natural photographs every check is run on.
+PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field",
+               "immunohistochemistry", "moon", "page", "text", "brick", "grass", "gravel",
+               "coins", "horse", "retina", "logo", "colorwheel")  # fmt: skip
+
+
 def other_images(clf, seg) -> dict[str, list[UltrasoundImage]]:
     """Images that are not thyroid ultrasound: natural photographs (scikit-image's bundled
     samples), CT/MR/NM/RT/CR slices from pydicom's test files (pixels only, so the Modality
@@ -168,9 +174,7 @@ def other_images(clf, seg) -> dict[str, list[UltrasoundImage]]:
     import skimage.data as sk
 
     photos = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field",
-                 "immunohistochemistry", "moon", "page", "text", "brick", "grass", "gravel",
-                 "coins", "horse", "retina", "logo", "colorwheel"):  # fmt: skip
+    for name in PHOTOGRAPHS:
         try:
             photos.append(from_array(getattr(sk, name)()))
         except Exception as err:  # a sample that is not bundled offline
