@@ -19,6 +19,9 @@ of each, cut as the app cuts them (marks painted out): 10 views. Stages 1-5 run 
   recipe's rows, R4, nor its scoring with the app's jitter views);
 - then Adam on: balanced BCE over all views + ``--consistency`` x the variance of an image's
   logits over its 10 views + the head's L2 penalty + ``--anchor`` x |tail - ImageNet|^2.
+- or, ``--distill``, without labels: the tail learns the frozen tail's features averaged over
+  the image's 5 boxes from each single view (``run_fold_distill``); the head refitted after
+  each epoch.
 
 For each epoch: held-out AUROC per site of the box + mirror mean logit, the logit's noise
 ratio (half its mean squared change under the box changes over its variance between images)
@@ -30,7 +33,7 @@ docs/experiments.md (box stability: fine-tuning the last stages).
 
 Usage: python benchmarks/tail_finetune_cv.py [--data ../shared/data]
        [--cache runs/app_path_v2] [--epochs 4] [--consistency 10] [--folds 5]
-       [--rescore runs/tail_finetune/oof_....npy]
+       [--distill] [--rescore runs/tail_finetune/oof_....npy]
 """
 
 from __future__ import annotations
@@ -193,6 +196,97 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
     return np.stack(result)
 
 
+def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
+    """Label-free variant (``--distill``): the tail learns to give, from any single view, the
+    frozen ImageNet tail's features *averaged over the image's 5 boxes* (same orientation),
+    in units of each feature's SD between training images; the labels are not used to train
+    the tail. After each epoch the shipped L2 head (C = 0.03) is fitted on the tail's features
+    of the training images' box and mirror views, as in epoch 0. Held-out logits, (epochs + 1)
+    x len(va) x 10 views."""
+    import keras
+    import tensorflow as tf
+
+    from training.app_path.recipes import C_SHIPPED
+    from training.linear_head import fit_head
+
+    tail = tail_model(args.backbone, args.input_size)
+    start = [v.numpy().copy() for v in tail.trainable_variables]
+    anchors = [tf.constant(v) for v in start]
+    n_views = maps.shape[1]
+    half = n_views // 2
+    forward = tf.function(lambda m: tail(m, training=False))
+
+    def feats(idx):
+        out = []
+        for i in range(0, len(idx), 16):
+            m = np.asarray(maps[idx[i : i + 16]], np.float32)
+            f = forward(tf.constant(m.reshape(-1, *m.shape[2:]))).numpy()
+            out.append(f.reshape(len(m), n_views, -1))
+        return np.concatenate(out)
+
+    teacher = feats(tr)  # frozen ImageNet tail
+    target = np.concatenate(
+        [
+            np.repeat(teacher[:, :half].mean(1, keepdims=True), half, axis=1),
+            np.repeat(teacher[:, half:].mean(1, keepdims=True), half, axis=1),
+        ],
+        axis=1,
+    )
+    sd = teacher[:, [0, half]].reshape(-1, teacher.shape[-1]).std(axis=0)
+    sd = np.maximum(sd, 0.1 * np.median(sd))  # near-constant features would dominate
+    inv_sd = tf.constant(1.0 / sd, tf.float32)
+    row_of = {int(i): k for k, i in enumerate(tr)}
+    opt = keras.optimizers.Adam(args.lr)
+
+    @tf.function
+    def step(m, t):
+        with tf.GradientTape() as tape:
+            f = tail(tf.reshape(m, (-1, *m.shape[2:])), training=False)
+            d = (f - tf.reshape(t, (-1, t.shape[-1]))) * inv_sd
+            fit = tf.reduce_mean(d**2)
+            loss = fit + args.anchor * tf.add_n(
+                [
+                    tf.reduce_sum((v - a) ** 2)
+                    for v, a in zip(tail.trainable_variables, anchors, strict=True)
+                ]
+            )
+        grads = tape.gradient(loss, tail.trainable_variables)
+        opt.apply_gradients(zip(grads, tail.trainable_variables, strict=True))
+        return fit
+
+    def score(ftr, fva):
+        head = fit_head(
+            ftr[:, [0, half]].reshape(-1, ftr.shape[-1]),
+            np.repeat(y[tr], 2),
+            np.repeat(w[tr], 2),
+            C_SHIPPED,
+        )
+        return ((fva - head.mean) / np.sqrt(head.var)) @ head.coef + head.intercept
+
+    # the fit of the frozen tail to the target, for the printout (the views' own noise)
+    base = float(np.mean(((teacher - target) / sd) ** 2))
+    print(f"    epoch 0: distillation loss {base:.4f}", flush=True)
+    result = [score(teacher, feats(va))]
+    rng = np.random.default_rng(0)
+    for epoch in range(args.epochs):
+        t0, order, losses = time.perf_counter(), rng.permutation(tr), []
+        for i in range(0, len(order), args.batch):
+            b = np.sort(order[i : i + args.batch])
+            rows = [row_of[int(j)] for j in b]
+            losses.append(
+                float(
+                    step(
+                        tf.constant(np.asarray(maps[b], np.float32)),
+                        tf.constant(target[rows], tf.float32),
+                    )
+                )
+            )
+        result.append(score(feats(tr), feats(va)))
+        print(f"    epoch {epoch + 1}: distillation loss {np.mean(losses):.4f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    return np.stack(result)
+
+
 def summarise(oof: np.ndarray, cache, folds: list[np.ndarray]) -> list[dict]:
     """Per epoch, scored within each fold (each fold's model has its own logit offset, so
     logits of different folds are not pooled): AUROC per site of the box + mirror logit (mean
@@ -258,6 +352,11 @@ def main() -> int:
         default=BACKBONE,
         help="training.backbones network (efficientnet_lite2_aa: anti-aliased, same weights)",
     )
+    parser.add_argument(
+        "--distill",
+        action="store_true",
+        help="label-free: the tail learns the frozen tail's features averaged over the 5 boxes",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--rescore", type=Path, default=None, help="score saved out-of-fold logits (no training)"
@@ -275,6 +374,8 @@ def main() -> int:
     tag = f"c{args.consistency:g}_lr{args.lr:g}_a{args.anchor:g}_e{args.epochs}_f{args.folds}"
     if args.backbone != BACKBONE:
         tag += f"_{args.backbone}"
+    if args.distill:
+        tag = "distill_" + tag.split("_", 1)[1]
     store = args.work / f"oof_{tag}.npy"
     if args.rescore:
         oof = np.load(args.rescore)
@@ -287,7 +388,8 @@ def main() -> int:
             # weights from the training images only, as app_path's design() does
             w = np.zeros(len(y), np.float32)
             w[tr] = balanced_weights(cache.labels[tr], cache.sites[tr])
-            oof[:, va] = run_fold(maps, y, w, tr, va, args)
+            fold = run_fold_distill if args.distill else run_fold
+            oof[:, va] = fold(maps, y, w, tr, va, args)
             print(f"  fold done in {time.perf_counter() - t0:.0f} s", flush=True)
         np.save(store, oof)
     rows = summarise(oof, cache, [va for _rep, _tr, va in folds])
@@ -295,6 +397,8 @@ def main() -> int:
     what = (
         f"rescored {args.rescore}"
         if args.rescore
+        else f"distillation, lr {args.lr}, anchor {args.anchor}"
+        if args.distill
         else f"consistency {args.consistency}, lr {args.lr}, anchor {args.anchor}"
     )
     print(f"{what}: {done} held-out images, scored within each of {len(folds)} folds")
