@@ -205,3 +205,59 @@ def test_the_csv_has_diameters_volume_and_caliper_lengths(tmp_path):
     assert line["volume_ml"] == f"{ellipsoid_volume_ml(20, 10, 29):.2f}"
     assert line["calipers"] == "1: 20.0 mm"
     assert line["max_diameter_mm"] == "29.0" and line["size_basis"] == "three diameters"
+
+
+def test_a_caliper_left_outside_a_moved_box_is_named_kept_and_reported(tmp_path):
+    """A box moved or redrawn after the calipers were drawn (a drag inside a confirmed box
+    moves it): the lines are the clinician's and stay, and still size the nodule, but the
+    panel, the CSV, the report and signing say which ones to check."""
+    s = Session()
+    s.add_image(A, "a.dcm", n_frames=10)
+    n1 = s.add_nodule(A, 2, ROI(10, 10, 100, 80))
+    s.add_caliper(n1, Caliper((20, 50), (100, 50), 2))  # across the nodule, in its box
+    assert s.state.nodule(n1).stray_calipers() == [] and s.state.stray_calipers() == []
+
+    s.set_box(n1, ROI(150, 10, 100, 80))  # the box dragged off the line
+    n = s.state.nodule(n1)
+    assert [c.number for c in n.stray_calipers()] == [1]
+    assert n.stray_text() == (
+        "N1: caliper 1 lies outside its box: check that it measures this nodule"
+    )
+    assert s.state.stray_calipers() == [n.stray_text()]
+    assert n.calipers == (Caliper((20, 50), (100, 50), 2),)  # kept
+    size = nodule_size(n.box, USER, None, n.calipers)
+    assert size.basis is SizeBasis.CALIPERS and size.max_diameter_mm == pytest.approx(8.0)
+    entry = StudyEntry(tmp_path / "a.dcm", sha256=A, scale=Scale.none())
+    est = Estimate(
+        0.7, 0.6, 0.01, False, None, "", "suspicious", "m", "shipped", n.box, None, (),
+        BoxSource.MANUAL,
+    )  # fmt: skip
+    row = ResultRow(entry, "analysed", est, 2, 0.1, n, ())
+    (line,) = list(csv.DictReader(write_csv(tmp_path / "study.csv", [row]).open()))
+    assert line["calipers"] == "1: 8.0 mm (outside the box)"
+
+    s.add_caliper(n1, Caliper((160, 40), (240, 40), 2))  # a new line in the new box
+    s.add_caliper(n1, Caliper((0, 0), (9, 9), 7))  # on another frame of the loop
+    n = s.state.nodule(n1)
+    assert [(c.number, n.stray_reason(c)) for c in n.numbered_calipers()] == [
+        (1, "outside the box"),
+        (2, ""),
+        (3, "on another frame"),
+    ]
+    assert n.stray_text() == (
+        "N1: calipers 1 and 3 lie outside its box or on another frame: "
+        "check that they measure this nodule"
+    )
+    s.undo()
+    s.undo()
+    s.undo()  # the box back where the first line was drawn
+    assert s.state.nodule(n1).stray_calipers() == []
+
+
+def test_a_linked_views_calipers_are_checked_against_that_views_box():
+    s, n1 = _two_view_session()
+    assert s.state.nodule(n1).stray_calipers() == []
+    s.set_view_box(n1, 0, ROI(0, 200, 300, 90))  # the longitudinal view's box moved down
+    n = s.state.nodule(n1)
+    assert [(c.number, c.view) for c in n.stray_calipers()] == [(2, 0)]
+    assert n.stray_text().startswith("N1: caliper 2 lies outside its box")

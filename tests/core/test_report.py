@@ -150,3 +150,11 @@ def test_report_sizes_by_the_longest_caliper(tmp_path, classifier):
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
     assert "calipers 16.0 x 9.0 mm (given with the image); box 13.4 x 11.5 mm" in text
     assert "TR4, 1.6 cm: FNA recommended" in text  # 16 mm by caliper, 13.4 by the box
+    assert "Check" not in text
+    check = "N1: caliper 1 lies outside its box: check that it measures this nodule"
+    out = write_report(
+        tmp_path / "r2.pdf", image, finding, classifier.card, StudyInfo(), tirads, size,
+        caliper_check=check,
+    )  # fmt: skip
+    text = " ".join(PdfReader(out).pages[0].extract_text().split())
+    assert f"Check {check}" in text

@@ -125,3 +125,45 @@ def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_vo
     assert f"volume {size.volume_ml:.2f} ml" in pdf
     (line,) = nodule.calipers
     assert f"1: {line.length_px * 0.1:.1f} mm" in pdf  # the caliper's length, drawn and listed
+
+
+def test_a_box_dragged_off_its_calipers_says_which_to_check_and_signing_asks(
+    window, qtbot, tmp_path, monkeypatch
+):
+    """The GUI trial's slip: a drag inside the confirmed box (meant to measure) moved it away
+    from the caliper line; the size was still quoted from that line without a word."""
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
+    window.open_paths([path])
+    _analysed(window, qtbot)
+    window.accept_proposal()
+    box = window.review.roi
+    y = box.y + box.h / 2
+    window.measure_nodule()
+    _drag(qtbot, window.view, (box.x + 5.0, y), (box.x + box.w - 5.0, y))
+    assert not window.panel.size_check.isVisible()
+
+    centre = (box.x + box.w / 2, box.y + box.h / 4)  # inside the box, off the line
+    _drag(qtbot, window.view, centre, (centre[0] + box.w + 10, centre[1]))  # moves the box
+    _analysed(window, qtbot)
+    assert window.review.roi.x > box.x + box.w  # the box no longer holds the line
+    check = "N1: caliper 1 lies outside its box: check that it measures this nodule"
+    assert window.panel.size_check.isVisible() and check in window.panel.size_check.text()
+    assert "calipers" in window.panel.size.text()  # the clinician's line still sizes it
+
+    asked = []
+
+    def question(_parent, _title, text, *_args):
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Dr Test", True))
+    window.sign_report_dialog()
+    assert len(asked) == 1 and check in asked[0] and "Sign anyway?" in asked[0]
+    assert not window.session.state.study.report.signed
+
+    window.undo()  # the box back over the line
+    qtbot.waitUntil(lambda: not window.panel.size_check.isVisible(), timeout=10000)

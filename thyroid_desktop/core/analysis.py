@@ -648,6 +648,7 @@ def nodule_reports(service: AnalysisService, state) -> list:
                 n.plane,
                 other,
                 uid=n.uid,
+                caliper_check=n.stray_text(),
             )
         )
     return items

@@ -88,7 +88,8 @@ class ExportsMixin(DicomActionsMixin):
         last one) and signs the study's report."""
         kept = self.session.state.study.report
         unscored = self.session.state.unscored()
-        if unscored and not self.ask_sign_unscored(unscored):
+        stray = self.session.state.stray_calipers()
+        if (unscored or stray) and not self.ask_sign_anyway(unscored, stray):
             return
         name = kept.operator or str(self.settings.value("report/operator", ""))
         name, ok = QInputDialog.getText(
@@ -97,15 +98,28 @@ class ExportsMixin(DicomActionsMixin):
         if ok:
             self.sign_report(name)
 
-    def ask_sign_unscored(self, unscored: dict[str, list[str]]) -> bool:
+    def ask_sign_anyway(self, unscored: dict[str, list[str]], stray: list[str] = ()) -> bool:
         """Whether to sign although some nodules have no complete TI-RADS score (the report
-        says "not scored" for them)."""
-        lines = "\n".join(f"{n}: {', '.join(groups)} not chosen" for n, groups in unscored.items())
+        says "not scored" for them) or caliper lines outside their box (``stray``, the
+        report says so too)."""
+        parts = []
+        if unscored:
+            lines = "\n".join(
+                f"{n}: {', '.join(groups)} not chosen" for n, groups in unscored.items()
+            )
+            parts.append(
+                "These nodules have no complete ACR TI-RADS score; the report will say "
+                f'"not scored" for them:\n{lines}'
+            )
+        if stray:
+            parts.append(
+                "These caliper lines lie outside their nodule's box; the report says so:\n"
+                + "\n".join(stray)
+            )
         answer = QMessageBox.question(
             self,
             "Sign report",
-            f"These nodules have no complete ACR TI-RADS score; the report will say "
-            f'"not scored" for them:\n{lines}\n\nSign anyway?',
+            "\n\n".join(parts) + "\n\nSign anyway?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )
@@ -203,6 +217,7 @@ class ExportsMixin(DicomActionsMixin):
                 nodule=nodule,
                 choices=choices,
                 calipers=calipers,
+                caliper_check=n.stray_text() if n is not None else "",
                 **signature,
             ),
             done,

@@ -46,7 +46,7 @@ class MeasureMixin:
 
     def _show_size(self) -> None:
         size = self.measurement()
-        self.panel.show_measurement(size.text() if size else "")
+        self.panel.show_measurement(size.text() if size else "", self.review.caliper_check())
         self.tirads.set_size(size.max_diameter_mm if size else None)
         self._show_calipers()
 

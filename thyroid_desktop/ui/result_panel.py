@@ -111,6 +111,10 @@ class ResultPanel(QWidget):
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
         self.size = QLabel("")
         self.size.setWordWrap(True)  # the size with calipers and diameters is long
+        self.size_check = QLabel("")  # caliper lines outside the nodule's box
+        self.size_check.setWordWrap(True)
+        self.size_check.setStyleSheet("color: #d07000;")
+        self.size_check.setVisible(False)
         self.notes = QLabel("")  # what the reader had to assume about the file
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: #d07000;")
@@ -135,6 +139,7 @@ class ResultPanel(QWidget):
         layout.addWidget(self.wording)
         layout.addWidget(self.caveats)
         layout.addWidget(self.size)
+        layout.addWidget(self.size_check)
         layout.addWidget(self.notes)
         layout.addWidget(self.overlay)
         layout.addLayout(form)
@@ -148,9 +153,13 @@ class ResultPanel(QWidget):
         """What the number is (from the model card)."""
         self.output_name.setText(text)
 
-    def show_measurement(self, text: str) -> None:
+    def show_measurement(self, text: str, check: str = "") -> None:
+        """The size; ``check``: caliper lines to check (outside the nodule's box), in the
+        warning colour under it."""
         self.size.setText(f"Size: {text}" if text else "")
         self.size.setToolTip(text)
+        self.size_check.setText(f"⚠ {check}" if check else "")
+        self.size_check.setVisible(bool(check))
 
     def show_state(self, text: str) -> None:
         self.state.setText(text)

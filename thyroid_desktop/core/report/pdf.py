@@ -231,6 +231,9 @@ class NoduleReport:
     outline: tuple[tuple[float, float], ...] = ()
     #: The nodule's tracking UID (the session's; empty: the DICOM SR makes one).
     uid: str = ""
+    #: Caliper lines that may not measure this nodule (``Nodule.stray_text``), e.g. "N1:
+    #: caliper 2 lies outside its box: check that it measures this nodule"; "" when none.
+    caliper_check: str = ""
 
     @property
     def image_text(self) -> str:
@@ -474,6 +477,8 @@ def _nodule_section(flow: Flow, it: NoduleReport, title: str, compact: bool = Fa
     if v is not None and v.calipers:
         key = "" if it.calipers else "Calipers"
         flow.row(key, f"{calipers_text(v.calipers, v.scale)} ({v.plane} view)")
+    if it.caliper_check:
+        flow.row("Check", it.caliper_check, color=WARN)
 
     choices = it.tirads_choices
     flow.heading("TI-RADS")
@@ -664,6 +669,7 @@ def write_report(
     calipers: tuple[NumberedLine, ...] = (),
     signed_by: str = "",
     signed_at: str = "",
+    caliper_check: str = "",
 ) -> Path:
     """A one-nodule report (the shown image's), laid out as a study report's nodule page
     followed by the model, the impression and the signature (``signed_by``, ``signed_at``:
@@ -672,7 +678,8 @@ def write_report(
     and the CSV); ``nodule`` names and locates it (e.g. "N1, right lobe, upper");
     ``choices`` are the clinician's TI-RADS choices so far (what they did with the AI's
     suggestions); ``calipers``: the caliper lines on this frame, drawn with their lengths
-    (under ``size``'s scale)."""
+    (under ``size``'s scale); ``caliper_check``: which of the nodule's lines lie outside
+    its box (``Nodule.stray_text``)."""
     created = created or dt.datetime.now().astimezone()
     size = size if size is not None else finding_size(finding, image.scale)
     if choices is not None:
@@ -686,6 +693,7 @@ def write_report(
         tirads,
         choices=choices if choices is not None else TiradsChoices.of(tirads),
         calipers=calipers,
+        caliper_check=caliper_check,
     )
 
     def sections(flow: Flow) -> None:

@@ -740,6 +740,12 @@ class Review:
         self.proposal = None  # the box on screen is now that nodule's view
         return ""
 
+    def caliper_check(self) -> str:
+        """What the panel says under the size when caliper lines of the measured nodule lie
+        outside its box or on another frame (``Nodule.stray_text``); "" otherwise."""
+        nodule = self.measured_nodule()
+        return nodule.stray_text() if nodule is not None else ""
+
     def size_shown(self) -> NoduleSize | None:
         """The size the panel shows (as the CSV and the PDF give it): the measured nodule's
         (its calipers, else the segmenter's mask, else the box; with its three diameters

@@ -199,13 +199,18 @@ def csv_row(r: ResultRow) -> dict[str, str]:
 
 
 def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px) -> str:
-    """ "1: 12.3 mm; 2: 8.1 mm" for the caliper lines on the nodule's own image (a linked
-    view's lines are in its diameters)."""
+    """ "1: 12.3 mm; 2: 8.1 mm (outside the box)" for the caliper lines on the nodule's own
+    image (a linked view's lines are in its diameters); a line that may not measure this
+    nodule (``Nodule.stray_calipers``) says so."""
     if nodule is None:
         return ""
     scale = effective_scale(file_scale, user_mm_per_px)
     lines = [c for c in nodule.numbered_calipers() if c.view is None]
-    return "; ".join(f"{c.number}: {caliper_length_text(c.caliper, scale)}" for c in lines)
+    return "; ".join(
+        f"{c.number}: {caliper_length_text(c.caliper, scale)}"
+        + (f" ({why})" if (why := nodule.stray_reason(c)) else "")
+        for c in lines
+    )
 
 
 def write_csv(path: str | os.PathLike[str], results: Iterable[ResultRow]) -> Path:
