@@ -99,6 +99,9 @@ def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
 ):
     folder = _study_folder(tmp_path, n=2)
     window.open_paths([folder])
+    # the list says the file cannot be read as soon as its thumbnail fails, before a click
+    qtbot.waitUntil(lambda: "PNG" in window.study_list.item(2).text(), timeout=10000)
+    assert "not analysed" not in window.study_list.item(2).text()
     window.study_list.setFocus()
     qtbot.keyClick(window.study_list, Qt.Key.Key_Down)
     assert window.review.current == 1 and window.review.image.source.name == "scan1.png"
@@ -108,8 +111,11 @@ def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
     assert window.review.current == 2 and window.review.image is None
     assert "scan9.png" in window.panel.state.text() and "PNG" in window.panel.state.text()
     assert window.panel.size.text() == "" and window.tirads.descriptors() is None
+    controls = (window.tirads, window.panel.overlay, window.nodules.add_button)
+    assert not any(w.isEnabled() for w in controls)  # nothing on screen to describe
     window.step(-1)
     assert window.review.image.source.name == "scan1.png"
+    assert all(w.isEnabled() for w in controls)
 
 
 def test_box_is_moved_and_resized_with_the_mouse(window, qtbot):

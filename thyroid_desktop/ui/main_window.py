@@ -343,8 +343,14 @@ class MainWindow(
                 self.review.entry_read(row, entry.path, image)
                 self._show_row(row, thumb)
 
+        def failed(err) -> None:
+            self._tasks.discard(task)
+            if not self._closed and entries is self.review.entries:
+                self.review.entry_failed(row, entry.path, err)
+                self._show_row(row)
+
         task.signals.finished.connect(done)
-        task.signals.failed.connect(lambda _err: self._tasks.discard(task))
+        task.signals.failed.connect(failed)
         self._tasks.add(task)
         self.thumb_pool.start(task)
 
@@ -411,12 +417,20 @@ class MainWindow(
         self.tirads.set_suggestion(None)
         self.panel.show_state(entry.error)
         self.setWindowTitle(f"Thyroid Review — {entry.name} (unreadable)")
+        self._image_controls(False)
+
+    def _image_controls(self, on: bool) -> None:
+        """What acts on the image on screen (its TI-RADS choices, the heat map, adding a
+        nodule) works only while one is shown: not beside an unreadable file's message."""
+        for w in (self.tirads, self.panel.overlay, self.panel.opacity, self.nodules.add_button):
+            w.setEnabled(on)
 
     def show_image(self, image: UltrasoundImage, roi=None, finding=None, analyse=True) -> None:
         """Shows ``image``; analyses ``roi``, or shows an earlier ``finding``, or auto-detects
         (nothing when ``analyse`` is False: a cine loop playing, or a box to follow)."""
         self._forget_image_message()
         self.review.show(image)
+        self._image_controls(True)
         if image.source is None:  # the demo or an in-memory image: not in the study list
             self.study_list.setCurrentRow(-1)
             self.tirads.set_choices(None)

@@ -269,6 +269,15 @@ class Review:
             entry.sha256, entry.scale = image.sha256, image.scale
             self.session.add_image(image.sha256, path, image.n_frames, Identity.of(image.metadata))
 
+    def entry_failed(self, row: int, path: Path, err: Exception) -> None:
+        """A file of the list could not be read in the background (its thumbnail): the list
+        says why at once, not "not analysed" until it is selected. Only a file that cannot
+        be read (``ImageLoadError``); any other failure is left to opening it."""
+        if not isinstance(err, ImageLoadError):
+            return
+        if row < len(self.entries) and self.entries[row].path == path:
+            self.entries[row].error = str(err)
+
     def open_entry(self, row: int) -> UltrasoundImage:
         """Reads row ``row``'s file at the frame last shown and makes it current, with the
         nodule to show (the one shown before if it is on this image, else its first).
