@@ -191,9 +191,11 @@ def test_report_joins_the_patients_study(tmp_path, classifier):
 
 def test_images_without_dicom_get_a_new_study_and_say_so(tmp_path, classifier):
     image = from_array(make_phantom().pixels, spacing_mm=(0.1, 0.1))
-    item = nodule_item(image, classifier, location="")
+    check = "N1: caliper 1 lies outside its box: check that it measures this nodule"
+    item = replace(nodule_item(image, classifier, location=""), caliper_check=check)
     study = StudyInfo(patient_name="Testperson, Bo", patient_id="P-9", birth_date="4 Mar 1961")
     out = export_study_dicom(tmp_path, [item], classifier.card, study, PDF)
+    assert f"Size check: {check}" in sr_texts(pydicom.dcmread(out.sr))
     assert out.identity.new_study and "NEW study" in out.message
     uids = {pydicom.dcmread(f).StudyInstanceUID for f in out.files}
     assert uids == {out.identity.study_instance_uid}

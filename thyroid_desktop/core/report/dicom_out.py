@@ -668,6 +668,7 @@ def _comments(item: NoduleReport) -> list[str]:
         f"Size: {item.size.text()}",
         f"ACR TI-RADS (clinician): {tirads_text(choices)}",
     ]
+    out += [f"Size check: {item.caliper_check}"] if item.caliper_check else []
     if f.in_scope:
         out.append(
             f"AI estimate: {f.probability:.2f} likelihood of TI-RADS 4-5 -> {f.call_text} "
