@@ -199,7 +199,8 @@ def run_fold(maps, y, w, tr, va, args) -> np.ndarray:
 def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
     """Label-free variant (``--distill``): the tail learns to give, from any single view, the
     frozen ImageNet tail's features *averaged over the image's 5 boxes* (same orientation),
-    in units of each feature's SD between training images; the labels are not used to train
+    in units of each feature's SD between training images (floored at a tenth of the median
+    SD: near-constant features would dominate); the labels are not used to train
     the tail. After each epoch the shipped L2 head (C = 0.03) is fitted on the tail's features
     of the training images' box and mirror views, as in epoch 0. Held-out logits, (epochs + 1)
     x len(va) x 10 views."""

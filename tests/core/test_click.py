@@ -233,8 +233,10 @@ def test_a_clicked_nodule_analysed_again_from_its_stored_outline_gives_the_same_
     assert restored.nodule(n1).outline == session.state.nodule(n1).outline
     session.set_box(n1, finding.roi.jittered(4, 0, 1.0, image.width, image.height))
     assert session.state.nodule(n1).outline == ()  # a moved box is not the outline's any more
-    assert report.caliper_check == ""
     from thyroid_desktop.core.clinical.measure import Caliper
+
+    (report,) = nodule_reports(service, session.state)
+    assert report.caliper_check == ""  # the moved box, no lines
 
     session.add_caliper(n1, Caliper((1.0, 1.0), (20.0, 1.0), 0))  # nowhere near the box
     (report,) = nodule_reports(service, session.state)

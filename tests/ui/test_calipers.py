@@ -167,3 +167,7 @@ def test_a_box_dragged_off_its_calipers_says_which_to_check_and_signing_asks(
 
     window.undo()  # the box back over the line
     qtbot.waitUntil(lambda: not window.panel.size_check.isVisible(), timeout=10000)
+    window.redo()
+    qtbot.waitUntil(lambda: window.panel.size_check.isVisible(), timeout=10000)
+    window.new_study()  # nothing on screen: no warning left over
+    assert not window.panel.size_check.isVisible() and window.panel.size_check.text() == ""

@@ -47,6 +47,7 @@ class AnalysisMixin:
             self.say_about_image(f"{self.review.nodule_id} added.", 5000)
         self._show_box()
         self._refresh_nodules()
+        self._show_size()  # the moved box's size and caliper check, before its analysis
         self.analyse()
 
     def point_at(self, x: float, y: float) -> None:

@@ -88,7 +88,7 @@ class ExportsMixin(DicomActionsMixin):
         last one) and signs the study's report."""
         kept = self.session.state.study.report
         unscored = self.session.state.unscored()
-        stray = self.session.state.stray_calipers()
+        stray = self.session.state.caliper_checks()
         if (unscored or stray) and not self.ask_sign_anyway(unscored, stray):
             return
         name = kept.operator or str(self.settings.value("report/operator", ""))
@@ -113,8 +113,8 @@ class ExportsMixin(DicomActionsMixin):
             )
         if stray:
             parts.append(
-                "These caliper lines lie outside their nodule's box; the report says so:\n"
-                + "\n".join(stray)
+                "These caliper lines may not measure their nodule (they lie outside its "
+                "box); the report will say so:\n" + "\n".join(stray)
             )
         answer = QMessageBox.question(
             self,
@@ -191,6 +191,7 @@ class ExportsMixin(DicomActionsMixin):
         nodule = ", ".join(p for p in (n.id, n.location) if p) if n is not None else ""
         shown = self.review.calipers_shown()
         calipers = tuple((c.number, c.caliper) for c in shown if n and c.nodule_id == n.id)
+        check = self.review.caliper_check()  # for the size the report prints
         # signed only as one of the signed study's nodules: the result shown is that
         # nodule's, on its own frame (not a proposal, a box tried or a linked view's frame)
         confirmed = self.review.shown_result_matches() and not self.review.awaiting
@@ -217,7 +218,7 @@ class ExportsMixin(DicomActionsMixin):
                 nodule=nodule,
                 choices=choices,
                 calipers=calipers,
-                caliper_check=n.stray_text() if n is not None else "",
+                caliper_check=check,
                 **signature,
             ),
             done,

@@ -283,6 +283,7 @@ class MainWindow(
         self.frame_bar.set_playing(False)
         before = self.review.identity.text if self.review.entries else ""
         self.review.new_study()
+        self._image_controls()
         self.study_list.clear()
         self.view.clear()
         self.panel.clear()
@@ -345,7 +346,8 @@ class MainWindow(
 
         def failed(err) -> None:
             self._tasks.discard(task)
-            if not self._closed and entries is self.review.entries:
+            current = entries is self.review.entries
+            if not self._closed and current and row < len(entries) and entries[row] is entry:
                 self.review.entry_failed(row, entry.path, err)
                 self._show_row(row)
 
@@ -417,11 +419,12 @@ class MainWindow(
         self.tirads.set_suggestion(None)
         self.panel.show_state(entry.error)
         self.setWindowTitle(f"Thyroid Review — {entry.name} (unreadable)")
-        self._image_controls(False)
+        self._image_controls()
 
-    def _image_controls(self, on: bool) -> None:
+    def _image_controls(self) -> None:
         """What acts on the image on screen (its TI-RADS choices, the heat map, adding a
-        nodule) works only while one is shown: not beside an unreadable file's message."""
+        nodule) is disabled beside an unreadable file's message (``Review.shows_unreadable``)."""
+        on = not self.review.shows_unreadable
         for w in (self.tirads, self.panel.overlay, self.panel.opacity, self.nodules.add_button):
             w.setEnabled(on)
 
@@ -430,7 +433,7 @@ class MainWindow(
         (nothing when ``analyse`` is False: a cine loop playing, or a box to follow)."""
         self._forget_image_message()
         self.review.show(image)
-        self._image_controls(True)
+        self._image_controls()
         if image.source is None:  # the demo or an in-memory image: not in the study list
             self.study_list.setCurrentRow(-1)
             self.tirads.set_choices(None)

@@ -182,6 +182,8 @@ class ResultPanel(QWidget):
         self.bar.set_values(None, None)
         self.wording.setText("")
         self.size.setText("")
+        self.size_check.setText("")
+        self.size_check.setVisible(False)
         self.notes.setText("")
         self.set_proposal(False)
 

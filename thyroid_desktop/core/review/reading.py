@@ -276,7 +276,15 @@ class Review:
         if not isinstance(err, ImageLoadError):
             return
         if row < len(self.entries) and self.entries[row].path == path:
-            self.entries[row].error = str(err)
+            entry = self.entries[row]
+            if not entry.sha256:  # not read meanwhile (opened, or a batch read it)
+                entry.error = str(err)
+
+    @property
+    def shows_unreadable(self) -> bool:
+        """A list entry whose file cannot be read is selected: nothing is on screen to
+        describe, measure or add a nodule to."""
+        return self.current is not None and self.image is None
 
     def open_entry(self, row: int) -> UltrasoundImage:
         """Reads row ``row``'s file at the frame last shown and makes it current, with the

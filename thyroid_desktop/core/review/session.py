@@ -271,50 +271,37 @@ class Nodule:
         """The numbered caliper lines drawn on frame ``frame`` of image ``key``."""
         return [c for c in self.numbered_calipers() if c.image == key and c.caliper.frame == frame]
 
-    def stray_reason(self, c: NumberedCaliper) -> str:
-        """Why caliper line ``c`` may not measure this nodule: "on another frame" than the
-        one its box (or its linked view's box) is on, "outside the box" when its middle lies
-        outside that box (typically the box was moved or redrawn after it was drawn); ""
-        when it lies in its box."""
-        frame, box = (
-            (self.frame, self.box)
-            if c.view is None
-            else (self.views[c.view].frame, self.views[c.view].box)
-        )
-        if c.caliper.frame != frame:
-            return "on another frame"
-        (x0, y0), (x1, y1) = c.caliper.start, c.caliper.end
-        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-        inside = box.x <= mx <= box.x + box.w and box.y <= my <= box.y + box.h
-        return "" if inside else "outside the box"
-
     def stray_calipers(self) -> list[NumberedCaliper]:
-        """The caliper lines that may not measure this nodule (:meth:`stray_reason`). They
-        still count for its size, as the clinician drew them; what shows or reports the
-        size says which ones to check (:meth:`stray_text`)."""
-        return [c for c in self.numbered_calipers() if self.stray_reason(c)]
+        """The caliper lines that may not measure this nodule: their middle lies outside its
+        box (a linked view's line: outside that view's box), typically because the box was
+        moved or redrawn after they were drawn. A line on another frame of the same loop is
+        judged by where the box is drawn too. They still count for its size, as the
+        clinician drew them; what shows or reports the size names them
+        (:meth:`stray_text`)."""
+        out = []
+        for c in self.numbered_calipers():
+            box = self.box if c.view is None else self.views[c.view].box
+            (x0, y0), (x1, y1) = c.caliper.start, c.caliper.end
+            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+            if not (box.x <= mx <= box.x + box.w and box.y <= my <= box.y + box.h):
+                out.append(c)
+        return out
 
     def stray_text(self) -> str:
         """e.g. "N1: caliper 2 lies outside its box: check that it measures this nodule"
         ("" when every line lies in its box)."""
-        stray = self.stray_calipers()
-        if not stray:
+        numbers = [str(c.number) for c in self.stray_calipers()]
+        if not numbers:
             return ""
-        numbers = [str(c.number) for c in stray]
         if len(numbers) == 1:
-            which, verb, it = f"caliper {numbers[0]}", "lies", "it measures"
-        else:
-            listed = f"{', '.join(numbers[:-1])} and {numbers[-1]}"
-            which, verb, it = f"calipers {listed}", "lie", "they measure"
-        reasons = {self.stray_reason(c) for c in stray}
-        where = (
-            "outside its box"
-            if reasons == {"outside the box"}
-            else "outside its box or on another frame"
+            return (
+                f"{self.id}: caliper {numbers[0]} lies outside its box: "
+                "check that it measures this nodule"
+            )
+        listed = f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+        return (
+            f"{self.id}: calipers {listed} lie outside its box: check that they measure this nodule"
         )
-        if reasons == {"on another frame"}:
-            where = "on another frame than its box"
-        return f"{self.id}: {which} {verb} {where}: check that {it} this nodule"
 
     def view_on(self, key: str, frame: int) -> int | None:
         """The index of the linked view on frame ``frame`` of image ``key``, if any."""
@@ -465,7 +452,7 @@ class SessionState:
         should point out."""
         return {n.id: n.tirads.open_groups for n in self.nodules if n.tirads.open_groups}
 
-    def stray_calipers(self) -> list[str]:
+    def caliper_checks(self) -> list[str]:
         """Per nodule with caliper lines outside its box (``Nodule.stray_text``), what signing
         should point out besides :meth:`unscored`."""
         return [t for t in (n.stray_text() for n in self.nodules) if t]

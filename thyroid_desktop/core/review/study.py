@@ -131,6 +131,7 @@ CSV_COLUMNS = (
     "diameters",
     "volume_ml",
     "calipers",
+    "size_check",
     "scale",
     "tirads_level",
     "tirads_points",
@@ -178,6 +179,7 @@ def csv_row(r: ResultRow) -> dict[str, str]:
             diameters="" if d is None else d.values_text(),
             volume_ml="" if size.volume_ml is None else f"{size.volume_ml:.2f}",
             calipers=_calipers_text(nodule, entry.scale, r.user_mm_per_px),
+            size_check=nodule.stray_text() if nodule is not None else "",
             scale=str(size.scale.source),
             warnings="; ".join(est.warnings),
             model_id=est.model_id,
@@ -205,10 +207,11 @@ def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px) -> 
     if nodule is None:
         return ""
     scale = effective_scale(file_scale, user_mm_per_px)
+    stray = {c.number for c in nodule.stray_calipers()}
     lines = [c for c in nodule.numbered_calipers() if c.view is None]
     return "; ".join(
         f"{c.number}: {caliper_length_text(c.caliper, scale)}"
-        + (f" ({why})" if (why := nodule.stray_reason(c)) else "")
+        + " (outside the box)" * (c.number in stray)
         for c in lines
     )
 
