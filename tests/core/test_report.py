@@ -149,7 +149,7 @@ def test_report_sizes_by_the_longest_caliper(tmp_path, classifier):
     )
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
     assert "calipers 16.0 x 9.0 mm (given with the image); box 13.4 x 11.5 mm" in text
-    assert "TR4, 1.6 cm: FNA recommended" in text  # 16 mm by caliper, 13.4 by the box
+    assert "TR4, 16.0 mm: FNA recommended" in text  # 16 mm by caliper, 13.4 by the box
     assert "Check" not in text
     check = "N1: caliper 1 lies outside its box: check that it measures this nodule"
     out = write_report(

@@ -55,6 +55,22 @@ def test_size_based_recommendation(tr_desc, size_mm, action):
     assert recommend(tr_desc.level, size_mm).action == action
 
 
+def test_the_advice_prints_the_size_it_decided_on():
+    """A GUI trial read "TR4, 1.5 cm: follow-up" for 14.8 mm: the size was rounded for the
+    text after the decision. Now the size is printed in mm as the panel gives it, and the
+    decision is taken on that printed size."""
+    tr4 = nodule(C.SOLID, E.HYPO).level
+    assert recommend(tr4, 14.846).text == (
+        "TR4, 14.8 mm: follow-up, ultrasound at 1, 2, 3 and 5 years (FNA from 1.5 cm)."
+    )
+    fna = recommend(tr4, 14.96)
+    assert fna.action == "FNA" and fna.text.startswith("TR4, 15.0 mm: FNA recommended")
+    low = recommend(tr4, 7.04)
+    assert low.action == "no FNA" and low.text == (
+        "TR4, 7.0 mm: below the follow-up size (1 cm); no FNA."
+    )
+
+
 def test_uncalibrated_size_is_never_guessed():
     rec = recommend(nodule().level, None)
     assert rec.action == "size needed" and "not calibrated" in rec.text

@@ -166,7 +166,7 @@ def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):
     assert "TR5" in panel.result.text() and "7 points" in panel.result.text()
     advice = panel.advice.text()
     assert f"{mask_mm:.1f} cm" not in advice  # millimetres not read as centimetres
-    assert f"{mask_mm / 10:.1f} cm: FNA recommended" in advice, advice
+    assert f"{mask_mm:.1f} mm: FNA recommended" in advice, advice
     size = window.panel.size.text()
     assert f"mask's longest axis {mask_mm:.1f} mm" in size and "box 13.4 x 11.5 mm" in size
 

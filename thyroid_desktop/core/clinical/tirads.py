@@ -134,14 +134,19 @@ def recommend(level: Level, size: NoduleSize | float | None) -> Recommendation:
         return Recommendation(
             "size needed", f"TR{level.tr} ({level.name}): {thresholds}. Size not calibrated."
         )
-    cm = max_diameter_mm / 10.0
-    if cm >= level.fna_cm:
-        return Recommendation("FNA", f"TR{level.tr}, {cm:.1f} cm: FNA recommended ({thresholds}).")
-    if level.follow_cm is not None and cm >= level.follow_cm:
+    # decided on the size as printed (0.1 mm), so that the text never shows a rounded size
+    # on the other side of a threshold from the advice (14.96 mm is "15.0 mm": FNA at TR4)
+    mm = float(f"{max_diameter_mm:.1f}")
+    size = f"TR{level.tr}, {mm:.1f} mm"
+    if mm >= level.fna_cm * 10 - 1e-9:
+        return Recommendation("FNA", f"{size}: FNA recommended ({thresholds}).")
+    if level.follow_cm is not None and mm >= level.follow_cm * 10 - 1e-9:
         return Recommendation(
-            "follow-up", f"TR{level.tr}, {cm:.1f} cm: follow-up, {level.follow_schedule}."
+            "follow-up",
+            f"{size}: follow-up, {level.follow_schedule} (FNA from {level.fna_cm:g} cm).",
         )
-    return Recommendation("no FNA", f"TR{level.tr}, {cm:.1f} cm: below the follow-up size; no FNA.")
+    below = f" ({level.follow_cm:g} cm)" if level.follow_cm is not None else ""
+    return Recommendation("no FNA", f"{size}: below the follow-up size{below}; no FNA.")
 
 
 #: The single-choice groups, in the panel's order, and the enum of each.
