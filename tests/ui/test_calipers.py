@@ -169,5 +169,13 @@ def test_a_box_dragged_off_its_calipers_says_which_to_check_and_signing_asks(
     qtbot.waitUntil(lambda: not window.panel.size_check.isVisible(), timeout=10000)
     window.redo()
     qtbot.waitUntil(lambda: window.panel.size_check.isVisible(), timeout=10000)
+    (line,) = _labels(window)
+    assert line.startswith("1: ")  # N1's line, N1 on screen
+
+    window.start_new_nodule()  # a new nodule drawn where N1's line is
+    _drag(qtbot, window.view, (box.x - 4.0, box.y - 4.0), (box.x + box.w + 4, box.y + box.h + 4))
+    _analysed(window, qtbot)
+    assert window.review.nodule_id == "N2"
+    assert _labels(window) == [f"N1 · {line}"]  # not read as N2's own line
     window.new_study()  # nothing on screen: no warning left over
     assert not window.panel.size_check.isVisible() and window.panel.size_check.text() == ""

@@ -100,10 +100,14 @@ class CaliperShown:
     number: int
     caliper: Caliper
     length_text: str
+    #: Whether it is a line of the nodule the panel describes; another nodule's line is
+    #: labelled with that nodule's id ("N1 · 1: 14.8 mm"), so it is not read as this one's.
+    own: bool = True
 
     @property
     def label(self) -> str:
-        return f"{self.number}: {self.length_text}"
+        whose = "" if self.own else f"{self.nodule_id} · "
+        return f"{whose}{self.number}: {self.length_text}"
 
 
 @dataclass(frozen=True)
@@ -710,12 +714,13 @@ class Review:
             return []
         key, frame = self.image.sha256, self.image.frame_index
         scale = self.scale_of(key)
+        measured = self.measured_nodule()
         out = []
         for n in self.session.state.nodules:
+            own = measured is not None and n.id == measured.id
             for c in n.calipers_on(key, frame):
-                out.append(
-                    CaliperShown(n.id, c.number, c.caliper, caliper_length_text(c.caliper, scale))
-                )
+                length = caliper_length_text(c.caliper, scale)
+                out.append(CaliperShown(n.id, c.number, c.caliper, length, own))
         return out
 
     def views_shown(self) -> list[tuple[str, View]]:
