@@ -17,11 +17,13 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UltrasoundImageS
 from thyroid_desktop.core.io.images import from_array, open_image
 from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.core.pipeline.estimate import (
+    box_in_scan,
     classifier_crop,
     heatmap_to_image,
     no_estimate_reason,
     predict,
 )
+from thyroid_desktop.core.pipeline.fov import detect_fov
 from thyroid_desktop.core.pipeline.roi import JITTERS, ROI
 from thyroid_desktop.core.pipeline.scope import modality_reason
 
@@ -88,6 +90,28 @@ def test_the_one_rule_for_no_estimate():
         "not an ultrasound"
     )
     assert "grey-scale" in no_estimate_reason("", ("blank",), 0.0, 2.0)
+    assert no_estimate_reason("", (), 1.0, 2.0, in_scan=0.5) == ""
+    assert no_estimate_reason("", (), 1.0, 2.0, in_scan=0.49).startswith(
+        "the box lies mostly outside the scan area (49% inside)"
+    )
+
+
+def test_a_box_over_the_margin_gets_no_estimate(classifier):
+    """A GUI trial dragged a confirmed box off the nodule onto the black margin and a body
+    marker: it got 0.91 "suspicious" with TI-RADS suggestions. A box mostly outside the scan
+    area now gets no estimate, with the reason; one on the scan area, as before."""
+    phantom = make_phantom()
+    image = from_array(np.asarray(phantom.pixels))
+    fov = detect_fov(image.gray)  # x 39-499 of 560 px
+    margin = predict(image, classifier, ROI(450, 100, 110, 100), "manual")
+    assert box_in_scan(fov, ROI(450, 100, 110, 100)) < 0.5
+    assert margin.no_estimate_reason.startswith("the box lies mostly outside the scan area")
+    assert not margin.in_scope and margin.tirads_suggestion is None
+    inside = predict(image, classifier, phantom.nodule, "manual")
+    assert box_in_scan(fov, phantom.nodule) == 1.0
+    assert "scan area" not in inside.no_estimate_reason
+    whole = predict(image, classifier)  # the scan area itself: not judged as a box
+    assert "outside the scan area" not in whole.no_estimate_reason
 
 
 def test_estimate_averages_views_deterministically(classifier):
