@@ -99,6 +99,7 @@ def test_box_and_tirads_edits_undo_and_redo(window, qtbot, tmp_path):
     assert window.undo_action.text() == "&Undo TI-RADS N1"
     qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.tirads.choices().composition is None
+    assert window.statusBar().currentMessage() == "Undone: TI-RADS N1."
     window.undo()
     qtbot.waitUntil(lambda: window.view.roi() == auto_box, timeout=10000)
     _analysed(window, qtbot)

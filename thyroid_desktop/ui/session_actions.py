@@ -14,12 +14,20 @@ class SessionMixin:
     """Mixed into MainWindow (which provides the widgets, the review and the worker)."""
 
     def undo(self) -> None:
+        """Edit > Undo; the status bar says what was undone (an undo step may be off
+        screen, such as the report's typed details)."""
+        what = self.session.undo_text
         if not self.session.undo():
             self.statusBar().showMessage("Nothing to undo.", 3000)
+        else:
+            self.statusBar().showMessage(f"Undone: {what}.", 8000)
 
     def redo(self) -> None:
+        what = self.session.redo_text
         if not self.session.redo():
             self.statusBar().showMessage("Nothing to redo.", 3000)
+        else:
+            self.statusBar().showMessage(f"Redone: {what}.", 8000)
 
     def report_details(self, metadata: dict[str, str], operator: str = "") -> StudyInfo:
         """The report dialog's fields: what was typed for this study (kept in its session),
