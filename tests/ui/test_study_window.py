@@ -43,6 +43,9 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
         window.analyse_all()
         assert window.batch.progress.isVisible()
     assert done.args == [3] and not window.batch.progress.isVisible()
+    assert window.statusBar().currentMessage() == (
+        "Batch finished: 2 image(s) analysed; 1 could not be read or analysed (the list says why)."
+    )
     statuses = [window.review.status(i) for i in range(4)]
     assert statuses == ["analysed", "analysed", "analysed", "error"]
     bad = window.study_list.item(3).text()

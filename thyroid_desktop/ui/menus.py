@@ -29,6 +29,11 @@ class MenusMixin:
         self._actions.append(act)
         return act
 
+    def _toggle_overlay(self) -> None:
+        """G: the Grad-CAM overlay on or off, as its checkbox (not while it is disabled)."""
+        if self.panel.overlay.isEnabled():
+            self.panel.overlay.toggle()
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "Ne&w study", self.new_study, "Ctrl+Shift+N")
@@ -73,7 +78,7 @@ class MenusMixin:
         self._action(
             view_menu, "Zoom &out", lambda: self.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
         )
-        self._action(view_menu, "Toggle &Grad-CAM", self.panel.overlay.toggle, "G")
+        self._action(view_menu, "Toggle &Grad-CAM", self._toggle_overlay, "G")
         self.side_action = self._action(
             view_menu, "Grad-CAM &side by side", self.view.set_side_by_side, "S", checkable=True
         )
