@@ -217,8 +217,8 @@ def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px) -> 
 
 
 def write_csv(path: str | os.PathLike[str], results: Iterable[ResultRow]) -> Path:
-    """The study as CSV (one row per nodule, and per image with none, analysed or not),
-    written atomically."""
+    """The study as CSV, one line per row given (the window gives one per confirmed nodule:
+    ``Review.rows``), written atomically."""
     rows = [csv_row(r) for r in results]
 
     def write(tmp: Path) -> None:
