@@ -296,6 +296,13 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
     for expected in ("study report", "N1", "N2", "N3", "right lobe, upper", "TR4", "not scored"):
         assert expected in summary, expected
     assert "a.png" in pages[2].extract_text() and "b.png" in pages[3].extract_text()
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    def exported():
+        return [r["roi"] for r in AuditLog().read() if r["action"] == "export-report"]
+
+    qtbot.waitUntil(lambda: len(exported()) == 3, timeout=10000)  # one line per nodule
+    assert exported() == [n.box.as_list() for n in window.session.state.nodules]
     window.pick_nodule("N2")
     window.delete_nodule()
     nodules = window.session.state.nodules

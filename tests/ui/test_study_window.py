@@ -371,6 +371,22 @@ def test_a_status_line_about_one_image_goes_when_another_is_shown(window, qtbot,
     assert window.statusBar().currentMessage() == "Report written to somewhere.pdf"
 
 
+def test_describing_a_proposal_accepts_it_and_the_audit_log_says_so(window, qtbot, tmp_path):
+    """A TI-RADS choice on the detector's proposal makes it a nodule (one step): a GUI trial
+    found no ``accept-proposal`` line for it, as the Accept button writes."""
+    from thyroid_desktop.core.clinical.tirads import Composition
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    window.open_paths([_study_folder(tmp_path, n=1, bad=False)])
+    qtbot.waitUntil(lambda: window.review.proposal is not None, timeout=120000)
+    proposal = window.review.finding.roi
+    window.tirads.select(Composition.SOLID)
+    (nodule,) = window.session.state.nodules
+    assert nodule.box == proposal and nodule.tirads.composition is Composition.SOLID
+    accepted = [r for r in AuditLog().read() if r["action"] == "accept-proposal"]
+    assert [r["roi"] for r in accepted] == [proposal.as_list()]
+
+
 class _Wait(QRunnable):
     """A worker job that holds the (one-thread) pool until ``event`` is set."""
 

@@ -279,8 +279,7 @@ def report_command(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"error: {out}: {err}", file=sys.stderr)
         return NOT_DONE
-    for it in items:
-        service.record(Action.EXPORT, it.image, it.finding)
+    service.record_report(items)
     print(f"PDF: {pdf}")
     if args.dicom is None and settings is None:
         return NOT_ALL if failed else OK

@@ -593,6 +593,12 @@ class AnalysisService:
             return f"audit log not written: {err}"
         return ""
 
+    def record_report(self, items, action: Action = Action.EXPORT) -> str:
+        """One audit record per nodule of a report just exported (``nodule_reports``' items:
+        its image, finding and the clinician's choices). Returns "" or the first problem."""
+        problems = [self.record(action, it.image, it.finding, it.choices) for it in items]
+        return next((p for p in problems if p), "")
+
 
 def nodule_reports(service: AnalysisService, state) -> list:
     """Every nodule of a session (``core.review.session.SessionState``) as the study report shows

@@ -318,7 +318,11 @@ class AnalysisMixin:
                 self.say_about_image(NOTHING_FOUND, 8000)
             return
         self.session.set_tirads(review.nodule_id, choices)
-        if proposal is not None:
+        if proposal is not None:  # describing the proposal accepted it: recorded as such
+            if self.service is not None and review.finding is not None:
+                problem = self.service.record(Action.ACCEPT, review.image, review.finding)
+                if problem:
+                    self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
             self._show_box()
             self.say_about_image(f"Proposal accepted as {review.nodule_id}.", 5000)
 

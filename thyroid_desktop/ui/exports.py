@@ -246,14 +246,20 @@ class ExportsMixin(DicomActionsMixin):
         study = study or StudyInfo.from_metadata(image.metadata if image else {})
         signature = self._signature()
 
-        def done(out: Path) -> None:
+        def job() -> tuple[Path, str]:
+            items = nodule_reports(service, state)
+            out = write_study_report(path, items, card, study, **signature)
+            return out, service.record_report(items)  # an export-report line per nodule
+
+        def done(result: tuple[Path, str]) -> None:
+            out, problem = result
             self.statusBar().showMessage(f"Study report written to {out}", 10000)
+            if problem:
+                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
             self.last_report = out
 
         self._run(
-            lambda: write_study_report(
-                path, nodule_reports(service, state), card, study, **signature
-            ),
+            job,
             done,
             lambda err: self.show_message("Study report not written", f"{path}: {err}"),
         )

@@ -150,6 +150,7 @@ class DicomActionsMixin:
                     folder, items, card, study, pdf, **signature, previous=previous
                 )
             ledger.add(study_id, export.version)
+            service.record_report(items)  # its problem is the log's, not the export's
             return export
 
         return job
