@@ -152,10 +152,27 @@ class ExportsMixin(DicomActionsMixin):
         """The report's signed state in the status bar, kept up to date with the session."""
         self.signature_status = QLabel()
         self.statusBar().addPermanentWidget(self.signature_status)
-        self.session.subscribe(lambda _what: self._show_signature())
+        self._signed_study = self._signed_state()
+        self.session.subscribe(self._show_signature)
         self._show_signature()
 
-    def _show_signature(self) -> None:
+    def _signed_state(self) -> tuple[str, bool]:
+        study = self.session.state.study
+        return study.id, study.report.signed
+
+    def _show_signature(self, what: str = "") -> None:
+        """The signed state; when an edit of the same study (``what``, the session's step;
+        not an undo, a redo or another study) took the signature away, the status bar says
+        so: only the permanent field changed before."""
+        before, now = self._signed_study, self._signed_state()
+        edit = what and not what.startswith(("undo ", "redo "))
+        if edit and before[0] == now[0] and before[1] and not now[1]:
+            self.statusBar().showMessage(
+                f"The report's signature was removed: {what} changed what was signed "
+                "(Ctrl+Z restores it; sign again when done).",
+                15000,
+            )
+        self._signed_study = now
         self.signature_status.setText(f"Report: {self.signature_text()}")
 
     def _signature(self) -> dict[str, str]:
