@@ -385,6 +385,10 @@ def test_describing_a_proposal_accepts_it_and_the_audit_log_says_so(window, qtbo
     assert nodule.box == proposal and nodule.tirads.composition is Composition.SOLID
     accepted = [r for r in AuditLog().read() if r["action"] == "accept-proposal"]
     assert [r["roi"] for r in accepted] == [proposal.as_list()]
+    assert "Enter accepts it" not in window.panel.state.text()  # no longer a proposal
+    assert not window.panel.accept_button.isVisible()
+    assert window.statusBar().currentMessage() == "Proposal accepted as N1."
+    assert window.tirads.choices().composition is Composition.SOLID
 
 
 class _Wait(QRunnable):

@@ -324,6 +324,10 @@ class AnalysisMixin:
                 if problem:
                     self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
             self._show_box()
+            self._refresh_nodules()
+            self._show_row(review.current)
+            if review.finding is not None and review.shown_result_matches():
+                self._show_finding(review.image, review.finding)  # no "Enter accepts it" left
             self.say_about_image(f"Proposal accepted as {review.nodule_id}.", 5000)
 
     def accept_ai_tirads(self) -> None:
