@@ -158,3 +158,7 @@ def test_report_sizes_by_the_longest_caliper(tmp_path, classifier):
     )  # fmt: skip
     text = " ".join(PdfReader(out).pages[0].extract_text().split())
     assert f"Check {check}" in text
+    from thyroid_desktop.core.report.pdf import NoduleReport
+
+    item = NoduleReport("N1", "", image, finding, size, tirads, caliper_check=check)
+    assert item.caveats_text.endswith("check calipers")  # the study summary's column

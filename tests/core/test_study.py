@@ -7,11 +7,19 @@ import cv2
 import numpy as np
 import pytest
 
+from thyroid_desktop.core.clinical.tirads import (
+    Composition,
+    EchogenicFoci,
+    Echogenicity,
+    Margin,
+    Shape,
+    TiradsChoices,
+)
 from thyroid_desktop.core.io.images import from_array
 from thyroid_desktop.core.io.phantom import make_phantom
 from thyroid_desktop.core.pipeline.estimate import predict
 from thyroid_desktop.core.pipeline.roi import BoxSource
-from thyroid_desktop.core.review.session import Estimate, Nodule
+from thyroid_desktop.core.review.session import Estimate, Lobe, Nodule
 from thyroid_desktop.core.review.study import (
     CSV_COLUMNS,
     ResultRow,
@@ -46,6 +54,15 @@ def test_expand_paths_of_an_empty_folder_is_empty(tmp_path):
     assert expand_paths([tmp_path]) == []
 
 
+TR4 = TiradsChoices(
+    composition=Composition.SOLID,
+    echogenicity=Echogenicity.HYPO,
+    shape=Shape.WIDER,
+    margin=Margin.SMOOTH,
+    foci=frozenset({EchogenicFoci.NONE}),
+)
+
+
 def _nodule(image_key, box, estimate, **kw):
     return Nodule("N1", image_key, 0, box, BoxSource.MANUAL, estimate=estimate, **kw)
 
@@ -59,7 +76,12 @@ def test_csv_export_has_one_row_per_nodule_and_its_one_result(tmp_path, classifi
     one = StudyEntry(tmp_path / "one.png", sha256=image.sha256)
     two = StudyEntry(tmp_path / "two.png", sha256="x")
     rows = [
-        ResultRow(one, "analysed", est, nodule=_nodule(one.sha256, phantom.nodule, est)),
+        ResultRow(
+            one,
+            "analysed",
+            est,
+            nodule=_nodule(one.sha256, phantom.nodule, est, lobe=Lobe.RIGHT, tirads=TR4),
+        ),
         ResultRow(two, "analysed", est, user_mm_per_px=0.1),
         ResultRow(StudyEntry(tmp_path / "bad.png", error="not an image"), "error"),
         ResultRow(StudyEntry(tmp_path / "later.png"), "not analysed"),
@@ -72,6 +94,13 @@ def test_csv_export_has_one_row_per_nodule_and_its_one_result(tmp_path, classifi
     assert rows[0]["model_estimate"] == finding.call_text and rows[0]["roi_source"] == "manual"
     assert rows[0]["roi_w"] == str(phantom.nodule.w) and rows[0]["image_sha256"] == image.sha256
     assert rows[0]["nodule"] == "N1" and rows[1]["nodule"] == ""
+    assert rows[0]["location"] == "right lobe" and rows[1]["location"] == ""
+    # uncalibrated: the advice says what the thresholds are, as the panel does
+    assert (
+        rows[0]["tirads_advice"].startswith("TR4 (")
+        and "Size not calibrated" in (rows[0]["tirads_advice"])
+    )
+    assert rows[1]["tirads_advice"] == ""
     assert "uncalibrated" in rows[0]["size"] and rows[0]["max_diameter_mm"] == ""
     assert rows[1]["max_diameter_mm"] == f"{max(phantom.nodule.w, phantom.nodule.h) * 0.1:.1f}"
     assert rows[2]["status"] == "error" and rows[2]["error"] == "not an image"

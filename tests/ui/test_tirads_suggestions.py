@@ -133,6 +133,7 @@ def test_window_suggests_accepts_logs_and_reports(window, qtbot, ddti_image, tmp
     assert row["ai_tirads_level"].startswith(f"TR{sug.level.tr}") and row["tirads_level"]
     assert row["ai_tirads_level"].endswith("(incomplete)") is not sug.complete
     assert "shape changed" in row["tirads_review"]
+    assert row["tirads_advice"] == window.tirads.advice.text() != ""  # as the panel says
     pdf = tmp_path / "r.pdf"
     window.export_report(pdf)
     qtbot.waitUntil(lambda: pdf.exists(), timeout=60000)

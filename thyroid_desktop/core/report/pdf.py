@@ -264,14 +264,16 @@ class NoduleReport:
 
     @property
     def caveats_text(self) -> str:
-        """Short, for the summary table: the estimate's caveats, or why there is none."""
+        """Short, for the summary table: the estimate's caveats, or why there is none; and
+        "check calipers" when a caliper line lies outside the box (the page says which)."""
         f = self.finding
+        check = ["check calipers"] if self.caliper_check else []
         if not f.in_scope:
-            return f"no estimate: {f.no_estimate_reason}"
+            return "; ".join([f"no estimate: {f.no_estimate_reason}", *check])
         out = []
         for caveat in f.caveats:
             out.append(next((s for k, s in _SHORT_CAVEATS if caveat.startswith(k)), caveat))
-        return "; ".join(out) or "-"
+        return "; ".join(out + check) or "-"
 
     @property
     def size_text(self) -> str:

@@ -15,7 +15,7 @@ from thyroid_desktop.core.clinical.measure import (
     caliper_length_text,
     effective_scale,
 )
-from thyroid_desktop.core.clinical.tirads import TiradsChoices
+from thyroid_desktop.core.clinical.tirads import TiradsChoices, recommend
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
 from thyroid_desktop.core.io.scale import Scale
@@ -110,6 +110,7 @@ CSV_COLUMNS = (
     "file",
     "frame",
     "nodule",
+    "location",
     "status",
     "error",
     "probability",
@@ -135,6 +136,7 @@ CSV_COLUMNS = (
     "scale",
     "tirads_level",
     "tirads_points",
+    "tirads_advice",
     "ai_tirads_suggested",
     "ai_tirads_level",
     "ai_tirads_points",
@@ -151,6 +153,8 @@ def csv_row(r: ResultRow) -> dict[str, str]:
     row.update(file=str(entry.path), status=r.status, error=entry.error)
     row["frame"] = "" if r.frame is None else str(r.frame)
     row["nodule"] = nodule.id if nodule is not None else ""
+    row["location"] = nodule.location if nodule is not None else ""
+    size = None
     if est is not None:
         calipers = nodule.calipers if nodule is not None else ()
         plane = nodule.plane if nodule is not None else None
@@ -187,7 +191,11 @@ def csv_row(r: ResultRow) -> dict[str, str]:
     choices = nodule.tirads if nodule is not None else TiradsChoices()
     scored = choices.descriptors
     if scored is not None:
-        row.update(tirads_level=f"TR{scored.level.tr}", tirads_points=str(scored.points))
+        row.update(
+            tirads_level=f"TR{scored.level.tr}",
+            tirads_points=str(scored.points),
+            tirads_advice=recommend(scored.level, size).text,  # as the panel and the PDF
+        )
     sug = est.suggestion if est is not None and est.in_scope else None
     if sug is not None:
         row.update(
