@@ -215,9 +215,8 @@ def test_sign_report_is_kept_in_the_session_and_removed_by_editing_the_text(
     window.keep_report_details(StudyInfo(operator="Dr Operator", impression="Changed."))
     assert not window.session.state.study.report.signed
     assert "not signed" in window.signature_status.text()
-    assert window.statusBar().currentMessage().startswith(
-        "The report's signature was removed: report text changed what was signed"
-    )  # said, not only the permanent field
+    said = window.statusBar().currentMessage()  # not only the permanent field
+    assert said.startswith("The report's signature was removed: report text changed")
     assert not SessionStore().open_study().study.report.signed
     assert not window.sign_report("  ")  # a signature needs a name
 
