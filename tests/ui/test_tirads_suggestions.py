@@ -117,6 +117,9 @@ def test_window_suggests_accepts_logs_and_reports(window, qtbot, ddti_image, tmp
         audit = [json.loads(x) for x in fh]
     accepted = [r for r in audit if r["action"] == "accept-ai-tirads"]
     assert len(accepted) == 1
+    (proposal,) = [r for r in audit if r["action"] == "accept-proposal"]  # it was accepted too
+    assert proposal["roi"] == nodule.box.as_list()
+    assert "Enter accepts it" not in window.panel.state.text()
     assert accepted[0]["tirads_suggested"]["shape"] in ("WIDER", "TALLER")
     assert set(accepted[0]["tirads_review"].values()) <= {"accepted", "open", "chosen"}
     auto = [r for r in audit if r["action"] == "auto-detect"][0]

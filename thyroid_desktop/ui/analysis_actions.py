@@ -128,13 +128,22 @@ class AnalysisMixin:
 
     def accept_proposal(self) -> None:
         """The clinician accepts the proposal on screen (Enter, Y, or the button): a nodule."""
-        review = self.review
-        nodule_id = review.accept_proposal()
-        if nodule_id is None:
+        if self.review.accept_proposal() is None:
             self.statusBar().showMessage("No proposal to accept.", 3000)
             return
-        if self.service is not None and review.finding is not None:
-            problem = self.service.record(Action.ACCEPT, review.image, review.finding)
+        self._show_accepted()
+
+    def _show_accepted(self) -> None:
+        """After a proposal was accepted, however (``Review.take_accepted``): the audit
+        log's ``accept-proposal`` line (with its result when that was on screen), and the
+        panel, box, lists and status showing it as the nodule it now is."""
+        review = self.review
+        accepted = review.take_accepted()
+        if accepted is None:
+            return
+        nodule_id, finding = accepted
+        if self.service is not None and finding is not None:
+            problem = self.service.record(Action.ACCEPT, review.image, finding)
             if problem:
                 self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
         self.tirads.set_choices(review.nodule().tirads)
@@ -142,7 +151,7 @@ class AnalysisMixin:
         self._refresh_nodules()
         self._show_row(review.current)
         if review.finding is not None and review.shown_result_matches():
-            self._show_finding(review.image, review.finding)
+            self._show_finding(review.image, review.finding)  # no "Enter accepts it" left
         self.say_about_image(f"Proposal accepted as {nodule_id}.", 5000)
 
     def reject_proposal(self) -> None:
@@ -311,24 +320,13 @@ class AnalysisMixin:
         """The clinician changed a TI-RADS choice: it belongs to the nodule shown (a proposal
         described is accepted first); with nothing on screen it is not kept."""
         review = self.review
-        proposal = review.proposal
         if not review.ensure_nodule():
             if review.in_session():  # no box on screen: nothing to describe
                 self.tirads.set_choices(None)
                 self.say_about_image(NOTHING_FOUND, 8000)
             return
         self.session.set_tirads(review.nodule_id, choices)
-        if proposal is not None:  # describing the proposal accepted it: recorded as such
-            if self.service is not None and review.finding is not None:
-                problem = self.service.record(Action.ACCEPT, review.image, review.finding)
-                if problem:
-                    self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
-            self._show_box()
-            self._refresh_nodules()
-            self._show_row(review.current)
-            if review.finding is not None and review.shown_result_matches():
-                self._show_finding(review.image, review.finding)  # no "Enter accepts it" left
-            self.say_about_image(f"Proposal accepted as {review.nodule_id}.", 5000)
+        self._show_accepted()  # describing a proposal accepted it
 
     def accept_ai_tirads(self) -> None:
         """The clinician accepts the AI's TI-RADS suggestions for the groups still open
@@ -339,6 +337,7 @@ class AnalysisMixin:
         if isinstance(choices, str):
             self.say_about_image(choices, 8000)
             return
+        self._show_accepted()  # a proposal described so is accepted first
         self.tirads.set_choices(choices)
         if self.service is not None:
             review = self.review

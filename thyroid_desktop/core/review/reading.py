@@ -163,6 +163,10 @@ class Review:
         self._forced: set[str] = set()
         #: Whose each file of the list is, read from its header when it was opened.
         self._identities: dict[Path, Identity] = {}
+        #: The proposal last accepted (by the button, or by describing it) and its result
+        #: if the one on screen was for its box: (nodule id, finding or None), until
+        #: :meth:`take_accepted` hands it to whoever records and shows it.
+        self._accepted: tuple[str, Finding | None] | None = None
 
     # ------------------------------------------------------------------ the study
     @property
@@ -554,9 +558,20 @@ class Review:
             return None
         nodule_id = self._add_nodule(box, BoxSource.AUTO)
         self.proposal, self.roi, self.roi_source = None, box, BoxSource.AUTO
+        finding = None
         if self.finding is not None and self.finding.roi == box and not self.awaiting:
-            self.session.set_estimate(nodule_id, Estimate.of(self.finding))
+            finding = self.finding
+            self.session.set_estimate(nodule_id, Estimate.of(finding))
+        self._accepted = (nodule_id, finding)
         return nodule_id
+
+    def take_accepted(self) -> tuple[str, Finding | None] | None:
+        """The proposal accepted since the last call, however it was accepted (the Accept
+        button or key, a TI-RADS choice, accepting the AI's suggestions): its nodule id and
+        the result for its box, if that was on screen (what the audit log's
+        ``accept-proposal`` line records); None when none was."""
+        accepted, self._accepted = self._accepted, None
+        return accepted
 
     def reject_proposal(self) -> bool:
         """The clinician rejects the proposal on screen: hidden on this frame from now on;
