@@ -438,10 +438,19 @@ def test_changing_what_was_signed_takes_the_signature_away():
     assert s.state.study.report.signed
     s.set_report(dataclasses.replace(s.state.study.report))  # the same text: still signed
     assert s.state.study.report.signed
+    heard = []
+    s.subscribe(lambda what: heard.append((what, s.unsigned_by)))
     s.add_nodule(A, 3, ROI(10, 10, 20, 20), BoxSource.MANUAL)
     assert not s.state.study.report.signed
     s.undo()
     assert s.state.study.report.signed
+    # what the window says: which step took it away, and whether Ctrl+Z brings it back
+    assert heard == [("add N3", ("add N3", True)), ("undo add N3", None)]
+    s.set_report(dataclasses.replace(s.state.study.report, impression="Other words."))
+    assert heard[-1] == ("report text", ("report text", True)) and s.unsigned_by is None
+    s.undo()
+    s.load(s.state)  # a session opened: a state as it was, not an edit
+    assert heard[-1] == ("open session", None)
 
 
 def test_the_srs_written_stay_with_their_study(tmp_path):

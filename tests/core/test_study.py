@@ -214,3 +214,19 @@ def test_the_answer_is_an_audit_record_naming_both_patients(tmp_path):
     assert rec["action"] == "other-patient-images" and rec["file"].endswith("b.dcm")
     assert rec["detail"].startswith("add anyway: 1 image(s) of unnamed patient (ID P-2)")
     assert "the study is of unnamed patient (ID P-1)" in rec["detail"]
+
+
+def test_a_confirmed_nodule_not_analysed_yet_is_sized_and_advised_in_the_csv(tmp_path):
+    """A nodule restored before the model has analysed it (no result yet): the CSV gives its
+    caliper size and the advice on it, as the panel does, not "Size not calibrated"."""
+    from thyroid_desktop.core.clinical.measure import Caliper
+    from thyroid_desktop.core.pipeline.roi import ROI
+
+    line = Caliper((10, 50), (170, 50))  # 160 px = 16.0 mm at the user's 0.1 mm/px
+    nodule = _nodule("k", ROI(0, 0, 200, 100), None, tirads=TR4, calipers=(line,))
+    row = ResultRow(StudyEntry(tmp_path / "a.png", sha256="k"), "not analysed", None, None, 0.1,
+                    nodule)  # fmt: skip
+    (out,) = list(csv.DictReader(write_csv(tmp_path / "s.csv", [row]).open()))
+    assert out["probability"] == "" and out["max_diameter_mm"] == "16.0"
+    assert out["size_basis"] == "calipers" and out["calipers"] == "1: 16.0 mm"
+    assert out["tirads_advice"].startswith("TR4, 16.0 mm: FNA recommended")

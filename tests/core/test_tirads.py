@@ -61,13 +61,18 @@ def test_the_advice_prints_the_size_it_decided_on():
     decision is taken on that printed size."""
     tr4 = nodule(C.SOLID, E.HYPO).level
     assert recommend(tr4, 14.846).text == (
-        "TR4, 14.8 mm: follow-up, ultrasound at 1, 2, 3 and 5 years (FNA from 1.5 cm)."
+        "TR4, 14.8 mm: follow-up, ultrasound at 1, 2, 3 and 5 years (FNA from 15 mm)."
     )
     fna = recommend(tr4, 14.96)
-    assert fna.action == "FNA" and fna.text.startswith("TR4, 15.0 mm: FNA recommended")
+    assert fna.action == "FNA" and fna.text == (
+        "TR4, 15.0 mm: FNA recommended (TR4: FNA from 15 mm; follow-up from 10 mm, "
+        "ultrasound at 1, 2, 3 and 5 years)."
+    )
+    assert recommend(tr4, None).text.endswith("FNA from 15 mm; follow-up from 10 mm, "
+                                               "ultrasound at 1, 2, 3 and 5 years. Size not calibrated.")  # fmt: skip
     low = recommend(tr4, 7.04)
     assert low.action == "no FNA" and low.text == (
-        "TR4, 7.0 mm: below the follow-up size (1 cm); no FNA."
+        "TR4, 7.0 mm: below the follow-up size (10 mm); no FNA."
     )
 
 

@@ -96,22 +96,32 @@ def test_the_one_rule_for_no_estimate():
     )
 
 
-def test_a_box_over_the_margin_gets_no_estimate(classifier):
+def test_a_box_over_the_margin_gets_no_estimate(classifier, monkeypatch):
     """A GUI trial dragged a confirmed box off the nodule onto the black margin and a body
     marker: it got 0.91 "suspicious" with TI-RADS suggestions. A box mostly outside the scan
     area now gets no estimate, with the reason; one on the scan area, as before."""
+    from thyroid_desktop.core.pipeline import estimate
+
     phantom = make_phantom()
     image = from_array(np.asarray(phantom.pixels))
     fov = detect_fov(image.gray)  # x 39-499 of 560 px
-    margin = predict(image, classifier, ROI(450, 100, 110, 100), "manual")
-    assert box_in_scan(fov, ROI(450, 100, 110, 100)) < 0.5
-    assert margin.no_estimate_reason.startswith("the box lies mostly outside the scan area")
-    assert not margin.in_scope and margin.tirads_suggestion is None
+    margin_box = ROI(450, 100, 110, 100)
+    assert box_in_scan(fov, margin_box) < 0.5
+    for source in ("manual", None, "point"):  # None: a box given is a manual one
+        margin = predict(image, classifier, margin_box, source)
+        assert margin.no_estimate_reason.startswith("the box lies mostly outside the scan area")
+        assert not margin.in_scope and margin.tirads_suggestion is None
+        assert not margin.heatmap.any()  # no estimate, no heat map
     inside = predict(image, classifier, phantom.nodule, "manual")
     assert box_in_scan(fov, phantom.nodule) == 1.0
     assert "scan area" not in inside.no_estimate_reason
-    whole = predict(image, classifier)  # the scan area itself: not judged as a box
+    # the scan area itself is not judged as a box: with a limit no box could meet, it still
+    # gets its (in-scope) result, while the same area given as a box does not
+    monkeypatch.setattr(estimate, "MIN_BOX_IN_SCAN", 1.01)
+    whole = predict(image, classifier)
     assert "outside the scan area" not in whole.no_estimate_reason
+    as_box = predict(image, classifier, fov.box, "manual")
+    assert as_box.no_estimate_reason.startswith("the box lies mostly outside the scan area")
 
 
 def test_estimate_averages_views_deterministically(classifier):

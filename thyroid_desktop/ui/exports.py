@@ -152,27 +152,21 @@ class ExportsMixin(DicomActionsMixin):
         """The report's signed state in the status bar, kept up to date with the session."""
         self.signature_status = QLabel()
         self.statusBar().addPermanentWidget(self.signature_status)
-        self._signed_study = self._signed_state()
-        self.session.subscribe(self._show_signature)
+        self.session.subscribe(lambda _what: self._show_signature())
         self._show_signature()
 
-    def _signed_state(self) -> tuple[str, bool]:
-        study = self.session.state.study
-        return study.id, study.report.signed
-
-    def _show_signature(self, what: str = "") -> None:
-        """The signed state; when an edit of the same study (``what``, the session's step;
-        not an undo, a redo or another study) took the signature away, the status bar says
-        so: only the permanent field changed before."""
-        before, now = self._signed_study, self._signed_state()
-        edit = what and not what.startswith(("undo ", "redo "))
-        if edit and before[0] == now[0] and before[1] and not now[1]:
+    def _show_signature(self) -> None:
+        """The signed state; when an edit took the signature away (``Session.unsigned_by``),
+        the status bar says which (only the permanent field changed before)."""
+        removed = self.session.unsigned_by
+        if removed is not None:
+            what, undoable = removed
+            undo = " (Ctrl+Z restores it)" if undoable else ""
             self.statusBar().showMessage(
-                f"The report's signature was removed: {what} changed what was signed "
-                "(Ctrl+Z restores it; sign again when done).",
+                f"The report's signature was removed: {what} changed what was signed{undo}; "
+                "sign again when done.",
                 15000,
             )
-        self._signed_study = now
         self.signature_status.setText(f"Report: {self.signature_text()}")
 
     def _signature(self) -> dict[str, str]:
@@ -218,9 +212,8 @@ class ExportsMixin(DicomActionsMixin):
             problem = (
                 self.service.record(Action.EXPORT, image, finding, choices) if self.service else ""
             )
-            if problem:
-                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
-            self.statusBar().showMessage(f"Report written to {out}", 10000)
+            audit = f"; audit log not written: {problem}" if problem else ""
+            self.statusBar().showMessage(f"Report written to {out}{audit}", 15000)
             self.last_report = out
 
         self._run(
@@ -270,9 +263,8 @@ class ExportsMixin(DicomActionsMixin):
 
         def done(result: tuple[Path, str]) -> None:
             out, problem = result
-            self.statusBar().showMessage(f"Study report written to {out}", 10000)
-            if problem:
-                self.statusBar().showMessage(f"Audit log not written: {problem}", 15000)
+            audit = f"; audit log not written: {problem}" if problem else ""
+            self.statusBar().showMessage(f"Study report written to {out}{audit}", 15000)
             self.last_report = out
 
         self._run(

@@ -126,27 +126,28 @@ def recommend(level: Level, size: NoduleSize | float | None) -> Recommendation:
     max_diameter_mm = size.max_diameter_mm if isinstance(size, NoduleSize) else size
     if level.fna_cm is None:
         return Recommendation("no FNA", f"TR{level.tr} ({level.name}): no FNA.")
-    thresholds = (
-        f"FNA if >= {level.fna_cm:g} cm; follow-up if >= {level.follow_cm:g} cm "
-        f"({level.follow_schedule})"
+    fna_mm = round(level.fna_cm * 10)
+    follow_mm = round(level.follow_cm * 10) if level.follow_cm is not None else None
+    thresholds = f"FNA from {fna_mm} mm" + (
+        f"; follow-up from {follow_mm} mm, {level.follow_schedule}" if follow_mm else ""
     )
     if max_diameter_mm is None:
         return Recommendation(
             "size needed", f"TR{level.tr} ({level.name}): {thresholds}. Size not calibrated."
         )
-    # decided on the size as printed (0.1 mm), so that the text never shows a rounded size
-    # on the other side of a threshold from the advice (14.96 mm is "15.0 mm": FNA at TR4)
+    # decided on the size as printed (0.1 mm), in mm as the panel gives it, so that the text
+    # never shows a rounded size on the other side of a threshold from the advice (14.96 mm
+    # prints "15.0 mm": FNA at TR4; a GUI trial read "1.5 cm: follow-up" for 14.8 mm)
     mm = float(f"{max_diameter_mm:.1f}")
-    size = f"TR{level.tr}, {mm:.1f} mm"
-    if mm >= level.fna_cm * 10 - 1e-9:
-        return Recommendation("FNA", f"{size}: FNA recommended ({thresholds}).")
-    if level.follow_cm is not None and mm >= level.follow_cm * 10 - 1e-9:
+    shown = f"TR{level.tr}, {mm:.1f} mm"
+    if mm >= fna_mm:
+        return Recommendation("FNA", f"{shown}: FNA recommended (TR{level.tr}: {thresholds}).")
+    if follow_mm is not None and mm >= follow_mm:
         return Recommendation(
-            "follow-up",
-            f"{size}: follow-up, {level.follow_schedule} (FNA from {level.fna_cm:g} cm).",
+            "follow-up", f"{shown}: follow-up, {level.follow_schedule} (FNA from {fna_mm} mm)."
         )
-    below = f" ({level.follow_cm:g} cm)" if level.follow_cm is not None else ""
-    return Recommendation("no FNA", f"{size}: below the follow-up size{below}; no FNA.")
+    below = f" ({follow_mm} mm)" if follow_mm is not None else ""
+    return Recommendation("no FNA", f"{shown}: below the follow-up size{below}; no FNA.")
 
 
 #: The single-choice groups, in the panel's order, and the enum of each.

@@ -153,7 +153,7 @@ def no_estimate_reason(
     if in_scan is not None and in_scan < MIN_BOX_IN_SCAN:
         return (
             f"the box lies mostly outside the scan area ({in_scan:.0%} inside): "
-            "draw it on the nodule"
+            "a box on the nodule is needed"
         )
     if novelty is not None and limit is not None and novelty > limit:
         return (
@@ -300,6 +300,12 @@ def predict(
     t0 = time.perf_counter()
     card = classifier.card
     fov = fov or detect_fov(image.gray)
+    # a box given (drawn, clicked, proposed, --roi) is judged by how much of it lies in the
+    # scan area; the scan area itself (no box) is not
+    given = roi is not None and BoxSource(roi_source or BoxSource.MANUAL) not in (
+        BoxSource.FULL,
+        BoxSource.NONE,
+    )
     if roi is None:
         roi, roi_source = fov.box, roi_source or BoxSource.FULL
     roi = roi.clipped(image.width, image.height)
@@ -327,9 +333,10 @@ def predict(
         if novelty_model is not None and getattr(classifier, "scope", None) is None
         else None
     )
-    given = roi_source not in (BoxSource.FULL, BoxSource.NONE, None)
     in_scan = box_in_scan(fov, roi) if given else None
     reason = no_estimate_reason(modality_reason(image), warnings, novelty, limit, in_scan)
+    if reason:  # no estimate, no heat map: nothing to explain
+        heat = np.zeros_like(heat)
     heads = classifier.tirads_heads
     suggestion = (
         heads.suggest(out.features, roi, mask, image.scale, image.gray, fov.mask)

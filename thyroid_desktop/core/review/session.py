@@ -524,6 +524,10 @@ class Session:
         self._redo: list[tuple[str, SessionState]] = []
         self._observers: list[Callable[[str], None]] = []
         self.save_problem = ""
+        #: While observers hear of a change that took the report's signature away: (the
+        #: step, whether it is an undo step), e.g. ("box N1", True); None otherwise (also
+        #: for undo, redo and opening a session, which bring back a state as it was).
+        self.unsigned_by: tuple[str, bool] | None = None
 
     # ---------------------------------------------------------------- observing
     def subscribe(self, observer: Callable[[str], None]) -> None:
@@ -545,6 +549,9 @@ class Session:
             state = dataclasses.replace(
                 state, study=dataclasses.replace(state.study, report=report)
             )
+        if self.state.study.report.signed and not state.study.report.signed:
+            # an edit took the signature away (this rule, or other words in the report)
+            self.unsigned_by = (what, undoable)
         if undoable:
             self._undo.append((what, self.state))
             del self._undo[:-MAX_UNDO]
@@ -556,6 +563,7 @@ class Session:
         self.autosave()
         for observer in list(self._observers):
             observer(what)
+        self.unsigned_by = None  # said to the observers of this change only
 
     # ---------------------------------------------------------------- undo / redo
     @property

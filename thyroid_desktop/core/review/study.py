@@ -155,13 +155,16 @@ def csv_row(r: ResultRow) -> dict[str, str]:
     row["nodule"] = nodule.id if nodule is not None else ""
     row["location"] = nodule.location if nodule is not None else ""
     size = None
-    if est is not None:
+    if est is not None or nodule is not None:
+        # the analysed box's size; a confirmed nodule not analysed (yet) is sized from its
+        # calipers, else its box, as the panel sizes it before an analysis
+        box = est.box if est is not None else nodule.box
+        suggestion = est.suggestion if est is not None else None
         calipers = nodule.calipers if nodule is not None else ()
         plane = nodule.plane if nodule is not None else None
-        size = box_size(
-            est.box, est.suggestion, entry.scale, r.user_mm_per_px, calipers, plane, r.views
-        )
-        d = size.diameters
+        size = box_size(box, suggestion, entry.scale, r.user_mm_per_px, calipers, plane, r.views)
+        row.update(_size_columns(size))
+    if est is not None:
         estimate = est.probability if est.in_scope else None
         row.update(
             probability="" if estimate is None else f"{estimate:.4f}",
@@ -177,17 +180,12 @@ def csv_row(r: ResultRow) -> dict[str, str]:
             roi_w=str(est.box.w),
             roi_h=str(est.box.h),
             roi_source=str(est.roi_source),
-            size=size.text(),
-            max_diameter_mm="" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
-            size_basis=str(size.basis),
-            diameters="" if d is None else d.values_text(),
-            volume_ml="" if size.volume_ml is None else f"{size.volume_ml:.2f}",
-            calipers=_calipers_text(nodule, entry.scale, r.user_mm_per_px),
-            size_check=nodule.stray_text() if nodule is not None else "",
-            scale=str(size.scale.source),
             warnings="; ".join(est.warnings),
             model_id=est.model_id,
         )
+    if nodule is not None:
+        row["calipers"] = _calipers_text(nodule, entry.scale, r.user_mm_per_px)
+        row["size_check"] = nodule.stray_text()
     choices = nodule.tirads if nodule is not None else TiradsChoices()
     scored = choices.descriptors
     if scored is not None:
@@ -206,6 +204,19 @@ def csv_row(r: ResultRow) -> dict[str, str]:
         )
     row["image_sha256"] = entry.sha256
     return row
+
+
+def _size_columns(size) -> dict[str, str]:
+    """The CSV's size columns of a :class:`NoduleSize`."""
+    d = size.diameters
+    return {
+        "size": size.text(),
+        "max_diameter_mm": "" if size.max_diameter_mm is None else f"{size.max_diameter_mm:.1f}",
+        "size_basis": str(size.basis),
+        "diameters": "" if d is None else d.values_text(),
+        "volume_ml": "" if size.volume_ml is None else f"{size.volume_ml:.2f}",
+        "scale": str(size.scale.source),
+    }
 
 
 def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px) -> str:
