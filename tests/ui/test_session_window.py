@@ -106,6 +106,7 @@ def test_box_and_tirads_edits_undo_and_redo(window, qtbot, tmp_path):
     assert window.review.finding.roi == auto_box
     window.redo()
     window.redo()
+    assert window.statusBar().currentMessage() == "Redone: TI-RADS N1."
     _analysed(window, qtbot)
     assert window.review.roi == moved and window.tirads.choices().composition is Composition.SOLID
 

@@ -116,6 +116,8 @@ def test_arrow_keys_move_through_the_list_and_unreadable_entries_show_no_image(
     assert window.panel.size.text() == "" and window.tirads.descriptors() is None
     controls = (window.tirads, window.panel.overlay, window.nodules.add_button)
     assert not any(w.isEnabled() for w in controls)  # nothing on screen to describe
+    qtbot.keyClick(window.view, Qt.Key.Key_G)  # the key does not toggle a disabled control
+    assert window.panel.overlay.isChecked()
     window.step(-1)
     assert window.review.image.source.name == "scan1.png"
     assert all(w.isEnabled() for w in controls)

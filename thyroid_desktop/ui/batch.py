@@ -37,6 +37,7 @@ class BatchRunner(QObject):
         self.rows: list[int] = []
         self.cancelled = False
         self.done = 0
+        self.failed = 0  # of ``done``: the file could not be read or analysed
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setFormat("%v / %m images")
@@ -51,6 +52,7 @@ class BatchRunner(QObject):
     def start(self, rows: list[int], job: Callable[[int], Callable[[], object]]) -> None:
         """``job(row)`` returns the function the worker runs for that row."""
         self.rows, self.cancelled, self.done, self._job = list(rows), False, 0, job
+        self.failed = 0
         self.progress.setRange(0, len(rows))
         self.progress.setValue(0)
         self.progress.show()
@@ -78,6 +80,7 @@ class BatchRunner(QObject):
     def _step(self, row: int, result, err) -> None:
         self.rows.pop(0)
         self.done += 1
+        self.failed += err is not None
         self.progress.setValue(self.done)
         self.stepDone.emit(row, result, err)
         self._next()

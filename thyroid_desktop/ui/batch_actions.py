@@ -24,7 +24,6 @@ class BatchMixin:
             self.statusBar().showMessage("Every image in the list is analysed.", 5000)
             return
         service, entries = self.service, self.review.entries
-        self._batch_failures = 0
         self.batch.start(rows, lambda row: partial(analyse_file, entries[row].path, service))
 
     def cancel_batch(self) -> None:
@@ -39,7 +38,6 @@ class BatchMixin:
         if err is not None:
             why = str(err) if isinstance(err, ImageLoadError) else f"Analysis failed: {err}"
             self.review.batch_failed(row, why)
-            self._batch_failures += 1  # set when the batch starts
         else:
             analysed, thumb = result
             if self.review.batch_result(row, analysed):  # a proposal, preliminary
@@ -48,7 +46,7 @@ class BatchMixin:
         self._show_row(row, thumb)
 
     def _batch_end(self, done: int, cancelled: bool) -> None:
-        failed = self._batch_failures
+        failed = self.batch.failed
         more = f"; {failed} could not be read or analysed (the list says why)" if failed else ""
         self.statusBar().showMessage(
             f"Batch {'cancelled' if cancelled else 'finished'}: {done - failed} image(s) "

@@ -377,8 +377,9 @@ class ImageView(QGraphicsView):
 
     def set_calipers(self, shown: list) -> None:
         """The caliper lines on this frame (``core.review.reading.CaliperShown``: whose,
-        number, ends, length), each drawn with its ends and "number: length"; the selection
-        is kept when the same line is drawn again."""
+        number, ends, length), each drawn with its ends and its label ("1: 12.3 mm";
+        another nodule's "N1 · 1: 12.3 mm"); the selection is kept when the same line is
+        drawn again."""
         selected = self.selected_caliper()
         for item in self._calipers:
             self.scene().removeItem(item)
