@@ -342,6 +342,34 @@ def test_adjusting_a_linked_views_box_edits_that_view_not_a_new_nodule(review):
     assert review.session.state.nodules[0].views[0].box == ROI(20, 10, 12, 8)
 
 
+def test_a_linked_views_frame_shows_that_view_not_a_new_proposal(tmp_path):
+    """A GUI trial linked frame 15 of a loop as N1's longitudinal view, stepped away and back:
+    the detector proposed the same box again, and Enter made it a second nodule N2. Coming
+    back to a view's frame now shows the view's box (N1's), and the detector never offers a
+    view's box."""
+    from tests.conftest import write_cine_dicom
+    from thyroid_desktop.core.clinical.measure import Plane
+
+    review = Review(Session())
+    review.add_files([write_cine_dicom(tmp_path / "loop.dcm", n_frames=3)])
+    show(review, 0)
+    review.box_drawn(ROI(5, 5, 10, 10))  # N1 on frame 1
+    review.show(review.open_frame(2))
+    view_box = ROI(6, 5, 10, 10)
+    review.show_proposal(view_box)  # the detector's box of the same nodule on frame 3
+    assert review.link_view("N1", Plane.LONGITUDINAL) == ""
+    review.show(review.open_frame(1))
+    review.show(review.open_frame(2))  # back to the view's frame
+    assert review.present(review.image).step is Step.ANALYSE_BOX  # not AUTO_DETECT
+    assert review.follow_nodule() == view_box and review.proposal is None
+    assert review.nodule_id == "N1"
+    # were the detector asked, the view's box would not be offered as a proposal
+    assert detect(review, review.image, view_box, ROI(30, 30, 8, 8))
+    assert review.proposal == ROI(30, 30, 8, 8)
+    assert review.accept_proposal() == "N2"  # another box: another nodule, as before
+    assert [n.box for n in review.session.state.nodules] == [ROI(5, 5, 10, 10), ROI(30, 30, 8, 8)]
+
+
 # ------------------------------------------------------------------- the study's lifecycle
 def _dicom(path, patient_id, study_uid="1.2.3", seed=0):
     from tests.core.test_dicom import make_dataset, save

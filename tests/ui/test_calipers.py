@@ -126,6 +126,21 @@ def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_vo
     (line,) = nodule.calipers
     assert f"1: {line.length_px * 0.1:.1f} mm" in pdf  # the caliper's length, drawn and listed
 
+    # away and back to the view's frame: the view again, not the detector's proposal of the
+    # same nodule, which Enter made into a duplicate N2 (a GUI trial)
+    view_box = nodule.views[0].box
+    window.show_frame(n1.frame)
+    _analysed(window, qtbot)
+    window.show_frame(other)
+    qtbot.waitUntil(
+        lambda: window.review.image.frame_index == other and window.review.roi == view_box,
+        timeout=120000,
+    )
+    _analysed(window, qtbot)
+    assert window.review.proposal is None and not window.panel.accept_button.isVisible()
+    window.accept_proposal()  # Enter: nothing to accept
+    assert [n.id for n in window.session.state.nodules] == ["N1"]
+
 
 def test_a_box_dragged_off_its_calipers_says_which_to_check_and_signing_asks(
     window, qtbot, tmp_path, monkeypatch

@@ -393,14 +393,33 @@ class Review:
         on_frame = nodule is not None and nodule.frame == image.frame_index
         if on_frame and nodule.source is not BoxSource.FULL:
             return Next(Step.ANALYSE_BOX)
+        if not on_frame and self._view_here(image) is not None:
+            # a nodule's linked view: its box, not the detector's proposal of the same
+            # nodule (a GUI trial's Enter made it a second nodule)
+            return Next(Step.ANALYSE_BOX)
         return Next(Step.AUTO_DETECT)
+
+    def _view_here(self, image: UltrasoundImage) -> tuple[Nodule, int] | None:
+        """(nodule, view index) of a linked view on ``image``'s frame: the shown nodule's
+        if it has one there, else the first."""
+        views = self.session.state.views_on(image.sha256, image.frame_index)
+        mine = [v for v in views if v[0].id == self.nodule_id]
+        return (mine or views or [None])[0]
 
     def follow_nodule(self) -> ROI | None:
         """The box becomes the shown nodule's (when it is on this frame and not the whole
         scan area); returns it."""
         nodule = self.nodule()
-        if nodule is None or self.image is None or nodule.frame != self.image.frame_index:
+        if self.image is None:
             return None
+        if nodule is None or nodule.frame != self.image.frame_index:
+            view = self._view_here(self.image)  # a linked view's frame: its box
+            if view is None:
+                return None
+            owner, index = view
+            self.nodule_id, self.proposal = owner.id, None
+            self.roi, self.roi_source = owner.views[index].box, BoxSource.MANUAL
+            return self.roi
         if nodule.source is BoxSource.FULL:
             return None
         self.roi, self.roi_source = nodule.box, nodule.source
@@ -649,19 +668,22 @@ class Review:
         the box on screen, nor one marked as a nodule, nor one rejected on this frame."""
         if self.image is None:
             return []
-        image = self.image
-        marked = [n.box for n in self.session.state.nodules_on(image.sha256, image.frame_index)]
-        marked += self.rejected_on(image.sha256, image.frame_index)
-        return offered_candidates([c.roi for c in self.proposals], self.roi, marked)
+        return offered_candidates([c.roi for c in self.proposals], self.roi, self._marked())
+
+    def _marked(self) -> list[ROI]:
+        """Boxes of the frame on screen that are not offered as candidates: the nodules'
+        and the linked views' marked on it, and those rejected."""
+        key, frame = self.image.sha256, self.image.frame_index
+        state = self.session.state
+        marked = [n.box for n in state.nodules_on(key, frame)]
+        marked += [n.views[i].box for n, i in state.views_on(key, frame)]
+        return marked + list(self.rejected_on(key, frame))
 
     def next_proposal(self) -> ROI | str:
         """The box after the shown one in rank order (N), or why there is none."""
         if not self.proposals:
             return "No other candidate: press A to auto-detect."
-        image = self.image
-        marked = [n.box for n in self.session.state.nodules_on(image.sha256, image.frame_index)]
-        marked += self.rejected_on(image.sha256, image.frame_index)
-        rois = offered_candidates([c.roi for c in self.proposals], None, marked)
+        rois = offered_candidates([c.roi for c in self.proposals], None, self._marked())
         if not rois:
             return "Every candidate is a nodule already or rejected."
         i = rois.index(self.roi) + 1 if self.roi in rois else 0
