@@ -203,7 +203,8 @@ def test_the_csv_has_diameters_volume_and_caliper_lengths(tmp_path):
     (line,) = list(csv.DictReader(out.open()))
     assert line["diameters"] == "20.0 x 10.0 x 29.0 mm"
     assert line["volume_ml"] == f"{ellipsoid_volume_ml(20, 10, 29):.2f}"
-    assert line["calipers"] == "1: 20.0 mm"
+    assert line["calipers"] == "1: 20.0 mm; 2: 29.0 mm (longitudinal view)"  # as the PDF
+    assert (line["frame"], line["frame_number"]) == ("2", "3")  # index; "frame 3 of 10"
     assert line["max_diameter_mm"] == "29.0" and line["size_basis"] == "three diameters"
 
 

@@ -109,6 +109,7 @@ class ResultRow:
 CSV_COLUMNS = (
     "file",
     "frame",
+    "frame_number",
     "nodule",
     "location",
     "status",
@@ -151,7 +152,8 @@ def csv_row(r: ResultRow) -> dict[str, str]:
     entry, est, nodule = r.entry, r.estimate, r.nodule
     row = dict.fromkeys(CSV_COLUMNS, "")
     row.update(file=str(entry.path), status=r.status, error=entry.error)
-    row["frame"] = "" if r.frame is None else str(r.frame)
+    row["frame"] = "" if r.frame is None else str(r.frame)  # 0-based, as the CLI's JSON
+    row["frame_number"] = "" if r.frame is None else str(r.frame + 1)  # "frame 6 of 20"
     row["nodule"] = nodule.id if nodule is not None else ""
     row["location"] = nodule.location if nodule is not None else ""
     size = None
@@ -184,7 +186,7 @@ def csv_row(r: ResultRow) -> dict[str, str]:
             model_id=est.model_id,
         )
     if nodule is not None:
-        row["calipers"] = _calipers_text(nodule, entry.scale, r.user_mm_per_px)
+        row["calipers"] = _calipers_text(nodule, entry.scale, r.user_mm_per_px, r.views)
         row["size_check"] = nodule.stray_text()
     choices = nodule.tirads if nodule is not None else TiradsChoices()
     scored = choices.descriptors
@@ -219,20 +221,24 @@ def _size_columns(size) -> dict[str, str]:
     }
 
 
-def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px) -> str:
-    """ "1: 12.3 mm; 2: 8.1 mm (outside the box)" for the caliper lines on the nodule's own
-    image (a linked view's lines are in its diameters); a line that may not measure this
-    nodule (``Nodule.stray_calipers``) says so."""
+def _calipers_text(nodule: Nodule | None, file_scale: Scale, user_mm_per_px, views=()) -> str:
+    """ "1: 12.3 mm; 2: 8.1 mm (outside the box); 3: 14.0 mm (longitudinal view)": every
+    caliper line of the nodule, numbered as on the image and in the PDF, each under its
+    image's scale (``views``: its linked views' ``ViewMeasure``, whose scale a view's line
+    takes); a line that may not measure this nodule (``Nodule.stray_calipers``) says so."""
     if nodule is None:
         return ""
-    scale = effective_scale(file_scale, user_mm_per_px)
+    own = effective_scale(file_scale, user_mm_per_px)
     stray = {c.number for c in nodule.stray_calipers()}
-    lines = [c for c in nodule.numbered_calipers() if c.view is None]
-    return "; ".join(
-        f"{c.number}: {caliper_length_text(c.caliper, scale)}"
-        + " (outside the box)" * (c.number in stray)
-        for c in lines
-    )
+    parts = []
+    for c in nodule.numbered_calipers():
+        if c.view is None:
+            text = caliper_length_text(c.caliper, own)
+        else:
+            scale = views[c.view].scale if c.view < len(views) else Scale.none()
+            text = f"{caliper_length_text(c.caliper, scale)} ({nodule.views[c.view].plane} view)"
+        parts.append(f"{c.number}: {text}" + " (outside the box)" * (c.number in stray))
+    return "; ".join(parts)
 
 
 def write_csv(path: str | os.PathLike[str], results: Iterable[ResultRow]) -> Path:
