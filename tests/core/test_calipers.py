@@ -66,7 +66,9 @@ def test_three_diameters_from_calipers_where_drawn_else_the_box():
     assert (d.width, d.depth, d.length) == pytest.approx((20.0, 10.0, 30.0))
     assert d.bases == (SizeBasis.CALIPERS, SizeBasis.CALIPERS, SizeBasis.BOX)
     assert d.volume_ml == pytest.approx(ellipsoid_volume_ml(20, 10, 30))
-    assert d.text() == "diameters 20.0 x 10.0 x 30.0 mm (W x AP x L), volume 3.14 ml"
+    assert d.text() == (
+        "diameters 20.0 x 10.0 x 30.0 mm (W x AP x L; L from the box), volume 3.14 ml"
+    )  # a trial read a box's AP among caliper diameters as measured
     assert three_diameters((trans,)) is None  # one plane: no diameters
     uncal = three_diameters((trans, ViewMeasure(Plane.LONGITUDINAL, ROI(0, 0, 300, 1), Scale())))
     assert uncal.volume_ml is None and not uncal.mm  # never a volume without a scale

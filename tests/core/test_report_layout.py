@@ -300,7 +300,7 @@ def test_a_nodule_page_shows_views_sizes_tirads_and_the_estimate_with_its_caveat
     page = text["N1"]
     assert "Transverse view: scan1.png" in page and "Longitudinal view: scan1_long.png" in page
     assert "Grad-CAM heat map" in page
-    assert f"{n1.size.diameters.values_text()} (W x AP x L), volume" in page
+    assert f"{n1.size.diameters.text().removeprefix('diameters ')}" in page
     assert "Calipers 1: 13.4 mm (transverse view) 2: 17.4 mm (longitudinal view)" in page
     assert "composition solid or almost completely solid 2 AI suggestion, accepted" in page
     assert "margin lobulated or irregular 2 clinician (AI differed) smooth (70 %)" in page

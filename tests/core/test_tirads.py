@@ -76,6 +76,12 @@ def test_the_advice_prints_the_size_it_decided_on():
     )
 
 
+def test_one_point_is_singular():
+    from thyroid_desktop.core.clinical.tirads import points_text
+
+    assert (points_text(0), points_text(1), points_text(3)) == ("0 points", "1 point", "3 points")
+
+
 def test_uncalibrated_size_is_never_guessed():
     rec = recommend(nodule().level, None)
     assert rec.action == "size needed" and "not calibrated" in rec.text

@@ -111,7 +111,7 @@ def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_vo
     nodule = window.session.state.nodule("N1")
     assert nodule.plane is Plane.TRANSVERSE and nodule.views[0].frame == other
     text = window.panel.size.text()
-    assert "diameters" in text and "(W x AP x L), volume" in text and " ml" in text
+    assert "diameters" in text and "(W x AP x L" in text and "), volume" in text and " ml" in text
     assert "longitudinal" in window.nodules.views.text()
     assert window.view.view_labels() == ["N1 longitudinal"]
     assert window.undo_action.text() == "&Undo link longitudinal view to N1"

@@ -148,8 +148,8 @@ class NodulePanel(QGroupBox):
             combo.blockSignals(False)
         for w in (self.lobe, self.pole, self.delete_button):
             w.setEnabled(shown is not None)
-        if not nodules:
-            self.choice.setPlaceholderText("no nodule yet")
+        # the placeholder shows when none is current: none yet, or none on this frame
+        self.choice.setPlaceholderText("no nodule yet" if not nodules else "none on this frame")
 
     def show_views(self, nodule: Nodule | None, names=None) -> None:
         """Which images show ``nodule`` and in which plane (``names``: image key -> file

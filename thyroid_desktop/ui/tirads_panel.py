@@ -23,6 +23,7 @@ from thyroid_desktop.core.clinical.tirads import (
     TiradsDescriptors,
     label,
     points_of,
+    points_text,
     recommend,
     tirads_text,
 )
@@ -233,7 +234,7 @@ class TiradsPanel(QGroupBox):
         missing = [g.replace("_", " ") for g in SUGGESTED_GROUPS if g not in sug.groups]
         extra = f"; no suggestion for {', '.join(missing)} (0 points)" if missing else ""
         self.ai_result.setText(
-            f"AI-only: TR{sug.level.tr} ({sug.level.name}), {sug.points} points{extra}. "
+            f"AI-only: TR{sug.level.tr} ({sug.level.name}), {points_text(sug.points)}{extra}. "
             "Not counted until you confirm."
         )
 

@@ -199,13 +199,23 @@ class Diameters:
         )
 
     def text(self) -> str:
-        """e.g. "diameters 12.0 x 8.0 x 15.0 mm (W x AP x L), volume 0.75 ml"."""
+        """e.g. "diameters 12.0 x 8.0 x 15.0 mm (W x AP x L), volume 0.75 ml", saying which
+        diameters are not from calipers ("(W x AP x L; AP from the mask)"; all three from
+        the box: "(W x AP x L, from the box)"): a caliper deleted must not go unnoticed."""
         volume = (
             f", volume {self.volume_ml:.2f} ml"
             if self.volume_ml is not None
             else ", no volume (uncalibrated)"
         )
-        return f"diameters {self.values_text()} (W x AP x L){volume}"
+        names = ("W", "AP", "L")
+        others = [(n, b) for n, b in zip(names, self.bases, strict=True) if b != SizeBasis.CALIPERS]
+        if not others:
+            where = ""
+        elif len({b for _, b in others}) == 1 and len(others) == 3:
+            where = f", from the {others[0][1]}"
+        else:
+            where = "; " + ", ".join(f"{n} from the {b}" for n, b in others)
+        return f"diameters {self.values_text()} (W x AP x L{where}){volume}"
 
 
 def _axes(view: ViewMeasure, mm: bool) -> tuple[tuple[float, SizeBasis], tuple[float, SizeBasis]]:

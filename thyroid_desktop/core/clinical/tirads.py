@@ -150,6 +150,11 @@ def recommend(level: Level, size: NoduleSize | float | None) -> Recommendation:
     return Recommendation("no FNA", f"{shown}: below the follow-up size{below}; no FNA.")
 
 
+def points_text(points: int) -> str:
+    """ "1 point", "3 points"."""
+    return f"{points} point" + ("" if points == 1 else "s")
+
+
 #: The single-choice groups, in the panel's order, and the enum of each.
 GROUPS: dict[str, type[Enum]] = {
     "composition": Composition,
@@ -272,6 +277,6 @@ def tirads_text(choices: TiradsChoices) -> str:
     foci = ", ".join(sorted(label(f) for f in kinds))
     level = d.level
     return (
-        f"TR{level.tr} ({level.name}), {d.points} points: {label(d.composition)}; "
+        f"TR{level.tr} ({level.name}), {points_text(d.points)}: {label(d.composition)}; "
         f"{label(d.echogenicity)}; {label(d.shape)}; {label(d.margin)}; {foci}"
     )

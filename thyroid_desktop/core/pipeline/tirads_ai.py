@@ -30,6 +30,7 @@ from thyroid_desktop.core.clinical.tirads import (
     Shape,
     TiradsChoices,
     TiradsDescriptors,
+    points_text,
 )
 from thyroid_desktop.core.pipeline.detect import MASK_THRESHOLD
 from thyroid_desktop.core.pipeline.roi import ROI
@@ -223,7 +224,7 @@ class TiradsSuggestion:
         """e.g. "TR4, 4 points" or, when a group has no suggestion, "TR4, 4 points; without
         composition (counted 0)": an AI-only level is never shown as complete when it is not."""
         missing = [g.replace("_", " ") for g in SUGGESTED_GROUPS if g not in self.groups]
-        text = f"TR{self.level.tr}, {self.points} points"
+        text = f"TR{self.level.tr}, {points_text(self.points)}"
         return text + (f"; without {', '.join(missing)} (counted 0)" if missing else "")
 
     def text(self) -> str:
