@@ -167,6 +167,7 @@ class MainWindow(
         self._split = split
         self._build_menus()
         self._restore_layout()
+        self._image_controls()  # nothing on screen yet
         if not self.settings.value("hints/first_run_shown", False, type=bool):
             self.statusBar().showMessage(FIRST_RUN_HINT, 60000)
             self.settings.setValue("hints/first_run_shown", True)
@@ -423,8 +424,9 @@ class MainWindow(
 
     def _image_controls(self) -> None:
         """What acts on the image on screen (its TI-RADS choices, the heat map, adding a
-        nodule) is disabled beside an unreadable file's message (``Review.shows_unreadable``)."""
-        on = not self.review.shows_unreadable
+        nodule) works only while one is shown (``Review.image_shown``): not beside an
+        unreadable file's message, nor in an empty window."""
+        on = self.review.image_shown
         for w in (self.tirads, self.panel.overlay, self.panel.opacity, self.nodules.add_button):
             w.setEnabled(on)
 

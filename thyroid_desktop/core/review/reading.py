@@ -289,10 +289,10 @@ class Review:
                 entry.error = str(err)
 
     @property
-    def shows_unreadable(self) -> bool:
-        """A list entry whose file cannot be read is selected: nothing is on screen to
-        describe, measure or add a nodule to."""
-        return self.current is not None and self.image is None
+    def image_shown(self) -> bool:
+        """An image is on screen to describe, measure or add a nodule to (not an unreadable
+        file's message, nor an empty window)."""
+        return self.image is not None
 
     def open_entry(self, row: int) -> UltrasoundImage:
         """Reads row ``row``'s file at the frame last shown and makes it current, with the
