@@ -331,6 +331,8 @@ def test_an_in_scope_image_gets_the_number_heat_map_and_suggestions_everywhere(
     assert "No estimate" not in window.panel.state.text()
     assert finding.tirads_suggestion is not None
     assert window.tirads.suggestion() is finding.tirads_suggestion
+    # the mask outline the size may quote is drawn, as the report draws it
+    assert finding.tirads_suggestion.outline and not window.view.contour().isEmpty()
     assert window.tirads.ai_result.text().startswith("AI-only: TR")
     with_heat = _view_pixels(window)
     window.panel.overlay.setChecked(False)

@@ -98,7 +98,7 @@ class AnalysisMixin:
         proposal = review.proposal is not None and review.roi == review.proposal
         self.view.set_roi(review.roi, proposal=proposal)
         self.panel.set_proposal(proposal, review.preliminary)
-        outline = review.outline()  # a clicked or stroked nodule's, while its box stands
+        outline = review.contour_shown()  # a click's, else the mask that sizes it
         self.view.set_contour(np.asarray(outline) if outline else None)
 
     def _show_candidates(self) -> None:

@@ -562,6 +562,20 @@ class Review:
             return None
         return nodule.outline_or_none
 
+    def contour_shown(self) -> tuple[tuple[float, float], ...] | None:
+        """The nodule outline drawn on the image, as the report draws it: the shown nodule's
+        click or stroke outline, else the segmenter's mask outline of the result on screen
+        when it is for the box on screen (the mask whose longest axis the size may quote;
+        a trial saw that size with no outline drawn); None when there is none."""
+        outline = self.outline()
+        if outline:
+            return outline
+        f = self.finding
+        if f is None or self.roi is None or f.roi != self.roi or not f.in_scope:
+            return None
+        sug = f.tirads_suggestion
+        return tuple(sug.outline) if sug is not None and sug.outline else None
+
     def show_proposal(self, roi: ROI) -> None:
         """A detected candidate is looked at (picked, or the next one): it is the proposal
         on screen, to analyse; no nodule is shown on this frame meanwhile."""
