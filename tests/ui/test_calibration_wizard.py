@@ -247,3 +247,9 @@ def test_signing_a_study_with_an_unscored_nodule_asks_first(window, tmp_path, mo
     assert "N1: composition" in asked[0] and not window.session.state.study.report.signed
     window.sign_report_dialog()
     assert len(asked) == 2 and window.session.state.study.report.signed
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    (signed,) = [r for r in AuditLog().read() if r["action"] == "sign-report"]  # audited
+    assert signed["roi"] == [20, 20, 60, 40] and signed["detail"].startswith(
+        "N1 signed by Dr Signer at "
+    )

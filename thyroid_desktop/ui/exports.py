@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 from thyroid_desktop.core.analysis import Action
 from thyroid_desktop.core.report.names import report_file_name
 from thyroid_desktop.core.report.pdf import StudyInfo, write_report
+from thyroid_desktop.core.review.lifecycle import sign_records
 from thyroid_desktop.core.review.session import (
     read_session,
     write_session,
@@ -138,7 +139,13 @@ class ExportsMixin(DicomActionsMixin):
         # does not count as an edit that takes the signature away.
         self.keep_report_details(self.shown_report_details())
         self.session.sign(name, dt.datetime.now().astimezone().isoformat(timespec="seconds"))
-        self.statusBar().showMessage(f"Report {self.signature_text()}.", 10000)
+        said = f"Report {self.signature_text()}."
+        try:
+            for record in sign_records(self.session.state):  # what was signed, audited
+                self.audit.append(record)
+        except OSError as err:
+            said += f" Audit log not written: {err}"
+        self.statusBar().showMessage(said, 15000)
         return True
 
     def signature_text(self) -> str:

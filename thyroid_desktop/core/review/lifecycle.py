@@ -164,3 +164,34 @@ def answer_record(admission: Admission, answer: Answer):
         file="; ".join(str(p) for p in admission.others),
         detail=detail,
     )
+
+
+#: The audit log's action for a report signed in the window: one record per nodule signed.
+SIGN_ACTION = "sign-report"
+
+
+def sign_records(state) -> list:
+    """The audit records of signing the study's report (``SessionState`` just signed): one
+    per nodule, with the box, the estimate and the calibration that were signed, who signed
+    and when (``detail``)."""
+    from thyroid_desktop.core.report.audit import record_for
+
+    report = state.study.report
+    out = []
+    for n in state.nodules:
+        est = n.estimate
+        out.append(
+            record_for(
+                SIGN_ACTION,
+                n.image,
+                n.box,
+                roi_source=str(n.source),
+                model_id=est.model_id if est is not None else "",
+                probability=est.probability if est is not None and est.in_scope else None,
+                frame=n.frame,
+                no_estimate_reason=(est.no_estimate_reason or None) if est is not None else None,
+                calibration=est.calibration if est is not None else None,
+                detail=f"{n.id} signed by {report.signed_by} at {report.signed_at}",
+            )
+        )
+    return out
