@@ -13,6 +13,35 @@ def test_wilson_interval_of_a_share():
     low, high = proportion_ci95(5, 10)
     assert low == pytest.approx(0.2366, abs=1e-4) and high == pytest.approx(0.7634, abs=1e-4)
     assert all(v != v for v in proportion_ci95(0, 0))  # nan: an empty bin
+    # a GUI trial's site validation stopped on a negative error bar: in floating point the
+    # interval of 0 of 7 started at 3e-17, that of 10 of 10 ended below 1
+    for n in range(1, 101):
+        for k in range(n + 1):
+            low, high = proportion_ci95(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n)
+        assert proportion_ci95(0, n)[0] == 0.0 and proportion_ci95(n, n)[1] == 1.0
+
+
+def test_a_reliability_plot_of_bins_all_benign_or_all_malignant_is_drawn(tmp_path):
+    """The plot the trial's crash came from, with bins of 0 of 7 and 13 of 13 malignant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from thyroid_desktop.core.site.metrics import compute_metrics
+    from thyroid_desktop.core.site.validation import Validation, plot_reliability
+
+    y = np.array([0] * 7 + [1] * 13 + [0, 1] * 5)
+    p = np.array([0.05] * 7 + [0.95] * 13 + [0.45, 0.55] * 5)
+    m = compute_metrics(y, p, [str(i) for i in range(len(y))], 0.5)
+    assert {(b.n, round(b.observed * b.n)) for b in m.bins} >= {(7, 0), (13, 13)}
+    v = Validation(tmp_path, "2026-12-07T00:00:00", "m", "1", "x", "shipped", 0.5, 0.5, (),
+                   metrics=m)  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_reliability(ax, v)  # raised "'yerr' must not contain negative values"
+    plt.close(fig)
 
 
 def test_read_labels_takes_a_folder_or_a_csv_of_any_name(tmp_path):

@@ -172,7 +172,12 @@ def proportion_ci95(k: int, n: int) -> tuple[float, float]:
     share = k / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    # the interval holds the share itself: in floating point a share of 0 (or 1) gave a
+    # lower bound of 3e-17 (an upper one just below 1) for some n, a negative error bar
+    # that stopped a site validation (found in a GUI trial)
+    low = 0.0 if k <= 0 else min(share, max(0.0, centre - half))
+    high = 1.0 if k >= n else max(share, min(1.0, centre + half))
+    return (float(low), float(high))
 
 
 def expected_calibration_error(

@@ -868,7 +868,7 @@ def plot_reliability(ax, validation: Validation) -> None:
     ax.errorbar(
         x,
         obs,
-        yerr=np.vstack([obs - ci[:, 0], ci[:, 1] - obs]),
+        yerr=np.clip(np.vstack([obs - ci[:, 0], ci[:, 1] - obs]), 0.0, None),
         fmt="o-",
         lw=2,
         capsize=3,
