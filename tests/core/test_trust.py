@@ -200,3 +200,18 @@ def test_novelty_accepts_the_synthetic_phantom_or_says_why(classifier):
     phantom = make_phantom(seed=1)
     finding = predict(from_array(np.asarray(phantom.pixels)), classifier, phantom.nodule, "manual")
     assert finding.novelty is not None and np.isfinite(finding.novelty)
+
+
+def test_an_estimate_just_below_its_threshold_never_prints_at_or_above_it():
+    """A GUI trial's site profile (threshold 0.32924) and an estimate of 0.32905: the panel
+    read "0.33 · not suspicious, below the site threshold (0.33)" and the SR 0.3291 against
+    "threshold 0.329". Printed together, the two numbers now keep their order."""
+    from thyroid_desktop.core.pipeline.estimate import shown_numbers
+
+    assert shown_numbers(0.32905, 0.32924) == ("0.3291", "0.3292")
+    assert shown_numbers(0.81, 0.592) == ("0.81", "0.59")  # the usual case: 2 decimals
+    assert shown_numbers(0.5921, 0.592) == ("0.59", "0.59")  # at or above, and reads so
+    assert shown_numbers(0.32905, 0.32924, 4) == ("0.3291", "0.3292")
+    for p in np.linspace(0.3, 0.35, 501):
+        a, b = shown_numbers(float(p), 0.32924)
+        assert (float(a) >= float(b)) == (p >= 0.32924), p

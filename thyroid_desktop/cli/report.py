@@ -249,7 +249,7 @@ def report_command(args: argparse.Namespace) -> int:
             )
         )
         estimate = (
-            f"{f.probability:.2f} {f.call_text}" + "".join(f"; {c}" for c in f.caveats)
+            f"{f.shown()[0]} {f.call_text}" + "".join(f"; {c}" for c in f.caveats)
             if f.in_scope
             else f"no estimate ({f.no_estimate_reason})"
         )

@@ -195,7 +195,8 @@ class ResultPanel(QWidget):
             self.bar.set_values(None, finding.threshold)
             self.wording.setText(f"No estimate: {finding.no_estimate_reason}.")
             return
-        self.probability.setText(f"{finding.probability:.2f}")
+        probability, threshold_shown = finding.shown()
+        self.probability.setText(probability)
         self.bar.set_values(finding.probability, finding.threshold)
         side = "at or above" if finding.label == "malignant" else "below"
         threshold = "site threshold" if finding.site_calibrated else "threshold"
@@ -206,7 +207,7 @@ class ResultPanel(QWidget):
             else ""
         )
         self.wording.setText(
-            f"{side.capitalize()} the {threshold} ({finding.threshold:.2f}) → "
+            f"{side.capitalize()} the {threshold} ({threshold_shown}) → "
             f"<b>{finding.call_text}</b>. Box, mirror and box jitters differ by "
             f"{finding.spread:.2f}. An AI estimate, not a diagnosis: the model learned "
             "radiologists' TI-RADS categories, not pathology." + unstable

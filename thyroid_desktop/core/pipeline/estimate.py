@@ -102,6 +102,10 @@ class Finding:
         """The call in words: "suspicious (TI-RADS 4-5 likely)" or "not suspicious"."""
         return call_text(self.probability, self.threshold, self.in_scope)
 
+    def shown(self, decimals: int = 2) -> tuple[str, str]:
+        """The probability and the threshold as printed together (:func:`shown_numbers`)."""
+        return shown_numbers(self.probability, self.threshold, decimals)
+
 
 def caveats_of(in_scope: bool, overridden_reason: str, site_validated: bool) -> tuple[str, ...]:
     """The one wording of an estimate's caveats (``Finding.caveats``, and a stored result's)."""
@@ -113,6 +117,20 @@ def caveats_of(in_scope: bool, overridden_reason: str, site_validated: bool) -> 
     if not site_validated:
         out.append("not validated at this site")
     return tuple(out)
+
+
+def shown_numbers(probability: float, threshold: float, decimals: int = 2) -> tuple[str, str]:
+    """The estimate and its threshold as printed side by side: with ``decimals``, more where
+    fewer would print them on the wrong side of each other (0.32905 under a threshold of
+    0.32924 read "0.33 · not suspicious, below the threshold (0.33)" and, with 4 and 3
+    decimals in the SR, 0.3291 against 0.329: found in a GUI trial)."""
+    d = decimals
+    while d < 6:
+        p, t = float(f"{probability:.{d}f}"), float(f"{threshold:.{d}f}")
+        if (p >= t) == (probability >= threshold):
+            break
+        d += 1
+    return f"{probability:.{d}f}", f"{threshold:.{d}f}"
 
 
 def call_text(probability: float | None, threshold: float, in_scope: bool = True) -> str:

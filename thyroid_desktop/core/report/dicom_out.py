@@ -597,7 +597,7 @@ def _measurements(item: NoduleReport, card: ModelCard) -> list:
                     version=card.version or f.model_version or "unknown",
                     parameters=[
                         f"calibration {f.calibration}",
-                        f"threshold {f.threshold:.3f}",
+                        f"threshold {f.shown(4)[1]}",  # as precise as the value above
                     ],
                 ),
             )
@@ -671,8 +671,8 @@ def _comments(item: NoduleReport) -> list[str]:
     out += [f"Size check: {item.caliper_check}"] if item.caliper_check else []
     if f.in_scope:
         out.append(
-            f"AI estimate: {f.probability:.2f} likelihood of TI-RADS 4-5 -> {f.call_text} "
-            f"(threshold {f.threshold:.2f}, calibration {f.calibration}, model "
+            f"AI estimate: {f.shown()[0]} likelihood of TI-RADS 4-5 -> {f.call_text} "
+            f"(threshold {f.shown()[1]}, calibration {f.calibration}, model "
             f"{f.model_id} v{f.model_version}); trained on TI-RADS-derived labels, not pathology"
         )
         out += [f"AI estimate caveat: {c}" for c in f.caveats]

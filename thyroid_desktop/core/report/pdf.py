@@ -258,9 +258,7 @@ class NoduleReport:
         f = self.finding
         if not f.in_scope:
             return "none"
-        return f"{f.probability:.2f} {f.call_text.split(' (')[0]}" + (
-            ", unstable" if f.unstable else ""
-        )
+        return f"{f.shown()[0]} {f.call_text.split(' (')[0]}" + (", unstable" if f.unstable else "")
 
     @property
     def caveats_text(self) -> str:
@@ -382,8 +380,8 @@ def _estimate_rows(f: Finding, choices: TiradsChoices) -> list[tuple[str, str, s
     rows = [
         (
             "AI estimate",
-            f"{f.probability:.2f}: {f.call_text} (likelihood of TI-RADS 4-5, threshold "
-            f"{f.threshold:.2f}; not a diagnosis)",
+            f"{f.shown()[0]}: {f.call_text} (likelihood of TI-RADS 4-5, threshold "
+            f"{f.shown()[1]}; not a diagnosis)",
             INK,
         ),
         *[("Caveat", c, WARN) for c in f.caveats],

@@ -38,6 +38,7 @@ from thyroid_desktop.core.clinical.measure import (
 from thyroid_desktop.core.clinical.tirads import TiradsChoices
 from thyroid_desktop.core.io.images import ImageLoadError, UltrasoundImage, open_image
 from thyroid_desktop.core.io.scale import Scale
+from thyroid_desktop.core.pipeline.estimate import shown_numbers
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.lifecycle import (
     Admission,
@@ -1147,7 +1148,8 @@ class Review:
         if not est.in_scope:
             return ListLine(f"{entry.name}\n{what}⚠ no estimate{tr}", tooltip, Tone.WARNING)
         shaky = " · unstable" if est.unstable else ""
-        text = f"{entry.name}\n{what}{est.probability:.2f} · {est.call}{tr}{shaky}"
+        shown, _ = shown_numbers(est.probability, est.threshold)
+        text = f"{entry.name}\n{what}{shown} · {est.call}{tr}{shaky}"
         if est.overridden_reason:  # analysed anyway: said wherever the estimate is
             return ListLine(f"{text} · ⚠ outside scope", tooltip, Tone.WARNING)
         return ListLine(text, tooltip, Tone.NORMAL)
