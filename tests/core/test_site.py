@@ -349,3 +349,19 @@ def test_a_calibration_switch_rescores_the_site_validation_status_too(classifier
     assert Calibration.from_dict(validated.to_dict()) == validated
     old = {k: v for k, v in validated.to_dict().items() if k != "validated_cases"}
     assert not Calibration.from_dict(old).validated  # saved before: not validated
+
+
+def test_a_profile_worse_than_the_shipped_calibration_out_of_fold_says_so():
+    """A GUI trial's wizard put in use a profile that calibrated the site's own cases worse
+    out of fold (ECE 0.187 -> 0.207, Brier 0.174 -> 0.202) and said only "saved and now in
+    use"; the wizard now shows the figures and leaves such a profile out of use."""
+    worse = {"before": {"auroc": 0.832, "ece": 0.187, "brier": 0.174},
+             "after": {"auroc": 0.75, "ece": 0.207, "brier": 0.202}}  # fmt: skip
+    p = make_profile(card={"cv": worse})
+    assert p.worse_than_shipped
+    assert (
+        p.cv_text() == "out of fold: AUROC 0.83 -> 0.75, ECE 0.187 -> 0.207, Brier 0.174 -> 0.202"
+    )
+    better = {"before": worse["before"], "after": {"auroc": 0.83, "ece": 0.05, "brier": 0.16}}
+    assert not make_profile(card={"cv": better}).worse_than_shipped
+    assert not make_profile().worse_than_shipped and make_profile().cv_text() == ""

@@ -253,3 +253,30 @@ def test_signing_a_study_with_an_unscored_nodule_asks_first(window, tmp_path, mo
     assert signed["roi"] == [20, 20, 60, 40] and signed["detail"].startswith(
         "N1 signed by Dr Signer at "
     )
+
+
+def test_a_profile_worse_out_of_fold_is_saved_but_not_put_in_use(
+    window, qtbot, tmp_path, monkeypatch
+):
+    """The wizard of a GUI trial put in use a profile that calibrated the site's own cases
+    worse out of fold, saying only "saved and now in use"."""
+    ready(window, qtbot)
+    menu_action(window, CALIBRATE_TEXT).trigger()
+    wizard = window.calibration_wizard
+    cases = tmp_path / "cases"
+    names = synthetic_copies(cases)
+    write_labels(cases / "labels.csv", [(n, i % 2, f"c{i}") for i, n in enumerate(names)])
+    run(wizard, qtbot, cases)
+    logit = {r.file: r.logit for r in wizard.validation.results}
+    cut = np.median(list(logit.values()))
+    write_labels(
+        cases / "labels.csv", [(n, int(logit[n] > cut), f"c{i}") for i, n in enumerate(names)]
+    )
+    run(wizard, qtbot, cases)
+    monkeypatch.setattr(site.SiteProfile, "worse_than_shipped", property(lambda self: True))
+    wizard.name.setText("clinic-worse")
+    assert wizard.accept_profile()
+    qtbot.waitUntil(lambda: "NOT put in use" in wizard.status.text(), timeout=120000)
+    assert "out of fold: AUROC" in wizard.status.text()
+    assert site.load_profile("clinic-worse").name == "clinic-worse"  # saved
+    assert site.active_name() != "clinic-worse" and window.classifier.profile is None

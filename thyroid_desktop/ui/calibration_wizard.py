@@ -283,9 +283,20 @@ class CalibrationWizard(QDialog):
 
     def _saved(self, profile: SiteProfile) -> None:
         self.profile = profile
+        figures = profile.cv_text()
+        if profile.worse_than_shipped:  # saved, not put in use: the clinician decides
+            self._say(
+                f"Site profile {profile.name!r} saved but NOT put in use: out of fold it "
+                f"calibrates these cases worse than the shipped calibration ({figures}). "
+                "Choose it in Analysis > Site calibration only if you want it anyway.",
+                WARN,
+            )
+            return
         self._say(
             f"Site profile {profile.name!r} saved and now in use: threshold "
-            f"{profile.threshold:.3f}; estimates under it are {profile.validation_text()}.",
+            f"{profile.threshold:.3f}; estimates under it are {profile.validation_text()}"
+            + (f"; {figures}" if figures else "")
+            + ".",
             GOOD if profile.validated else WARN,
         )
         self.profileAccepted.emit(profile)

@@ -183,6 +183,35 @@ class SiteProfile:
         except (KeyError, TypeError, ValueError) as err:
             raise ProfileError(f"the profile lacks or mangles a field ({err})") from err
 
+    def cv_text(self) -> str:
+        """The out-of-fold figures before (the shipped calibration) and after (this
+        profile), e.g. "out of fold: AUROC 0.83 -> 0.75, ECE 0.187 -> 0.207, Brier 0.174 ->
+        0.202"; "" for a profile saved without them."""
+        cv = self.card.get("cv", {})
+        before, after = cv.get("before", {}), cv.get("after", {})
+        parts = [
+            f"{name} {before[key]:{fmt}} -> {after[key]:{fmt}}"
+            for key, name, fmt in (
+                ("auroc", "AUROC", ".2f"),
+                ("ece", "ECE", ".3f"),
+                ("brier", "Brier", ".3f"),
+            )  # fmt: skip
+            if key in before and key in after
+        ]
+        return "out of fold: " + ", ".join(parts) if parts else ""
+
+    @property
+    def worse_than_shipped(self) -> bool:
+        """Out of fold, the profile calibrates the site's own cases worse than the shipped
+        calibration (a higher ECE and a higher Brier score): it should not be put in use
+        without the clinician choosing it (a GUI trial's wizard activated one silently)."""
+        cv = self.card.get("cv", {})
+        before, after = cv.get("before", {}), cv.get("after", {})
+        keys = ("ece", "brier")
+        if not all(k in before and k in after for k in keys):
+            return False
+        return all(after[k] > before[k] for k in keys)
+
     def summary(self) -> str:
         """One line: name, threshold, what it was fitted on, out-of-fold ECE before/after."""
         cv = self.card.get("cv", {})
