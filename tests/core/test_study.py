@@ -95,6 +95,7 @@ def test_csv_export_has_one_row_per_nodule_and_its_one_result(tmp_path, classifi
     assert rows[0]["roi_w"] == str(phantom.nodule.w) and rows[0]["image_sha256"] == image.sha256
     assert rows[0]["nodule"] == "N1" and rows[1]["nodule"] == ""
     assert rows[0]["location"] == "right lobe" and rows[1]["location"] == ""
+    assert rows[0]["calibration"] == finding.calibration == "shipped"  # which numbers these are
     # uncalibrated: the advice says what the thresholds are, as the panel does
     assert (
         rows[0]["tirads_advice"].startswith("TR4 (")

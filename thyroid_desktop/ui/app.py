@@ -34,6 +34,8 @@ def run(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # pydicom logs every decoder's failure with its traceback; the app says why in one line.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    # matplotlib's PDF font subsetting logs every table it writes (about 1,200 lines a report)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     app.setApplicationName("Thyroid Review")
     app.setOrganizationName("ThyroidReview")

@@ -116,6 +116,7 @@ CSV_COLUMNS = (
     "error",
     "probability",
     "threshold",
+    "calibration",
     "model_estimate",
     "spread",
     "unstable",
@@ -171,6 +172,7 @@ def csv_row(r: ResultRow) -> dict[str, str]:
         row.update(
             probability="" if estimate is None else f"{estimate:.4f}",
             threshold=f"{est.threshold:.4f}",
+            calibration=est.calibration,  # "shipped" or the site profile that made them
             model_estimate=est.call,
             spread=f"{est.spread:.4f}",
             unstable="yes" if est.unstable else "no",
