@@ -300,6 +300,9 @@ class DicomActionsMixin:
             progress.deleteLater()
             if result.ok:
                 self.statusBar().showMessage(result.message, 15000)
+                # in the panel too: an earlier send's failure said there must not stay (a
+                # GUI trial read "0 of 4 stored" after "8 of 8 stored")
+                self.panel.show_state(result.message)
                 return
             left = len(outbox.pending())
             self.show_message(
