@@ -365,3 +365,13 @@ def test_a_profile_worse_than_the_shipped_calibration_out_of_fold_says_so():
     better = {"before": worse["before"], "after": {"auroc": 0.83, "ece": 0.05, "brier": 0.16}}
     assert not make_profile(card={"cv": better}).worse_than_shipped
     assert not make_profile().worse_than_shipped and make_profile().cv_text() == ""
+
+
+def test_an_unused_profile_name_for_the_wizards_default():
+    from thyroid_desktop.core.site.profile import unused_name
+
+    assert unused_name("site-20261207") == "site-20261207"
+    site.save_profile(make_profile(name="site-20261207"))
+    assert unused_name("site-20261207") == "site-20261207-2"
+    site.save_profile(make_profile(name="site-20261207-2"))
+    assert unused_name("site-20261207") == "site-20261207-3"

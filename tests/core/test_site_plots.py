@@ -61,3 +61,21 @@ def test_read_labels_takes_a_folder_or_a_csv_of_any_name(tmp_path):
         read_labels(tmp_path / "x.png")
     with pytest.raises(LabelledFolderError, match="does not exist"):
         read_labels(tmp_path / "gone.csv")
+
+
+def test_an_auroc_interval_the_bootstrap_cannot_estimate_is_not_printed_as_certain():
+    """A trial's 5 + 5 cases separated perfectly read "AUROC 1.000 (95 % CI 1.000–1.000)"."""
+    import numpy as np
+
+    from thyroid_desktop.core.site.metrics import compute_metrics
+    from thyroid_desktop.core.site.validation import auroc_ci_text
+
+    y = np.array([0] * 5 + [1] * 5)
+    perfect = compute_metrics(y, np.linspace(0.1, 0.9, 10), [str(i) for i in range(10)], 0.5)
+    assert perfect.auroc == 1.0
+    assert auroc_ci_text(perfect, 3) == (
+        "no 95 % CI: every bootstrap resample of these 10 cases gives the same"
+    )
+    mixed = compute_metrics(y, np.array([0.1, 0.6, 0.3, 0.2, 0.5, 0.4, 0.9, 0.7, 0.35, 0.8]),
+                            [str(i) for i in range(10)], 0.5)  # fmt: skip
+    assert auroc_ci_text(mixed, 2).startswith("95 % CI 0.")

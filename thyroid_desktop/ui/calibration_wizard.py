@@ -39,6 +39,7 @@ from thyroid_desktop.core.site.profile import (
     fit_profile,
     profile_path,
     save_profile,
+    unused_name,
 )
 from thyroid_desktop.core.site.validation import (
     LabelledFolderError,
@@ -128,7 +129,7 @@ class CalibrationWizard(QDialog):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(results)
-        self.name = QLineEdit(f"site-{dt.date.today():%Y%m%d}")
+        self.name = QLineEdit(unused_name(f"site-{dt.date.today():%Y%m%d}"))
         self.sensitivity = QDoubleSpinBox()
         self.sensitivity.setRange(0.50, 0.99)
         self.sensitivity.setSingleStep(0.05)

@@ -400,6 +400,16 @@ def profile_path(name: str) -> Path:
     return profiles_dir() / f"{check_name(name)}.json"
 
 
+def unused_name(base: str) -> str:
+    """``base`` if no profile has that name, else ``base-2``, ``base-3`` ... (the wizard's
+    default "site-YYYYMMDD" clashed with a profile made earlier the same day)."""
+    name, k = base, 1
+    while profile_path(name).exists():
+        k += 1
+        name = f"{base}-{k}"
+    return name
+
+
 def save_profile(profile: SiteProfile, replace: bool = False) -> Path:
     """Writes the profile as JSON (atomically). An existing profile of that name is kept
     unless ``replace``: a calibration in use is not overwritten by accident."""

@@ -518,8 +518,7 @@ class Validation:
             lines += [
                 f"n = {m.n} in {m.n_cases} cases, {m.n_malignant} malignant "
                 f"(prevalence {m.prevalence:.2f})",
-                f"AUROC {m.auroc:.3f} (95 % CI {m.auroc_ci95[0]:.3f}-{m.auroc_ci95[1]:.3f}, "
-                "bootstrap over cases)",
+                f"AUROC {m.auroc:.3f} ({auroc_ci_text(m, 3)}, bootstrap over cases)",
                 f"At threshold {m.threshold:.3f}: sensitivity {m.sensitivity:.3f}, "
                 f"specificity {m.specificity:.3f} (TP {m.confusion['tp']} FN {m.confusion['fn']} "
                 f"TN {m.confusion['tn']} FP {m.confusion['fp']})",
@@ -777,8 +776,8 @@ def validation_figure(validation: Validation):
             ),
             (
                 "AUROC",
-                f"{m.auroc:.3f} (95 % CI {m.auroc_ci95[0]:.3f}–{m.auroc_ci95[1]:.3f}; "
-                f"{N_BOOTSTRAP} bootstrap resamples of cases)",
+                f"{m.auroc:.3f} ({auroc_ci_text(m, 3)}; {N_BOOTSTRAP} bootstrap resamples of "
+                "cases)",
             ),
             (
                 "At the threshold",
@@ -833,8 +832,7 @@ def plot_roc(ax, validation: Validation) -> None:
     fpr, tpr = roc_points(
         np.array([r.label for r in usable]), np.array([r.probability for r in usable], dtype=float)
     )
-    lo, hi = m.auroc_ci95
-    ax.plot(fpr, tpr, lw=2, label=f"AUROC {m.auroc:.3f} (95 % CI {lo:.2f}–{hi:.2f})")
+    ax.plot(fpr, tpr, lw=2, label=f"AUROC {m.auroc:.3f} ({auroc_ci_text(m, 2)})")
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.plot(
         1 - m.specificity, m.sensitivity, "o", color="#b00020",
@@ -842,6 +840,16 @@ def plot_roc(ax, validation: Validation) -> None:
     )  # fmt: skip
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC", xlim=(0, 1))
     ax.legend(loc="lower right", fontsize=7)
+
+
+def auroc_ci_text(m: Metrics, digits: int) -> str:
+    """ "95 % CI 0.64–0.97"; when every bootstrap resample gives the same AUROC (a few cases
+    separated perfectly: a trial's 10 cases read "1.000 (95 % CI 1.000–1.000)"), that no
+    interval could be estimated, not a certainty the cases cannot give."""
+    lo, hi = m.auroc_ci95
+    if not hi > lo:
+        return f"no 95 % CI: every bootstrap resample of these {m.n_cases} cases gives the same"
+    return f"95 % CI {lo:.{digits}f}–{hi:.{digits}f}"
 
 
 def plot_reliability(ax, validation: Validation) -> None:
