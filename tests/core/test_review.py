@@ -342,11 +342,10 @@ def test_adjusting_a_linked_views_box_edits_that_view_not_a_new_nodule(review):
     assert review.session.state.nodules[0].views[0].box == ROI(20, 10, 12, 8)
 
 
-def test_a_linked_views_frame_shows_that_view_not_a_new_proposal(tmp_path):
+def test_a_linked_views_box_is_never_proposed_again(tmp_path):
     """A GUI trial linked frame 15 of a loop as N1's longitudinal view, stepped away and back:
-    the detector proposed the same box again, and Enter made it a second nodule N2. Coming
-    back to a view's frame now shows the view's box (N1's), and the detector never offers a
-    view's box."""
+    the detector proposed the same box again, and Enter made it a second nodule N2. A view's
+    box is never offered as a proposal now (another candidate still is)."""
     from tests.conftest import write_cine_dicom
     from thyroid_desktop.core.clinical.measure import Plane
 
@@ -359,15 +358,35 @@ def test_a_linked_views_frame_shows_that_view_not_a_new_proposal(tmp_path):
     review.show_proposal(view_box)  # the detector's box of the same nodule on frame 3
     assert review.link_view("N1", Plane.LONGITUDINAL) == ""
     review.show(review.open_frame(1))
-    review.show(review.open_frame(2))  # back to the view's frame
-    assert review.present(review.image).step is Step.ANALYSE_BOX  # not AUTO_DETECT
-    assert review.follow_nodule() == view_box and review.proposal is None
-    assert review.nodule_id == "N1"
-    # were the detector asked, the view's box would not be offered as a proposal
+    review.show(review.open_frame(2))  # back to the view's frame: the detector runs
+    assert detect(review, review.image, view_box)
+    assert review.proposal is None and review.accept_proposal() is None  # no duplicate
     assert detect(review, review.image, view_box, ROI(30, 30, 8, 8))
-    assert review.proposal == ROI(30, 30, 8, 8)
-    assert review.accept_proposal() == "N2"  # another box: another nodule, as before
+    assert review.proposal == ROI(30, 30, 8, 8)  # another box: a proposal, as before
+    assert review.accept_proposal() == "N2"
     assert [n.box for n in review.session.state.nodules] == [ROI(5, 5, 10, 10), ROI(30, 30, 8, 8)]
+
+
+def test_a_view_on_another_image_comes_back_as_that_view_not_a_proposal(review):
+    """The same on a view on another (single-frame) image: its stored result is shown again
+    on coming back, and its box is not a proposal (a review found Enter made N2 there)."""
+    from thyroid_desktop.core.clinical.measure import Plane
+
+    show(review, 0)
+    review.start_new_nodule()
+    review.box_drawn(ROI(5, 5, 10, 10))  # N1 on a.png
+    b = show(review, 1)
+    view_box = ROI(20, 10, 12, 8)
+    assert detect(review, b, view_box)  # the detector proposes b.png's box, analysed
+    assert review.proposal == view_box
+    assert review.link_view("N1", Plane.LONGITUDINAL) == ""
+    show(review, 0)
+    b = show(review, 1)
+    step = review.present(b)
+    assert step.step is Step.SHOW_RESULT  # the view box's result, shown again
+    review.reshow(step.finding)
+    assert review.proposal is None and review.accept_proposal() is None
+    assert [n.id for n in review.session.state.nodules] == ["N1"]
 
 
 # ------------------------------------------------------------------- the study's lifecycle

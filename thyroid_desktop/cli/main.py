@@ -321,9 +321,12 @@ def record_text(path: Path, record: dict) -> str:
             " (--force analyses it anyway)" if (record.get("scope") or {}).get("can_force") else ""
         )
         return f"{path}{where}: no estimate ({record['no_estimate_reason']}){force}"
+    from thyroid_desktop.core.pipeline.estimate import shown_numbers
+
+    shown, threshold = shown_numbers(record["probability"], record["threshold"], 3)
     return (
-        f"{path}{where}: {OUTPUT} {record['probability']:.3f} ± {record['spread'] / 2:.3f} "
-        f"-> {record['call']} (threshold {record['threshold']:.3f}"
+        f"{path}{where}: {OUTPUT} {shown} ± {record['spread'] / 2:.3f} "
+        f"-> {record['call']} (threshold {threshold}"
         + (f", site calibration {record['profile']!r}" if record["profile"] else "")
         + f", roi {record['roi']} "
         f"{record['roi_source']}{', UNSTABLE' if record['unstable'] else ''}"

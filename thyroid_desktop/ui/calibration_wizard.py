@@ -143,7 +143,9 @@ class CalibrationWizard(QDialog):
         form.addRow("Profile name", self.name)
         form.addRow("Target sensitivity", self.sensitivity)
         form.addRow(self.force)
-        self.accept_button = QPushButton("Accept: fit the profile and use it")
+        self.accept_button = QPushButton(
+            "Accept: fit the profile and use it unless it scores worse"
+        )
         self.accept_button.setEnabled(False)
         self.accept_button.clicked.connect(self.accept_profile)
         close = QPushButton("Close")

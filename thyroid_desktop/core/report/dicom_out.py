@@ -590,7 +590,7 @@ def _measurements(item: NoduleReport, card: ModelCard) -> list:
         out.append(
             hd.sr.Measurement(
                 name=_code("AI-TR45", "AI estimate: likelihood of TI-RADS 4-5"),
-                value=round(float(f.probability), 4),
+                value=float(f.shown(4)[0]),  # in the threshold's order (parameters)
                 unit=codes.UCUM.NoUnits,
                 algorithm_id=hd.sr.AlgorithmIdentification(
                     name=card.id or f.model_id,

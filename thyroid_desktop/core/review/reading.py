@@ -394,33 +394,14 @@ class Review:
         on_frame = nodule is not None and nodule.frame == image.frame_index
         if on_frame and nodule.source is not BoxSource.FULL:
             return Next(Step.ANALYSE_BOX)
-        if not on_frame and self._view_here(image) is not None:
-            # a nodule's linked view: its box, not the detector's proposal of the same
-            # nodule (a GUI trial's Enter made it a second nodule)
-            return Next(Step.ANALYSE_BOX)
         return Next(Step.AUTO_DETECT)
-
-    def _view_here(self, image: UltrasoundImage) -> tuple[Nodule, int] | None:
-        """(nodule, view index) of a linked view on ``image``'s frame: the shown nodule's
-        if it has one there, else the first."""
-        views = self.session.state.views_on(image.sha256, image.frame_index)
-        mine = [v for v in views if v[0].id == self.nodule_id]
-        return (mine or views or [None])[0]
 
     def follow_nodule(self) -> ROI | None:
         """The box becomes the shown nodule's (when it is on this frame and not the whole
         scan area); returns it."""
         nodule = self.nodule()
-        if self.image is None:
+        if nodule is None or self.image is None or nodule.frame != self.image.frame_index:
             return None
-        if nodule is None or nodule.frame != self.image.frame_index:
-            view = self._view_here(self.image)  # a linked view's frame: its box
-            if view is None:
-                return None
-            owner, index = view
-            self.nodule_id, self.proposal = owner.id, None
-            self.roi, self.roi_source = owner.views[index].box, BoxSource.MANUAL
-            return self.roi
         if nodule.source is BoxSource.FULL:
             return None
         self.roi, self.roi_source = nodule.box, nodule.source
@@ -432,7 +413,8 @@ class Review:
         self.roi = finding.roi if finding.roi_source is not BoxSource.FULL else None
         self.roi_source, self.finding = BoxSource(finding.roi_source), finding
         nodule = self.nodule()
-        if self.roi is not None and (nodule is None or nodule.box != self.roi):
+        marked = self.roi is not None and self.roi in self._marked()  # e.g. a linked view's
+        if self.roi is not None and (nodule is None or nodule.box != self.roi) and not marked:
             self.proposal = self.roi
 
     @property
@@ -685,10 +667,12 @@ class Review:
             return []
         return offered_candidates([c.roi for c in self.proposals], self.roi, self._marked())
 
-    def _marked(self) -> list[ROI]:
-        """Boxes of the frame on screen that are not offered as candidates: the nodules'
-        and the linked views' marked on it, and those rejected."""
-        key, frame = self.image.sha256, self.image.frame_index
+    def _marked(self, key: str | None = None, frame: int | None = None) -> list[ROI]:
+        """Boxes of a frame (default: the one on screen) never offered as candidates: the
+        nodules' and the linked views' marked on it (a view's box proposed again became a
+        duplicate nodule in a GUI trial), and those rejected."""
+        if key is None:
+            key, frame = self.image.sha256, self.image.frame_index
         state = self.session.state
         marked = [n.box for n in state.nodules_on(key, frame)]
         marked += [n.views[i].box for n, i in state.views_on(key, frame)]
@@ -1000,7 +984,7 @@ class Review:
         )
         if self.has_result(row):
             return False  # the user analysed it meanwhile: theirs stands
-        rejected = self.rejected_on(image.sha256, image.frame_index)
+        rejected = self._marked(image.sha256, image.frame_index)
         found = finding.roi_source is BoxSource.AUTO and finding.roi not in rejected
         # a refusal is kept with its reason (the list says "out of scope", not "nothing found")
         estimate = Estimate.of(finding) if found or analysed.refused else None

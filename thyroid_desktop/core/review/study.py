@@ -19,6 +19,7 @@ from thyroid_desktop.core.clinical.tirads import TiradsChoices, recommend
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
 from thyroid_desktop.core.io.scale import Scale
+from thyroid_desktop.core.pipeline.estimate import shown_numbers
 from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
 from thyroid_desktop.core.review.session import Estimate, Nodule
 
@@ -169,9 +170,14 @@ def csv_row(r: ResultRow) -> dict[str, str]:
         row.update(_size_columns(size))
     if est is not None:
         estimate = est.probability if est.in_scope else None
+        shown, threshold = (
+            shown_numbers(estimate, est.threshold, 4)  # in their order, as the panel
+            if estimate is not None
+            else ("", f"{est.threshold:.4f}")
+        )
         row.update(
-            probability="" if estimate is None else f"{estimate:.4f}",
-            threshold=f"{est.threshold:.4f}",
+            probability=shown,
+            threshold=threshold,
             calibration=est.calibration,  # "shipped" or the site profile that made them
             model_estimate=est.call,
             spread=f"{est.spread:.4f}",

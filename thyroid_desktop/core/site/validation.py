@@ -847,6 +847,8 @@ def auroc_ci_text(m: Metrics, digits: int) -> str:
     separated perfectly: a trial's 10 cases read "1.000 (95 % CI 1.000–1.000)"), that no
     interval could be estimated, not a certainty the cases cannot give."""
     lo, hi = m.auroc_ci95
+    if lo != lo or hi != hi:  # nan: no resample held both classes
+        return f"no 95 % CI: no bootstrap resample of these {m.n_cases} cases held both classes"
     if not hi > lo:
         return f"no 95 % CI: every bootstrap resample of these {m.n_cases} cases gives the same"
     return f"95 % CI {lo:.{digits}f}–{hi:.{digits}f}"
