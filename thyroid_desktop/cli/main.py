@@ -321,7 +321,7 @@ def record_text(path: Path, record: dict) -> str:
             " (--force analyses it anyway)" if (record.get("scope") or {}).get("can_force") else ""
         )
         return f"{path}{where}: no estimate ({record['no_estimate_reason']}){force}"
-    from thyroid_desktop.core.pipeline.estimate import shown_numbers
+    from thyroid_desktop.core.analysis import shown_numbers
 
     shown, threshold = shown_numbers(record["probability"], record["threshold"], 3)
     return (

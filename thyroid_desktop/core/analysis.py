@@ -50,6 +50,7 @@ from thyroid_desktop.core.pipeline.estimate import (
     Finding,
     detect_nodules,
     predict,
+    shown_numbers,  # re-exported: the CLI prints estimates as the window does
 )
 from thyroid_desktop.core.pipeline.fov import FieldOfView, detect_fov
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
@@ -89,6 +90,7 @@ __all__ = [
     "nodule_reports",
     "review_of",
     "searched_frames",
+    "shown_numbers",
     "TiradsSuggestion",
 ]
 
