@@ -248,6 +248,35 @@ def test_cli_validate_recalibrate_profile_and_predict(
     assert site.active_name() is None
 
 
+def test_recalibrate_activate_leaves_a_profile_worse_than_shipped_out_of_use(
+    tmp_path, classifier, segmenter, monkeypatch, capsys
+):
+    """As the wizard: such a profile is saved, not put in use; ``profile use`` puts it in
+    use when asked to, and says what it is."""
+    from thyroid_desktop.core.models import shipped as models
+
+    monkeypatch.setattr(models, "load_classifier", lambda directory=None: fresh(classifier))
+    monkeypatch.setattr(models, "load_segmenter", lambda directory=None: segmenter)
+    monkeypatch.setattr(site, "MIN_PER_CLASS", 3)
+    monkeypatch.setattr(site.SiteProfile, "worse_than_shipped", property(lambda self: True))
+    folder = write_ranked_folder(tmp_path / "clinic", fresh(classifier), segmenter)
+
+    cli.main(["recalibrate", str(folder), "--name", "clinic", "--activate", "--json"])
+    record = json.loads(capsys.readouterr().out)
+    assert record["active"] is False and "worse than the shipped" in record["not_activated_reason"]
+    assert site.active_name() is None and site.load_profile("clinic")
+    cli.main(["recalibrate", str(folder), "--name", "clinic2", "--activate"])
+    printed = capsys.readouterr().out
+    assert "NOT put in use: it calibrates the site's own cases worse" in printed
+    assert "to use it anyway: python -m thyroid_desktop profile use clinic2" in printed
+    assert site.active_name() is None
+
+    assert cli.main(["profile", "use", "clinic2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Active: site calibration 'clinic2'" in printed and "Note: it calibrates" in printed
+    assert site.active_name() == "clinic2"
+
+
 def test_site_commands_help_works_without_docstrings():
     """``python -OO`` strips docstrings; the CLI's help texts must not come from them."""
     root = Path(__file__).resolve().parents[2]
@@ -368,6 +397,11 @@ def test_a_profile_worse_than_the_shipped_calibration_out_of_fold_says_so():
     mixed = {"before": worse["before"], "after": {"auroc": 0.8, "ece": 0.15, "brier": 0.18}}
     assert make_profile(card={"cv": mixed}).worse_than_shipped
     assert not make_profile().worse_than_shipped and make_profile().cv_text() == ""
+    assert p.worse_text() == (
+        "it calibrates the site's own cases worse than the shipped calibration (out of fold: "
+        "AUROC 0.83 -> 0.75, ECE 0.187 -> 0.207, Brier 0.174 -> 0.202)"
+    )
+    assert make_profile(card={"cv": better}).worse_text() == ""
 
 
 def test_an_unused_profile_name_for_the_wizards_default():

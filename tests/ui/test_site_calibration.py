@@ -10,8 +10,9 @@ from thyroid_desktop.core.site import profile as site
 from thyroid_desktop.core.site.profile import SiteProfile
 
 
-def profile(name, model_id, threshold=0.25):
+def profile(name, model_id, threshold=0.25, card=None):
     return SiteProfile(
+        card=card or {},
         name=name,
         model_id=model_id,
         a=0.3,
@@ -69,6 +70,38 @@ def test_switching_the_site_calibration_reanalyses_and_says_which(window, qtbot,
     assert window.review.finding.probability == pytest.approx(shipped.probability, abs=1e-9)
     assert window.review.finding.threshold == card.threshold
     assert "shipped" in window.calibration_status.text() and site.active_name() is None
+
+
+def test_a_profile_worse_than_the_shipped_calibration_is_used_only_when_confirmed(
+    window, qtbot, monkeypatch
+):
+    """The wizard saves such a profile without putting it in use; choosing it in the menu
+    asks first, with the out-of-fold figures (a review: the menu did not check the rule)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    worse = {"before": {"auroc": 0.83, "ece": 0.187, "brier": 0.174},
+             "after": {"auroc": 0.75, "ece": 0.207, "brier": 0.202}}  # fmt: skip
+    site.save_profile(profile("worse", window.classifier.card.id, card={"cv": worse}))
+    asked = []
+
+    def answer(reply):
+        def question(_parent, title, text, *_args):
+            asked.append(text)
+            return reply
+
+        monkeypatch.setattr(QMessageBox, "question", question)
+
+    answer(QMessageBox.StandardButton.No)
+    menu_action(window, "worse").trigger()
+    assert "Brier 0.174 -> 0.202" in asked[-1] and "worse than the shipped" in asked[-1]
+    assert site.active_name() is None and menu_action(window, "Shipped calibration").isChecked()
+    assert "shipped" in window.calibration_status.text()
+
+    answer(QMessageBox.StandardButton.Yes)
+    menu_action(window, "worse").trigger()
+    qtbot.waitUntil(lambda: "worse" in window.calibration_status.text(), timeout=60000)
+    assert site.active_name() == "worse" and len(asked) == 2
 
 
 def test_validate_on_local_cases_runs_in_the_worker_and_reports(window, qtbot, tmp_path):

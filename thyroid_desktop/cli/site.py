@@ -248,7 +248,10 @@ def recalibrate_command(args: argparse.Namespace) -> int:
     try:
         profile = fit_profile(validation, args.sensitivity, args.name, force=args.force)
         saved = save_profile(profile, replace=args.replace)
-        if args.activate:
+        # A profile worse than the shipped calibration out of fold is saved, not put in use
+        # (as the wizard does): ``profile use`` puts it in use when the user wants it anyway.
+        activated = args.activate and not profile.worse_than_shipped
+        if activated:
             activate(profile.name, profile.model_id, profile.model_sha256)
     except ProfileError as err:
         _err(str(err) + (" with --force" if "force the fit" in str(err) else ""))
@@ -261,18 +264,21 @@ def recalibrate_command(args: argparse.Namespace) -> int:
                     "validated": profile.validated,
                     "site_validation": validation.site_validation.to_dict(),
                     "path": str(saved),
-                    "active": args.activate,
+                    "active": activated,
+                    "not_activated_reason": profile.worse_text() if args.activate else "",
                 }
             )
         )
     else:
         print("\n".join(profile_report(profile)))
         print(f"Saved: {saved}")
-        print(
-            "Active: yes (predict, validate and the app use it)"
-            if args.activate
-            else f"Not active: python -m thyroid_desktop profile use {profile.name}"
-        )
+        use = f"python -m thyroid_desktop profile use {profile.name}"
+        if activated:
+            print("Active: yes (predict, validate and the app use it)")
+        elif args.activate:
+            print(f"NOT put in use: {profile.worse_text()}; to use it anyway: {use}")
+        else:
+            print(f"Not active: {use}")
     return SOME_UNREADABLE if validation.unreadable else OK
 
 
@@ -329,6 +335,8 @@ def profile_command(args: argparse.Namespace) -> int:
         if args.profile_command == "use":
             profile = activate(args.name, card.id, sha)
             print(f"Active: site calibration {profile.name!r} ({profile.summary()})")
+            if why := profile.worse_text():
+                print(f"Note: {why}; `profile reset` goes back to the shipped calibration")
         elif args.profile_command == "reset":
             deactivate()
             print(f"Active: shipped calibration (threshold {card.threshold:.3f})")

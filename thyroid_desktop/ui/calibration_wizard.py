@@ -289,8 +289,8 @@ class CalibrationWizard(QDialog):
         figures = profile.cv_text()
         if profile.worse_than_shipped:  # saved, not put in use: the clinician decides
             self._say(
-                f"Site profile {profile.name!r} saved but NOT put in use: out of fold it "
-                f"calibrates these cases worse than the shipped calibration ({figures}). "
+                f"Site profile {profile.name!r} saved but NOT put in use: "
+                f"{profile.worse_text()}. "
                 "Choose it in Analysis > Site calibration only if you want it anyway.",
                 WARN,
             )

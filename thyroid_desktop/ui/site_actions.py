@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import (
     QFileDialog,
+    QMessageBox,
 )
 
 from thyroid_desktop.core.site.profile import (
@@ -14,6 +15,7 @@ from thyroid_desktop.core.site.profile import (
     activate,
     calibration_label,
     deactivate,
+    load_profile,
     model_sha256,
 )
 from thyroid_desktop.ui.calibration_wizard import CalibrationWizard
@@ -51,6 +53,9 @@ class SiteCalibrationMixin:
                 deactivate()
                 profile = None
             else:
+                if (why := load_profile(name).worse_text()) and not self.ask_use_worse(name, why):
+                    self.calibration_menu.rebuild()
+                    return
                 profile = activate(name, clf.card.id, model_sha256(clf))
         except (ProfileError, OSError) as err:
             self.show_message("Calibration not changed", str(err))
@@ -65,6 +70,18 @@ class SiteCalibrationMixin:
             lambda _: self._calibration_changed(),
             lambda err: self.show_message("Calibration not changed", str(err)),
         )
+
+    def ask_use_worse(self, name: str, why: str) -> bool:
+        """The profile calibrates its site's cases worse than the shipped calibration out
+        of fold (the wizard saved it without putting it in use): use it anyway?"""
+        answer = QMessageBox.question(
+            self,
+            "Use a worse calibration?",
+            f"Site profile {name!r}: {why}.\n\nUse it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def calibrate_dialog(self) -> CalibrationWizard | None:
         """Analysis > Site calibration > Calibrate for this site…: the wizard (one per window,

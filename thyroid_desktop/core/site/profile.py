@@ -212,6 +212,17 @@ class SiteProfile:
             return False
         return after["brier"] > before["brier"]
 
+    def worse_text(self) -> str:
+        """Why the profile is not put in use without the user choosing it ("" when it is not
+        worse than the shipped calibration): the wizard, ``recalibrate --activate``, the Site
+        calibration menu and ``profile use`` all say it."""
+        if not self.worse_than_shipped:
+            return ""
+        return (
+            "it calibrates the site's own cases worse than the shipped calibration "
+            f"({self.cv_text()})"
+        )
+
     def summary(self) -> str:
         """One line: name, threshold, what it was fitted on, out-of-fold ECE before/after."""
         cv = self.card.get("cv", {})
