@@ -371,6 +371,24 @@ def test_editing_a_signed_report_takes_the_signature_away():
         s.sign(" ", "2026")
 
 
+def test_signing_is_audited_per_nodule_and_once_for_a_report_with_no_nodule():
+    from thyroid_desktop.core.review.lifecycle import sign_records
+
+    s = Session()
+    s.sign("Dr. A", "2026-03-01T10:00:00")
+    (record,) = sign_records(s.state)  # a review: nothing was written for this
+    assert record.action == "sign-report" and record.image_sha256 == "" and record.roi is None
+    assert record.detail == "report with no nodule signed by Dr. A at 2026-03-01T10:00:00"
+    s.add_image(A, "/x/a.png")
+    s.add_image(B, "/x/b.png")
+    s.add_nodule(A, 0, BOX, BoxSource.AUTO)
+    s.add_nodule(B, 0, BOX, BoxSource.MANUAL)
+    s.sign("Dr. A", "2026-03-01T10:05:00")
+    records = sign_records(s.state)
+    assert [r.image_sha256 for r in records] == [A, B] and records[0].roi == BOX.as_list()
+    assert records[1].detail == "N2 signed by Dr. A at 2026-03-01T10:05:00"
+
+
 def test_the_open_study_comes_back_whole_after_a_restart_without_opening_its_images(tmp_path):
     """Each change is written at once: a new process (nothing in memory) finds the open
     study and all of it, every image's nodules included; a closed study is not reopened

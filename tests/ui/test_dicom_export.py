@@ -80,6 +80,15 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert window.last_send.ok, window.last_send.message
     assert outbox.pending() == [] and len(orthanc.json("/instances")) == 3
     assert "3 of 3 object(s) stored" in window.statusBar().currentMessage()
+    # audited apart: written as DICOM, written into the outbox, stored by the PACS
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    lines = {r["action"]: r for r in AuditLog().read()}
+    assert {"export-dicom", "queue-pacs", "send-pacs"} <= set(lines)
+    assert "export-report" not in lines  # the study PDF's line, not these
+    assert lines["send-pacs"]["roi"] == n1.box.as_list()
+    assert "3 of 3 object(s) stored" in lines["send-pacs"]["detail"]
+    assert lines["export-dicom"]["image_sha256"] == n1.image
     # the SR sent names the one exported before as the version it supersedes
     first, sent = window.session.state.study.sr_versions
     assert first == export.version and sent.instance_number == 2
@@ -185,3 +194,37 @@ def test_a_new_version_leaving_out_an_earlier_nodule_asks_first(
     assert len(asked) == 2
     assert window.last_dicom_export.left_out == ("Nodule N1 of version 1",)
     assert "does not report Nodule N1 of version 1" in window.statusBar().currentMessage()
+
+
+def test_a_send_the_pacs_refuses_is_audited_as_queued_not_sent(window, qtbot, tmp_path):
+    """The report written into the outbox is audited at once (``queue-pacs``); ``send-pacs``
+    only once the PACS stored it (a review: the line was written before the send)."""
+    import socket
+
+    import cv2
+    import numpy as np
+
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.core.report.audit import AuditLog
+    from thyroid_desktop.core.report.pacs import PacsSettings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
+    window.open_paths([path])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    said = []
+    window.show_message = lambda title, text, *a: said.append((title, text))
+    outbox = Outbox(tmp_path / "outbox")
+    settings = PacsSettings("NOBODY", "127.0.0.1", port, timeout_s=2)
+    window.send_to_pacs(settings, StudyInfo(operator="Dr Example"), outbox)
+    qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
+    assert not window.last_send.ok and said[-1][0] == "Not everything reached the PACS"
+    actions = [r["action"] for r in AuditLog().read()]
+    assert "queue-pacs" in actions and "send-pacs" not in actions
+    assert len(outbox.pending()) == 3

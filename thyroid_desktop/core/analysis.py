@@ -112,7 +112,13 @@ class Action(enum.StrEnum):
     BATCH = "batch-analyse"
     CLI = "cli-predict"
     SELFTEST = "selftest"
+    #: The study report written as a PDF (a line per nodule).
     EXPORT = "export-report"
+    #: The report written as DICOM (SR, PDF, key images) into a folder.
+    EXPORT_DICOM = "export-dicom"
+    #: The same written into the PACS outbox, to be sent; ``send-pacs`` once stored there.
+    QUEUE_PACS = "queue-pacs"
+    SEND_PACS = "send-pacs"
     ACCEPT_TIRADS = "accept-ai-tirads"
     #: The clinician accepted the detector's proposal (it became a nodule) or rejected it.
     ACCEPT = "accept-proposal"
@@ -560,6 +566,7 @@ class AnalysisService:
         image: UltrasoundImage,
         finding: Finding,
         choices: TiradsChoices | None = None,
+        detail: str | None = None,
     ) -> str:
         """Appends one audit record (with the AI's TI-RADS suggestions, and with ``choices``
         what the clinician did with them; nothing for ``action`` None: a re-analysis for a
@@ -588,6 +595,7 @@ class AnalysisService:
                     tirads_suggested=suggested,
                     tirads_review=review,
                     scope_override=finding.overridden_reason or None,
+                    detail=detail,
                 )
             )
         except OSError as err:
@@ -595,10 +603,13 @@ class AnalysisService:
             return f"audit log not written: {err}"
         return ""
 
-    def record_report(self, items, action: Action = Action.EXPORT) -> str:
-        """One audit record per nodule of a report just exported (``nodule_reports``' items:
-        its image, finding and the clinician's choices). Returns "" or the first problem."""
-        problems = [self.record(action, it.image, it.finding, it.choices) for it in items]
+    def record_report(
+        self, items, action: Action = Action.EXPORT, detail: str | None = None
+    ) -> str:
+        """One audit record per nodule of a report just exported, written as DICOM, queued
+        for or stored by the PACS (``nodule_reports``' items: its image, finding and the
+        clinician's choices). Returns "" or the first problem."""
+        problems = [self.record(action, it.image, it.finding, it.choices, detail) for it in items]
         return next((p for p in problems if p), "")
 
 

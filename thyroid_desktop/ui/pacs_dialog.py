@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
+from thyroid_desktop.core.analysis import Action
 from thyroid_desktop.core.report.pacs import (
     DEFAULT_CALLING_AE,
     Outbox,
@@ -128,10 +129,11 @@ class DicomActionsMixin:
         self.keep_report_details(study)
         return study
 
-    def _dicom_job(self, study: StudyInfo):
+    def _dicom_job(self, study: StudyInfo, action: Action = Action.EXPORT_DICOM):
         """The worker's job ``job(folder)``: every nodule reported (PDF) and written as DICOM
         in ``folder`` (the session as it is now; the SR names the study's earlier SRs as the
-        versions it supersedes)."""
+        versions it supersedes), an ``action`` audit line per nodule; it returns the export,
+        the nodules' report items and the audit log's problem ("" when written)."""
         from thyroid_desktop.core.analysis import nodule_reports
         from thyroid_desktop.core.report.dicom_out import export_study_dicom
         from thyroid_desktop.core.report.pdf import write_study_report
@@ -150,8 +152,8 @@ class DicomActionsMixin:
                     folder, items, card, study, pdf, **signature, previous=previous
                 )
             ledger.add(study_id, export.version)
-            service.record_report(items)  # its problem is the log's, not the export's
-            return export
+            # its problem is the log's, not the export's: said, the export stands
+            return export, items, service.record_report(items, action, export.message)
 
         return job
 
@@ -225,7 +227,8 @@ class DicomActionsMixin:
             return
         study_id = self.session.state.study.id
 
-        def done(export) -> None:
+        def done(out) -> None:
+            export, _items, problem = out
             self.last_dicom_export = export
             self._record_sr(study_id, export)
             message = export.message + (
@@ -233,6 +236,8 @@ class DicomActionsMixin:
                 if export.unsigned_over_signed
                 else ""
             )
+            if problem:
+                message += f" (audit log not written: {problem})"
             self.statusBar().showMessage(f"{message} in {folder}", 15000)
             if export.identity.new_study:  # not again when a later version joins it
                 self.show_message("DICOM written in a new study", message, _INFO)
@@ -282,24 +287,29 @@ class DicomActionsMixin:
         if study is not None and not self.ask_leaving_out():
             return
         progress = _Progress(self)
-        export = self._dicom_job(study) if study is not None else None
+        export = self._dicom_job(study, Action.QUEUE_PACS) if study is not None else None
         study_id = self.session.state.study.id
+        service = self.service
 
         def job():
-            written = None
+            written, problem = None, ""
             if export is not None:
                 with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
-                    written = export(Path(tmp))
+                    written, items, problem = export(Path(tmp))
                     outbox.add(written.files)
-            return written, outbox.send(settings, progress.changed.emit)
+            result = outbox.send(settings, progress.changed.emit)
+            if written is not None and result.ok:  # stored: this report reached the PACS
+                problem = service.record_report(items, Action.SEND_PACS, result.message) or problem
+            return written, result, problem
 
         def done(out) -> None:
-            written, result = out
+            written, result, problem = out
             self._record_sr(study_id, written)  # in the outbox: it reaches the PACS
             self.last_send = result
             progress.deleteLater()
+            audit = f" (audit log not written: {problem})" if problem else ""
             if result.ok:
-                self.statusBar().showMessage(result.message, 15000)
+                self.statusBar().showMessage(result.message + audit, 15000)
                 # in the panel too: an earlier send's failure said there must not stay (a
                 # GUI trial read "0 of 4 stored" after "8 of 8 stored")
                 self.panel.show_state(result.message)
@@ -308,7 +318,7 @@ class DicomActionsMixin:
             self.show_message(
                 "Not everything reached the PACS",
                 f"{result.message}\n\n{left} object(s) wait in the outbox ({outbox.folder}); "
-                "File > Send to PACS… sends them again.",
+                f"File > Send to PACS… sends them again.{audit}",
             )
 
         def failed(err) -> None:

@@ -173,10 +173,22 @@ SIGN_ACTION = "sign-report"
 def sign_records(state) -> list:
     """The audit records of signing the study's report (``SessionState`` just signed): one
     per nodule, with the box, the estimate and the calibration that were signed, who signed
-    and when (``detail``)."""
+    and when (``detail``); one without an image for a report with no nodule."""
     from thyroid_desktop.core.report.audit import record_for
 
     report = state.study.report
+    if not state.nodules:  # a report that names no nodule is signed too: say so
+        return [
+            record_for(
+                SIGN_ACTION,
+                "",
+                None,
+                roi_source=None,
+                model_id="",
+                probability=None,
+                detail=f"report with no nodule signed by {report.signed_by} at {report.signed_at}",
+            )
+        ]
     out = []
     for n in state.nodules:
         est = n.estimate
