@@ -310,3 +310,17 @@ def test_a_choice_the_ai_set_is_not_credited_to_the_clinician_after_the_box_chan
     assert TiradsChoices.from_json(old_file).by_ai == frozenset()
     assert TiradsChoices.from_json({**accepted.to_json(), "by_ai": ["bogus", 3]}).by_ai == set()
     assert TiradsChoices.from_json({**accepted.to_json(), "by_ai": 5}).by_ai == set()
+
+
+def test_a_heads_confidence_is_never_printed_as_certain():
+    """A GUI trial read "AI 100 %" beside a suggestion: a head's 0.996 is not certainty."""
+    from thyroid_desktop.core.clinical.tirads import Composition
+    from thyroid_desktop.core.pipeline.tirads_ai import Suggestion
+
+    def text(c):
+        return Suggestion(Composition.SOLID, c, "image features").confidence_text()
+
+    assert [text(c) for c in (0.996, 0.995, 0.994, 0.72, 0.004)] == [
+        "> 99 %", "> 99 %", "99 %", "72 %", "< 1 %"
+    ]  # fmt: skip
+    assert Suggestion(Composition.SOLID, None, "mask geometry").confidence_text() == ""

@@ -48,3 +48,14 @@ def test_a_long_nodule_entry_is_elided_not_cut_and_keeps_the_column_narrow(qtbot
     shown = panel.choice.shown_text()
     assert shown.endswith("…") and shown.startswith("N1 · right lobe")
     assert panel.sizeHint().width() == narrow
+
+
+def test_the_study_pdf_draws_box_outline_and_calipers_in_the_windows_colours():
+    """A GUI trial: the PDF drew the nodule's outline green, the window's colour for the
+    thyroid gland's outline, while the window draws it orange."""
+    from thyroid_desktop.core.report import pdf
+    from thyroid_desktop.ui import image_view
+
+    assert image_view.CONTOUR_COLOR.name() == pdf.OUTLINE_COLOUR
+    assert image_view.BOX_COLOR.name() == pdf.BOX_COLOUR
+    assert image_view.CALIPER_COLOR.name() == pdf.CALIPER_COLOUR

@@ -41,6 +41,9 @@ SIDE_GAP = 12
 MIN_BOX = 4
 #: Caliper lines: their colour, and the colour of the selected one.
 CALIPER_COLOR = QColor(0, 220, 255)
+#: The nodule's box and outline; the study PDF draws them in the same colours.
+BOX_COLOR = QColor(255, 220, 0)
+CONTOUR_COLOR = QColor(255, 140, 0)
 CALIPER_SELECTED = QColor(255, 120, 220)
 #: Radius of a caliper line's end marks (screen pixels).
 CALIPER_END_PX = 4
@@ -170,16 +173,16 @@ class ImageView(QGraphicsView):
         self._box = QGraphicsRectItem()
         self._twin_box = QGraphicsRectItem()
         self._line = QGraphicsLineItem()
-        self._box.setPen(_pen(QColor(255, 220, 0), 2))
-        self._twin_box.setPen(_pen(QColor(255, 220, 0), 1.5, Qt.PenStyle.DashLine))
-        self._line.setPen(_pen(QColor(0, 220, 255), 2))
+        self._box.setPen(_pen(BOX_COLOR, 2))
+        self._twin_box.setPen(_pen(BOX_COLOR, 1.5, Qt.PenStyle.DashLine))
+        self._line.setPen(_pen(CALIPER_COLOR, 2))
         #: The box is a proposal (dashed, labelled) until the clinician confirms it.
         self._box_label = QGraphicsSimpleTextItem("proposal", self._box)
         self._box_label.setBrush(QColor(255, 220, 0))
         self._box_label.setFlag(self._box_label.GraphicsItemFlag.ItemIgnoresTransformations)
         self._box_label.hide()
         self._contour = QGraphicsPathItem()
-        self._contour.setPen(_pen(QColor(255, 140, 0), 1.5))
+        self._contour.setPen(_pen(CONTOUR_COLOR, 1.5))
         self._contour.setZValue(4.5)
         self.scene().addItem(self._contour)
         for z, item in enumerate(
@@ -321,7 +324,7 @@ class ImageView(QGraphicsView):
             return
         rect = QRectF(roi.x, roi.y, roi.w, roi.h)
         style = Qt.PenStyle.DashLine if proposal else Qt.PenStyle.SolidLine
-        self._box.setPen(_pen(QColor(255, 220, 0), 2, style))
+        self._box.setPen(_pen(BOX_COLOR, 2, style))
         self._box_label.setPos(rect.left(), rect.bottom() + 2)
         self._box_label.setVisible(proposal)
         self._box.setRect(rect)

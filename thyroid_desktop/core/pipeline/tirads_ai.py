@@ -107,6 +107,18 @@ class Suggestion:
     confidence: float | None
     method: str  # "image features", "mask geometry" or "box geometry"
 
+    def confidence_text(self) -> str:
+        """The head's probability as a percentage ("72 %"), never "100 %" or "0 %": a head
+        is not certain ("> 99 %", "< 1 %"); "" for geometry."""
+        if self.confidence is None:
+            return ""
+        percent = 100 * float(self.confidence)
+        if percent >= 99.5:
+            return "> 99 %"
+        if percent < 0.5:
+            return "< 1 %"
+        return f"{percent:.0f} %"
+
     def to_json(self) -> dict:
         conf = None if self.confidence is None else round(float(self.confidence), 3)
         return {
@@ -231,7 +243,7 @@ class TiradsSuggestion:
         """e.g. "solid 72 %; hypoechoic 55 %; wider-than-tall; ..." (what was suggested)."""
         parts = []
         for s in self.groups.values():
-            conf = "" if s.confidence is None else f" {100 * s.confidence:.0f} %"
+            conf = "" if s.confidence is None else f" {s.confidence_text()}"
             parts.append(f"{s.value.value[0]}{conf}")
         return "; ".join(parts)
 

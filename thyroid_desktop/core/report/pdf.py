@@ -141,9 +141,11 @@ def created_text(created: dt.datetime) -> str:
 #: A caliper line as a report draws it: its number (1, 2, 3 per nodule) and its ends.
 NumberedLine = tuple[int, Caliper]
 
+# The window's colours (``ui.image_view``): a reader of both sees the same marks; green is
+# the window's thyroid-gland outline, never the nodule's.
 CALIPER_COLOUR = "#00dcff"
-BOX_COLOUR = "#ffd400"
-OUTLINE_COLOUR = "#7cfc00"
+BOX_COLOUR = "#ffdc00"
+OUTLINE_COLOUR = "#ff8c00"
 
 
 def calipers_text(calipers: tuple[NumberedLine, ...], scale: Scale) -> str:
@@ -358,7 +360,7 @@ def tirads_rows(choices: TiradsChoices, suggestion) -> list[list[str]]:
         if s is None:
             ai = "none"
         else:
-            conf = f"{100 * s.confidence:.0f} %" if s.confidence is not None else s.method
+            conf = s.confidence_text() or s.method
             ai = f"{label(s.value)} ({conf})"
         rows.append([GROUP_NAMES[g], value or "open", points, SET_BY[review[g]], ai])
     return rows
