@@ -367,6 +367,30 @@ def test_a_linked_views_box_is_never_proposed_again(tmp_path):
     assert [n.box for n in review.session.state.nodules] == [ROI(5, 5, 10, 10), ROI(30, 30, 8, 8)]
 
 
+def test_a_loop_holding_only_a_linked_view_opens_on_its_frame_not_the_best_one(tmp_path):
+    """A review: a loop holding a view of a nodule on another image was searched for its
+    best frame when opened again, leaving the view's frame for another proposal."""
+    from tests.conftest import write_cine_dicom
+    from thyroid_desktop.core.clinical.measure import Plane
+
+    session = Session()
+    review = Review(session)
+    review.add_files([png(tmp_path, "a.png"), write_cine_dicom(tmp_path / "loop.dcm", n_frames=3)])
+    show(review, 0)
+    review.box_drawn(ROI(5, 5, 10, 10))  # N1 on a.png
+    show(review, 1)
+    assert review.first_step(review.image).step is Step.FIND_BEST_FRAME  # nothing marked yet
+    review.show(review.open_frame(2))
+    review.show_proposal(ROI(6, 5, 10, 10))
+    assert review.link_view("N1", Plane.LONGITUDINAL) == ""
+
+    again = Review(session)  # the study opened again: no frame scores yet
+    again.add_files([tmp_path / "a.png", tmp_path / "loop.dcm"])
+    loop = again.open_entry(1)
+    assert loop.frame_index == 2 and session.state.marked_on(loop.sha256)
+    assert again.first_step(loop).step is Step.AUTO_DETECT  # on the view's frame
+
+
 def test_a_view_on_another_image_comes_back_as_that_view_not_a_proposal(review):
     """The same on a view on another (single-frame) image: its stored result is shown again
     on coming back, and its box is not a proposal (a review found Enter made N2 there)."""

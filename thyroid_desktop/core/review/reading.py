@@ -377,9 +377,10 @@ class Review:
         return image is not None and image.n_frames > 1 and image.sha256 not in self.frame_scores
 
     def first_step(self, image: UltrasoundImage) -> Next:
-        """What to do with a file just selected: a cine loop without nodules is searched
-        for its best frame first; else as :meth:`present`."""
-        if self.needs_best_frame(image) and not self.session.state.nodules_on(image.sha256):
+        """What to do with a file just selected: a cine loop without nodules or linked
+        views is searched for its best frame first (one holding them opens on the frame
+        last shown, as marked); else as :meth:`present`."""
+        if self.needs_best_frame(image) and not self.session.state.marked_on(image.sha256):
             return Next(Step.FIND_BEST_FRAME)
         return self.present(image)
 

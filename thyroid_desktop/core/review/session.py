@@ -483,6 +483,10 @@ class SessionState:
     def nodules_on(self, key: str, frame: int | None = None) -> list[Nodule]:
         return [n for n in self.nodules if n.image == key and frame in (None, n.frame)]
 
+    def marked_on(self, key: str) -> bool:
+        """Whether image ``key`` holds a nodule or a linked view of one."""
+        return any(n.image == key or any(v.image == key for v in n.views) for n in self.nodules)
+
     def linked_views(self, nodule: Nodule) -> tuple[ViewMeasure, ...]:
         """The nodule's linked views as the size rule reads them (``nodule_size``'s
         ``others``), each under its image's scale (the file's, else the user's line)."""
