@@ -113,6 +113,18 @@ def test_scope_model_probability():
         model.probability(np.array([1.0]), None)
 
 
+def test_a_scope_score_just_under_its_threshold_is_printed_under_it():
+    """As the estimate against its threshold (``shown_numbers``): never "0.73, below 0.73"."""
+    from thyroid_desktop.core.pipeline.scope import assess
+
+    model = ScopeModel(
+        np.zeros(3), np.ones(3), np.array([1.0, 0.0, 2.0]), -1.0, 0.7312, n_anatomy=1, n_scan=2
+    )  # its score is sigmoid(1) = 0.73106
+    image = open_image(ASSET)
+    verdict = assess(image, detect_fov(image.gray), np.array([1.0]), np.array([0.0, 0.5]), model)
+    assert verdict.reason.endswith("(scope score 0.7311, below 0.7312)"), verdict.reason
+
+
 # ------------------------------------------------------------------ the shipped check
 def test_the_shipped_classifier_carries_the_scope_model(classifier):
     card = classifier.card.raw["scope"]

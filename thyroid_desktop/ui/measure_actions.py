@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
+from thyroid_desktop.core.analysis import shown_numbers
 from thyroid_desktop.core.clinical.measure import Plane
 
 
@@ -183,9 +184,10 @@ class MeasureMixin:
         self._show_box()  # no longer a proposal: no Accept / Reject
         self._show_size()
         own = self.session.state.nodule(nodule_id)
-        recorded = (
-            f" ({own.estimate.probability:.2f})"
-            if own.estimate is not None and own.estimate.probability is not None
+        est = own.estimate
+        recorded = (  # as the panel prints it against its threshold
+            f" ({shown_numbers(est.probability, est.threshold)[0]})"
+            if est is not None and est.probability is not None
             else ""
         )
         self.panel.show_state(

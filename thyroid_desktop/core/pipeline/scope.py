@@ -431,8 +431,12 @@ def assess(
         return ScopeVerdict(evidence=evidence)
     score = model.probability(anatomy, scan)
     if score < model.threshold:
+        # imported here: estimate imports this module
+        from thyroid_desktop.core.pipeline.estimate import shown_numbers
+
+        shown, below = shown_numbers(score, model.threshold)  # never "0.30, below 0.30"
         return ScopeVerdict(
-            f"{NOT_THYROID} (scope score {score:.2f}, below {model.threshold:.2f})",
+            f"{NOT_THYROID} (scope score {shown}, below {below})",
             overridable=True,
             score=score,
             threshold=model.threshold,
