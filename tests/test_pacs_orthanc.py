@@ -175,13 +175,16 @@ def test_outbox_keeps_objects_while_the_pacs_is_down_and_retry_empties_it(
     assert len(orthanc.json("/instances")) == 3
 
 
-def report_cli(*args) -> int:
+def report_cli(*args, audit: bool = False) -> int:
     from thyroid_desktop import cli
 
-    return cli.main(["report", "--no-audit", *map(str, args)])
+    return cli.main(["report", *([] if audit else ["--no-audit"]), *map(str, args)])
 
 
-def test_cli_report_writes_pdf_and_dicom_and_sends_them(tmp_path, orthanc, capsys):
+def test_cli_report_writes_pdf_and_dicom_and_sends_them(tmp_path, orthanc, capsys, monkeypatch):
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    monkeypatch.setenv("THYROID_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     pdf, folder, outbox = tmp_path / "study.pdf", tmp_path / "dicom", tmp_path / "outbox"
     send = f"{AE_TITLE}@127.0.0.1:{orthanc.dicom_port}"
     code = report_cli(
@@ -198,9 +201,12 @@ def test_cli_report_writes_pdf_and_dicom_and_sends_them(tmp_path, orthanc, capsy
         outbox,
         "--patient-id",
         "SYN-1",
+        audit=True,
     )
     text = capsys.readouterr().out
     assert code == 0, text
+    actions = [r["action"] for r in AuditLog().read()]
+    assert actions[-4:] == ["export-report", "export-dicom", "queue-pacs", "send-pacs"]
     assert pdf.read_bytes().startswith(b"%PDF") and "NEW study" in text
     assert "3 of 3 object(s) stored" in text and list(outbox.glob("*.dcm")) == []
     stored = orthanc.instances()
@@ -218,8 +224,12 @@ def test_cli_report_writes_pdf_and_dicom_and_sends_them(tmp_path, orthanc, capsy
     assert any(m.name.value == "AI-TR45" for m in group.get_measurements())
     # The PACS down: kept in the outbox, exit 1; `outbox --send` sends them later.
     dead = f"{AE_TITLE}@127.0.0.1:{free_port()}"
-    code = report_cli(INSCOPE, "--accept-auto", "--pdf", pdf, "--send", dead, "--outbox", outbox)
+    code = report_cli(
+        INSCOPE, "--accept-auto", "--pdf", pdf, "--send", dead, "--outbox", outbox, audit=True
+    )
     assert code == 1 and len(list(outbox.glob("*.dcm"))) == 3
+    actions = [r["action"] for r in AuditLog().read()]
+    assert actions[-2:] == ["export-report", "queue-pacs"]  # not stored: no send-pacs
     from thyroid_desktop import cli
 
     assert cli.main(["outbox", "--outbox", str(outbox), "--send", send]) == 0

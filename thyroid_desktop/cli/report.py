@@ -151,6 +151,11 @@ def _progress(done: int, total: int, name: str) -> None:
 
 
 def send(outbox: Outbox, settings: PacsSettings) -> int:
+    return OK if sent(outbox, settings).ok else NOT_ALL
+
+
+def sent(outbox: Outbox, settings: PacsSettings):
+    """Sends the outbox and says how it went; the send's result."""
     import logging
 
     # pynetdicom logs each refused association itself; our per-object errors say it better.
@@ -160,7 +165,7 @@ def send(outbox: Outbox, settings: PacsSettings) -> int:
     left = outbox.pending()
     if left:
         print(f"{len(left)} object(s) kept in the outbox {outbox.folder}; `outbox --send` retries")
-    return OK if result.ok else NOT_ALL
+    return result
 
 
 def _per_file(values: list | None, n: int, what: str) -> list:
@@ -298,11 +303,17 @@ def report_command(args: argparse.Namespace) -> int:
             print(f"error: DICOM not written: {err}", file=sys.stderr)
             return NOT_DONE
         print(f"DICOM: {export.message}" + (f" in {args.dicom}" if args.dicom else ""))
+        if args.dicom is not None:  # audited as the window's exports are
+            service.record_report(items, Action.EXPORT_DICOM, export.message)
         code = OK
         if settings is not None:
             outbox = Outbox(args.outbox)
             outbox.add(export.files)
-            code = send(outbox, settings)
+            service.record_report(items, Action.QUEUE_PACS, export.message)
+            result = sent(outbox, settings)
+            if result.ok:  # stored: this report reached the PACS
+                service.record_report(items, Action.SEND_PACS, result.message)
+            code = OK if result.ok else NOT_ALL
     return NOT_ALL if failed or code else OK
 
 
