@@ -461,3 +461,34 @@ def test_a_restored_nodule_shows_its_measured_size_before_the_model_is_loaded(qt
     qtbot.addWidget(again)
     assert again.restore_open_study()
     assert "10.0 mm" in again.panel.size.text()
+
+
+def test_a_loop_holding_a_view_shown_before_the_model_loads_stays_on_its_frame(qtbot, tmp_path):
+    """A review: when the model became ready, a loop shown meanwhile (as the study restored
+    at start-up is) was searched for its best frame although it holds a linked view."""
+    from tests.conftest import write_cine_dicom
+    from thyroid_desktop.core.clinical.measure import Plane
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.review.session import View
+
+    a = _png(tmp_path, "a.png", 0)
+    loop = write_cine_dicom(tmp_path / "loop.dcm", n_frames=6)
+    key_a, key_loop = open_image(a).sha256, open_image(loop).sha256
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    s = w.session
+    s.add_image(key_a, a)
+    s.add_image(key_loop, loop, n_frames=6)
+    n1 = s.add_nodule(key_a, 0, ROI(10, 10, 40, 40))
+    s.link_view(n1, View(key_loop, 4, Plane.LONGITUDINAL, ROI(12, 10, 40, 40)))
+    s.set_frame(key_loop, 4)
+    assert w.open_paths([loop])
+    qtbot.waitUntil(lambda: w.review.image is not None and w.review.pending, timeout=60000)
+    w.start_model_loading()
+    qtbot.waitUntil(
+        lambda: w.classifier is not None and not w.review.pending and not w.review.awaiting,
+        timeout=120000,
+    )
+    assert w.review.image.frame_index == 4 and key_loop not in w.review.frame_scores
+    w.pool.waitForDone(30000)

@@ -197,7 +197,7 @@ class MainWindow(
         review = self.review
         if review.pending:
             review.pending = False
-            if review.needs_best_frame():
+            if review.wants_best_frame():  # as first_step decided before the model was ready
                 self._find_best_frame()
             else:
                 self.analyse() if review.roi is not None else self.auto_detect()

@@ -376,11 +376,16 @@ class Review:
         image = image or self.image
         return image is not None and image.n_frames > 1 and image.sha256 not in self.frame_scores
 
+    def wants_best_frame(self, image: UltrasoundImage | None = None) -> bool:
+        """A cine loop not scored yet and without nodules or linked views: searched for its
+        best frame first (one holding them opens on the frame last shown, as marked)."""
+        image = image or self.image
+        return self.needs_best_frame(image) and not self.session.state.marked_on(image.sha256)
+
     def first_step(self, image: UltrasoundImage) -> Next:
-        """What to do with a file just selected: a cine loop without nodules or linked
-        views is searched for its best frame first (one holding them opens on the frame
-        last shown, as marked); else as :meth:`present`."""
-        if self.needs_best_frame(image) and not self.session.state.marked_on(image.sha256):
+        """What to do with a file just selected: :meth:`wants_best_frame`, else as
+        :meth:`present`."""
+        if self.wants_best_frame(image):
             return Next(Step.FIND_BEST_FRAME)
         return self.present(image)
 
