@@ -378,7 +378,9 @@ def test_signing_is_audited_per_nodule_and_once_for_a_report_with_no_nodule():
     s.sign("Dr. A", "2026-03-01T10:00:00")
     (record,) = sign_records(s.state)  # a review: nothing was written for this
     assert record.action == "sign-report" and record.image_sha256 == "" and record.roi is None
-    assert record.detail == "report with no nodule signed by Dr. A at 2026-03-01T10:00:00"
+    assert record.detail == (
+        f"report with no nodule of study {s.state.study.id} signed by Dr. A at 2026-03-01T10:00:00"
+    )
     s.add_image(A, "/x/a.png")
     s.add_image(B, "/x/b.png")
     s.add_nodule(A, 0, BOX, BoxSource.AUTO)

@@ -102,6 +102,8 @@ def test_a_profile_worse_than_the_shipped_calibration_is_used_only_when_confirme
     menu_action(window, "worse").trigger()
     qtbot.waitUntil(lambda: "worse" in window.calibration_status.text(), timeout=60000)
     assert site.active_name() == "worse" and len(asked) == 2
+    menu_action(window, "worse").trigger()  # chosen again while in use: not asked again
+    assert len(asked) == 2 and site.active_name() == "worse"
 
 
 def test_validate_on_local_cases_runs_in_the_worker_and_reports(window, qtbot, tmp_path):

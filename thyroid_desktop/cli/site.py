@@ -83,7 +83,12 @@ def add_parsers(sub) -> None:
         default=DEFAULT_TARGET_SENSITIVITY,
         help="target sensitivity of the threshold (default %(default)s)",
     )
-    r.add_argument("--activate", action="store_true", help="make it the active calibration")
+    r.add_argument(
+        "--activate",
+        action="store_true",
+        help="make it the active calibration, unless out of fold it calibrates the cases "
+        "worse than the shipped calibration (then `profile use NAME` does)",
+    )
     r.add_argument("--replace", action="store_true", help="replace a profile of that name")
     r.add_argument(
         "--force",
@@ -253,6 +258,10 @@ def recalibrate_command(args: argparse.Namespace) -> int:
         activated = args.activate and not profile.worse_than_shipped
         if activated:
             activate(profile.name, profile.model_id, profile.model_sha256)
+        # --replace of the profile in use: a worse fit must not stay in use under its name
+        withdrawn = profile.worse_than_shipped and active_name() == profile.name
+        if withdrawn:
+            deactivate()
     except ProfileError as err:
         _err(str(err) + (" with --force" if "force the fit" in str(err) else ""))
         return NOT_DONE
@@ -265,7 +274,9 @@ def recalibrate_command(args: argparse.Namespace) -> int:
                     "site_validation": validation.site_validation.to_dict(),
                     "path": str(saved),
                     "active": activated,
-                    "not_activated_reason": profile.worse_text() if args.activate else "",
+                    "not_activated_reason": (
+                        profile.worse_text() if args.activate or withdrawn else ""
+                    ),
                 }
             )
         )
@@ -275,8 +286,9 @@ def recalibrate_command(args: argparse.Namespace) -> int:
         use = f"python -m thyroid_desktop profile use {profile.name}"
         if activated:
             print("Active: yes (predict, validate and the app use it)")
-        elif args.activate:
-            print(f"NOT put in use: {profile.worse_text()}; to use it anyway: {use}")
+        elif args.activate or withdrawn:
+            back = " (the shipped calibration is in use again)" if withdrawn else ""
+            print(f"NOT put in use{back}: {profile.worse_text()}; to use it anyway: {use}")
         else:
             print(f"Not active: {use}")
     return SOME_UNREADABLE if validation.unreadable else OK

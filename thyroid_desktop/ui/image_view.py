@@ -178,7 +178,7 @@ class ImageView(QGraphicsView):
         self._line.setPen(_pen(CALIPER_COLOR, 2))
         #: The box is a proposal (dashed, labelled) until the clinician confirms it.
         self._box_label = QGraphicsSimpleTextItem("proposal", self._box)
-        self._box_label.setBrush(QColor(255, 220, 0))
+        self._box_label.setBrush(BOX_COLOR)
         self._box_label.setFlag(self._box_label.GraphicsItemFlag.ItemIgnoresTransformations)
         self._box_label.hide()
         self._contour = QGraphicsPathItem()
@@ -413,9 +413,9 @@ class ImageView(QGraphicsView):
         self._views = []
         for name, r in views:
             box = QGraphicsRectItem(QRectF(r.x, r.y, r.w, r.h))
-            box.setPen(_pen(QColor(255, 220, 0), 1.5, Qt.PenStyle.DashDotLine))
+            box.setPen(_pen(BOX_COLOR, 1.5, Qt.PenStyle.DashDotLine))
             label = QGraphicsSimpleTextItem(name, box)
-            label.setBrush(QColor(255, 220, 0))
+            label.setBrush(BOX_COLOR)
             label.setFlag(label.GraphicsItemFlag.ItemIgnoresTransformations)
             label.setPos(r.x, r.y + r.h)
             box.setZValue(3.4)

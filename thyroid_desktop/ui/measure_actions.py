@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
-from thyroid_desktop.core.analysis import shown_numbers
 from thyroid_desktop.core.clinical.measure import Plane
 
 
@@ -184,12 +183,8 @@ class MeasureMixin:
         self._show_box()  # no longer a proposal: no Accept / Reject
         self._show_size()
         own = self.session.state.nodule(nodule_id)
-        est = own.estimate
-        recorded = (  # as the panel prints it against its threshold
-            f" ({shown_numbers(est.probability, est.threshold)[0]})"
-            if est is not None and est.probability is not None
-            else ""
-        )
+        shown = own.estimate.shown()[0] if own.estimate is not None else ""
+        recorded = f" ({shown})" if shown else ""  # as the panel prints it
         self.panel.show_state(
             f"This frame is {nodule_id}'s {plane} view. The estimate and AI suggestions "
             f"below are this view's box's; {nodule_id}'s own estimate{recorded} and TI-RADS "

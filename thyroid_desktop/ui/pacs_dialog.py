@@ -129,11 +129,12 @@ class DicomActionsMixin:
         self.keep_report_details(study)
         return study
 
-    def _dicom_job(self, study: StudyInfo, action: Action = Action.EXPORT_DICOM):
+    def _dicom_job(self, study: StudyInfo, action: Action | None = Action.EXPORT_DICOM):
         """The worker's job ``job(folder)``: every nodule reported (PDF) and written as DICOM
         in ``folder`` (the session as it is now; the SR names the study's earlier SRs as the
-        versions it supersedes), an ``action`` audit line per nodule; it returns the export,
-        the nodules' report items and the audit log's problem ("" when written)."""
+        versions it supersedes), an ``action`` audit line per nodule (None: the caller
+        records it); it returns the export, the nodules' report items and the audit log's
+        problem ("" when written)."""
         from thyroid_desktop.core.analysis import nodule_reports
         from thyroid_desktop.core.report.dicom_out import export_study_dicom
         from thyroid_desktop.core.report.pdf import write_study_report
@@ -153,7 +154,8 @@ class DicomActionsMixin:
                 )
             ledger.add(study_id, export.version)
             # its problem is the log's, not the export's: said, the export stands
-            return export, items, service.record_report(items, action, export.message)
+            problem = service.record_report(items, action, export.message) if action else ""
+            return export, items, problem
 
         return job
 
@@ -287,7 +289,7 @@ class DicomActionsMixin:
         if study is not None and not self.ask_leaving_out():
             return
         progress = _Progress(self)
-        export = self._dicom_job(study, Action.QUEUE_PACS) if study is not None else None
+        export = self._dicom_job(study, None) if study is not None else None
         study_id = self.session.state.study.id
         service = self.service
 
@@ -295,8 +297,10 @@ class DicomActionsMixin:
             written, problem = None, ""
             if export is not None:
                 with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
-                    written, items, problem = export(Path(tmp))
+                    written, items, _ = export(Path(tmp))
                     outbox.add(written.files)
+                # audited once it is in the outbox (a failed add is the job's error)
+                problem = service.record_report(items, Action.QUEUE_PACS, written.message)
             result = outbox.send(settings, progress.changed.emit)
             if written is not None and result.ok:  # stored: this report reached the PACS
                 problem = service.record_report(items, Action.SEND_PACS, result.message) or problem

@@ -53,7 +53,9 @@ class SiteCalibrationMixin:
                 deactivate()
                 profile = None
             else:
-                if (why := load_profile(name).worse_text()) and not self.ask_use_worse(name, why):
+                current = clf.profile.name if clf.profile is not None else None
+                why = load_profile(name).worse_text() if name != current else ""
+                if why and not self.ask_use_worse(name, why):
                     self.calibration_menu.rebuild()
                     return
                 profile = activate(name, clf.card.id, model_sha256(clf))

@@ -186,7 +186,10 @@ def sign_records(state) -> list:
                 roi_source=None,
                 model_id="",
                 probability=None,
-                detail=f"report with no nodule signed by {report.signed_by} at {report.signed_at}",
+                detail=(
+                    f"report with no nodule of study {state.study.id} signed by "
+                    f"{report.signed_by} at {report.signed_at}"
+                ),
             )
         ]
     out = []

@@ -40,7 +40,7 @@ from thyroid_desktop.core.clinical.measure import (
 from thyroid_desktop.core.clinical.tirads import GROUPS, TiradsChoices
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
 from thyroid_desktop.core.io.scale import Scale
-from thyroid_desktop.core.pipeline.estimate import call_text, caveats_of
+from thyroid_desktop.core.pipeline.estimate import call_text, caveats_of, shown_numbers
 from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.pipeline.tirads_ai import TiradsSuggestion, accept_all
 from thyroid_desktop.core.review.lifecycle import Identity
@@ -129,6 +129,13 @@ class Estimate:
     overridden_reason: str = ""
     #: ``Finding.site_validated``: the calibration was validated at this site.
     site_validated: bool = False
+
+    def shown(self, decimals: int = 2) -> tuple[str, str]:
+        """The estimate and its threshold as printed together (``Finding.shown``; the
+        estimate "" when there is none)."""
+        if self.probability is None or not self.in_scope:
+            return "", f"{self.threshold:.{decimals}f}"
+        return shown_numbers(self.probability, self.threshold, decimals)
 
     @property
     def in_scope(self) -> bool:

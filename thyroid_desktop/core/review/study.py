@@ -19,7 +19,6 @@ from thyroid_desktop.core.clinical.tirads import TiradsChoices, recommend
 from thyroid_desktop.core.io.files import write_atomically
 from thyroid_desktop.core.io.images import SUPPORTED_SUFFIXES
 from thyroid_desktop.core.io.scale import Scale
-from thyroid_desktop.core.pipeline.estimate import shown_numbers
 from thyroid_desktop.core.pipeline.tirads_ai import review_of, review_text
 from thyroid_desktop.core.review.session import Estimate, Nodule
 
@@ -169,12 +168,7 @@ def csv_row(r: ResultRow) -> dict[str, str]:
         size = box_size(box, suggestion, entry.scale, r.user_mm_per_px, calipers, plane, r.views)
         row.update(_size_columns(size))
     if est is not None:
-        estimate = est.probability if est.in_scope else None
-        shown, threshold = (
-            shown_numbers(estimate, est.threshold, 4)  # in their order, as the panel
-            if estimate is not None
-            else ("", f"{est.threshold:.4f}")
-        )
+        shown, threshold = est.shown(4)  # in their order, as the panel
         row.update(
             probability=shown,
             threshold=threshold,
