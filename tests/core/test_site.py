@@ -275,6 +275,11 @@ def test_recalibrate_activate_leaves_a_profile_worse_than_shipped_out_of_use(
     printed = capsys.readouterr().out
     assert "Active: site calibration 'clinic2'" in printed and "Note: it calibrates" in printed
     assert site.active_name() == "clinic2"
+    chosen = site.choose_calibration(fresh(classifier), None)  # predict, validate, the app
+    assert chosen.worth_saying and "; note: it calibrates the site's own cases worse" in (
+        chosen.message
+    )
+    assert "note: it calibrates" in site.choose_calibration(fresh(classifier), "clinic").message
     # refitted over the profile in use (a review: the worse fit stayed in use by its name)
     cli.main(["recalibrate", str(folder), "--name", "clinic2", "--replace"])
     printed = capsys.readouterr().out

@@ -273,8 +273,8 @@ def result_record(service, path: Path, result, candidates: bool) -> dict:
         if verdict is None
         else {
             "in_scope": verdict.in_scope,
-            "score": _rounded(verdict.score, 4),
-            "threshold": _rounded(verdict.threshold, 4),
+            "score": _rounded(verdict.score),  # 6 digits, as the probability
+            "threshold": _rounded(verdict.threshold),
             "reason": verdict.reason or None,
             "can_force": result.can_force,
             "header_evidence": verdict.evidence or None,

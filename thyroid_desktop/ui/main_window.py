@@ -186,7 +186,7 @@ class MainWindow(
         self.classifier = classifier
         self.service = AnalysisService(classifier, self.segmenter, self.audit)
         chosen = use_active_profile(classifier)
-        if chosen.refused:
+        if chosen.worth_saying:
             self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
         self.review.calibration_changed(classifier.calibration, classifier.card.spread_limit)
         self.calibration_menu.classifier = classifier

@@ -529,6 +529,12 @@ class ActiveCalibration:
     def name(self) -> str:
         return self.profile.name if self.profile is not None else SHIPPED
 
+    @property
+    def worth_saying(self) -> bool:
+        """Whether to tell the user at once: an active profile not applied, or one in use
+        that calibrates its site worse than the shipped calibration."""
+        return self.refused or (self.profile is not None and self.profile.worse_than_shipped)
+
 
 def calibration_label(profile: SiteProfile | None) -> str:
     """How the app names the calibration in use."""
@@ -550,7 +556,16 @@ def active_calibration(model_id: str, model_sha256: str = "") -> ActiveCalibrati
     why = incompatibility(profile, model_id, model_sha256)
     if why:
         return ActiveCalibration(None, f"{calibration_text(SHIPPED)} ({why}; not applied)", True)
-    return ActiveCalibration(profile, calibration_label(profile))
+    return _in_use(profile)
+
+
+def _in_use(profile: SiteProfile) -> ActiveCalibration:
+    """A profile put in use, its label noting when it is worse than the shipped calibration
+    out of fold (chosen anyway: ``profile use``, ``--profile``, the menu after asking)."""
+    why = profile.worse_text()
+    return ActiveCalibration(
+        profile, calibration_label(profile) + (f"; note: {why}" if why else "")
+    )
 
 
 def model_sha256(classifier) -> str:
@@ -582,7 +597,7 @@ def choose_calibration(classifier, name: str | None) -> ActiveCalibration:
     if why:
         raise ProfileError(why)
     classifier.profile = profile
-    return ActiveCalibration(profile, calibration_label(profile))
+    return _in_use(profile)
 
 
 def same_calibration(finding, classifier) -> bool:
