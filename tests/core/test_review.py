@@ -207,6 +207,34 @@ def test_a_calibration_switch_rescores_every_stored_result_at_once(review):
     assert review.session.undo_text == "add N1"  # the rescoring is no undo step
 
 
+def test_a_calibration_switch_on_a_signed_report_is_asked_said_and_audited(review):
+    """A GUI trial: switching the calibration of a signed study re-scored its nodules, flipped
+    N3's call and took the signature away, saying only "Analysed in 73 ms"."""
+    image = show(review, 0)
+    a = ROI(5, 5, 10, 10)
+    logged = replace(finding(a, p=0.6), logit=-0.4, view_logits=(-0.4, -0.4))
+    review.detected(image, review.begin_request(), logged, Detection([Candidate(a)]))
+    review.accept_proposal()
+    assert not review.switch_unsigns("site-A")  # not signed: nothing to ask
+    review.session.sign("Dr. A", "2026-03-01T10:00:00")
+    assert review.switch_unsigns("site-A") and not review.switch_unsigns("shipped")
+    rescored = review.calibration_changed(SITE_A, 0.05)
+    assert rescored.unsigned and not review.session.state.study.report.signed
+    after = review.session.state.nodule("N1").estimate  # SITE_A.apply(-0.4) = 0.23 < 0.3
+    assert after.call == "not suspicious"
+    assert rescored.text() == (
+        "Re-scored N1; call changed: N1 suspicious (TI-RADS 4-5 likely) -> not suspicious "
+        f"(0.60 -> {after.shown()[0]}). The signature was removed: check the report and sign "
+        "it again."
+    )
+    (record,) = rescored.records(review.session.state)
+    assert record.action == "rescore-calibration" and record.calibration == "site-A"
+    assert record.probability == after.probability and record.roi == a.as_list()
+    assert record.detail.startswith("N1 re-scored from shipped 0.60 (suspicious")
+    assert record.detail.endswith("; the report's signature removed")
+    assert review.calibration_changed(SITE_A, 0.05).text() == ""  # nothing left to re-score
+
+
 def test_a_tirads_choice_on_a_proposal_accepts_it_and_the_list_shows_the_level(review):
     from thyroid_desktop.core.clinical.tirads import (
         Composition,

@@ -371,24 +371,23 @@ def test_editing_a_signed_report_takes_the_signature_away():
         s.sign(" ", "2026")
 
 
-def test_signing_is_audited_per_nodule_and_once_for_a_report_with_no_nodule():
-    from thyroid_desktop.core.review.lifecycle import sign_records
+def test_signing_needs_a_nodule_and_is_audited_per_nodule():
+    from thyroid_desktop.core.review.lifecycle import sign_blocker, sign_records
 
     s = Session()
-    s.sign("Dr. A", "2026-03-01T10:00:00")
-    (record,) = sign_records(s.state)  # a review: nothing was written for this
-    assert record.action == "sign-report" and record.image_sha256 == "" and record.roi is None
-    assert record.detail == (
-        f"report with no nodule of study {s.state.study.id} signed by Dr. A at 2026-03-01T10:00:00"
-    )
+    # a GUI trial signed an empty study, which no export could then write
+    assert sign_blocker(s.state) == "The report lists no nodule: mark at least one nodule first."
     s.add_image(A, "/x/a.png")
-    s.add_image(B, "/x/b.png")
+    s.add_image(B, "/x/b.dcm", n_frames=20)
     s.add_nodule(A, 0, BOX, BoxSource.AUTO)
-    s.add_nodule(B, 0, BOX, BoxSource.MANUAL)
+    s.add_nodule(B, 7, BOX, BoxSource.MANUAL)
+    assert sign_blocker(s.state) == ""
     s.sign("Dr. A", "2026-03-01T10:05:00")
     records = sign_records(s.state)
     assert [r.image_sha256 for r in records] == [A, B] and records[0].roi == BOX.as_list()
     assert records[1].detail == "N2 signed by Dr. A at 2026-03-01T10:05:00"
+    # where it is, as the analysis records say it: the file; a frame only for a loop
+    assert [(r.file, r.frame) for r in records] == [("/x/a.png", None), ("/x/b.dcm", 7)]
 
 
 def test_the_open_study_comes_back_whole_after_a_restart_without_opening_its_images(tmp_path):

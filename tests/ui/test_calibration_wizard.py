@@ -189,6 +189,8 @@ def test_cancel_stops_the_run_and_a_cancelled_run_cannot_be_accepted(window, qtb
 def test_sign_report_is_kept_in_the_session_and_removed_by_editing_the_text(
     window, qtbot, tmp_path, monkeypatch
 ):
+    from PySide6.QtWidgets import QMessageBox
+
     image = tmp_path / "img.png"
     shutil.copy(ASSET, image)
     assert window.open_paths([image])
@@ -201,6 +203,18 @@ def test_sign_report_is_kept_in_the_session_and_removed_by_editing_the_text(
         return "Dr Signer", True
 
     monkeypatch.setattr("thyroid_desktop.ui.exports.QInputDialog.getText", get_text)
+    titles = []
+    monkeypatch.setattr(window, "show_message", lambda title, text, *a: titles.append(title))
+    window.sign_report_dialog()  # a report with no nodule: nothing to sign (nor to export)
+    assert titles == ["Nothing to sign"] and "prefill" not in asked
+    assert not window.sign_report("Dr Signer") and not window.session.state.study.report.signed
+    from thyroid_desktop.core.pipeline.roi import ROI
+
+    window.review.box_drawn(ROI(20, 20, 60, 40))  # N1, its TI-RADS not chosen: asked, Yes
+    monkeypatch.setattr(
+        "thyroid_desktop.ui.exports.QMessageBox.question",
+        lambda *a: QMessageBox.StandardButton.Yes,
+    )
     window.sign_report_dialog()
     assert asked["prefill"] == "Dr Operator"
     report = window.session.state.study.report

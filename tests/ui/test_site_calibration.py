@@ -106,6 +106,48 @@ def test_a_profile_worse_than_the_shipped_calibration_is_used_only_when_confirme
     assert len(asked) == 2 and site.active_name() == "worse"
 
 
+def test_switching_the_calibration_of_a_signed_report_asks_and_says_what_changed(
+    window, qtbot, monkeypatch, tmp_path
+):
+    """A GUI trial: the switch re-scored a signed study's nodules, flipped a call and took
+    the signature away with no word and no audit line."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    window.classifier.novelty = None  # the phantom: the wording is what is checked
+    site.save_profile(profile("clinic", window.classifier.card.id))
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), make_phantom(seed=0).pixels)
+    window.open_paths([path])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    assert window.session.state.nodules and window.sign_report("Dr Example")
+    asked = []
+
+    def answer(reply):
+        monkeypatch.setattr(
+            QMessageBox, "question", lambda _p, title, *_a: asked.append(title) or reply
+        )
+
+    answer(QMessageBox.StandardButton.No)
+    menu_action(window, "clinic").trigger()
+    assert asked == ["Switch the calibration of a signed report?"]
+    assert site.active_name() is None and window.session.state.study.report.signed
+
+    answer(QMessageBox.StandardButton.Yes)
+    menu_action(window, "clinic").trigger()
+    qtbot.waitUntil(lambda: "clinic" in window.calibration_status.text(), timeout=60000)
+    said = window.statusBar().currentMessage()
+    assert "Re-scored N1" in said and "The signature was removed" in said
+    assert not window.session.state.study.report.signed
+    (line,) = [r for r in AuditLog().read() if r["action"] == "rescore-calibration"]
+    assert line["calibration"] == "clinic" and line["detail"].startswith("N1 re-scored from")
+
+
 def test_validate_on_local_cases_runs_in_the_worker_and_reports(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
     folder = tmp_path / "cases"

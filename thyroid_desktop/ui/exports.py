@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from thyroid_desktop.core.analysis import Action
 from thyroid_desktop.core.report.names import report_file_name
 from thyroid_desktop.core.report.pdf import StudyInfo, write_report
-from thyroid_desktop.core.review.lifecycle import sign_records
+from thyroid_desktop.core.review.lifecycle import sign_blocker, sign_records
 from thyroid_desktop.core.review.session import (
     read_session,
     write_session,
@@ -87,6 +87,9 @@ class ExportsMixin(DicomActionsMixin):
     def sign_report_dialog(self) -> None:
         """File > Sign report…: asks the clinician's name (the report's operator, else the
         last one) and signs the study's report."""
+        if why := sign_blocker(self.session.state):  # as the exports, which need a nodule
+            self.show_message("Nothing to sign", why)
+            return
         kept = self.session.state.study.report
         unscored = self.session.state.unscored()
         stray = self.session.state.caliper_checks()
@@ -128,9 +131,13 @@ class ExportsMixin(DicomActionsMixin):
 
     def sign_report(self, name: str) -> bool:
         """Signs the report now (``Session.sign``: kept in the study's session; editing the
-        report's text afterwards takes the signature away). False when ``name`` is empty."""
+        report's text afterwards takes the signature away). False when ``name`` is empty or
+        the report lists no nodule."""
         import datetime as dt
 
+        if why := sign_blocker(self.session.state):
+            self.show_message("Nothing to sign", why)
+            return False
         if not name.strip():
             self.show_message("Not signed", "A signature needs the clinician's name.")
             return False

@@ -188,7 +188,9 @@ class MainWindow(
         chosen = use_active_profile(classifier)
         if chosen.worth_saying:
             self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
-        self.review.calibration_changed(classifier.calibration, classifier.card.spread_limit)
+        said = self.rescore_study()  # a study restored under another calibration
+        if said:
+            self.statusBar().showMessage(f"Calibration: {chosen.message}. {said}", 20000)
         self.calibration_menu.classifier = classifier
         self._show_calibration()
         self.panel.set_output_name(classifier.card.output_name)

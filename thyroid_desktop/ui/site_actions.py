@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from thyroid_desktop.core.site.profile import (
+    SHIPPED,
     ProfileError,
     activate,
     calibration_label,
@@ -48,6 +49,10 @@ class SiteCalibrationMixin:
             self.show_message("Busy", "Wait for the batch or validation to end, then switch.")
             self.calibration_menu.rebuild()
             return
+        target = name if name is not None else SHIPPED
+        if self.review.switch_unsigns(target) and not self.ask_unsign_switch():
+            self.calibration_menu.rebuild()
+            return
         try:
             if name is None:
                 deactivate()
@@ -72,6 +77,20 @@ class SiteCalibrationMixin:
             lambda _: self._calibration_changed(),
             lambda err: self.show_message("Calibration not changed", str(err)),
         )
+
+    def ask_unsign_switch(self) -> bool:
+        """The report is signed: switching the calibration re-scores its nodules and takes
+        the signature away (a GUI trial: it went silently, and a call flipped). Go on?"""
+        answer = QMessageBox.question(
+            self,
+            "Switch the calibration of a signed report?",
+            "The report is signed. Another calibration re-scores its nodules (a call may "
+            "change) and removes the signature; you would check the report and sign it "
+            "again.\n\nSwitch anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def ask_use_worse(self, name: str, why: str) -> bool:
         """The profile calibrates its site's cases worse than the shipped calibration out
@@ -107,13 +126,14 @@ class SiteCalibrationMixin:
 
     def _calibration_changed(self) -> None:
         clf = self.classifier
-        self.review.calibration_changed(clf.calibration, clf.card.spread_limit)
+        said = self.rescore_study()
         for row in range(self.study_list.count()):  # every line re-scored, not only this one
             self._show_row(row)
         self._show_calibration()
         self.calibration_menu.rebuild()
         self.statusBar().showMessage(
-            f"Now using the {calibration_label(self.classifier.profile)}", 8000
+            f"Now using the {calibration_label(clf.profile)}." + (f" {said}" if said else ""),
+            20000,
         )
         review = self.review
         if review.image is None:
@@ -127,6 +147,19 @@ class SiteCalibrationMixin:
             self.analyse()  # the whole scan area, as before
         else:
             self.auto_detect()
+
+    def rescore_study(self) -> str:
+        """The study's nodules re-scored under the classifier's calibration, each audited;
+        what changed in words ("" when nothing)."""
+        clf = self.classifier
+        rescored = self.review.calibration_changed(clf.calibration, clf.card.spread_limit)
+        said = rescored.text()
+        try:
+            for record in rescored.records(self.session.state):
+                self.audit.append(record)
+        except OSError as err:
+            said += f" Audit log not written: {err}"
+        return said
 
     def validate_dialog(self) -> None:
         folder = str(self.settings.value("files/last_folder", ""))

@@ -173,40 +173,92 @@ SIGN_ACTION = "sign-report"
 def sign_records(state) -> list:
     """The audit records of signing the study's report (``SessionState`` just signed): one
     per nodule, with the box, the estimate and the calibration that were signed, who signed
-    and when (``detail``); one without an image for a report with no nodule."""
+    and when (``detail``). A report with no nodule is not signed (:func:`sign_blocker`)."""
+    report = state.study.report
+    return [
+        _nodule_record(
+            SIGN_ACTION,
+            state,
+            n,
+            n.estimate,
+            f"{n.id} signed by {report.signed_by} at {report.signed_at}",
+        )
+        for n in state.nodules
+    ]
+
+
+def _nodule_record(action: str, state, nodule, est, detail: str):
+    """An audit record of a nodule (its file, a cine loop's frame, box and ``est``), as the
+    analysis records give them."""
     from thyroid_desktop.core.report.audit import record_for
 
-    report = state.study.report
-    if not state.nodules:  # a report that names no nodule is signed too: say so
-        return [
-            record_for(
-                SIGN_ACTION,
-                "",
-                None,
-                roi_source=None,
-                model_id="",
-                probability=None,
-                detail=(
-                    f"report with no nodule of study {state.study.id} signed by "
-                    f"{report.signed_by} at {report.signed_at}"
-                ),
-            )
+    image = state.image(nodule.image)
+    return record_for(
+        action,
+        nodule.image,
+        nodule.box,
+        roi_source=str(nodule.source),
+        model_id=est.model_id if est is not None else "",
+        probability=est.probability if est is not None and est.in_scope else None,
+        file=str(image.path) if image is not None else None,
+        frame=nodule.frame if image is not None and image.n_frames > 1 else None,
+        no_estimate_reason=(est.no_estimate_reason or None) if est is not None else None,
+        calibration=est.calibration if est is not None else None,
+        detail=detail,
+    )
+
+
+def sign_blocker(state) -> str:
+    """Why the study's report cannot be signed now ("" when it can): a report lists
+    confirmed nodules, and one without any cannot be exported either."""
+    if not state.nodules:
+        return "The report lists no nodule: mark at least one nodule first."
+    return ""
+
+
+#: The audit log's action for a nodule's estimate re-scored under another calibration.
+RESCORE_ACTION = "rescore-calibration"
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """What a switch of the calibration did to the study's nodules: each re-scored one's
+    estimate before and after (``Estimate``), and whether the report's signature went."""
+
+    calibration: str
+    changes: tuple = ()  # (nodule id, estimate before, estimate after or None)
+    unsigned: bool = False
+
+    def text(self) -> str:
+        """e.g. "Re-scored N1, N2; call changed: N2 suspicious (TI-RADS 4-5 likely) ->
+        not suspicious (0.77 -> 0.70). The signature was removed: check the report and sign
+        it again." ("" when nothing was re-scored)."""
+        if not self.changes:
+            return ""
+        flipped = [
+            f"{i} {b.call} -> {a.call} ({b.shown()[0]} -> {a.shown()[0]})"
+            for i, b, a in self.changes
+            if a is not None and b.call != a.call
         ]
-    out = []
-    for n in state.nodules:
-        est = n.estimate
-        out.append(
-            record_for(
-                SIGN_ACTION,
-                n.image,
-                n.box,
-                roi_source=str(n.source),
-                model_id=est.model_id if est is not None else "",
-                probability=est.probability if est is not None and est.in_scope else None,
-                frame=n.frame,
-                no_estimate_reason=(est.no_estimate_reason or None) if est is not None else None,
-                calibration=est.calibration if est is not None else None,
-                detail=f"{n.id} signed by {report.signed_by} at {report.signed_at}",
+        out = "Re-scored " + ", ".join(i for i, _, _ in self.changes)
+        if flipped:
+            out += "; call changed: " + "; ".join(flipped)
+        if self.unsigned:
+            out += ". The signature was removed: check the report and sign it again"
+        return out + "."
+
+    def records(self, state) -> list:
+        """One audit record per nodule re-scored: the new numbers, the old in ``detail``."""
+        out = []
+        for nodule_id, before, after in self.changes:
+            nodule = state.nodule(nodule_id)
+            if nodule is None:
+                continue
+            now = f"{after.shown()[0] or 'no estimate'} ({after.call})" if after else "dropped"
+            detail = (
+                f"{nodule_id} re-scored from {before.calibration} "
+                f"{before.shown()[0] or 'no estimate'} ({before.call}) to {self.calibration} {now}"
+                + ("; the report's signature removed" if self.unsigned else "")
             )
-        )
-    return out
+            out.append(_nodule_record(RESCORE_ACTION, state, nodule, after, detail))
+        return out

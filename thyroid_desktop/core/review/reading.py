@@ -43,6 +43,7 @@ from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.lifecycle import (
     Admission,
     Identity,
+    Rescored,
     read_identity,
     sort_new_files,
 )
@@ -1022,14 +1023,28 @@ class Review:
         """The rows with no result yet (the batch's work)."""
         return [i for i in range(len(self.entries)) if not self.has_result(i)]
 
-    def calibration_changed(self, calibration: Calibration, spread_limit: float) -> None:
+    def switch_unsigns(self, calibration_name: str) -> bool:
+        """Whether switching to calibration ``calibration_name`` would re-score nodules of a
+        signed report (and so take its signature away): ask first."""
+        state = self.session.state
+        return state.study.report.signed and any(
+            n.estimate is not None and n.estimate.calibration != calibration_name
+            for n in state.nodules
+        )
+
+    def calibration_changed(self, calibration: Calibration, spread_limit: float) -> Rescored:
         """Another calibration is in use: every stored result is re-scored under it at once
         from its logits (not an undo step), so the list, the CSV and the reports all give
-        the new numbers; a result saved without logits is dropped and analysed again."""
+        the new numbers; a result saved without logits is dropped and analysed again.
+        Returns what changed (to say and to audit)."""
         self.calibration = calibration.name
+        was_signed = self.session.state.study.report.signed
+        changes = []
         for n in self.session.state.nodules:
             if n.estimate is not None and n.estimate.calibration != calibration.name:
-                self.session.set_estimate(n.id, n.estimate.rescored(calibration, spread_limit))
+                after = n.estimate.rescored(calibration, spread_limit)
+                self.session.set_estimate(n.id, after)
+                changes.append((n.id, n.estimate, after))
         prelim = {
             k: (a, a.estimate and a.estimate.rescored(calibration, spread_limit))
             for k, a in self._prelim.items()
@@ -1039,6 +1054,8 @@ class Review:
             for k, (a, e) in prelim.items()
             if a.estimate is None or e is not None
         }
+        unsigned = was_signed and not self.session.state.study.report.signed
+        return Rescored(calibration.name, tuple(changes), unsigned)
 
     def session_shown(self) -> None:
         """After undo, redo or opening a session: the nodule and scale shown are what the
