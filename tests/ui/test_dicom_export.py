@@ -228,3 +228,52 @@ def test_a_send_the_pacs_refuses_is_audited_as_queued_not_sent(window, qtbot, tm
     actions = [r["action"] for r in AuditLog().read()]
     assert "queue-pacs" in actions and "send-pacs" not in actions
     assert len(outbox.pending()) == 3
+
+
+def test_resending_after_a_failed_send_can_send_only_what_waits(
+    window,
+    qtbot,
+    tmp_path,
+    monkeypatch,
+    orthanc,  # noqa: F811
+):
+    """A GUI trial retried File > Send to PACS after the PACS came back: the same report was
+    written again as version 2 and the PACS got two of each. Now it asks, and "Send waiting
+    only" sends what waits without a new version."""
+    import socket
+
+    import cv2
+    import numpy as np
+
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.core.report.audit import AuditLog
+    from thyroid_desktop.core.report.pacs import PacsSettings
+    from thyroid_desktop.ui import pacs_dialog
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
+    window.open_paths([path])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    window.show_message = lambda *a: None
+    down = PacsSettings("NOBODY", "127.0.0.1", port, timeout_s=2)
+    window.send_to_pacs(down, StudyInfo(operator="Dr Example"), Outbox())
+    qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
+    assert not window.last_send.ok and len(Outbox().pending()) == 3
+
+    monkeypatch.setattr(pacs_dialog, "load_settings", lambda: orthanc.settings)
+    asked = []
+    monkeypatch.setattr(
+        window, "ask_waiting", lambda n, outbox: asked.append(n) or pacs_dialog.WAITING_ONLY
+    )
+    window.last_send = None
+    window.send_to_pacs_dialog()
+    qtbot.waitUntil(lambda: window.last_send is not None, timeout=120000)
+    assert asked == [3] and window.last_send.ok, window.last_send.message
+    assert len(orthanc.json("/instances")) == 3 and Outbox().pending() == []  # no version 2
+    assert [r["action"] for r in AuditLog().read()].count("queue-pacs") == 1

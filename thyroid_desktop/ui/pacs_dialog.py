@@ -277,13 +277,42 @@ class DicomActionsMixin:
         if self.session.state.nodules and self.classifier is None:
             self.show_message("Nothing to report", "The model is not loaded.")
             return
-        if not self.session.state.nodules and not outbox.pending():
+        waiting = outbox.pending()
+        if not self.session.state.nodules and not waiting:
             self.show_message("Nothing to send", "Mark at least one nodule first.")
             return
+        if self.session.state.nodules and waiting:
+            # a retry after a failed send: resend what waits rather than write the same
+            # report again as a new version (a GUI trial's PACS got two of each)
+            choice = self.ask_waiting(len(waiting), outbox)
+            if choice is None:
+                return
+            if choice == WAITING_ONLY:
+                self.send_to_pacs(settings, None, outbox)
+                return
         study = self._study_details() if self.session.state.nodules else None
         if self.session.state.nodules and study is None:
             return
         self.send_to_pacs(settings, study, outbox)
+
+    def ask_waiting(self, n: int, outbox: Outbox) -> str | None:
+        """Objects of an earlier send wait in the outbox: send only those
+        (``WAITING_ONLY``), write the report again as a new version and send it with them
+        (``NEW_VERSION``), or nothing (None)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Send to PACS",
+            f"{n} object(s) of an earlier send wait in the outbox ({outbox.folder}).\n\n"
+            "Send only those, or write the report again as a new version (it supersedes "
+            "the one waiting) and send everything?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        only = box.addButton("Send waiting only", QMessageBox.ButtonRole.AcceptRole)
+        new = box.addButton("New version and send", QMessageBox.ButtonRole.ActionRole)
+        box.setDefaultButton(only)
+        box.exec()
+        return {only: WAITING_ONLY, new: NEW_VERSION}.get(box.clickedButton())
 
     def send_to_pacs(self, settings: PacsSettings, study: StudyInfo | None, outbox: Outbox):
         if study is not None and not self.ask_leaving_out():
@@ -333,3 +362,5 @@ class DicomActionsMixin:
 
 
 _INFO = QMessageBox.Icon.Information
+#: ``ask_waiting``'s answers.
+WAITING_ONLY, NEW_VERSION = "waiting only", "new version"
