@@ -277,3 +277,25 @@ def test_resending_after_a_failed_send_can_send_only_what_waits(
     assert asked == [3] and window.last_send.ok, window.last_send.message
     assert len(orthanc.json("/instances")) == 3 and Outbox().pending() == []  # no version 2
     assert [r["action"] for r in AuditLog().read()].count("queue-pacs") == 1
+
+
+def test_a_failed_connection_test_is_shown_whole(qtbot):
+    """A GUI trial read only "the PACS ORTHANC@127.0.0.1:14242" of the failure, cut off
+    beside the button: it could not tell a pass from a failure."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dialog = PacsDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.ae_title.setText("ORTHANC")
+    dialog.host.setText("127.0.0.1")
+    dialog.port.setValue(port)
+    dialog.test()
+    qtbot.waitUntil(lambda: dialog.status.text().startswith("Not reached"), timeout=60000)
+    assert "cannot be reached" in dialog.status.text()
+    qtbot.wait(50)
+    label = dialog.status
+    assert label.height() >= label.heightForWidth(label.width())  # every line shown

@@ -53,11 +53,15 @@ class PacsDialog(QDialog):
         form.addRow("PACS host", self.host)
         form.addRow("PACS port", self.port)
         form.addRow("Our AE title", self.calling_ae)
+        # its own full-width row, the dialog growing with it: beside the button a GUI trial
+        # saw only "the PACS ORTHANC@127.0.0.1:14242" of a failure
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.test_button = QPushButton("Test connection")
         self.test_button.clicked.connect(self.test)
-        form.addRow(self.test_button, self.status)
+        form.addRow(self.test_button)
+        form.addRow(self.status)
+        self.setMinimumWidth(480)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
@@ -76,7 +80,7 @@ class PacsDialog(QDialog):
         try:
             save_settings(self.settings())
         except (PacsError, OSError) as err:
-            self.status.setText(f"Not saved: {err}")
+            self._say(f"Not saved: {err}")
             return
         super().accept()
 
@@ -84,9 +88,9 @@ class PacsDialog(QDialog):
         try:
             settings = self.settings()
         except PacsError as err:
-            self.status.setText(str(err))
+            self._say(str(err))
             return
-        self.status.setText(f"Asking {settings.text}…")
+        self._say(f"Asking {settings.text}…")
         self.test_button.setEnabled(False)
         self._task = Task(lambda: echo(settings))
         self._task.signals.finished.connect(self._tested)
@@ -97,7 +101,11 @@ class PacsDialog(QDialog):
 
     def _tested(self, problem: str) -> None:
         self.test_button.setEnabled(True)
-        self.status.setText(problem or "The PACS answered (C-ECHO).")
+        self._say(f"Not reached: {problem}" if problem else "Reached: the PACS answered (C-ECHO).")
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+        self.adjustSize()  # the whole text, not its first line
 
 
 class _Progress(QObject):
