@@ -219,12 +219,17 @@ def test_a_send_the_pacs_refuses_is_audited_as_queued_not_sent(window, qtbot, tm
     )
     window.accept_proposal()
     said = []
-    window.show_message = lambda title, text, *a: said.append((title, text))
+    window.show_message = lambda title, text, *a, **k: said.append((title, text, k))
     outbox = Outbox(tmp_path / "outbox")
     settings = PacsSettings("NOBODY", "127.0.0.1", port, timeout_s=2)
     window.send_to_pacs(settings, StudyInfo(operator="Dr Example"), outbox)
     qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
     assert not window.last_send.ok and said[-1][0] == "Not everything reached the PACS"
+    # one line for the panel (a trial's six lines of UIDs pushed the estimate down); each
+    # object with its reason behind Show Details…
+    text, details = said[-1][1], said[-1][2]["details"]
+    assert text.startswith("0 of 3 object(s) stored on") and "3 not stored: " in text
+    assert text.count("\n") == 2 and details.count("\n") == 3
     actions = [r["action"] for r in AuditLog().read()]
     assert "queue-pacs" in actions and "send-pacs" not in actions
     assert len(outbox.pending()) == 3
@@ -260,7 +265,7 @@ def test_resending_after_a_failed_send_can_send_only_what_waits(
         lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
     )
     window.accept_proposal()
-    window.show_message = lambda *a: None
+    window.show_message = lambda *a, **k: None
     down = PacsSettings("NOBODY", "127.0.0.1", port, timeout_s=2)
     window.send_to_pacs(down, StudyInfo(operator="Dr Example"), Outbox())
     qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)

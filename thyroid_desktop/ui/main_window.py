@@ -475,13 +475,18 @@ class MainWindow(
             self.statusBar().clearMessage()
         self._image_message = ""
 
-    def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> None:
-        """Says what went wrong without blocking: panel, status bar and a window-modal box."""
+    def show_message(
+        self, title: str, text: str, icon=QMessageBox.Icon.Warning, details: str = ""
+    ) -> None:
+        """Says what went wrong without blocking: panel, status bar and a window-modal box
+        (``details``, e.g. one line per object, behind the box's Show Details…)."""
         self.panel.show_state(text)
         self.statusBar().showMessage(text, 15000)
         box = QMessageBox(
             icon, f"Thyroid Review — {title}", text, QMessageBox.StandardButton.Ok, self
         )
+        if details:
+            box.setDetailedText(details)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.last_message = box

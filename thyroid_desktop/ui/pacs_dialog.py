@@ -356,10 +356,11 @@ class DicomActionsMixin:
                 self.panel.show_state(result.message)
                 return
             left = len(outbox.pending())
-            self.show_message(
+            self.show_message(  # one line in the panel; each object behind Show Details…
                 "Not everything reached the PACS",
-                f"{result.message}\n\n{left} object(s) wait in the outbox ({outbox.folder}); "
+                f"{result.summary}\n\n{left} object(s) wait in the outbox ({outbox.folder}); "
                 f"File > Send to PACS… sends them again.{audit}",
+                details=result.message,
             )
 
         def failed(err) -> None:

@@ -142,6 +142,17 @@ class SendResult:
         return not self.failed
 
     @property
+    def summary(self) -> str:
+        """The message in one line (the panel and status bar; ``message`` lists each object):
+        "0 of 6 object(s) stored on X; 6 not stored: <reason>" when they share one reason."""
+        head = f"{self.sent} of {len(self.outcomes)} object(s) stored on {self.destination}"
+        if self.ok:
+            return head
+        reasons = {o.error for o in self.failed}
+        why = next(iter(reasons)) if len(reasons) == 1 else "several reasons, see the details"
+        return f"{head}; {len(self.failed)} not stored: {why}"
+
+    @property
     def message(self) -> str:
         head = f"{self.sent} of {len(self.outcomes)} object(s) stored on {self.destination}"
         if self.ok:
