@@ -412,6 +412,9 @@ def test_a_profile_worse_than_the_shipped_calibration_out_of_fold_says_so():
         "AUROC 0.83 -> 0.75, ECE 0.187 -> 0.207, Brier 0.174 -> 0.202)"
     )
     assert make_profile(card={"cv": better}).worse_text() == ""
+    # profile list / the menu's tooltip give the figure that decides, and say it
+    assert "ECE 0.187 -> 0.207, Brier 0.174 -> 0.202 (worse than the shipped" in p.summary()
+    assert "Brier 0.174 -> 0.160;" in make_profile(card={"cv": better}).summary()
 
 
 def test_an_unused_profile_name_for_the_wizards_default():

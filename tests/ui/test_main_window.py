@@ -136,6 +136,8 @@ def test_export_report_and_audit_log(window, qtbot, tmp_path):
     records = log.read()
     assert records[0]["action"] == "analyse" and records[0]["roi"] == phantom.nodule.as_list()
     qtbot.waitUntil(lambda: any(r["action"] == "export-report" for r in log.read()), timeout=10000)
+    (line,) = [r for r in log.read() if r["action"] == "export-report"]
+    assert line["detail"].startswith("one-nodule PDF ") and line["detail"].endswith(".pdf")
 
 
 def test_tirads_panel_scores_live_and_uses_the_calibrated_size(window, qtbot):

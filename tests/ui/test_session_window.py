@@ -304,6 +304,8 @@ def test_several_nodules_named_located_and_in_one_study_report(window, qtbot, tm
 
     qtbot.waitUntil(lambda: len(exported()) == 3, timeout=10000)  # one line per nodule
     assert exported() == [n.box.as_list() for n in window.session.state.nodules]
+    details = {r["detail"] for r in AuditLog().read() if r["action"] == "export-report"}
+    assert details == {f"study PDF {out}"}  # which report, not the one-nodule PDF
     window.pick_nodule("N2")
     window.delete_nodule()
     nodules = window.session.state.nodules

@@ -92,6 +92,7 @@ def test_a_profile_worse_than_the_shipped_calibration_is_used_only_when_confirme
 
         monkeypatch.setattr(QMessageBox, "question", question)
 
+    assert menu_action(window, "worse").text().endswith("— worse than shipped")
     answer(QMessageBox.StandardButton.No)
     menu_action(window, "worse").trigger()
     assert "Brier 0.174 -> 0.202" in asked[-1] and "worse than the shipped" in asked[-1]

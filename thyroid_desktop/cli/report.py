@@ -284,7 +284,7 @@ def report_command(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"error: {out}: {err}", file=sys.stderr)
         return NOT_DONE
-    service.record_report(items)
+    service.record_report(items, detail=f"study PDF {pdf}")
     print(f"PDF: {pdf}")
     if args.dicom is None and settings is None:
         return NOT_ALL if failed else OK

@@ -50,6 +50,7 @@ class CalibrationMenu(QMenu):
             act = self.addAction(
                 f"{profile.name} (threshold {profile.threshold:.2f}, {profile.n_cases} cases)"
                 + (" — other model" if why else "")
+                + (" — worse than shipped" if profile.worse_than_shipped and not why else "")
             )
             act.setCheckable(True)
             act.setChecked(profile.name == current)

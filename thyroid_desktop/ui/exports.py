@@ -224,7 +224,9 @@ class ExportsMixin(DicomActionsMixin):
 
         def done(out: Path) -> None:
             problem = (
-                self.service.record(Action.EXPORT, image, finding, choices) if self.service else ""
+                self.service.record(Action.EXPORT, image, finding, choices, f"one-nodule PDF {out}")
+                if self.service
+                else ""
             )
             audit = f"; audit log not written: {problem}" if problem else ""
             self.statusBar().showMessage(f"Report written to {out}{audit}", 15000)
@@ -273,7 +275,8 @@ class ExportsMixin(DicomActionsMixin):
         def job() -> tuple[Path, str]:
             items = nodule_reports(service, state)
             out = write_study_report(path, items, card, study, **signature)
-            return out, service.record_report(items)  # an export-report line per nodule
+            # an export-report line per nodule
+            return out, service.record_report(items, detail=f"study PDF {out}")
 
         def done(result: tuple[Path, str]) -> None:
             out, problem = result

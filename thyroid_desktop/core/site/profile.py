@@ -224,18 +224,21 @@ class SiteProfile:
         )
 
     def summary(self) -> str:
-        """One line: name, threshold, what it was fitted on, out-of-fold ECE before/after."""
+        """One line: name, threshold, what it was fitted on, the out-of-fold ECE and Brier
+        score before/after (the Brier score decides :attr:`worse_than_shipped`)."""
         cv = self.card.get("cv", {})
         before, after = cv.get("before", {}), cv.get("after", {})
-        ece = (
-            f"; out-of-fold ECE {before['ece']:.3f} -> {after['ece']:.3f}"
-            if "ece" in before and "ece" in after
-            else ""
-        )
+        figures = [
+            f"{name} {before[key]:.3f} -> {after[key]:.3f}"
+            for key, name in (("ece", "ECE"), ("brier", "Brier"))
+            if key in before and key in after
+        ]
+        worse = " (worse than the shipped calibration)" if self.worse_than_shipped else ""
+        cv_part = f"; out-of-fold {', '.join(figures)}{worse}" if figures else ""
         return (
             f"{self.name}: threshold {self.threshold:.3f} (target sensitivity "
             f"{self.target_sensitivity:.2f}), {self.n_images} images in {self.n_cases} cases, "
-            f"fitted {self.created[:10]} for {self.model_id}{ece}; {self.validation_text()}"
+            f"fitted {self.created[:10]} for {self.model_id}{cv_part}; {self.validation_text()}"
         )
 
     def validation_text(self) -> str:
