@@ -78,6 +78,8 @@ def test_a_caliper_stays_drawn_moves_is_deleted_and_undone(window, qtbot, tmp_pa
     window.undo()
     assert window.session.state.nodules[0].calipers == (moved,)
     assert _labels(window) == [f"1: {moved.length_px * 0.1:.1f} mm"]  # drawn again
+    # the panel's line no longer tells of an earlier step (a trial: "Caliper 1 drawn: …")
+    assert window.panel.state.text() == "Undone: delete caliper 1 of N1."
 
 
 def test_a_second_frame_linked_as_longitudinal_view_gives_three_diameters_and_volume(

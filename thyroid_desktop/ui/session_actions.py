@@ -19,8 +19,9 @@ class SessionMixin:
         what = self.session.undo_text
         if not self.session.undo():
             self.statusBar().showMessage("Nothing to undo.", 3000)
-        else:
+        else:  # the panel too: its line may tell of the step undone ("Caliper 1 drawn: …")
             self.statusBar().showMessage(f"Undone: {what}.", 8000)
+            self.panel.show_state(f"Undone: {what}.")
 
     def redo(self) -> None:
         what = self.session.redo_text
@@ -28,6 +29,7 @@ class SessionMixin:
             self.statusBar().showMessage("Nothing to redo.", 3000)
         else:
             self.statusBar().showMessage(f"Redone: {what}.", 8000)
+            self.panel.show_state(f"Redone: {what}.")
 
     def report_details(self, metadata: dict[str, str], operator: str = "") -> StudyInfo:
         """The report dialog's fields: what was typed for this study (kept in its session),
