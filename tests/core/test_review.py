@@ -207,6 +207,14 @@ def test_a_calibration_switch_rescores_every_stored_result_at_once(review):
     assert review.session.undo_text == "add N1"  # the rescoring is no undo step
 
 
+def test_closing_a_study_of_plain_images_names_the_patient_typed_in_the_report(review):
+    from thyroid_desktop.core.review.session import ReportText
+
+    assert review.closing_text == "no patient data"
+    review.session.set_report(ReportText(patient_name="Doe, Jo", patient_id="P-7"))
+    assert review.closing_text == "Doe, Jo ID P-7 (typed in the report)"
+
+
 def test_a_calibration_switch_on_a_signed_report_is_asked_said_and_audited(review):
     """A GUI trial: switching the calibration of a signed study re-scored its nodules, flipped
     N3's call and took the signature away, saying only "Analysed in 73 ms"."""

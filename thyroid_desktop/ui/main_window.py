@@ -284,7 +284,7 @@ class MainWindow(
         if self.batch.running:
             self.cancel_batch()
         self.frame_bar.set_playing(False)
-        before = self.review.identity.text if self.review.entries else ""
+        before = self.review.closing_text if self.review.entries else ""
         self.review.new_study()
         self._image_controls()
         self.study_list.clear()

@@ -242,6 +242,18 @@ class Review:
             return study.text + " (+ images of another patient)"
         return study.text
 
+    @property
+    def closing_text(self) -> str:
+        """Whose study closes (File > New study): the images' patient, else the patient typed
+        in the report's details (a GUI trial read "Study of no patient data closed" after
+        typing one), else "no patient data"."""
+        if self.identity.known:
+            return self.patient_text
+        report = self.session.state.study.report
+        typed = [report.patient_name] + ([f"ID {report.patient_id}"] if report.patient_id else [])
+        who = " ".join(t for t in typed if t)
+        return f"{who} (typed in the report)" if who else self.patient_text
+
     def to_json(self) -> dict:
         """Everything the reading holds that is kept (the session, the list, the rows the
         CSV and the report list, whose study it is), as JSON: what a restart must bring
