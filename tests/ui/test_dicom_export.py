@@ -199,31 +199,12 @@ def test_a_new_version_leaving_out_an_earlier_nodule_asks_first(
 def test_a_send_the_pacs_refuses_is_audited_as_queued_not_sent(window, qtbot, tmp_path):
     """The report written into the outbox is audited at once (``queue-pacs``); ``send-pacs``
     only once the PACS stored it (a review: the line was written before the send)."""
-    import socket
-
-    import cv2
-    import numpy as np
-
-    from thyroid_desktop.core.io.phantom import make_phantom
     from thyroid_desktop.core.report.audit import AuditLog
-    from thyroid_desktop.core.report.pacs import PacsSettings
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    path = tmp_path / "scan.png"
-    cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
-    window.open_paths([path])
-    qtbot.waitUntil(
-        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
-    )
-    window.accept_proposal()
     said = []
     window.show_message = lambda title, text, *a, **k: said.append((title, text, k))
     outbox = Outbox(tmp_path / "outbox")
-    settings = PacsSettings("NOBODY", "127.0.0.1", port, timeout_s=2)
-    window.send_to_pacs(settings, StudyInfo(operator="Dr Example"), outbox)
-    qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
+    _failed_send(window, qtbot, tmp_path, outbox)
     assert not window.last_send.ok and said[-1][0] == "Not everything reached the PACS"
     # one line for the panel (a trial's six lines of UIDs pushed the estimate down); each
     # object with its reason behind Show Details…
@@ -245,31 +226,11 @@ def test_resending_after_a_failed_send_can_send_only_what_waits(
     """A GUI trial retried File > Send to PACS after the PACS came back: the same report was
     written again as version 2 and the PACS got two of each. Now it asks, and "Send waiting
     only" sends what waits without a new version."""
-    import socket
-
-    import cv2
-    import numpy as np
-
-    from thyroid_desktop.core.io.phantom import make_phantom
     from thyroid_desktop.core.report.audit import AuditLog
-    from thyroid_desktop.core.report.pacs import PacsSettings
     from thyroid_desktop.ui import pacs_dialog
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    path = tmp_path / "scan.png"
-    cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
-    window.open_paths([path])
-    qtbot.waitUntil(
-        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
-    )
-    window.accept_proposal()
     window.show_message = lambda *a, **k: None
-    down = PacsSettings("NOBODY", "127.0.0.1", port, timeout_s=2)
-    window.send_to_pacs(down, StudyInfo(operator="Dr Example"), Outbox())
-    qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
-    assert not window.last_send.ok and len(Outbox().pending()) == 3
+    _failed_send(window, qtbot, tmp_path, Outbox())
 
     monkeypatch.setattr(pacs_dialog, "load_settings", lambda: orthanc.settings)
     asked = []
@@ -287,11 +248,9 @@ def test_resending_after_a_failed_send_can_send_only_what_waits(
 def test_a_failed_connection_test_is_shown_whole(qtbot):
     """A GUI trial read only "the PACS ORTHANC@127.0.0.1:14242" of the failure, cut off
     beside the button: it could not tell a pass from a failure."""
-    import socket
+    from tests.core.test_dicom_out import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     dialog = PacsDialog(None)
     qtbot.addWidget(dialog)
     dialog.show()
@@ -304,3 +263,26 @@ def test_a_failed_connection_test_is_shown_whole(qtbot):
     qtbot.wait(50)
     label = dialog.status
     assert label.height() >= label.heightForWidth(label.width())  # every line shown
+
+
+def _failed_send(window, qtbot, tmp_path, outbox):
+    """A phantom's nodule accepted and its report sent to a PACS that is down (a port
+    nothing listens on): it waits in ``outbox``."""
+    import cv2
+    import numpy as np
+
+    from tests.core.test_dicom_out import free_port
+    from thyroid_desktop.core.io.phantom import make_phantom
+    from thyroid_desktop.core.report.pacs import PacsSettings
+
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
+    window.open_paths([path])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    down = PacsSettings("NOBODY", "127.0.0.1", free_port(), timeout_s=2)
+    window.send_to_pacs(down, StudyInfo(operator="Dr Example"), outbox)
+    qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
+    assert not window.last_send.ok and len(outbox.pending()) == 3
