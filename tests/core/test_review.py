@@ -226,7 +226,10 @@ def test_a_calibration_switch_on_a_signed_report_is_asked_said_and_audited(revie
     assert not review.switch_unsigns("site-A")  # not signed: nothing to ask
     review.session.sign("Dr. A", "2026-03-01T10:00:00")
     assert review.switch_unsigns("site-A") and not review.switch_unsigns("shipped")
+    assert review.calibration_stale("site-A") and not review.calibration_stale("shipped")
     rescored = review.calibration_changed(SITE_A, 0.05)
+    assert not review.calibration_stale("site-A") and rescored.notable
+    assert rescored.flipped == ["N1"]
     assert rescored.unsigned and not review.session.state.study.report.signed
     after = review.session.state.nodule("N1").estimate  # SITE_A.apply(-0.4) = 0.23 < 0.3
     assert after.call == "not suspicious"

@@ -140,13 +140,48 @@ def test_switching_the_calibration_of_a_signed_report_asks_and_says_what_changed
     assert site.active_name() is None and window.session.state.study.report.signed
 
     answer(QMessageBox.StandardButton.Yes)
+    boxes = []  # in a box: the status line is overwritten by the re-analysis's at once
+    monkeypatch.setattr(window, "show_message", lambda *a, **k: boxes.append(a[:2]))
     menu_action(window, "clinic").trigger()
     qtbot.waitUntil(lambda: "clinic" in window.calibration_status.text(), timeout=60000)
-    said = window.statusBar().currentMessage()
+    ((title, said),) = boxes
+    assert title == "Study re-scored" and said.startswith("Now using the site calibration")
     assert "Re-scored N1" in said and "The signature was removed" in said
     assert not window.session.state.study.report.signed
     (line,) = [r for r in AuditLog().read() if r["action"] == "rescore-calibration"]
     assert line["calibration"] == "clinic" and line["detail"].startswith("N1 re-scored from")
+
+
+def test_a_study_reopened_under_another_calibration_is_rescored_and_audited(
+    window, qtbot, tmp_path
+):
+    """A GUI trial closed a study scored under the shipped calibration, switched to a site
+    profile and opened its images again: the list and CSV mixed both calibrations (the
+    reopened nodules kept the shipped numbers) and nothing was audited."""
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    window.classifier.novelty = None
+    site.save_profile(profile("clinic", window.classifier.card.id))
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), make_phantom(seed=0).pixels)
+    window.open_paths([path])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    assert window.session.state.nodules[0].estimate.calibration == "shipped"
+    window.new_study()
+    menu_action(window, "clinic").trigger()
+    qtbot.waitUntil(lambda: "clinic" in window.calibration_status.text(), timeout=60000)
+
+    window.open_paths([path])  # N1 comes back with the shipped calibration's numbers
+    qtbot.waitUntil(lambda: bool(window.session.state.nodules), timeout=60000)
+    (n1,) = window.session.state.nodules
+    assert n1.estimate.calibration == "clinic"  # re-scored at once, every line with it
+    assert [r.estimate.calibration for r in window.review.rows()] == ["clinic"]
+    (line,) = [r for r in AuditLog().read() if r["action"] == "rescore-calibration"]
+    assert line["detail"].startswith("N1 re-scored from shipped")
 
 
 def test_validate_on_local_cases_runs_in_the_worker_and_reports(window, qtbot, tmp_path):

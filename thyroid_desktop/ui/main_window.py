@@ -188,9 +188,10 @@ class MainWindow(
         chosen = use_active_profile(classifier)
         if chosen.worth_saying:
             self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
-        said = self.rescore_study()  # a study restored under another calibration
-        if said:
-            self.statusBar().showMessage(f"Calibration: {chosen.message}. {said}", 20000)
+        if self.review.calibration_stale(classifier.calibration.name):  # a restored study
+            self.rescore_study(f"Calibration: {chosen.message}.")
+        else:
+            self.review.calibration_changed(classifier.calibration, classifier.card.spread_limit)
         self.calibration_menu.classifier = classifier
         self._show_calibration()
         self.panel.set_output_name(classifier.card.output_name)

@@ -67,6 +67,8 @@ class SessionMixin:
             self.statusBar().showMessage(self.session.save_problem, 15000)
         if what.startswith(("undo ", "redo ", "open session")):
             self._show_session_state()
+        if what != "estimate":  # a study reopened or undone to another calibration's numbers
+            self.rescore_if_stale()  # (a re-score itself changes only estimates)
         self._refresh_nodules()
         self._show_row(self.review.current)
 

@@ -126,15 +126,9 @@ class SiteCalibrationMixin:
 
     def _calibration_changed(self) -> None:
         clf = self.classifier
-        said = self.rescore_study()
-        for row in range(self.study_list.count()):  # every line re-scored, not only this one
-            self._show_row(row)
+        self.rescore_study(f"Now using the {calibration_label(clf.profile)}.")
         self._show_calibration()
         self.calibration_menu.rebuild()
-        self.statusBar().showMessage(
-            f"Now using the {calibration_label(clf.profile)}." + (f" {said}" if said else ""),
-            20000,
-        )
         review = self.review
         if review.image is None:
             return
@@ -148,18 +142,31 @@ class SiteCalibrationMixin:
         else:
             self.auto_detect()
 
-    def rescore_study(self) -> str:
-        """The study's nodules re-scored under the classifier's calibration, each audited;
-        what changed in words ("" when nothing)."""
+    def rescore_study(self, why: str) -> None:
+        """The study's results re-scored under the classifier's calibration (after a switch,
+        or a study reopened, restored or undone to numbers of another calibration), each
+        nodule audited, every list line redrawn; says ``why`` and what changed: in a box
+        when a call changed or the signature went, else in the status bar."""
         clf = self.classifier
         rescored = self.review.calibration_changed(clf.calibration, clf.card.spread_limit)
-        said = rescored.text()
+        said = " ".join(t for t in (why, rescored.text()) if t)
         try:
             for record in rescored.records(self.session.state):
                 self.audit.append(record)
         except OSError as err:
             said += f" Audit log not written: {err}"
-        return said
+        for row in range(self.study_list.count()):  # every line re-scored, not only this one
+            self._show_row(row)
+        if rescored.notable:
+            self.show_message("Study re-scored", said, QMessageBox.Icon.Information)
+        elif said:
+            self.statusBar().showMessage(said, 20000)
+
+    def rescore_if_stale(self) -> None:
+        """Re-scores results held under another calibration than the one in use."""
+        clf = self.classifier
+        if clf is not None and self.review.calibration_stale(clf.calibration.name):
+            self.rescore_study(f"Scored again under the {calibration_label(clf.profile)}.")
 
     def validate_dialog(self) -> None:
         folder = str(self.settings.value("files/last_folder", ""))

@@ -229,6 +229,17 @@ class Rescored:
     changes: tuple = ()  # (nodule id, estimate before, estimate after or None)
     unsigned: bool = False
 
+    @property
+    def flipped(self) -> list[str]:
+        """The nodules whose call changed."""
+        return [i for i, b, a in self.changes if a is not None and b.call != a.call]
+
+    @property
+    def notable(self) -> bool:
+        """A call changed or the signature went: said in a box, not only the status bar
+        (a GUI trial: the status line was overwritten at once by the re-analysis's)."""
+        return self.unsigned or bool(self.flipped)
+
     def text(self) -> str:
         """e.g. "Re-scored N1, N2; call changed: N2 suspicious (TI-RADS 4-5 likely) ->
         not suspicious (0.77 -> 0.70). The signature was removed: check the report and sign

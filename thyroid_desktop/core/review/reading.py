@@ -1044,6 +1044,14 @@ class Review:
             for n in state.nodules
         )
 
+    def calibration_stale(self, calibration_name: str) -> bool:
+        """Whether a stored result was scored under another calibration than
+        ``calibration_name`` (a study reopened, restored or undone to numbers of before a
+        switch): the list, CSV and reports would mix calibrations until re-scored."""
+        held = [n.estimate for n in self.session.state.nodules]
+        held += [p.estimate for p in self._prelim.values()]
+        return any(e is not None and e.calibration != calibration_name for e in held)
+
     def calibration_changed(self, calibration: Calibration, spread_limit: float) -> Rescored:
         """Another calibration is in use: every stored result is re-scored under it at once
         from its logits (not an undo step), so the list, the CSV and the reports all give
@@ -1057,10 +1065,12 @@ class Review:
                 after = n.estimate.rescored(calibration, spread_limit)
                 self.session.set_estimate(n.id, after)
                 changes.append((n.id, n.estimate, after))
-        prelim = {
-            k: (a, a.estimate and a.estimate.rescored(calibration, spread_limit))
-            for k, a in self._prelim.items()
-        }
+
+        def rescored(e):
+            same = e is None or e.calibration == calibration.name
+            return e if same else e.rescored(calibration, spread_limit)
+
+        prelim = {k: (a, rescored(a.estimate)) for k, a in self._prelim.items()}
         self._prelim = {
             k: Preliminary(a.frame, e)
             for k, (a, e) in prelim.items()
