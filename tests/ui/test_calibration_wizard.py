@@ -259,6 +259,7 @@ def test_signing_a_study_with_an_unscored_nodule_asks_first(window, tmp_path, mo
     )
     window.sign_report_dialog()
     assert "N1: composition" in asked[0] and not window.session.state.study.report.signed
+    assert asked[0].startswith("This nodule has no complete ACR TI-RADS score")  # one: singular
     window.sign_report_dialog()
     assert len(asked) == 2 and window.session.state.study.report.signed
     from thyroid_desktop.core.report.audit import AuditLog

@@ -428,3 +428,19 @@ def test_a_panel_that_grows_pushes_the_one_below_down(shared_data, tmp_path):
     nodules, views = (int(w.strip(",")) for w in counts.split()[1::3])
     assert nodules == 1 and views >= 3, counts  # the panel grew: the check means something
     assert "panels overlap: none" in lines, out
+
+
+def test_the_csv_and_session_dialogs_open_where_the_reports_go(window, tmp_path, monkeypatch):
+    """A GUI trial: the CSV dialog opened in the images' (read-only) folder, the PDF's in
+    "Thyroid reports"."""
+    from thyroid_desktop.ui import exports
+
+    offered = []
+    monkeypatch.setattr(
+        exports.QFileDialog,
+        "getSaveFileName",
+        lambda _parent, _title, start, _filter: offered.append(start) or ("", ""),
+    )
+    window.settings.setValue("files/last_folder", str(tmp_path))
+    assert window._ask_save_path("Export study list", "study.csv", "CSV (*.csv)") is None
+    assert offered == [str(window.reports_folder() / "study.csv")]

@@ -111,14 +111,21 @@ class ExportsMixin(DicomActionsMixin):
             lines = "\n".join(
                 f"{n}: {', '.join(groups)} not chosen" for n, groups in unscored.items()
             )
+            these, them = (
+                ("This nodule has", "it") if len(unscored) == 1 else ("These nodules have", "them")
+            )
             parts.append(
-                "These nodules have no complete ACR TI-RADS score; the report will say "
-                f'"not scored" for them:\n{lines}'
+                f"{these} no complete ACR TI-RADS score; the report will say "
+                f'"not scored" for {them}:\n{lines}'
             )
         if stray:
+            lines_are = (
+                "This caliper line may not measure its nodule (it lies"
+                if len(stray) == 1
+                else "These caliper lines may not measure their nodule (they lie"
+            )
             parts.append(
-                "These caliper lines may not measure their nodule (they lie outside its "
-                "box); the report will say so:\n" + "\n".join(stray)
+                f"{lines_are} outside its box); the report will say so:\n" + "\n".join(stray)
             )
         answer = QMessageBox.question(
             self,
@@ -323,8 +330,10 @@ class ExportsMixin(DicomActionsMixin):
         )
 
     def _ask_save_path(self, title: str, name: str, file_filter: str) -> Path | None:
-        """A save dialog opening in the last folder used; None when cancelled."""
-        folder = Path(str(self.settings.value("files/last_folder", "")) or ".")
+        """A save dialog opening where the reports go (:meth:`reports_folder`), not the
+        images' folder, which may be read-only (a GUI trial's CSV dialog opened there); None
+        when cancelled."""
+        folder = self.reports_folder()
         path, _ = QFileDialog.getSaveFileName(self, title, str(folder / name), file_filter)
         return Path(path) if path else None
 
