@@ -63,7 +63,8 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     export = window.last_dicom_export
     source = pydicom.dcmread(cine_dicom, stop_before_pixels=True)
     assert not export.identity.new_study
-    assert window.panel.state.text() == window.last_send.message  # what happened last
+    said = window.panel.state.text()  # what happened last: which version went where, stored
+    assert said.endswith(window.last_send.message) and "for the patient's study: " in said
     import highdicom as hd
 
     sr = hd.sr.srread(export.sr)

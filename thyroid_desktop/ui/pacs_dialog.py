@@ -350,10 +350,13 @@ class DicomActionsMixin:
             progress.deleteLater()
             audit = f" (audit log not written: {problem})" if problem else ""
             if result.ok:
-                self.statusBar().showMessage(result.message + audit, 15000)
+                # which version went, and whether into a new study (a trial read the same
+                # "3 of 3 object(s) stored" for versions 1 and 2 of a PNG's new study)
+                said = f"{written.message}: {result.message}" if written else result.message
+                self.statusBar().showMessage(said + audit, 15000)
                 # in the panel too: an earlier send's failure said there must not stay (a
                 # GUI trial read "0 of 4 stored" after "8 of 8 stored")
-                self.panel.show_state(result.message)
+                self.panel.show_state(said)
                 return
             left = len(outbox.pending())
             self.show_message(  # one line in the panel; each object behind Show Details…
