@@ -174,8 +174,11 @@ def test_coming_back_shows_the_stored_result_unless_the_calibration_changed(revi
     again = show(review, 0)
     step = review.present(again)
     assert step.step is Step.SHOW_RESULT and step.finding is shown
-    review.calibration_changed(SITE_A, 0.2)
+    rescored = review.calibration_changed(SITE_A, 0.2)
     assert review.session.state.nodule("N1").estimate is None  # saved without its logits
+    assert rescored.text() == "N1: result dropped, analysed again when shown."  # not "re-scored"
+    (record,) = rescored.records(review.session.state)
+    assert record.calibration == "site-A" and record.detail.endswith("to site-A dropped")
     assert review.present(again).step is Step.ANALYSE_BOX
     assert review.follow_nodule() == a and review.roi == a
 
@@ -223,12 +226,15 @@ def test_a_calibration_switch_on_a_signed_report_is_asked_said_and_audited(revie
     logged = replace(finding(a, p=0.6), logit=-0.4, view_logits=(-0.4, -0.4))
     review.detected(image, review.begin_request(), logged, Detection([Candidate(a)]))
     review.accept_proposal()
-    assert not review.switch_unsigns("site-A")  # not signed: nothing to ask
+    assert not review.switch_unsigns(SITE_A)  # not signed: nothing to ask
     review.session.sign("Dr. A", "2026-03-01T10:00:00")
-    assert review.switch_unsigns("site-A") and not review.switch_unsigns("shipped")
-    assert review.calibration_stale("site-A") and not review.calibration_stale("shipped")
+    shipped = Calibration("shipped", a=1.0, b=0.0, threshold=0.5, source="test")
+    assert review.switch_unsigns(SITE_A) and not review.switch_unsigns(shipped)
+    assert review.calibration_stale(SITE_A) and not review.calibration_stale(shipped)
+    # a profile refitted under its name is another calibration (a review)
+    assert review.calibration_stale(replace(shipped, threshold=0.45))
     rescored = review.calibration_changed(SITE_A, 0.05)
-    assert not review.calibration_stale("site-A") and rescored.notable
+    assert not review.calibration_stale(SITE_A) and rescored.notable
     assert rescored.flipped == ["N1"]
     assert rescored.unsigned and not review.session.state.study.report.signed
     after = review.session.state.nodule("N1").estimate  # SITE_A.apply(-0.4) = 0.23 < 0.3

@@ -272,9 +272,7 @@ def _failed_send(window, qtbot, tmp_path, outbox):
     import cv2
     import numpy as np
 
-    from tests.core.test_dicom_out import free_port
     from thyroid_desktop.core.io.phantom import make_phantom
-    from thyroid_desktop.core.report.pacs import PacsSettings
 
     path = tmp_path / "scan.png"
     cv2.imwrite(str(path), np.asarray(make_phantom(seed=0).pixels))
@@ -283,7 +281,40 @@ def _failed_send(window, qtbot, tmp_path, outbox):
         lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
     )
     window.accept_proposal()
-    down = PacsSettings("NOBODY", "127.0.0.1", free_port(), timeout_s=2)
-    window.send_to_pacs(down, StudyInfo(operator="Dr Example"), outbox)
+    window.send_to_pacs(_down(), StudyInfo(operator="Dr Example"), outbox)
     qtbot.waitUntil(lambda: getattr(window, "last_send", None) is not None, timeout=120000)
     assert not window.last_send.ok and len(outbox.pending()) == 3
+
+
+def test_another_studys_objects_waiting_are_not_offered_as_this_reports_resend(
+    window, qtbot, tmp_path, monkeypatch
+):
+    """A review: "Send waiting only" with yesterday's study waiting would have sent that and
+    not today's report, saying "stored". Then no question: this report is written and sent
+    with what waits."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from thyroid_desktop.ui import pacs_dialog
+
+    window.show_message = lambda *a, **k: None
+    _failed_send(window, qtbot, tmp_path, Outbox())  # this study's report waits
+    assert window._waiting_is_this_study(Outbox())
+    shutil.copy(get_testdata_file("CT_small.dcm"), Outbox().folder / "other.dcm")
+    assert not window._waiting_is_this_study(Outbox())  # and another study's object
+    asked = []
+    monkeypatch.setattr(window, "ask_waiting", lambda *a: asked.append(a))
+    sent = []
+    monkeypatch.setattr(window, "send_to_pacs", lambda settings, study, outbox: sent.append(study))
+    monkeypatch.setattr(pacs_dialog, "load_settings", _down)
+    monkeypatch.setattr(window, "_study_details", lambda: StudyInfo(operator="Dr Example"))
+    window.send_to_pacs_dialog()
+    assert asked == [] and sent == [StudyInfo(operator="Dr Example")]  # a new version
+
+
+def _down():
+    from tests.core.test_dicom_out import free_port
+    from thyroid_desktop.core.report.pacs import PacsSettings
+
+    return PacsSettings("NOBODY", "127.0.0.1", free_port(), timeout_s=2)

@@ -348,7 +348,7 @@ class ExportsMixin(DicomActionsMixin):
         return True
 
     def open_session_dialog(self) -> None:
-        folder = str(self.settings.value("files/last_folder", ""))
+        folder = str(self.reports_folder())  # where Save session offers to save it
         path, _ = QFileDialog.getOpenFileName(self, "Open session", folder, "Session (*.json)")
         if path:
             self.open_session(Path(path))

@@ -188,7 +188,7 @@ class MainWindow(
         chosen = use_active_profile(classifier)
         if chosen.worth_saying:
             self.statusBar().showMessage(f"Calibration: {chosen.message}", 20000)
-        if self.review.calibration_stale(classifier.calibration.name):  # a restored study
+        if self.review.calibration_stale(classifier.calibration):  # a restored study
             self.rescore_study(f"Calibration: {chosen.message}.")
         else:
             self.review.calibration_changed(classifier.calibration, classifier.card.spread_limit)

@@ -289,9 +289,10 @@ class DicomActionsMixin:
         if not self.session.state.nodules and not waiting:
             self.show_message("Nothing to send", "Mark at least one nodule first.")
             return
-        if self.session.state.nodules and waiting:
+        if self.session.state.nodules and waiting and self._waiting_is_this_study(outbox):
             # a retry after a failed send: resend what waits rather than write the same
-            # report again as a new version (a GUI trial's PACS got two of each)
+            # report again as a new version (a GUI trial's PACS got two of each); not when
+            # another study's objects wait (that would send them, not this report)
             choice = self.ask_waiting(len(waiting), outbox)
             if choice is None:
                 return
@@ -302,6 +303,11 @@ class DicomActionsMixin:
         if self.session.state.nodules and study is None:
             return
         self.send_to_pacs(settings, study, outbox)
+
+    def _waiting_is_this_study(self, outbox: Outbox) -> bool:
+        """Whether everything waiting in the outbox is of this study's report (an earlier
+        version written by this window, or the images' own DICOM study)."""
+        return outbox.pending_studies() <= self.session.state.study.dicom_studies
 
     def ask_waiting(self, n: int, outbox: Outbox) -> str | None:
         """Objects of an earlier send wait in the outbox: send only those

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from PySide6.QtCore import QTimer
+
 from thyroid_desktop.core.report.pdf import StudyInfo
 from thyroid_desktop.core.review.reading import Step
 from thyroid_desktop.core.review.session import ReportText
@@ -67,8 +69,10 @@ class SessionMixin:
             self.statusBar().showMessage(self.session.save_problem, 15000)
         if what.startswith(("undo ", "redo ", "open session")):
             self._show_session_state()
-        if what != "estimate":  # a study reopened or undone to another calibration's numbers
-            self.rescore_if_stale()  # (a re-score itself changes only estimates)
+        if what != "estimate":  # a study reopened or undone to another calibration's numbers:
+            # re-scored once this change is told to every listener (not inside it: the
+            # signature's listener must hear this change first), its words after theirs
+            QTimer.singleShot(0, self, self.rescore_if_stale)
         self._refresh_nodules()
         self._show_row(self.review.current)
 

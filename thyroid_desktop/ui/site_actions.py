@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
 )
 
 from thyroid_desktop.core.site.profile import (
-    SHIPPED,
     ProfileError,
     activate,
     calibration_label,
@@ -49,17 +48,18 @@ class SiteCalibrationMixin:
             self.show_message("Busy", "Wait for the batch or validation to end, then switch.")
             self.calibration_menu.rebuild()
             return
-        target = name if name is not None else SHIPPED
-        if self.review.switch_unsigns(target) and not self.ask_unsign_switch():
-            self.calibration_menu.rebuild()
-            return
         try:
-            if name is None:
+            chosen = load_profile(name) if name is not None else None
+            target = chosen.calibration if chosen is not None else clf.shipped_calibration
+            if self.review.switch_unsigns(target) and not self.ask_unsign_switch():
+                self.calibration_menu.rebuild()
+                return
+            if chosen is None:
                 deactivate()
                 profile = None
             else:
                 current = clf.profile.name if clf.profile is not None else None
-                why = load_profile(name).worse_text() if name != current else ""
+                why = chosen.worse_text() if name != current else ""
                 if why and not self.ask_use_worse(name, why):
                     self.calibration_menu.rebuild()
                     return
@@ -165,7 +165,9 @@ class SiteCalibrationMixin:
     def rescore_if_stale(self) -> None:
         """Re-scores results held under another calibration than the one in use."""
         clf = self.classifier
-        if clf is not None and self.review.calibration_stale(clf.calibration.name):
+        if clf is None or self.review.calibration != clf.calibration.name:
+            return  # no model yet, or a switch under way: _calibration_changed re-scores
+        if self.review.calibration_stale(clf.calibration):
             self.rescore_study(f"Scored again under the {calibration_label(clf.profile)}.")
 
     def validate_dialog(self) -> None:

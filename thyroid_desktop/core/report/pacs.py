@@ -328,6 +328,18 @@ class Outbox:
         files = [p for p in self.folder.glob("*.dcm") if not p.name.startswith(".")]
         return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
+    def pending_studies(self) -> set[str]:
+        """The StudyInstanceUIDs of what waits ("" for a file whose header cannot be read)."""
+        import pydicom
+
+        out = set()
+        for path in self.pending():
+            try:
+                out.add(str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID))
+            except (OSError, AttributeError, pydicom.errors.InvalidDicomError):
+                out.add("")
+        return out
+
     def send(self, settings: PacsSettings, progress: Progress | None = None) -> SendResult:
         """Sends everything pending (a retry sends what is left); removes what was stored."""
         return send_files(self.pending(), settings, progress, on_stored=_remove)

@@ -7,13 +7,18 @@ are of another patient: new study, add anyway, or cancel?"); the rules are here.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thyroid_desktop.core.io.dicom import read_header
+
+if TYPE_CHECKING:
+    from thyroid_desktop.core.review.session import Estimate
 
 #: What the window title says for a study whose images carry no patient data (plain images).
 NO_PATIENT_DATA = "no patient data"
@@ -221,18 +226,32 @@ RESCORE_ACTION = "rescore-calibration"
 
 
 @dataclass(frozen=True)
+class Rescore:
+    """One nodule's estimate before and after a re-score (``Estimate``; after None: saved
+    without its logits, dropped, analysed again when shown)."""
+
+    nodule_id: str
+    before: Estimate
+    after: Estimate | None
+
+    @property
+    def flipped(self) -> bool:
+        return self.after is not None and self.before.call != self.after.call
+
+
+@dataclass(frozen=True)
 class Rescored:
-    """What a switch of the calibration did to the study's nodules: each re-scored one's
-    estimate before and after (``Estimate``), and whether the report's signature went."""
+    """What a switch of the calibration did to the study's nodules (:class:`Rescore` each)
+    and whether the report's signature went."""
 
     calibration: str
-    changes: tuple = ()  # (nodule id, estimate before, estimate after or None)
+    changes: tuple[Rescore, ...] = ()
     unsigned: bool = False
 
     @property
     def flipped(self) -> list[str]:
         """The nodules whose call changed."""
-        return [i for i, b, a in self.changes if a is not None and b.call != a.call]
+        return [c.nodule_id for c in self.changes if c.flipped]
 
     @property
     def notable(self) -> bool:
@@ -246,12 +265,18 @@ class Rescored:
         it again." ("" when nothing was re-scored)."""
         if not self.changes:
             return ""
+        done = [c.nodule_id for c in self.changes if c.after is not None]
+        dropped = [c.nodule_id for c in self.changes if c.after is None]
+        parts = [f"Re-scored {', '.join(done)}"] if done else []
+        if dropped:  # saved without the model's logits: no numbers to re-score
+            parts.append(f"{', '.join(dropped)}: result dropped, analysed again when shown")
+        out = "; ".join(parts)
         flipped = [
-            f"{i} {b.call} -> {a.call} ({b.shown()[0]} -> {a.shown()[0]})"
-            for i, b, a in self.changes
-            if a is not None and b.call != a.call
+            f"{c.nodule_id} {c.before.call} -> {c.after.call} "
+            f"({c.before.shown()[0]} -> {c.after.shown()[0]})"
+            for c in self.changes
+            if c.flipped
         ]
-        out = "Re-scored " + ", ".join(i for i, _, _ in self.changes)
         if flipped:
             out += "; call changed: " + "; ".join(flipped)
         if self.unsigned:
@@ -261,15 +286,17 @@ class Rescored:
     def records(self, state) -> list:
         """One audit record per nodule re-scored: the new numbers, the old in ``detail``."""
         out = []
-        for nodule_id, before, after in self.changes:
-            nodule = state.nodule(nodule_id)
+        for c in self.changes:
+            nodule = state.nodule(c.nodule_id)
             if nodule is None:
                 continue
+            before, after = c.before, c.after
             now = f"{after.shown()[0] or 'no estimate'} ({after.call})" if after else "dropped"
             detail = (
-                f"{nodule_id} re-scored from {before.calibration} "
+                f"{c.nodule_id} re-scored from {before.calibration} "
                 f"{before.shown()[0] or 'no estimate'} ({before.call}) to {self.calibration} {now}"
                 + ("; the report's signature removed" if self.unsigned else "")
             )
-            out.append(_nodule_record(RESCORE_ACTION, state, nodule, after, detail))
+            record = _nodule_record(RESCORE_ACTION, state, nodule, after, detail)
+            out.append(dataclasses.replace(record, calibration=self.calibration))
         return out

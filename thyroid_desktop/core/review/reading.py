@@ -43,6 +43,7 @@ from thyroid_desktop.core.pipeline.roi import ROI, BoxSource
 from thyroid_desktop.core.review.lifecycle import (
     Admission,
     Identity,
+    Rescore,
     Rescored,
     read_identity,
     sort_new_files,
@@ -1035,22 +1036,23 @@ class Review:
         """The rows with no result yet (the batch's work)."""
         return [i for i in range(len(self.entries)) if not self.has_result(i)]
 
-    def switch_unsigns(self, calibration_name: str) -> bool:
-        """Whether switching to calibration ``calibration_name`` would re-score nodules of a
-        signed report (and so take its signature away): ask first."""
+    def switch_unsigns(self, calibration: Calibration) -> bool:
+        """Whether switching to ``calibration`` would re-score nodules of a signed report
+        (and so take its signature away): ask first."""
         state = self.session.state
         return state.study.report.signed and any(
-            n.estimate is not None and n.estimate.calibration != calibration_name
+            n.estimate is not None and not n.estimate.scored_under(calibration)
             for n in state.nodules
         )
 
-    def calibration_stale(self, calibration_name: str) -> bool:
+    def calibration_stale(self, calibration: Calibration) -> bool:
         """Whether a stored result was scored under another calibration than
-        ``calibration_name`` (a study reopened, restored or undone to numbers of before a
-        switch): the list, CSV and reports would mix calibrations until re-scored."""
+        ``calibration`` (a study reopened, restored or undone to numbers of before a switch,
+        a profile refitted under its name): the list and the CSV would mix calibrations
+        until re-scored."""
         held = [n.estimate for n in self.session.state.nodules]
         held += [p.estimate for p in self._prelim.values()]
-        return any(e is not None and e.calibration != calibration_name for e in held)
+        return any(e is not None and not e.scored_under(calibration) for e in held)
 
     def calibration_changed(self, calibration: Calibration, spread_limit: float) -> Rescored:
         """Another calibration is in use: every stored result is re-scored under it at once
@@ -1061,16 +1063,15 @@ class Review:
         was_signed = self.session.state.study.report.signed
         changes = []
         for n in self.session.state.nodules:
-            if n.estimate is not None and n.estimate.calibration != calibration.name:
+            if n.estimate is not None and not n.estimate.scored_under(calibration):
                 after = n.estimate.rescored(calibration, spread_limit)
                 self.session.set_estimate(n.id, after)
-                changes.append((n.id, n.estimate, after))
+                changes.append(Rescore(n.id, n.estimate, after))
 
-        def rescored(e):
-            same = e is None or e.calibration == calibration.name
-            return e if same else e.rescored(calibration, spread_limit)
-
-        prelim = {k: (a, rescored(a.estimate)) for k, a in self._prelim.items()}
+        prelim = {
+            k: (a, a.estimate and a.estimate.rescored(calibration, spread_limit))
+            for k, a in self._prelim.items()
+        }  # (``rescored`` keeps a result already under ``calibration``)
         self._prelim = {
             k: Preliminary(a.frame, e)
             for k, (a, e) in prelim.items()

@@ -147,11 +147,20 @@ class Estimate:
         """The rule of ``Finding.caveats``: outside the validated scope, not validated here."""
         return caveats_of(self.in_scope, self.overridden_reason, self.site_validated)
 
+    def scored_under(self, calibration: Calibration) -> bool:
+        """Whether these numbers are ``calibration``'s: its name, threshold and validation
+        (a profile refitted under the same name is another calibration)."""
+        return (
+            calibration.name == self.calibration
+            and calibration.validated == self.site_validated
+            and calibration.threshold == self.threshold
+        )
+
     def rescored(self, calibration: Calibration, spread_limit: float) -> Estimate | None:
         """The same analysis under another calibration (the model's logits do not depend on
         it, so this is what analysing the box again would give), or None for a result saved
         without its logits, which must be analysed again."""
-        if calibration.name == self.calibration and calibration.validated == self.site_validated:
+        if self.scored_under(calibration):
             return self
         if not self.in_scope:  # no estimate (refused, nothing found): nothing to re-score
             return dataclasses.replace(
@@ -384,6 +393,14 @@ class StudyRecord:
     identity: Identity = field(default_factory=Identity)
     report: ReportText = field(default_factory=ReportText)
     sr_versions: tuple[SrVersion, ...] = ()
+
+    @property
+    def dicom_studies(self) -> set[str]:
+        """The DICOM StudyInstanceUIDs this study's reports went into: the images' own, and
+        those of the SRs written of it (a new study for plain images)."""
+        return {v.study_instance_uid for v in self.sr_versions} | (
+            {self.identity.StudyInstanceUID} - {""}
+        )
 
 
 def new_study_id() -> str:
