@@ -250,6 +250,8 @@ def test_a_calibration_switch_on_a_signed_report_is_asked_said_and_audited(revie
     assert record.detail.startswith("N1 re-scored from shipped 0.60 (suspicious")
     assert record.detail.endswith("; the report's signature removed")
     assert review.calibration_changed(SITE_A, 0.05).text() == ""  # nothing left to re-score
+    review.session.undo()  # back to before the signature: the shipped numbers again
+    assert review.calibration_stale(SITE_A)  # the window re-scores them (rescore_if_stale)
 
 
 def test_a_tirads_choice_on_a_proposal_accepts_it_and_the_list_shows_the_level(review):
