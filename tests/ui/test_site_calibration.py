@@ -116,17 +116,8 @@ def test_switching_the_calibration_of_a_signed_report_asks_and_says_what_changed
 
     from thyroid_desktop.core.report.audit import AuditLog
 
-    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
-    window.classifier.novelty = None  # the phantom: the wording is what is checked
-    site.save_profile(profile("clinic", window.classifier.card.id))
-    path = tmp_path / "scan.png"
-    cv2.imwrite(str(path), make_phantom(seed=0).pixels)
-    window.open_paths([path])
-    qtbot.waitUntil(
-        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
-    )
-    window.accept_proposal()
-    assert window.session.state.nodules and window.sign_report("Dr Example")
+    _confirmed_phantom(window, qtbot, tmp_path)
+    assert window.sign_report("Dr Example")
     asked = []
 
     def answer(reply):
@@ -160,16 +151,7 @@ def test_a_study_reopened_under_another_calibration_is_rescored_and_audited(
     reopened nodules kept the shipped numbers) and nothing was audited."""
     from thyroid_desktop.core.report.audit import AuditLog
 
-    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
-    window.classifier.novelty = None
-    site.save_profile(profile("clinic", window.classifier.card.id))
-    path = tmp_path / "scan.png"
-    cv2.imwrite(str(path), make_phantom(seed=0).pixels)
-    window.open_paths([path])
-    qtbot.waitUntil(
-        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
-    )
-    window.accept_proposal()
+    path = _confirmed_phantom(window, qtbot, tmp_path)
     assert window.session.state.nodules[0].estimate.calibration == "shipped"
     window.new_study()
     menu_action(window, "clinic").trigger()
@@ -209,3 +191,20 @@ def test_validate_on_local_cases_runs_in_the_worker_and_reports(window, qtbot, t
     if validation.metrics is not None:
         assert validation.metrics.n == len(validation.with_estimate)
     assert str(files.pdf) in window.last_message.text()
+
+
+def _confirmed_phantom(window, qtbot, tmp_path):
+    """A saved profile "clinic" and a phantom's proposal accepted as N1 under the shipped
+    calibration; the image's path."""
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    window.classifier.novelty = None  # the phantom: the wording is what is checked
+    site.save_profile(profile("clinic", window.classifier.card.id))
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), make_phantom(seed=0).pixels)
+    window.open_paths([path])
+    qtbot.waitUntil(
+        lambda: window.review.finding is not None and not window.review.awaiting, timeout=120000
+    )
+    window.accept_proposal()
+    assert window.session.state.nodules
+    return path
