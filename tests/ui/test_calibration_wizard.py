@@ -212,7 +212,7 @@ def test_sign_report_is_kept_in_the_session_and_removed_by_editing_the_text(
 
     window.review.box_drawn(ROI(20, 20, 60, 40))  # N1, its TI-RADS not chosen: asked, Yes
     monkeypatch.setattr(
-        "thyroid_desktop.ui.exports.QMessageBox.question",
+        "PySide6.QtWidgets.QMessageBox.question",
         lambda *a: QMessageBox.StandardButton.Yes,
     )
     window.sign_report_dialog()
@@ -251,7 +251,7 @@ def test_signing_a_study_with_an_unscored_nodule_asks_first(window, tmp_path, mo
     }
     asked, answers = [], [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
     monkeypatch.setattr(
-        "thyroid_desktop.ui.exports.QMessageBox.question",
+        "PySide6.QtWidgets.QMessageBox.question",
         lambda parent, title, text, *a: asked.append(text) or answers.pop(0),
     )
     monkeypatch.setattr(

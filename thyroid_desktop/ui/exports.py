@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QLabel,
-    QMessageBox,
 )
 
 from thyroid_desktop.core.analysis import Action
@@ -127,14 +126,7 @@ class ExportsMixin(DicomActionsMixin):
             parts.append(
                 f"{lines_are} outside its box); the report will say so:\n" + "\n".join(stray)
             )
-        answer = QMessageBox.question(
-            self,
-            "Sign report",
-            "\n\n".join(parts) + "\n\nSign anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return self.ask_yes_no("Sign report", "\n\n".join(parts) + "\n\nSign anyway?")
 
     def sign_report(self, name: str) -> bool:
         """Signs the report now (``Session.sign``: kept in the study's session; editing the

@@ -476,6 +476,17 @@ class MainWindow(
             self.statusBar().clearMessage()
         self._image_message = ""
 
+    def ask_yes_no(self, title: str, text: str) -> bool:
+        """A question whose safe answer, No, is the default; True for Yes."""
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def show_message(
         self, title: str, text: str, icon=QMessageBox.Icon.Warning, details: str = ""
     ) -> None:

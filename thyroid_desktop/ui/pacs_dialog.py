@@ -220,17 +220,13 @@ class DicomActionsMixin:
             if one
             else ("them", "their images are", "their images")
         )
-        answer = QMessageBox.question(
-            self,
+        return self.ask_yes_no(
             "Earlier report",
             "The new version supersedes the earlier report, which also reported "
             f"{', '.join(left_out)}. The new version will not report {it} (it will say so): "
             f"deleted since, or {where} not open now.\n\nTo keep {it} in the "
             f"report, open {image} first. Write the new version anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def export_dicom(self, folder: Path, study: StudyInfo) -> None:
         if not self.ask_leaving_out():

@@ -81,28 +81,19 @@ class SiteCalibrationMixin:
     def ask_unsign_switch(self) -> bool:
         """The report is signed: switching the calibration re-scores its nodules and takes
         the signature away (a GUI trial: it went silently, and a call flipped). Go on?"""
-        answer = QMessageBox.question(
-            self,
+        return self.ask_yes_no(
             "Switch the calibration of a signed report?",
             "The report is signed. Another calibration re-scores its nodules (a call may "
             "change) and removes the signature; you would check the report and sign it "
             "again.\n\nSwitch anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def ask_use_worse(self, name: str, why: str) -> bool:
         """The profile calibrates its site's cases worse than the shipped calibration out
         of fold (the wizard saved it without putting it in use): use it anyway?"""
-        answer = QMessageBox.question(
-            self,
-            "Use a worse calibration?",
-            f"Site profile {name!r}: {why}.\n\nUse it anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
+        return self.ask_yes_no(
+            "Use a worse calibration?", f"Site profile {name!r}: {why}.\n\nUse it anyway?"
         )
-        return answer == QMessageBox.StandardButton.Yes
 
     def calibrate_dialog(self) -> CalibrationWizard | None:
         """Analysis > Site calibration > Calibrate for this site…: the wizard (one per window,

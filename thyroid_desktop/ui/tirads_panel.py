@@ -208,7 +208,7 @@ class TiradsPanel(QGroupBox):
             if s is None:
                 hint.hide()
                 continue
-            conf = f" · {s.confidence_text()}" if s.confidence_text() else ""
+            conf = f" · {c}" if (c := s.confidence_text()) else ""
             how = (
                 " (from the mask)"
                 if s.method == "mask geometry"

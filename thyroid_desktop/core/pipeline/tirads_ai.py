@@ -243,7 +243,7 @@ class TiradsSuggestion:
         """e.g. "solid 72 %; hypoechoic 55 %; wider-than-tall; ..." (what was suggested)."""
         parts = []
         for s in self.groups.values():
-            conf = f" {s.confidence_text()}" if s.confidence_text() else ""
+            conf = f" {c}" if (c := s.confidence_text()) else ""
             parts.append(f"{s.value.value[0]}{conf}")
         return "; ".join(parts)
 
