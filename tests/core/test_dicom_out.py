@@ -251,6 +251,46 @@ def test_outbox_keeps_everything_when_the_pacs_is_down(tmp_path, classifier):
     assert len(outbox.pending()) == 3 and seen[-1] == (3, 3)
 
 
+def test_a_report_sent_later_is_audited_when_its_last_object_arrives(tmp_path, classifier):
+    """A report left in the outbox and stored by a later send ("Send waiting only",
+    ``outbox --send``) got no ``send-pacs`` line. The records travel with its objects and
+    are written by the send that stores the last of them, once."""
+    from thyroid_desktop.core.report.audit import AuditLog, record_for
+    from thyroid_desktop.core.report.pacs import SendResult, StoreOutcome
+
+    image = open_image(phantom_dicom(tmp_path / "us.dcm"))
+    out = export_study_dicom(
+        tmp_path / "out", [nodule_item(image, classifier)], classifier.card, study_of(image), PDF
+    )
+    outbox = Outbox(tmp_path / "outbox")
+    record = record_for("send-pacs", "abc", None, roi_source="auto", model_id="m",
+                        probability=0.5, detail="version 1")  # fmt: skip
+    copies = outbox.add(out.files, [record])
+    assert len(outbox.pending()) == 3  # the note is not an object to send
+    log = AuditLog(tmp_path / "audit.jsonl")
+
+    def stored(*paths):  # what a send that stored ``paths`` returns (they leave the outbox)
+        for p in paths:
+            p.unlink()
+        return SendResult("PACS", tuple(StoreOutcome(p, p.name, True) for p in paths))
+
+    down = PacsSettings("NOBODY", "127.0.0.1", free_port(), timeout_s=2)
+    assert not outbox.send(down, audit=log).ok and log.read() == []  # nothing arrived
+    assert outbox._settle(stored(*copies[:2]), log) == "" and log.read() == []  # one waits
+    assert outbox._settle(stored(copies[2]), log) == ""
+    (line,) = log.read()
+    assert line["action"] == "send-pacs" and line["image_sha256"] == "abc"
+    assert line["detail"] == "version 1; 1 of 1 object(s) stored on PACS"
+    assert line["time"] != record.time and list(outbox.folder.glob(".audit-*")) == []
+    # written once: a later send does not repeat it
+    assert outbox._settle(stored(*outbox.add(out.files[:1])), log) == "" and len(log.read()) == 1
+    # objects that left the outbox without being stored (deleted by hand) write nothing
+    outbox.add(out.files, [record])
+    for p in outbox.pending():
+        p.unlink()
+    assert outbox._settle(stored(), log) == "" and len(log.read()) == 1
+
+
 def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, classifier):
     """Unsigned: the SR is complete but preliminary and unverified. Signed: final, verified
     by the clinician who signed, at the time they signed (not when the file was written)."""

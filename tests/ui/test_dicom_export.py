@@ -243,7 +243,9 @@ def test_resending_after_a_failed_send_can_send_only_what_waits(
     qtbot.waitUntil(lambda: window.last_send is not None, timeout=120000)
     assert asked == [3] and window.last_send.ok, window.last_send.message
     assert len(orthanc.json("/instances")) == 3 and Outbox().pending() == []  # no version 2
-    assert [r["action"] for r in AuditLog().read()].count("queue-pacs") == 1
+    actions = [r["action"] for r in AuditLog().read()]
+    assert actions.count("queue-pacs") == 1
+    assert actions.count("send-pacs") == 1 and actions[-1] == "send-pacs"  # arrived now
 
 
 def test_a_failed_connection_test_is_shown_whole(qtbot):

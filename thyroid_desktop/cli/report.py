@@ -126,6 +126,11 @@ def add_parsers(sub) -> None:
     o.add_argument("--send", nargs="?", const="", metavar="AE@HOST:PORT", help=SEND_HELP)
     o.add_argument("--calling-ae", help="our AE title (default: the saved one, THYROIDREVIEW)")
     o.add_argument("--outbox", type=Path, help="outbox folder (default: the app's)")
+    o.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="do not write the send-pacs lines of reports that have now all arrived",
+    )
 
 
 def destination(text: str, calling_ae: str | None) -> PacsSettings:
@@ -150,18 +155,21 @@ def _progress(done: int, total: int, name: str) -> None:
         print(f"sending {done + 1}/{total}: {name}", file=sys.stderr, flush=True)
 
 
-def send(outbox: Outbox, settings: PacsSettings) -> int:
-    return OK if sent(outbox, settings).ok else NOT_ALL
+def send(outbox: Outbox, settings: PacsSettings, audit=None) -> int:
+    return OK if sent(outbox, settings, audit).ok else NOT_ALL
 
 
-def sent(outbox: Outbox, settings: PacsSettings):
-    """Sends the outbox and says how it went; the send's result."""
+def sent(outbox: Outbox, settings: PacsSettings, audit=None):
+    """Sends the outbox (writing to ``audit`` what has now all arrived: ``Outbox.add``) and
+    says how it went; the send's result."""
     import logging
 
     # pynetdicom logs each refused association itself; our per-object errors say it better.
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
-    result = outbox.send(settings, _progress)
+    result = outbox.send(settings, _progress, audit)
     print(f"PACS: {result.message}")
+    if result.audit_problem:
+        print(f"warning: {result.audit_problem}", file=sys.stderr)
     left = outbox.pending()
     if left:
         print(f"{len(left)} object(s) kept in the outbox {outbox.folder}; `outbox --send` retries")
@@ -308,11 +316,12 @@ def report_command(args: argparse.Namespace) -> int:
         code = OK
         if settings is not None:
             outbox = Outbox(args.outbox)
-            outbox.add(export.files)
+            # send-pacs is written by whichever send stores the last of them
+            outbox.add(
+                export.files, service.report_records(items, Action.SEND_PACS, export.message)
+            )
             service.record_report(items, Action.QUEUE_PACS, export.message)
-            result = sent(outbox, settings)
-            if result.ok:  # stored: this report reached the PACS
-                service.record_report(items, Action.SEND_PACS, result.message)
+            result = sent(outbox, settings, service.audit)
             code = OK if result.ok else NOT_ALL
     return NOT_ALL if failed or code else OK
 
@@ -328,4 +337,6 @@ def outbox_command(args: argparse.Namespace) -> int:
     except PacsError as err:
         print(f"error: {err}", file=sys.stderr)
         return NOT_DONE
-    return send(outbox, settings)
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    return send(outbox, settings, None if args.no_audit else AuditLog())

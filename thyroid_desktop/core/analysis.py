@@ -67,7 +67,8 @@ from thyroid_desktop.core.pipeline.tirads_ai import (
     nodule_mask,
     review_of,
 )
-from thyroid_desktop.core.report.audit import AuditLog, record_for
+from thyroid_desktop.core.report.audit import AuditLog, AuditRecord, record_for
+from thyroid_desktop.core.report.pacs import SEND_PACS as SEND_PACS_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Action(enum.StrEnum):
     EXPORT_DICOM = "export-dicom"
     #: The same written into the PACS outbox, to be sent; ``send-pacs`` once stored there.
     QUEUE_PACS = "queue-pacs"
-    SEND_PACS = "send-pacs"
+    SEND_PACS = SEND_PACS_ACTION
     ACCEPT_TIRADS = "accept-ai-tirads"
     #: The clinician accepted the detector's proposal (it became a nodule) or rejected it.
     ACCEPT = "accept-proposal"
@@ -574,30 +575,8 @@ class AnalysisService:
         (the analysis stands; the caller says so)."""
         if self.audit is None or action is None:
             return ""
-        if finding.overridden_reason and action in (Action.ANALYSE, Action.AUTO, Action.CLI):
-            action = Action.FORCE  # an estimate made although the scope check refused it
-        sug = finding.tirads_suggestion
-        suggested = {g: s.value.name for g, s in sug.groups.items()} if sug else None
-        review = review_of(choices, sug) if choices is not None else None
         try:
-            self.audit.append(
-                record_for(
-                    str(action),
-                    image.sha256,
-                    None if finding.roi_source is BoxSource.NONE else finding.roi,
-                    roi_source=finding.roi_source,
-                    model_id=finding.model_id,
-                    probability=finding.estimate,
-                    file=str(image.source) if image.source else None,
-                    frame=image.frame_index if image.n_frames > 1 else None,
-                    no_estimate_reason=finding.no_estimate_reason or None,
-                    calibration=finding.calibration,
-                    tirads_suggested=suggested,
-                    tirads_review=review,
-                    scope_override=finding.overridden_reason or None,
-                    detail=detail,
-                )
-            )
+            self.audit.append(audit_record(action, image, finding, choices, detail))
         except OSError as err:
             log.warning("audit log %s not written: %s", self.audit.path, err)
             return f"audit log not written: {err}"
@@ -611,6 +590,45 @@ class AnalysisService:
         clinician's choices). Returns "" or the first problem."""
         problems = [self.record(action, it.image, it.finding, it.choices, detail) for it in items]
         return next((p for p in problems if p), "")
+
+    def report_records(self, items, action: Action, detail: str | None = None) -> list:
+        """The records `record_report` would write for ``items`` (none without an audit
+        log): for the PACS outbox to write once the report has arrived (``Outbox.add``)."""
+        if self.audit is None:
+            return []
+        return [audit_record(action, it.image, it.finding, it.choices, detail) for it in items]
+
+
+def audit_record(
+    action: Action | str,
+    image: UltrasoundImage,
+    finding: Finding,
+    choices: TiradsChoices | None = None,
+    detail: str | None = None,
+) -> AuditRecord:
+    """The audit record of ``action`` on ``finding`` (with the AI's TI-RADS suggestions and,
+    with ``choices``, what the clinician did with them)."""
+    if finding.overridden_reason and action in (Action.ANALYSE, Action.AUTO, Action.CLI):
+        action = Action.FORCE  # an estimate made although the scope check refused it
+    sug = finding.tirads_suggestion
+    suggested = {g: s.value.name for g, s in sug.groups.items()} if sug else None
+    review = review_of(choices, sug) if choices is not None else None
+    return record_for(
+        str(action),
+        image.sha256,
+        None if finding.roi_source is BoxSource.NONE else finding.roi,
+        roi_source=finding.roi_source,
+        model_id=finding.model_id,
+        probability=finding.estimate,
+        file=str(image.source) if image.source else None,
+        frame=image.frame_index if image.n_frames > 1 else None,
+        no_estimate_reason=finding.no_estimate_reason or None,
+        calibration=finding.calibration,
+        tirads_suggested=suggested,
+        tirads_review=review,
+        scope_override=finding.overridden_reason or None,
+        detail=detail,
+    )
 
 
 def nodule_reports(service: AnalysisService, state) -> list:

@@ -337,13 +337,13 @@ class DicomActionsMixin:
             if export is not None:
                 with tempfile.TemporaryDirectory(prefix="thyroid-dicom-") as tmp:
                     written, items, _ = export(Path(tmp))
-                    outbox.add(written.files)
+                    # send-pacs is written by whichever send stores the last of them
+                    arrived = service.report_records(items, Action.SEND_PACS, written.message)
+                    outbox.add(written.files, arrived)
                 # audited once it is in the outbox (a failed add is the job's error)
                 problem = service.record_report(items, Action.QUEUE_PACS, written.message)
-            result = outbox.send(settings, progress.changed.emit)
-            if written is not None and result.ok:  # stored: this report reached the PACS
-                problem = service.record_report(items, Action.SEND_PACS, result.message) or problem
-            return written, result, problem
+            result = outbox.send(settings, progress.changed.emit, service.audit)
+            return written, result, problem or result.audit_problem
 
         def done(out) -> None:
             written, result, problem = out

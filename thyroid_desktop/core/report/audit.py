@@ -23,6 +23,11 @@ def default_log_path() -> Path:
     return user_data_dir() / "audit.jsonl"
 
 
+def utc_now() -> str:
+    """A record's time: now, UTC, ISO 8601 to the millisecond."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     """What was analysed, with which model, with what result, and what the user did."""
@@ -46,9 +51,7 @@ class AuditRecord:
     #: What the action was about, in words (e.g. the patients of a "new study or add
     #: anyway?" question and the answer).
     detail: str | None = None
-    time: str = field(
-        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    )
+    time: str = field(default_factory=lambda: utc_now())
 
 
 def record_for(action: str, sha256: str, roi: ROI | None, **kwargs) -> AuditRecord:

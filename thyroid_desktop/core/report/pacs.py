@@ -8,6 +8,7 @@ app's user data folder, written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,11 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from thyroid_desktop.core.io.files import user_data_dir, write_atomically
+from thyroid_desktop.core.report.audit import AuditLog, AuditRecord, utc_now
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "pacs.json"
 OUTBOX_FOLDER = "outbox"
+#: The audit action of a report's objects all stored on the PACS (``core.analysis.Action``).
+SEND_PACS = "send-pacs"
 #: Our AE title when none is set (what the PACS sees as the calling AE).
 DEFAULT_CALLING_AE = "THYROIDREVIEW"
 #: Seconds to wait for the PACS to answer (connect, associate, each store).
@@ -128,6 +132,8 @@ class StoreOutcome:
 class SendResult:
     destination: str
     outcomes: tuple[StoreOutcome, ...]
+    #: Why the audit records of what arrived could not be written ("" when they were).
+    audit_problem: str = ""
 
     @property
     def sent(self) -> int:
@@ -302,14 +308,22 @@ def echo(settings: PacsSettings) -> str:
 
 # ------------------------------------------------------------------------- the outbox
 class Outbox:
-    """A folder of objects waiting for the PACS; each leaves it only once stored."""
+    """A folder of objects waiting for the PACS; each leaves it only once stored.
+
+    Objects added together may come with the audit records their arrival writes
+    (``add(files, audit)``): kept beside them (a hidden ``.audit-<uid>.json``) and appended to
+    the audit log, as ``send-pacs``, by the send that stores the last of them, whichever
+    send that is (this one, "Send waiting only" later, ``outbox --send``)."""
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self.folder = Path(folder or user_data_dir() / OUTBOX_FOLDER)
 
-    def add(self, files: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    def add(
+        self, files: Sequence[str | os.PathLike[str]], audit: Sequence[AuditRecord] = ()
+    ) -> list[Path]:
         """Copies ``files`` into the outbox (atomically; named by their SOP Instance UID, so
-        adding one twice keeps one copy). Returns the outbox's copies."""
+        adding one twice keeps one copy) and, after them, ``audit``: the records to write once
+        all of them are stored. Returns the outbox's copies."""
         from pydicom import dcmread
 
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -319,7 +333,59 @@ class Outbox:
             target = self.folder / f"{uid}.dcm"
             write_atomically(target, lambda tmp, src=f: shutil.copyfile(src, tmp))
             out.append(target)
+        if audit and out:  # after the files: a note never names objects that are not there
+            note = {"waiting": [p.stem for p in out], "records": [asdict(r) for r in audit]}
+            self._write_note(self.folder / f".audit-{out[0].stem}.json", note)
         return out
+
+    @staticmethod
+    def _write_note(path: Path, note: dict) -> None:
+        text = json.dumps(note, sort_keys=True)
+        write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def _settle(self, result: SendResult, audit: AuditLog | None) -> str:
+        """Crosses the objects ``result`` stored off each audit note; appends the records of
+        a note with nothing left waiting to ``audit`` (as ``send-pacs``, now, with the send's
+        summary) and removes it. Returns "" or why the log could not be written."""
+        stored = {o.path.stem for o in result.outcomes if o.ok}
+        if not stored or not self.folder.is_dir():
+            return ""
+        problem = ""
+        for path in sorted(self.folder.glob(".audit-*.json")):
+            try:
+                note = json.loads(path.read_text(encoding="utf-8"))
+                waiting = [u for u in note["waiting"] if u not in stored]
+                if waiting == note["waiting"]:
+                    continue
+                if waiting:
+                    self._write_note(path, {**note, "waiting": waiting})
+                    continue
+                if audit is not None:
+                    for r in note["records"]:
+                        detail = "; ".join(x for x in (r.get("detail"), result.summary) if x)
+                        audit.append(
+                            dataclasses.replace(
+                                AuditRecord(**r), action=SEND_PACS, detail=detail, time=utc_now()
+                            )
+                        )
+                path.unlink()
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                log.warning("audit note %s: %s", path, err)
+                problem = problem or f"audit log not written: {err}"
+        return problem
+
+    def send(
+        self,
+        settings: PacsSettings,
+        progress: Progress | None = None,
+        audit: AuditLog | None = None,
+    ) -> SendResult:
+        """Sends everything pending (a retry sends what is left); removes what was stored
+        and writes, to ``audit``, the records of what has now all arrived (``add``); a log
+        that cannot be written is said in the result's ``audit_problem``."""
+        result = send_files(self.pending(), settings, progress, on_stored=_remove)
+        problem = self._settle(result, audit)
+        return dataclasses.replace(result, audit_problem=problem) if problem else result
 
     def pending(self) -> list[Path]:
         """What waits to be sent, oldest first."""
@@ -339,10 +405,6 @@ class Outbox:
             except (OSError, AttributeError, pydicom.errors.InvalidDicomError):
                 out.add("")
         return out
-
-    def send(self, settings: PacsSettings, progress: Progress | None = None) -> SendResult:
-        """Sends everything pending (a retry sends what is left); removes what was stored."""
-        return send_files(self.pending(), settings, progress, on_stored=_remove)
 
 
 def _remove(path: Path) -> None:
