@@ -2,6 +2,7 @@
 exposes, and the site profiles (old files included) that produce theirs."""
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -152,5 +153,7 @@ def test_an_old_site_profile_file_loads_and_calibrates_predict(classifier):
     assert local.probability == pytest.approx(sigmoid(0.4 * shipped.logit - 1.0))
     assert not local.site_validated  # the finding says so in its caveats when it has a number
     assert not site.same_calibration(shipped, clf) and site.same_calibration(local, clf)
+    # refitted under the same name with another threshold: another calibration
+    assert not site.same_calibration(dataclasses.replace(local, threshold=0.3), clf)
     site.choose_calibration(clf, "shipped")
     assert site.same_calibration(shipped, clf)

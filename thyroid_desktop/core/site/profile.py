@@ -604,10 +604,13 @@ def choose_calibration(classifier, name: str | None) -> ActiveCalibration:
 
 
 def same_calibration(finding, classifier) -> bool:
-    """True when ``finding`` was made under the classifier's current calibration, with its
-    site-validation status (a result from before a switch is analysed again rather than
-    shown with the old numbers or status)."""
+    """True when ``finding`` was made under the classifier's current calibration: its name,
+    threshold and site-validation status, as ``Estimate.scored_under`` (a profile refitted
+    under the same name is another calibration; a result from before a switch is analysed
+    again rather than shown with the old numbers or status)."""
     calibration = classifier.calibration
     return (
-        finding.calibration == calibration.name and finding.site_validated == calibration.validated
+        finding.calibration == calibration.name
+        and finding.site_validated == calibration.validated
+        and finding.threshold == calibration.threshold
     )
