@@ -21,7 +21,9 @@ of each, cut as the app cuts them (marks painted out): 10 views. Stages 1-5 run 
   logits over its 10 views + the head's L2 penalty + ``--anchor`` x |tail - ImageNet|^2.
 - or, ``--distill``, without labels: the tail learns the frozen tail's features averaged over
   the image's 5 boxes from each single view (``run_fold_distill``); the head refitted after
-  each epoch.
+  each epoch; ``--unlabelled EVERY`` adds every EVERY-th arcegor nodule frame (no labels:
+  the expert mask's box and 4 changes, cut as the app cuts them) to what the tail learns
+  from (``unlabelled_maps``).
 
 For each epoch: held-out AUROC per site of the box + mirror mean logit, the logit's noise
 ratio (half its mean squared change under the box changes over its variance between images)
@@ -33,7 +35,7 @@ docs/experiments.md (box stability: fine-tuning the last stages).
 
 Usage: python benchmarks/tail_finetune_cv.py [--data ../shared/data]
        [--cache runs/app_path_v2] [--epochs 4] [--consistency 10] [--folds 5]
-       [--distill] [--rescore runs/tail_finetune/oof_....npy]
+       [--distill [--unlabelled 2]] [--rescore runs/tail_finetune/oof_....npy]
 """
 
 from __future__ import annotations
@@ -70,15 +72,67 @@ def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndar
         if len(maps) != len(samples):
             raise SystemExit(f"{store} holds {len(maps)} images, not {len(samples)}")
         return maps
-    import keras
-    import tensorflow as tf
     from bench_feature_noise import crops_of
-
-    from training.linear_head import feature_graph
 
     t0 = time.perf_counter()
     crops = crops_of(samples, cache)
     print(f"{len(samples)} images x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
+    maps = maps_of(crops, backbone)
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(store, maps)
+    return maps
+
+
+def unlabelled_maps(data: Path, cache, work: Path, every: int, backbone: str = BACKBONE):
+    """Stage-5 maps (as `stage5_maps`) of arcegor's nodule frames (every ``every``-th of
+    them; no malignancy labels): the expert mask's box and 4 changes of it, cut as the app
+    cuts them, and their mirrors. Read from ``work`` when there."""
+    store = work / f"stage5_arcegor_{cache.input_size}px_every{every}.npy"
+    if store.exists():
+        return np.load(store, mmap_mode="r")
+    import csv
+
+    from bench_feature_noise import CHANGES, SEED
+    from bench_what_it_looks_at import box_changes
+
+    from thyroid_desktop.core.io.images import open_image
+    from thyroid_desktop.core.pipeline.estimate import classifier_crop
+    from thyroid_desktop.core.pipeline.fov import detect_fov
+    from thyroid_desktop.core.pipeline.marks import MarksStep
+    from thyroid_desktop.core.pipeline.roi import CROP_MARGIN, roi_from_mask
+    from training.data import read_mask
+
+    root = data / "arcegor"
+    with open(root / "masks.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["has_nodule"] == "1"][::every]
+    rng, crops, t0 = np.random.default_rng(SEED), [], time.perf_counter()
+    for r in rows:
+        image = open_image(root / r["file"])
+        mask = read_mask(root / r["mask"], image.width, image.height)
+        box = roi_from_mask(mask.astype(np.uint8)) if mask is not None and mask.any() else None
+        if box is None:
+            continue
+        fov = detect_fov(image.gray)
+        boxes = [box, *box_changes(box, CHANGES, rng, image.width, image.height)]
+        step = MarksStep(cache.marks)
+        crops.append(
+            [classifier_crop(image, b, cache.input_size, CROP_MARGIN, fov, step)[0] for b in boxes]
+        )
+    crops = np.asarray(crops, np.uint8)
+    print(f"arcegor: {len(crops)} frames x 5 boxes cut in {time.perf_counter() - t0:.0f} s")
+    maps = maps_of(crops, backbone)
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(store, maps)
+    return maps
+
+
+def maps_of(crops: np.ndarray, backbone: str = BACKBONE) -> np.ndarray:
+    """Stage-5 output (float16) of ``N x 5`` crops and their mirrors, N x 10 x h x w x C."""
+    import keras
+    import tensorflow as tf
+
+    from training.linear_head import feature_graph
+
     model, first = feature_graph(backbone, crops.shape[-2])
     head = keras.Model(model.input, model.get_layer(first).output)
     call = tf.function(lambda x: head(x, training=False), jit_compile=False)
@@ -91,10 +145,7 @@ def stage5_maps(samples, cache, work: Path, backbone: str = BACKBONE) -> np.ndar
         out.append(call(tf.constant(flat[i : i + 32], tf.float32)).numpy().astype(np.float16))
         if i % 640 == 0:
             print(f"  stage 5: {i}/{len(flat)} crops, {time.perf_counter() - t0:.0f} s", flush=True)
-    maps = np.concatenate(out).reshape(n, views.shape[1], *out[0].shape[1:])
-    work.mkdir(parents=True, exist_ok=True)
-    np.save(store, maps)
-    return maps
+    return np.concatenate(out).reshape(n, views.shape[1], *out[0].shape[1:])
 
 
 def tail_model(backbone: str, size: int):
@@ -217,15 +268,29 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
     half = n_views // 2
     forward = tf.function(lambda m: tail(m, training=False))
 
-    def feats(idx):
+    extra = getattr(args, "extra_maps", None)  # unlabelled frames (--unlabelled), or None
+    n_extra = 0 if extra is None else len(extra)
+
+    def feats(idx, source=maps):
         out = []
         for i in range(0, len(idx), 16):
-            m = np.asarray(maps[idx[i : i + 16]], np.float32)
+            m = np.asarray(source[idx[i : i + 16]], np.float32)
             f = forward(tf.constant(m.reshape(-1, *m.shape[2:]))).numpy()
             out.append(f.reshape(len(m), n_views, -1))
         return np.concatenate(out)
 
+    def batch_maps(rows):
+        """Maps of training rows: the fold's images first, then the unlabelled frames."""
+        rows = np.sort(rows)
+        own, more = rows[rows < len(tr)], rows[rows >= len(tr)] - len(tr)
+        parts = [np.asarray(maps[np.sort(tr[own])], np.float32)] if len(own) else []
+        if len(more):
+            parts.append(np.asarray(extra[more], np.float32))
+        return np.concatenate(parts), rows
+
     teacher = feats(tr)  # frozen ImageNet tail
+    if n_extra:
+        teacher = np.concatenate([teacher, feats(np.arange(n_extra), extra)])
     target = np.concatenate(
         [
             np.repeat(teacher[:, :half].mean(1, keepdims=True), half, axis=1),
@@ -233,10 +298,9 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
         ],
         axis=1,
     )
-    sd = teacher[:, [0, half]].reshape(-1, teacher.shape[-1]).std(axis=0)
+    sd = teacher[: len(tr), [0, half]].reshape(-1, teacher.shape[-1]).std(axis=0)
     sd = np.maximum(sd, 0.1 * np.median(sd))  # near-constant features would dominate
     inv_sd = tf.constant(1.0 / sd, tf.float32)
-    row_of = {int(i): k for k, i in enumerate(tr)}
     opt = keras.optimizers.Adam(args.lr)
 
     @tf.function
@@ -266,22 +330,17 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
 
     # the fit of the frozen tail to the target, for the printout (the views' own noise)
     base = float(np.mean(((teacher - target) / sd) ** 2))
-    print(f"    epoch 0: distillation loss {base:.4f}", flush=True)
-    result = [score(teacher, feats(va))]
+    print(f"    epoch 0: distillation loss {base:.4f} ({len(tr)} images + {n_extra} "
+          "unlabelled frames)", flush=True)  # fmt: skip
+    result = [score(teacher[: len(tr)], feats(va))]
     rng = np.random.default_rng(0)
+    # tr is sorted (cv_splits), so the rows of a sorted batch of tr follow its maps' order
+    assert np.all(np.diff(tr) > 0)
     for epoch in range(args.epochs):
-        t0, order, losses = time.perf_counter(), rng.permutation(tr), []
+        t0, order, losses = time.perf_counter(), rng.permutation(len(tr) + n_extra), []
         for i in range(0, len(order), args.batch):
-            b = np.sort(order[i : i + args.batch])
-            rows = [row_of[int(j)] for j in b]
-            losses.append(
-                float(
-                    step(
-                        tf.constant(np.asarray(maps[b], np.float32)),
-                        tf.constant(target[rows], tf.float32),
-                    )
-                )
-            )
+            m, rows = batch_maps(order[i : i + args.batch])
+            losses.append(float(step(tf.constant(m), tf.constant(target[rows], tf.float32))))
         result.append(score(feats(tr), feats(va)))
         print(f"    epoch {epoch + 1}: distillation loss {np.mean(losses):.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
@@ -358,6 +417,13 @@ def main() -> int:
         action="store_true",
         help="label-free: the tail learns the frozen tail's features averaged over the 5 boxes",
     )
+    parser.add_argument(
+        "--unlabelled",
+        type=int,
+        default=0,
+        metavar="EVERY",
+        help="with --distill: also every EVERY-th arcegor nodule frame (no labels) in training",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--rescore", type=Path, default=None, help="score saved out-of-fold logits (no training)"
@@ -377,11 +443,17 @@ def main() -> int:
         tag += f"_{args.backbone}"
     if args.distill:
         tag = "distill_" + tag.split("_", 1)[1]
+        if args.unlabelled:
+            tag += f"_arcegor{args.unlabelled}"
     store = args.work / f"oof_{tag}.npy"
     if args.rescore:
         oof = np.load(args.rescore)
     else:
         maps = stage5_maps(samples, cache, args.work, args.backbone)
+        if args.distill and args.unlabelled:
+            args.extra_maps = unlabelled_maps(
+                args.data, cache, args.work, args.unlabelled, args.backbone
+            )
         oof = np.full((args.epochs + 1, len(y), maps.shape[1]), np.nan, np.float32)
         for _rep, tr, va in folds:
             t0 = time.perf_counter()
@@ -417,7 +489,7 @@ def main() -> int:
               f"{r['shift_median']:.3f} | {r['shift_p95']:.3f} | {r['shift_max']:.3f}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v
-            for k, v in vars(args).items()}, "rows": rows}, indent=2) + "\n")  # fmt: skip
+            for k, v in vars(args).items() if k != "extra_maps"}, "rows": rows}, indent=2) + "\n")  # fmt: skip
     return 0
 
 
