@@ -78,6 +78,14 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     assert rows[1]["probability"] == f"{result.probability:.4f}"
     assert rows[1]["model_estimate"] == expected.call_text
     assert rows[1]["no_estimate_reason"] == ""
+    # each CSV written is audited, a line per nodule row with its numbers (it was not)
+    from thyroid_desktop.core.report.audit import AuditLog
+
+    csv_lines = [r for r in AuditLog().read() if r["action"] == "export-csv"]
+    assert len(csv_lines) == 1 and csv_lines[0]["detail"] == f"study CSV {out}"
+    line = csv_lines[0]
+    assert line["image_sha256"] == second.sha256 and line["roi"] == result.box.as_list()
+    assert line["probability"] == result.probability and line["file"] == str(second.path)
     assert rows[1]["caveats"] == "not validated at this site"
 
 

@@ -117,6 +117,8 @@ class Action(enum.StrEnum):
     EXPORT = "export-report"
     #: The report written as DICOM (SR, PDF, key images) into a folder.
     EXPORT_DICOM = "export-dicom"
+    #: The study list written as CSV (a line per nodule row).
+    EXPORT_CSV = "export-csv"
     #: The same written into the PACS outbox, to be sent; ``send-pacs`` once stored there.
     QUEUE_PACS = "queue-pacs"
     SEND_PACS = SEND_PACS_ACTION
@@ -590,6 +592,40 @@ class AnalysisService:
         clinician's choices). Returns "" or the first problem."""
         problems = [self.record(action, it.image, it.finding, it.choices, detail) for it in items]
         return next((p for p in problems if p), "")
+
+    def record_rows(self, rows, detail: str | None = None) -> str:
+        """One ``export-csv`` record per nodule row of a study CSV just written
+        (``core.review.study.ResultRow``: its stored estimate, or none yet). Returns "" or
+        the first problem."""
+        if self.audit is None:
+            return ""
+        for row in rows:
+            n, e = row.nodule, row.estimate
+            if n is None:
+                continue
+            try:
+                self.audit.append(
+                    record_for(
+                        str(Action.EXPORT_CSV),
+                        n.image,
+                        e.box if e is not None else n.box,
+                        roi_source=(e.roi_source if e is not None else n.source),
+                        model_id=e.model_id if e is not None else "",
+                        probability=e.probability if e is not None and e.in_scope else None,
+                        file=str(row.entry.path),
+                        frame=row.frame,
+                        no_estimate_reason=(e.no_estimate_reason or None)
+                        if e is not None
+                        else "not analysed",
+                        calibration=e.calibration if e is not None else None,
+                        scope_override=(e.overridden_reason or None) if e is not None else None,
+                        detail=detail,
+                    )
+                )
+            except OSError as err:
+                log.warning("audit log %s not written: %s", self.audit.path, err)
+                return f"audit log not written: {err}"
+        return ""
 
     def report_records(self, items, action: Action, detail: str | None = None) -> list:
         """The records `record_report` would write for ``items`` (none without an audit

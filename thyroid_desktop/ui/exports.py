@@ -298,12 +298,15 @@ class ExportsMixin(DicomActionsMixin):
             self.export_csv(path)
 
     def export_csv(self, path: Path) -> bool:
-        return self._write_file(
-            lambda: write_csv(path, self.review.rows()),
-            path,
-            "CSV not written",
-            "Study list written",
-        )
+        rows = self.review.rows()
+        if not self._write_file(
+            lambda: write_csv(path, rows), path, "CSV not written", "Study list written"
+        ):
+            return False
+        problem = self.service.record_rows(rows, f"study CSV {path}") if self.service else ""
+        if problem:
+            self.statusBar().showMessage(f"Study list written to {path} ({problem})", 15000)
+        return True
 
     def save_session_dialog(self) -> None:
         if not self.session.state.images:
