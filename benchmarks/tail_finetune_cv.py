@@ -87,7 +87,8 @@ def unlabelled_maps(data: Path, cache, work: Path, every: int, backbone: str = B
     """Stage-5 maps (as `stage5_maps`) of arcegor's nodule frames (every ``every``-th of
     them; no malignancy labels): the expert mask's box and 4 changes of it, cut as the app
     cuts them, and their mirrors. Read from ``work`` when there."""
-    store = work / f"stage5_arcegor_{cache.input_size}px_every{every}.npy"
+    tag = "" if backbone == BACKBONE else f"_{backbone}"
+    store = work / f"stage5_arcegor{tag}_{cache.input_size}px_every{every}.npy"
     if store.exists():
         return np.load(store, mmap_mode="r")
     import csv

@@ -236,7 +236,7 @@ def test_cli_report_writes_pdf_and_dicom_and_sends_them(tmp_path, orthanc, capsy
     assert list(outbox.glob("*.dcm")) == [] and len(orthanc.json("/instances")) == 6
     # ... and that send writes the report's send-pacs line (it used to get none)
     last = AuditLog().read()[-1]
-    assert last["action"] == "send-pacs" and "3 of 3 object(s) stored" in last["detail"]
+    assert last["action"] == "send-pacs" and "all 3 object(s) stored" in last["detail"]
     assert list(outbox.glob(".audit-*")) == []
 
 

@@ -280,15 +280,57 @@ def test_a_report_sent_later_is_audited_when_its_last_object_arrives(tmp_path, c
     assert outbox._settle(stored(copies[2]), log) == ""
     (line,) = log.read()
     assert line["action"] == "send-pacs" and line["image_sha256"] == "abc"
-    assert line["detail"] == "version 1; 1 of 1 object(s) stored on PACS"
-    assert line["time"] != record.time and list(outbox.folder.glob(".audit-*")) == []
+    assert line["detail"] == "version 1; all 3 object(s) stored on PACS"
+    assert line["time"] != record.time and notes(outbox) == []
     # written once: a later send does not repeat it
     assert outbox._settle(stored(*outbox.add(out.files[:1])), log) == "" and len(log.read()) == 1
-    # objects that left the outbox without being stored (deleted by hand) write nothing
+    # objects that left the outbox without being stored (deleted by hand): nothing written,
+    # the note dropped
     outbox.add(out.files, [record])
     for p in outbox.pending():
         p.unlink()
-    assert outbox._settle(stored(), log) == "" and len(log.read()) == 1
+    assert outbox._settle(stored(), log) == "" and len(log.read()) == 1 and notes(outbox) == []
+
+
+def notes(outbox):
+    return sorted(p.name for p in outbox.folder.glob(".audit-*"))
+
+
+def test_a_report_s_audit_waits_while_the_log_cannot_take_it(tmp_path, classifier):
+    """Sent without a log (``--no-audit``) or while it cannot be written: the records stay
+    beside the outbox until a send with a log writes them (a review: they were lost)."""
+    from thyroid_desktop.core.report.audit import AuditLog, record_for
+    from thyroid_desktop.core.report.pacs import SendResult, StoreOutcome
+
+    image = open_image(phantom_dicom(tmp_path / "us.dcm"))
+    out = export_study_dicom(
+        tmp_path / "out", [nodule_item(image, classifier)], classifier.card, study_of(image), PDF
+    )
+    outbox = Outbox(tmp_path / "outbox")
+    records = [record_for("send-pacs", sha, None, roi_source="auto", model_id="m",
+                          probability=0.5) for sha in ("a", "b")]  # fmt: skip
+    copies = outbox.add(out.files, records)
+    for p in copies:
+        p.unlink()
+    sent = SendResult("PACS", tuple(StoreOutcome(p, p.name, True) for p in copies))
+    assert outbox._settle(sent, None) == "" and len(notes(outbox)) == 1  # no log: kept
+    (tmp_path / "blocked").mkdir()
+    blocked = AuditLog(tmp_path / "blocked")  # a folder: it cannot be appended to
+    assert "audit log not written" in outbox._settle(SendResult("PACS", ()), blocked)
+    assert len(notes(outbox)) == 1
+    # a stray temporary file and a note of another version do not break or repeat anything
+    (outbox.folder / ".audit-1.2.json.tmp9.json").write_text("{half")
+    note = outbox.folder / notes(outbox)[0]
+    data = json.loads(note.read_text())
+    data["records"][0]["added_later"] = "a field of a newer version"
+    note.write_text(json.dumps(data))
+    log = AuditLog(tmp_path / "audit.jsonl")
+    assert outbox._settle(SendResult("PACS", ()), log) == ""  # any later send writes them
+    assert [r["image_sha256"] for r in log.read()] == ["a", "b"]
+    assert notes(outbox) == [".audit-1.2.json.tmp9.json"]
+    # a mangled note is said, never raised: the send has happened
+    (outbox.folder / ".audit-3.4.json").write_text(json.dumps({"waiting": [], "records": [1]}))
+    assert "audit log not written" in outbox._settle(SendResult("PACS", ()), log)
 
 
 def test_a_signed_study_is_sent_final_and_verified_by_its_signer(tmp_path, classifier):

@@ -88,7 +88,7 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert {"export-dicom", "queue-pacs", "send-pacs"} <= set(lines)
     assert "export-report" not in lines  # the study PDF's line, not these
     assert lines["send-pacs"]["roi"] == n1.box.as_list()
-    assert "3 of 3 object(s) stored" in lines["send-pacs"]["detail"]
+    assert "all 3 object(s) stored" in lines["send-pacs"]["detail"]
     assert lines["export-dicom"]["image_sha256"] == n1.image
     # the SR sent names the one exported before as the version it supersedes
     first, sent = window.session.state.study.sr_versions
@@ -239,6 +239,7 @@ def test_resending_after_a_failed_send_can_send_only_what_waits(
         window, "ask_waiting", lambda n, outbox: asked.append(n) or pacs_dialog.WAITING_ONLY
     )
     window.last_send = None
+    monkeypatch.setattr(window, "service", None)  # what waits is sent without a model too
     window.send_to_pacs_dialog()
     qtbot.waitUntil(lambda: window.last_send is not None, timeout=120000)
     assert asked == [3] and window.last_send.ok, window.last_send.message

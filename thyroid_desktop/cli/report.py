@@ -129,7 +129,8 @@ def add_parsers(sub) -> None:
     o.add_argument(
         "--no-audit",
         action="store_true",
-        help="do not write the send-pacs lines of reports that have now all arrived",
+        help="do not write the send-pacs lines of reports that have now all arrived "
+        "(they wait in the outbox for a later send with the log)",
     )
 
 

@@ -331,6 +331,7 @@ class DicomActionsMixin:
         export = self._dicom_job(study, None) if study is not None else None
         study_id = self.session.state.study.id
         service = self.service
+        audit = self.audit  # also before (or without) a model: waiting objects are sent
 
         def job():
             written, problem = None, ""
@@ -342,7 +343,7 @@ class DicomActionsMixin:
                     outbox.add(written.files, arrived)
                 # audited once it is in the outbox (a failed add is the job's error)
                 problem = service.record_report(items, Action.QUEUE_PACS, written.message)
-            result = outbox.send(settings, progress.changed.emit, service.audit)
+            result = outbox.send(settings, progress.changed.emit, audit)
             return written, result, problem or result.audit_problem
 
         def done(out) -> None:

@@ -27,6 +27,8 @@ SETTINGS_FILE = "pacs.json"
 OUTBOX_FOLDER = "outbox"
 #: The audit action of a report's objects all stored on the PACS (``core.analysis.Action``).
 SEND_PACS = "send-pacs"
+#: The outbox's audit notes (``Outbox.add``); not their temporary files.
+AUDIT_NOTE = re.compile(r"\.audit-[0-9.]+\.json")
 #: Our AE title when none is set (what the PACS sees as the calling AE).
 DEFAULT_CALLING_AE = "THYROIDREVIEW"
 #: Seconds to wait for the PACS to answer (connect, associate, each store).
@@ -334,7 +336,11 @@ class Outbox:
             write_atomically(target, lambda tmp, src=f: shutil.copyfile(src, tmp))
             out.append(target)
         if audit and out:  # after the files: a note never names objects that are not there
-            note = {"waiting": [p.stem for p in out], "records": [asdict(r) for r in audit]}
+            note = {
+                "waiting": [p.stem for p in out],
+                "objects": len(out),
+                "records": [asdict(r) for r in audit],
+            }
             self._write_note(self.folder / f".audit-{out[0].stem}.json", note)
         return out
 
@@ -344,33 +350,56 @@ class Outbox:
         write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def _settle(self, result: SendResult, audit: AuditLog | None) -> str:
-        """Crosses the objects ``result`` stored off each audit note; appends the records of
-        a note with nothing left waiting to ``audit`` (as ``send-pacs``, now, with the send's
-        summary) and removes it. Returns "" or why the log could not be written."""
-        stored = {o.path.stem for o in result.outcomes if o.ok}
-        if not stored or not self.folder.is_dir():
+        """Crosses the objects ``result`` stored off each audit note. A note with nothing left
+        waiting has its records appended to ``audit`` (as ``send-pacs``, now) and is
+        removed; without a log (``--no-audit``), or while the log cannot be written, it
+        stays for a later send, which writes what is left. A note whose objects all left the
+        outbox unsent (deleted by hand) is dropped. Never raises: the send has happened.
+        Returns "" or why the log could not be written."""
+        if not self.folder.is_dir():
             return ""
+        stored = {o.path.stem for o in result.outcomes if o.ok}
+        pending = {p.stem for p in self.pending()}
+        fields = set(AuditRecord.__dataclass_fields__)
         problem = ""
-        for path in sorted(self.folder.glob(".audit-*.json")):
+        for path in sorted(p for p in self.folder.iterdir() if AUDIT_NOTE.fullmatch(p.name)):
             try:
                 note = json.loads(path.read_text(encoding="utf-8"))
                 waiting = [u for u in note["waiting"] if u not in stored]
-                if waiting == note["waiting"]:
+                if waiting and not set(waiting) & pending:
+                    log.warning("%s: its objects left the outbox unsent; dropped", path.name)
+                    path.unlink()
                     continue
-                if waiting:
-                    self._write_note(path, {**note, "waiting": waiting})
+                if waiting != note["waiting"]:
+                    note = {**note, "waiting": waiting}
+                    self._write_note(path, note)
+                if waiting or audit is None:
                     continue
-                if audit is not None:
-                    for r in note["records"]:
-                        detail = "; ".join(x for x in (r.get("detail"), result.summary) if x)
+                # every record made before any is written (a note from another version)
+                records = [
+                    AuditRecord(**{k: v for k, v in r.items() if k in fields})
+                    for r in note["records"]
+                ]
+                n = note.get("objects")
+                said = (
+                    f"all {n} object(s) stored on {result.destination}"
+                    if n
+                    else (f"all stored on {result.destination}")
+                )
+                done = 0
+                try:
+                    for r in records:
+                        detail = "; ".join(x for x in (r.detail, said) if x)
                         audit.append(
-                            dataclasses.replace(
-                                AuditRecord(**r), action=SEND_PACS, detail=detail, time=utc_now()
-                            )
+                            dataclasses.replace(r, action=SEND_PACS, detail=detail, time=utc_now())
                         )
+                        done += 1
+                finally:  # a log that failed part-way: the next send writes the rest
+                    if 0 < done < len(records):
+                        self._write_note(path, {**note, "records": note["records"][done:]})
                 path.unlink()
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                log.warning("audit note %s: %s", path, err)
+            except Exception as err:  # the objects were sent: say it, never raise
+                log.warning("audit note %s: %s", path.name, err)
                 problem = problem or f"audit log not written: {err}"
         return problem
 
