@@ -23,7 +23,8 @@ of each, cut as the app cuts them (marks painted out): 10 views. Stages 1-5 run 
   the image's 5 boxes from each single view (``run_fold_distill``); the head refitted after
   each epoch; ``--unlabelled EVERY`` adds every EVERY-th arcegor nodule frame (no labels:
   the expert mask's box and 4 changes, cut as the app cuts them) to what the tail learns
-  from (``unlabelled_maps``).
+  from (``unlabelled_maps``); ``--logit L`` keeps each view's features and steadies only
+  the epoch-0 head's logit (to the image's mean over its views), scored with that head.
 
 For each epoch: held-out AUROC per site of the box + mirror mean logit, the logit's noise
 ratio (half its mean squared change under the box changes over its variance between images)
@@ -303,13 +304,32 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
     sd = np.maximum(sd, 0.1 * np.median(sd))  # near-constant features would dominate
     inv_sd = tf.constant(1.0 / sd, tf.float32)
     opt = keras.optimizers.Adam(args.lr)
+    # --logit L: only the epoch-0 head's logit is steadied (to the image's mean over its 10
+    # views), each view's features otherwise kept where the frozen tail puts them
+    head0 = fit_head(
+        teacher[: len(tr), [0, half]].reshape(-1, teacher.shape[-1]),
+        np.repeat(y[tr], 2),
+        np.repeat(w[tr], 2),
+        C_SHIPPED,
+    )
+    w_raw = (head0.coef / np.sqrt(head0.var)).astype(np.float32)
+    b_raw = float(head0.intercept - np.sum(head0.mean * head0.coef / np.sqrt(head0.var)))
+    t_logit = teacher @ w_raw + b_raw  # rows x 10
+    logit_target = np.repeat(t_logit.mean(1, keepdims=True), n_views, axis=1)
+    logit_var = float(t_logit[: len(tr), 0].var())
+    if args.logit:
+        target = teacher  # each view stays itself, but for the head's direction
+    w_t = tf.constant(w_raw[:, None])
 
     @tf.function
-    def step(m, t):
+    def step(m, t, tl):
         with tf.GradientTape() as tape:
             f = tail(tf.reshape(m, (-1, *m.shape[2:])), training=False)
             d = (f - tf.reshape(t, (-1, t.shape[-1]))) * inv_sd
             fit = tf.reduce_mean(d**2)
+            lg = tf.squeeze(f @ w_t, -1) + b_raw
+            steady = tf.reduce_mean((lg - tf.reshape(tl, (-1,))) ** 2) / logit_var
+            fit = fit + args.logit * steady
             loss = fit + args.anchor * tf.add_n(
                 [
                     tf.reduce_sum((v - a) ** 2)
@@ -321,6 +341,8 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
         return fit
 
     def score(ftr, fva):
+        if args.logit:  # the head the tail was steadied for
+            return fva @ w_raw + b_raw
         head = fit_head(
             ftr[:, [0, half]].reshape(-1, ftr.shape[-1]),
             np.repeat(y[tr], 2),
@@ -330,7 +352,9 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
         return ((fva - head.mean) / np.sqrt(head.var)) @ head.coef + head.intercept
 
     # the fit of the frozen tail to the target, for the printout (the views' own noise)
-    base = float(np.mean(((teacher - target) / sd) ** 2))
+    base = float(np.mean(((teacher - target) / sd) ** 2)) + args.logit * float(
+        np.mean((t_logit - logit_target) ** 2) / logit_var
+    )
     print(f"    epoch 0: distillation loss {base:.4f} ({len(tr)} images + {n_extra} "
           "unlabelled frames)", flush=True)  # fmt: skip
     result = [score(teacher[: len(tr)], feats(va))]
@@ -341,7 +365,8 @@ def run_fold_distill(maps, y, w, tr, va, args) -> np.ndarray:
         t0, order, losses = time.perf_counter(), rng.permutation(len(tr) + n_extra), []
         for i in range(0, len(order), args.batch):
             m, rows = batch_maps(order[i : i + args.batch])
-            losses.append(float(step(tf.constant(m), tf.constant(target[rows], tf.float32))))
+            tl = tf.constant(logit_target[rows], tf.float32)
+            losses.append(float(step(tf.constant(m), tf.constant(target[rows], tf.float32), tl)))
         result.append(score(feats(tr), feats(va)))
         print(f"    epoch {epoch + 1}: distillation loss {np.mean(losses):.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
@@ -425,6 +450,14 @@ def main() -> int:
         metavar="EVERY",
         help="with --distill: also every EVERY-th arcegor nodule frame (no labels) in training",
     )
+    parser.add_argument(
+        "--logit",
+        type=float,
+        default=0.0,
+        metavar="L",
+        help="with --distill: keep each view's features, steady only the epoch-0 head's logit "
+        "(weight L); scored with that head",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--rescore", type=Path, default=None, help="score saved out-of-fold logits (no training)"
@@ -446,6 +479,8 @@ def main() -> int:
         tag = "distill_" + tag.split("_", 1)[1]
         if args.unlabelled:
             tag += f"_arcegor{args.unlabelled}"
+        if args.logit:
+            tag += f"_logit{args.logit:g}"
     store = args.work / f"oof_{tag}.npy"
     if args.rescore:
         oof = np.load(args.rescore)
