@@ -157,3 +157,26 @@ def test_an_old_site_profile_file_loads_and_calibrates_predict(classifier):
     assert not site.same_calibration(dataclasses.replace(local, threshold=0.3), clf)
     site.choose_calibration(clf, "shipped")
     assert site.same_calibration(shipped, clf)
+
+
+def test_a_calibration_put_in_use_elsewhere_is_noticed(classifier):
+    """The running window did not notice a profile put in use from the command line: the
+    rule says when the workstation's active calibration is not the one a classifier uses."""
+    clf = copy.copy(classifier)
+    clf.profile = None
+    assert site.changed_outside(clf) is None  # both shipped
+    made = site.SiteProfile(
+        name="clinic", model_id=clf.card.id, a=0.4, b=-1.0, threshold=0.21,
+        target_sensitivity=0.9, created="2026-12-01T10:00:00+00:00", n_images=40, n_cases=20,
+    )  # fmt: skip
+    site.save_profile(made)
+    site.activate("clinic", clf.card.id)  # as `profile use clinic` does
+    outside = site.changed_outside(clf)
+    assert outside is not None and outside.profile == made and "clinic" in outside.message
+    site.choose_calibration(clf, "clinic")
+    assert site.changed_outside(clf) is None  # chosen here too: nothing to say
+    refit = dataclasses.replace(made, threshold=0.3, created="2026-12-02T10:00:00+00:00")
+    site.save_profile(refit, replace=True)  # `recalibrate --replace`: the same name
+    assert site.changed_outside(clf).profile == refit
+    site.deactivate()  # back to shipped elsewhere while this one uses the old clinic
+    assert site.changed_outside(clf).profile is None

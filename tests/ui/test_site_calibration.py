@@ -208,3 +208,33 @@ def _confirmed_phantom(window, qtbot, tmp_path):
     window.accept_proposal()
     assert window.session.state.nodules
     return path
+
+
+def test_a_profile_put_in_use_from_the_command_line_is_said_once(window, qtbot, monkeypatch):
+    """The running window did not notice `profile use` until restarted. Now it says so when
+    it becomes active again, once per change, and keeps its own calibration until one is
+    chosen in the menu (switching re-scores the study: the clinician's decision)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    qtbot.waitUntil(lambda: window.classifier is not None, timeout=120000)
+    card = window.classifier.card
+    site.save_profile(profile("clinic", card.id))
+    monkeypatch.setattr(window, "isActiveWindow", lambda: True)
+
+    def activated() -> str:
+        window.statusBar().clearMessage()
+        QCoreApplication.sendEvent(window, QEvent(QEvent.Type.ActivationChange))
+        return window.statusBar().currentMessage()
+
+    assert activated() == ""  # nothing changed
+    site.activate("clinic", card.id)  # as `thyroid-review profile use clinic` does
+    said = activated()
+    assert "changed outside this window" in said and "clinic" in said
+    assert "still uses" in said and window.classifier.profile is None
+    assert activated() == ""  # said once
+    menu_action(window, "clinic").trigger()  # chosen here: the two agree
+    qtbot.waitUntil(lambda: window.classifier.profile is not None, timeout=60000)
+    assert activated() == ""
+    site.deactivate()  # back to shipped outside
+    said = activated()
+    assert "changed outside this window" in said and "shipped" in said.lower()

@@ -14,6 +14,7 @@ from thyroid_desktop.core.site.profile import (
     ProfileError,
     activate,
     calibration_label,
+    changed_outside,
     deactivate,
     load_profile,
     model_sha256,
@@ -36,6 +37,24 @@ class SiteCalibrationMixin:
         card = clf.card
         summary = card.performance_text().replace(" - ", ":\n", 1).replace(" | ", "\n")
         self.panel.show_model(card.id, card.version, f"{summary}\nIn use: {label}")
+
+    def check_calibration_outside(self) -> None:
+        """Says, once per change, that the calibration was put in use outside this window
+        (the command line); the window keeps the one it uses until one is chosen in the menu
+        (switching under a clinician's study is theirs to decide: it re-scores it)."""
+        clf = self.classifier
+        outside = changed_outside(clf) if clf is not None else None
+        said = outside.message if outside is not None else None
+        if said is None or said == getattr(self, "_outside_said", None):
+            self._outside_said = said
+            return
+        self._outside_said = said
+        self.statusBar().showMessage(
+            f"The calibration of this workstation was changed outside this window: {said}. "
+            f"This window still uses {calibration_label(clf.profile)}; choose one in "
+            "Analysis > Site calibration to switch.",
+            30000,
+        )
 
     def use_calibration(self, name: str | None) -> None:
         """Makes the site profile ``name`` (None: the shipped calibration) the active one and

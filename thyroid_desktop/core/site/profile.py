@@ -582,6 +582,15 @@ def use_active_profile(classifier) -> ActiveCalibration:
     return chosen
 
 
+def changed_outside(classifier) -> ActiveCalibration | None:
+    """The calibration this workstation's active pointer now names (put in use outside this
+    process: ``profile use``, ``recalibrate --activate`` or ``--replace``), when it is not
+    the one ``classifier`` uses (another profile, the same name refitted, or back to the
+    shipped one); None when they agree."""
+    chosen = active_calibration(classifier.card.id, model_sha256(classifier))
+    return None if chosen.profile == classifier.profile else chosen
+
+
 def choose_calibration(classifier, name: str | None) -> ActiveCalibration:
     """The calibration a command asked for: None -> the active one; "shipped" -> none;
     else that saved profile, which must fit the classifier's model. Sets
