@@ -147,14 +147,25 @@ def test_only_the_latest_request_counts_and_another_image_makes_it_stale(review)
     assert review.image is other and not review.awaiting
 
 
+def image_name(review) -> str:
+    return review.entries[0].name
+
+
 def test_new_nodule_on_request_and_the_next_box_is_n2_renumbered_after_a_delete(review):
     image = show(review, 0)
     a = ROI(5, 5, 10, 10)
     detect(review, image, a)
     review.accept_proposal()
+    assert "more nodule" not in review.list_line(0).text  # one nodule: its line only
     assert review.start_new_nodule()
     assert review.box_drawn(ROI(30, 20, 10, 10)) is True
     assert [n.id for n in review.session.state.nodules] == ["N1", "N2"]
+    # two nodules on the image: the line shows the one shown and says there is another,
+    # each other nodule's result in the tooltip
+    line = review.list_line(0)
+    assert line.text.startswith(f"{image_name(review)}\nN2 · ")
+    assert line.text.endswith(" · +1 more nodule") and line.text.count("\n") == 1
+    assert "\nN1: 0.80 · " in line.tooltip
     assert review.nodule_id == "N2" and review.session.undo_text == "add N2"
     assert [n.id for n in review.others_shown()] == ["N1"]
     assert review.offered() == []  # N1's box is drawn as N1, not as a proposal

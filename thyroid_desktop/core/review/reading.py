@@ -1149,7 +1149,30 @@ class Review:
 
     def list_line(self, row: int) -> ListLine:
         """The study list's line of row ``row``: its shown (else first) nodule's result and
-        the clinician's TI-RADS level."""
+        the clinician's TI-RADS level; with more nodules on the image, how many more (each
+        with its result in the tooltip)."""
+        line = self._list_line(row)
+        entry = self.entries[row]
+        nodules = self.session.state.nodules_on(entry.sha256) if entry.sha256 else []
+        if len(nodules) < 2 or entry.error:
+            return line
+        shown = next((n for n in nodules if n.id == self.nodule_id), nodules[0])
+        others = [n for n in nodules if n is not shown]
+        tips = []
+        for n in others:
+            est = n.estimate
+            if est is None:
+                tips.append(f"{n.id}: not analysed")
+            elif not est.in_scope:
+                tips.append(f"{n.id}: no estimate")
+            else:
+                tips.append(
+                    f"{n.id}: {shown_numbers(est.probability, est.threshold)[0]} · {est.call}"
+                )
+        more = f" · +{len(others)} more nodule{'s' if len(others) > 1 else ''}"
+        return ListLine(line.text + more, line.tooltip + "\n" + "\n".join(tips), line.tone)
+
+    def _list_line(self, row: int) -> ListLine:
         entry = self.entries[row]
         tooltip = f"{entry.path}\n{entry.error}" if entry.error else str(entry.path)
         if entry.error:
@@ -1170,8 +1193,9 @@ class Review:
             )
         else:
             est, what = (prelim.estimate if prelim else None), "proposal · "
-        if est is None:
-            return ListLine(f"{entry.name}\nnot analysed", tooltip, Tone.NORMAL)
+        if est is None:  # a nodule's box not analysed yet says whose it is
+            whose = what if nodule is not None else ""
+            return ListLine(f"{entry.name}\n{whose}not analysed", tooltip, Tone.NORMAL)
         tooltip += f"\n{calibration_text(est.calibration)}"  # which numbers these are
         scored = nodule.tirads.descriptors if nodule is not None else None
         tr = f" · TR{scored.level.tr}" if scored else ""  # the clinician's score
