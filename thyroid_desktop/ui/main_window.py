@@ -529,9 +529,12 @@ class MainWindow(
             self.open_paths(paths)
 
     def changeEvent(self, event) -> None:  # noqa: N802
-        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
-            self.check_calibration_outside()  # a profile put in use from the command line
         super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            try:  # a profile put in use from the command line
+                self.check_calibration_outside()
+            except Exception as err:  # a damaged profile file must not break the window
+                log.warning("calibration check on activation: %s", err)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -43,14 +43,17 @@ class SiteCalibrationMixin:
         (the command line); the window keeps the one it uses until one is chosen in the menu
         (switching under a clinician's study is theirs to decide: it re-scores it)."""
         clf = self.classifier
-        outside = changed_outside(clf) if clf is not None else None
-        said = outside.message if outside is not None else None
-        if said is None or said == getattr(self, "_outside_said", None):
-            self._outside_said = said
+        if clf is None or getattr(self, "_switch_pending", False):
+            return  # the window's own switch has written the pointer and is under way
+        outside = changed_outside(clf)
+        key = (outside.profile, outside.refused) if outside is not None else None
+        if key is None or key == getattr(self, "_outside_said", None):
+            self._outside_said = key
             return
-        self._outside_said = said
+        self._outside_said = key
         self.statusBar().showMessage(
-            f"The calibration of this workstation was changed outside this window: {said}. "
+            "The calibration of this workstation was changed outside this window: "
+            f"{outside.message}. "
             f"This window still uses {calibration_label(clf.profile)}; choose one in "
             "Analysis > Site calibration to switch.",
             30000,
@@ -91,11 +94,12 @@ class SiteCalibrationMixin:
         def switch() -> None:  # in the worker: no analysis sees half a switch
             clf.profile = profile
 
-        self._run(
-            switch,
-            lambda _: self._calibration_changed(),
-            lambda err: self.show_message("Calibration not changed", str(err)),
-        )
+        def failed(err: Exception) -> None:
+            self._switch_pending = False
+            self.show_message("Calibration not changed", str(err))
+
+        self._switch_pending = True  # until the worker has switched (check_calibration_outside)
+        self._run(switch, lambda _: self._calibration_changed(), failed)
 
     def ask_unsign_switch(self) -> bool:
         """The report is signed: switching the calibration re-scores its nodules and takes
@@ -135,6 +139,7 @@ class SiteCalibrationMixin:
         return wizard
 
     def _calibration_changed(self) -> None:
+        self._switch_pending = False
         clf = self.classifier
         self.rescore_study(f"Now using the {calibration_label(clf.profile)}.")
         self._show_calibration()

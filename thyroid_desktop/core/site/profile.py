@@ -491,7 +491,7 @@ def active_name() -> str | None:
         name = (profiles_dir() / ACTIVE_POINTER).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: not text (UnicodeDecodeError)
         log.warning("the active site profile pointer cannot be read: %s", err)
         return None
     return name or None
