@@ -166,6 +166,15 @@ def test_new_nodule_on_request_and_the_next_box_is_n2_renumbered_after_a_delete(
     assert line.text.startswith(f"{image_name(review)}\nN2 · ")
     assert line.text.endswith(" · +1 more nodule") and line.text.count("\n") == 1
     assert "\nN1: 0.80 · " in line.tooltip
+    req = review.begin_request()  # N2 gets no estimate: the row is orange for it too
+    no = finding(ROI(30, 20, 10, 10), BoxSource.MANUAL, reason="the frame is blank")
+    assert review.analysed(image, req, no)
+    review.pick_nodule("N1")
+    line = review.list_line(0)
+    assert line.text.startswith(f"{image_name(review)}\nN1 · 0.80")
+    assert line.text.endswith(" · +1 more nodule ⚠") and line.tone is Tone.WARNING
+    assert line.tooltip.endswith("\nN2: ⚠ no estimate")
+    review.pick_nodule("N2")
     assert review.nodule_id == "N2" and review.session.undo_text == "add N2"
     assert [n.id for n in review.others_shown()] == ["N1"]
     assert review.offered() == []  # N1's box is drawn as N1, not as a proposal

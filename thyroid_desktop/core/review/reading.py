@@ -1158,19 +1158,25 @@ class Review:
             return line
         shown = next((n for n in nodules if n.id == self.nodule_id), nodules[0])
         others = [n for n in nodules if n is not shown]
-        tips = []
+        record = self.session.state.image(entry.sha256)
+        frames = record.n_frames if record is not None else 1
+        tips, warn = [], False
         for n in others:
+            where = f" (frame {n.frame + 1} of {frames})" if frames > 1 else ""
             est = n.estimate
             if est is None:
-                tips.append(f"{n.id}: not analysed")
+                said = "not analysed"
             elif not est.in_scope:
-                tips.append(f"{n.id}: no estimate")
+                said, warn = "⚠ no estimate", True
             else:
-                tips.append(
-                    f"{n.id}: {shown_numbers(est.probability, est.threshold)[0]} · {est.call}"
-                )
+                said = f"{shown_numbers(est.probability, est.threshold)[0]} · {est.call}"
+                if est.overridden_reason:  # analysed anyway: said wherever the estimate is
+                    said, warn = f"{said} · ⚠ outside scope", True
+            tips.append(f"{n.id}{where}: {said}")
         more = f" · +{len(others)} more nodule{'s' if len(others) > 1 else ''}"
-        return ListLine(line.text + more, line.tooltip + "\n" + "\n".join(tips), line.tone)
+        more += " ⚠" if warn else ""  # the row is orange when any of its nodules is
+        tone = Tone.WARNING if warn and line.tone is Tone.NORMAL else line.tone
+        return ListLine(line.text + more, line.tooltip + "\n" + "\n".join(tips), tone)
 
     def _list_line(self, row: int) -> ListLine:
         entry = self.entries[row]
