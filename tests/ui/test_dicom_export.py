@@ -88,6 +88,7 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     assert {"export-dicom", "queue-pacs", "send-pacs"} <= set(lines)
     assert "export-report" not in lines  # the study PDF's line, not these
     assert lines["send-pacs"]["roi"] == n1.box.as_list()
+    assert {lines[a]["nodule"] for a in ("export-dicom", "queue-pacs", "send-pacs")} == {n1.id}
     assert "all 3 object(s) stored" in lines["send-pacs"]["detail"]
     assert lines["export-dicom"]["image_sha256"] == n1.image
     # the SR sent names the one exported before as the version it supersedes

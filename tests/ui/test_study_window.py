@@ -86,6 +86,7 @@ def test_folder_batch_fills_the_list_and_exports_csv(window, qtbot, tmp_path, cl
     line = csv_lines[0]
     assert line["image_sha256"] == second.sha256 and line["roi"] == result.box.as_list()
     assert line["probability"] == result.probability and line["file"] == str(second.path)
+    assert line["nodule"] == nodule.id  # which nodule (a GUI trial matched them by box)
     assert rows[1]["caveats"] == "not validated at this site"
 
 

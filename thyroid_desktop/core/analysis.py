@@ -570,6 +570,7 @@ class AnalysisService:
         finding: Finding,
         choices: TiradsChoices | None = None,
         detail: str | None = None,
+        nodule: str | None = None,
     ) -> str:
         """Appends one audit record (with the AI's TI-RADS suggestions, and with ``choices``
         what the clinician did with them; nothing for ``action`` None: a re-analysis for a
@@ -578,7 +579,7 @@ class AnalysisService:
         if self.audit is None or action is None:
             return ""
         try:
-            self.audit.append(audit_record(action, image, finding, choices, detail))
+            self.audit.append(audit_record(action, image, finding, choices, detail, nodule))
         except OSError as err:
             log.warning("audit log %s not written: %s", self.audit.path, err)
             return f"audit log not written: {err}"
@@ -590,7 +591,10 @@ class AnalysisService:
         """One audit record per nodule of a report just exported, written as DICOM, queued
         for or stored by the PACS (``nodule_reports``' items: its image, finding and the
         clinician's choices). Returns "" or the first problem."""
-        problems = [self.record(action, it.image, it.finding, it.choices, detail) for it in items]
+        problems = [
+            self.record(action, it.image, it.finding, it.choices, detail, it.nodule_id)
+            for it in items
+        ]
         return next((p for p in problems if p), "")
 
     def record_rows(self, rows, detail: str | None = None) -> str:
@@ -620,6 +624,7 @@ class AnalysisService:
                         calibration=e.calibration if e is not None else None,
                         scope_override=(e.overridden_reason or None) if e is not None else None,
                         detail=detail,
+                        nodule=n.id,
                     )
                 )
             except OSError as err:
@@ -632,7 +637,10 @@ class AnalysisService:
         log): for the PACS outbox to write once the report has arrived (``Outbox.add``)."""
         if self.audit is None:
             return []
-        return [audit_record(action, it.image, it.finding, it.choices, detail) for it in items]
+        return [
+            audit_record(action, it.image, it.finding, it.choices, detail, it.nodule_id)
+            for it in items
+        ]
 
 
 def audit_record(
@@ -641,6 +649,7 @@ def audit_record(
     finding: Finding,
     choices: TiradsChoices | None = None,
     detail: str | None = None,
+    nodule: str | None = None,
 ) -> AuditRecord:
     """The audit record of ``action`` on ``finding`` (with the AI's TI-RADS suggestions and,
     with ``choices``, what the clinician did with them)."""
@@ -664,6 +673,7 @@ def audit_record(
         tirads_review=review,
         scope_override=finding.overridden_reason or None,
         detail=detail,
+        nodule=nodule,
     )
 
 

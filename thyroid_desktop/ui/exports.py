@@ -223,7 +223,14 @@ class ExportsMixin(DicomActionsMixin):
 
         def done(out: Path) -> None:
             problem = (
-                self.service.record(Action.EXPORT, image, finding, choices, f"one-nodule PDF {out}")
+                self.service.record(
+                    Action.EXPORT,
+                    image,
+                    finding,
+                    choices,
+                    f"one-nodule PDF {out}",
+                    n.id if n is not None else None,
+                )
                 if self.service
                 else ""
             )

@@ -51,6 +51,8 @@ class AuditRecord:
     #: What the action was about, in words (e.g. the patients of a "new study or add
     #: anyway?" question and the answer).
     detail: str | None = None
+    #: The study's nodule the record is about ("N1"), for a report's, CSV's or PACS's lines.
+    nodule: str | None = None
     time: str = field(default_factory=lambda: utc_now())
 
 
