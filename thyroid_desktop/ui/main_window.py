@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QThreadPool, Signal
@@ -108,6 +109,7 @@ class MainWindow(
         self.last_message: QMessageBox | None = None
         #: The status line about the image shown (say_about_image), if it is still up.
         self._image_message = ""
+        self._notice_until = 0.0  # say_notice's line lasts until then (time.monotonic)
         self.audit = AuditLog()
         #: The reading state (study list, image, box, nodules, results), over the autosaved
         #: session of undoable edits.
@@ -467,8 +469,17 @@ class MainWindow(
     def say_about_image(self, text: str, ms: int) -> None:
         """A status line about the image or frame shown (its nodule, proposal, analysis):
         taken away when another image or frame is shown, so it never seems to say
-        something about that one."""
+        something about that one. It waits while a notice (`say_notice`) lasts."""
         self._image_message = text
+        if time.monotonic() < self._notice_until:
+            return
+        self.statusBar().showMessage(text, ms)
+
+    def say_notice(self, text: str, ms: int) -> None:
+        """A status line the routine ones (an analysis's time) do not replace while it
+        lasts: a study re-scored, a calibration changed outside the window (a GUI trial
+        never saw either: the re-analysis that followed replaced them at once)."""
+        self._notice_until = time.monotonic() + ms / 1000
         self.statusBar().showMessage(text, ms)
 
     def _forget_image_message(self) -> None:

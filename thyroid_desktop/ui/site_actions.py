@@ -32,8 +32,11 @@ class SiteCalibrationMixin:
         if clf is None:
             return
         label = calibration_label(clf.profile)
-        self.calibration_status.setText(f"Calibration: {label.split(' (')[0]}")
-        self.calibration_status.setToolTip(label)
+        outside = getattr(self, "_outside", None)  # check_calibration_outside
+        mark = " ⚠" if outside is not None else ""
+        tip = f"\nThis workstation now uses: {outside.message}" if outside is not None else ""
+        self.calibration_status.setText(f"Calibration: {label.split(' (')[0]}{mark}")
+        self.calibration_status.setToolTip(label + tip)
         card = clf.card
         summary = card.performance_text().replace(" - ", ":\n", 1).replace(" | ", "\n")
         self.panel.show_model(card.id, card.version, f"{summary}\nIn use: {label}")
@@ -47,14 +50,16 @@ class SiteCalibrationMixin:
             return  # the window's own switch has written the pointer and is under way
         outside = changed_outside(clf)
         key = (outside.profile, outside.refused) if outside is not None else None
+        if key != getattr(self, "_outside_said", None):
+            self._outside = outside
+            self._show_calibration()  # the status bar's calibration says it until they agree
         if key is None or key == getattr(self, "_outside_said", None):
             self._outside_said = key
             return
         self._outside_said = key
-        self.statusBar().showMessage(
-            "The calibration of this workstation was changed outside this window: "
-            f"{outside.message}. "
-            f"This window still uses {calibration_label(clf.profile)}; choose one in "
+        self.say_notice(
+            f"Calibration changed outside this window: {outside.message}. This window "
+            f"still uses {calibration_label(clf.profile).split(' (')[0]}: choose one in "
             "Analysis > Site calibration to switch.",
             30000,
         )
@@ -140,6 +145,7 @@ class SiteCalibrationMixin:
 
     def _calibration_changed(self) -> None:
         self._switch_pending = False
+        self._outside = self._outside_said = None  # chosen here: the two agree
         clf = self.classifier
         self.rescore_study(f"Now using the {calibration_label(clf.profile)}.")
         self._show_calibration()
@@ -175,7 +181,7 @@ class SiteCalibrationMixin:
         if rescored.notable:
             self.show_message("Study re-scored", said, QMessageBox.Icon.Information)
         elif said:
-            self.statusBar().showMessage(said, 20000)
+            self.say_notice(said, 20000)
 
     def rescore_if_stale(self) -> None:
         """Re-scores results held under another calibration than the one in use."""
