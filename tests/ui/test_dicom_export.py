@@ -42,8 +42,11 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
     qtbot,
     cine_dicom,
     tmp_path,
+    monkeypatch,
     orthanc,  # noqa: F811
 ):
+    from thyroid_desktop.ui import pacs_dialog
+
     texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
     assert {"Export &DICOM…", "Send to &PACS…", "PACS settin&gs…"} <= set(texts)
     assert window.open_paths([cine_dicom])
@@ -101,6 +104,16 @@ def test_the_sessions_nodule_is_exported_and_sent_to_the_pacs(
         stored
     ).content.get_planar_roi_measurement_groups()
     assert group.tracking_uid == n1.uid
+    # Send to PACS again: it asks before writing version 3 (a GUI trial piled up identical
+    # versions); No writes and sends nothing
+    asked = []
+    window.ask_yes_no = lambda title, text: asked.append(text) or False
+    monkeypatch.setattr(pacs_dialog, "load_settings", lambda: orthanc.settings)
+    window.last_send = None
+    window.send_to_pacs_dialog()
+    assert len(asked) == 1 and "Version 2 of this study's report" in asked[0]
+    assert "as version 3" in asked[0] and window.last_send is None
+    assert len(window.session.state.study.sr_versions) == 2
 
 
 def test_a_signed_study_stays_signed_through_the_export_dialog(window, qtbot, cine_dicom, tmp_path):
@@ -313,8 +326,11 @@ def test_another_studys_objects_waiting_are_not_offered_as_this_reports_resend(
     monkeypatch.setattr(window, "send_to_pacs", lambda settings, study, outbox: sent.append(study))
     monkeypatch.setattr(pacs_dialog, "load_settings", _down)
     monkeypatch.setattr(window, "_study_details", lambda: StudyInfo(operator="Dr Example"))
+    versions = []  # version 1 was written (it waits): version 2 is asked for first
+    monkeypatch.setattr(window, "ask_yes_no", lambda title, text: versions.append(text) or True)
     window.send_to_pacs_dialog()
     assert asked == [] and sent == [StudyInfo(operator="Dr Example")]  # a new version
+    assert len(versions) == 1 and "as version 2" in versions[0]
 
 
 def _down():

@@ -295,10 +295,27 @@ class DicomActionsMixin:
             if choice == WAITING_ONLY:
                 self.send_to_pacs(settings, None, outbox)
                 return
+        if self.session.state.nodules and not self.ask_new_version():
+            return
         study = self._study_details() if self.session.state.nodules else None
         if self.session.state.nodules and study is None:
             return
         self.send_to_pacs(settings, study, outbox)
+
+    def ask_new_version(self) -> bool:
+        """Whether to write the study's report again as a new version (asked when one was
+        written before: a GUI trial's repeated sends piled up identical versions on the
+        PACS); True when there is none yet."""
+        state = self.session.state
+        done = self._sr_ledger().versions(state.study.id, state.study.sr_versions)
+        if not done:
+            return True
+        return self.ask_yes_no(
+            "Send to PACS",
+            f"Version {len(done)} of this study's report was already written as DICOM (sent "
+            f"or exported). Write it again as version {len(done) + 1} and send it? It "
+            "supersedes the earlier one on the PACS; send it only when the report changed.",
+        )
 
     def _waiting_is_this_study(self, outbox: Outbox) -> bool:
         """Whether everything waiting in the outbox is of this study's report (an earlier
