@@ -578,8 +578,12 @@ class AnalysisService:
         (the analysis stands; the caller says so)."""
         if self.audit is None or action is None:
             return ""
+        return self._append(audit_record(action, image, finding, choices, detail, nodule))
+
+    def _append(self, record: AuditRecord) -> str:
+        """Appends ``record`` to the audit log; "" or why it could not be written."""
         try:
-            self.audit.append(audit_record(action, image, finding, choices, detail, nodule))
+            self.audit.append(record)
         except OSError as err:
             log.warning("audit log %s not written: %s", self.audit.path, err)
             return f"audit log not written: {err}"
@@ -607,29 +611,27 @@ class AnalysisService:
             n, e = row.nodule, row.estimate
             if n is None:
                 continue
-            try:
-                self.audit.append(
-                    record_for(
-                        str(Action.EXPORT_CSV),
-                        n.image,
-                        e.box if e is not None else n.box,
-                        roi_source=(e.roi_source if e is not None else n.source),
-                        model_id=e.model_id if e is not None else "",
-                        probability=e.probability if e is not None and e.in_scope else None,
-                        file=str(row.entry.path),
-                        frame=row.frame,
-                        no_estimate_reason=(e.no_estimate_reason or None)
-                        if e is not None
-                        else "not analysed",
-                        calibration=e.calibration if e is not None else None,
-                        scope_override=(e.overridden_reason or None) if e is not None else None,
-                        detail=detail,
-                        nodule=n.id,
-                    )
+            problem = self._append(
+                record_for(
+                    str(Action.EXPORT_CSV),
+                    n.image,
+                    e.box if e is not None else n.box,
+                    roi_source=(e.roi_source if e is not None else n.source),
+                    model_id=e.model_id if e is not None else "",
+                    probability=e.probability if e is not None and e.in_scope else None,
+                    file=str(row.entry.path),
+                    frame=row.frame,
+                    no_estimate_reason=(e.no_estimate_reason or None)
+                    if e is not None
+                    else "not analysed",
+                    calibration=e.calibration if e is not None else None,
+                    scope_override=(e.overridden_reason or None) if e is not None else None,
+                    detail=detail,
+                    nodule=n.id,
                 )
-            except OSError as err:
-                log.warning("audit log %s not written: %s", self.audit.path, err)
-                return f"audit log not written: {err}"
+            )
+            if problem:
+                return problem
         return ""
 
     def report_records(self, items, action: Action, detail: str | None = None) -> list:

@@ -110,6 +110,10 @@ class MainWindow(
         #: The status line about the image shown (say_about_image), if it is still up.
         self._image_message = ""
         self._notice_until = 0.0  # say_notice's line lasts until then (time.monotonic)
+        #: The workstation's calibration when it is not this window's (site_actions).
+        self._outside = None
+        #: The window's own calibration switch has written the pointer and is under way.
+        self._switch_pending = False
         self.audit = AuditLog()
         #: The reading state (study list, image, box, nodules, results), over the autosaved
         #: session of undoable edits.

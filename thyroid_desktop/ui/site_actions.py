@@ -32,7 +32,7 @@ class SiteCalibrationMixin:
         if clf is None:
             return
         label = calibration_label(clf.profile)
-        outside = getattr(self, "_outside", None)  # check_calibration_outside
+        outside = self._outside  # check_calibration_outside
         mark = " ⚠" if outside is not None else ""
         tip = f"\nThis workstation now uses: {outside.message}" if outside is not None else ""
         self.calibration_status.setText(f"Calibration: {label.split(' (')[0]}{mark}")
@@ -46,17 +46,19 @@ class SiteCalibrationMixin:
         (the command line); the window keeps the one it uses until one is chosen in the menu
         (switching under a clinician's study is theirs to decide: it re-scores it)."""
         clf = self.classifier
-        if clf is None or getattr(self, "_switch_pending", False):
+        if clf is None or self._switch_pending:
             return  # the window's own switch has written the pointer and is under way
+
+        def key(o):  # which calibration, not how it is worded
+            return (o.profile, o.refused) if o is not None else None
+
         outside = changed_outside(clf)
-        key = (outside.profile, outside.refused) if outside is not None else None
-        if key != getattr(self, "_outside_said", None):
-            self._outside = outside
-            self._show_calibration()  # the status bar's calibration says it until they agree
-        if key is None or key == getattr(self, "_outside_said", None):
-            self._outside_said = key
+        if key(outside) == key(self._outside):
             return
-        self._outside_said = key
+        self._outside = outside
+        self._show_calibration()  # the status bar's calibration says it until they agree
+        if outside is None:
+            return
         self.say_notice(
             f"Calibration changed outside this window: {outside.message}. This window "
             f"still uses {calibration_label(clf.profile).split(' (')[0]}: choose one in "
@@ -145,7 +147,7 @@ class SiteCalibrationMixin:
 
     def _calibration_changed(self) -> None:
         self._switch_pending = False
-        self._outside = self._outside_said = None  # chosen here: the two agree
+        self._outside = None  # chosen here: the two agree
         clf = self.classifier
         self.rescore_study(f"Now using the {calibration_label(clf.profile)}.")
         self._show_calibration()

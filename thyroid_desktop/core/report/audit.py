@@ -53,7 +53,7 @@ class AuditRecord:
     detail: str | None = None
     #: The study's nodule the record is about ("N1"), for a report's, CSV's or PACS's lines.
     nodule: str | None = None
-    time: str = field(default_factory=lambda: utc_now())
+    time: str = field(default_factory=utc_now)
 
 
 def record_for(action: str, sha256: str, roi: ROI | None, **kwargs) -> AuditRecord:

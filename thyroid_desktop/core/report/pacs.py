@@ -380,12 +380,7 @@ class Outbox:
                     AuditRecord(**{k: v for k, v in r.items() if k in fields})
                     for r in note["records"]
                 ]
-                n = note.get("objects")
-                said = (
-                    f"all {n} object(s) stored on {result.destination}"
-                    if n
-                    else (f"all stored on {result.destination}")
-                )
+                said = f"all {note['objects']} object(s) stored on {result.destination}"
                 done = 0
                 try:
                     for r in records:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1156,7 +1156,7 @@ class Review:
         nodules = self.session.state.nodules_on(entry.sha256) if entry.sha256 else []
         if len(nodules) < 2 or entry.error:
             return line
-        shown = next((n for n in nodules if n.id == self.nodule_id), nodules[0])
+        shown = self._shown_of(nodules)
         others = [n for n in nodules if n is not shown]
         record = self.session.state.image(entry.sha256)
         frames = record.n_frames if record is not None else 1
@@ -1178,6 +1178,10 @@ class Review:
         tone = Tone.WARNING if warn and line.tone is Tone.NORMAL else line.tone
         return ListLine(line.text + more, line.tooltip + "\n" + "\n".join(tips), tone)
 
+    def _shown_of(self, nodules: Sequence[Nodule]) -> Nodule | None:
+        """The nodule a study-list row shows: the one shown, else the image's first."""
+        return next((n for n in nodules if n.id == self.nodule_id), nodules[0] if nodules else None)
+
     def _list_line(self, row: int) -> ListLine:
         entry = self.entries[row]
         tooltip = f"{entry.path}\n{entry.error}" if entry.error else str(entry.path)
@@ -1185,8 +1189,7 @@ class Review:
             why = entry.error.removeprefix(entry.name + ": ")
             return ListLine(f"{entry.name}\n{why}", tooltip, Tone.ERROR)
         nodules = self.session.state.nodules_on(entry.sha256) if entry.sha256 else []
-        nodule = next((n for n in nodules if n.id == self.nodule_id), None)
-        nodule = nodule or (nodules[0] if nodules else None)
+        nodule = self._shown_of(nodules)
         prelim = self._prelim.get(entry.sha256)
         if nodule is not None:
             est, what = nodule.estimate, f"{nodule.id} · "
